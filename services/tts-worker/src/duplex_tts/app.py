@@ -1,0 +1,100 @@
+"""Worker process wiring: gRPC server, health, metrics, model manager, sweeper, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
+
+from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+from duplex_tts.catalog import Catalog, load_catalog
+from duplex_tts.config import WorkerConfig
+from duplex_tts.eviction import EvictionPolicy
+from duplex_tts.manager import ModelError, ModelManager
+from duplex_tts.server import TTSServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "duplex.tts.v1.TTS"
+
+
+class StartupError(Exception):
+    """The worker cannot become ready (bad default model, port in use, ...)."""
+
+
+def catalog_loader(config: WorkerConfig) -> Catalog:
+    return load_catalog(config.voicepacks, set(config.adapters))
+
+
+async def serve(config: WorkerConfig) -> None:
+    """Run until SIGINT/SIGTERM. Health is NOT_SERVING until the default model is warm."""
+    catalog = catalog_loader(config)
+    for model_id in [config.default_model, *config.preload_models]:
+        if catalog.get(model_id) is None:
+            raise StartupError(
+                f"model {model_id!r} is not in the catalog at {config.voicepacks} "
+                f"for adapters {config.adapters} (found: {', '.join(catalog.models) or 'none'})"
+            )
+    manager = ModelManager(
+        catalog,
+        EvictionPolicy(config.ttl_s, config.min_residency_s, config.resident_cap),
+        max_parallel_loads=config.max_parallel_loads,
+        device=config.device,
+    )
+    executor = ThreadPoolExecutor(max_workers=config.synth_threads, thread_name_prefix="synth")
+    servicer = TTSServicer(config, manager, executor, lambda: catalog_loader(config))
+    health_servicer = health.aio.HealthServicer()
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_TTSServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    address = f"{config.host}:{config.port}"
+    if server.add_insecure_port(address) == 0:
+        raise StartupError(f"cannot listen on {address} (port in use?)")
+    await server.start()
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    log.info("worker listening", extra={"event": "listening", "address": address,
+                                        "metrics_port": config.metrics_port,
+                                        "worker_id": config.worker_id})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    try:
+        try:
+            await manager.load(config.default_model, pin=True)
+            await asyncio.gather(*(manager.load(m, pin=True) for m in config.preload_models))
+        except ModelError as exc:
+            raise StartupError(str(exc)) from exc
+        for service in ("", SERVICE_NAME):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("worker ready", extra={"event": "ready", "resident": manager.resident_ids()})
+        background = [
+            asyncio.create_task(manager.run_sweeper()),
+            asyncio.create_task(_reap_idle_sessions(servicer)),
+        ]
+        await stop.wait()
+        log.info("worker stopping", extra={"event": "stopping"})
+        for task in background:
+            task.cancel()
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        servicer.sessions.end_all("shutdown")
+        await server.stop(grace=2.0)
+        await manager.close()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _reap_idle_sessions(servicer: TTSServicer, every_s: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        servicer.end_idle_sessions()

@@ -1,0 +1,383 @@
+"""The model manager: loads, warms, references and evicts models inside one worker.
+
+Decisions (what to evict, when to look again) come from the pure functions in
+``duplex_tts.eviction``; this module does the I/O around them. Invariants:
+
+- a model with a reference (a session, or a variant built on it) is never unloaded;
+- concurrent requests for one model share one load;
+- at most ``max_parallel_loads`` loads run at once;
+- pinned models (default, preloads, LoadModel(pin=true)) are never evicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from duplex_tts import metrics
+from duplex_tts.adapters import AdapterError, TTSFamily, TTSModel, VoiceOptions, get_family
+from duplex_tts.audio import calibrate_gain
+from duplex_tts.catalog import Catalog, ModelSpec
+from duplex_tts.eviction import EvictionPolicy, Residency, make_room, next_check, ttl_expired
+
+log = logging.getLogger(__name__)
+
+WARMUP_TEXT = "Hello, this is a short warm up of the voice."
+
+
+class ModelError(Exception):
+    """Base of the manager's errors; each maps to one gRPC status code."""
+
+
+class UnknownModel(ModelError):
+    pass
+
+
+class NoCapacity(ModelError):
+    pass
+
+
+class LoadFailed(ModelError):
+    pass
+
+
+class ModelInUse(ModelError):
+    pass
+
+
+class State(enum.Enum):
+    AVAILABLE = "available"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class _Entry:
+    spec: ModelSpec
+    state: State = State.AVAILABLE
+    model: TTSModel | None = None
+    gain: float = 1.0
+    refs: int = 0
+    pinned: bool = False
+    loaded_at: float = 0.0
+    loaded_at_wall: float = 0.0
+    last_used: float = 0.0
+    last_used_wall: float = 0.0
+    load_ms: int = 0
+    error: str = ""
+    load_task: asyncio.Task[None] | None = None
+    base: ModelHandle | None = None
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A read-only view of one catalog entry, for ListModels and logs."""
+
+    spec: ModelSpec
+    state: State
+    refs: int
+    pinned: bool
+    loaded_at_wall: float
+    last_used_wall: float
+    load_ms: int
+    error: str
+
+
+@dataclass
+class ModelHandle:
+    """A counted reference to a ready model; release it exactly once."""
+
+    model_id: str
+    model: TTSModel
+    gain: float
+    _manager: ModelManager = field(repr=False)
+    _released: bool = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._manager._release(self.model_id)
+
+
+class ModelManager:
+    def __init__(
+        self,
+        catalog: Catalog,
+        policy: EvictionPolicy,
+        *,
+        max_parallel_loads: int = 1,
+        device: str = "cpu",
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        family_loader: Callable[[str], TTSFamily] = get_family,
+    ) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._policy = policy
+        self._semaphore = asyncio.Semaphore(max_parallel_loads)
+        self._device = device
+        self._clock = clock
+        self._wall = wall
+        self._family_loader = family_loader
+        self._families: dict[str, TTSFamily] = {}
+        self._wakeup = asyncio.Event()
+        self.set_catalog(catalog)
+
+    # ---- catalog -------------------------------------------------------
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Adopt a new catalog (RELOAD). Resident models stay until evicted or unloaded."""
+        for model_id, spec in catalog.models.items():
+            entry = self._entries.get(model_id)
+            if entry is None:
+                self._entries[model_id] = _Entry(spec=spec)
+            elif entry.state in (State.AVAILABLE, State.FAILED):
+                entry.spec = spec
+        for model_id in list(self._entries):
+            entry = self._entries[model_id]
+            if model_id not in catalog.models and entry.state in (State.AVAILABLE, State.FAILED):
+                del self._entries[model_id]
+
+    def statuses(self) -> list[ModelStatus]:
+        return [self._status(e) for e in sorted(self._entries.values(), key=lambda e: e.spec.id)]
+
+    def status(self, model_id: str) -> ModelStatus:
+        return self._status(self._entry(model_id))
+
+    def spec(self, model_id: str) -> ModelSpec:
+        return self._entry(model_id).spec
+
+    def resident_ids(self) -> list[str]:
+        return sorted(m for m, e in self._entries.items() if e.state is State.READY)
+
+    # ---- references ----------------------------------------------------
+
+    async def acquire(self, model_id: str) -> ModelHandle:
+        """Reference a model, loading it first if needed."""
+        entry = self._entry(model_id)
+        entry.refs += 1  # held across the load, so nothing evicts it meanwhile
+        try:
+            await self._ensure_ready(entry)
+        except BaseException:
+            entry.refs -= 1
+            raise
+        assert entry.model is not None
+        self._touch(entry)
+        return ModelHandle(model_id, entry.model, entry.gain, self)
+
+    def _release(self, model_id: str) -> None:
+        entry = self._entries.get(model_id)
+        if entry is None:
+            return
+        entry.refs = max(0, entry.refs - 1)
+        self._touch(entry)
+        self._wakeup.set()
+
+    # ---- explicit load / unload ---------------------------------------
+
+    async def load(self, model_id: str, *, pin: bool = False) -> ModelStatus:
+        entry = self._entry(model_id)
+        if pin:
+            entry.pinned = True
+        await self._ensure_ready(entry)
+        self._touch(entry)
+        return self._status(entry)
+
+    async def unload(self, model_id: str) -> ModelStatus:
+        entry = self._entry(model_id)
+        if entry.state is State.LOADING and entry.load_task is not None:
+            await asyncio.shield(entry.load_task)
+        if entry.refs > 0:
+            raise ModelInUse(
+                f"model {model_id!r} is in use by {entry.refs} session(s); "
+                "end them (or wait) before unloading"
+            )
+        entry.pinned = False
+        if entry.state is State.READY:
+            await self._unload(entry, reason="request")
+        return self._status(entry)
+
+    # ---- eviction ------------------------------------------------------
+
+    async def sweep(self) -> list[str]:
+        """Evict TTL-expired models now; returns their ids."""
+        now = self._clock()
+        expired = ttl_expired(self._residencies(), self._policy, now)
+        for model_id in expired:
+            entry = self._entries[model_id]
+            # Re-check: an acquire may have landed while an earlier unload awaited.
+            if entry.state is State.READY and entry.refs == 0 and not entry.pinned:
+                await self._unload(entry, reason="ttl")
+        return expired
+
+    async def run_sweeper(self, max_interval_s: float = 5.0) -> None:
+        """Evict on TTL for ever, sleeping until the next model could expire."""
+        while True:
+            await self.sweep()
+            wait = next_check(self._residencies(), self._policy, self._clock())
+            self._wakeup.clear()
+            timeout = max_interval_s if wait is None else min(max_interval_s, wait + 0.01)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        for entry in list(self._entries.values()):
+            if entry.load_task is not None and not entry.load_task.done():
+                entry.load_task.cancel()
+            if entry.state is State.READY:
+                await self._unload(entry, reason="shutdown")
+
+    # ---- internals -----------------------------------------------------
+
+    def _entry(self, model_id: str) -> _Entry:
+        entry = self._entries.get(model_id)
+        if entry is None:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise UnknownModel(f"unknown model {model_id!r}; this worker serves: {known}")
+        return entry
+
+    def _touch(self, entry: _Entry) -> None:
+        entry.last_used = self._clock()
+        entry.last_used_wall = self._wall()
+
+    def _residencies(self) -> list[Residency]:
+        return [
+            Residency(
+                model_id=e.spec.id,
+                loaded_at=e.loaded_at,
+                last_used=e.last_used,
+                refs=e.refs,
+                pinned=e.pinned,
+                loading=e.state is State.LOADING,
+            )
+            for e in self._entries.values()
+            if e.state in (State.LOADING, State.READY)
+        ]
+
+    async def _ensure_ready(self, entry: _Entry) -> None:
+        if entry.state is State.READY:
+            return
+        if entry.state is not State.LOADING:
+            victims = make_room(self._residencies(), self._policy, self._clock())
+            if victims is None:
+                raise NoCapacity(
+                    f"cannot load {entry.spec.id!r}: resident cap {self._policy.resident_cap} "
+                    "reached and every resident model is in use, pinned or within min residency"
+                )
+            entry.state = State.LOADING
+            entry.error = ""
+            entry.load_task = asyncio.create_task(self._load(entry, victims))
+        assert entry.load_task is not None
+        # shield: one caller giving up must not cancel the load the others share.
+        await asyncio.shield(entry.load_task)
+        if entry.state is not State.READY:
+            raise LoadFailed(f"model {entry.spec.id!r} failed to load: {entry.error}")
+
+    async def _load(self, entry: _Entry, victims: list[str]) -> None:
+        spec = entry.spec
+        for victim in victims:
+            victim_entry = self._entries[victim]
+            if victim_entry.state is State.READY and victim_entry.refs == 0:
+                await self._unload(victim_entry, reason="lru")
+        try:
+            if spec.base_model:
+                entry.base = await self.acquire(spec.base_model)
+            async with self._semaphore:
+                family = self._family(spec.family)
+                base_model = entry.base.model if entry.base else None
+                started = time.perf_counter()
+                model = await asyncio.to_thread(family.load, spec, self._device, base_model)
+                loaded = time.perf_counter()
+                gain = await asyncio.to_thread(_warm_up, model)
+                warmed = time.perf_counter()
+        except (AdapterError, ModelError, OSError, ValueError, RuntimeError) as exc:
+            self._fail(entry, str(exc) or type(exc).__name__)
+            return
+        except asyncio.CancelledError:
+            self._fail(entry, "load cancelled")
+            raise
+        entry.model, entry.gain, entry.state = model, gain, State.READY
+        entry.loaded_at, entry.loaded_at_wall = self._clock(), self._wall()
+        entry.load_ms = int((warmed - started) * 1000)
+        self._touch(entry)
+        labels = {"model": spec.id, "family": spec.family}
+        metrics.MODEL_LOAD.labels(**labels).observe(loaded - started)
+        metrics.MODEL_WARMUP.labels(**labels).observe(warmed - loaded)
+        metrics.RESIDENT_MODELS.set(len(self.resident_ids()))
+        log.info(
+            "model loaded",
+            extra={
+                "event": "model_load",
+                **labels,
+                "load_ms": int((loaded - started) * 1000),
+                "warmup_ms": int((warmed - loaded) * 1000),
+                "gain_db": round(20 * _log10(gain), 1),
+            },
+        )
+        self._wakeup.set()
+
+    def _fail(self, entry: _Entry, message: str) -> None:
+        entry.state, entry.error, entry.model = State.FAILED, message, None
+        if entry.base is not None:
+            entry.base.release()
+            entry.base = None
+        metrics.MODEL_LOAD_FAILURES.labels(model=entry.spec.id, family=entry.spec.family).inc()
+        log.error(
+            "model load failed",
+            extra={"event": "model_load_failed", "model": entry.spec.id, "error": message},
+        )
+
+    async def _unload(self, entry: _Entry, reason: str) -> None:
+        model, entry.model = entry.model, None
+        entry.state, entry.load_task = State.AVAILABLE, None
+        if entry.base is not None:
+            entry.base.release()
+            entry.base = None
+        started = time.perf_counter()
+        if model is not None:
+            await asyncio.to_thread(model.close)
+        labels = {"model": entry.spec.id, "family": entry.spec.family}
+        metrics.MODEL_UNLOAD.labels(**labels).observe(time.perf_counter() - started)
+        if reason in ("ttl", "lru"):
+            metrics.EVICTIONS.labels(model=entry.spec.id, reason=reason).inc()
+        metrics.RESIDENT_MODELS.set(len(self.resident_ids()))
+        log.info("model unloaded", extra={"event": "model_unload", **labels, "reason": reason})
+
+    def _family(self, name: str) -> TTSFamily:
+        if name not in self._families:
+            self._families[name] = self._family_loader(name)
+        return self._families[name]
+
+    def _status(self, entry: _Entry) -> ModelStatus:
+        resident = entry.state in (State.READY, State.LOADING)
+        return ModelStatus(
+            spec=entry.spec,
+            state=entry.state,
+            refs=entry.refs,
+            pinned=entry.pinned,
+            loaded_at_wall=entry.loaded_at_wall if entry.state is State.READY else 0.0,
+            last_used_wall=entry.last_used_wall,
+            load_ms=entry.load_ms if resident else 0,
+            error=entry.error,
+        )
+
+
+def _warm_up(model: TTSModel) -> float:
+    """Run a hidden utterance (first-call costs paid now) and calibrate loudness gain."""
+    import numpy as np
+
+    chunks = list(model.synthesize(WARMUP_TEXT, VoiceOptions()))
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return calibrate_gain(audio, model.native_sample_rate)
+
+
+def _log10(value: float) -> float:
+    import math
+
+    return math.log10(value) if value > 0 else float("-inf")
