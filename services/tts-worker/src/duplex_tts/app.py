@@ -60,9 +60,15 @@ async def serve(config: WorkerConfig) -> None:
     await server.start()
     if config.metrics_port:
         start_http_server(config.metrics_port)
-    log.info("worker listening", extra={"event": "listening", "address": address,
-                                        "metrics_port": config.metrics_port,
-                                        "worker_id": config.worker_id})
+    log.info(
+        "worker listening",
+        extra={
+            "event": "listening",
+            "address": address,
+            "metrics_port": config.metrics_port,
+            "worker_id": config.worker_id,
+        },
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

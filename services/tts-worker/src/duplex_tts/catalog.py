@@ -74,7 +74,9 @@ def load_catalog(root: Path, families: set[str] | None = None) -> Catalog:
             problems.append(f"{meta}: {_one_line(exc)}")
             continue
         if spec.family != meta.parent.parent.name:
-            problems.append(f"{meta}: family {spec.family!r} is not its folder {meta.parent.parent.name!r}")
+            problems.append(
+                f"{meta}: family {spec.family!r} is not its folder {meta.parent.parent.name!r}"
+            )
             continue
         if spec.id in models:
             problems.append(f"{meta}: duplicate model id {spec.id!r}")

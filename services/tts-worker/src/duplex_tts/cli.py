@@ -25,7 +25,10 @@ def parser() -> argparse.ArgumentParser:
     add("--host", help="address to listen on (default 0.0.0.0)")
     add("--port", type=int, help="gRPC port (default 7001)")
     add("--metrics-port", type=int, help="Prometheus port (default 9101; 0 disables)")
-    add("--default-model", help="model loaded and warmed before ready (default piper-en-us-joe-medium)")
+    add(
+        "--default-model",
+        help="model loaded and warmed before ready (default piper-en-us-joe-medium)",
+    )
     add("--preload-models", help="more models to load and pin at start, comma-separated")
     add("--ttl-ms", type=int, help="idle time before an unpinned model is evicted (default 600000)")
     add("--min-residency-ms", type=int, help="shortest residency before eviction (default 30000)")
@@ -39,8 +42,12 @@ def parser() -> argparse.ArgumentParser:
     add("--device", choices=["cpu", "cuda"], help="inference device (default cpu)")
     add("--worker-id", help="worker name (default $POD_NAME or host:port)")
     add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    add("--log-text", action="store_const", const=True,
-        help="log synthesized text (debug only; off by default for privacy)")
+    add(
+        "--log-text",
+        action="store_const",
+        const=True,
+        help="log synthesized text (debug only; off by default for privacy)",
+    )
     return p
 
 

@@ -87,7 +87,11 @@ def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> Worker
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "config"
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        got = (
+            f" (got {err['input']!r})"
+            if "input" in err and not isinstance(err["input"], dict)
+            else ""
+        )
         raise ConfigError(f"{field}: {err['msg']}{got}") from None
 
 

@@ -47,9 +47,7 @@ def ttl_expired(models: Iterable[Residency], policy: EvictionPolicy, now: float)
     if policy.ttl_s is None:
         return []
     ttl = policy.ttl_s
-    expired = [
-        m for m in models if evictable(m, policy, now) and now - m.last_used >= ttl
-    ]
+    expired = [m for m in models if evictable(m, policy, now) and now - m.last_used >= ttl]
     return [m.model_id for m in sorted(expired, key=lambda m: (m.last_used, m.model_id))]
 
 

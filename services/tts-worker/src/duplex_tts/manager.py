@@ -12,6 +12,7 @@ Decisions (what to evict, when to look again) come from the pure functions in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -221,10 +222,8 @@ class ModelManager:
             wait = next_check(self._residencies(), self._policy, self._clock())
             self._wakeup.clear()
             timeout = max_interval_s if wait is None else min(max_interval_s, wait + 0.01)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def close(self) -> None:
         for entry in list(self._entries.values()):

@@ -40,15 +40,19 @@ MODEL_LOAD = Histogram(
     "duplex_tts_model_load_seconds", "Model load time", ["model", "family"], buckets=_LOAD_BUCKETS
 )
 MODEL_WARMUP = Histogram(
-    "duplex_tts_model_warmup_seconds", "Model warm-up time", ["model", "family"], buckets=_LOAD_BUCKETS
+    "duplex_tts_model_warmup_seconds",
+    "Model warm-up time",
+    ["model", "family"],
+    buckets=_LOAD_BUCKETS,
 )
 MODEL_UNLOAD = Histogram(
-    "duplex_tts_model_unload_seconds", "Model unload time", ["model", "family"], buckets=_LOAD_BUCKETS
+    "duplex_tts_model_unload_seconds",
+    "Model unload time",
+    ["model", "family"],
+    buckets=_LOAD_BUCKETS,
 )
 MODEL_LOAD_FAILURES = Counter(
     "duplex_tts_model_load_failures_total", "Failed model loads", ["model", "family"]
 )
-EVICTIONS = Counter(
-    "duplex_tts_model_evictions_total", "Models evicted", ["model", "reason"]
-)
+EVICTIONS = Counter("duplex_tts_model_evictions_total", "Models evicted", ["model", "reason"])
 RESIDENT_MODELS = Gauge("duplex_tts_resident_models", "Models loaded and ready")

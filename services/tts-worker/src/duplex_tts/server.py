@@ -55,7 +55,9 @@ _STATE = {
 }
 
 
-async def _abort(context: grpc.aio.ServicerContext[object, object], code: grpc.StatusCode, message: str) -> NoReturn:
+async def _abort(
+    context: grpc.aio.ServicerContext[object, object], code: grpc.StatusCode, message: str
+) -> NoReturn:
     await context.abort(code, message)
     raise AssertionError("unreachable")  # abort raises
 
@@ -103,7 +105,8 @@ class TTSServicer(pb_grpc.TTSServicer):
         model_id = request.model_id or self._config.default_model
         if self.sessions.full:
             await _abort(
-                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"worker is at its session limit ({self._config.max_sessions}); try another worker",
             )
         options = await self._voice_options(request, context)
@@ -131,11 +134,16 @@ class TTSServicer(pb_grpc.TTSServicer):
         self, session_id: str, context: grpc.aio.ServicerContext[object, object]
     ) -> Session:
         if not session_id:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "session_id is empty; call StartSession first")
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "session_id is empty; call StartSession first",
+            )
         session = self.sessions.get(session_id)
         if session is None:
             await _abort(
-                context, grpc.StatusCode.NOT_FOUND,
+                context,
+                grpc.StatusCode.NOT_FOUND,
                 f"unknown or ended session {session_id!r}; start a new one with StartSession",
             )
         return session
@@ -147,8 +155,10 @@ class TTSServicer(pb_grpc.TTSServicer):
         if request.reference_audio:
             if len(request.reference_audio) % 2 or request.reference_sample_rate <= 0:
                 await _abort(
-                    context, grpc.StatusCode.INVALID_ARGUMENT,
-                    "reference_audio must be PCM16 (an even number of bytes) with reference_sample_rate > 0",
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "reference_audio must be PCM16 (an even number of bytes) "
+                    "with reference_sample_rate > 0",
                 )
             pcm = np.frombuffer(request.reference_audio, dtype="<i2")
             reference = (pcm.astype(np.float32) / 32768.0).astype(np.float32)
@@ -174,17 +184,26 @@ class TTSServicer(pb_grpc.TTSServicer):
         session = await self._session(first.session_id, context)
         if session.utterance is not None:
             await _abort(
-                context, grpc.StatusCode.FAILED_PRECONDITION,
-                f"session {session.id} already has an open Synthesize stream; STOP it or wait for is_last",
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"session {session.id} already has an open Synthesize stream; "
+                "STOP it or wait for is_last",
             )
         handle = session.handle
         utterance = Utterance(
-            handle.model, handle.model_id, handle.gain, session.options,
-            self._executor, self._queue_depth, lead_s=self._config.lead_ms / 1000,
+            handle.model,
+            handle.model_id,
+            handle.gain,
+            session.options,
+            self._executor,
+            self._queue_depth,
+            lead_s=self._config.lead_ms / 1000,
         )
         session.utterance = utterance
         fields = {"session_id": session.id, "model": handle.model_id}
-        reader = asyncio.create_task(self._read_text(first, request_iterator, utterance, session.id))
+        reader = asyncio.create_task(
+            self._read_text(first, request_iterator, utterance, session.id)
+        )
         utterance.start()
         finished = False
         started = time.perf_counter()
@@ -192,8 +211,11 @@ class TTSServicer(pb_grpc.TTSServicer):
             async for frame in utterance.frames():
                 session.frames_sent += 1
                 yield pb.AudioFrame(
-                    pcm=frame.pcm, sample_rate=SAMPLE_RATE, frame_ms=FRAME_MS,
-                    sequence=frame.sequence, is_last=frame.is_last,
+                    pcm=frame.pcm,
+                    sample_rate=SAMPLE_RATE,
+                    frame_ms=FRAME_MS,
+                    sequence=frame.sequence,
+                    is_last=frame.is_last,
                 )
             finished = True
         except TextError as exc:
@@ -214,9 +236,13 @@ class TTSServicer(pb_grpc.TTSServicer):
                 self.sessions.end(session.id, reason="client cancelled stream")
             log.info(
                 "utterance ended",
-                extra={"event": "utterance_end", **fields, "completed": finished,
-                       "seconds": round(time.perf_counter() - started, 3),
-                       "first_audio_ms": round((utterance.first_audio_s or 0) * 1000, 1)},
+                extra={
+                    "event": "utterance_end",
+                    **fields,
+                    "completed": finished,
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "first_audio_ms": round((utterance.first_audio_s or 0) * 1000, 1),
+                },
             )
 
     async def _read_text(
@@ -231,7 +257,10 @@ class TTSServicer(pb_grpc.TTSServicer):
             while True:
                 self._check_chunk(chunk, session_id)
                 if self._config.log_text:
-                    log.debug("text", extra={"event": "text", "session_id": session_id, "text": chunk.text})
+                    log.debug(
+                        "text",
+                        extra={"event": "text", "session_id": session_id, "text": chunk.text},
+                    )
                 utterance.feed(Text(chunk.text, chunk.is_final))
                 if chunk.is_final:
                     return
@@ -249,12 +278,14 @@ class TTSServicer(pb_grpc.TTSServicer):
     def _check_chunk(chunk: pb.TextChunk, session_id: str) -> None:
         if chunk.session_id != session_id:
             raise TextError(
-                f"TextChunk.session_id {chunk.session_id!r} does not match the stream's session {session_id!r}"
+                f"TextChunk.session_id {chunk.session_id!r} does not match "
+                f"the stream's session {session_id!r}"
             )
         size = len(chunk.text.encode("utf-8"))
         if size > MAX_TEXT_CHUNK_BYTES:
             raise TextError(
-                f"TextChunk.text is {size} bytes; the limit is {MAX_TEXT_CHUNK_BYTES} — send it in smaller chunks"
+                f"TextChunk.text is {size} bytes; the limit is {MAX_TEXT_CHUNK_BYTES}: "
+                "send it in smaller chunks"
             )
 
     # ---- control -------------------------------------------------------
@@ -270,8 +301,16 @@ class TTSServicer(pb_grpc.TTSServicer):
             self._manager.set_catalog(catalog)
             log.info("catalog reloaded", extra={"event": "reload", "models": len(catalog.models)})
             return pb.ControlResponse(action=action, catalog_size=len(catalog.models))
-        if action not in (pb.CONTROL_ACTION_PAUSE, pb.CONTROL_ACTION_RESUME, pb.CONTROL_ACTION_STOP):
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "action must be PAUSE, RESUME, STOP or RELOAD")
+        if action not in (
+            pb.CONTROL_ACTION_PAUSE,
+            pb.CONTROL_ACTION_RESUME,
+            pb.CONTROL_ACTION_STOP,
+        ):
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "action must be PAUSE, RESUME, STOP or RELOAD",
+            )
         session = await self._session(request.session_id, context)
         utterance = session.utterance
         last = -1
@@ -285,7 +324,9 @@ class TTSServicer(pb_grpc.TTSServicer):
             else:
                 last = utterance.stop()
         return pb.ControlResponse(
-            session_id=session.id, action=action, last_sequence=last,
+            session_id=session.id,
+            action=action,
+            last_sequence=last,
             streaming=utterance is not None,
         )
 
@@ -326,7 +367,9 @@ class TTSServicer(pb_grpc.TTSServicer):
             max_sessions=cfg.max_sessions,
             active_sessions=len(self.sessions),
             queue_depth=self._queue_depth.value,
-            p50_first_audio_ms=statistics.median(self._first_audio_ms) if self._first_audio_ms else 0.0,
+            p50_first_audio_ms=statistics.median(self._first_audio_ms)
+            if self._first_audio_ms
+            else 0.0,
             resident_models=self._manager.resident_ids(),
             default_model=cfg.default_model,
             resident_cap=cfg.resident_cap,

@@ -43,15 +43,22 @@ class SessionTable:
 
     def open(self, handle: ModelHandle, options: VoiceOptions, client_tag: str = "") -> Session:
         session = Session(
-            id=uuid.uuid4().hex, handle=handle, options=options,
-            last_activity=self._clock(), client_tag=client_tag,
+            id=uuid.uuid4().hex,
+            handle=handle,
+            options=options,
+            last_activity=self._clock(),
+            client_tag=client_tag,
         )
         self._sessions[session.id] = session
         metrics.ACTIVE_SESSIONS.set(len(self._sessions))
         log.info(
             "session started",
-            extra={"event": "session_start", "session_id": session.id,
-                   "model": handle.model_id, "client_tag": client_tag},
+            extra={
+                "event": "session_start",
+                "session_id": session.id,
+                "model": handle.model_id,
+                "client_tag": client_tag,
+            },
         )
         return session
 
@@ -73,8 +80,12 @@ class SessionTable:
         metrics.ACTIVE_SESSIONS.set(len(self._sessions))
         log.info(
             "session ended",
-            extra={"event": "session_end", "session_id": session_id, "reason": reason,
-                   "frames_sent": session.frames_sent},
+            extra={
+                "event": "session_end",
+                "session_id": session_id,
+                "reason": reason,
+                "frames_sent": session.frames_sent,
+            },
         )
         return session
 
@@ -82,7 +93,8 @@ class SessionTable:
         """Sessions with no open stream and no activity for ``timeout_s``."""
         now = self._clock()
         return [
-            s.id for s in self._sessions.values()
+            s.id
+            for s in self._sessions.values()
             if s.utterance is None and now - s.last_activity >= timeout_s
         ]
 

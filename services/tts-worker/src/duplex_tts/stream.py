@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -214,10 +215,8 @@ class Utterance:
                 continue
             delay = self._pacer.delay(self._clock())
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), delay)
-                except TimeoutError:
-                    pass
                 continue
             pcm, is_last = self._frames.popleft()
             yield self._emit(sequence, pcm, is_last)
@@ -245,8 +244,5 @@ class Utterance:
     async def close(self) -> None:
         if self._synth_task is not None and not self._synth_task.done():
             self._synth_task.cancel()
-            try:
-                await self._synth_task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._synth_task])
         self._drain_queue()

@@ -61,9 +61,12 @@ class ClauseSegmenter:
                     continue
                 if buf[: i + 1].strip() and _has_word(buf[: i + 1]):
                     return i + 1
-            elif ch in _CLAUSE_END and (followed_by_space or at_end):
-                if len(buf[: i + 1].strip()) >= self.min_clause_chars:
-                    return i + 1
+            elif (
+                ch in _CLAUSE_END
+                and (followed_by_space or at_end)
+                and len(buf[: i + 1].strip()) >= self.min_clause_chars
+            ):
+                return i + 1
         if len(buf) > self.max_clause_chars:
             space = buf.rfind(" ", 0, self.max_clause_chars)
             return space + 1 if space > 0 else self.max_clause_chars
@@ -73,7 +76,9 @@ class ClauseSegmenter:
     def _period_ends_sentence(head: str, at_end: bool) -> bool:
         match = _LAST_WORD.search(head[:-1] + " ")
         word = match.group(1).lower().rstrip(".") if match else ""
-        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha() and word != "i"):
+        initialism = "." in word  # U.S., e.g.
+        single_letter = len(word) == 1 and word.isalpha() and word != "i"
+        if word in _ABBREVIATIONS or initialism or single_letter:
             return False
         # "3." may be the start of "3.14" when more tokens are coming.
         return not (at_end and head[-2:-1].isdigit())

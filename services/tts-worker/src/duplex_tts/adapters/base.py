@@ -66,7 +66,7 @@ class TTSModel(ABC):
         sessions, so guard any non-thread-safe state.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most models need nothing
         """Free weights (GPU memory, sessions). Called once, after the last reference."""
 
     @property

@@ -13,14 +13,16 @@ FloatArray = npt.NDArray[np.float32]
 def float_to_pcm16(samples: FloatArray) -> bytes:
     """[-1, 1] float32 → little-endian int16 bytes (clipped, rounded)."""
     scaled = np.clip(samples, -1.0, 1.0) * 32767.0
-    return np.rint(scaled).astype("<i2").tobytes()
+    pcm: bytes = np.rint(scaled).astype("<i2").tobytes()
+    return pcm
 
 
 def fade_out(frame: bytes) -> bytes:
     """A linear fade to zero over one frame, so a STOP ends without a click."""
     pcm = np.frombuffer(frame, dtype="<i2").astype(np.float32)
     ramp = np.linspace(1.0, 0.0, num=pcm.size, dtype=np.float32)
-    return np.rint(pcm * ramp).astype("<i2").tobytes()
+    faded: bytes = np.rint(pcm * ramp).astype("<i2").tobytes()
+    return faded
 
 
 class Framer:

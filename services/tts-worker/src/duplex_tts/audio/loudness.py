@@ -23,7 +23,9 @@ def integrated_loudness(samples: FloatArray, sample_rate: int) -> float:
     return float(meter.integrated_loudness(samples.astype(np.float64)))
 
 
-def calibrate_gain(samples: FloatArray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> float:
+def calibrate_gain(
+    samples: FloatArray, sample_rate: int, target_lufs: float = TARGET_LUFS
+) -> float:
     """Linear gain that brings ``samples`` to ``target_lufs`` (1.0 when unmeasurable)."""
     loudness = integrated_loudness(samples, sample_rate)
     if not math.isfinite(loudness):

@@ -1,0 +1,115 @@
+"""Framing, resampling, loudness and the per-utterance audio pipeline."""
+
+import numpy as np
+import pytest
+
+from duplex_protocol import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE
+from duplex_tts.audio import (
+    TARGET_LUFS,
+    AudioPipeline,
+    Framer,
+    StreamResampler,
+    calibrate_gain,
+    fade_out,
+    float_to_pcm16,
+    integrated_loudness,
+)
+
+
+def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def pcm(frames: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(frames), dtype="<i2").astype(np.float32) / 32767
+
+
+def test_framer_emits_exact_frames_whatever_the_chunking() -> None:
+    signal = sine(440, 0.1, SAMPLE_RATE)  # 4800 samples = 5 frames
+    framer = Framer()
+    frames: list[bytes] = []
+    for size in (1, 959, 961, 100, 2779):
+        frames += framer.push(signal[:size])
+        signal = signal[size:]
+    assert len(frames) == 5
+    assert all(len(f) == FRAME_BYTES for f in frames)
+    assert framer.pending_samples == 0
+
+
+def test_framer_flush_zero_pads_the_last_frame() -> None:
+    framer = Framer()
+    assert framer.push(np.full(1000, 0.5, dtype=np.float32)) != []
+    last = np.frombuffer(framer.flush(), dtype="<i2")
+    assert last.size == FRAME_SAMPLES
+    assert np.all(last[:40] > 16000)
+    assert np.all(last[40:] == 0)
+    assert np.all(np.frombuffer(framer.flush(), dtype="<i2") == 0)
+
+
+def test_pcm16_conversion_clips_and_rounds() -> None:
+    out = np.frombuffer(
+        float_to_pcm16(np.array([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0], np.float32)), "<i2"
+    )
+    assert out.tolist() == [-32767, -32767, 0, 16384, 32767, 32767]
+
+
+def test_fade_out_ends_at_silence() -> None:
+    frame = float_to_pcm16(np.full(FRAME_SAMPLES, 0.8, dtype=np.float32))
+    faded = np.frombuffer(fade_out(frame), dtype="<i2")
+    assert faded[0] > 26000
+    assert faded[-1] == 0
+    assert np.all(np.diff(faded.astype(np.int32)) <= 0)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 24000, 44100])
+def test_streaming_resampler_preserves_pitch_and_has_no_seams(rate: int) -> None:
+    signal = sine(440, 1.0, rate)
+    resampler = StreamResampler(rate)
+    pieces = [resampler.process(chunk) for chunk in np.array_split(signal, 37)]
+    out = np.concatenate([*pieces, resampler.flush()])
+    assert abs(out.size - SAMPLE_RATE) <= 2
+    spectrum = np.abs(np.fft.rfft(out[1000:-1000]))
+    peak_hz = np.argmax(spectrum) * SAMPLE_RATE / (out.size - 2000)
+    assert peak_hz == pytest.approx(440, abs=2)
+    # A seam between chunks would show as a jump far larger than a 440 Hz sine's step.
+    max_step = 2 * np.pi * 440 / SAMPLE_RATE * 0.5
+    assert np.max(np.abs(np.diff(out[500:-500]))) < 1.05 * max_step
+
+
+def test_resampler_rejects_bad_rates() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        StreamResampler(0)
+
+
+def test_calibrated_gain_reaches_target_loudness() -> None:
+    quiet = sine(300, 2.0, 22050, amp=0.02)
+    gain = calibrate_gain(quiet, 22050)
+    assert gain > 1
+    assert integrated_loudness(quiet * gain, 22050) == pytest.approx(TARGET_LUFS, abs=0.1)
+
+
+def test_gain_is_neutral_for_silence_and_short_audio() -> None:
+    assert calibrate_gain(np.zeros(22050, np.float32), 22050) == 1.0
+    assert calibrate_gain(sine(300, 0.1, 22050), 22050) == 1.0
+
+
+def test_pipeline_output_is_48k_frames_at_the_applied_gain() -> None:
+    native = sine(200, 1.5, 22050, amp=0.1)
+    gain = calibrate_gain(native, 22050)
+    pipeline = AudioPipeline(22050, gain)
+    frames: list[bytes] = []
+    for chunk in np.array_split(native, 7):
+        frames += pipeline.push(chunk)
+    frames += pipeline.finish()
+    assert all(len(f) == FRAME_BYTES for f in frames)
+    assert len(frames) == int(np.ceil(1.5 * SAMPLE_RATE / FRAME_SAMPLES)) or len(frames) == 76
+    out = pcm(frames)
+    assert integrated_loudness(out, SAMPLE_RATE) == pytest.approx(TARGET_LUFS, abs=0.5)
+
+
+def test_pipeline_limits_peaks_softly() -> None:
+    pipeline = AudioPipeline(SAMPLE_RATE, gain=4.0)
+    out = pcm(pipeline.push(sine(100, 0.2, SAMPLE_RATE, amp=0.9)) + pipeline.finish())
+    assert np.max(np.abs(out)) <= 1.0
+    assert np.max(np.abs(out)) > 0.9
