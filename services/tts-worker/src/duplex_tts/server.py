@@ -205,7 +205,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             self._read_text(first, request_iterator, utterance, session.id)
         )
         utterance.start()
-        finished = False
+        finished = vanished = False
         started = time.perf_counter()
         try:
             async for frame in utterance.frames():
@@ -218,6 +218,9 @@ class TTSServicer(pb_grpc.TTSServicer):
                     is_last=frame.is_last,
                 )
             finished = True
+        except (asyncio.CancelledError, GeneratorExit):
+            vanished = True  # the client cancelled or disconnected
+            raise
         except TextError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ModelError as exc:
@@ -231,7 +234,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             session.utterance = None
             if utterance.first_audio_s is not None:
                 self._first_audio_ms.append(utterance.first_audio_s * 1000)
-            if not finished and not session.ended and context.cancelled():
+            if vanished and not session.ended:
                 # The client vanished mid-stream: free its session and model reference.
                 self.sessions.end(session.id, reason="client cancelled stream")
             log.info(

@@ -207,7 +207,10 @@ class Utterance:
             if self.error is not None:
                 raise self.error
             if self.stopped:
-                pcm = fade_out(self._frames[0][0]) if self._frames else _SILENCE
+                # Fade the next frame out; after a pause the client has already
+                # dropped its audio, so end on silence instead of a blip.
+                playing = self._frames and not self.paused
+                pcm = fade_out(self._frames[0][0]) if playing else _SILENCE
                 yield self._emit(sequence, pcm, is_last=True)
                 return
             if self.paused or not self._frames:

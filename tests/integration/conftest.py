@@ -1,0 +1,33 @@
+"""Fixtures: real worker processes (mock and Piper) and a worker factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.worker import WorkerProcess, start_worker
+
+
+@pytest.fixture(scope="module")
+def mock_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A mock-family worker shared by a module's tests."""
+    log = tmp_path_factory.mktemp("mock-worker") / "worker.log"
+    worker = start_worker(["--adapter", "mock", "--default-model", "mock"], log)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def factory(*args: str) -> WorkerProcess:
+        worker = start_worker(list(args), tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield factory
+    for worker in started:
+        worker.stop()
