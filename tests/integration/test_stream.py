@@ -163,14 +163,16 @@ async def test_stop_ends_cleanly_with_a_faded_last_frame(mock_worker: WorkerProc
     assert len(got.frames) < len(full) // FRAME_BYTES
     last = np.frombuffer(got.frames[-1].pcm, dtype="<i2")
     assert abs(int(last[-1])) <= 1
-    assert got.pcm[: -FRAME_BYTES] == full[: len(got.pcm) - FRAME_BYTES]
+    assert got.pcm[:-FRAME_BYTES] == full[: len(got.pcm) - FRAME_BYTES]
     assert_well_formed(again)
 
 
 async def test_concurrent_sessions_each_get_their_own_intact_audio(
     mock_worker: WorkerProcess,
 ) -> None:
-    texts = [f"Session number {n} says something different, {'word ' * n}done." for n in range(1, 6)]
+    texts = [
+        f"Session number {n} says something different, {'word ' * n}done." for n in range(1, 6)
+    ]
     expected = [await reference_pcm(mock_worker.address, t) for t in texts]
 
     async def one(text: str) -> Received:
@@ -196,7 +198,10 @@ async def test_a_misbehaving_session_does_not_disturb_the_others(
     async def oversized() -> grpc.StatusCode:
         async with connect(mock_worker.address) as stub:
             sid = await start(stub)
-            chunks = [pb.TextChunk(session_id=sid, text="Hi there. "), pb.TextChunk(session_id=sid, text="x" * 5000)]
+            chunks = [
+                pb.TextChunk(session_id=sid, text="Hi there. "),
+                pb.TextChunk(session_id=sid, text="x" * 5000),
+            ]
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 async for _ in stub.Synthesize(aiter_chunks(chunks, gap_s=0.2)):
                     pass

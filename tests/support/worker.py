@@ -51,16 +51,33 @@ class WorkerProcess:
         return self.process.returncode
 
 
-def start_worker(args: Sequence[str], log_path: Path, ready_timeout_s: float = 120.0) -> WorkerProcess:
+def start_worker(
+    args: Sequence[str], log_path: Path, ready_timeout_s: float = 120.0
+) -> WorkerProcess:
     """Start a worker on a free port and wait for health SERVING."""
     port = free_port()
-    cmd = [sys.executable, "-m", "duplex_tts", "--host", "127.0.0.1", "--port", str(port),
-           "--metrics-port", "0", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "duplex_tts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        "0",
+        *args,
+    ]
     if "--voicepacks" not in args:
         cmd += ["--voicepacks", str(VOICEPACKS)]
     log_file = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     worker = WorkerProcess(proc, f"127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + ready_timeout_s
     with grpc.insecure_channel(worker.address) as channel:
@@ -69,7 +86,9 @@ def start_worker(args: Sequence[str], log_path: Path, ready_timeout_s: float = 1
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}:\n{worker.log()}")
             with contextlib.suppress(grpc.RpcError):
-                reply = stub.Check(health_pb2.HealthCheckRequest(service="duplex.tts.v1.TTS"), timeout=1)
+                reply = stub.Check(
+                    health_pb2.HealthCheckRequest(service="duplex.tts.v1.TTS"), timeout=1
+                )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return worker
             time.sleep(0.1)
@@ -92,12 +111,16 @@ def text_chunks(session_id: str, text: str, *, word_by_word: bool = False) -> li
         return [pb.TextChunk(session_id=session_id, text=text, is_final=True)]
     words = text.split(" ")
     return [
-        pb.TextChunk(session_id=session_id, text=(" " if i else "") + w, is_final=i == len(words) - 1)
+        pb.TextChunk(
+            session_id=session_id, text=(" " if i else "") + w, is_final=i == len(words) - 1
+        )
         for i, w in enumerate(words)
     ]
 
 
-async def aiter_chunks(chunks: Sequence[pb.TextChunk], gap_s: float = 0.0) -> AsyncIterator[pb.TextChunk]:
+async def aiter_chunks(
+    chunks: Sequence[pb.TextChunk], gap_s: float = 0.0
+) -> AsyncIterator[pb.TextChunk]:
     for chunk in chunks:
         yield chunk
         if gap_s:
