@@ -187,10 +187,7 @@ async def test_bad_requests_get_actionable_status_codes(
 
         async def details(call: object) -> tuple[grpc.StatusCode, str]:
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                result = await call  # type: ignore[misc]
-                if hasattr(result, "__aiter__"):
-                    async for _ in result:
-                        pass
+                await call  # type: ignore[misc]
             return err.value.code(), err.value.details() or ""
 
         async def synth(chunks: list[pb.TextChunk]) -> tuple[grpc.StatusCode, str]:
@@ -276,7 +273,8 @@ async def test_metrics_endpoint_and_json_logs_without_text(
     async with connect(worker.address) as stub:
         sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
         await speak(stub, sid, secret)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    url = f"http://127.0.0.1:{port}/metrics"
+    body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
     for name in (
         "duplex_tts_first_audio_seconds_count",
         "duplex_tts_real_time_factor_count",

