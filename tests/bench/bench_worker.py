@@ -68,7 +68,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-async def first_audio(stub: pb_grpc.TTSStub, runs: int, *, word_by_word: bool) -> list[float]:
+async def first_audio(stub: pb_grpc.TTSAsyncStub, runs: int, *, word_by_word: bool) -> list[float]:
     sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
     latencies = []
     for i in range(runs):
@@ -91,7 +91,7 @@ async def first_audio(stub: pb_grpc.TTSStub, runs: int, *, word_by_word: bool) -
     return latencies
 
 
-async def pause_latency(stub: pb_grpc.TTSStub, runs: int) -> tuple[list[float], list[float]]:
+async def pause_latency(stub: pb_grpc.TTSAsyncStub, runs: int) -> tuple[list[float], list[float]]:
     """(PAUSE sent → last frame before the hold, PAUSE sent → acknowledged), in ms."""
     sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
     latencies, acks = [], []
@@ -118,7 +118,7 @@ async def pause_latency(stub: pb_grpc.TTSStub, runs: int) -> tuple[list[float], 
 
 
 async def jitter(address: str, sessions: int, lead_s: float) -> dict[str, Any]:
-    async def one(stub: pb_grpc.TTSStub) -> tuple[list[float], int, float]:
+    async def one(stub: pb_grpc.TTSAsyncStub) -> tuple[list[float], int, float]:
         sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
         sent = time.monotonic()
         collector = Collector(stub.Synthesize(aiter_chunks(text_chunks(sid, PARAGRAPH))))

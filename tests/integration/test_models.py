@@ -41,7 +41,7 @@ def mock_args(packs: Path, *extra: str) -> list[str]:
     return ["--adapter", "mock", "--default-model", "mock", "--voicepacks", str(packs), *extra]
 
 
-async def models(stub: pb_grpc.TTSStub) -> dict[str, pb.ModelInfo]:
+async def models(stub: pb_grpc.TTSAsyncStub) -> dict[str, pb.ModelInfo]:
     return {m.id: m for m in (await stub.ListModels(pb.ListModelsRequest())).models}
 
 

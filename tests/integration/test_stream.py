@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -29,12 +30,14 @@ LONG = (
 )
 
 
-async def start(stub: pb_grpc.TTSStub, model_id: str = "") -> str:
+async def start(stub: pb_grpc.TTSAsyncStub, model_id: str = "") -> str:
     reply = await stub.StartSession(pb.StartSessionRequest(model_id=model_id))
     return reply.session_id
 
 
-async def control(stub: pb_grpc.TTSStub, sid: str, action: int) -> pb.ControlResponse:
+async def control(
+    stub: pb_grpc.TTSAsyncStub, sid: str, action: pb.ControlAction.ValueType
+) -> pb.ControlResponse:
     return await stub.Control(pb.ControlRequest(session_id=sid, action=action))
 
 
@@ -95,7 +98,7 @@ async def test_text_streamed_word_by_word_starts_before_the_reply_is_complete(
             chunk.session_id = sid
         sent_last_at: list[float] = []
 
-        async def slow_chunks():  # type: ignore[no-untyped-def]
+        async def slow_chunks() -> AsyncIterator[pb.TextChunk]:
             for chunk in words:
                 yield chunk
                 await asyncio.sleep(0.08)

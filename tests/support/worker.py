@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +127,7 @@ async def aiter_chunks(
             await asyncio.sleep(gap_s)
 
 
-async def speak(stub: pb_grpc.TTSStub, session_id: str, text: str, **kwargs: bool) -> Received:
+async def speak(stub: pb_grpc.TTSAsyncStub, session_id: str, text: str, **kwargs: bool) -> Received:
     """One whole utterance; returns every frame with its arrival time."""
     got = Received()
     async for frame in stub.Synthesize(aiter_chunks(text_chunks(session_id, text, **kwargs))):
@@ -139,7 +139,7 @@ async def speak(stub: pb_grpc.TTSStub, session_id: str, text: str, **kwargs: boo
 class Collector:
     """Reads a Synthesize call in the background, so a test can act while frames flow."""
 
-    def __init__(self, call: AsyncIterator[pb.AudioFrame]) -> None:
+    def __init__(self, call: AsyncIterable[pb.AudioFrame]) -> None:
         self.got = Received()
         self.error: grpc.aio.AioRpcError | None = None
         self._call = call
@@ -166,7 +166,7 @@ class Collector:
 
 
 @contextlib.asynccontextmanager
-async def connect(address: str) -> AsyncIterator[pb_grpc.TTSStub]:
+async def connect(address: str) -> AsyncIterator[pb_grpc.TTSAsyncStub]:
     async with grpc.aio.insecure_channel(address) as channel:
         yield pb_grpc.TTSStub(channel)
 

@@ -86,7 +86,9 @@ def test_calibrated_gain_reaches_target_loudness() -> None:
     quiet = sine(300, 2.0, 22050, amp=0.02)
     gain = calibrate_gain(quiet, 22050)
     assert gain > 1
-    assert integrated_loudness(quiet * gain, 22050) == pytest.approx(TARGET_LUFS, abs=0.1)
+    assert integrated_loudness((quiet * gain).astype(np.float32), 22050) == pytest.approx(
+        TARGET_LUFS, abs=0.1
+    )
 
 
 def test_gain_is_neutral_for_silence_and_short_audio() -> None:
