@@ -6,13 +6,14 @@ Prints p50/p95 per figure with the issue's target and writes
 Figures (all measured by a gRPC client in this process against a worker subprocess):
 - first_audio_final_ms: whole text sent with is_final → first frame received;
 - first_audio_stream_ms: first word sent → first frame received, words sent every 40 ms;
+- first_audio_stream_from_clause_ms: the same, from the word that completes the first clause;
 - rtf: worker-side synthesis time / audio duration per clause, from the adapter in-process;
 - pause_to_last_frame_ms: Control(PAUSE) sent → last frame received before the stream holds
   (0 when every frame up to the acknowledged sequence had already arrived);
 - pause_ack_ms: Control(PAUSE) round trip (sent → acknowledged with last_sequence);
 - jitter_ms@N: per frame |arrival gap - 20 ms| with N concurrent sessions, after the lead,
-  plus underruns (a frame arriving after its playout deadline, the client playing from the
-  first frame with the worker's lead as cushion);
+  plus underruns (audible stalls of a client that plays from the first frame with the
+  worker's lead as cushion and waits whenever a frame is late);
 - load_warmup_ms: LoadModel(piper) round trip on a running worker (load + warm-up).
 """
 
@@ -24,7 +25,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,27 +69,42 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-async def first_audio(stub: pb_grpc.TTSAsyncStub, runs: int, *, word_by_word: bool) -> list[float]:
+async def first_audio(
+    stub: pb_grpc.TTSAsyncStub, runs: int, *, word_by_word: bool
+) -> tuple[list[float], list[float]]:
+    """(first chunk sent → first frame, first-clause chunk sent → first frame), in ms."""
     sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
-    latencies = []
+    from_first, from_clause = [], []
     for i in range(runs):
         text = SHORT[i % len(SHORT)] if not word_by_word else PARAGRAPH
         chunks = text_chunks(sid, text, word_by_word=word_by_word)
-        sent_at = time.monotonic()
-        call = stub.Synthesize(aiter_chunks(chunks, gap_s=0.04 if word_by_word else 0.0))
+        sent_at: list[float] = []
+
+        async def paced(
+            chunks: list[pb.TextChunk] = chunks, sent_at: list[float] = sent_at
+        ) -> AsyncIterator[pb.TextChunk]:
+            for chunk in chunks:
+                sent_at.append(time.monotonic())
+                yield chunk
+                if word_by_word:
+                    await asyncio.sleep(0.04)
+
         first = None
-        async for frame in call:
+        async for _frame in stub.Synthesize(paced()):
             if first is None:
                 first = time.monotonic()
                 if word_by_word:
                     await stub.Control(
                         pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_STOP)
                     )
-            del frame
         assert first is not None
-        latencies.append((first - sent_at) * 1000)
+        clause_end = next(
+            i for i, c in enumerate(chunks) if c.text.rstrip()[-1:] in ".,!?" or c.is_final
+        )
+        from_first.append((first - sent_at[0]) * 1000)
+        from_clause.append((first - sent_at[clause_end]) * 1000)
     await stub.EndSession(pb.EndSessionRequest(session_id=sid))
-    return latencies
+    return from_first, from_clause
 
 
 async def pause_latency(stub: pb_grpc.TTSAsyncStub, runs: int) -> tuple[list[float], list[float]]:
@@ -117,6 +133,20 @@ async def pause_latency(stub: pb_grpc.TTSAsyncStub, runs: int) -> tuple[list[flo
     return latencies, acks
 
 
+def playout_underruns(arrival: Sequence[float]) -> int:
+    """Stalls a client would hear: it plays from the first frame's arrival, a frame every
+    20 ms (the worker's lead is its cushion), and when a frame is not there in time it
+    waits for it (one audible gap) and plays on from there."""
+    stalls = 0
+    play_at = arrival[0]
+    for t in arrival:
+        if t > play_at + 0.001:
+            stalls += 1
+            play_at = t
+        play_at += 0.02
+    return stalls
+
+
 async def jitter(address: str, sessions: int, lead_s: float) -> dict[str, Any]:
     async def one(stub: pb_grpc.TTSAsyncStub) -> tuple[list[float], int, float]:
         sid = (await stub.StartSession(pb.StartSessionRequest(model_id=PIPER))).session_id
@@ -130,9 +160,7 @@ async def jitter(address: str, sessions: int, lead_s: float) -> dict[str, Any]:
             abs((b - a) - 0.02) * 1000
             for a, b in zip(arrival[lead_frames:], arrival[lead_frames + 1 :], strict=False)
         ]
-        underruns = sum(
-            1 for i, t in enumerate(arrival) if t > arrival[0] + lead_s + i * 0.02 + 0.002
-        )
+        underruns = playout_underruns(arrival)
         return gaps, underruns, (arrival[0] - sent) * 1000
 
     async with connect(address) as stub:
@@ -190,12 +218,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         async with connect(worker.address) as stub:
-            results["first_audio_final_ms"] = summary(
-                await first_audio(stub, args.runs, word_by_word=False)
-            )
-            results["first_audio_stream_ms"] = summary(
-                await first_audio(stub, args.runs, word_by_word=True)
-            )
+            final, _ = await first_audio(stub, args.runs, word_by_word=False)
+            results["first_audio_final_ms"] = summary(final)
+            streamed, from_clause = await first_audio(stub, args.runs, word_by_word=True)
+            results["first_audio_stream_ms"] = summary(streamed)
+            results["first_audio_stream_from_clause_ms"] = summary(from_clause)
             last_frame, acks = await pause_latency(stub, args.runs)
             results["pause_to_last_frame_ms"] = summary(last_frame)
             results["pause_ack_ms"] = summary(acks)

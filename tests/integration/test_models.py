@@ -34,6 +34,7 @@ def packs(tmp_path: Path) -> Path:
     write_mock_pack(root, "mock-b", pitch_hz=220, native_sample_rate=16000)
     write_mock_pack(root, "mock-slow", load_delay_ms=400)
     write_mock_pack(root, "mock-broken", fail_load="checkpoint is truncated; re-download it")
+    write_mock_pack(root, "mock-crashy", fail_on_word="kaboom")
     return root
 
 
@@ -56,7 +57,14 @@ async def test_list_load_unload(worker_factory: Factory, packs: Path) -> None:
     worker = worker_factory(*mock_args(packs))
     async with connect(worker.address) as stub:
         listed = await models(stub)
-        assert set(listed) == {"mock", "mock-a", "mock-b", "mock-slow", "mock-broken"}
+        assert set(listed) == {
+            "mock",
+            "mock-a",
+            "mock-b",
+            "mock-slow",
+            "mock-broken",
+            "mock-crashy",
+        }
         default = listed["mock"]
         assert (default.state, default.pinned, default.family) == (
             pb.MODEL_STATE_READY,
@@ -173,7 +181,7 @@ async def test_reload_rereads_voicepacks(worker_factory: Factory, packs: Path) -
         assert "mock-new" not in await models(stub)
         write_mock_pack(packs, "mock-new")
         reply = await stub.Control(pb.ControlRequest(action=pb.CONTROL_ACTION_RELOAD))
-        assert reply.catalog_size == 6
+        assert reply.catalog_size == 7
         assert "mock-new" in await models(stub)
         sid = (await stub.StartSession(pb.StartSessionRequest(model_id="mock-new"))).session_id
         assert (await speak(stub, sid, "New voice.")).frames
@@ -251,6 +259,35 @@ async def test_bad_requests_get_actionable_status_codes(
         assert code == grpc.StatusCode.NOT_FOUND
         code, _ = await details(stub.EndSession(pb.EndSessionRequest(session_id=sid)))
         assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_model_crashing_mid_stream_fails_that_stream_only(
+    worker_factory: Factory, packs: Path
+) -> None:
+    worker = worker_factory(*mock_args(packs))
+    async with connect(worker.address) as stub:
+        crashy = (
+            await stub.StartSession(pb.StartSessionRequest(model_id="mock-crashy"))
+        ).session_id
+        other = (await stub.StartSession(pb.StartSessionRequest(model_id="mock"))).session_id
+        bystander = Collector(
+            stub.Synthesize(
+                aiter_chunks(text_chunks(other, "A bystander keeps talking through it."))
+            )
+        )
+        failing = Collector(
+            stub.Synthesize(
+                aiter_chunks(text_chunks(crashy, "First clause is fine. Then kaboom here."))
+            )
+        )
+        await failing.done()
+        assert failing.error is not None
+        assert failing.error.code() == grpc.StatusCode.INTERNAL
+        assert "mock model crashed on 'kaboom'" in (failing.error.details() or "")
+        assert failing.got.frames  # the clause before the crash was spoken
+        assert (await bystander.done()).frames[-1].is_last
+        # The crashed session is still usable for text the model can speak.
+        assert (await speak(stub, crashy, "Recovered.")).frames[-1].is_last
 
 
 async def test_session_limit_is_resource_exhausted(worker_factory: Factory, packs: Path) -> None:

@@ -168,6 +168,17 @@ async def test_failed_load_is_reported_and_retried(packs: Path) -> None:
         await manager.load("broken")
 
 
+async def test_an_unexpected_adapter_error_fails_the_load_instead_of_hanging(packs: Path) -> None:
+    class ExplodingFamily(CountingFamily):
+        def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
+            raise ImportError("No module named 'onnxruntime'")
+
+    manager = make(packs, Clock(), ExplodingFamily())
+    with pytest.raises(LoadFailed, match="ImportError: No module named 'onnxruntime'"):
+        await asyncio.wait_for(manager.acquire("a"), 5)
+    assert manager.status("a").state is State.FAILED
+
+
 async def test_unknown_model_lists_what_is_served(packs: Path) -> None:
     manager = make(packs, Clock(), CountingFamily())
     with pytest.raises(UnknownModel, match="unknown model 'nope'; this worker serves: a, a-lora"):

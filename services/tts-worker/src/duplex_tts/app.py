@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +15,7 @@ from duplex_tts.catalog import Catalog, load_catalog
 from duplex_tts.config import WorkerConfig
 from duplex_tts.eviction import EvictionPolicy
 from duplex_tts.manager import ModelError, ModelManager
+from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts.server import TTSServicer
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ async def serve(config: WorkerConfig) -> None:
         max_parallel_loads=config.max_parallel_loads,
         device=config.device,
     )
-    executor = ThreadPoolExecutor(max_workers=config.synth_threads, thread_name_prefix="synth")
-    servicer = TTSServicer(config, manager, executor, lambda: catalog_loader(config))
+    scheduler = SynthesisScheduler(config.synth_threads)
+    servicer = TTSServicer(config, manager, scheduler, lambda: catalog_loader(config))
     health_servicer = health.aio.HealthServicer()
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_TTSServicer_to_server(servicer, server)
@@ -97,7 +97,7 @@ async def serve(config: WorkerConfig) -> None:
         servicer.sessions.end_all("shutdown")
         await server.stop(grace=2.0)
         await manager.close()
-        executor.shutdown(wait=False, cancel_futures=True)
+        scheduler.shutdown()
 
 
 async def _reap_idle_sessions(servicer: TTSServicer, every_s: float = 5.0) -> None:

@@ -295,12 +295,16 @@ class ModelManager:
                 loaded = time.perf_counter()
                 gain = await asyncio.to_thread(_warm_up, model)
                 warmed = time.perf_counter()
-        except (AdapterError, ModelError, OSError, ValueError, RuntimeError) as exc:
-            self._fail(entry, str(exc) or type(exc).__name__)
-            return
         except asyncio.CancelledError:
             self._fail(entry, "load cancelled")
             raise
+        except (AdapterError, ModelError) as exc:
+            self._fail(entry, str(exc))
+            return
+        except Exception as exc:  # a broken adapter must not leave the model LOADING for ever
+            log.exception("unexpected load error", extra={"event": "load_error", "model": spec.id})
+            self._fail(entry, f"{type(exc).__name__}: {exc}")
+            return
         entry.model, entry.gain, entry.state = model, gain, State.READY
         entry.loaded_at, entry.loaded_at_wall = self._clock(), self._wall()
         entry.load_ms = int((warmed - started) * 1000)

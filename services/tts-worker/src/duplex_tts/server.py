@@ -13,7 +13,6 @@ import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
 from typing import NoReturn
 
 import grpc
@@ -36,6 +35,7 @@ from duplex_tts.manager import (
     State,
     UnknownModel,
 )
+from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts.sessions import Session, SessionTable
 from duplex_tts.stream import QueueDepth, Text, TextError, Utterance
 
@@ -86,12 +86,12 @@ class TTSServicer(pb_grpc.TTSServicer):
         self,
         config: WorkerConfig,
         manager: ModelManager,
-        executor: Executor,
+        scheduler: SynthesisScheduler,
         reload_catalog: Callable[[], Catalog],
     ) -> None:
         self._config = config
         self._manager = manager
-        self._executor = executor
+        self._scheduler = scheduler
         self._reload_catalog = reload_catalog
         self.sessions = SessionTable(config.max_sessions)
         self._queue_depth = QueueDepth()
@@ -195,7 +195,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             handle.model_id,
             handle.gain,
             session.options,
-            self._executor,
+            self._scheduler,
             self._queue_depth,
             lead_s=self._config.lead_ms / 1000,
         )
@@ -276,6 +276,11 @@ class TTSServicer(pb_grpc.TTSServicer):
             utterance.fail(exc)
         except (grpc.RpcError, asyncio.InvalidStateError):
             utterance.stop()  # the request side broke; end the utterance cleanly
+        except Exception as exc:
+            log.exception(
+                "reading text failed", extra={"event": "read_error", "session_id": session_id}
+            )
+            utterance.fail(exc)
 
     @staticmethod
     def _check_chunk(chunk: pb.TextChunk, session_id: str) -> None:

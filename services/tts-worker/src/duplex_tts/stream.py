@@ -3,9 +3,10 @@
 Three cooperating parts run per Synthesize call:
 
 - the reader takes text chunks as they arrive and cuts clauses (``text``);
-- the synthesizer turns each clause into audio in a worker thread and
-  through the ``AudioPipeline`` into frames, ahead of playback, so later
-  clauses are ready while earlier ones play;
+- the synthesizer turns each clause into audio on the shared synthesis
+  threads (earliest playback deadline first) and through the
+  ``AudioPipeline`` into frames, ahead of playback, so later clauses are
+  ready while earlier ones play;
 - ``frames()`` hands frames out on the wall-clock schedule of the ``Pacer``.
 
 Control flags are only read by ``frames()`` right before a frame is handed
@@ -21,14 +22,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from duplex_protocol import FRAME_BYTES
 from duplex_tts import metrics
-from duplex_tts.adapters import AdapterError, FloatArray, TextGranularity, TTSModel, VoiceOptions
+from duplex_tts.adapters import FloatArray, TextGranularity, TTSModel, VoiceOptions
 from duplex_tts.audio import AudioPipeline, fade_out
 from duplex_tts.pacing import Pacer
+from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts.text import ClauseSegmenter
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Utterance:
         model_id: str,
         gain: float,
         options: VoiceOptions,
-        executor: Executor,
+        scheduler: SynthesisScheduler,
         queue_depth: QueueDepth,
         *,
         lead_s: float,
@@ -82,7 +83,7 @@ class Utterance:
         self._model = model
         self._model_id = model_id
         self._options = options
-        self._executor = executor
+        self._scheduler = scheduler
         self._queue_depth = queue_depth
         self._clock = clock
         self._pipeline = AudioPipeline(model.native_sample_rate, gain)
@@ -154,7 +155,6 @@ class Utterance:
         self._synth_task = asyncio.create_task(self._synthesize_all())
 
     async def _synthesize_all(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 item = await self._texts.get()
@@ -163,21 +163,22 @@ class Utterance:
                     return
                 assert isinstance(item, str)
                 try:
-                    await self._synthesize_one(loop, item)
+                    await self._synthesize_one(item)
                 finally:
                     self._queue_depth.add(-1)
-        except AdapterError as exc:
-            self.fail(exc)
         except asyncio.CancelledError:
             self._drain_queue()
             raise
+        except Exception as exc:  # any adapter failure ends this stream, not the worker
+            self.fail(exc)
 
-    async def _synthesize_one(self, loop: asyncio.AbstractEventLoop, text: str) -> None:
+    async def _synthesize_one(self, text: str) -> None:
         started = time.perf_counter()
         chunks: Iterator[FloatArray] = self._model.synthesize(text, self._options)
         samples = 0
         while True:
-            chunk = await loop.run_in_executor(self._executor, next, chunks, None)
+            step = self._scheduler.submit(lambda: next(chunks, None), self._deadline())
+            chunk = await asyncio.wrap_future(step)
             if chunk is None:
                 break
             samples += chunk.size
@@ -185,6 +186,12 @@ class Utterance:
         if samples:
             rtf = (time.perf_counter() - started) / (samples / self._model.native_sample_rate)
             metrics.RTF.labels(model=self._model_id).observe(rtf)
+
+    def _deadline(self) -> float:
+        """When this stream's buffered audio runs out (paused streams are not urgent)."""
+        if self.paused:
+            return self._clock() + 3600.0
+        return self._clock() + len(self._frames) * self._pacer.frame_s
 
     def _push_frames(self, frames: list[bytes], *, last: bool) -> None:
         for i, pcm in enumerate(frames):

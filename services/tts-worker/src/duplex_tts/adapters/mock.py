@@ -4,8 +4,9 @@ Each word becomes voiced syllables (a harmonic series on a gliding pitch with
 a syllable envelope) and words are separated by short pauses, so the signal
 has speech's rhythm and loudness statistics. The same text always gives the
 same samples. Voicepack ``params``: ``pitch_hz``, ``load_delay_ms`` (slow
-loads for manager tests), ``rtf`` (compute time per audio second), and
-``fail_load`` (a message: loading fails with it).
+loads for manager tests), ``rtf`` (compute time per audio second),
+``fail_load`` (a message: loading fails with it) and ``fail_on_word`` (a word
+that makes synthesis raise, as a crashing model would).
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ _VOWELS = re.compile(r"[aeiouy]+", re.IGNORECASE)
 
 
 class MockModel(TTSModel):
-    def __init__(self, native_sample_rate: int, pitch_hz: float, rtf: float) -> None:
+    def __init__(
+        self, native_sample_rate: int, pitch_hz: float, rtf: float, fail_on_word: str = ""
+    ) -> None:
         super().__init__(native_sample_rate)
         self._pitch_hz = pitch_hz
         self._rtf = rtf
+        self._fail_on_word = fail_on_word.lower()
 
     def synthesize(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
         for word in text.split():
+            if self._fail_on_word and word.lower().strip(".,!?") == self._fail_on_word:
+                raise RuntimeError(f"mock model crashed on {word!r}")
             audio = self._word(word)
             if self._rtf > 0:
                 time.sleep(self._rtf * audio.size / self.native_sample_rate)
@@ -69,4 +75,9 @@ class MockFamily(TTSFamily):
         pitch = float(params.get("pitch_hz", 140.0))
         if isinstance(base, MockModel):
             pitch = base._pitch_hz * float(params.get("pitch_ratio", 1.0))
-        return MockModel(spec.native_sample_rate, pitch, float(params.get("rtf", 0.0)))
+        return MockModel(
+            spec.native_sample_rate,
+            pitch,
+            float(params.get("rtf", 0.0)),
+            str(params.get("fail_on_word", "")),
+        )
