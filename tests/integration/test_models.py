@@ -329,6 +329,67 @@ async def test_metrics_endpoint_and_json_logs_without_text(
     assert "Confidential" not in worker.log()
 
 
+def test_health_is_not_serving_until_the_default_model_is_warm(tmp_path: Path, packs: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    write_mock_pack(packs, "mock-slow-default", load_delay_ms=2500)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "duplex_tts",
+            "--adapter",
+            "mock",
+            "--default-model",
+            "mock-slow-default",
+            "--voicepacks",
+            str(packs),
+            "--metrics-port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: list[int] = []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    reply = health.Check(
+                        health_pb2.HealthCheckRequest(service="duplex.tts.v1.TTS"), timeout=1
+                    )
+                except grpc.RpcError:
+                    time.sleep(0.05)
+                    continue
+                if not seen or seen[-1] != reply.status:
+                    seen.append(reply.status)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+                time.sleep(0.05)
+            stub = pb_grpc.TTSStub(channel)
+            listed = {m.id: m for m in stub.ListModels(pb.ListModelsRequest()).models}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert seen == [
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+        health_pb2.HealthCheckResponse.SERVING,
+    ]
+    assert listed["mock-slow-default"].state == pb.MODEL_STATE_READY
+    assert listed["mock-slow-default"].load_ms >= 2500
+
+
 def test_startup_errors_exit_with_a_message(tmp_path: Path, packs: Path) -> None:
     import subprocess
     import sys
