@@ -1,0 +1,109 @@
+"""Resident-first routing: a pure function over a registry snapshot (DESIGN §5).
+
+Filter workers by health, capacity, model and language; prefer those where
+the model is resident, then the lowest queue depth, then the best p50
+first-audio latency. If the requested model is resident nowhere, name the
+best candidate to load it on (the caller fires one deduplicated LoadModel)
+and serve this utterance from the best worker where the fallback model is
+resident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """What routing knows of one worker (from GetCapabilities/ListModels or a Lease)."""
+
+    worker_id: str
+    endpoint: str
+    healthy: bool = True
+    models: frozenset[str] = frozenset()
+    """Models the worker can serve (its catalog)."""
+    resident: frozenset[str] = frozenset()
+    languages: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """model id → languages."""
+    queue_depth: int = 0
+    active_sessions: int = 0
+    max_sessions: int = 64
+    p50_first_audio_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    model_id: str
+    language: str = ""
+    fallback_model: str = ""
+    """Model to speak with meanwhile if ``model_id`` is resident nowhere."""
+    exclude: frozenset[str] = frozenset()
+    """Workers not to use (e.g. one that just failed this turn)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    worker: WorkerView | None
+    model_id: str
+    load_on: WorkerView | None = None
+    """Fire LoadModel(request.model_id) on this worker (resident nowhere yet)."""
+    reason: str = ""
+
+
+def _load_key(w: WorkerView) -> tuple[int, float, int, str]:
+    # p50 of 0 means "no data yet": rank it like an average worker, not the best.
+    return (w.queue_depth, w.p50_first_audio_ms or 1e9 / 2, w.active_sessions, w.worker_id)
+
+
+def _language_ok(w: WorkerView, model_id: str, language: str) -> bool:
+    if not language:
+        return True
+    langs = w.languages.get(model_id, ())
+    base = language.split("-")[0].lower()
+    return not langs or any(lang.split("-")[0].lower() == base for lang in langs)
+
+
+def candidates(
+    workers: Iterable[WorkerView], request: RouteRequest, model_id: str
+) -> list[WorkerView]:
+    return sorted(
+        (
+            w
+            for w in workers
+            if w.healthy
+            and w.worker_id not in request.exclude
+            and w.active_sessions < w.max_sessions
+            and model_id in w.models
+            and _language_ok(w, model_id, request.language)
+        ),
+        key=_load_key,
+    )
+
+
+def route(workers: Sequence[WorkerView], request: RouteRequest) -> Route:
+    able = candidates(workers, request, request.model_id)
+    if not able:
+        return Route(
+            None,
+            request.model_id,
+            reason=f"no healthy worker with free capacity serves {request.model_id!r}",
+        )
+    resident = [w for w in able if request.model_id in w.resident]
+    if resident:
+        return Route(resident[0], request.model_id, reason="resident")
+    load_on = able[0]
+    if request.fallback_model and request.fallback_model != request.model_id:
+        fallback = [
+            w
+            for w in candidates(workers, request, request.fallback_model)
+            if request.fallback_model in w.resident
+        ]
+        if fallback:
+            return Route(
+                fallback[0],
+                request.fallback_model,
+                load_on=load_on,
+                reason="fallback while loading",
+            )
+    return Route(load_on, request.model_id, reason="load on demand")

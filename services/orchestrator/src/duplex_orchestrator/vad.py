@@ -1,0 +1,100 @@
+"""Voice activity detection: webrtcvad on 20 ms / 16 kHz frames, debounced.
+
+``SpeechDetector`` is the pure debouncer: it turns per-frame decisions into
+speech onsets and ends. Onset needs a run of speech frames that are also above
+an energy floor (a faint noise step that fools webrtcvad does not count); the
+end of a turn needs a run of silence. ``Vad`` adds webrtcvad itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import webrtcvad
+
+VAD_RATE = 16_000
+VAD_FRAME_SAMPLES = 320  # 20 ms
+
+
+class VadEvent(enum.Enum):
+    SPEECH_START = "speech_start"
+    SPEECH_END = "speech_end"
+
+
+def frame_dbfs(frame: np.ndarray) -> float:
+    """RMS level of an int16 frame in dBFS (-inf for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(frame.astype(np.float64) / 32768.0))))
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+@dataclass
+class SpeechDetector:
+    onset_frames: int = 4
+    """Consecutive speech frames before an onset (80 ms)."""
+    end_frames: int = 15
+    """Consecutive non-speech frames that end a turn (300 ms)."""
+    min_dbfs: float = -50.0
+    """Frames quieter than this never count as speech."""
+    in_speech: bool = False
+    _run: int = field(default=0, init=False)
+
+    def push(self, is_speech: bool, dbfs: float) -> VadEvent | None:
+        speech = is_speech and dbfs >= self.min_dbfs
+        if not self.in_speech:
+            self._run = self._run + 1 if speech else 0
+            if self._run >= self.onset_frames:
+                self.in_speech, self._run = True, 0
+                return VadEvent.SPEECH_START
+            return None
+        self._run = 0 if speech else self._run + 1
+        if self._run >= self.end_frames:
+            self.in_speech, self._run = False, 0
+            return VadEvent.SPEECH_END
+        return None
+
+
+@dataclass
+class VadResult:
+    event: VadEvent | None
+    utterance: np.ndarray | None = None
+    """At SPEECH_END: the utterance's 16 kHz int16 samples, with pre-roll."""
+
+
+class Vad:
+    """webrtcvad + ``SpeechDetector`` + the utterance buffer for ASR."""
+
+    def __init__(
+        self,
+        aggressiveness: int = 2,
+        detector: SpeechDetector | None = None,
+        preroll_frames: int = 15,
+        max_utterance_s: float = 30.0,
+    ) -> None:
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self.detector = detector or SpeechDetector()
+        self._preroll: deque[np.ndarray] = deque(maxlen=preroll_frames)
+        self._utterance: list[np.ndarray] = []
+        self._max_frames = int(max_utterance_s * VAD_RATE / VAD_FRAME_SAMPLES)
+
+    def push(self, frame: np.ndarray) -> VadResult:
+        """One 20 ms frame of 320 int16 samples at 16 kHz."""
+        is_speech = self._vad.is_speech(frame.astype("<i2").tobytes(), VAD_RATE)
+        event = self.detector.push(is_speech, frame_dbfs(frame))
+        if event is VadEvent.SPEECH_START:
+            self._utterance = [*self._preroll, frame]
+            self._preroll.clear()
+            return VadResult(event)
+        if self.detector.in_speech or event is VadEvent.SPEECH_END:
+            self._utterance.append(frame)
+            if event is None and len(self._utterance) >= self._max_frames:
+                self.detector.in_speech = False  # a monologue: cut it here
+                event = VadEvent.SPEECH_END
+        if event is VadEvent.SPEECH_END:
+            audio = np.concatenate(self._utterance)
+            self._utterance = []
+            return VadResult(event, audio)
+        self._preroll.append(frame)
+        return VadResult(None)

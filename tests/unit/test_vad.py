@@ -1,0 +1,81 @@
+"""VAD debouncing (pure) and webrtcvad on generated signals."""
+
+import numpy as np
+import pytest
+
+from duplex_orchestrator.vad import SpeechDetector, Vad, VadEvent, frame_dbfs
+
+LOUD = -20.0
+
+
+def run(detector: SpeechDetector, pattern: str, dbfs: float = LOUD) -> list[tuple[int, VadEvent]]:
+    events = []
+    for i, ch in enumerate(pattern):
+        event = detector.push(ch == "S", dbfs)
+        if event:
+            events.append((i, event))
+    return events
+
+
+def test_onset_needs_a_run_of_speech_frames() -> None:
+    detector = SpeechDetector(onset_frames=4, end_frames=3)
+    assert run(detector, "SSS.SSS.S.S") == []
+    assert run(SpeechDetector(onset_frames=4, end_frames=3), "..SSSS") == [
+        (5, VadEvent.SPEECH_START)
+    ]
+
+
+def test_end_needs_a_run_of_silence_and_short_gaps_do_not_end_a_turn() -> None:
+    detector = SpeechDetector(onset_frames=2, end_frames=3)
+    events = run(detector, "SS..SS..S...")
+    assert events == [(1, VadEvent.SPEECH_START), (11, VadEvent.SPEECH_END)]
+
+
+def test_faint_frames_never_start_speech() -> None:
+    detector = SpeechDetector(onset_frames=2, min_dbfs=-50)
+    assert run(detector, "SSSSSSSS", dbfs=-60.0) == []
+
+
+def tone(seconds: float, level: float, freq: float = 180.0) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    voiced = sum(np.sin(2 * np.pi * freq * h * t) / h for h in range(1, 10))
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)  # syllable-like modulation
+    return (level * 32767 * voiced * envelope / 3).astype(np.int16)
+
+
+def frames(signal: np.ndarray) -> list[np.ndarray]:
+    return [signal[i : i + 320] for i in range(0, len(signal) - 319, 320)]
+
+
+def test_vad_returns_the_utterance_with_preroll_at_the_end_of_speech() -> None:
+    vad = Vad(
+        aggressiveness=2, detector=SpeechDetector(onset_frames=4, end_frames=10), preroll_frames=5
+    )
+    signal = np.concatenate([np.zeros(16000, np.int16), tone(1.0, 0.5), np.zeros(16000, np.int16)])
+    results = [vad.push(f) for f in frames(signal)]
+    events = [(i, r.event) for i, r in enumerate(results) if r.event]
+    assert [e for _, e in events] == [VadEvent.SPEECH_START, VadEvent.SPEECH_END]
+    utterance = results[events[1][0]].utterance
+    assert utterance is not None
+    assert 1.0 <= len(utterance) / 16000 <= 1.6
+
+
+@pytest.mark.parametrize("level", [0.0, 0.0005])
+def test_silence_and_a_faint_noise_step_are_not_speech(level: float) -> None:
+    vad = Vad()
+    rng = np.random.default_rng(1)
+    noise = (rng.standard_normal(16000 * 2) * level * 32767).astype(np.int16)
+    assert all(vad.push(f).event is None for f in frames(noise))
+
+
+def test_a_long_monologue_is_cut_into_utterances() -> None:
+    vad = Vad(detector=SpeechDetector(onset_frames=2, end_frames=50), max_utterance_s=1.0)
+    results = [vad.push(f) for f in frames(tone(2.5, 0.5))]
+    ends = [r for r in results if r.event is VadEvent.SPEECH_END]
+    assert len(ends) >= 2
+    assert all(r.utterance is not None and len(r.utterance) <= 16000 + 320 * 20 for r in ends)
+
+
+def test_frame_dbfs() -> None:
+    assert frame_dbfs(np.zeros(320, np.int16)) == float("-inf")
+    assert frame_dbfs(np.full(320, 32767, np.int16)) == pytest.approx(0, abs=0.01)
