@@ -6,7 +6,11 @@ PIPER = "piper-en-us-joe-medium"
 
 
 def worker(
-    name: str, *, resident: set[str] = frozenset(), models: set[str] | None = None, **kw: object
+    name: str,
+    *,
+    resident: frozenset[str] | set[str] = frozenset(),
+    models: set[str] | None = None,
+    **kw: object,
 ) -> WorkerView:
     return WorkerView(
         worker_id=name,
