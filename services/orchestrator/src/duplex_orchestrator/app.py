@@ -1,0 +1,126 @@
+"""The orchestrator's HTTP server: web client, /ws, /api/models, /healthz, /metrics, API key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.llm import EchoBridge, LLMBridge, OpenAIBridge
+from duplex_orchestrator.registry.static import StaticRegistry
+from duplex_orchestrator.session import Services
+from duplex_orchestrator.transports import websocket
+
+log = logging.getLogger(__name__)
+WEB = resources.files("duplex_orchestrator") / "web"
+
+
+def _key_middleware(api_key: str) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(("/ws", "/api/")):
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            given = given or request.headers.get("X-API-Key", "") or request.query.get("key", "")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                raise web.HTTPUnauthorized(
+                    text="missing or wrong API key (header 'Authorization: Bearer KEY', "
+                    "'X-API-Key: KEY' or '?key=KEY')"
+                )
+        return await handler(request)
+
+    return check
+
+
+def make_llm(config: OrchestratorConfig) -> LLMBridge:
+    if config.llm == "openai":
+        return OpenAIBridge(
+            config.llm_url, config.llm_model, os.environ.get(config.llm_api_key_env, "")
+        )
+    return EchoBridge()
+
+
+def build_app(
+    config: OrchestratorConfig, transcriber: Transcriber | None = None
+) -> web.Application:
+    middlewares: list[Middleware] = [] if config.dev else [_key_middleware(config.api_key)]
+    app = web.Application(middlewares=middlewares)
+    registry = StaticRegistry(config.workers, poll_s=config.poll_ms / 1000)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        asr = (
+            transcriber
+            if transcriber is not None
+            else await asyncio.to_thread(
+                Transcriber,
+                config.asr_model_dir,
+                device=config.asr_device,
+                language=config.asr_language,
+            )
+        )
+        await registry.refresh()
+        app["services"] = Services(
+            registry=registry,
+            transcriber=asr,
+            llm=make_llm(config),
+            default_model=config.default_model,
+            vad_aggressiveness=config.vad_aggressiveness,
+            onset_frames=max(1, config.vad_onset_ms // 20),
+            end_frames=max(1, config.vad_end_ms // 20),
+        )
+        poller = asyncio.create_task(registry.run())
+        yield
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await registry.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def ws(request: web.Request) -> web.StreamResponse:
+        return await websocket.handle(request, request.app["services"])
+
+    async def models(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"models": registry.models(), "default": config.default_model})
+
+    async def healthz(request: web.Request) -> web.StreamResponse:
+        workers = registry.snapshot()
+        healthy = [w.worker_id for w in workers if w.healthy]
+        status = 200 if healthy else 503
+        return web.json_response(
+            {
+                "status": "ok" if healthy else "no healthy worker",
+                "workers": healthy,
+                "dev": config.dev,
+            },
+            status=status,
+        )
+
+    async def prometheus(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def static(name: str, content_type: str) -> Handler:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=(WEB / name).read_bytes(), content_type=content_type)
+
+        return serve
+
+    app.router.add_get("/", static("index.html", "text/html"))
+    app.router.add_get("/app.js", static("app.js", "application/javascript"))
+    app.router.add_get(
+        "/capture-worklet.js", static("capture-worklet.js", "application/javascript")
+    )
+    app.router.add_get("/ws", ws)
+    app.router.add_get("/api/models", models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus)
+    return app

@@ -1,0 +1,244 @@
+"""Command lines: ``duplex-orchestrator`` and ``duplex up | say | talk``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from duplex_orchestrator.config import ConfigError, build_config
+
+
+def orchestrator_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="duplex-orchestrator",
+        description="duplex orchestrator: voice sessions over WebSocket.",
+    )
+    add = p.add_argument
+    add("--config", type=Path, help="YAML settings (same names as the flags, with _)")
+    add("--host", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, help="HTTP port (default 8080)")
+    add(
+        "--registry",
+        choices=["static", "kubernetes"],
+        help="where workers come from (default static)",
+    )
+    add("--worker", dest="workers", action="append", help="a TTS worker host:port (repeatable)")
+    add("--default-model", help="TTS model for new sessions (default piper-en-us-joe-medium)")
+    add("--api-key", help="API key for /ws and /api (or env DUPLEX_API_KEY)")
+    add("--dev", action="store_const", const=True, help="development mode: no API key")
+    add("--llm", choices=["echo", "openai"], help="LLM bridge (default echo)")
+    add("--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    add("--llm-model", help="model name sent to the LLM endpoint")
+    add(
+        "--asr-model-dir",
+        type=Path,
+        help="faster-whisper model folder (default: Whisper base from PyPI)",
+    )
+    add("--asr-device", choices=["cpu", "cuda"])
+    add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
+    add("--vad-end-ms", type=int, help="silence that ends a turn (default 300)")
+    add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def orchestrator_main(argv: list[str] | None = None) -> None:
+    args = vars(orchestrator_parser().parse_args(argv))
+    yaml_path = args.pop("config")
+    try:
+        config = build_config(args, yaml_path)
+    except ConfigError as exc:
+        print(f"duplex-orchestrator: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if config.registry == "kubernetes":
+        print(
+            "duplex-orchestrator: the kubernetes registry is not available yet; "
+            "use --registry static",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    from aiohttp import web
+
+    from duplex_orchestrator.app import build_app
+
+    _setup_logging(config.log_level)
+    if config.dev:
+        print(
+            "duplex-orchestrator: DEV MODE — no API key is required; do not expose this port.",
+            file=sys.stderr,
+        )
+    web.run_app(build_app(config), host=config.host, port=config.port, print=None)
+
+
+def _setup_logging(level: str) -> None:
+    import json
+    import logging
+
+    class Json(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            skip = set(vars(logging.makeLogRecord({}))) | {"message"}
+            fields = {k: v for k, v in vars(record).items() if k not in skip}
+            return json.dumps(
+                {
+                    "ts": round(record.created, 3),
+                    "level": record.levelname.lower(),
+                    "logger": record.name,
+                    "msg": record.getMessage(),
+                    **fields,
+                },
+                default=str,
+            )
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Json())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+# ---- duplex up / say / talk ---------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="duplex", description="duplex: realtime voice agents.")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start one Piper worker and one orchestrator (dev mode)")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--worker-port", type=int, default=7001)
+    up.add_argument("--voicepacks", type=Path, default=Path("voicepacks"))
+    up.add_argument("--model", default="piper-en-us-joe-medium")
+    for name, helptext in (
+        ("say", "speak a text and save the reply"),
+        ("talk", "send a WAV as if spoken"),
+    ):
+        s = sub.add_parser(name, help=helptext)
+        if name == "say":
+            s.add_argument("text")
+        else:
+            s.add_argument("--wav", type=Path, required=True, help="mono PCM16 WAV, any rate")
+        s.add_argument("--model", default="")
+        s.add_argument("--out", type=Path, default=Path("reply.wav"))
+        s.add_argument("--url", default=os.environ.get("DUPLEX_URL", "ws://127.0.0.1:8080/ws"))
+        s.add_argument("--key", default=os.environ.get("DUPLEX_API_KEY", ""))
+    args = p.parse_args(argv)
+    if args.command == "up":
+        raise SystemExit(_up(args))
+    raise SystemExit(asyncio.run(_client(args)))
+
+
+async def _client(args: Any) -> int:
+    import aiohttp
+
+    from duplex_orchestrator import client
+
+    try:
+        if args.command == "say":
+            convo = await client.say(args.url, args.key, args.text, args.model)
+        else:
+            convo = await client.talk(args.url, args.key, client.read_wav_16k(args.wav), args.model)
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        print(f"duplex {args.command}: {exc}", file=sys.stderr)
+        return 1
+    for event in convo.events:
+        if event["type"] == "asr":
+            print(f"heard:  {event['text']}")
+        elif event["type"] == "latency":
+            print(
+                "latency: " + ", ".join(f"{k} {v}" for k, v in event.items() if k.endswith("_ms"))
+            )
+        elif event["type"] == "error":
+            print(f"error:  {event['code']}: {event['message']}", file=sys.stderr)
+    reply = "".join(convo.texts("reply"))
+    if reply:
+        print(f"reply:  {reply}")
+    if not convo.audio:
+        print(f"duplex {args.command}: no reply audio", file=sys.stderr)
+        return 1
+    convo.save(args.out)
+    print(f"saved {len(convo.audio) / 96000:.2f} s of reply audio to {args.out}")
+    return 0
+
+
+def _up(args: Any) -> int:
+    python = sys.executable
+    worker = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "duplex_tts",
+            "--adapter",
+            "piper,mock",
+            "--default-model",
+            args.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.worker_port),
+            "--voicepacks",
+            str(args.voicepacks),
+        ]
+    )
+    orchestrator = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "duplex_orchestrator",
+            "--dev",
+            "--port",
+            str(args.port),
+            "--worker",
+            f"127.0.0.1:{args.worker_port}",
+            "--default-model",
+            args.model,
+        ]
+    )
+    children = (worker, orchestrator)
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        url = f"http://127.0.0.1:{args.port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if any(c.poll() is not None for c in children):
+                print(
+                    "duplex up: a process exited during start-up; see its log above",
+                    file=sys.stderr,
+                )
+                return 1
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        else:
+            print("duplex up: not healthy after 180 s", file=sys.stderr)
+            return 1
+        print(
+            f"\nduplex is up (dev mode, no API key): open {url}\nPress Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,114 @@
+"""A WebSocket client of the orchestrator, used by ``duplex say`` and ``duplex talk``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import soxr
+
+from duplex_orchestrator.protocol import frame_bytes
+
+RATE_IN = 16_000
+
+
+@dataclass
+class Conversation:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audio: bytearray = field(default_factory=bytearray)
+    first_audio_at: float | None = None
+
+    def texts(self, kind: str, key: str = "text") -> list[str]:
+        return [str(e.get(key, "")) for e in self.events if e["type"] == kind]
+
+    def save(self, path: Path) -> None:
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(48_000)
+            out.writeframes(bytes(self.audio))
+
+
+def read_wav_16k(path: Path) -> np.ndarray:
+    """A mono PCM16 WAV, resampled to 16 kHz int16."""
+    with wave.open(str(path), "rb") as src:
+        if src.getsampwidth() != 2:
+            raise ValueError(f"{path}: need 16-bit PCM, got {8 * src.getsampwidth()}-bit")
+        data = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2")
+        if src.getnchannels() > 1:
+            data = data.reshape(-1, src.getnchannels()).mean(axis=1).astype(np.int16)
+        rate = src.getframerate()
+    if rate != RATE_IN:
+        data = np.clip(soxr.resample(data.astype(np.float32), rate, RATE_IN), -32768, 32767).astype(
+            np.int16
+        )
+    return data
+
+
+def _headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def _receive(
+    ws: aiohttp.ClientWebSocketResponse, convo: Conversation, until: str, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = await ws.receive(timeout=left)
+        except TimeoutError:
+            break
+        if message.type is aiohttp.WSMsgType.BINARY:
+            convo.first_audio_at = convo.first_audio_at or time.monotonic()
+            convo.audio.extend(message.data)
+        elif message.type is aiohttp.WSMsgType.TEXT:
+            event = json.loads(message.data)
+            convo.events.append(event)
+            if event["type"] == until or (event["type"] == "error" and until == "ready"):
+                return
+        else:
+            break
+
+
+async def say(
+    url: str, key: str, text: str, model: str = "", timeout_s: float = 60.0
+) -> Conversation:
+    convo = Conversation()
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
+        await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
+        await _receive(ws, convo, "ready", 30)
+        await ws.send_str(json.dumps({"type": "say", "text": text}))
+        await _receive(ws, convo, "tts_end", timeout_s)
+    return convo
+
+
+async def talk(
+    url: str, key: str, audio16k: np.ndarray, model: str = "", timeout_s: float = 60.0
+) -> Conversation:
+    """Stream the audio in real time as if spoken, then silence until the reply has played."""
+    convo = Conversation()
+    step = frame_bytes(RATE_IN) // 2
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
+        await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
+        await _receive(ws, convo, "ready", 30)
+        receiver = asyncio.create_task(_receive(ws, convo, "tts_end", timeout_s))
+        padded = np.concatenate([audio16k, np.zeros(-len(audio16k) % step, np.int16)])
+        started = time.monotonic()
+        frame_index = 0
+        while not receiver.done() and time.monotonic() - started < timeout_s:
+            if frame_index * step < len(padded):
+                chunk = padded[frame_index * step : (frame_index + 1) * step]
+            else:
+                chunk = np.zeros(step, np.int16)  # keep the microphone open while the reply plays
+            await ws.send_bytes(chunk.astype("<i2").tobytes())
+            frame_index += 1
+            await asyncio.sleep(max(0.0, started + frame_index * 0.02 - time.monotonic()))
+        await receiver
+    return convo

@@ -1,0 +1,89 @@
+"""Orchestrator configuration: defaults < YAML (--config) < environment < flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """Invalid configuration: one line naming the field."""
+
+
+class OrchestratorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    registry: Literal["static", "kubernetes"] = "static"
+    workers: list[str] = ["127.0.0.1:7001"]
+    """TTS worker addresses for the static registry (host:port)."""
+    default_model: str = "piper-en-us-joe-medium"
+    api_key: str = ""
+    """Required on /ws and /api unless ``dev`` is set (env DUPLEX_API_KEY)."""
+    dev: bool = False
+    """Development mode: no API key (``duplex up`` sets it, and says so)."""
+    llm: Literal["echo", "openai"] = "echo"
+    llm_url: str = ""
+    """OpenAI-compatible base URL (…/v1); setting it selects the openai bridge."""
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key_env: str = "DUPLEX_LLM_API_KEY"
+    """Environment variable holding the LLM key (never put keys in flags)."""
+    asr_model_dir: Path | None = None
+    """A faster-whisper model folder; default: Whisper base assembled from PyPI."""
+    asr_device: Literal["cpu", "cuda"] = "cpu"
+    asr_language: str = "en"
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    vad_onset_ms: int = Field(default=80, ge=20, le=1000)
+    vad_end_ms: int = Field(default=300, ge=100, le=3000)
+    poll_ms: int = Field(default=2000, ge=100)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> OrchestratorConfig:
+        if self.llm_url:
+            object.__setattr__(self, "llm", "openai")
+        if self.llm == "openai" and not self.llm_url:
+            raise ValueError("llm_url: required when llm is 'openai'")
+        if not self.dev and not self.api_key:
+            raise ValueError(
+                "api_key: set --api-key or DUPLEX_API_KEY (or --dev for local development)"
+            )
+        if self.registry == "static" and not self.workers:
+            raise ValueError("workers: the static registry needs at least one --worker host:port")
+        return self
+
+
+def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> OrchestratorConfig:
+    values: dict[str, Any] = {}
+    if yaml_path is not None:
+        try:
+            data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(
+                f"config: cannot read {yaml_path}: {exc}".replace("\n", " ")
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: {yaml_path} must hold a mapping of settings")
+        values.update({str(k).replace("-", "_"): v for k, v in data.items()})
+    if os.environ.get("DUPLEX_API_KEY"):
+        values["api_key"] = os.environ["DUPLEX_API_KEY"]
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return OrchestratorConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{field + ': ' if field else ''}{message}") from None

@@ -1,0 +1,91 @@
+"""LLM bridges: text in, a stream of text deltas out.
+
+``EchoBridge`` (the default) repeats what was heard, so the whole loop is
+testable without a model. ``OpenAIBridge`` streams from any OpenAI-compatible
+``/chat/completions`` endpoint (server-sent events); its deltas go to the TTS
+worker as they arrive, so the first clause is spoken before the reply is done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import aiohttp
+
+
+class LLMError(Exception):
+    """The LLM endpoint failed; the message says how."""
+
+
+class LLMBridge(Protocol):
+    def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        """Text deltas of the reply to ``text`` (``history``: earlier turns, oldest first)."""
+        ...
+
+
+class EchoBridge:
+    """Repeats the user's words, streamed word by word like a model would."""
+
+    async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        for i, word in enumerate(text.split()):
+            yield word if i == 0 else " " + word
+
+
+SYSTEM_PROMPT = "You are a helpful voice assistant. Answer briefly, in plain spoken sentences."
+
+
+class OpenAIBridge:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        system_prompt: str = SYSTEM_PROMPT,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._model = model
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._system = system_prompt
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        messages = [
+            {"role": "system", "content": self._system},
+            *history,
+            {"role": "user", "content": text},
+        ]
+        body = {"model": self._model, "messages": messages, "stream": True}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self._timeout) as http,
+                http.post(self._url, json=body, headers=self._headers) as response,
+            ):
+                if response.status != 200:
+                    detail = (await response.text())[:200]
+                    raise LLMError(f"LLM endpoint {self._url} answered {response.status}: {detail}")
+                async for raw in response.content:
+                    delta = _sse_delta(raw.decode("utf-8", "replace").strip())
+                    if delta is None:
+                        return
+                    if delta:
+                        yield delta
+        except aiohttp.ClientError as exc:
+            raise LLMError(f"LLM endpoint {self._url} unreachable: {exc}") from exc
+
+
+def _sse_delta(line: str) -> str | None:
+    """The text in one SSE line ('' for non-data lines); None at [DONE]."""
+    if not line.startswith("data:"):
+        return ""
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return None
+    try:
+        choices = json.loads(data).get("choices") or [{}]
+        content = (choices[0].get("delta") or {}).get("content")
+    except (json.JSONDecodeError, AttributeError, IndexError) as exc:
+        raise LLMError(f"LLM stream sent a malformed event: {data[:120]!r}") from exc
+    return content if isinstance(content, str) else ""

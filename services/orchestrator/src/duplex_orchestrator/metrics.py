@@ -1,0 +1,28 @@
+"""Prometheus metrics of the orchestrator (names prefixed ``duplex_``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+VOICE_TO_VOICE = Histogram(
+    "duplex_voice_to_voice_seconds",
+    "End of user speech (VAD) → first reply frame sent",
+    buckets=_LATENCY,
+)
+FIRST_AUDIO = Histogram(
+    "duplex_first_audio_seconds", "Reply text started → first reply frame sent", buckets=_LATENCY
+)
+ASR_LATENCY = Histogram(
+    "duplex_asr_seconds", "Whisper transcription time per utterance", buckets=_LATENCY
+)
+BARGE_INS = Counter("duplex_barge_in_total", "Barge-ins by outcome", ["outcome"])
+BARGE_IN_LATENCY = Histogram(
+    "duplex_barge_in_pause_seconds",
+    "VAD onset → client told to flush and worker paused",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+)
+ROUTING = Counter("duplex_routing_decisions_total", "Routing decisions", ["reason"])
+SESSIONS = Gauge("duplex_active_sessions", "Open client sessions")
+ERRORS = Counter("duplex_session_errors_total", "Error events sent to clients", ["code"])

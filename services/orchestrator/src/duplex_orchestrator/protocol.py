@@ -1,0 +1,136 @@
+"""The WebSocket protocol: JSON control messages and binary PCM, parsed and validated.
+
+Client → server (JSON text frames):
+  {"type": "start", "model": "piper-en-us-joe-medium", "sample_rate": 16000}
+      opens the session; ``sample_rate`` of the binary audio the client sends
+      (8000, 16000, 24000, 44100 or 48000); ``model`` optional (server default).
+  {"type": "text", "text": "Hello", "final": false}   stream-TTS: speak text deltas as they arrive
+  {"type": "say", "text": "Hello there."}             speak a whole text
+  {"type": "model", "model": "mock"}                   use another model from the next turn
+  {"type": "interrupt"}                                stop the reply now
+  {"type": "ping"}
+Client → server (binary frames): 20 ms of PCM16 mono little-endian at the
+declared rate per frame (640 bytes at 16 kHz, 1920 at 48 kHz).
+
+Server → client: JSON events ``ready``, ``vad``, ``asr``, ``reply``,
+``tts_start``, ``tts_end``, ``barge_in``, ``latency``, ``model``, ``error``,
+``pong`` (see the README), and binary frames of 1920 bytes: 20 ms of PCM16 at
+48 kHz from the TTS worker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+ALLOWED_RATES = (8000, 16000, 24000, 44100, 48000)
+MAX_TEXT_CHARS = 4000
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """A client message the server refuses; sent back as an ``error`` event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Start:
+    model: str
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True)
+class Model:
+    model: str
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    pass
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+Message = Start | Text | Say | Model | Interrupt | Ping
+
+
+def frame_bytes(sample_rate: int) -> int:
+    """Bytes in one 20 ms PCM16 mono frame at ``sample_rate``."""
+    return sample_rate // 50 * 2
+
+
+def parse(raw: str) -> Message:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            "too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"
+        )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(
+            "bad_json", f"not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_message", "a message must be a JSON object with a 'type'")
+    kind = data.get("type")
+    if kind == "start":
+        rate = data.get("sample_rate", 16000)
+        if rate not in ALLOWED_RATES:
+            raise ProtocolError(
+                "bad_sample_rate",
+                f"sample_rate {rate!r} not supported; use one of {list(ALLOWED_RATES)}",
+            )
+        return Start(model=_str(data, "model", required=False), sample_rate=int(rate))
+    if kind == "text":
+        final = data.get("final", False)
+        if not isinstance(final, bool):
+            raise ProtocolError("bad_message", "'final' must be true or false")
+        return Text(_text(data), final)
+    if kind == "say":
+        return Say(_text(data))
+    if kind == "model":
+        return Model(_str(data, "model"))
+    if kind == "interrupt":
+        return Interrupt()
+    if kind == "ping":
+        return Ping()
+    raise ProtocolError(
+        "unknown_type",
+        f"unknown message type {kind!r}; expected start, text, say, model, interrupt or ping",
+    )
+
+
+def _str(data: dict[str, Any], key: str, required: bool = True) -> str:
+    value = data.get(key, "" if not required else None)
+    if not isinstance(value, str) or (required and not value):
+        raise ProtocolError("bad_message", f"'{key}' must be a non-empty string")
+    return value
+
+
+def _text(data: dict[str, Any]) -> str:
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise ProtocolError("bad_message", "'text' must be a string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ProtocolError(
+            "too_large", f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}"
+        )
+    return text

@@ -1,0 +1,403 @@
+"""The transport-agnostic voice session: audio and text in, events and speech out.
+
+A transport (WebSocket now, LiveKit next) feeds client messages and audio
+frames in and delivers what the session emits through ``SessionIO``. Turn
+decisions come from the pure ``Turns`` state machine; this module does the
+I/O around them: VAD on 16 kHz frames, Whisper in a thread, the LLM stream,
+routing, and the worker's gRPC streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+import numpy as np
+import soxr
+
+from duplex_orchestrator import metrics
+from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.feeds import ClientText, ReplayableText
+from duplex_orchestrator.llm import LLMBridge, LLMError
+from duplex_orchestrator.protocol import (
+    Interrupt,
+    Message,
+    Model,
+    Ping,
+    ProtocolError,
+    Say,
+    Start,
+    Text,
+    frame_bytes,
+)
+from duplex_orchestrator.registry.static import StaticRegistry
+from duplex_orchestrator.reply import Reply
+from duplex_orchestrator.routing.policy import RouteRequest, route
+from duplex_orchestrator.turns import Action, Turns
+from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
+
+log = logging.getLogger(__name__)
+
+
+class SessionIO(Protocol):
+    async def event(self, kind: str, **fields: Any) -> None: ...
+    async def audio(self, frame: bytes) -> None: ...
+
+
+@dataclass
+class Services:
+    """What every session shares."""
+
+    registry: StaticRegistry
+    transcriber: Transcriber
+    llm: LLMBridge
+    default_model: str
+    vad_aggressiveness: int = 2
+    onset_frames: int = 4
+    end_frames: int = 15
+    asr_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One transcription at a time: Whisper already uses every core."""
+
+
+class VoiceSession:
+    def __init__(
+        self, io: SessionIO, services: Services, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.id = uuid.uuid4().hex[:16]
+        self._io = io
+        self._services = services
+        self._clock = clock
+        self.turns = Turns(clock)
+        self.model = services.default_model
+        self.active_model = services.default_model
+        self._rate = 0
+        self._resampler: soxr.ResampleStream | None = None
+        self._pending16k = np.zeros(0, dtype=np.int16)
+        self._vad = Vad(
+            services.vad_aggressiveness,
+            SpeechDetector(onset_frames=services.onset_frames, end_frames=services.end_frames),
+        )
+        self._reply: Reply | None = None
+        self._reply_task: asyncio.Task[None] | None = None
+        self._asr_tasks: set[asyncio.Task[None]] = set()
+        self._client_text: ClientText | None = None
+        self._history: list[dict[str, str]] = []
+        self._worker_sessions: dict[tuple[str, str], str] = {}
+        self._turn = 0
+        self._speech_started_at = 0.0
+
+    # ---- messages ------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._rate > 0
+
+    async def handle(self, message: Message) -> None:
+        if isinstance(message, Start):
+            await self._start(message)
+            return
+        if isinstance(message, Ping):
+            await self._io.event("pong")
+            return
+        if not self.started:
+            raise ProtocolError("not_started", 'send {"type": "start"} first')
+        if isinstance(message, Text):
+            await self._stream_text(message)
+        elif isinstance(message, Say):
+            await self._start_reply(_once(message.text), source="say")
+        elif isinstance(message, Model):
+            await self._switch_model(message.model)
+        elif isinstance(message, Interrupt):
+            await self._interrupt()
+
+    async def _start(self, message: Start) -> None:
+        if self.started:
+            raise ProtocolError("already_started", "this session is already started")
+        model = message.model or self._services.default_model
+        self._check_model(model)
+        self._rate = message.sample_rate
+        if self._rate != VAD_RATE:
+            self._resampler = soxr.ResampleStream(
+                self._rate, VAD_RATE, 1, dtype="float32", quality="HQ"
+            )
+        self.model = self.active_model = model
+        await self._io.event(
+            "ready",
+            session_id=self.id,
+            model=model,
+            models=self._services.registry.models(),
+            sample_rate_in=self._rate,
+            sample_rate_out=48000,
+            frame_ms=20,
+        )
+
+    def _check_model(self, model: str) -> None:
+        known = {m["id"] for m in self._services.registry.models()}
+        if known and model not in known:
+            raise ProtocolError(
+                "unknown_model",
+                f"unknown model {model!r}; available: {', '.join(sorted(map(str, known)))}",
+            )
+
+    # ---- audio in ------------------------------------------------------
+
+    async def audio(self, data: bytes) -> None:
+        if not self.started:
+            raise ProtocolError("not_started", 'send {"type": "start"} before audio')
+        expected = frame_bytes(self._rate)
+        if len(data) != expected:
+            raise ProtocolError(
+                "bad_audio_frame",
+                f"binary frames must hold 20 ms of PCM16 mono at {self._rate} Hz "
+                f"({expected} bytes); got {len(data)}",
+            )
+        samples = np.frombuffer(data, dtype="<i2")
+        if self._resampler is not None:
+            resampled = self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0)
+            samples = np.clip(np.rint(resampled * 32768.0), -32768, 32767).astype(np.int16)
+        self._pending16k = np.concatenate([self._pending16k, samples])
+        while self._pending16k.size >= VAD_FRAME_SAMPLES:
+            frame, self._pending16k = (
+                self._pending16k[:VAD_FRAME_SAMPLES],
+                self._pending16k[VAD_FRAME_SAMPLES:],
+            )
+            result = self._vad.push(frame)
+            if result.event is VadEvent.SPEECH_START:
+                await self._speech_started()
+            elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
+                # The last speech frame arrived end_frames * 20 ms ago (real-time input).
+                ended_at = self._clock() - self._services.end_frames * 0.02
+                await self._io.event("vad", state="speech_end")
+                task = asyncio.create_task(self._transcribe(result.utterance, ended_at))
+                self._asr_tasks.add(task)
+                task.add_done_callback(self._asr_tasks.discard)
+
+    async def _speech_started(self) -> None:
+        self._speech_started_at = self._clock()
+        await self._io.event("vad", state="speech_start")
+        decision = self.turns.speech_started()
+        if Action.FLUSH_CLIENT in decision.actions:
+            await self._io.event("barge_in", action="pause", flush=True)
+        if Action.PAUSE_TTS in decision.actions and self._reply is not None:
+            await self._reply.pause()
+            metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
+
+    async def _transcribe(self, utterance: np.ndarray, ended_at: float) -> None:
+        services = self._services
+        try:
+            async with services.asr_lock:
+                transcript = await asyncio.to_thread(services.transcriber.transcribe, utterance)
+        except Exception as exc:
+            log.exception("asr failed", extra={"event": "asr_error", "session_id": self.id})
+            await self._error("asr_failed", f"speech recognition failed: {exc}")
+            return
+        metrics.ASR_LATENCY.observe(transcript.seconds)
+        await self._io.event(
+            "asr", text=transcript.text, final=True, asr_ms=round(transcript.seconds * 1000, 1)
+        )
+        decision = self.turns.utterance(transcript.text)
+        if decision.barge_in_ms is not None:
+            outcome = "stop" if Action.STOP_TTS in decision.actions else "resume"
+            metrics.BARGE_INS.labels(outcome=outcome).inc()
+        if Action.RESUME_TTS in decision.actions:
+            if self._reply is not None:
+                await self._reply.resume()
+            await self._io.event("barge_in", action="resume")
+        if Action.STOP_TTS in decision.actions:
+            await self._stop_reply()
+            await self._io.event("barge_in", action="stop")
+        if Action.REPLY in decision.actions:
+            self._history.append({"role": "user", "content": decision.text})
+            deltas = services.llm.reply(decision.text, self._history[:-1][-10:])
+            await self._start_reply(deltas, source="voice", speech_ended_at=ended_at)
+
+    # ---- replies -------------------------------------------------------
+
+    async def _stream_text(self, message: Text) -> None:
+        if self._client_text is None or self._client_text.closed:
+            self._client_text = ClientText()
+            self._client_text.push(message.text, message.final)
+            await self._start_reply(self._client_text.deltas(), source="text")
+        else:
+            self._client_text.push(message.text, message.final)
+
+    async def _start_reply(
+        self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None
+    ) -> None:
+        await self._stop_reply()
+        self._turn += 1
+        self.turns.reply_started()
+        reply = Reply(self._turn)
+        self._reply = reply
+        self._reply_task = asyncio.create_task(
+            self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)
+        )
+
+    async def _stop_reply(self) -> None:
+        reply, task = self._reply, self._reply_task
+        if reply is not None:
+            await reply.stop()
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
+            except TimeoutError:
+                task.cancel()
+
+    async def _interrupt(self) -> None:
+        if self._reply is not None and not self._reply.finished:
+            await self._stop_reply()
+            await self._io.event("barge_in", action="stop")
+
+    async def _run_reply(
+        self, reply: Reply, text: ReplayableText, source: str, speech_ended_at: float | None
+    ) -> None:
+        excluded: set[str] = set()
+        started = self._clock()
+        try:
+            for _attempt in range(2):
+                endpoint = await self._speak_once(reply, text, excluded, started, speech_ended_at)
+                if endpoint is None:
+                    break
+                excluded.add(endpoint)  # failed there: retry the turn on another worker
+        except LLMError as exc:
+            await self._error("llm_failed", str(exc))
+        finally:
+            reply.finished = True
+            if self._reply is reply:
+                self.turns.reply_finished()
+            if text.text and source == "voice":
+                self._history.append({"role": "assistant", "content": text.text})
+
+    async def _speak_once(
+        self,
+        reply: Reply,
+        text: ReplayableText,
+        excluded: set[str],
+        started: float,
+        speech_ended_at: float | None,
+    ) -> str | None:
+        """Speak the reply on one worker; the failed worker's endpoint if it should be retried."""
+        registry = self._services.registry
+        chosen = route(
+            registry.snapshot(),
+            RouteRequest(self.model, fallback_model=self.active_model, exclude=frozenset(excluded)),
+        )
+        metrics.ROUTING.labels(
+            reason=chosen.reason.split(" ")[0] if chosen.worker else "none"
+        ).inc()
+        if chosen.worker is None:
+            await self._error("no_worker", chosen.reason)
+            return None
+        if chosen.load_on is not None and registry.ensure_loading(
+            chosen.load_on.endpoint, self.model
+        ):
+            await self._io.event(
+                "model", requested=self.model, active=chosen.model_id, loading=True
+            )
+        endpoint = chosen.worker.endpoint
+        client = registry.client(endpoint)
+        try:
+            session_id = await self._worker_session(endpoint, chosen.model_id)
+            self.active_model = chosen.model_id
+            call = client.synthesize(session_id, self._forward_text(reply, text))
+            await reply.attach(client, session_id, call)
+            await self._io.event(
+                "tts_start", turn=reply.turn, model=chosen.model_id, worker=chosen.worker.worker_id
+            )
+            frames = 0
+            async for frame in call:
+                if frames == 0:
+                    await self._first_frame(reply, started, speech_ended_at)
+                frames += 1
+                if not reply.paused:
+                    await self._io.audio(frame.pcm)
+            await self._io.event(
+                "tts_end", turn=reply.turn, frames=frames, interrupted=reply.stopped
+            )
+            return None
+        except grpc.aio.AioRpcError as exc:
+            if reply.stopped:
+                return None
+            self._worker_sessions.pop((endpoint, chosen.model_id), None)
+            if exc.code() in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.CANCELLED,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ):
+                registry.mark_unhealthy(endpoint)
+                await self._error(
+                    "tts_failed",
+                    f"TTS worker {endpoint} failed mid-reply ({exc.code().name}); "
+                    "retrying elsewhere if possible",
+                )
+                return endpoint
+            await self._error("tts_failed", exc.details() or exc.code().name)
+            return None
+
+    async def _forward_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
+        async for delta in text.replay():
+            if reply.stopped:
+                return
+            await self._io.event("reply", turn=reply.turn, text=delta)
+            yield delta
+
+    async def _first_frame(
+        self, reply: Reply, started: float, speech_ended_at: float | None
+    ) -> None:
+        now = self._clock()
+        figures: dict[str, float] = {"first_audio_ms": round((now - started) * 1000, 1)}
+        metrics.FIRST_AUDIO.observe(now - started)
+        if speech_ended_at is not None:
+            figures["voice_to_voice_ms"] = round((now - speech_ended_at) * 1000, 1)
+            metrics.VOICE_TO_VOICE.observe(now - speech_ended_at)
+        await self._io.event("latency", turn=reply.turn, **figures)
+
+    async def _worker_session(self, endpoint: str, model_id: str) -> str:
+        key = (endpoint, model_id)
+        if key not in self._worker_sessions:
+            started = await self._services.registry.client(endpoint).start_session(model_id)
+            self._worker_sessions[key] = started.session_id
+        return self._worker_sessions[key]
+
+    # ---- model switch, errors, close ---------------------------------
+
+    async def _switch_model(self, model: str) -> None:
+        self._check_model(model)
+        self.model = model
+        registry = self._services.registry
+        chosen = route(registry.snapshot(), RouteRequest(model, fallback_model=self.active_model))
+        loading = chosen.load_on is not None
+        if chosen.load_on is not None:
+            registry.ensure_loading(chosen.load_on.endpoint, model)
+        await self._io.event(
+            "model", requested=model, active=chosen.model_id if loading else model, loading=loading
+        )
+
+    async def _error(self, code: str, message: str) -> None:
+        metrics.ERRORS.labels(code=code).inc()
+        log.warning(
+            "session error", extra={"event": "session_error", "session_id": self.id, "code": code}
+        )
+        await self._io.event("error", code=code, message=message)
+
+    async def close(self) -> None:
+        for task in list(self._asr_tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self._stop_reply()
+        registry = self._services.registry
+        for (endpoint, _model), session_id in self._worker_sessions.items():
+            with contextlib.suppress(grpc.aio.AioRpcError, KeyError):
+                await registry.client(endpoint).end_session(session_id)
+        self._worker_sessions.clear()
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text
