@@ -31,6 +31,18 @@ def test_end_needs_a_run_of_silence_and_short_gaps_do_not_end_a_turn() -> None:
     assert events == [(1, VadEvent.SPEECH_START), (11, VadEvent.SPEECH_END)]
 
 
+def test_a_short_silence_inside_speech_is_a_pause_once() -> None:
+    detector = SpeechDetector(onset_frames=2, end_frames=5, pause_frames=2)
+    events = run(detector, "SS..S...S.....")
+    assert events == [
+        (1, VadEvent.SPEECH_START),
+        (3, VadEvent.SPEECH_PAUSE),
+        (6, VadEvent.SPEECH_PAUSE),
+        (10, VadEvent.SPEECH_PAUSE),
+        (13, VadEvent.SPEECH_END),
+    ]
+
+
 def test_faint_frames_never_start_speech() -> None:
     detector = SpeechDetector(onset_frames=2, min_dbfs=-50)
     assert run(detector, "SSSSSSSS", dbfs=-60.0) == []
@@ -54,10 +66,17 @@ def test_vad_returns_the_utterance_with_preroll_at_the_end_of_speech() -> None:
     signal = np.concatenate([np.zeros(16000, np.int16), tone(1.0, 0.5), np.zeros(16000, np.int16)])
     results = [vad.push(f) for f in frames(signal)]
     events = [(i, r.event) for i, r in enumerate(results) if r.event]
-    assert [e for _, e in events] == [VadEvent.SPEECH_START, VadEvent.SPEECH_END]
-    utterance = results[events[1][0]].utterance
+    kinds = [e for _, e in events]
+    assert kinds == [VadEvent.SPEECH_START, VadEvent.SPEECH_PAUSE, VadEvent.SPEECH_END]
+    pause = results[events[1][0]].utterance
+    utterance = results[events[2][0]].utterance
+    assert pause is not None
+    assert results[events[2][0]].by_silence
     assert utterance is not None
     assert 1.0 <= len(utterance) / 16000 <= 1.6
+    # The speculative snapshot is the utterance without its trailing silence.
+    assert np.array_equal(utterance[: len(pause)], pause)
+    assert len(utterance) - len(pause) == (10 - 6) * 320
 
 
 @pytest.mark.parametrize("level", [0.0, 0.0005])
@@ -73,6 +92,7 @@ def test_a_long_monologue_is_cut_into_utterances() -> None:
     results = [vad.push(f) for f in frames(tone(2.5, 0.5))]
     ends = [r for r in results if r.event is VadEvent.SPEECH_END]
     assert len(ends) >= 2
+    assert not ends[0].by_silence
     assert all(r.utterance is not None and len(r.utterance) <= 16000 + 320 * 20 for r in ends)
 
 

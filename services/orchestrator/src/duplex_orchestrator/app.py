@@ -54,9 +54,11 @@ def build_app(
 ) -> web.Application:
     middlewares: list[Middleware] = [] if config.dev else [_key_middleware(config.api_key)]
     app = web.Application(middlewares=middlewares)
-    registry = StaticRegistry(config.workers, poll_s=config.poll_ms / 1000)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # gRPC channels bind to the running loop: create them here, not at import.
+        registry = StaticRegistry(config.workers, poll_s=config.poll_ms / 1000)
+        app["registry"] = registry
         asr = (
             transcriber
             if transcriber is not None
@@ -90,10 +92,11 @@ def build_app(
         return await websocket.handle(request, request.app["services"])
 
     async def models(request: web.Request) -> web.StreamResponse:
+        registry: StaticRegistry = request.app["registry"]
         return web.json_response({"models": registry.models(), "default": config.default_model})
 
     async def healthz(request: web.Request) -> web.StreamResponse:
-        workers = registry.snapshot()
+        workers = request.app["registry"].snapshot()
         healthy = [w.worker_id for w in workers if w.healthy]
         status = 200 if healthy else 503
         return web.json_response(

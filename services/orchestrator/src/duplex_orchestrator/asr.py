@@ -77,7 +77,7 @@ class Transcriber:
         device: str = "cpu",
         compute_type: str = "",
         language: str = "en",
-        threads: int = 0,
+        threads: int = os.cpu_count() or 1,
     ) -> None:
         from faster_whisper import WhisperModel
 

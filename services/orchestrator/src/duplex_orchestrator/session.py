@@ -23,7 +23,7 @@ import numpy as np
 import soxr
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.asr import Transcriber, Transcript
 from duplex_orchestrator.feeds import ClientText, ReplayableText
 from duplex_orchestrator.llm import LLMBridge, LLMError
 from duplex_orchestrator.protocol import (
@@ -87,6 +87,8 @@ class VoiceSession:
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
+        self._asr_generation = 0
+        self._early_asr: asyncio.Task[Transcript | None] | None = None
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
         self._worker_sessions: dict[tuple[str, str], str] = {}
@@ -171,11 +173,19 @@ class VoiceSession:
             result = self._vad.push(frame)
             if result.event is VadEvent.SPEECH_START:
                 await self._speech_started()
+            elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
+                # Transcribe speculatively: if this pause becomes the end of the turn,
+                # the transcript is ready sooner; if speech goes on, it is superseded.
+                self._early_asr = self._transcribe_latest(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
                 await self._io.event("vad", state="speech_end")
-                task = asyncio.create_task(self._transcribe(result.utterance, ended_at))
+                asr = self._early_asr if result.by_silence else None
+                self._early_asr = None
+                task = asyncio.create_task(
+                    self._finish_turn(asr or self._transcribe_latest(result.utterance), ended_at)
+                )
                 self._asr_tasks.add(task)
                 task.add_done_callback(self._asr_tasks.discard)
 
@@ -189,14 +199,28 @@ class VoiceSession:
             await self._reply.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
 
-    async def _transcribe(self, utterance: np.ndarray, ended_at: float) -> None:
+    def _transcribe_latest(self, utterance: np.ndarray) -> asyncio.Task[Transcript | None]:
+        """Start transcribing; anything started earlier in this session is superseded."""
+        self._asr_generation += 1
+        generation = self._asr_generation
+
+        async def run() -> Transcript | None:
+            async with self._services.asr_lock:
+                if generation != self._asr_generation:
+                    return None  # superseded before it started: skip the work
+                return await asyncio.to_thread(self._services.transcriber.transcribe, utterance)
+
+        return asyncio.create_task(run())
+
+    async def _finish_turn(self, asr: asyncio.Task[Transcript | None], ended_at: float) -> None:
         services = self._services
         try:
-            async with services.asr_lock:
-                transcript = await asyncio.to_thread(services.transcriber.transcribe, utterance)
+            transcript = await asr
         except Exception as exc:
             log.exception("asr failed", extra={"event": "asr_error", "session_id": self.id})
             await self._error("asr_failed", f"speech recognition failed: {exc}")
+            return
+        if transcript is None:
             return
         metrics.ASR_LATENCY.observe(transcript.seconds)
         await self._io.event(
@@ -388,7 +412,7 @@ class VoiceSession:
         await self._io.event("error", code=code, message=message)
 
     async def close(self) -> None:
-        for task in list(self._asr_tasks):
+        for task in [*self._asr_tasks, *([self._early_asr] if self._early_asr else [])]:
             task.cancel()
         with contextlib.suppress(Exception):
             await self._stop_reply()

@@ -3,7 +3,10 @@
 ``SpeechDetector`` is the pure debouncer: it turns per-frame decisions into
 speech onsets and ends. Onset needs a run of speech frames that are also above
 an energy floor (a faint noise step that fools webrtcvad does not count); the
-end of a turn needs a run of silence. ``Vad`` adds webrtcvad itself.
+end of a turn needs a run of silence. A shorter silence run inside speech is a
+``SPEECH_PAUSE``: the session starts transcribing speculatively there, so the
+transcript is (nearly) ready when the end of the turn is confirmed. ``Vad``
+adds webrtcvad itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ VAD_FRAME_SAMPLES = 320  # 20 ms
 
 class VadEvent(enum.Enum):
     SPEECH_START = "speech_start"
+    SPEECH_PAUSE = "speech_pause"
     SPEECH_END = "speech_end"
 
 
@@ -36,6 +40,8 @@ class SpeechDetector:
     """Consecutive speech frames before an onset (80 ms)."""
     end_frames: int = 15
     """Consecutive non-speech frames that end a turn (300 ms)."""
+    pause_frames: int = 6
+    """Non-speech frames inside speech that make a pause (120 ms); < end_frames."""
     min_dbfs: float = -50.0
     """Frames quieter than this never count as speech."""
     in_speech: bool = False
@@ -53,6 +59,8 @@ class SpeechDetector:
         if self._run >= self.end_frames:
             self.in_speech, self._run = False, 0
             return VadEvent.SPEECH_END
+        if self._run == self.pause_frames:
+            return VadEvent.SPEECH_PAUSE
         return None
 
 
@@ -60,7 +68,9 @@ class SpeechDetector:
 class VadResult:
     event: VadEvent | None
     utterance: np.ndarray | None = None
-    """At SPEECH_END: the utterance's 16 kHz int16 samples, with pre-roll."""
+    """At SPEECH_PAUSE and SPEECH_END: the utterance so far (16 kHz int16, with pre-roll)."""
+    by_silence: bool = True
+    """At SPEECH_END: False when a too-long utterance was cut."""
 
 
 class Vad:
@@ -87,14 +97,17 @@ class Vad:
             self._utterance = [*self._preroll, frame]
             self._preroll.clear()
             return VadResult(event)
+        by_silence = True
         if self.detector.in_speech or event is VadEvent.SPEECH_END:
             self._utterance.append(frame)
             if event is None and len(self._utterance) >= self._max_frames:
                 self.detector.in_speech = False  # a monologue: cut it here
-                event = VadEvent.SPEECH_END
+                event, by_silence = VadEvent.SPEECH_END, False
+        if event is VadEvent.SPEECH_PAUSE:
+            return VadResult(event, np.concatenate(self._utterance))
         if event is VadEvent.SPEECH_END:
             audio = np.concatenate(self._utterance)
             self._utterance = []
-            return VadResult(event, audio)
+            return VadResult(event, audio, by_silence)
         self._preroll.append(frame)
         return VadResult(None)
