@@ -112,8 +112,10 @@ class StaticRegistry:
                 },
             )
         finally:
-            self._loading.discard((endpoint, model_id))
+            # Refresh before forgetting the load, so routing never sees a gap in
+            # which the model is neither loading nor resident (and loads it twice).
             await self._refresh_one(endpoint)
+            self._loading.discard((endpoint, model_id))
 
     async def run(self) -> None:
         while True:

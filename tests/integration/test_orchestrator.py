@@ -1,0 +1,330 @@
+"""Voice sessions through a real orchestrator and a real Piper worker (both subprocesses)."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import jiwer
+import numpy as np
+import pytest
+from aiohttp import web
+
+from duplex_orchestrator import client
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from tests.support.orchestrator import (
+    OrchestratorProcess,
+    ScriptedClient,
+    cough,
+    silence,
+    start_orchestrator,
+    words_of,
+)
+from tests.support.speech import speech_16k
+from tests.support.whisper import transcribe
+from tests.support.worker import WorkerProcess, connect, free_port, start_worker
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "Could you please tell me a short story about a friendly dog?"
+LONG_REPLY = (
+    "Here is a long answer that keeps going for a while, so that there is plenty of time to "
+    "interrupt it. It talks about the weather, the trains, the museums and the food, and it "
+    "does not stop until somebody cuts in."
+)
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    log = tmp_path_factory.mktemp("orch-worker") / "worker.log"
+    process = start_worker(
+        ["--adapter", "piper,mock", "--default-model", "piper-en-us-joe-medium"], log
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def orchestrator(
+    worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OrchestratorProcess]:
+    log = tmp_path_factory.mktemp("orch") / "orchestrator.log"
+    process = start_orchestrator([worker.address], log)
+    yield process
+    process.stop()
+
+
+def wer(expected: str, heard: str) -> float:
+    return float(jiwer.wer(words_of(expected), words_of(heard)))
+
+
+async def test_a_spoken_question_gets_an_echo_reply_that_is_heard_back(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    convo = await client.talk(orchestrator.ws_url, "", speech_16k(QUESTION), timeout_s=30)
+    heard = convo.texts("asr")
+    assert len(heard) == 1
+    assert wer(QUESTION, heard[0]) <= 0.15, heard
+    assert wer(QUESTION, "".join(convo.texts("reply"))) <= 0.1
+    assert wer(QUESTION, transcribe(bytes(convo.audio), 48000)) <= 0.15
+    latency = next(e for e in convo.events if e["type"] == "latency")
+    assert latency["voice_to_voice_ms"] > latency["first_audio_ms"] > 0
+
+
+async def test_barge_in_with_words_stops_the_reply_and_answers(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    interruption = "Wait, stop please."
+    async with ScriptedClient(orchestrator.ws_url) as c:
+        await c.start()
+        await c.send(type="say", text=LONG_REPLY)
+        await c.wait_for("tts_start", turn=1)
+        mic = asyncio.create_task(
+            c.speak(np.concatenate([silence(1.5), speech_16k(interruption), silence(4.0)]))
+        )
+        pause = await c.wait_for("barge_in", action="pause")
+        assert pause["flush"] is True
+        await c.wait_for("barge_in", action="stop", timeout_s=15)
+        ended = await c.wait_for("tts_end", turn=1)
+        await c.wait_for("tts_end", turn=2, timeout_s=20)
+        mic.cancel()
+    got = c.got
+    assert ended["interrupted"] is True
+    assert wer(interruption, got.of("asr")[0]["text"]) <= 0.34
+    assert wer(interruption, "".join(e["text"] for e in got.of("reply", turn=2))) <= 0.34
+    # Once told to flush, the client gets no more audio of the interrupted reply.
+    paused_at = got.time_of("barge_in", action="pause")
+    stopped_at = got.time_of("barge_in", action="stop")
+    assert len(got.pcm(paused_at + 0.05, stopped_at)) == 0
+    reply2 = got.pcm(got.time_of("tts_start", turn=2))
+    assert wer(interruption, transcribe(reply2, 48000)) <= 0.34
+
+
+async def test_barge_in_with_noise_only_resumes_the_reply(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    async with ScriptedClient(orchestrator.ws_url) as c:
+        await c.start()
+        await c.send(type="say", text=LONG_REPLY)
+        await c.wait_for("tts_start", turn=1)
+        mic = asyncio.create_task(c.speak(np.concatenate([silence(1.5), cough(), silence(20.0)])))
+        await c.wait_for("barge_in", action="pause")
+        await c.wait_for("barge_in", action="resume", timeout_s=15)
+        ended = await c.wait_for("tts_end", turn=1, timeout_s=30)
+        mic.cancel()
+    got = c.got
+    assert ended["interrupted"] is False
+    assert got.of("asr")[0]["text"] == ""
+    assert not got.of("tts_start", turn=2)
+    resumed_at = got.time_of("barge_in", action="resume")
+    assert len(got.pcm(resumed_at)) > 48000 * 2  # the reply went on for seconds after RESUME
+    assert wer(LONG_REPLY, transcribe(got.pcm(), 48000)) <= 0.25
+
+
+async def test_stream_tts_text_deltas_are_spoken(orchestrator: OrchestratorProcess) -> None:
+    text = "Streaming text arrives in small pieces and is spoken as it comes."
+    async with ScriptedClient(orchestrator.ws_url) as c:
+        await c.start()
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            await c.send(type="text", text=(" " if i else "") + word, final=i == len(words) - 1)
+            await asyncio.sleep(0.05)
+        await c.wait_for("tts_end", turn=1, timeout_s=20)
+    first_frame = c.got.audio[0][0]
+    assert (
+        first_frame < c.got.time_of("reply", text=" comes.") + 0.5
+    )  # spoken while text still came
+    assert wer(text, transcribe(c.got.pcm(), 48000)) <= 0.1
+
+
+async def test_model_switch_loads_once_and_applies_from_the_next_turn(
+    orchestrator: OrchestratorProcess, worker: WorkerProcess
+) -> None:
+    async with connect(worker.address) as stub:
+        await stub.UnloadModel(pb.UnloadModelRequest(model_id="mock"))
+    async with ScriptedClient(orchestrator.ws_url) as c:
+        ready = await c.start()
+        assert {"piper-en-us-joe-medium", "mock"} <= {m["id"] for m in ready["models"]}
+        await c.send(type="model", model="mock")
+        switch = await c.wait_for("model")
+        assert switch == {
+            "type": "model",
+            "requested": "mock",
+            "active": "piper-en-us-joe-medium",
+            "loading": True,
+        }
+        await c.send(type="say", text="Still the old voice.")
+        first = await c.wait_for("tts_start", turn=1)
+        assert first["model"] == "piper-en-us-joe-medium"
+        await c.wait_for("tts_end", turn=1)
+        for _ in range(100):  # the load finishes in the background
+            async with connect(worker.address) as stub:
+                listed = {m.id: m for m in (await stub.ListModels(pb.ListModelsRequest())).models}
+            if listed["mock"].state == pb.MODEL_STATE_READY:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # one registry poll
+        await c.send(type="say", text="Now the new voice.")
+        second = await c.wait_for("tts_start", turn=2)
+        assert second["model"] == "mock"
+        await c.wait_for("tts_end", turn=2)
+    assert orchestrator.log().count('"event": "route_load"') == 1
+
+
+async def test_bad_input_gets_clear_errors_and_the_session_goes_on(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    async with ScriptedClient(orchestrator.ws_url) as c:
+        await c.send_raw(b"\x00" * 640)
+        await c.send_raw("{not json")
+        await c.send(type="dance")
+        await c.send(type="start", sample_rate=12345)
+        await c.start(model="")
+        await c.send(type="start")
+        await c.send_raw(b"\x00" * 100)
+        await c.send(type="model", model="no-such-voice")
+        await c.send(type="say", text=42)
+        await c.send(type="say", text="Still working.")
+        await c.wait_for("tts_end", turn=1, timeout_s=20)
+    codes = [e["code"] for e in c.got.of("error")]
+    assert codes == [
+        "not_started",
+        "bad_json",
+        "unknown_type",
+        "bad_sample_rate",
+        "already_started",
+        "bad_audio_frame",
+        "unknown_model",
+        "bad_message",
+    ]
+    frame_error = c.got.of("error", code="bad_audio_frame")[0]["message"]
+    assert "640 bytes" in frame_error
+    assert "got 100" in frame_error
+    assert c.got.pcm()
+
+
+async def test_a_client_vanishing_mid_reply_frees_its_worker_session(
+    orchestrator: OrchestratorProcess, worker: WorkerProcess
+) -> None:
+    async with connect(worker.address) as stub:
+        before = (await stub.GetCapabilities(pb.GetCapabilitiesRequest())).active_sessions
+    async with ScriptedClient(orchestrator.ws_url) as c:
+        await c.start()
+        await c.send(type="say", text=LONG_REPLY)
+        await c.wait_for("tts_start", turn=1)
+        await asyncio.sleep(0.5)
+    for _ in range(50):
+        async with connect(worker.address) as stub:
+            caps = await stub.GetCapabilities(pb.GetCapabilitiesRequest())
+        if caps.active_sessions == before:
+            break
+        await asyncio.sleep(0.1)
+    assert caps.active_sessions == before
+    convo = await client.say(orchestrator.ws_url, "", "Others go on.")  # the orchestrator is fine
+    assert convo.audio
+
+
+async def test_an_openai_compatible_llm_streams_the_reply(
+    worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    answer = ["The answer", " is the blue", " door.", " Anything", " else?"]
+    seen: list[dict[str, object]] = []
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        seen.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for delta in answer:
+            chunk = {"choices": [{"delta": {"content": delta}}]}
+            await response.write(f"data: {__import__('json').dumps(chunk)}\n\n".encode())
+            await asyncio.sleep(0.05)
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    log = tmp_path_factory.mktemp("orch-llm") / "orchestrator.log"
+    orch = start_orchestrator(
+        [worker.address], log, "--llm-url", f"http://127.0.0.1:{port}/v1", "--llm-model", "tiny"
+    )
+    try:
+        convo = await client.talk(orch.ws_url, "", speech_16k(QUESTION), timeout_s=30)
+    finally:
+        orch.stop()
+        await runner.cleanup()
+    assert seen[0]["model"] == "tiny"
+    assert seen[0]["stream"] is True
+    messages = seen[0]["messages"]
+    assert isinstance(messages, list)
+    assert wer(QUESTION, messages[-1]["content"]) <= 0.1
+    assert "".join(convo.texts("reply")) == "".join(answer)
+    assert wer("".join(answer), transcribe(bytes(convo.audio), 48000)) <= 0.2
+
+
+async def test_a_worker_killed_mid_reply_is_reported_and_the_turn_retried_on_another(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tmp = tmp_path_factory.mktemp("two-workers")
+    workers = [
+        start_worker(["--adapter", "mock", "--default-model", "mock"], tmp / f"w{i}.log")
+        for i in range(2)
+    ]
+    orch = start_orchestrator(
+        [w.address for w in workers], tmp / "o.log", "--default-model", "mock"
+    )
+    try:
+        async with ScriptedClient(orch.ws_url) as c:
+            await c.start()
+            await c.send(type="say", text=LONG_REPLY)
+            first = await c.wait_for("tts_start", turn=1)
+            await asyncio.sleep(0.5)
+            victim = next(w for w in workers if w.address.split(":")[1] in first["worker"])
+            victim.process.kill()
+            error = await c.wait_for("error", code="tts_failed", timeout_s=10)
+            assert "retrying elsewhere" in error["message"]
+            starts = c.got.of("tts_start", turn=1)
+            for _ in range(100):
+                starts = c.got.of("tts_start", turn=1)
+                if len(starts) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(starts) == 2
+            assert starts[1]["worker"] != first["worker"]
+            await c.wait_for("tts_end", turn=1, timeout_s=30)
+            await c.send(type="say", text="And the next turn works.")
+            await c.wait_for("tts_end", turn=2, timeout_s=20)
+    finally:
+        orch.stop()
+        for w in workers:
+            w.stop()
+
+
+def test_api_key_is_required_outside_dev_mode(
+    worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    log = tmp_path_factory.mktemp("orch-key") / "orchestrator.log"
+    orch = start_orchestrator([worker.address], log, "--api-key", "s3cret")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{orch.url}/api/models", timeout=5)
+        assert denied.value.code == 401
+        request = urllib.request.Request(
+            f"{orch.url}/api/models", headers={"Authorization": "Bearer s3cret"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{orch.url}/healthz", timeout=5) as response:
+            assert response.status == 200
+        convo = asyncio.run(client.say(orch.ws_url, "s3cret", "With a key."))
+        assert convo.audio
+        with pytest.raises(Exception, match="401"):
+            asyncio.run(client.say(orch.ws_url, "wrong", "No."))
+    finally:
+        orch.stop()
+    assert "DEV MODE" not in orch.log()
