@@ -7,6 +7,7 @@ UV_BOOT := .cache/uv-bootstrap
 UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_BOOT)/bin/uv)
 SYNC := $(UV) sync --frozen --all-packages --group test --group lint
 RUN := $(UV) run --frozen --no-sync
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKER_ARGS ?= --adapter piper --default-model piper-en-us-joe-medium --port 7001
 
 .PHONY: help
@@ -38,7 +39,7 @@ typecheck: install ## mypy --strict over every member
 	$(RUN) mypy
 
 .PHONY: test
-test: install models lint typecheck ## everything CI runs: install, lint, typecheck, the whole pytest suite
+test: install models browser lint typecheck ## everything CI runs: install, lint, typecheck, the whole pytest suite
 	$(RUN) pytest
 
 .PHONY: test-unit
@@ -58,10 +59,14 @@ worker: install ## start one TTS worker in the foreground (WORKER_ARGS to change
 	$(RUN) duplex-tts-worker $(WORKER_ARGS)
 
 .PHONY: run
-run: install ## the local stack; today the TTS worker alone (the orchestrator and browser client come next)
-	@echo "duplex: starting the TTS worker on :7001 (gRPC) and :9101 (metrics)."
-	@echo "duplex: the orchestrator and the browser client at http://127.0.0.1:8080 are not built yet."
-	$(RUN) duplex-tts-worker $(WORKER_ARGS)
+run: install ## the local stack: a Piper worker + the orchestrator; browser client at http://127.0.0.1:8080
+	$(RUN) duplex up
+
+.PHONY: browser
+browser: ## install Debian's Chromium for the browser test when it is missing
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 .PHONY: clean
 clean: ## remove caches and results (keeps .venv)

@@ -243,3 +243,7 @@ def _up(args: Any) -> int:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+if __name__ == "__main__":
+    main()

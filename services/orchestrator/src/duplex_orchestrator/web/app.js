@@ -4,7 +4,7 @@ const $ = (id) => document.getElementById(id);
 const JITTER_S = 0.05; // playback cushion: 40-60 ms absorbs network jitter
 const stats = (window.duplexStats = {
   framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0,
-  flushes: 0, transcripts: [], replies: [], latency: [], errors: [], state: "disconnected",
+  flushes: 0, transcripts: [], replies: [], latency: [], errors: [], events: [], state: "disconnected",
 });
 let ws, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null;
 
@@ -54,6 +54,7 @@ function cleanup() {
 }
 
 function onEvent(e) {
+  stats.events.push(e.action ? `${e.type}:${e.action}` : e.type);
   switch (e.type) {
     case "ready":
       setState("listening");
@@ -76,6 +77,7 @@ function onEvent(e) {
       currentReply.textContent += e.text;
       break;
     case "tts_end":
+      if (e.interrupted && currentReply) currentReply.textContent += " [interrupted]";
       currentReply = null;
       setState("listening");
       break;

@@ -1,0 +1,143 @@
+"""The browser client in headless Chromium with a scripted microphone (a WAV file).
+
+Debian's Chromium, driven by Playwright's Python package through
+``executable_path`` (no browser download). The fake microphone plays: a
+question, a pause while the echo reply plays, then an interruption.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soxr
+from playwright.sync_api import sync_playwright
+
+from tests.support.orchestrator import OrchestratorProcess, start_orchestrator, words_of
+from tests.support.speech import speech_16k, write_wav
+from tests.support.worker import WorkerProcess, start_worker
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+QUESTION = (
+    "Could you please tell me a long story about a friendly dog who lives on a farm "
+    "and likes to run across the green fields every morning?"
+)
+INTERRUPTION = "Stop right there please."
+SCREENSHOT = Path(__file__).resolve().parents[2] / ".cache" / "browser-test.png"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[WorkerProcess, OrchestratorProcess]]:
+    tmp = tmp_path_factory.mktemp("browser-stack")
+    worker = start_worker(
+        ["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], tmp / "w.log"
+    )
+    orchestrator = start_orchestrator([worker.address], tmp / "o.log")
+    yield worker, orchestrator
+    orchestrator.stop()
+    worker.stop()
+
+
+def microphone_track(path: Path) -> Path:
+    """The WAV the fake microphone plays: the question, a pause into the reply, the interruption."""
+    question = speech_16k(QUESTION, lead_s=0.0, tail_s=0.0)
+    interruption = speech_16k(INTERRUPTION, lead_s=0.0, tail_s=0.0)
+    q_start = 1.5
+    gap = 2.0 + 1.0  # reply starts about 1 s after the question ends; interrupt 2 s into it
+    parts = [
+        np.zeros(int(q_start * 16000), np.int16),
+        question,
+        np.zeros(int(gap * 16000), np.int16),
+        interruption,
+        np.zeros(25 * 16000, np.int16),
+    ]
+    track = np.concatenate(parts)
+    track48 = np.clip(soxr.resample(track.astype(np.float32), 16000, 48000), -32768, 32767).astype(
+        np.int16
+    )
+    return write_wav(path, track48, 48000)
+
+
+def test_browser_talks_hears_the_reply_and_interrupts_it(
+    stack: tuple[WorkerProcess, OrchestratorProcess], tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: run `make browser` (make test does)")
+    _, orchestrator = stack
+    wav = microphone_track(tmp_path / "mic.wav")
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=args,
+        )
+        try:
+            page = context.new_page()
+            page.goto(orchestrator.url)
+            page.wait_for_function(
+                "document.querySelectorAll('#model option').length > 0", timeout=20_000
+            )
+            page.click("#connect")
+            stats = wait_for(page, "s => s.transcripts.length >= 1", 30)
+            stats = wait_for(page, "s => s.events.includes('barge_in:stop')", 40)
+            stats = wait_for(page, "s => s.events.filter(e => e === 'tts_end').length >= 2", 30)
+            page.screenshot(path=str(SCREENSHOT))
+            log_text = page.inner_text("#log")
+        finally:
+            context.close()
+    heard = [t for t in stats["transcripts"] if t]
+    assert overlap(QUESTION, heard[0]) >= 0.8, heard
+    assert overlap(INTERRUPTION, heard[1]) >= 0.6, heard
+    assert "You: " in log_text
+    assert "Agent: " in log_text
+    # Reply audio reached the page's speakers (measured at its output) ...
+    assert stats["framesReceived"] > 50
+    assert stats["peakRms"] > 0.01
+    # ... and the interruption flushed and stopped it, then the new utterance was answered.
+    events = stats["events"]
+    assert events.index("barge_in:pause") < events.index("barge_in:stop")
+    assert stats["flushes"] >= 1
+    first, second = stats["latency"][:2]
+    assert first["voice_to_voice_ms"] > 0
+    assert second["turn"] == 2
+    assert "barge-in: stop" in log_text
+
+
+def wait_for(page: Any, predicate: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats: dict[str, Any] = page.evaluate("() => window.duplexStats")
+        if page.evaluate(f"({predicate})(window.duplexStats)"):
+            return stats
+        time.sleep(0.1)
+    raise AssertionError(
+        f"timed out waiting for {predicate}: {page.evaluate('() => window.duplexStats')}"
+    )
+
+
+def overlap(expected: str, heard: str) -> float:
+    want, got = words_of(expected).split(), set(words_of(heard).split())
+    return sum(1 for w in want if w in got) / len(want)
