@@ -147,7 +147,7 @@ async def _client(args: Any) -> int:
         print(f"duplex {args.command}: {exc}", file=sys.stderr)
         return 1
     for event in convo.events:
-        if event["type"] == "asr":
+        if event["type"] == "asr" and event.get("final"):
             print(f"heard:  {event['text']}")
         elif event["type"] == "latency":
             print(

@@ -26,7 +26,12 @@ class Conversation:
     first_audio_at: float | None = None
 
     def texts(self, kind: str, key: str = "text") -> list[str]:
-        return [str(e.get(key, "")) for e in self.events if e["type"] == kind]
+        """``key`` of every ``kind`` event (for ``asr``: final transcripts only)."""
+        return [
+            str(e.get(key, ""))
+            for e in self.events
+            if e["type"] == kind and (kind != "asr" or e.get("final"))
+        ]
 
     def save(self, path: Path) -> None:
         with wave.open(str(path), "wb") as out:

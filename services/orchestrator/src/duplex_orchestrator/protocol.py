@@ -3,7 +3,8 @@
 Client → server (JSON text frames):
   {"type": "start", "model": "piper-en-us-joe-medium", "sample_rate": 16000}
       opens the session; ``sample_rate`` of the binary audio the client sends
-      (8000, 16000, 24000, 44100 or 48000); ``model`` optional (server default).
+      (8000, 16000, 22050, 24000, 32000, 44100, 48000 or 96000 Hz);
+      ``model`` optional (server default).
   {"type": "text", "text": "Hello", "final": false}   stream-TTS: speak text deltas as they arrive
   {"type": "say", "text": "Hello there."}             speak a whole text
   {"type": "model", "model": "mock"}                   use another model from the next turn
@@ -24,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-ALLOWED_RATES = (8000, 16000, 24000, 44100, 48000)
+ALLOWED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000, 96000)
 MAX_TEXT_CHARS = 4000
 MAX_MESSAGE_BYTES = 64 * 1024
 

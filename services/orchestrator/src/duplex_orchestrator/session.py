@@ -176,7 +176,7 @@ class VoiceSession:
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
                 # Transcribe speculatively: if this pause becomes the end of the turn,
                 # the transcript is ready sooner; if speech goes on, it is superseded.
-                self._early_asr = self._transcribe_latest(result.utterance)
+                self._early_asr = self._transcribe_latest(result.utterance, partial=True)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
@@ -199,8 +199,14 @@ class VoiceSession:
             await self._reply.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
 
-    def _transcribe_latest(self, utterance: np.ndarray) -> asyncio.Task[Transcript | None]:
-        """Start transcribing; anything started earlier in this session is superseded."""
+    def _transcribe_latest(
+        self, utterance: np.ndarray, *, partial: bool = False
+    ) -> asyncio.Task[Transcript | None]:
+        """Start transcribing; anything started earlier in this session is superseded.
+
+        A ``partial`` (speculative) result is shown to the client as it lands,
+        unless the turn has ended meanwhile (the final result follows then).
+        """
         self._asr_generation += 1
         generation = self._asr_generation
 
@@ -208,7 +214,17 @@ class VoiceSession:
             async with self._services.asr_lock:
                 if generation != self._asr_generation:
                     return None  # superseded before it started: skip the work
-                return await asyncio.to_thread(self._services.transcriber.transcribe, utterance)
+                transcript = await asyncio.to_thread(
+                    self._services.transcriber.transcribe, utterance
+                )
+            if (
+                partial
+                and self._early_asr is not None
+                and generation == self._asr_generation
+                and transcript.text
+            ):
+                await self._io.event("asr", text=transcript.text, final=False)
+            return transcript
 
         return asyncio.create_task(run())
 

@@ -6,7 +6,7 @@ const stats = (window.duplexStats = {
   framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0,
   flushes: 0, transcripts: [], replies: [], latency: [], errors: [], events: [], state: "disconnected",
 });
-let ws, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null;
+let ws, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null, liveYou = null;
 
 function log(cls, text) {
   const p = document.createElement("p");
@@ -19,7 +19,9 @@ function setState(s) { stats.state = s; $("state").textContent = s; }
 
 async function connect() {
   $("connect").disabled = true;
-  audioCtx = new AudioContext({ sampleRate: 48000, latencyHint: "interactive" });
+  // The device's own rate: Firefox cannot connect a microphone to a context at another
+  // rate. The server resamples whatever we declare; playback buffers are 48 kHz.
+  audioCtx = new AudioContext({ latencyHint: "interactive" });
   micStream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
   });
@@ -64,8 +66,15 @@ function onEvent(e) {
       if (e.state === "speech_start") setState("you are speaking");
       break;
     case "asr":
+      if (!e.final) { // a live partial, replaced by the final text
+        liveYou = liveYou || log("you", "");
+        liveYou.textContent = "You: " + e.text + " …";
+        break;
+      }
       stats.transcripts.push(e.text);
-      if (e.text) log("you", "You: " + e.text);
+      if (liveYou && !e.text) liveYou.remove();
+      else if (e.text) (liveYou || log("you", "")).textContent = "You: " + e.text;
+      liveYou = null;
       break;
     case "tts_start":
       currentReply = log("agent", "Agent: ");

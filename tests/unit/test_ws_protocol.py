@@ -1,0 +1,118 @@
+"""WebSocket messages, SSE parsing, text feeds and orchestrator config."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.feeds import ClientText, ReplayableText
+from duplex_orchestrator.llm import EchoBridge, LLMError, _sse_delta
+from duplex_orchestrator.protocol import (
+    Interrupt,
+    Model,
+    ProtocolError,
+    Say,
+    Start,
+    Text,
+    frame_bytes,
+    parse,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"type": "start"}', Start(model="", sample_rate=16000)),
+        ('{"type": "start", "model": "mock", "sample_rate": 48000}', Start("mock", 48000)),
+        ('{"type": "text", "text": "Hi", "final": true}', Text("Hi", True)),
+        ('{"type": "say", "text": "Hello."}', Say("Hello.")),
+        ('{"type": "model", "model": "mock"}', Model("mock")),
+        ('{"type": "interrupt"}', Interrupt()),
+    ],
+)
+def test_valid_messages(raw: str, expected: object) -> None:
+    assert parse(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "words"),
+    [
+        ("{oops", "bad_json", "not valid JSON"),
+        ("[1, 2]", "bad_message", "JSON object"),
+        ('{"type": "fly"}', "unknown_type", "unknown message type 'fly'"),
+        ('{"type": "start", "sample_rate": 11025}', "bad_sample_rate", "11025"),
+        ('{"type": "say"}', "bad_message", "'text' must be a string"),
+        ('{"type": "say", "text": "' + "x" * 5000 + '"}', "too_large", "5000 characters"),
+        ('{"type": "text", "text": "a", "final": "yes"}', "bad_message", "'final'"),
+        ('{"type": "model", "model": ""}', "bad_message", "'model'"),
+        ("x" * 70000, "too_large", "limit"),
+    ],
+)
+def test_bad_messages_name_the_problem(raw: str, code: str, words: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        parse(raw)
+    assert err.value.code == code
+    assert words in str(err.value)
+
+
+def test_frame_sizes() -> None:
+    assert [frame_bytes(r) for r in (16000, 44100, 48000)] == [640, 1764, 1920]
+
+
+def test_sse_deltas() -> None:
+    assert _sse_delta('data: {"choices": [{"delta": {"content": "Hi"}}]}') == "Hi"
+    assert _sse_delta('data: {"choices": [{"delta": {"role": "assistant"}}]}') == ""
+    assert _sse_delta(": keep-alive") == ""
+    assert _sse_delta("") == ""
+    assert _sse_delta("data: [DONE]") is None
+    with pytest.raises(LLMError, match="malformed"):
+        _sse_delta("data: {broken")
+
+
+async def collect(stream: AsyncIterator[str]) -> list[str]:
+    return [item async for item in stream]
+
+
+async def test_echo_bridge_streams_the_words_back() -> None:
+    deltas = await collect(EchoBridge().reply("one two  three", []))
+    assert deltas == ["one", " two", " three"]
+
+
+async def test_replayable_text_replays_then_continues() -> None:
+    async def source() -> AsyncIterator[str]:
+        for part in ("a", "b", "c"):
+            yield part
+
+    text = ReplayableText(source())
+    first = text.replay()
+    assert await anext(first) == "a"
+    assert await anext(first) == "b"
+    assert await collect(text.replay()) == ["a", "b", "c"]  # a retry starts over
+    assert text.text == "abc"
+
+
+async def test_client_text_ends_at_final() -> None:
+    feed = ClientText()
+    feed.push("Hello", final=False)
+    feed.push(" there", final=True)
+    feed.push(" ignored", final=False)
+    assert await asyncio.wait_for(collect(feed.deltas()), 1) == ["Hello", " there"]
+
+
+def test_config_requires_a_key_outside_dev_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DUPLEX_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="api_key: set --api-key"):
+        build_config({})
+    assert build_config({"dev": True}).dev
+    monkeypatch.setenv("DUPLEX_API_KEY", "k")
+    assert build_config({}).api_key == "k"
+
+
+def test_config_llm_url_selects_the_openai_bridge() -> None:
+    cfg = build_config({"dev": True, "llm_url": "http://127.0.0.1:9/v1"})
+    assert cfg.llm == "openai"
+    with pytest.raises(ConfigError, match="llm_url: required"):
+        build_config({"dev": True, "llm": "openai"})
+    with pytest.raises(ConfigError, match="vad_aggressiveness"):
+        build_config({"dev": True, "vad_aggressiveness": 7})
