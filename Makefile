@@ -47,8 +47,9 @@ test-unit: install ## only the fast pure tests
 	$(RUN) pytest tests/unit
 
 .PHONY: bench
-bench: install ## benchmark a real Piper worker; prints p50/p95, writes bench-results/worker.json
+bench: install models ## benchmark worker and orchestrator on real processes; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker
+	$(RUN) python -m tests.bench.bench_orchestrator
 
 .PHONY: proto
 proto: install ## regenerate the gRPC stubs from services/protocol/proto

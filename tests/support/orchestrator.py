@@ -108,6 +108,7 @@ class ScriptedClient:
         self._http: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._audio_arrived = asyncio.Event()
 
     async def __aenter__(self) -> ScriptedClient:
         self._http = aiohttp.ClientSession()
@@ -132,6 +133,7 @@ class ScriptedClient:
                 self.got.events.append((now, json.loads(message.data)))
             elif message.type is aiohttp.WSMsgType.BINARY:
                 self.got.audio.append((now, message.data))
+                self._audio_arrived.set()
 
     async def send(self, **message: Any) -> None:
         assert self.ws is not None
@@ -158,6 +160,18 @@ class ScriptedClient:
         raise TimeoutError(
             f"no {kind} {match} in {timeout_s}s; events: {[e for _, e in self.got.events]}"
         )
+
+    async def first_audio_after(self, moment: float, timeout_s: float = 20.0) -> float:
+        """Arrival time of the first audio frame received after ``moment``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            later = [t for t, _ in self.got.audio if t > moment]
+            if later:
+                return later[0]
+            self._audio_arrived.clear()
+            await asyncio.wait_for(
+                self._audio_arrived.wait(), max(0.0, deadline - time.monotonic())
+            )
 
     async def speak(self, track: np.ndarray, rate: int = 16000) -> float:
         """Play ``track`` (int16 at ``rate``) as 20 ms frames in real time; return the start."""

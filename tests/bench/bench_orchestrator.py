@@ -1,0 +1,158 @@
+"""Benchmark voice sessions through the orchestrator: ``make bench``.
+
+A real Piper worker and a real orchestrator (Whisper base, echo bridge) run as
+subprocesses; a scripted WebSocket client plays spoken input in real time.
+Prints p50/p95 and writes ``bench-results/orchestrator.json``.
+
+- voice_to_voice_ms: last speech frame sent → first reply frame received;
+- barge_in_ms: first frame of the interruption sent → ``barge_in`` flush received
+  (VAD onset included; the worker PAUSE is sent right after the flush);
+- asr_ms: Whisper time per utterance, as the server reports it;
+- overhead_ms: ``say`` text sent → first frame at the client, minus the same text
+  sent straight to the worker over gRPC → first frame (alternating runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from tests.bench.bench_worker import summary
+from tests.support.orchestrator import ScriptedClient, silence, start_orchestrator
+from tests.support.speech import speech_16k
+from tests.support.worker import ROOT, aiter_chunks, connect, start_worker, text_chunks
+
+QUESTIONS = [
+    "What time does the museum open tomorrow?",
+    "Can you recommend a good book about history?",
+    "Please remind me to call my sister tonight.",
+    "How far is the train station from here?",
+    "What should I cook for dinner this evening?",
+]
+LONG = (
+    "This answer goes on for quite a while, describing the city, the weather, the food "
+    "and the people, so that there is enough time to cut in."
+)
+TARGETS = {
+    "voice_to_voice_ms": ("p50", 1000.0),
+    "barge_in_ms": ("p95", 150.0),
+    "overhead_ms": ("p95", 10.0),
+}
+
+
+async def voice_to_voice(ws_url: str, runs: int) -> tuple[list[float], list[float]]:
+    v2v, asr = [], []
+    async with ScriptedClient(ws_url) as c:
+        await c.start()
+        for i in range(runs):
+            speech = speech_16k(QUESTIONS[i % len(QUESTIONS)], lead_s=0.3, tail_s=0.0)
+            turn = i + 1
+            mic = asyncio.create_task(c.speak(np.concatenate([speech, silence(8.0)])))
+            started = time.monotonic()
+            speech_end = started + len(speech) / 16000
+            first = await c.first_audio_after(speech_end)
+            v2v.append((first - speech_end) * 1000)
+            await c.wait_for("tts_end", turn=turn, timeout_s=20)
+            asr.append(float(c.got.of("asr", final=True)[-1]["asr_ms"]))
+            mic.cancel()
+            await asyncio.sleep(0.3)
+    return v2v, asr
+
+
+async def barge_in(ws_url: str, runs: int) -> list[float]:
+    latencies = []
+    interruption = speech_16k("Wait a moment please.", lead_s=0.0, tail_s=0.0)
+    for _ in range(runs):
+        async with ScriptedClient(ws_url) as c:
+            await c.start()
+            await c.send(type="say", text=LONG)
+            await c.wait_for("tts_start", turn=1)
+            await asyncio.sleep(1.0)
+            mic = asyncio.create_task(c.speak(np.concatenate([interruption, silence(3.0)])))
+            onset = time.monotonic()
+            await c.wait_for("barge_in", action="pause", timeout_s=10)
+            latencies.append((c.got.time_of("barge_in", action="pause") - onset) * 1000)
+            await c.wait_for("barge_in", action="stop", timeout_s=10)
+            mic.cancel()
+    return latencies
+
+
+async def overhead(ws_url: str, worker_address: str, runs: int) -> list[float]:
+    values = []
+    async with connect(worker_address) as stub, ScriptedClient(ws_url) as c:
+        await c.start()
+        sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
+        for i in range(runs):
+            text = QUESTIONS[i % len(QUESTIONS)]
+            sent = time.monotonic()
+            call = stub.Synthesize(aiter_chunks(text_chunks(sid, text)))
+            async for _frame in call:
+                direct = time.monotonic() - sent
+                await stub.Control(pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_STOP))
+                break
+            async for _frame in call:
+                pass
+            sent = time.monotonic()
+            await c.send(type="say", text=text)
+            via = await c.first_audio_after(sent) - sent
+            await c.send(type="interrupt")
+            await c.wait_for("tts_end", turn=i + 1)
+            values.append((via - direct) * 1000)
+    return values
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="duplex-bench-orch-"))
+    worker = start_worker(
+        ["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], tmp / "w.log"
+    )
+    orch = start_orchestrator([worker.address], tmp / "o.log")
+    results: dict[str, Any] = {}
+    try:
+        v2v, asr = await voice_to_voice(orch.ws_url, args.runs)
+        results["voice_to_voice_ms"] = summary(v2v)
+        results["asr_ms"] = summary(asr)
+        results["barge_in_ms"] = summary(await barge_in(orch.ws_url, args.runs))
+        results["overhead_ms"] = summary(await overhead(orch.ws_url, worker.address, args.runs * 2))
+    finally:
+        orch.stop()
+        worker.stop()
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':22} {'n':>4} {'p50':>9} {'p95':>9} {'max':>9}  target"]
+    for name, fig in results.items():
+        verdict = ""
+        if name in TARGETS:
+            stat, bound = TARGETS[name]
+            verdict = f"{stat} < {bound:g}: {'met' if fig[stat] < bound else 'MISSED'}"
+        figures = f"{fig['n']:>4} {fig['p50']:>9.1f} {fig['p95']:>9.1f} {fig['max']:>9.1f}"
+        lines.append(f"{name:22} {figures}  {verdict}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Benchmark voice sessions through the orchestrator."
+    )
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "orchestrator.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(report(results))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
