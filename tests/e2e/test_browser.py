@@ -52,7 +52,7 @@ def microphone_track(path: Path) -> Path:
     question = speech_16k(QUESTION, lead_s=0.0, tail_s=0.0)
     interruption = speech_16k(INTERRUPTION, lead_s=0.0, tail_s=0.0)
     q_start = 1.5
-    gap = 2.0 + 1.0  # reply starts about 1 s after the question ends; interrupt 2 s into it
+    gap = 4.0  # the reply starts about 1 s after the question and lasts about 7 s
     parts = [
         np.zeros(int(q_start * 16000), np.int16),
         question,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +24,9 @@ from tests.support.orchestrator import (
     words_of,
 )
 from tests.support.speech import speech_16k
+from tests.support.voicepacks import write_mock_pack
 from tests.support.whisper import transcribe
-from tests.support.worker import WorkerProcess, connect, free_port, start_worker
+from tests.support.worker import ROOT, WorkerProcess, connect, free_port, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +78,7 @@ async def test_a_spoken_question_gets_an_echo_reply_that_is_heard_back(
 async def test_barge_in_with_words_stops_the_reply_and_answers(
     orchestrator: OrchestratorProcess,
 ) -> None:
-    interruption = "Wait, stop please."
+    interruption = "Please stop talking now."
     async with ScriptedClient(orchestrator.ws_url) as c:
         await c.start()
         await c.send(type="say", text=LONG_REPLY)
@@ -140,10 +142,33 @@ async def test_stream_tts_text_deltas_are_spoken(orchestrator: OrchestratorProce
 
 
 async def test_model_switch_loads_once_and_applies_from_the_next_turn(
-    orchestrator: OrchestratorProcess, worker: WorkerProcess
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    async with connect(worker.address) as stub:
-        await stub.UnloadModel(pb.UnloadModelRequest(model_id="mock"))
+    tmp = tmp_path_factory.mktemp("switch")
+    packs = tmp / "voicepacks"
+    shutil.copytree(ROOT / "voicepacks" / "piper", packs / "piper")
+    write_mock_pack(packs, "mock", load_delay_ms=1500)  # slow enough to answer meanwhile
+    worker = start_worker(
+        [
+            "--adapter",
+            "piper,mock",
+            "--default-model",
+            "piper-en-us-joe-medium",
+            "--voicepacks",
+            str(packs),
+        ],
+        tmp / "w.log",
+    )
+    orchestrator = start_orchestrator([worker.address], tmp / "o.log")
+    try:
+        await switch_models(orchestrator, worker)
+    finally:
+        orchestrator.stop()
+        worker.stop()
+    assert orchestrator.log().count('"event": "route_load"') == 1
+
+
+async def switch_models(orchestrator: OrchestratorProcess, worker: WorkerProcess) -> None:
     async with ScriptedClient(orchestrator.ws_url) as c:
         ready = await c.start()
         assert {"piper-en-us-joe-medium", "mock"} <= {m["id"] for m in ready["models"]}
@@ -170,7 +195,6 @@ async def test_model_switch_loads_once_and_applies_from_the_next_turn(
         second = await c.wait_for("tts_start", turn=2)
         assert second["model"] == "mock"
         await c.wait_for("tts_end", turn=2)
-    assert orchestrator.log().count('"event": "route_load"') == 1
 
 
 async def test_bad_input_gets_clear_errors_and_the_session_goes_on(
@@ -328,3 +352,32 @@ def test_api_key_is_required_outside_dev_mode(
     finally:
         orch.stop()
     assert "DEV MODE" not in orch.log()
+
+
+async def test_a_worker_session_ended_while_idle_is_reopened_transparently(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tmp = tmp_path_factory.mktemp("idle")
+    idle_worker = start_worker(
+        ["--adapter", "mock", "--default-model", "mock", "--session-idle-timeout-s", "0.5"],
+        tmp / "w.log",
+    )
+    orch = start_orchestrator([idle_worker.address], tmp / "o.log", "--default-model", "mock")
+    try:
+        async with ScriptedClient(orch.ws_url) as c:
+            await c.start()
+            await c.send(type="say", text="First turn.")
+            await c.wait_for("tts_end", turn=1)
+            for _ in range(100):  # the worker's reaper ends the idle session
+                if '"reason": "idle timeout"' in idle_worker.log():
+                    break
+                await asyncio.sleep(0.1)
+            assert '"reason": "idle timeout"' in idle_worker.log()
+            await c.send(type="say", text="Second turn after a long pause.")
+            ended = await c.wait_for("tts_end", turn=2)
+        assert ended["frames"] > 10
+        assert c.got.of("error") == []
+        assert len(c.got.of("tts_start", turn=2)) == 1
+    finally:
+        orch.stop()
+        idle_worker.stop()

@@ -44,7 +44,7 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     )
     add("--asr-device", choices=["cpu", "cuda"])
     add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
-    add("--vad-end-ms", type=int, help="silence that ends a turn (default 300)")
+    add("--vad-end-ms", type=int, help="silence that ends a turn (default 500)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")
     add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p

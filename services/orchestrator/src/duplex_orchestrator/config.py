@@ -39,7 +39,9 @@ class OrchestratorConfig(BaseModel):
     asr_language: str = "en"
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     vad_onset_ms: int = Field(default=80, ge=20, le=1000)
-    vad_end_ms: int = Field(default=300, ge=100, le=3000)
+    vad_end_ms: int = Field(default=500, ge=100, le=3000)
+    """Silence that ends a turn. Shorter cuts people off at commas; ASR starts
+    speculatively at the first 120 ms pause, so a longer wait costs little."""
     poll_ms: int = Field(default=2000, ge=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

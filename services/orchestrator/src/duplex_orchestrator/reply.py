@@ -16,6 +16,8 @@ class Reply:
         self.paused = False
         self.stopped = False
         self.finished = False
+        self.deltas_shown = 0
+        """Reply text deltas already sent to the client (a retry does not repeat them)."""
         self._client: WorkerClient | None = None
         self._session_id = ""
         self._call: grpc.aio.StreamStreamCall[pb.TextChunk, pb.AudioFrame] | None = None

@@ -46,6 +46,12 @@ from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector,
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Retry:
+    avoid: str | None
+    """Worker endpoint to avoid next time; None: the same worker with a fresh session."""
+
+
 class SessionIO(Protocol):
     async def event(self, kind: str, **fields: Any) -> None: ...
     async def audio(self, frame: bytes) -> None: ...
@@ -61,7 +67,7 @@ class Services:
     default_model: str
     vad_aggressiveness: int = 2
     onset_frames: int = 4
-    end_frames: int = 15
+    end_frames: int = 25
     asr_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One transcription at a time: Whisper already uses every core."""
 
@@ -301,11 +307,12 @@ class VoiceSession:
         excluded: set[str] = set()
         started = self._clock()
         try:
-            for _attempt in range(2):
-                endpoint = await self._speak_once(reply, text, excluded, started, speech_ended_at)
-                if endpoint is None:
+            for _attempt in range(3):
+                retry = await self._speak_once(reply, text, excluded, started, speech_ended_at)
+                if retry is None:
                     break
-                excluded.add(endpoint)  # failed there: retry the turn on another worker
+                if retry.avoid:
+                    excluded.add(retry.avoid)  # failed there: retry the turn on another worker
         except LLMError as exc:
             await self._error("llm_failed", str(exc))
         finally:
@@ -322,8 +329,8 @@ class VoiceSession:
         excluded: set[str],
         started: float,
         speech_ended_at: float | None,
-    ) -> str | None:
-        """Speak the reply on one worker; the failed worker's endpoint if it should be retried."""
+    ) -> _Retry | None:
+        """Speak the reply on one worker; says how to retry when that makes sense."""
         registry = self._services.registry
         chosen = route(
             registry.snapshot(),
@@ -343,17 +350,21 @@ class VoiceSession:
             )
         endpoint = chosen.worker.endpoint
         client = registry.client(endpoint)
+        reused = (endpoint, chosen.model_id) in self._worker_sessions
         try:
             session_id = await self._worker_session(endpoint, chosen.model_id)
             self.active_model = chosen.model_id
             call = client.synthesize(session_id, self._forward_text(reply, text))
             await reply.attach(client, session_id, call)
-            await self._io.event(
-                "tts_start", turn=reply.turn, model=chosen.model_id, worker=chosen.worker.worker_id
-            )
             frames = 0
             async for frame in call:
-                if frames == 0:
+                if frames == 0:  # announced with its first frame: a failed attempt says nothing
+                    await self._io.event(
+                        "tts_start",
+                        turn=reply.turn,
+                        model=chosen.model_id,
+                        worker=chosen.worker.worker_id,
+                    )
                     await self._first_frame(reply, started, speech_ended_at)
                 frames += 1
                 if not reply.paused:
@@ -366,6 +377,8 @@ class VoiceSession:
             if reply.stopped:
                 return None
             self._worker_sessions.pop((endpoint, chosen.model_id), None)
+            if exc.code() == grpc.StatusCode.NOT_FOUND and reused:
+                return _Retry(avoid=None)  # the worker ended our idle session: open a new one
             if exc.code() in (
                 grpc.StatusCode.UNAVAILABLE,
                 grpc.StatusCode.CANCELLED,
@@ -377,15 +390,19 @@ class VoiceSession:
                     f"TTS worker {endpoint} failed mid-reply ({exc.code().name}); "
                     "retrying elsewhere if possible",
                 )
-                return endpoint
+                return _Retry(avoid=endpoint)
             await self._error("tts_failed", exc.details() or exc.code().name)
             return None
 
     async def _forward_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
+        index = 0
         async for delta in text.replay():
             if reply.stopped:
                 return
-            await self._io.event("reply", turn=reply.turn, text=delta)
+            if index >= reply.deltas_shown:  # a retry replays text the client already has
+                await self._io.event("reply", turn=reply.turn, text=delta)
+                reply.deltas_shown = index + 1
+            index += 1
             yield delta
 
     async def _first_frame(

@@ -38,8 +38,8 @@ def frame_dbfs(frame: np.ndarray) -> float:
 class SpeechDetector:
     onset_frames: int = 4
     """Consecutive speech frames before an onset (80 ms)."""
-    end_frames: int = 15
-    """Consecutive non-speech frames that end a turn (300 ms)."""
+    end_frames: int = 25
+    """Consecutive non-speech frames that end a turn (500 ms)."""
     pause_frames: int = 6
     """Non-speech frames inside speech that make a pause (120 ms); < end_frames."""
     min_dbfs: float = -50.0
