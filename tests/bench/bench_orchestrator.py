@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from tests.bench.bench_worker import summary
+from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import ScriptedClient, silence, start_orchestrator
 from tests.support.speech import speech_16k
 from tests.support.worker import ROOT, aiter_chunks, connect, start_worker, text_chunks
@@ -147,11 +146,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "orchestrator.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(report(results))
-    print(f"\nwrote {args.out}")
+    publish(asyncio.run(run(args)), args.out, report)
 
 
 if __name__ == "__main__":

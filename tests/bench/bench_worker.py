@@ -25,7 +25,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -264,11 +264,15 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="*", default=[1, 3, 10, 16])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "worker.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(report(results))
-    print(f"\nwrote {args.out}")
+    publish(asyncio.run(run(args)), args.out, report)
+
+
+def publish(results: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str]) -> None:
+    """Write the JSON results and print the table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(render(results))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

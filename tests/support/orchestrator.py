@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,14 +18,12 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from tests.support.worker import ROOT, free_port
+from tests.support.worker import ROOT, ChildProcess, free_port
 
 
 @dataclass
-class OrchestratorProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+class OrchestratorProcess(ChildProcess):
+    port: int = 0
 
     @property
     def url(self) -> str:
@@ -35,18 +32,6 @@ class OrchestratorProcess:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def start_orchestrator(workers: Sequence[str], log_path: Path, *extra: str) -> OrchestratorProcess:
@@ -57,7 +42,7 @@ def start_orchestrator(workers: Sequence[str], log_path: Path, *extra: str) -> O
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DUPLEX_CACHE": str(ROOT / ".cache")}
     log_file = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    orchestrator = OrchestratorProcess(proc, port, log_path)
+    orchestrator = OrchestratorProcess(proc, log_path, port=port)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

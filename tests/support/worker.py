@@ -32,9 +32,10 @@ def free_port() -> int:
 
 
 @dataclass
-class WorkerProcess:
+class ChildProcess:
+    """A service started by a test, logging to a file, stopped with SIGTERM."""
+
     process: subprocess.Popen[bytes]
-    address: str
     log_path: Path
 
     def log(self) -> str:
@@ -49,6 +50,11 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+@dataclass
+class WorkerProcess(ChildProcess):
+    address: str = ""
 
 
 def start_worker(
@@ -78,7 +84,7 @@ def start_worker(
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    worker = WorkerProcess(proc, f"127.0.0.1:{port}", log_path)
+    worker = WorkerProcess(proc, log_path, address=f"127.0.0.1:{port}")
     deadline = time.monotonic() + ready_timeout_s
     with grpc.insecure_channel(worker.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)

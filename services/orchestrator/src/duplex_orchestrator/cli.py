@@ -79,27 +79,11 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
 
 
 def _setup_logging(level: str) -> None:
-    import json
     import logging
 
-    class Json(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            skip = set(vars(logging.makeLogRecord({}))) | {"message"}
-            fields = {k: v for k, v in vars(record).items() if k not in skip}
-            return json.dumps(
-                {
-                    "ts": round(record.created, 3),
-                    "level": record.levelname.lower(),
-                    "logger": record.name,
-                    "msg": record.getMessage(),
-                    **fields,
-                },
-                default=str,
-            )
+    from duplex_protocol.logs import setup_logging
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(Json())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    setup_logging(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

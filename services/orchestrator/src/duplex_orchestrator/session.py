@@ -3,8 +3,8 @@
 A transport (WebSocket now, LiveKit next) feeds client messages and audio
 frames in and delivers what the session emits through ``SessionIO``. Turn
 decisions come from the pure ``Turns`` state machine; this module does the
-I/O around them: VAD on 16 kHz frames, Whisper in a thread, the LLM stream,
-routing, and the worker's gRPC streams.
+I/O around them: VAD on 16 kHz frames, Whisper in a thread, the LLM stream.
+Speaking a reply (routing, worker streams, retries) is the ``Speaker``'s job.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-import grpc
 import numpy as np
 import soxr
 
@@ -39,22 +37,11 @@ from duplex_orchestrator.protocol import (
 )
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.reply import Reply
-from duplex_orchestrator.routing.policy import RouteRequest, route
+from duplex_orchestrator.speaker import SessionIO, Speaker
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Retry:
-    avoid: str | None
-    """Worker endpoint to avoid next time; None: the same worker with a fresh session."""
-
-
-class SessionIO(Protocol):
-    async def event(self, kind: str, **fields: Any) -> None: ...
-    async def audio(self, frame: bytes) -> None: ...
 
 
 @dataclass
@@ -81,8 +68,7 @@ class VoiceSession:
         self._services = services
         self._clock = clock
         self.turns = Turns(clock)
-        self.model = services.default_model
-        self.active_model = services.default_model
+        self._speaker = Speaker(io, services.registry, services.default_model, self.id, clock)
         self._rate = 0
         self._resampler: soxr.ResampleStream | None = None
         self._pending16k = np.zeros(0, dtype=np.int16)
@@ -97,7 +83,6 @@ class VoiceSession:
         self._early_asr: asyncio.Task[Transcript | None] | None = None
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
-        self._worker_sessions: dict[tuple[str, str], str] = {}
         self._turn = 0
         self._speech_started_at = 0.0
 
@@ -135,7 +120,7 @@ class VoiceSession:
             self._resampler = soxr.ResampleStream(
                 self._rate, VAD_RATE, 1, dtype="float32", quality="HQ"
             )
-        self.model = self.active_model = model
+        self._speaker.model = self._speaker.active_model = model
         await self._io.event(
             "ready",
             session_id=self.id,
@@ -240,7 +225,7 @@ class VoiceSession:
             transcript = await asr
         except Exception as exc:
             log.exception("asr failed", extra={"event": "asr_error", "session_id": self.id})
-            await self._error("asr_failed", f"speech recognition failed: {exc}")
+            await self._speaker.error("asr_failed", f"speech recognition failed: {exc}")
             return
         if transcript is None:
             return
@@ -304,17 +289,10 @@ class VoiceSession:
     async def _run_reply(
         self, reply: Reply, text: ReplayableText, source: str, speech_ended_at: float | None
     ) -> None:
-        excluded: set[str] = set()
-        started = self._clock()
         try:
-            for _attempt in range(3):
-                retry = await self._speak_once(reply, text, excluded, started, speech_ended_at)
-                if retry is None:
-                    break
-                if retry.avoid:
-                    excluded.add(retry.avoid)  # failed there: retry the turn on another worker
+            await self._speaker.speak(reply, text, speech_ended_at)
         except LLMError as exc:
-            await self._error("llm_failed", str(exc))
+            await self._speaker.error("llm_failed", str(exc))
         finally:
             reply.finished = True
             if self._reply is reply:
@@ -322,138 +300,18 @@ class VoiceSession:
             if text.text and source == "voice":
                 self._history.append({"role": "assistant", "content": text.text})
 
-    async def _speak_once(
-        self,
-        reply: Reply,
-        text: ReplayableText,
-        excluded: set[str],
-        started: float,
-        speech_ended_at: float | None,
-    ) -> _Retry | None:
-        """Speak the reply on one worker; says how to retry when that makes sense."""
-        registry = self._services.registry
-        chosen = route(
-            registry.snapshot(),
-            RouteRequest(self.model, fallback_model=self.active_model, exclude=frozenset(excluded)),
-        )
-        metrics.ROUTING.labels(
-            reason=chosen.reason.split(" ")[0] if chosen.worker else "none"
-        ).inc()
-        if chosen.worker is None:
-            await self._error("no_worker", chosen.reason)
-            return None
-        if chosen.load_on is not None and registry.ensure_loading(
-            chosen.load_on.endpoint, self.model
-        ):
-            await self._io.event(
-                "model", requested=self.model, active=chosen.model_id, loading=True
-            )
-        endpoint = chosen.worker.endpoint
-        client = registry.client(endpoint)
-        reused = (endpoint, chosen.model_id) in self._worker_sessions
-        try:
-            session_id = await self._worker_session(endpoint, chosen.model_id)
-            self.active_model = chosen.model_id
-            call = client.synthesize(session_id, self._forward_text(reply, text))
-            await reply.attach(client, session_id, call)
-            frames = 0
-            async for frame in call:
-                if frames == 0:  # announced with its first frame: a failed attempt says nothing
-                    await self._io.event(
-                        "tts_start",
-                        turn=reply.turn,
-                        model=chosen.model_id,
-                        worker=chosen.worker.worker_id,
-                    )
-                    await self._first_frame(reply, started, speech_ended_at)
-                frames += 1
-                if not reply.paused:
-                    await self._io.audio(frame.pcm)
-            await self._io.event(
-                "tts_end", turn=reply.turn, frames=frames, interrupted=reply.stopped
-            )
-            return None
-        except grpc.aio.AioRpcError as exc:
-            if reply.stopped:
-                return None
-            self._worker_sessions.pop((endpoint, chosen.model_id), None)
-            if exc.code() == grpc.StatusCode.NOT_FOUND and reused:
-                return _Retry(avoid=None)  # the worker ended our idle session: open a new one
-            if exc.code() in (
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.CANCELLED,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-            ):
-                registry.mark_unhealthy(endpoint)
-                await self._error(
-                    "tts_failed",
-                    f"TTS worker {endpoint} failed mid-reply ({exc.code().name}); "
-                    "retrying elsewhere if possible",
-                )
-                return _Retry(avoid=endpoint)
-            await self._error("tts_failed", exc.details() or exc.code().name)
-            return None
-
-    async def _forward_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
-        index = 0
-        async for delta in text.replay():
-            if reply.stopped:
-                return
-            if index >= reply.deltas_shown:  # a retry replays text the client already has
-                await self._io.event("reply", turn=reply.turn, text=delta)
-                reply.deltas_shown = index + 1
-            index += 1
-            yield delta
-
-    async def _first_frame(
-        self, reply: Reply, started: float, speech_ended_at: float | None
-    ) -> None:
-        now = self._clock()
-        figures: dict[str, float] = {"first_audio_ms": round((now - started) * 1000, 1)}
-        metrics.FIRST_AUDIO.observe(now - started)
-        if speech_ended_at is not None:
-            figures["voice_to_voice_ms"] = round((now - speech_ended_at) * 1000, 1)
-            metrics.VOICE_TO_VOICE.observe(now - speech_ended_at)
-        await self._io.event("latency", turn=reply.turn, **figures)
-
-    async def _worker_session(self, endpoint: str, model_id: str) -> str:
-        key = (endpoint, model_id)
-        if key not in self._worker_sessions:
-            started = await self._services.registry.client(endpoint).start_session(model_id)
-            self._worker_sessions[key] = started.session_id
-        return self._worker_sessions[key]
-
-    # ---- model switch, errors, close ---------------------------------
+    # ---- model switch, close ------------------------------------------
 
     async def _switch_model(self, model: str) -> None:
         self._check_model(model)
-        self.model = model
-        registry = self._services.registry
-        chosen = route(registry.snapshot(), RouteRequest(model, fallback_model=self.active_model))
-        loading = chosen.load_on is not None
-        if chosen.load_on is not None:
-            registry.ensure_loading(chosen.load_on.endpoint, model)
-        await self._io.event(
-            "model", requested=model, active=chosen.model_id if loading else model, loading=loading
-        )
-
-    async def _error(self, code: str, message: str) -> None:
-        metrics.ERRORS.labels(code=code).inc()
-        log.warning(
-            "session error", extra={"event": "session_error", "session_id": self.id, "code": code}
-        )
-        await self._io.event("error", code=code, message=message)
+        await self._speaker.switch_model(model)
 
     async def close(self) -> None:
         for task in [*self._asr_tasks, *([self._early_asr] if self._early_asr else [])]:
             task.cancel()
         with contextlib.suppress(Exception):
             await self._stop_reply()
-        registry = self._services.registry
-        for (endpoint, _model), session_id in self._worker_sessions.items():
-            with contextlib.suppress(grpc.aio.AioRpcError, KeyError):
-                await registry.client(endpoint).end_session(session_id)
-        self._worker_sessions.clear()
+        await self._speaker.close()
 
 
 async def _once(text: str) -> AsyncIterator[str]:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from duplex_protocol.logs import setup_logging
 from duplex_tts.config import ConfigError, WorkerConfig, build_config
-from duplex_tts.logs import setup_logging
 
 
 def parser() -> argparse.ArgumentParser:

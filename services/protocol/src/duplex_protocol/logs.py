@@ -1,4 +1,4 @@
-"""JSON log lines: one object per line with event name, session id and fields."""
+"""JSON log lines shared by the duplex services: one object a line (event, session id, fields)."""
 
 from __future__ import annotations
 
