@@ -1,0 +1,29 @@
+"""duplex operator: turns TTSWorker and VoiceModel resources into worker pods and resident models.
+
+Pure builders (spec in, manifest out) live in ``builders``; placement and
+status decisions in ``placement`` and ``status``; the kopf handlers that call
+them are thin.
+"""
+
+from duplex_operator.builders import (
+    PoolSpec,
+    headless_service,
+    service_account,
+    statefulset,
+    worker_role,
+)
+from duplex_operator.placement import Candidate, place
+from duplex_operator.status import voicemodel_status
+from duplex_operator.validation import voicemodel_problems
+
+__all__ = [
+    "Candidate",
+    "PoolSpec",
+    "headless_service",
+    "place",
+    "service_account",
+    "statefulset",
+    "voicemodel_problems",
+    "voicemodel_status",
+    "worker_role",
+]

@@ -1,0 +1,265 @@
+"""TTSWorker → StatefulSet, headless Service, ServiceAccount, Role and RoleBinding: pure builders.
+
+One pod per GPU: a GPU pool requests ``gpu.count`` of the device plugin's
+resource per pod (1 by default), so N GPUs make N pods, each a stable
+StatefulSet name behind a headless Service. CPU pools request no GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from duplex_protocol.lease import LABELS, POOL_LABEL
+
+GRPC_PORT = 7001
+METRICS_PORT = 9101
+VOICEPACKS = "/app/voicepacks"
+SERVICE = "duplex.tts.v1.TTS"
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A TTSWorker's spec with the CRD's defaults applied."""
+
+    name: str
+    namespace: str
+    image: str
+    families: list[str]
+    replicas: int = 1
+    device: str = "cpu"
+    gpu_count: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+    image_pull_policy: str = "IfNotPresent"
+    model_manager: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    affinity: dict[str, Any] = field(default_factory=dict)
+    uid: str = ""
+
+    @staticmethod
+    def from_resource(body: dict[str, Any]) -> PoolSpec:
+        meta, spec = body["metadata"], body["spec"]
+        gpu = spec.get("gpu") or {}
+        return PoolSpec(
+            name=meta["name"],
+            namespace=meta.get("namespace", "default"),
+            uid=meta.get("uid", ""),
+            image=spec["image"],
+            families=list(spec["families"]),
+            replicas=int(spec.get("replicas", 1)),
+            device=spec.get("device", "cpu"),
+            gpu_count=int(gpu.get("count", 1)),
+            gpu_resource=gpu.get("resourceName", "nvidia.com/gpu"),
+            image_pull_policy=spec.get("imagePullPolicy", "IfNotPresent"),
+            model_manager=dict(spec.get("modelManager") or {}),
+            resources=dict(spec.get("resources") or {}),
+            node_selector=dict(spec.get("nodeSelector") or {}),
+            tolerations=list(spec.get("tolerations") or []),
+            affinity=dict(spec.get("affinity") or {}),
+        )
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**LABELS, POOL_LABEL: self.name}
+
+    @property
+    def gpu(self) -> bool:
+        return self.device == "cuda"
+
+
+def _meta(pool: PoolSpec, name: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": pool.namespace, "labels": pool.labels}
+    if pool.uid:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "duplex.dev/v1alpha1",
+                "kind": "TTSWorker",
+                "name": pool.name,
+                "uid": pool.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return meta
+
+
+def worker_args(pool: PoolSpec) -> list[str]:
+    """duplex-tts-worker flags from the pool's modelManager settings."""
+    mm = pool.model_manager
+    args = [
+        "--adapter",
+        ",".join(pool.families),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(GRPC_PORT),
+        "--metrics-port",
+        str(METRICS_PORT),
+        "--device",
+        pool.device,
+        "--voicepacks",
+        VOICEPACKS,
+    ]
+    if mm.get("defaultModel"):
+        args += ["--default-model", mm["defaultModel"]]
+    if mm.get("preload"):
+        args += ["--preload-models", ",".join(mm["preload"])]
+    for key, flag, scale in (
+        ("ttlSeconds", "--ttl-ms", 1000),
+        ("minResidencySeconds", "--min-residency-ms", 1000),
+        ("residentCap", "--resident-cap", 1),
+        ("maxParallelLoads", "--max-parallel-loads", 1),
+    ):
+        if key in mm:
+            args += [flag, str(int(mm[key]) * scale)]
+    return args
+
+
+def _resources(pool: PoolSpec) -> dict[str, Any]:
+    requests = dict(pool.resources.get("requests") or {})
+    limits = dict(pool.resources.get("limits") or {})
+    if pool.gpu:  # extended resources: request == limit, set through limits
+        limits[pool.gpu_resource] = pool.gpu_count
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _tolerations(pool: PoolSpec) -> list[dict[str, Any]]:
+    tolerations = list(pool.tolerations)
+    if pool.gpu and not any(t.get("key") == pool.gpu_resource for t in tolerations):
+        # GPU nodes are commonly tainted with the device plugin's resource name.
+        tolerations.append({"key": pool.gpu_resource, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+def _env() -> list[dict[str, Any]]:
+    def field_ref(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    return [
+        field_ref("POD_NAME", "metadata.name"),
+        field_ref("POD_NAMESPACE", "metadata.namespace"),
+        field_ref("POD_UID", "metadata.uid"),
+        field_ref("POD_IP", "status.podIP"),
+        field_ref("NODE_NAME", "spec.nodeName"),
+        field_ref("DUPLEX_POOL", "metadata.labels['duplex.dev/pool']"),
+    ]
+
+
+def statefulset(pool: PoolSpec) -> dict[str, Any]:
+    grpc_probe = {"grpc": {"port": GRPC_PORT, "service": SERVICE}}
+    container: dict[str, Any] = {
+        "name": "tts-worker",
+        "image": pool.image,
+        "imagePullPolicy": pool.image_pull_policy,
+        "args": worker_args(pool),
+        "ports": [
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "env": _env(),
+        # Loading and warming the default model can take minutes on big GPU models.
+        "startupProbe": {**grpc_probe, "periodSeconds": 5, "failureThreshold": 120},
+        "readinessProbe": {**grpc_probe, "periodSeconds": 5},
+        "livenessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 10, "failureThreshold": 3},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    resources = _resources(pool)
+    if resources:
+        container["resources"] = resources
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": f"{pool.name}-tts-worker",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if pool.node_selector:
+        pod_spec["nodeSelector"] = pool.node_selector
+    tolerations = _tolerations(pool)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if pool.affinity:
+        pod_spec["affinity"] = pool.affinity
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(pool, f"{pool.name}-tts"),
+        "spec": {
+            "serviceName": f"{pool.name}-tts",
+            "replicas": pool.replicas,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": pool.labels},
+            "template": {
+                "metadata": {
+                    "labels": pool.labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(METRICS_PORT),
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def headless_service(pool: PoolSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(pool, f"{pool.name}-tts"),
+        "spec": {
+            "clusterIP": "None",
+            "selector": pool.labels,
+            "ports": [
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc"},
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+            ],
+        },
+    }
+
+
+def service_account(pool: PoolSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(pool, f"{pool.name}-tts-worker"),
+    }
+
+
+def worker_role(pool: PoolSpec) -> list[dict[str, Any]]:
+    """Least privilege for a worker: its own Leases, and reading Pods for its owner reference."""
+    name = f"{pool.name}-tts-worker"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(pool, name),
+        "rules": [
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["get", "create", "patch", "delete"],
+            },
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(pool, name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": pool.namespace}],
+    }
+    return [role, binding]

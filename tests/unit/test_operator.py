@@ -1,0 +1,223 @@
+"""The operator's pure parts: manifest builders, placement, VoiceModel status, spec checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from duplex_operator import (
+    Candidate,
+    PoolSpec,
+    headless_service,
+    place,
+    service_account,
+    statefulset,
+    voicemodel_problems,
+    voicemodel_status,
+    worker_role,
+)
+from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState
+from tests.support.crd import ROOT
+
+
+def pool_resource(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(
+        (ROOT / "examples" / f"ttsworker-{name}.yaml").read_text()
+    )
+    body["metadata"].update(namespace="voice", uid=f"uid-{name}")
+    return body
+
+
+def pod_spec(manifest: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = manifest["spec"]["template"]["spec"]
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("pool", "gpu_limit", "tolerated"),
+    [("cpu", None, []), ("gpu", 1, ["nvidia.com/gpu"])],
+)
+def test_statefulset_for_cpu_and_gpu_pools(
+    pool: str, gpu_limit: int | None, tolerated: list[str]
+) -> None:
+    spec = PoolSpec.from_resource(pool_resource(pool))
+    sts = statefulset(spec)
+    container = pod_spec(sts)["containers"][0]
+    limits = container["resources"].get("limits", {})
+    assert limits.get("nvidia.com/gpu") == gpu_limit
+    assert [t["key"] for t in pod_spec(sts).get("tolerations", [])] == tolerated
+    assert sts["spec"]["replicas"] == spec.replicas
+    assert sts["spec"]["serviceName"] == headless_service(spec)["metadata"]["name"]
+    assert sts["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "duplex",
+        "app.kubernetes.io/component": "tts-worker",
+        "duplex.dev/pool": pool,
+    }
+    owner = sts["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("TTSWorker", f"uid-{pool}", True)
+
+
+def test_gpu_pool_details() -> None:
+    sts = statefulset(PoolSpec.from_resource(pool_resource("gpu")))
+    spec = pod_spec(sts)
+    assert spec["nodeSelector"] == {"duplex.dev/node-pool": "gpu"}
+    args = spec["containers"][0]["args"]
+    flags = dict(zip(args[::2], args[1::2], strict=True))
+    assert flags["--adapter"] == "csm,cosyvoice2,xtts,piper"
+    assert flags["--device"] == "cuda"
+    assert flags["--preload-models"] == "csm-1b"
+    assert flags["--ttl-ms"] == "900000"
+    assert flags["--min-residency-ms"] == "120000"
+    assert flags["--resident-cap"] == "6"
+    assert flags["--max-parallel-loads"] == "1"
+    assert flags["--port"] == "7001"
+
+
+def test_cpu_pool_requests_no_gpu_and_user_tolerations_are_kept() -> None:
+    body = pool_resource("cpu")
+    body["spec"]["tolerations"] = [{"key": "spot", "operator": "Exists"}]
+    spec = pod_spec(statefulset(PoolSpec.from_resource(body)))
+    assert "nvidia.com/gpu" not in str(spec["containers"][0]["resources"])
+    assert spec["tolerations"] == [{"key": "spot", "operator": "Exists"}]
+
+
+def test_probes_downward_api_and_security() -> None:
+    spec = pod_spec(statefulset(PoolSpec.from_resource(pool_resource("cpu"))))
+    container = spec["containers"][0]
+    assert container["readinessProbe"]["grpc"] == {"port": 7001, "service": "duplex.tts.v1.TTS"}
+    assert (
+        container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"]
+        >= 300
+    )
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env["POD_NAME"] == "metadata.name"
+    assert env["POD_NAMESPACE"] == "metadata.namespace"
+    assert env["NODE_NAME"] == "spec.nodeName"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert (
+        spec["serviceAccountName"]
+        == service_account(PoolSpec.from_resource(pool_resource("cpu")))["metadata"]["name"]
+    )
+
+
+def test_headless_service_and_least_privilege_role() -> None:
+    spec = PoolSpec.from_resource(pool_resource("cpu"))
+    service = headless_service(spec)
+    assert service["spec"]["clusterIP"] == "None"
+    assert {p["port"] for p in service["spec"]["ports"]} == {7001, 9101}
+    role, binding = worker_role(spec)
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "patch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+    ]
+    assert binding["subjects"][0]["name"] == service_account(spec)["metadata"]["name"]
+
+
+def candidate(pod: str, **kw: Any) -> Candidate:
+    defaults: dict[str, Any] = {
+        "pool": "gpu",
+        "endpoint": f"{pod}:7001",
+        "families": frozenset({"csm", "piper"}),
+    }
+    return Candidate(pod=pod, **{**defaults, **kw})
+
+
+def test_placement_prefers_not_full_then_fewest_models_then_most_memory() -> None:
+    workers = [
+        candidate("full", resident=frozenset({"a", "b"}), resident_cap=2, free_memory_gb=70),
+        candidate("busy", resident=frozenset({"a", "b"}), resident_cap=4, free_memory_gb=60),
+        candidate("roomy", resident=frozenset({"a"}), free_memory_gb=40),
+        candidate("roomier", resident=frozenset({"b"}), free_memory_gb=50),
+        candidate("dead", alive=False),
+        candidate("cpu", families=frozenset({"piper"})),
+        candidate("has-it", resident=frozenset({"csm-1b"})),
+    ]
+    chosen = place("csm-1b", "csm", 3, workers)
+    assert [c.pod for c in chosen] == ["roomier", "roomy", "busy"]
+    assert [c.pod for c in place("csm-1b", "csm", 10, workers)][-1] == "full"
+    assert place("csm-1b", "csm", 0, workers) == []
+
+
+def test_placement_respects_pools_and_labels() -> None:
+    workers = [
+        candidate("a", pool="gpu-a", labels={"zone": "1"}),
+        candidate("b", pool="gpu-b", labels={"zone": "2"}),
+    ]
+    assert [c.pod for c in place("m", "csm", 2, workers, pools=["gpu-b"])] == ["b"]
+    assert [c.pod for c in place("m", "csm", 2, workers, match_labels={"zone": "1"})] == ["a"]
+
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def lease(pod: str, models: dict[str, str], renewed_ago_s: float = 1) -> LeaseView:
+    state = WorkerState(
+        families=["piper"],
+        resident=[ResidentModel(id=m, state=s, load_ms=900) for m, s in models.items()],
+    )
+    return LeaseView(
+        pod, "voice", "cpu", f"{pod}:7001", state, NOW - timedelta(seconds=renewed_ago_s), 10
+    )
+
+
+@pytest.mark.parametrize(
+    ("min_resident", "leases", "phase", "copies"),
+    [
+        (1, [lease("w0", {"m": "ready"})], "Ready", 1),
+        (2, [lease("w0", {"m": "ready"}), lease("w1", {"m": "loading"})], "Loading", 1),
+        (2, [lease("w0", {"m": "ready"})], "Degraded", 1),
+        (1, [lease("w0", {"other": "ready"})], "Pending", 0),
+        (0, [], "Standby", 0),
+        (1, [lease("w0", {"m": "ready"}, renewed_ago_s=11)], "Pending", 0),  # dead Lease
+    ],
+)
+def test_voicemodel_status(
+    min_resident: int, leases: list[LeaseView], phase: str, copies: int
+) -> None:
+    status = voicemodel_status("m", min_resident, leases, NOW, generation=3)
+    assert (status["phase"], status["residentCopies"]) == (phase, copies)
+    assert status["observedGeneration"] == 3
+    assert status["conditions"][0]["status"] == (
+        "True" if phase in ("Ready", "Standby") else "False"
+    )
+
+
+def test_status_lists_resident_copies_and_reports_invalid_specs() -> None:
+    status = voicemodel_status(
+        "m", 1, [lease("w1", {"m": "ready"}), lease("w0", {"m": "loading"})], NOW
+    )
+    assert [(r["pod"], r["state"], r["loadMs"]) for r in status["resident"]] == [
+        ("w0", "loading", 900),
+        ("w1", "ready", 900),
+    ]
+    invalid = voicemodel_status("m", 1, [], NOW, invalid="no pool runs family 'csm'")
+    assert invalid["phase"] == "Failed"
+    assert invalid["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_voicemodel_problems_against_existing_pools() -> None:
+    pools = [pool_resource("cpu"), pool_resource("gpu")]
+    assert voicemodel_problems({"family": "piper"}, pools) == []
+    assert (
+        "no TTSWorker pool runs family 'parler'"
+        in voicemodel_problems({"family": "parler"}, pools)[0]
+    )
+    assert (
+        "among pools ['cpu']"
+        in voicemodel_problems({"family": "csm", "workerSelector": {"pools": ["cpu"]}}, pools)[0]
+    )
+    assert (
+        "needs spec.baseModel" in voicemodel_problems({"family": "csm", "tags": ["lora"]}, pools)[0]
+    )
+    cpu_only = voicemodel_problems(
+        {"family": "piper", "resources": {"estimatedVramGB": 2}}, [pool_resource("cpu")]
+    )
+    assert "CPU-only" in cpu_only[0]
