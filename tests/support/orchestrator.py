@@ -34,14 +34,21 @@ class OrchestratorProcess(ChildProcess):
         return f"ws://127.0.0.1:{self.port}/ws"
 
 
-def start_orchestrator(workers: Sequence[str], log_path: Path, *extra: str) -> OrchestratorProcess:
+def start_orchestrator(
+    workers: Sequence[str], log_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> OrchestratorProcess:
     port = free_port()
     cmd = [sys.executable, "-m", "duplex_orchestrator", "--port", str(port), "--poll-ms", "300"]
     cmd += [arg for w in workers for arg in ("--worker", w)]
     cmd += list(extra) if "--api-key" in extra else ["--dev", *extra]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DUPLEX_CACHE": str(ROOT / ".cache")}
+    variables = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "DUPLEX_CACHE": str(ROOT / ".cache"),
+        **(env or {}),
+    }
     log_file = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, env=variables)
     orchestrator = OrchestratorProcess(proc, log_path, port=port)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -58,9 +58,12 @@ class WorkerProcess(ChildProcess):
 
 
 def start_worker(
-    args: Sequence[str], log_path: Path, ready_timeout_s: float = 120.0
+    args: Sequence[str],
+    log_path: Path,
+    ready_timeout_s: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> WorkerProcess:
-    """Start a worker on a free port and wait for health SERVING."""
+    """Start a worker on a free port and wait for health SERVING (``env``: extra variables)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -82,7 +85,7 @@ def start_worker(
         stdout=log_file,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     worker = WorkerProcess(proc, log_path, address=f"127.0.0.1:{port}")
     deadline = time.monotonic() + ready_timeout_s

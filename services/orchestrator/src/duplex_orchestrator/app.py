@@ -17,9 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.llm import EchoBridge, LLMBridge, OpenAIBridge
+from duplex_orchestrator.registry.base import Registry
+from duplex_orchestrator.registry.kubernetes import KubernetesRegistry
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.session import Services
 from duplex_orchestrator.transports import websocket
+from duplex_protocol.kube import KubeClient, KubeConfig
 
 log = logging.getLogger(__name__)
 WEB = resources.files("duplex_orchestrator") / "web"
@@ -49,6 +52,18 @@ def make_llm(config: OrchestratorConfig) -> LLMBridge:
     return EchoBridge()
 
 
+def make_registry(config: OrchestratorConfig) -> StaticRegistry | KubernetesRegistry:
+    if config.registry == "static":
+        return StaticRegistry(config.workers, poll_s=config.poll_ms / 1000)
+    kube = KubeConfig.detect()
+    if kube is None:
+        raise RuntimeError(
+            "--registry kubernetes needs a cluster: run in a pod with a service account, "
+            "or set DUPLEX_KUBE_URL (e.g. to `kubectl proxy`)"
+        )
+    return KubernetesRegistry(KubeClient(kube), config.namespace)
+
+
 def build_app(
     config: OrchestratorConfig, transcriber: Transcriber | None = None
 ) -> web.Application:
@@ -57,7 +72,7 @@ def build_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # gRPC channels bind to the running loop: create them here, not at import.
-        registry = StaticRegistry(config.workers, poll_s=config.poll_ms / 1000)
+        registry = make_registry(config)
         app["registry"] = registry
         asr = (
             transcriber
@@ -92,7 +107,7 @@ def build_app(
         return await websocket.handle(request, request.app["services"])
 
     async def models(request: web.Request) -> web.StreamResponse:
-        registry: StaticRegistry = request.app["registry"]
+        registry: Registry = request.app["registry"]
         return web.json_response({"models": registry.models(), "default": config.default_model})
 
     async def healthz(request: web.Request) -> web.StreamResponse:

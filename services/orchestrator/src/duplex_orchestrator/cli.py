@@ -30,6 +30,10 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         choices=["static", "kubernetes"],
         help="where workers come from (default static)",
     )
+    add(
+        "--namespace",
+        help="namespace of the worker Leases (kubernetes registry; default $POD_NAMESPACE)",
+    )
     add("--worker", dest="workers", action="append", help="a TTS worker host:port (repeatable)")
     add("--default-model", help="TTS model for new sessions (default piper-en-us-joe-medium)")
     add("--api-key", help="API key for /ws and /api (or env DUPLEX_API_KEY)")
@@ -58,13 +62,6 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"duplex-orchestrator: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if config.registry == "kubernetes":
-        print(
-            "duplex-orchestrator: the kubernetes registry is not available yet; "
-            "use --registry static",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
     from aiohttp import web
 
     from duplex_orchestrator.app import build_app

@@ -20,6 +20,9 @@ class OrchestratorConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     registry: Literal["static", "kubernetes"] = "static"
+    """static: --worker addresses polled over gRPC; kubernetes: worker Leases, listed + watched."""
+    namespace: str = Field(default_factory=lambda: os.environ.get("POD_NAMESPACE", "default"))
+    """Namespace of the worker Leases (kubernetes registry)."""
     workers: list[str] = ["127.0.0.1:7001"]
     """TTS worker addresses for the static registry (host:port)."""
     default_model: str = "piper-en-us-joe-medium"

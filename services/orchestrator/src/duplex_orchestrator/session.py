@@ -35,7 +35,7 @@ from duplex_orchestrator.protocol import (
     Text,
     frame_bytes,
 )
-from duplex_orchestrator.registry.static import StaticRegistry
+from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.speaker import SessionIO, Speaker
 from duplex_orchestrator.turns import Action, Turns
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 class Services:
     """What every session shares."""
 
-    registry: StaticRegistry
+    registry: Registry
     transcriber: Transcriber
     llm: LLMBridge
     default_model: str

@@ -20,7 +20,7 @@ import grpc
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.feeds import ReplayableText
-from duplex_orchestrator.registry.static import StaticRegistry
+from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.routing.policy import RouteRequest, route
 
@@ -44,7 +44,7 @@ class Speaker:
     def __init__(
         self,
         io: SessionIO,
-        registry: StaticRegistry,
+        registry: Registry,
         model: str,
         session_id: str,
         clock: Callable[[], float] = time.monotonic,

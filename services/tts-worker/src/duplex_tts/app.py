@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_tts.catalog import Catalog, load_catalog
 from duplex_tts.config import WorkerConfig
 from duplex_tts.eviction import EvictionPolicy
+from duplex_tts.lease import LeaseWriter
 from duplex_tts.manager import ModelError, ModelManager
 from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts.server import TTSServicer
@@ -88,16 +91,39 @@ async def serve(config: WorkerConfig) -> None:
             asyncio.create_task(manager.run_sweeper()),
             asyncio.create_task(_reap_idle_sessions(servicer)),
         ]
+        lease = _lease_writer(config, servicer)
+        if lease is not None:
+            background.append(asyncio.create_task(lease.run()))
         await stop.wait()
         log.info("worker stopping", extra={"event": "stopping"})
         for task in background:
             task.cancel()
+        if lease is not None:
+            await lease.release()
     finally:
         await health_servicer.enter_graceful_shutdown()
         servicer.sessions.end_all("shutdown")
         await server.stop(grace=2.0)
         await manager.close()
         scheduler.shutdown()
+
+
+def _lease_writer(config: WorkerConfig, servicer: TTSServicer) -> LeaseWriter | None:
+    """A Lease writer when running in a cluster (pod identity from the downward API)."""
+    kube = KubeConfig.detect()
+    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if kube is None or not pod or not namespace:
+        return None
+    host = os.environ.get("POD_IP") or config.host
+    return LeaseWriter(
+        KubeClient(kube),
+        pod=pod,
+        pod_uid=os.environ.get("POD_UID", ""),
+        namespace=namespace,
+        pool=os.environ.get("DUPLEX_POOL", ""),
+        endpoint=f"{host}:{config.port}",
+        state=servicer.worker_state,
+    )
 
 
 async def _reap_idle_sessions(servicer: TTSServicer, every_s: float = 5.0) -> None:

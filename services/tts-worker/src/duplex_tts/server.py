@@ -13,12 +13,14 @@ import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import NoReturn
 
 import grpc
 import numpy as np
 
 from duplex_protocol import FRAME_MS, MAX_TEXT_CHUNK_BYTES, SAMPLE_RATE
+from duplex_protocol.lease import ResidentModel, WorkerState, rfc3339_micro
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_tts import __version__, metrics
@@ -385,9 +387,45 @@ class TTSServicer(pb_grpc.TTSServicer):
             version=__version__,
         )
 
+    def worker_state(self) -> WorkerState:
+        """What this worker publishes in its Lease (the same facts as GetCapabilities)."""
+        cfg = self._config
+        statuses = self._manager.statuses()
+        return WorkerState(
+            families=list(cfg.adapters),
+            device=cfg.device,
+            models=[s.spec.id for s in statuses],
+            languages={s.spec.id: list(s.spec.languages) for s in statuses},
+            resident=[
+                ResidentModel(
+                    id=s.spec.id,
+                    state=s.state.value,
+                    last_used=_iso(s.last_used_wall),
+                    loaded_at=_iso(s.loaded_at_wall),
+                    load_ms=s.load_ms,
+                    refs=s.refs,
+                    pinned=s.pinned,
+                )
+                for s in statuses
+                if s.state in (State.READY, State.LOADING)
+            ],
+            queue_depth=self._queue_depth.value,
+            active_sessions=len(self.sessions),
+            max_sessions=cfg.max_sessions,
+            p50_first_audio_ms=statistics.median(self._first_audio_ms)
+            if self._first_audio_ms
+            else 0.0,
+            memory_bytes=_rss_bytes(),
+            resident_cap=cfg.resident_cap,
+        )
+
     def end_idle_sessions(self) -> None:
         for session_id in self.sessions.idle(self._config.session_idle_timeout_s):
             self.sessions.end(session_id, reason="idle timeout")
+
+
+def _iso(epoch: float) -> str:
+    return rfc3339_micro(datetime.fromtimestamp(epoch, UTC)) if epoch else ""
 
 
 def _rss_bytes() -> int:
