@@ -336,7 +336,7 @@ def test_health_is_not_serving_until_the_default_model_is_warm(tmp_path: Path, p
 
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    write_mock_pack(packs, "mock-slow-default", load_delay_ms=2500)
+    write_mock_pack(packs, "mock-slow-default", load_delay_ms=4000)
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -361,7 +361,14 @@ def test_health_is_not_serving_until_the_default_model_is_warm(tmp_path: Path, p
     )
     seen: list[int] = []
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        # Short reconnect backoff: with gRPC's default (1 s, growing) the client may
+        # first reach the worker only after the model has loaded.
+        fast_reconnect = [
+            ("grpc.initial_reconnect_backoff_ms", 50),
+            ("grpc.min_reconnect_backoff_ms", 50),
+            ("grpc.max_reconnect_backoff_ms", 100),
+        ]
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=fast_reconnect) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -387,7 +394,7 @@ def test_health_is_not_serving_until_the_default_model_is_warm(tmp_path: Path, p
         health_pb2.HealthCheckResponse.SERVING,
     ]
     assert listed["mock-slow-default"].state == pb.MODEL_STATE_READY
-    assert listed["mock-slow-default"].load_ms >= 2500
+    assert listed["mock-slow-default"].load_ms >= 4000
 
 
 def test_startup_errors_exit_with_a_message(tmp_path: Path, packs: Path) -> None:
