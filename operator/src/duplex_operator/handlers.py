@@ -1,0 +1,250 @@
+"""Thin kopf handlers: read the world, ask the pure parts, write objects and status.
+
+- A TTSWorker becomes its ServiceAccount, Role, RoleBinding, headless Service
+  and StatefulSet (owned, so deleting the pool removes them); a timer copies
+  its workers' Leases into ``status.workers``.
+- A VoiceModel is reconciled by a timer: its spec is checked against the
+  pools (an invalid spec gets an ``InvalidSpec`` condition and an Event, and
+  nothing is loaded until it changes); missing copies are placed and loaded,
+  pinned, with ``LoadModel`` over gRPC; failed loads and evictions become
+  ``lastFailure`` / Events; ``status`` is rebuilt from the Leases. A finalizer
+  unloads the model everywhere before the VoiceModel goes away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import kopf
+
+from duplex_operator import metrics
+from duplex_operator.builders import (
+    PoolSpec,
+    headless_service,
+    service_account,
+    statefulset,
+    worker_role,
+)
+from duplex_operator.kube import apply, candidates, pools, worker_leases
+from duplex_operator.placement import place
+from duplex_operator.status import voicemodel_status
+from duplex_operator.validation import voicemodel_problems
+from duplex_protocol.kube import KubeClient, KubeConfig
+from duplex_protocol.lease import rfc3339_micro
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+GROUP, VERSION = "duplex.dev", "v1alpha1"
+
+
+def model_id_of(body: Any) -> str:
+    return str(body["spec"].get("modelId") or body["metadata"]["name"])
+
+
+async def grpc_call(endpoint: str, method: str, request: Any, timeout_s: float) -> Any:
+    async with grpc.aio.insecure_channel(endpoint) as channel:
+        return await getattr(pb_grpc.TTSStub(channel), method)(request, timeout=timeout_s)
+
+
+def build_registry(
+    config: KubeConfig,
+    *,
+    reconcile_every_s: float = 3.0,
+    load_timeout_s: float = 600.0,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    kinds: Collection[str] = ("ttsworkers", "voicemodels"),
+) -> kopf.OperatorRegistry:
+    """Handlers for ``kinds`` (both by default; tests may run them separately)."""
+    registry = kopf.OperatorRegistry()
+    client = KubeClient(config)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=config.url, token=config.token or None, ca_path=config.ca_file or None
+        )
+
+    if "ttsworkers" in kinds:
+        _pool_handlers(registry, client, reconcile_every_s, now)
+    if "voicemodels" in kinds:
+        _model_handlers(registry, client, reconcile_every_s, load_timeout_s, now)
+    return registry
+
+
+def _pool_handlers(
+    registry: kopf.OperatorRegistry,
+    client: KubeClient,
+    reconcile_every_s: float,
+    now: Callable[[], datetime],
+) -> None:
+    # ---- TTSWorker -------------------------------------------------------
+
+    @kopf.on.create(GROUP, VERSION, "ttsworkers", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "ttsworkers", registry=registry, field="spec")
+    @kopf.on.resume(GROUP, VERSION, "ttsworkers", registry=registry)
+    async def pool_reconcile(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        with metrics.RECONCILE.labels(kind="TTSWorker").time():
+            pool = PoolSpec.from_resource(dict(body))
+            for manifest in [
+                service_account(pool),
+                *worker_role(pool),
+                headless_service(pool),
+                statefulset(pool),
+            ]:
+                outcome = await apply(client, manifest)
+                logger.info(f"{manifest['kind']} {manifest['metadata']['name']} {outcome}")
+
+    @kopf.timer(GROUP, VERSION, "ttsworkers", registry=registry, interval=reconcile_every_s)
+    async def pool_status(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        moment = now()
+        name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+        mine = [lease for lease in await worker_leases(client, namespace) if lease.pool == name]
+        workers = [
+            {
+                "name": lease.pod,
+                "pod": lease.pod,
+                "endpoint": lease.endpoint,
+                "ready": lease.alive(moment) and lease.state.ready,
+                "resident": [m.id for m in lease.state.resident if m.state == "ready"],
+                "queueDepth": lease.state.queue_depth,
+                "leaseRenewedAt": rfc3339_micro(lease.renewed),
+            }
+            for lease in sorted(mine, key=lambda lease: lease.pod)
+        ]
+        patch.status["workers"] = workers
+        patch.status["replicas"] = body["spec"].get("replicas", 1)
+        patch.status["readyReplicas"] = sum(1 for w in workers if w["ready"])
+
+
+def _model_handlers(
+    registry: kopf.OperatorRegistry,
+    client: KubeClient,
+    reconcile_every_s: float,
+    load_timeout_s: float,
+    now: Callable[[], datetime],
+) -> None:
+    # A Lease shows a new copy only at the worker's next renewal (<= 2 s):
+    # copies loaded recently count as held meanwhile, so none is placed twice.
+    recent_loads: dict[tuple[str, str], datetime] = {}
+
+    # ---- VoiceModel ------------------------------------------------------
+
+    @kopf.timer(GROUP, VERSION, "voicemodels", registry=registry, interval=reconcile_every_s)
+    async def model_reconcile(
+        body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any
+    ) -> None:
+        with metrics.RECONCILE.labels(kind="VoiceModel").time():
+            await reconcile_model(body, patch, logger)
+
+    async def reconcile_model(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+        moment = now()
+        spec, meta = body["spec"], body["metadata"]
+        namespace, generation = meta["namespace"], int(meta.get("generation") or 0)
+        model_id = model_id_of(body)
+        min_resident = int((spec.get("residency") or {}).get("minResident", 1))
+        previous = dict(body.get("status") or {})
+        problems = voicemodel_problems(dict(spec), await pools(client, namespace))
+        if problems:
+            message = "; ".join(problems)
+            if (
+                previous.get("phase") != "Failed"
+                or previous.get("observedGeneration") != generation
+            ):
+                kopf.warn(body, reason="InvalidSpec", message=message)
+            patch.status.update(
+                voicemodel_status(
+                    model_id, min_resident, [], moment, generation=generation, invalid=message
+                )
+            )
+            return
+        leases = await worker_leases(client, namespace)
+        _report_evictions(body, previous, leases, model_id, moment)
+        for key, loaded in list(recent_loads.items()):
+            if (moment - loaded).total_seconds() > 10:
+                del recent_loads[key]
+        pending = {pod for (pod, model), _ in recent_loads.items() if model == model_id}
+        holding = sum(
+            1
+            for c in candidates(leases, moment)
+            if c.alive and (model_id in c.resident or c.pod in pending)
+        )
+        selector = spec.get("workerSelector") or {}
+        picks = place(
+            model_id,
+            spec["family"],
+            min_resident - holding,
+            [c for c in candidates(leases, moment) if c.pod not in pending],
+            pools=selector.get("pools") or (),
+            match_labels=selector.get("matchLabels"),
+        )
+        for pick in picks:
+            try:
+                await grpc_call(
+                    pick.endpoint,
+                    "LoadModel",
+                    pb.LoadModelRequest(model_id=model_id, pin=True),
+                    load_timeout_s,
+                )
+                recent_loads[(pick.pod, model_id)] = moment
+                metrics.PLACEMENTS.inc()
+                kopf.info(body, reason="Loaded", message=f"loaded on {pick.pod}")
+            except grpc.aio.AioRpcError as exc:
+                metrics.LOAD_FAILURES.inc()
+                failure = {
+                    "worker": pick.pod,
+                    "reason": "LoadFailed",
+                    "message": exc.details() or exc.code().name,
+                    "time": rfc3339_micro(moment),
+                }
+                patch.status["lastFailure"] = failure
+                kopf.warn(body, reason="LoadFailed", message=f"{pick.pod}: {failure['message']}")
+        if picks:
+            leases = await worker_leases(client, namespace)
+        patch.status.update(
+            voicemodel_status(model_id, min_resident, leases, moment, generation=generation)
+        )
+        logger.debug(f"{model_id}: {patch.status.get('phase')}")
+
+    def _report_evictions(
+        body: kopf.Body,
+        previous: dict[str, Any],
+        leases: list[Any],
+        model_id: str,
+        moment: datetime,
+    ) -> None:
+        """A copy that was ready on a live worker and is gone now was evicted there (TTL/LRU)."""
+        alive = {lease.pod: lease for lease in leases if lease.alive(moment)}
+        for copy in previous.get("resident") or []:
+            lease = alive.get(copy.get("pod", ""))
+            if lease is None or copy.get("state") != "ready":
+                continue
+            if model_id not in {m.id for m in lease.state.resident}:
+                metrics.EVICTIONS.inc()
+                kopf.info(
+                    body,
+                    reason="Evicted",
+                    message=f"{lease.pod} evicted {model_id} (idle TTL or LRU)",
+                )
+
+    @kopf.on.delete(GROUP, VERSION, "voicemodels", registry=registry)
+    async def model_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        """Finalizer: unload the model from every worker before the VoiceModel goes."""
+        model_id, moment = model_id_of(body), now()
+        for lease in await worker_leases(client, body["metadata"]["namespace"]):
+            if not lease.alive(moment) or model_id not in {m.id for m in lease.state.resident}:
+                continue
+            try:
+                await grpc_call(
+                    lease.endpoint, "UnloadModel", pb.UnloadModelRequest(model_id=model_id), 60
+                )
+                logger.info(f"unloaded {model_id} from {lease.pod}")
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise kopf.TemporaryError(f"{lease.pod}: {exc.details()}", delay=5) from exc
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise kopf.TemporaryError(f"{lease.pod}: {exc.details()}", delay=10) from exc

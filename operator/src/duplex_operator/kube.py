@@ -1,0 +1,72 @@
+"""The operator's I/O against the Kubernetes API: apply manifests, read worker Leases and pools."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from duplex_operator.placement import Candidate
+from duplex_protocol.kube import KubeClient, KubeError, leases_path
+from duplex_protocol.lease import LeaseView, read_lease
+
+_PATHS = {
+    ("v1", "ServiceAccount"): "/api/v1/namespaces/{ns}/serviceaccounts",
+    ("v1", "Service"): "/api/v1/namespaces/{ns}/services",
+    ("apps/v1", "StatefulSet"): "/apis/apps/v1/namespaces/{ns}/statefulsets",
+    (
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+    ): "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+    ): "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+}
+POOLS = "/apis/duplex.dev/v1alpha1/namespaces/{ns}/ttsworkers"
+
+
+def collection(manifest: dict[str, Any]) -> str:
+    template = _PATHS[(manifest["apiVersion"], manifest["kind"])]
+    return template.format(ns=manifest["metadata"]["namespace"])
+
+
+async def apply(client: KubeClient, manifest: dict[str, Any]) -> str:
+    """Create the object, or merge-patch it when it exists (single writer: no compare-and-swap)."""
+    path = collection(manifest)
+    try:
+        await client.create(path, manifest)
+        return "created"
+    except KubeError as exc:
+        if exc.status != 409:
+            raise
+    await client.merge_patch(f"{path}/{manifest['metadata']['name']}", manifest)
+    return "patched"
+
+
+async def worker_leases(client: KubeClient, namespace: str) -> list[LeaseView]:
+    listing = await client.get(leases_path(namespace))
+    views = (read_lease(item) for item in listing.get("items", []))
+    return [v for v in views if v is not None]
+
+
+async def pools(client: KubeClient, namespace: str) -> list[dict[str, Any]]:
+    listing = await client.get(POOLS.format(ns=namespace))
+    items: list[dict[str, Any]] = listing.get("items", [])
+    return items
+
+
+def candidates(leases: list[LeaseView], now: datetime) -> list[Candidate]:
+    """Placement candidates from the workers' Leases."""
+    return [
+        Candidate(
+            pod=lease.pod,
+            pool=lease.pool,
+            endpoint=lease.endpoint,
+            families=frozenset(lease.state.families),
+            resident=frozenset(m.id for m in lease.state.resident),
+            resident_cap=lease.state.resident_cap,
+            free_memory_gb=0.0,
+            alive=lease.alive(now) and lease.state.ready,
+        )
+        for lease in leases
+    ]

@@ -1,0 +1,221 @@
+"""The kopf operator in-process against kmock's emulator, with real worker processes as pods.
+
+The emulator does not run controllers (no StatefulSet controller, no garbage
+collector, deletions are immediate), so the workers are local processes
+that write the Leases real pods would, and a deletion is simulated as the API
+server does it for an object with finalizers: by setting deletionTimestamp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+
+from duplex_operator.handlers import build_registry
+from duplex_protocol.kube import KubeClient, KubeConfig
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from tests.support.crd import ROOT
+from tests.support.voicepacks import write_mock_pack
+from tests.support.worker import WorkerProcess, connect, start_worker
+
+NS = "voice"
+POOLS = f"/apis/duplex.dev/v1alpha1/namespaces/{NS}/ttsworkers"
+MODELS = f"/apis/duplex.dev/v1alpha1/namespaces/{NS}/voicemodels"
+
+
+@pytest.fixture
+def k8s(kmock: Any) -> str:
+    resources = {
+        "v1/namespaces": ("Namespace", False),
+        "v1/events": ("Event", True),
+        "coordination.k8s.io/v1/leases": ("Lease", True),
+        "apps/v1/statefulsets": ("StatefulSet", True),
+        "v1/services": ("Service", True),
+        "v1/serviceaccounts": ("ServiceAccount", True),
+        "rbac.authorization.k8s.io/v1/roles": ("Role", True),
+        "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True),
+        "duplex.dev/v1alpha1/ttsworkers": ("TTSWorker", True),
+        "duplex.dev/v1alpha1/voicemodels": ("VoiceModel", True),
+    }
+    for key, (kind, namespaced) in resources.items():
+        kmock.resources[key].kind = kind
+        kmock.resources[key].namespaced = namespaced
+        kmock.resources[key].verbs = {"get", "list", "watch", "create", "patch", "delete"}
+    kmock.objects[("v1/namespaces", None, NS)] = {"metadata": {"name": NS}}
+    return str(kmock.url).rstrip("/")
+
+
+def stored(kmock: Any, plural: str, name: str) -> dict[str, Any]:
+    for key, obj in kmock.objects.items():
+        if plural in str(key[0]) and key[-1] == name and dict(obj):
+            return dict(obj)
+    return {}
+
+
+async def wait_until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    for _ in range(int(timeout_s / 0.1)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    assert check()
+
+
+@contextlib.asynccontextmanager
+async def operator(url: str, kinds: tuple[str, ...]) -> AsyncIterator[None]:
+    settings = kopf.OperatorSettings()
+    settings.watching.server_timeout = 10
+    settings.posting.level = 20
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=build_registry(KubeConfig(url), reconcile_every_s=0.5, kinds=kinds),
+            settings=settings,
+            clusterwide=True,  # kmock 0.8 cannot parse the namespace scan (GET /api/v1/namespaces)
+            standalone=True,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 15)
+
+
+async def start_pool(k8s: str, tmp_path: Path) -> list[WorkerProcess]:
+    packs = tmp_path / "packs"
+    for name in ("mock", "mock-a"):
+        write_mock_pack(packs, name)
+    workers = []
+    for pod in ("cpu-tts-0", "cpu-tts-1"):
+        env = {
+            "DUPLEX_KUBE_URL": k8s,
+            "POD_NAME": pod,
+            "POD_NAMESPACE": NS,
+            "DUPLEX_POOL": "cpu",
+            "POD_IP": "127.0.0.1",
+        }
+        workers.append(
+            await asyncio.to_thread(
+                start_worker,
+                ["--adapter", "mock", "--default-model", "mock", "--voicepacks", str(packs)],
+                tmp_path / f"{pod}.log",
+                120.0,
+                env,
+            )
+        )
+    return workers
+
+
+async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Path) -> None:
+    workers = await start_pool(k8s, tmp_path)
+    api = KubeClient(KubeConfig(k8s))
+    pool = yaml.safe_load((ROOT / "examples" / "ttsworker-cpu.yaml").read_text())
+    # The emulator keeps no resourceVersion; kopf's patches test it, so give one that stays.
+    pool["metadata"].update(namespace=NS, resourceVersion="1")
+    pool["spec"]["families"] = ["mock"]
+    try:
+        # Pools and models in two runs: with both kinds in flight, kopf on the emulator
+        # occasionally sends a patch for one kind to the other's path (never seen on clusters).
+        async with operator(k8s, ("ttsworkers",)):
+            await api.create(POOLS, pool)
+            await wait_until(lambda: bool(stored(kmock, "statefulsets", "cpu-tts")))
+            sts = stored(kmock, "statefulsets", "cpu-tts")
+            assert sts["spec"]["replicas"] == 2
+            assert "nvidia.com/gpu" not in str(sts)
+            assert (
+                stored(kmock, "rolebindings", "cpu-tts-worker")["subjects"][0]["name"]
+                == "cpu-tts-worker"
+            )
+            await wait_until(
+                lambda: (
+                    stored(kmock, "ttsworkers", "cpu").get("status", {}).get("readyReplicas") == 2
+                )
+            )
+            listed = stored(kmock, "ttsworkers", "cpu")["status"]["workers"]
+            assert [w["pod"] for w in listed] == ["cpu-tts-0", "cpu-tts-1"]
+
+        # kopf cancels the tasks spawned while it ran, this client's connections too.
+        await api.close()
+        api = KubeClient(KubeConfig(k8s))
+        async with operator(k8s, ("voicemodels",)):
+            model: dict[str, Any] = {
+                "apiVersion": "duplex.dev/v1alpha1",
+                "kind": "VoiceModel",
+                "metadata": {
+                    "name": "mock-a",
+                    "namespace": NS,
+                    "generation": 1,
+                    "resourceVersion": "1",
+                },
+                "spec": {
+                    "family": "mock",
+                    "source": {"voicepack": "mock/mock-a"},
+                    "languages": ["en-US"],
+                    "residency": {"minResident": 1},
+                },
+            }
+            await api.create(MODELS, model)
+
+            def status(name: str) -> dict[str, Any]:
+                return dict(stored(kmock, "voicemodels", name).get("status") or {})
+
+            await wait_until(lambda: status("mock-a").get("phase") == "Ready")
+            ready = status("mock-a")
+            assert ready["residentCopies"] == 1
+            holder = ready["resident"][0]["pod"]
+            worker = workers[0] if holder == "cpu-tts-0" else workers[1]
+            async with connect(worker.address) as stub:
+                info = {m.id: m for m in (await stub.ListModels(pb.ListModelsRequest())).models}[
+                    "mock-a"
+                ]
+            assert (info.state, info.pinned) == (pb.MODEL_STATE_READY, True)
+            await asyncio.sleep(1.5)  # a few more reconciles place no second copy
+            assert status("mock-a")["residentCopies"] == 1
+
+            bad = {
+                **model,
+                "metadata": {
+                    "name": "bad",
+                    "namespace": NS,
+                    "generation": 1,
+                    "resourceVersion": "1",
+                },
+                "spec": {**model["spec"], "family": "parler"},
+            }
+            await api.create(MODELS, bad)
+            await wait_until(lambda: status("bad").get("phase") == "Failed")
+            condition = status("bad")["conditions"][0]
+            assert condition["reason"] == "InvalidSpec"
+            assert "no TTSWorker pool runs family 'parler'" in condition["message"]
+
+            # Deleting: the API marks the object; the finalizer unloads everywhere first.
+            assert "finalizers" in stored(kmock, "voicemodels", "mock-a")["metadata"]
+            when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            await api.merge_patch(f"{MODELS}/mock-a", {"metadata": {"deletionTimestamp": when}})
+            # Without its finalizer the object goes (the emulator deletes it as the API does).
+            await wait_until(
+                lambda: (
+                    not stored(kmock, "voicemodels", "mock-a").get("metadata", {}).get("finalizers")
+                )
+            )
+            async with connect(worker.address) as stub:
+                info = {m.id: m for m in (await stub.ListModels(pb.ListModelsRequest())).models}[
+                    "mock-a"
+                ]
+            assert info.state == pb.MODEL_STATE_AVAILABLE
+    finally:
+        await api.close()
+        for w in workers:
+            await asyncio.to_thread(w.stop)
