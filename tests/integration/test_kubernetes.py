@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from duplex_protocol.lease import ResidentModel, WorkerState, lease_manifest
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.orchestrator import ScriptedClient, start_orchestrator
 from tests.support.voicepacks import write_mock_pack
+from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect, start_worker
 
 NAMESPACE = "voice"
@@ -39,14 +39,6 @@ def leases(kmock: Any) -> dict[str, dict[str, Any]]:
     """Leases stored in the emulator now (a deleted object leaves an empty record)."""
     found = {key[-1]: dict(obj) for key, obj in kmock.objects.items() if "leases" in str(key[0])}
     return {name: obj for name, obj in found.items() if obj}
-
-
-async def wait_until(check: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    assert check()
 
 
 def worker_env(k8s: str, pod: str) -> dict[str, str]:
@@ -72,7 +64,7 @@ async def test_a_worker_owns_and_renews_its_lease(kmock: Any, k8s: str, tmp_path
         worker_env(k8s, "cpu-0"),
     )
     try:
-        await wait_until(lambda: "duplex-tts-cpu-0" in leases(kmock))
+        await eventually(lambda: "duplex-tts-cpu-0" in leases(kmock))
         lease = leases(kmock)["duplex-tts-cpu-0"]
         assert lease["spec"]["holderIdentity"] == "cpu-0"
         assert lease["metadata"]["labels"]["duplex.dev/pool"] == "cpu"
@@ -93,7 +85,7 @@ async def test_a_worker_owns_and_renews_its_lease(kmock: Any, k8s: str, tmp_path
                 and current["spec"]["renewTime"] != first_renewal
             )
 
-        await wait_until(shows_mock_a, 10)
+        await eventually(shows_mock_a, 10)
     finally:
         await asyncio.to_thread(worker.stop)
     assert "duplex-tts-cpu-0" not in leases(kmock)  # released at shutdown
@@ -131,7 +123,7 @@ async def test_registry_routes_from_live_leases_only(kmock: Any, k8s: str) -> No
     registry = KubernetesRegistry(KubeClient(KubeConfig(k8s)), NAMESPACE)
     watcher = asyncio.create_task(registry.run())
     try:
-        await wait_until(lambda: len(registry.snapshot()) == 2, 5)
+        await eventually(lambda: len(registry.snapshot()) == 2, 5)
         views = {v.worker_id: v for v in registry.snapshot()}
         assert views["fresh"].healthy
         assert not views["expired"].healthy  # renewTime + 10 s has passed
@@ -146,9 +138,9 @@ async def test_registry_routes_from_live_leases_only(kmock: Any, k8s: str) -> No
             leases_path(NAMESPACE, "duplex-tts-expired"),
             {"spec": {"renewTime": fake_lease("expired", [], now, 1)["spec"]["renewTime"]}},
         )
-        await wait_until(lambda: all(v.healthy for v in registry.snapshot()), 5)
+        await eventually(lambda: all(v.healthy for v in registry.snapshot()), 5)
         await client.delete(leases_path(NAMESPACE, "duplex-tts-fresh"))
-        await wait_until(lambda: [v.worker_id for v in registry.snapshot()] == ["expired"], 5)
+        await eventually(lambda: [v.worker_id for v in registry.snapshot()] == ["expired"], 5)
     finally:
         watcher.cancel()
         await registry.close()
@@ -172,7 +164,7 @@ async def test_two_workers_with_different_models_get_the_right_sessions(
                 worker_env(k8s, pod),
             )
         )
-    await wait_until(lambda: len(leases(kmock)) == 2)
+    await eventually(lambda: len(leases(kmock)) == 2)
     orch = await asyncio.to_thread(
         lambda: start_orchestrator(
             [],

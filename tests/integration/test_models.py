@@ -13,6 +13,7 @@ import pytest
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from tests.support.voicepacks import write_mock_pack
+from tests.support.waiting import eventually
 from tests.support.worker import (
     Collector,
     WorkerProcess,
@@ -140,21 +141,16 @@ async def test_ttl_evicts_idle_models_but_not_pinned_or_held(
     async with connect(worker.address) as stub:
         await stub.LoadModel(pb.LoadModelRequest(model_id="mock-a"))
         held = (await stub.StartSession(pb.StartSessionRequest(model_id="mock-b"))).session_id
+
+        async def evicted(model_id: str) -> bool:
+            return (await models(stub))[model_id].state == pb.MODEL_STATE_AVAILABLE
+
+        await eventually(lambda: evicted("mock-a"), 6)
         listed = await models(stub)
-        for _ in range(60):
-            listed = await models(stub)
-            if listed["mock-a"].state == pb.MODEL_STATE_AVAILABLE:
-                break
-            await asyncio.sleep(0.1)
-        assert listed["mock-a"].state == pb.MODEL_STATE_AVAILABLE
         assert listed["mock"].state == pb.MODEL_STATE_READY  # pinned default
         assert listed["mock-b"].state == pb.MODEL_STATE_READY  # held by a session
         await stub.EndSession(pb.EndSessionRequest(session_id=held))
-        for _ in range(60):
-            if (await models(stub))["mock-b"].state == pb.MODEL_STATE_AVAILABLE:
-                break
-            await asyncio.sleep(0.1)
-        assert (await models(stub))["mock-b"].state == pb.MODEL_STATE_AVAILABLE
+        await eventually(lambda: evicted("mock-b"), 6)
     assert '"reason": "ttl"' in worker.log()
 
 

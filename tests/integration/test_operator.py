@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.crd import ROOT
 from tests.support.voicepacks import write_mock_pack
+from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect, start_worker
 
 NS = "voice"
@@ -58,14 +59,6 @@ def stored(kmock: Any, plural: str, name: str) -> dict[str, Any]:
         if plural in str(key[0]) and key[-1] == name and dict(obj):
             return dict(obj)
     return {}
-
-
-async def wait_until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    assert check()
 
 
 @contextlib.asynccontextmanager
@@ -130,7 +123,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
         # occasionally sends a patch for one kind to the other's path (never seen on clusters).
         async with operator(k8s, ("ttsworkers",)):
             await api.create(POOLS, pool)
-            await wait_until(lambda: bool(stored(kmock, "statefulsets", "cpu-tts")))
+            await eventually(lambda: bool(stored(kmock, "statefulsets", "cpu-tts")))
             sts = stored(kmock, "statefulsets", "cpu-tts")
             assert sts["spec"]["replicas"] == 2
             assert "nvidia.com/gpu" not in str(sts)
@@ -138,7 +131,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
                 stored(kmock, "rolebindings", "cpu-tts-worker")["subjects"][0]["name"]
                 == "cpu-tts-worker"
             )
-            await wait_until(
+            await eventually(
                 lambda: (
                     stored(kmock, "ttsworkers", "cpu").get("status", {}).get("readyReplicas") == 2
                 )
@@ -171,7 +164,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
             def status(name: str) -> dict[str, Any]:
                 return dict(stored(kmock, "voicemodels", name).get("status") or {})
 
-            await wait_until(lambda: status("mock-a").get("phase") == "Ready")
+            await eventually(lambda: status("mock-a").get("phase") == "Ready")
             ready = status("mock-a")
             assert ready["residentCopies"] == 1
             holder = ready["resident"][0]["pod"]
@@ -195,7 +188,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
                 "spec": {**model["spec"], "family": "parler"},
             }
             await api.create(MODELS, bad)
-            await wait_until(lambda: status("bad").get("phase") == "Failed")
+            await eventually(lambda: status("bad").get("phase") == "Failed")
             condition = status("bad")["conditions"][0]
             assert condition["reason"] == "InvalidSpec"
             assert "no TTSWorker pool runs family 'parler'" in condition["message"]
@@ -205,7 +198,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
             when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             await api.merge_patch(f"{MODELS}/mock-a", {"metadata": {"deletionTimestamp": when}})
             # Without its finalizer the object goes (the emulator deletes it as the API does).
-            await wait_until(
+            await eventually(
                 lambda: (
                     not stored(kmock, "voicemodels", "mock-a").get("metadata", {}).get("finalizers")
                 )
