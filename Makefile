@@ -50,6 +50,7 @@ test-unit: install ## only the fast pure tests
 bench: install models ## benchmark worker and orchestrator on real processes; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker
 	$(RUN) python -m tests.bench.bench_orchestrator
+	$(RUN) python -m tests.bench.bench_routing
 
 .PHONY: proto
 proto: install ## regenerate the gRPC stubs from services/protocol/proto

@@ -56,33 +56,39 @@ def _load_key(w: WorkerView) -> tuple[int, float, int, str]:
     return (w.queue_depth, w.p50_first_audio_ms or 1e9 / 2, w.active_sessions, w.worker_id)
 
 
-def _language_ok(w: WorkerView, model_id: str, language: str) -> bool:
-    if not language:
+def _language_ok(w: WorkerView, model_id: str, base: str) -> bool:
+    """``base``: the request's primary language subtag, lower case ('' for any)."""
+    if not base:
         return True
     langs = w.languages.get(model_id, ())
-    base = language.split("-")[0].lower()
     return not langs or any(lang.split("-")[0].lower() == base for lang in langs)
+
+
+def _eligible(
+    workers: Iterable[WorkerView], request: RouteRequest, model_id: str
+) -> list[WorkerView]:
+    base = request.language.split("-")[0].lower()
+    return [
+        w
+        for w in workers
+        if w.healthy
+        and model_id in w.models
+        and w.active_sessions < w.max_sessions
+        and w.worker_id not in request.exclude
+        and _language_ok(w, model_id, base)
+    ]
 
 
 def candidates(
     workers: Iterable[WorkerView], request: RouteRequest, model_id: str
 ) -> list[WorkerView]:
-    return sorted(
-        (
-            w
-            for w in workers
-            if w.healthy
-            and w.worker_id not in request.exclude
-            and w.active_sessions < w.max_sessions
-            and model_id in w.models
-            and _language_ok(w, model_id, request.language)
-        ),
-        key=_load_key,
-    )
+    """Every worker that could serve ``model_id``, best first."""
+    return sorted(_eligible(workers, request, model_id), key=_load_key)
 
 
 def route(workers: Sequence[WorkerView], request: RouteRequest) -> Route:
-    able = candidates(workers, request, request.model_id)
+    """One decision; O(workers), only the best candidate is picked (no full sort)."""
+    able = _eligible(workers, request, request.model_id)
     if not able:
         return Route(
             None,
@@ -91,18 +97,17 @@ def route(workers: Sequence[WorkerView], request: RouteRequest) -> Route:
         )
     resident = [w for w in able if request.model_id in w.resident]
     if resident:
-        return Route(resident[0], request.model_id, reason="resident")
-    load_on = able[0]
-    if request.fallback_model and request.fallback_model != request.model_id:
+        return Route(min(resident, key=_load_key), request.model_id, reason="resident")
+    load_on = min(able, key=_load_key)
+    fallback_model = request.fallback_model
+    if fallback_model and fallback_model != request.model_id:
         fallback = [
-            w
-            for w in candidates(workers, request, request.fallback_model)
-            if request.fallback_model in w.resident
+            w for w in _eligible(workers, request, fallback_model) if fallback_model in w.resident
         ]
         if fallback:
             return Route(
-                fallback[0],
-                request.fallback_model,
+                min(fallback, key=_load_key),
+                fallback_model,
                 load_on=load_on,
                 reason="fallback while loading",
             )
