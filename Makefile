@@ -70,6 +70,17 @@ browser: ## install Debian's Chromium for the browser test when it is missing
 	  echo "installing chromium (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+IMAGE_TAG ?= dev
+.PHONY: images
+images: ## build the three images (needs a Docker engine; not available on the dev/CI machines here)
+	docker build -f services/tts-worker/Dockerfile -t duplex/tts-worker:$(IMAGE_TAG) .
+	docker build -f services/orchestrator/Dockerfile -t duplex/orchestrator:$(IMAGE_TAG) .
+	docker build -f operator/Dockerfile -t duplex/operator:$(IMAGE_TAG) .
+
+.PHONY: operator
+operator: install ## run the operator against the current cluster (DUPLEX_KUBE_URL, e.g. `kubectl proxy`)
+	$(RUN) duplex-operator --standalone
+
 .PHONY: clean
 clean: ## remove caches and results (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache bench-results
