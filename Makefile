@@ -70,6 +70,10 @@ browser: ## install Debian's Chromium for the browser test when it is missing
 	  echo "installing chromium (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+.PHONY: crds
+crds: ## copy crds/ (the source of truth) into the Helm chart
+	cp crds/*.yaml charts/duplex/crds/
+
 IMAGE_TAG ?= dev
 .PHONY: images
 images: ## build the three images (needs a Docker engine; not available on the dev/CI machines here)

@@ -1,0 +1,164 @@
+"""The Helm chart, rendered by the real Helm SDK (helm-python-sdk): lint, values, RBAC, CRDs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from helm_python import chart as helm
+from helm_python.errors import HelmValuesError
+
+from tests.support.crd import ROOT, validate
+
+CHART = ROOT / "charts" / "duplex"
+SECRET = {"orchestrator": {"apiKey": {"existingSecret": "duplex-api-key"}}}
+
+
+def render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    out = helm.Chart.load(str(CHART)).render(values, name="duplex", namespace="voice")
+    return [doc for text in out.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_lint_has_no_errors() -> None:
+    assert helm.lint(str(CHART))["errors"] == []
+
+
+def test_an_api_key_secret_is_required_unless_dev() -> None:
+    with pytest.raises(Exception, match=r"orchestrator.apiKey.existingSecret is required"):
+        render({})
+    dev = find(render({"orchestrator": {"dev": True}}), "Deployment", "duplex-orchestrator")
+    assert "--dev" in dev["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_default_render() -> None:
+    docs = render(SECRET)
+    orchestrator = find(docs, "Deployment", "duplex-orchestrator")["spec"]["template"]["spec"]
+    container = orchestrator["containers"][0]
+    assert "--registry=kubernetes" in container["args"]
+    assert "--dev" not in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DUPLEX_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "duplex-api-key"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "tcpSocket" in container["livenessProbe"]
+    assert orchestrator["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert operator["args"] == ["--standalone"]
+    assert operator["livenessProbe"]["httpGet"]["port"] == "health"
+    assert not [d for d in docs if d["kind"] in ("TTSWorker", "VoiceModel", "ServiceMonitor")]
+
+
+def rules(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in doc["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_rbac_is_least_privilege_per_component() -> None:
+    docs = render(SECRET)
+    orchestrator = rules(find(docs, "Role", "duplex-orchestrator"))
+    assert orchestrator == {("coordination.k8s.io", "leases", v) for v in ("get", "list", "watch")}
+    operator = rules(find(docs, "ClusterRole", "duplex-operator"))
+    assert ("duplex.dev", "voicemodels/status", "patch") in operator
+    assert ("apps", "statefulsets", "create") in operator
+    assert not any(resource == "secrets" for _, resource, _ in operator)
+    assert not any(verb in ("*", "escalate", "bind", "impersonate") for _, _, verb in operator)
+    assert not any(resource == "*" for _, resource, _ in operator)
+    # The operator holds every permission it grants to worker pods (no RBAC escalation).
+    from duplex_operator import PoolSpec, worker_role
+
+    pool = PoolSpec(name="cpu", namespace="voice", image="x", families=["piper"])
+    granted = rules(worker_role(pool)[0])
+    assert granted <= operator
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_worker_pools_and_voice_models_render_valid_resources(device: str) -> None:
+    pool: dict[str, Any] = {
+        "name": device,
+        "families": ["piper"],
+        "device": device,
+        "replicas": 2,
+        "modelManager": {"defaultModel": "piper-en-us-joe-medium", "ttlSeconds": 60},
+    }
+    if device == "cuda":
+        pool |= {
+            "gpu": {"count": 1},
+            "nodeSelector": {"gpu": "true"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+        }
+    values = {
+        **SECRET,
+        "workerPools": [pool],
+        "voiceModels": [
+            yaml.safe_load(
+                (ROOT / "voicepacks/piper/en-us-joe-medium/voicemodel.yaml").read_text()
+            )["spec"]
+            | {"name": "piper-en-us-joe-medium"}
+        ],
+    }
+    docs = render(values)
+    worker = find(docs, "TTSWorker", device)
+    assert worker["spec"]["image"] == "duplex/tts-worker:0.1.0"
+    assert worker["spec"]["device"] == device
+    assert validate(worker) == []
+    assert validate(find(docs, "VoiceModel", "piper-en-us-joe-medium")) == []
+    if device == "cuda":
+        assert worker["spec"]["gpu"] == {"count": 1}
+    else:
+        assert "gpu" not in worker["spec"]
+
+
+def test_two_operator_replicas_use_peering_and_service_monitor_is_optional() -> None:
+    docs = render({**SECRET, "operator": {"replicas": 2}, "serviceMonitor": {"enabled": True}})
+    operator = find(docs, "Deployment", "duplex-operator")
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["template"]["spec"]["containers"][0]["args"] == []
+    assert ("kopf.dev", "clusterkopfpeerings", "patch") in rules(
+        find(docs, "ClusterRole", "duplex-operator")
+    )
+    assert find(docs, "ServiceMonitor", "duplex")["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"workerPools": [{"name": "Bad_Name", "families": ["piper"]}]}, "/workerPools/0/name"),
+        (
+            {"workerPools": [{"name": "cpu", "families": ["piper"], "device": "tpu"}]},
+            "/workerPools/0/device",
+        ),
+        ({"operator": {"replicas": 9}}, "/operator/replicas"),
+        (
+            {"orchestrator": {"service": {"port": 0}, "apiKey": {"existingSecret": "k"}}},
+            "/orchestrator/service/port",
+        ),
+    ],
+)
+def test_values_schema_rejects_bad_values(values: dict[str, Any], where: str) -> None:
+    with pytest.raises(HelmValuesError) as err:
+        render({**SECRET, **values})
+    assert "don't meet the specifications of the schema" in str(err.value)
+    assert f"at '{where}'" in str(err.value)
+
+
+def test_chart_crds_are_identical_to_the_source_of_truth() -> None:
+    for source in (ROOT / "crds").glob("*.yaml"):
+        copy = CHART / "crds" / source.name
+        assert copy.read_text() == source.read_text(), (
+            f"{copy} drifted from {source}: run `make crds`"
+        )
+    assert {p.name for p in (CHART / "crds").glob("*.yaml")} == {
+        p.name for p in (ROOT / "crds").glob("*.yaml")
+    }
