@@ -81,6 +81,14 @@ images: ## build the three images (needs a Docker engine; not available on the d
 	docker build -f services/orchestrator/Dockerfile -t duplex/orchestrator:$(IMAGE_TAG) .
 	docker build -f operator/Dockerfile -t duplex/operator:$(IMAGE_TAG) .
 
+.PHONY: dev
+dev: ## skaffold dev: build the images, deploy the chart to the current cluster, redeploy on change
+	skaffold dev --profile cpu
+
+.PHONY: e2e-kind
+e2e-kind: ## kind cluster end to end (needs Docker, kind, kubectl, helm; see .github/workflows/e2e-kind.yml)
+	scripts/e2e-kind.sh
+
 .PHONY: operator
 operator: install ## run the operator against the current cluster (DUPLEX_KUBE_URL, e.g. `kubectl proxy`)
 	$(RUN) duplex-operator --standalone

@@ -162,3 +162,15 @@ def test_chart_crds_are_identical_to_the_source_of_truth() -> None:
     assert {p.name for p in (CHART / "crds").glob("*.yaml")} == {
         p.name for p in (ROOT / "crds").glob("*.yaml")
     }
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_skaffold_and_kind_values_render_valid_pools_and_voices(profile: str) -> None:
+    values = yaml.safe_load((CHART / "ci" / f"{profile}-values.yaml").read_text())
+    values.setdefault("orchestrator", {})["apiKey"] = {"existingSecret": "k"}
+    docs = render(values)
+    custom = [d for d in docs if d["kind"] in ("TTSWorker", "VoiceModel")]
+    assert {d["kind"] for d in custom} == {"TTSWorker", "VoiceModel"}
+    assert all(validate(d) == [] for d in custom), [validate(d) for d in custom]
+    gpu_pools = [d for d in custom if d["kind"] == "TTSWorker" and d["spec"]["device"] == "cuda"]
+    assert bool(gpu_pools) is (profile == "gpu")
