@@ -212,3 +212,86 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
         await api.close()
         for w in workers:
             await asyncio.to_thread(w.stop)
+
+
+async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
+    kmock: Any, k8s: str, tmp_path: Path
+) -> None:
+    packs = tmp_path / "packs"
+    for name in ("mock", "mock-a"):
+        write_mock_pack(packs, name)
+    env = {
+        "DUPLEX_KUBE_URL": k8s,
+        "POD_NAME": "cpu-tts-0",
+        "POD_NAMESPACE": NS,
+        "DUPLEX_POOL": "cpu",
+        "POD_IP": "127.0.0.1",
+    }
+    worker = await asyncio.to_thread(
+        start_worker,
+        [
+            "--adapter",
+            "mock",
+            "--default-model",
+            "mock",
+            "--voicepacks",
+            str(packs),
+            "--ttl-ms",
+            "4500",
+            "--min-residency-ms",
+            "0",
+        ],
+        tmp_path / "w.log",
+        120.0,
+        env,
+    )
+    api = KubeClient(KubeConfig(k8s))
+    pool = {
+        "apiVersion": "duplex.dev/v1alpha1",
+        "kind": "TTSWorker",
+        "metadata": {"name": "cpu", "namespace": NS, "resourceVersion": "1"},
+        "spec": {"image": "duplex/tts-worker", "families": ["mock"]},
+    }
+    model = {
+        "apiVersion": "duplex.dev/v1alpha1",
+        "kind": "VoiceModel",
+        "metadata": {"name": "mock-a", "namespace": NS, "generation": 1, "resourceVersion": "1"},
+        "spec": {
+            "family": "mock",
+            "source": {"voicepack": "mock/mock-a"},
+            "languages": ["en-US"],
+            "residency": {"minResident": 0},
+        },
+    }
+
+    def status() -> dict[str, Any]:
+        return dict(stored(kmock, "voicemodels", "mock-a").get("status") or {})
+
+    def events(reason: str) -> list[dict[str, Any]]:
+        found = [dict(o) for k, o in kmock.objects.items() if "events" in str(k[0]) and dict(o)]
+        return [e for e in found if e.get("reason") == reason]
+
+    try:
+        await api.create(POOLS, pool)
+        async with operator(k8s, ("voicemodels",)):
+            await api.create(MODELS, model)
+            await eventually(
+                lambda: status().get("phase") == "Standby"
+            )  # nothing required, nothing loaded
+            async with connect(worker.address) as stub:  # a session's on-demand load: unpinned
+                await stub.LoadModel(pb.LoadModelRequest(model_id="mock-a"))
+            await eventually(lambda: status().get("residentCopies") == 1)
+            assert status()["resident"][0]["pod"] == "cpu-tts-0"
+            # Idle for 4.5 s (over two 2 s Lease renewals, so one showed it), the worker evicts it.
+            await eventually(lambda: "lastEviction" in status(), 20)
+        eviction = status()["lastEviction"]
+        assert (eviction["pod"], eviction["worker"]) == ("cpu-tts-0", "cpu")
+        assert status()["residentCopies"] == 0
+        assert status()["phase"] == "Standby"
+        evicted = events("Evicted")
+        assert evicted
+        assert "cpu-tts-0 evicted mock-a" in evicted[0]["message"]
+        assert evicted[0]["involvedObject"]["name"] == "mock-a"
+    finally:
+        await api.close()
+        await asyncio.to_thread(worker.stop)

@@ -163,7 +163,9 @@ def _model_handlers(
             )
             return
         leases = await worker_leases(client, namespace)
-        _report_evictions(body, previous, leases, model_id, moment)
+        eviction = _report_evictions(body, previous, leases, model_id, moment)
+        if eviction:
+            patch.status["lastEviction"] = eviction
         for key, loaded in list(recent_loads.items()):
             if (moment - loaded).total_seconds() > 10:
                 del recent_loads[key]
@@ -216,9 +218,10 @@ def _model_handlers(
         leases: list[Any],
         model_id: str,
         moment: datetime,
-    ) -> None:
+    ) -> dict[str, str] | None:
         """A copy that was ready on a live worker and is gone now was evicted there (TTL/LRU)."""
         alive = {lease.pod: lease for lease in leases if lease.alive(moment)}
+        last = None
         for copy in previous.get("resident") or []:
             lease = alive.get(copy.get("pod", ""))
             if lease is None or copy.get("state") != "ready":
@@ -230,6 +233,13 @@ def _model_handlers(
                     reason="Evicted",
                     message=f"{lease.pod} evicted {model_id} (idle TTL or LRU)",
                 )
+                last = {
+                    "worker": lease.pool,
+                    "pod": lease.pod,
+                    "reason": "IdleOrCap",
+                    "time": rfc3339_micro(moment),
+                }
+        return last
 
     @kopf.on.delete(GROUP, VERSION, "voicemodels", registry=registry)
     async def model_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
