@@ -196,7 +196,3 @@ def words_of(text: str) -> str:
     import re
 
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,7 +178,3 @@ class Collector:
 async def connect(address: str) -> AsyncIterator[pb_grpc.TTSAsyncStub]:
     async with grpc.aio.insecure_channel(address) as channel:
         yield pb_grpc.TTSStub(channel)
-
-
-def iter_lines(text: str) -> Iterator[str]:
-    yield from (line for line in text.splitlines() if line.strip())

@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from duplex_tts import metrics
 from duplex_tts.adapters import AdapterError, TTSFamily, TTSModel, VoiceOptions, get_family
@@ -320,7 +323,7 @@ class ModelManager:
                 **labels,
                 "load_ms": int((loaded - started) * 1000),
                 "warmup_ms": int((warmed - loaded) * 1000),
-                "gain_db": round(20 * _log10(gain), 1),
+                "gain_db": round(20 * math.log10(gain), 1),
             },
         )
         self._wakeup.set()
@@ -373,14 +376,6 @@ class ModelManager:
 
 def _warm_up(model: TTSModel) -> float:
     """Run a hidden utterance (first-call costs paid now) and calibrate loudness gain."""
-    import numpy as np
-
     chunks = list(model.synthesize(WARMUP_TEXT, VoiceOptions()))
     audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     return calibrate_gain(audio, model.native_sample_rate)
-
-
-def _log10(value: float) -> float:
-    import math
-
-    return math.log10(value) if value > 0 else float("-inf")

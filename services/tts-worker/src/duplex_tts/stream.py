@@ -78,7 +78,6 @@ class Utterance:
         *,
         lead_s: float,
         clock: Callable[[], float] = time.monotonic,
-        log_fields: dict[str, str] | None = None,
     ) -> None:
         self._model = model
         self._model_id = model_id
@@ -92,7 +91,6 @@ class Utterance:
         self._texts: asyncio.Queue[object] = asyncio.Queue()
         self._frames: collections.deque[tuple[bytes, bool]] = collections.deque()
         self._changed = asyncio.Event()
-        self._log = log_fields or {}
         self.paused = False
         self.stopped = False
         self.error: Exception | None = None
