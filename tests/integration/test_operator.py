@@ -23,42 +23,15 @@ from duplex_operator.handlers import build_registry
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.crd import ROOT
+from tests.support.emulator import MODELS, NS, POOLS, declare_cluster, stored
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect, start_worker
 
-NS = "voice"
-POOLS = f"/apis/duplex.dev/v1alpha1/namespaces/{NS}/ttsworkers"
-MODELS = f"/apis/duplex.dev/v1alpha1/namespaces/{NS}/voicemodels"
-
 
 @pytest.fixture
 def k8s(kmock: Any) -> str:
-    resources = {
-        "v1/namespaces": ("Namespace", False),
-        "v1/events": ("Event", True),
-        "coordination.k8s.io/v1/leases": ("Lease", True),
-        "apps/v1/statefulsets": ("StatefulSet", True),
-        "v1/services": ("Service", True),
-        "v1/serviceaccounts": ("ServiceAccount", True),
-        "rbac.authorization.k8s.io/v1/roles": ("Role", True),
-        "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True),
-        "duplex.dev/v1alpha1/ttsworkers": ("TTSWorker", True),
-        "duplex.dev/v1alpha1/voicemodels": ("VoiceModel", True),
-    }
-    for key, (kind, namespaced) in resources.items():
-        kmock.resources[key].kind = kind
-        kmock.resources[key].namespaced = namespaced
-        kmock.resources[key].verbs = {"get", "list", "watch", "create", "patch", "delete"}
-    kmock.objects[("v1/namespaces", None, NS)] = {"metadata": {"name": NS}}
-    return str(kmock.url).rstrip("/")
-
-
-def stored(kmock: Any, plural: str, name: str) -> dict[str, Any]:
-    for key, obj in kmock.objects.items():
-        if plural in str(key[0]) and key[-1] == name and dict(obj):
-            return dict(obj)
-    return {}
+    return declare_cluster(kmock)
 
 
 @contextlib.asynccontextmanager
@@ -138,6 +111,24 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
             )
             listed = stored(kmock, "ttsworkers", "cpu")["status"]["workers"]
             assert [w["pod"] for w in listed] == ["cpu-tts-0", "cpu-tts-1"]
+
+            # A spec change rolls out: the StatefulSet follows the pool.
+            change = {"replicas": 3, "image": "duplex/tts-worker:0.2.0"}
+            await api.merge_patch(
+                f"{POOLS}/cpu", {"spec": {**change, "modelManager": {"ttlSeconds": 120}}}
+            )
+
+            def rolled_out() -> bool:
+                spec = stored(kmock, "statefulsets", "cpu-tts")["spec"]
+                container = spec["template"]["spec"]["containers"][0]
+                args = container["args"]
+                return bool(
+                    spec["replicas"] == 3
+                    and container["image"] == "duplex/tts-worker:0.2.0"
+                    and args[args.index("--ttl-ms") + 1] == "120000"
+                )
+
+            await eventually(rolled_out)
 
         # kopf cancels the tasks spawned while it ran, this client's connections too.
         await api.close()

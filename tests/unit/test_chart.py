@@ -50,7 +50,7 @@ def test_default_render() -> None:
     operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"][
         "containers"
     ][0]
-    assert operator["args"] == ["--standalone"]
+    assert "--standalone" not in operator.get("args", [])  # leader election even for one
     assert operator["livenessProbe"]["httpGet"]["port"] == "health"
     assert not [d for d in docs if d["kind"] in ("TTSWorker", "VoiceModel", "ServiceMonitor")]
 
@@ -120,14 +120,18 @@ def test_worker_pools_and_voice_models_render_valid_resources(device: str) -> No
         assert "gpu" not in worker["spec"]
 
 
-def test_two_operator_replicas_use_peering_and_service_monitor_is_optional() -> None:
+def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() -> None:
     docs = render({**SECRET, "operator": {"replicas": 2}, "serviceMonitor": {"enabled": True}})
     operator = find(docs, "Deployment", "duplex-operator")
     assert operator["spec"]["replicas"] == 2
-    assert operator["spec"]["template"]["spec"]["containers"][0]["args"] == []
-    assert ("kopf.dev", "clusterkopfpeerings", "patch") in rules(
-        find(docs, "ClusterRole", "duplex-operator")
-    )
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    assert "--standalone" not in container.get("args", [])
+    # Each replica names itself in the leader Lease, which lives in its own namespace.
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    granted = rules(find(docs, "ClusterRole", "duplex-operator"))
+    assert {("coordination.k8s.io", "leases", v) for v in ("get", "create", "patch")} <= granted
+    assert not any(group == "kopf.dev" for group, _, _ in granted)
     assert find(docs, "ServiceMonitor", "duplex")["spec"]["endpoints"][0]["path"] == "/metrics"
 
 

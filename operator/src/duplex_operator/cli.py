@@ -1,35 +1,144 @@
-"""``duplex-operator``: the kopf operator with metrics on :9102 and a liveness endpoint."""
+"""``duplex-operator``: the kopf operator behind a leader Lease, metrics on :9102, /healthz.
+
+Every replica serves ``/healthz`` and waits for the lead; only the leader runs
+the kopf handlers (standalone: the Lease, not kopf peering, keeps replicas
+apart). A leader that loses its Lease stops and exits 1, so its pod restarts
+as a follower, as controller-runtime managers do. On SIGTERM the leader
+releases the Lease, so a rolling update hands over in about a second.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import socket
 import sys
 
 import kopf
+from aiohttp import web
 from prometheus_client import start_http_server
 
+from duplex_operator.election import LeaderElector
 from duplex_operator.handlers import build_registry
+from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
 from duplex_protocol.kube import KubeConfig
 from duplex_protocol.logs import setup_logging
 
+log = logging.getLogger("duplex_operator")
 
-def main(argv: list[str] | None = None) -> None:
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="duplex-operator", description="duplex operator: TTSWorker and VoiceModel."
     )
     p.add_argument(
         "--namespace", action="append", help="watch only these namespaces (default: all)"
     )
-    p.add_argument("--metrics-port", type=int, default=9102)
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
+    p.add_argument("--metrics-port", type=int, default=9102, help="0: no metrics endpoint")
+    p.add_argument("--health-port", type=int, default=8080, help="/healthz for probes")
     p.add_argument(
         "--standalone",
         action="store_true",
-        help="no peering (a single replica); by default replicas coordinate through kopf peering",
+        help="no leader election: only for a single operator run by hand",
     )
+    p.add_argument(
+        "--identity",
+        default=os.environ.get("POD_NAME") or socket.gethostname(),
+        help="this replica's name in the leader Lease (default: $POD_NAME, else the hostname)",
+    )
+    p.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE") or "default",
+        help="namespace of the leader Lease (default: $POD_NAMESPACE, else default)",
+    )
+    p.add_argument("--lease-name", default=LEADER_LEASE)
+    p.add_argument(
+        "--lease-duration-s",
+        type=int,
+        default=LEASE_DURATION_S,
+        help="a leader silent this long is replaced; it renews every third of it",
+    )
+    p.add_argument("--reconcile-every-s", type=float, default=3.0)
     args = p.parse_args(argv)
+    if args.lease_duration_s < 3:
+        p.error("--lease-duration-s must be at least 3")
+    return args
+
+
+async def serve_health(port: int, elector: LeaderElector | None) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        leading = elector is None or elector.leading
+        return web.json_response({"ok": True, "leader": leading})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+async def run(args: argparse.Namespace, config: KubeConfig) -> int:
+    """Wait for the lead, reconcile until stopped or the lead is lost; the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    elector = None
+    if not args.standalone:
+        elector = LeaderElector(
+            config,
+            args.lease_namespace,
+            args.identity,
+            name=args.lease_name,
+            duration_s=args.lease_duration_s,
+            renew_every_s=args.lease_duration_s / 3,
+        )
+    health = await serve_health(args.health_port, elector) if args.health_port else None
+    lost = False
+    try:
+        if elector is not None:
+            waiting = asyncio.create_task(elector.acquire())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                return 0
+            stopping.cancel()
+        holding = asyncio.create_task(elector.hold()) if elector else None
+        if holding is not None:
+            holding.add_done_callback(lambda _: stop.set())
+        await kopf.operator(
+            registry=build_registry(config, reconcile_every_s=args.reconcile_every_s),
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or (),
+            standalone=True,
+            stop_flag=stop,
+        )
+        if holding is not None:
+            lost = holding.done() and not holding.cancelled()
+            holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holding
+    finally:
+        if elector is not None and not lost:
+            await elector.release()
+        if elector is not None:
+            await elector.close()
+        if health is not None:
+            await health.cleanup()
+    if lost:
+        log.error("lost the leader Lease: exiting so the pod restarts as a follower")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     setup_logging("INFO")
     config = KubeConfig.detect()
     if config is None:
@@ -41,13 +150,4 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         start_http_server(args.metrics_port)
     logging.getLogger("kopf").setLevel(logging.INFO)
-    asyncio.run(
-        kopf.operator(
-            registry=build_registry(config),
-            clusterwide=not args.namespace,
-            namespaces=args.namespace or (),
-            standalone=args.standalone,
-            peering_name="duplex",
-            liveness_endpoint=args.liveness,
-        )
-    )
+    raise SystemExit(asyncio.run(run(args, config)))

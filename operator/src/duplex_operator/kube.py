@@ -30,17 +30,26 @@ def collection(manifest: dict[str, Any]) -> str:
     return template.format(ns=manifest["metadata"]["namespace"])
 
 
+FIELD_MANAGER = "duplex-operator"
+
+
 async def apply(client: KubeClient, manifest: dict[str, Any]) -> str:
-    """Create the object, or merge-patch it when it exists (single writer: no compare-and-swap)."""
+    """Server-side apply the object as ``duplex-operator``: changes roll out, dropped fields go.
+
+    Emulators without server-side apply answer 404 for an object not there
+    yet (the API server creates it); then it is created.
+    """
     path = collection(manifest)
     try:
-        await client.create(path, manifest)
-        return "created"
+        await client.server_side_apply(
+            f"{path}/{manifest['metadata']['name']}", manifest, FIELD_MANAGER
+        )
+        return "applied"
     except KubeError as exc:
-        if exc.status != 409:
+        if exc.status != 404:
             raise
-    await client.merge_patch(f"{path}/{manifest['metadata']['name']}", manifest)
-    return "patched"
+    await client.create(path, manifest)
+    return "created"
 
 
 async def worker_leases(client: KubeClient, namespace: str) -> list[LeaseView]:

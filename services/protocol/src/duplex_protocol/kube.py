@@ -3,7 +3,9 @@
 Configuration comes from ``DUPLEX_KUBE_URL`` (a plain URL: tests against an
 emulator, or ``kubectl proxy``) or from the pod's service account (in-cluster
 token and CA). Only merge-patches are used: single writers need no
-compare-and-swap, and they work the same on emulators without PUT.
+compare-and-swap, and they work the same on emulators without PUT. The
+operator applies the objects it owns with server-side apply, so a field
+dropped from what it wants is removed, and fields other managers own stay.
 """
 
 from __future__ import annotations
@@ -87,6 +89,18 @@ class KubeClient:
             path,
             data=json.dumps(body),
             headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def server_side_apply(
+        self, path: str, body: dict[str, Any], field_manager: str
+    ) -> dict[str, Any]:
+        """Server-side apply (creates the object if absent); conflicts are forced: we own it."""
+        return await self._json(
+            "PATCH",
+            path,
+            data=json.dumps(body),  # JSON is YAML
+            params={"fieldManager": field_manager, "force": "true"},
+            headers={"Content-Type": "application/apply-patch+yaml"},
         )
 
     async def get(self, path: str, **params: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_PLAIN = (str, int, float, bool, list, dict, type(None))
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,7 +21,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        # Extras that are plain data only: libraries attach objects (kopf: its settings).
+        entry.update(
+            {k: v for k, v in vars(record).items() if k not in _STANDARD and isinstance(v, _PLAIN)}
+        )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
