@@ -47,10 +47,11 @@ test-unit: install ## only the fast pure tests
 	$(RUN) pytest tests/unit
 
 .PHONY: bench
-bench: install models ## benchmark worker and orchestrator on real processes; p50/p95 to stdout and bench-results/
+bench: install models ## benchmark worker, orchestrator, routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker
 	$(RUN) python -m tests.bench.bench_orchestrator
 	$(RUN) python -m tests.bench.bench_routing
+	$(RUN) python -m tests.bench.bench_operator
 
 .PHONY: proto
 proto: install ## regenerate the gRPC stubs from services/protocol/proto

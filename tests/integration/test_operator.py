@@ -23,7 +23,7 @@ from duplex_operator.handlers import build_registry
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.crd import ROOT
-from tests.support.emulator import MODELS, NS, POOLS, declare_cluster, stored
+from tests.support.emulator import MODELS, NS, POOLS, as_served, declare_cluster, stored
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect, start_worker
@@ -88,8 +88,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
     workers = await start_pool(k8s, tmp_path)
     api = KubeClient(KubeConfig(k8s))
     pool = yaml.safe_load((ROOT / "examples" / "ttsworker-cpu.yaml").read_text())
-    # The emulator keeps no resourceVersion; kopf's patches test it, so give one that stays.
-    pool["metadata"].update(namespace=NS, resourceVersion="1")
+    pool = as_served(pool)
     pool["spec"]["families"] = ["mock"]
     try:
         # Pools and models in two runs: with both kinds in flight, kopf on the emulator
@@ -140,8 +139,6 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
                 "metadata": {
                     "name": "mock-a",
                     "namespace": NS,
-                    "generation": 1,
-                    "resourceVersion": "1",
                 },
                 "spec": {
                     "family": "mock",
@@ -150,7 +147,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
                     "residency": {"minResident": 1},
                 },
             }
-            await api.create(MODELS, model)
+            await api.create(MODELS, as_served(model))
 
             def status(name: str) -> dict[str, Any]:
                 return dict(stored(kmock, "voicemodels", name).get("status") or {})
@@ -173,12 +170,10 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
                 "metadata": {
                     "name": "bad",
                     "namespace": NS,
-                    "generation": 1,
-                    "resourceVersion": "1",
                 },
                 "spec": {**model["spec"], "family": "parler"},
             }
-            await api.create(MODELS, bad)
+            await api.create(MODELS, as_served(bad))
             await eventually(lambda: status("bad").get("phase") == "Failed")
             condition = status("bad")["conditions"][0]
             assert condition["reason"] == "InvalidSpec"
@@ -240,13 +235,13 @@ async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
     pool = {
         "apiVersion": "duplex.dev/v1alpha1",
         "kind": "TTSWorker",
-        "metadata": {"name": "cpu", "namespace": NS, "resourceVersion": "1"},
+        "metadata": {"name": "cpu"},
         "spec": {"image": "duplex/tts-worker", "families": ["mock"]},
     }
     model = {
         "apiVersion": "duplex.dev/v1alpha1",
         "kind": "VoiceModel",
-        "metadata": {"name": "mock-a", "namespace": NS, "generation": 1, "resourceVersion": "1"},
+        "metadata": {"name": "mock-a"},
         "spec": {
             "family": "mock",
             "source": {"voicepack": "mock/mock-a"},
@@ -263,9 +258,9 @@ async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
         return [e for e in found if e.get("reason") == reason]
 
     try:
-        await api.create(POOLS, pool)
+        await api.create(POOLS, as_served(pool))
         async with operator(k8s, ("voicemodels",)):
-            await api.create(MODELS, model)
+            await api.create(MODELS, as_served(model))
             await eventually(
                 lambda: status().get("phase") == "Standby"
             )  # nothing required, nothing loaded

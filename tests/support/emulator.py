@@ -7,11 +7,18 @@ patches carry a fixed one.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import os
 import subprocess
 import sys
+import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from kmock import KubernetesEmulator, Server
 
 from tests.support.worker import ROOT, ChildProcess, free_port
 
@@ -41,6 +48,23 @@ def declare_cluster(kmock: Any) -> str:
         kmock.resources[key].verbs = {"get", "list", "watch", "create", "patch", "delete"}
     kmock.objects[("v1/namespaces", None, NS)] = {"metadata": {"name": NS}}
     return str(kmock.url).rstrip("/")
+
+
+def as_served(manifest: dict[str, Any], namespace: str = NS) -> dict[str, Any]:
+    """The object with the metadata an API server would add and kmock does not.
+
+    kopf keys its timers by uid, and its patches test the resourceVersion (which
+    the emulator then keeps as given).
+    """
+    metadata = {
+        "namespace": namespace,
+        "uid": str(uuid.uuid4()),
+        "resourceVersion": "1",
+        "generation": 1,
+        "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **manifest["metadata"],
+    }
+    return {**copy.deepcopy(manifest), "metadata": metadata}
 
 
 def stored(kmock: Any, plural: str, name: str) -> dict[str, Any]:
@@ -76,3 +100,51 @@ def start_operator(url: str, identity: str, log_path: Path, *args: str) -> Child
         env={**os.environ, "PYTHONUNBUFFERED": "1", "DUPLEX_KUBE_URL": url},
     )
     return ChildProcess(process, log_path)
+
+
+class ForgetfulEmulator(KubernetesEmulator):
+    """kmock's emulator that forgets each request once served, for long runs.
+
+    kmock 0.8 keeps every request and matches each new one against that whole
+    history, which makes a long run quadratic. Nothing asserts on the requests
+    of a standalone emulator, so only those in flight are kept.
+    """
+
+    async def _handle(self, request: Any) -> Any:
+        try:
+            return await super()._handle(request)
+        finally:
+            self._requests[:] = [r for r in self._requests if r is not request]
+
+
+async def _serve(port_file: Path) -> None:
+    """Serve the emulator until killed; write its URL to ``port_file`` once listening."""
+    async with ForgetfulEmulator() as kmock, Server(kmock):
+        url = declare_cluster(kmock)
+        await asyncio.to_thread(port_file.write_text, url)
+        await asyncio.Event().wait()
+
+
+def start_emulator(log_path: Path, timeout_s: float = 30.0) -> tuple[ChildProcess, str]:
+    """kmock's emulator in its own process (as an API server is): the process and its URL."""
+    url_file = log_path.with_suffix(".url")
+    url_file.unlink(missing_ok=True)
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.emulator", str(url_file)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    emulator = ChildProcess(process, log_path)
+    deadline = time.monotonic() + timeout_s
+    while not url_file.exists() or not url_file.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            emulator.stop()
+            raise RuntimeError(f"the emulator did not start:\n{emulator.log()}")
+        time.sleep(0.05)
+    return emulator, url_file.read_text()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(Path(sys.argv[1])))

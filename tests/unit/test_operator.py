@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +21,8 @@ from duplex_operator import (
     voicemodel_status,
     worker_role,
 )
+from duplex_operator.kube import SharedListing
+from duplex_operator.status import status_changes
 from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState
 from tests.support.crd import ROOT
 
@@ -201,6 +205,64 @@ def test_status_lists_resident_copies_and_reports_invalid_specs() -> None:
     invalid = voicemodel_status("m", 1, [], NOW, invalid="no pool runs family 'csm'")
     assert invalid["phase"] == "Failed"
     assert invalid["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_a_load_no_lease_shows_yet_is_loading_and_transition_times_stay_put() -> None:
+    loading = voicemodel_status("m", 1, [lease("w0", {})], NOW, loading_on=[("cpu", "w0")])
+    assert loading["phase"] == "Loading"
+    assert loading["resident"] == [{"worker": "cpu", "pod": "w0", "state": "loading"}]
+    later = NOW + timedelta(seconds=30)
+    fresh = [lease("w0", {"m": "ready"}, renewed_ago_s=-29)]  # renewed at NOW + 29 s
+    ready = voicemodel_status("m", 1, fresh, later, previous=loading)
+    assert ready["phase"] == "Ready"
+    since = ready["conditions"][0]["lastTransitionTime"]
+    assert since == "2026-11-21T12:00:30.000000Z"  # False -> True: a transition
+    again = voicemodel_status("m", 1, fresh, later + timedelta(seconds=5), previous=ready)
+    assert again["conditions"][0]["lastTransitionTime"] == since
+    # Nothing changed, nothing to write: steady VoiceModels cost the API server nothing.
+    assert status_changes(ready, again) == {}
+    assert status_changes(loading, ready).keys() == {
+        "phase",
+        "residentCopies",
+        "resident",
+        "conditions",
+    }
+
+
+def test_placement_spreads_a_burst_over_the_workers() -> None:
+    """Loads just issued count towards a worker's fill (the Lease shows them later)."""
+    workers = [candidate("a"), candidate("b")]
+    pending: dict[str, frozenset[str]] = {"a": frozenset(), "b": frozenset()}
+    for i in range(6):
+        model = f"m{i}"
+        view = [replace(c, resident=c.resident | pending[c.pod]) for c in workers]
+        (pick,) = place(model, "csm", 1, view)
+        pending[pick.pod] |= {model}
+    assert {pod: len(models) for pod, models in pending.items()} == {"a": 3, "b": 3}
+
+
+async def test_a_shared_listing_lists_once_for_concurrent_readers_and_then_again() -> None:
+    calls: list[str] = []
+    clock = [0.0]
+
+    async def fetch(namespace: str) -> list[str]:
+        calls.append(namespace)
+        await asyncio.sleep(0.01)
+        if namespace == "broken":
+            raise OSError("connection refused")
+        return [f"{namespace}-{len(calls)}"]
+
+    listing = SharedListing(fetch, max_age_s=1.0, clock=lambda: clock[0])
+    assert await asyncio.gather(*(listing.get("voice") for _ in range(50))) == [["voice-1"]] * 50
+    clock[0] = 0.9
+    assert await listing.get("voice") == ["voice-1"]
+    clock[0] = 1.0
+    assert await listing.get("voice") == ["voice-2"]
+    assert await listing.get("other") == ["other-3"]
+    for _ in range(2):  # a failure is not kept
+        with pytest.raises(OSError, match="refused"):
+            await listing.get("broken")
+    assert calls == ["voice", "voice", "other", "broken", "broken"]
 
 
 def test_voicemodel_problems_against_existing_pools() -> None:

@@ -149,5 +149,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    logging.getLogger("kopf").setLevel(logging.INFO)
+    logging.getLogger("kopf").setLevel(os.environ.get("DUPLEX_KOPF_LOG", "INFO"))
     raise SystemExit(asyncio.run(run(args, config)))

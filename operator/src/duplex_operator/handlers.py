@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +30,12 @@ from duplex_operator.builders import (
     statefulset,
     worker_role,
 )
-from duplex_operator.kube import apply, candidates, pools, worker_leases
+from duplex_operator.kube import SharedListing, apply, candidates, pools, worker_leases
 from duplex_operator.placement import place
-from duplex_operator.status import voicemodel_status
+from duplex_operator.status import status_changes, voicemodel_status
 from duplex_operator.validation import voicemodel_problems
 from duplex_protocol.kube import KubeClient, KubeConfig
-from duplex_protocol.lease import rfc3339_micro
+from duplex_protocol.lease import LeaseView, rfc3339_micro
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 
@@ -69,16 +70,23 @@ def build_registry(
             server=config.url, token=config.token or None, ca_path=config.ca_file or None
         )
 
+    @kopf.on.cleanup(registry=registry)
+    async def close_client(**_: Any) -> None:
+        await client.close()
+
+    # Every reconcile reads the namespace's Leases and pools: listed once a second for all.
+    leases: SharedListing[list[LeaseView]] = SharedListing(lambda ns: worker_leases(client, ns))
     if "ttsworkers" in kinds:
-        _pool_handlers(registry, client, reconcile_every_s, now)
+        _pool_handlers(registry, client, leases, reconcile_every_s, now)
     if "voicemodels" in kinds:
-        _model_handlers(registry, client, reconcile_every_s, load_timeout_s, now)
+        _model_handlers(registry, client, leases, reconcile_every_s, load_timeout_s, now)
     return registry
 
 
 def _pool_handlers(
     registry: kopf.OperatorRegistry,
     client: KubeClient,
+    cluster_leases: SharedListing[list[LeaseView]],
     reconcile_every_s: float,
     now: Callable[[], datetime],
 ) -> None:
@@ -103,7 +111,8 @@ def _pool_handlers(
     async def pool_status(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         moment = now()
         name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-        mine = [lease for lease in await worker_leases(client, namespace) if lease.pool == name]
+        leases = await cluster_leases.get(namespace)
+        mine = [lease for lease in leases if lease.pool == name]
         workers = [
             {
                 "name": lease.pod,
@@ -116,14 +125,18 @@ def _pool_handlers(
             }
             for lease in sorted(mine, key=lambda lease: lease.pod)
         ]
-        patch.status["workers"] = workers
-        patch.status["replicas"] = body["spec"].get("replicas", 1)
-        patch.status["readyReplicas"] = sum(1 for w in workers if w["ready"])
+        wanted = {
+            "workers": workers,
+            "replicas": body["spec"].get("replicas", 1),
+            "readyReplicas": sum(1 for w in workers if w["ready"]),
+        }
+        patch.status.update(status_changes(dict(body.get("status") or {}), wanted))
 
 
 def _model_handlers(
     registry: kopf.OperatorRegistry,
     client: KubeClient,
+    cluster_leases: SharedListing[list[LeaseView]],
     reconcile_every_s: float,
     load_timeout_s: float,
     now: Callable[[], datetime],
@@ -131,6 +144,7 @@ def _model_handlers(
     # A Lease shows a new copy only at the worker's next renewal (<= 2 s):
     # copies loaded recently count as held meanwhile, so none is placed twice.
     recent_loads: dict[tuple[str, str], datetime] = {}
+    cluster_pools: SharedListing[list[dict[str, Any]]] = SharedListing(lambda ns: pools(client, ns))
 
     # ---- VoiceModel ------------------------------------------------------
 
@@ -148,7 +162,7 @@ def _model_handlers(
         model_id = model_id_of(body)
         min_resident = int((spec.get("residency") or {}).get("minResident", 1))
         previous = dict(body.get("status") or {})
-        problems = voicemodel_problems(dict(spec), await pools(client, namespace))
+        problems = voicemodel_problems(dict(spec), await cluster_pools.get(namespace))
         if problems:
             message = "; ".join(problems)
             if (
@@ -156,34 +170,44 @@ def _model_handlers(
                 or previous.get("observedGeneration") != generation
             ):
                 kopf.warn(body, reason="InvalidSpec", message=message)
-            patch.status.update(
-                voicemodel_status(
-                    model_id, min_resident, [], moment, generation=generation, invalid=message
-                )
+            wanted = voicemodel_status(
+                model_id,
+                min_resident,
+                [],
+                moment,
+                generation=generation,
+                invalid=message,
+                previous=previous,
             )
+            patch.status.update(status_changes(previous, wanted))
             return
-        leases = await worker_leases(client, namespace)
+        leases = await cluster_leases.get(namespace)
         eviction = _report_evictions(body, previous, leases, model_id, moment)
         if eviction:
             patch.status["lastEviction"] = eviction
         for key, loaded in list(recent_loads.items()):
             if (moment - loaded).total_seconds() > 10:
                 del recent_loads[key]
-        pending = {pod for (pod, model), _ in recent_loads.items() if model == model_id}
-        holding = sum(
-            1
+        # Loads issued meanwhile count as held, on their worker, and towards its fill.
+        pending: dict[str, set[str]] = {}
+        for pod, model in recent_loads:
+            pending.setdefault(pod, set()).add(model)
+        workers = [
+            replace(c, resident=c.resident | pending.get(c.pod, set()))
             for c in candidates(leases, moment)
-            if c.alive and (model_id in c.resident or c.pod in pending)
-        )
+        ]
+        holding = sum(1 for c in workers if c.alive and model_id in c.resident)
         selector = spec.get("workerSelector") or {}
         picks = place(
             model_id,
             spec["family"],
             min_resident - holding,
-            [c for c in candidates(leases, moment) if c.pod not in pending],
+            workers,
             pools=selector.get("pools") or (),
             match_labels=selector.get("matchLabels"),
         )
+        for pick in picks:  # reserved before the call: concurrent reconciles see it
+            recent_loads[(pick.pod, model_id)] = moment
         for pick in picks:
             try:
                 await grpc_call(
@@ -192,10 +216,10 @@ def _model_handlers(
                     pb.LoadModelRequest(model_id=model_id, pin=True),
                     load_timeout_s,
                 )
-                recent_loads[(pick.pod, model_id)] = moment
                 metrics.PLACEMENTS.inc()
                 kopf.info(body, reason="Loaded", message=f"loaded on {pick.pod}")
             except grpc.aio.AioRpcError as exc:
+                recent_loads.pop((pick.pod, model_id), None)
                 metrics.LOAD_FAILURES.inc()
                 failure = {
                     "worker": pick.pod,
@@ -205,12 +229,18 @@ def _model_handlers(
                 }
                 patch.status["lastFailure"] = failure
                 kopf.warn(body, reason="LoadFailed", message=f"{pick.pod}: {failure['message']}")
-        if picks:
-            leases = await worker_leases(client, namespace)
-        patch.status.update(
-            voicemodel_status(model_id, min_resident, leases, moment, generation=generation)
+        pools_of = {c.pod: c.pool for c in workers}
+        wanted = voicemodel_status(
+            model_id,
+            min_resident,
+            leases,
+            moment,
+            generation=generation,
+            loading_on=[(pools_of[pod], pod) for pod, m in recent_loads if m == model_id],
+            previous=previous,
         )
-        logger.debug(f"{model_id}: {patch.status.get('phase')}")
+        patch.status.update(status_changes(previous, wanted))
+        logger.debug(f"{model_id}: {wanted['phase']}")
 
     def _report_evictions(
         body: kopf.Body,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from duplex_operator.placement import Candidate
 from duplex_protocol.kube import KubeClient, KubeError, leases_path
@@ -62,6 +65,40 @@ async def pools(client: KubeClient, namespace: str) -> list[dict[str, Any]]:
     listing = await client.get(POOLS.format(ns=namespace))
     items: list[dict[str, Any]] = listing.get("items", [])
     return items
+
+
+T = TypeVar("T")
+
+
+class SharedListing(Generic[T]):
+    """One listing per key at most every ``max_age_s``, shared by all who ask meanwhile.
+
+    Hundreds of VoiceModel timers each need the namespace's Leases and pools;
+    listing them once a second for all keeps the API server's load flat in the
+    number of VoiceModels. A failed listing is not kept.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[T]],
+        max_age_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch, self._max_age_s, self._clock = fetch, max_age_s, clock
+        self._entries: dict[str, tuple[float, asyncio.Future[T]]] = {}
+
+    async def get(self, key: str) -> T:
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is None or now - entry[0] >= self._max_age_s:
+            entry = (now, asyncio.ensure_future(self._fetch(key)))
+            self._entries[key] = entry
+        try:
+            return await asyncio.shield(entry[1])
+        except Exception:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+            raise
 
 
 def candidates(leases: list[LeaseView], now: datetime) -> list[Candidate]:

@@ -17,8 +17,15 @@ def voicemodel_status(
     *,
     generation: int = 0,
     invalid: str = "",
+    loading_on: Iterable[tuple[str, str]] = (),
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``phase``, ``residentCopies``, ``resident[]`` and a Ready condition (no I/O)."""
+    """``phase``, ``residentCopies``, ``resident[]`` and a Ready condition (no I/O).
+
+    ``loading_on``: (pool, pod) pairs where a load was just issued that no
+    Lease shows yet. ``previous``: the status now, whose condition keeps its
+    ``lastTransitionTime`` while its status stays the same.
+    """
     resident = []
     for lease in leases:
         if not lease.alive(now):
@@ -35,6 +42,10 @@ def voicemodel_status(
                         "loadMs": model.load_ms,
                     }
                 )
+    shown = {r["pod"] for r in resident}
+    for pool, pod in loading_on:
+        if pod not in shown:
+            resident.append({"worker": pool, "pod": pod, "state": "loading"})
     resident.sort(key=lambda r: str(r["pod"]))
     ready = sum(1 for r in resident if r["state"] == "ready")
     loading = sum(1 for r in resident if r["state"] == "loading")
@@ -50,13 +61,17 @@ def voicemodel_status(
         phase = "Degraded"
     else:
         phase = "Pending"
-    is_ready = phase in ("Ready", "Standby")
+    is_ready = "True" if phase in ("Ready", "Standby") else "False"
+    before: dict[str, Any] = next(
+        (c for c in (previous or {}).get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
+    since = before.get("lastTransitionTime") if before.get("status") == is_ready else None
     condition = {
         "type": "Ready",
-        "status": "True" if is_ready else "False",
+        "status": is_ready,
         "reason": "InvalidSpec" if invalid else phase,
         "message": invalid or f"{ready} of {min_resident} required copies ready",
-        "lastTransitionTime": rfc3339_micro(now),
+        "lastTransitionTime": since or rfc3339_micro(now),
         "observedGeneration": generation,
     }
     return {
@@ -66,3 +81,8 @@ def voicemodel_status(
         "observedGeneration": generation,
         "conditions": [condition],
     }
+
+
+def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The top-level status fields to write: only those that differ (no write when none)."""
+    return {key: value for key, value in wanted.items() if current.get(key) != value}
