@@ -82,6 +82,11 @@ images: ## build the three images (needs a Docker engine; not available on the d
 	docker build -f services/orchestrator/Dockerfile -t duplex/orchestrator:$(IMAGE_TAG) .
 	docker build -f operator/Dockerfile -t duplex/operator:$(IMAGE_TAG) .
 
+.PHONY: images-torch
+images-torch: ## the worker image's torch variant, for CUDA pools (duplex/tts-worker-torch)
+	docker build -f services/tts-worker/Dockerfile --build-arg EXTRAS=torch \
+		-t duplex/tts-worker-torch:$(IMAGE_TAG) .
+
 .PHONY: dev
 dev: ## skaffold dev: build the images, deploy the chart to the current cluster, redeploy on change
 	skaffold dev --profile cpu

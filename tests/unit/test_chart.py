@@ -110,7 +110,9 @@ def test_worker_pools_and_voice_models_render_valid_resources(device: str) -> No
     }
     docs = render(values)
     worker = find(docs, "TTSWorker", device)
-    assert worker["spec"]["image"] == "duplex/tts-worker:0.1.0"
+    # CUDA pools run the worker's torch variant.
+    image = "duplex/tts-worker-torch:0.1.0" if device == "cuda" else "duplex/tts-worker:0.1.0"
+    assert worker["spec"]["image"] == image
     assert worker["spec"]["device"] == device
     assert validate(worker) == []
     assert validate(find(docs, "VoiceModel", "piper-en-us-joe-medium")) == []
@@ -166,6 +168,39 @@ def test_chart_crds_are_identical_to_the_source_of_truth() -> None:
     assert {p.name for p in (CHART / "crds").glob("*.yaml")} == {
         p.name for p in (ROOT / "crds").glob("*.yaml")
     }
+
+
+def test_images_built_elsewhere_pass_through_as_given() -> None:
+    """skaffold sets each image to its fully qualified reference; the chart adds no tag."""
+    built = "localhost:5000/duplex/operator:abc123@sha256:" + "0" * 64
+    docs = render(
+        {
+            **SECRET,
+            "image": {"operator": built, "orchestrator": "duplex/orchestrator:dev"},
+            "workerPools": [{"name": "cpu", "families": ["piper"]}],
+        }
+    )
+    operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"]
+    assert operator["containers"][0]["image"] == built
+    orchestrator = find(docs, "Deployment", "duplex-orchestrator")["spec"]["template"]["spec"]
+    assert orchestrator["containers"][0]["image"] == "duplex/orchestrator:dev"
+    assert find(docs, "TTSWorker", "cpu")["spec"]["image"] == "duplex/tts-worker:0.1.0"
+
+
+def test_skaffold_sets_every_image_the_chart_uses() -> None:
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    built = {a["image"] for a in config["build"]["artifacts"]}
+    release = config["manifests"]["helm"]["releases"][0]["setValueTemplates"]
+    gpu = next(p for p in config["profiles"] if p["name"] == "gpu")["patches"]
+    built |= {p["value"]["image"] for p in gpu if p["path"] == "/build/artifacts/-"}
+    values = {k: v for k, v in release.items() if k.startswith("image.")}
+    values |= {p["path"].rsplit("/", 1)[1]: p["value"] for p in gpu if "image." in p["path"]}
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())["image"]
+    for key in ("operator", "orchestrator", "worker", "workerTorch"):
+        name = chart[key]
+        assert name in built, name
+        expected = "{{.IMAGE_FULLY_QUALIFIED_" + name.replace("/", "_").replace("-", "_") + "}}"
+        assert values[f"image.{key}"] == expected
 
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
