@@ -24,7 +24,10 @@ def whisper() -> Transcriber:
 def transcribe(pcm16: bytes, sample_rate: int) -> str:
     audio = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
     audio16k = soxr.resample(audio, sample_rate, 16000).astype(np.float32)
-    return whisper().transcribe(audio16k).text
+    # Half a second of silence first, as a listener has: Whisper sometimes mishears a word
+    # that starts on the very first sample ("Streaming" as "It's reaming").
+    lead_in = np.zeros(8000, dtype=np.float32)
+    return whisper().transcribe(np.concatenate([lead_in, audio16k])).text
 
 
 if __name__ == "__main__":
