@@ -21,9 +21,17 @@ from typing import Any
 
 from duplex_protocol.kube import KubeClient, KubeConfig
 from tests.bench.bench_worker import publish, summary
-from tests.support.emulator import MODELS, NS, POOLS, as_served, start_emulator, start_operator
+from tests.support.emulator import (
+    MODELS,
+    POOLS,
+    as_served,
+    cpu_pool,
+    start_emulator,
+    start_operator,
+    start_pod_worker,
+)
 from tests.support.voicepacks import write_mock_pack
-from tests.support.worker import ROOT, ChildProcess, start_worker
+from tests.support.worker import ROOT, ChildProcess
 
 
 def cpu_seconds(pid: int) -> float:
@@ -50,13 +58,7 @@ async def measure(
 ) -> dict[str, Any]:
     api = KubeClient(KubeConfig(url), timeout_s=60)
     try:
-        pool = {
-            "apiVersion": "duplex.dev/v1alpha1",
-            "kind": "TTSWorker",
-            "metadata": {"name": "cpu"},
-            "spec": {"image": "duplex/tts-worker", "families": ["mock"], "replicas": 2},
-        }
-        await api.create(POOLS, as_served(pool))
+        await api.create(POOLS, as_served(cpu_pool(replicas=2)))
         names = [f"voice-{i:03d}" for i in range(count)]
         pids = {"operator": operator.process.pid, "emulator": emulator.process.pid}
         cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -139,30 +141,8 @@ def main() -> None:
         started: list[ChildProcess] = [emulator]
         try:
             for pod in ("cpu-tts-0", "cpu-tts-1"):
-                env = {
-                    "DUPLEX_KUBE_URL": url,
-                    "POD_NAME": pod,
-                    "POD_NAMESPACE": NS,
-                    "DUPLEX_POOL": "cpu",
-                    "POD_IP": "127.0.0.1",
-                }
-                started.append(
-                    start_worker(
-                        [
-                            "--adapter",
-                            "mock",
-                            "--default-model",
-                            "mock",
-                            "--voicepacks",
-                            str(packs),
-                            "--resident-cap",
-                            "0",
-                        ],
-                        work / f"{pod}.log",
-                        120.0,
-                        env,
-                    )
-                )
+                log = work / f"{pod}.log"
+                started.append(start_pod_worker(url, pod, packs, log, "--resident-cap", "0"))
             operator = start_operator(
                 url,
                 "bench",

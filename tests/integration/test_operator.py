@@ -23,10 +23,19 @@ from duplex_operator.handlers import build_registry
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.crd import ROOT
-from tests.support.emulator import MODELS, NS, POOLS, as_served, declare_cluster, stored
+from tests.support.emulator import (
+    MODELS,
+    NS,
+    POOLS,
+    as_served,
+    cpu_pool,
+    declare_cluster,
+    start_pod_worker,
+    stored,
+)
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
-from tests.support.worker import WorkerProcess, connect, start_worker
+from tests.support.worker import WorkerProcess, connect
 
 
 @pytest.fixture
@@ -63,25 +72,10 @@ async def start_pool(k8s: str, tmp_path: Path) -> list[WorkerProcess]:
     packs = tmp_path / "packs"
     for name in ("mock", "mock-a"):
         write_mock_pack(packs, name)
-    workers = []
-    for pod in ("cpu-tts-0", "cpu-tts-1"):
-        env = {
-            "DUPLEX_KUBE_URL": k8s,
-            "POD_NAME": pod,
-            "POD_NAMESPACE": NS,
-            "DUPLEX_POOL": "cpu",
-            "POD_IP": "127.0.0.1",
-        }
-        workers.append(
-            await asyncio.to_thread(
-                start_worker,
-                ["--adapter", "mock", "--default-model", "mock", "--voicepacks", str(packs)],
-                tmp_path / f"{pod}.log",
-                120.0,
-                env,
-            )
-        )
-    return workers
+    return [
+        await asyncio.to_thread(start_pod_worker, k8s, pod, packs, tmp_path / f"{pod}.log")
+        for pod in ("cpu-tts-0", "cpu-tts-1")
+    ]
 
 
 async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Path) -> None:
@@ -206,38 +200,16 @@ async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
     packs = tmp_path / "packs"
     for name in ("mock", "mock-a"):
         write_mock_pack(packs, name)
-    env = {
-        "DUPLEX_KUBE_URL": k8s,
-        "POD_NAME": "cpu-tts-0",
-        "POD_NAMESPACE": NS,
-        "DUPLEX_POOL": "cpu",
-        "POD_IP": "127.0.0.1",
-    }
     worker = await asyncio.to_thread(
-        start_worker,
-        [
-            "--adapter",
-            "mock",
-            "--default-model",
-            "mock",
-            "--voicepacks",
-            str(packs),
-            "--ttl-ms",
-            "4500",
-            "--min-residency-ms",
-            "0",
-        ],
+        start_pod_worker,
+        k8s,
+        "cpu-tts-0",
+        packs,
         tmp_path / "w.log",
-        120.0,
-        env,
+        *("--ttl-ms", "4500", "--min-residency-ms", "0"),
     )
     api = KubeClient(KubeConfig(k8s))
-    pool = {
-        "apiVersion": "duplex.dev/v1alpha1",
-        "kind": "TTSWorker",
-        "metadata": {"name": "cpu"},
-        "spec": {"image": "duplex/tts-worker", "families": ["mock"]},
-    }
+    pool = cpu_pool(replicas=1)
     model = {
         "apiVersion": "duplex.dev/v1alpha1",
         "kind": "VoiceModel",

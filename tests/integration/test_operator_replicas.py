@@ -17,7 +17,14 @@ import pytest
 
 from duplex_operator.leadership import LEADER_LEASE
 from duplex_protocol.kube import KubeClient, KubeConfig
-from tests.support.emulator import POOLS, as_served, declare_cluster, start_operator, stored
+from tests.support.emulator import (
+    POOLS,
+    as_served,
+    cpu_pool,
+    declare_cluster,
+    start_operator,
+    stored,
+)
 from tests.support.waiting import eventually
 from tests.support.worker import ChildProcess
 
@@ -56,13 +63,7 @@ async def test_two_replicas_one_leads_and_the_follower_takes_over(
         await eventually(lambda: holder(kmock) == "op-a", 60)
         second = start_operator(k8s, "op-b", tmp_path / "op-b.log", *lease)
         await eventually(lambda: '"following"' in second.log(), 60)
-        pool = {
-            "apiVersion": "duplex.dev/v1alpha1",
-            "kind": "TTSWorker",
-            "metadata": {"name": "cpu"},
-            "spec": {"image": "duplex/tts-worker", "families": ["mock"], "replicas": 2},
-        }
-        await api.create(POOLS, as_served(pool))
+        await api.create(POOLS, as_served(cpu_pool(replicas=2)))
         await eventually(lambda: bool(stored(kmock, "statefulsets", "cpu-tts")), 30)
         assert stored(kmock, "statefulsets", "cpu-tts")["spec"]["replicas"] == 2
         await asyncio.sleep(3)  # a few of the follower's lease reads and more leader renewals

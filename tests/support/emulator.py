@@ -20,7 +20,7 @@ from typing import Any
 
 from kmock import KubernetesEmulator, Server
 
-from tests.support.worker import ROOT, ChildProcess, free_port
+from tests.support.worker import ROOT, ChildProcess, WorkerProcess, free_port, start_worker
 
 NS = "voice"
 POOLS = f"/apis/duplex.dev/v1alpha1/namespaces/{NS}/ttsworkers"
@@ -73,6 +73,29 @@ def stored(kmock: Any, plural: str, name: str) -> dict[str, Any]:
         if plural in str(key[0]) and key[-1] == name and dict(obj):
             return dict(obj)
     return {}
+
+
+def cpu_pool(replicas: int = 2) -> dict[str, Any]:
+    """The TTSWorker ``cpu`` serving the mock family."""
+    return {
+        "apiVersion": "duplex.dev/v1alpha1",
+        "kind": "TTSWorker",
+        "metadata": {"name": "cpu"},
+        "spec": {"image": "duplex/tts-worker", "families": ["mock"], "replicas": replicas},
+    }
+
+
+def start_pod_worker(url: str, pod: str, packs: Path, log_path: Path, *args: str) -> WorkerProcess:
+    """A mock-family worker that writes its Lease as pod ``pod`` of the ``cpu`` pool would."""
+    env = {
+        "DUPLEX_KUBE_URL": url,
+        "POD_NAME": pod,
+        "POD_NAMESPACE": NS,
+        "DUPLEX_POOL": "cpu",
+        "POD_IP": "127.0.0.1",
+    }
+    flags = ["--adapter", "mock", "--default-model", "mock", "--voicepacks", str(packs), *args]
+    return start_worker(flags, log_path, 120.0, env)
 
 
 def start_operator(url: str, identity: str, log_path: Path, *args: str) -> ChildProcess:
