@@ -4,7 +4,9 @@ Every replica serves ``/healthz`` and waits for the lead; only the leader runs
 the kopf handlers (standalone: the Lease, not kopf peering, keeps replicas
 apart). A leader that loses its Lease stops and exits 1, so its pod restarts
 as a follower, as controller-runtime managers do. On SIGTERM the leader
-releases the Lease, so a rolling update hands over in about a second.
+releases the Lease once kopf has stopped (a few seconds), so a rolling update
+hands over without waiting the Lease out. ``DUPLEX_KOPF_LOG=DEBUG`` shows
+kopf's own decisions.
 """
 
 from __future__ import annotations

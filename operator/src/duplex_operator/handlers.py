@@ -236,7 +236,9 @@ def _model_handlers(
             leases,
             moment,
             generation=generation,
-            loading_on=[(pools_of[pod], pod) for pod, m in recent_loads if m == model_id],
+            loading_on=[
+                (pools_of[pod], pod) for pod, m in recent_loads if m == model_id and pod in pools_of
+            ],
             previous=previous,
         )
         patch.status.update(status_changes(previous, wanted))
