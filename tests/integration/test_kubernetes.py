@@ -20,19 +20,18 @@ from duplex_orchestrator.routing.policy import RouteRequest, route
 from duplex_protocol.kube import KubeClient, KubeConfig, leases_path
 from duplex_protocol.lease import ResidentModel, WorkerState, lease_manifest
 from duplex_protocol.tts.v1 import tts_pb2 as pb
+from tests.support.emulator import NS, declare_cluster, start_pod_worker
 from tests.support.orchestrator import ScriptedClient, start_orchestrator
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
-from tests.support.worker import WorkerProcess, connect, start_worker
+from tests.support.worker import WorkerProcess, connect
 
-NAMESPACE = "voice"
+NAMESPACE = NS
 
 
 @pytest.fixture
 def k8s(kmock: Any) -> str:
-    kmock.resources["v1/namespaces"].namespaced = False
-    kmock.resources["coordination.k8s.io/v1/leases"].namespaced = True
-    return str(kmock.url).rstrip("/")
+    return declare_cluster(kmock)
 
 
 def leases(kmock: Any) -> dict[str, dict[str, Any]]:
@@ -41,28 +40,11 @@ def leases(kmock: Any) -> dict[str, dict[str, Any]]:
     return {name: obj for name, obj in found.items() if obj}
 
 
-def worker_env(k8s: str, pod: str) -> dict[str, str]:
-    return {
-        "DUPLEX_KUBE_URL": k8s,
-        "POD_NAME": pod,
-        "POD_NAMESPACE": NAMESPACE,
-        "POD_UID": f"uid-{pod}",
-        "DUPLEX_POOL": "cpu",
-        "POD_IP": "127.0.0.1",
-    }
-
-
 async def test_a_worker_owns_and_renews_its_lease(kmock: Any, k8s: str, tmp_path: Path) -> None:
     packs = tmp_path / "packs"
     write_mock_pack(packs, "mock")
     write_mock_pack(packs, "mock-a")
-    worker = await asyncio.to_thread(
-        start_worker,
-        ["--adapter", "mock", "--default-model", "mock", "--voicepacks", str(packs)],
-        tmp_path / "w.log",
-        120.0,
-        worker_env(k8s, "cpu-0"),
-    )
+    worker = await asyncio.to_thread(start_pod_worker, k8s, "cpu-0", packs, tmp_path / "w.log")
     try:
         await eventually(lambda: "duplex-tts-cpu-0" in leases(kmock))
         lease = leases(kmock)["duplex-tts-cpu-0"]
@@ -157,11 +139,7 @@ async def test_two_workers_with_different_models_get_the_right_sessions(
     for pod, model in (("pod-a", "mock-a"), ("pod-b", "mock-b")):
         workers.append(
             await asyncio.to_thread(
-                start_worker,
-                ["--adapter", "mock", "--default-model", model, "--voicepacks", str(packs)],
-                tmp_path / f"{pod}.log",
-                120.0,
-                worker_env(k8s, pod),
+                start_pod_worker, k8s, pod, packs, tmp_path / f"{pod}.log", default_model=model
             )
         )
     await eventually(lambda: len(leases(kmock)) == 2)

@@ -85,16 +85,20 @@ def cpu_pool(replicas: int = 2) -> dict[str, Any]:
     }
 
 
-def start_pod_worker(url: str, pod: str, packs: Path, log_path: Path, *args: str) -> WorkerProcess:
+def start_pod_worker(
+    url: str, pod: str, packs: Path, log_path: Path, *args: str, default_model: str = "mock"
+) -> WorkerProcess:
     """A mock-family worker that writes its Lease as pod ``pod`` of the ``cpu`` pool would."""
     env = {
         "DUPLEX_KUBE_URL": url,
         "POD_NAME": pod,
         "POD_NAMESPACE": NS,
+        "POD_UID": f"uid-{pod}",
         "DUPLEX_POOL": "cpu",
         "POD_IP": "127.0.0.1",
     }
-    flags = ["--adapter", "mock", "--default-model", "mock", "--voicepacks", str(packs), *args]
+    flags = ["--adapter", "mock", "--default-model", default_model, "--voicepacks", str(packs)]
+    flags += args
     return start_worker(flags, log_path, 120.0, env)
 
 
