@@ -175,17 +175,18 @@ async def jitter(address: str, sessions: int, lead_s: float) -> dict[str, Any]:
 
 
 def rtf(runs: int) -> list[float]:
-    from duplex_tts.adapters import VoiceOptions, get_family
+    from duplex_tts.adapters import ClauseModel, VoiceOptions, get_family
     from duplex_tts.catalog import load_catalog
 
     spec = load_catalog(ROOT / "voicepacks").models[PIPER]
     model = get_family("piper").load(spec, "cpu", None)
-    list(model.synthesize("Warm up.", VoiceOptions()))
+    assert isinstance(model, ClauseModel)
+    list(model.synthesize_clause("Warm up.", VoiceOptions()))
     values = []
     for i in range(runs):
         text = SHORT[i % len(SHORT)] if i % 2 else PARAGRAPH.split(". ")[i % 3]
         started = time.perf_counter()
-        samples = sum(c.size for c in model.synthesize(text, VoiceOptions()))
+        samples = sum(c.size for c in model.synthesize_clause(text, VoiceOptions()))
         values.append((time.perf_counter() - started) / (samples / model.native_sample_rate))
     return values
 

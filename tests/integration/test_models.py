@@ -67,9 +67,11 @@ async def test_list_load_unload(worker_factory: Factory, packs: Path) -> None:
             "mock-crashy",
         }
         default = listed["mock"]
-        assert (default.state, default.pinned, default.family) == (
+        # The default is kept (never TTL-evicted), not pinned: it may give way under a cap.
+        assert (default.state, default.kept, default.pinned, default.family) == (
             pb.MODEL_STATE_READY,
             True,
+            False,
             "mock",
         )
         assert default.loaded_at_ms > 0
@@ -78,6 +80,7 @@ async def test_list_load_unload(worker_factory: Factory, packs: Path) -> None:
         assert loaded.state == pb.MODEL_STATE_READY
         assert loaded.load_ms >= 400
         assert not loaded.pinned
+        assert not loaded.kept
         unloaded = await stub.UnloadModel(pb.UnloadModelRequest(model_id="mock-slow"))
         assert unloaded.state == pb.MODEL_STATE_AVAILABLE
         caps = await stub.GetCapabilities(pb.GetCapabilitiesRequest())
@@ -147,7 +150,7 @@ async def test_ttl_evicts_idle_models_but_not_pinned_or_held(
 
         await eventually(lambda: evicted("mock-a"), 6)
         listed = await models(stub)
-        assert listed["mock"].state == pb.MODEL_STATE_READY  # pinned default
+        assert listed["mock"].state == pb.MODEL_STATE_READY  # the kept default
         assert listed["mock-b"].state == pb.MODEL_STATE_READY  # held by a session
         await stub.EndSession(pb.EndSessionRequest(session_id=held))
         await eventually(lambda: evicted("mock-b"), 6)
@@ -160,15 +163,18 @@ async def test_resident_cap_evicts_lru_and_refuses_when_all_are_held(
     worker = worker_factory(*mock_args(packs, "--resident-cap", "2", "--min-residency-ms", "0"))
     async with connect(worker.address) as stub:
         await stub.LoadModel(pb.LoadModelRequest(model_id="mock-a"))
-        await stub.LoadModel(
-            pb.LoadModelRequest(model_id="mock-b")
-        )  # evicts mock-a (LRU, unpinned)
+        await stub.LoadModel(pb.LoadModelRequest(model_id="mock-b"))  # evicts mock-a (LRU)
         caps = await stub.GetCapabilities(pb.GetCapabilitiesRequest())
         assert sorted(caps.resident_models) == ["mock", "mock-b"]
         await stub.StartSession(pb.StartSessionRequest(model_id="mock-b"))  # now held
-        code = await status_of(stub.LoadModel(pb.LoadModelRequest(model_id="mock-a")))
+        # Only the kept default is left to evict: it gives way last, but it does.
+        await stub.LoadModel(pb.LoadModelRequest(model_id="mock-a"))
+        caps = await stub.GetCapabilities(pb.GetCapabilitiesRequest())
+        assert sorted(caps.resident_models) == ["mock-a", "mock-b"]
+        await stub.StartSession(pb.StartSessionRequest(model_id="mock-a"))  # both held
+        code = await status_of(stub.LoadModel(pb.LoadModelRequest(model_id="mock")))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert '"reason": "lru"' in worker.log()
+    assert worker.log().count('"reason": "lru"') == 2
 
 
 async def test_reload_rereads_voicepacks(worker_factory: Factory, packs: Path) -> None:

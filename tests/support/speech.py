@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from duplex_tts.adapters import TTSModel, VoiceOptions, get_family
+from duplex_tts.adapters import ClauseModel, VoiceOptions, get_family
 from duplex_tts.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @cache
-def _piper() -> TTSModel:
+def _piper() -> ClauseModel:
     spec = load_catalog(ROOT / "voicepacks").models["piper-en-us-joe-medium"]
-    return get_family("piper").load(spec, "cpu", None)
+    model = get_family("piper").load(spec, "cpu", None)
+    assert isinstance(model, ClauseModel)
+    return model
 
 
 def speech_16k(
@@ -26,7 +28,7 @@ def speech_16k(
 ) -> np.ndarray:
     """``text`` spoken by Piper at 16 kHz int16, with ``lead_s`` and ``tail_s`` of silence."""
     model = _piper()
-    audio = np.concatenate(list(model.synthesize(text, VoiceOptions())))
+    audio = np.concatenate(list(model.synthesize_clause(text, VoiceOptions())))
     audio = soxr.resample(audio, model.native_sample_rate, 16000)
     audio = audio / max(1e-6, float(np.abs(audio).max())) * level
     silence = np.zeros

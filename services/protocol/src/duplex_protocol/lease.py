@@ -33,6 +33,8 @@ class ResidentModel:
     load_ms: int = 0
     refs: int = 0
     pinned: bool = False
+    memory_bytes: int = 0
+    """What the model holds (VRAM on a GPU); see ModelInfo.memory_bytes."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class WorkerState:
     max_sessions: int = 64
     p50_first_audio_ms: float = 0.0
     memory_bytes: int = 0
+    """The worker process's resident set size."""
+    memory_limit_bytes: int = 0
+    """Memory available to the worker (cgroup limit, else host total)."""
     resident_cap: int = 0
     ready: bool = True
 
@@ -59,7 +64,12 @@ class WorkerState:
     @staticmethod
     def from_json(text: str) -> WorkerState:
         data = json.loads(text)
-        data["resident"] = [ResidentModel(**m) for m in data.get("resident", [])]
+        # Unknown keys are dropped, so a newer worker's record stays readable.
+        fields = ResidentModel.__dataclass_fields__
+        data["resident"] = [
+            ResidentModel(**{k: v for k, v in m.items() if k in fields})
+            for m in data.get("resident", [])
+        ]
         known = WorkerState.__dataclass_fields__
         return WorkerState(**{k: v for k, v in data.items() if k in known})
 

@@ -13,12 +13,13 @@ from prometheus_client import start_http_server
 
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+from duplex_tts.adapters import FamilyNotInstalled, check_installed, get_family
 from duplex_tts.catalog import Catalog, load_catalog
 from duplex_tts.config import WorkerConfig
 from duplex_tts.eviction import EvictionPolicy
 from duplex_tts.lease import LeaseWriter
 from duplex_tts.manager import ModelError, ModelManager
-from duplex_tts.scheduler import SynthesisScheduler
+from duplex_tts.scheduler import Executors
 from duplex_tts.server import TTSServicer
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ def catalog_loader(config: WorkerConfig) -> Catalog:
 
 async def serve(config: WorkerConfig) -> None:
     """Run until SIGINT/SIGTERM. Health is NOT_SERVING until the default model is warm."""
+    try:
+        check_installed(config.adapters)
+    except FamilyNotInstalled as exc:
+        raise StartupError(str(exc)) from None
     catalog = catalog_loader(config)
     for model_id in [config.default_model, *config.preload_models]:
         if catalog.get(model_id) is None:
@@ -43,14 +48,16 @@ async def serve(config: WorkerConfig) -> None:
                 f"model {model_id!r} is not in the catalog at {config.voicepacks} "
                 f"for adapters {config.adapters} (found: {', '.join(catalog.models) or 'none'})"
             )
+    executors = Executors(config.synth_threads)
     manager = ModelManager(
         catalog,
         EvictionPolicy(config.ttl_s, config.min_residency_s, config.resident_cap),
         max_parallel_loads=config.max_parallel_loads,
         device=config.device,
+        executors=executors,
+        family_loader=lambda name: get_family(name, cache_dir=config.cache_dir),
     )
-    scheduler = SynthesisScheduler(config.synth_threads)
-    servicer = TTSServicer(config, manager, scheduler, lambda: catalog_loader(config))
+    servicer = TTSServicer(config, manager, lambda: catalog_loader(config))
     health_servicer = health.aio.HealthServicer()
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_TTSServicer_to_server(servicer, server)
@@ -80,7 +87,7 @@ async def serve(config: WorkerConfig) -> None:
 
     try:
         try:
-            await manager.load(config.default_model, pin=True)
+            await manager.load(config.default_model, keep=True)
             await asyncio.gather(*(manager.load(m, pin=True) for m in config.preload_models))
         except ModelError as exc:
             raise StartupError(str(exc)) from exc
@@ -105,7 +112,7 @@ async def serve(config: WorkerConfig) -> None:
         servicer.sessions.end_all("shutdown")
         await server.stop(grace=2.0)
         await manager.close()
-        scheduler.shutdown()
+        executors.shutdown()
 
 
 def _lease_writer(config: WorkerConfig, servicer: TTSServicer) -> LeaseWriter | None:

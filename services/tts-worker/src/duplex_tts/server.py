@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import statistics
 import time
 from collections import deque
@@ -37,7 +36,7 @@ from duplex_tts.manager import (
     State,
     UnknownModel,
 )
-from duplex_tts.scheduler import SynthesisScheduler
+from duplex_tts.memory import memory_limit_bytes, rss_bytes
 from duplex_tts.sessions import Session, SessionTable
 from duplex_tts.stream import QueueDepth, Text, TextError, Utterance
 
@@ -80,6 +79,8 @@ def model_info(status: ModelStatus) -> pb.ModelInfo:
         native_sample_rate=spec.native_sample_rate,
         error=status.error,
         base_model=spec.base_model or "",
+        memory_bytes=status.memory_bytes,
+        kept=status.kept,
     )
 
 
@@ -88,12 +89,10 @@ class TTSServicer(pb_grpc.TTSServicer):
         self,
         config: WorkerConfig,
         manager: ModelManager,
-        scheduler: SynthesisScheduler,
         reload_catalog: Callable[[], Catalog],
     ) -> None:
         self._config = config
         self._manager = manager
-        self._scheduler = scheduler
         self._reload_catalog = reload_catalog
         self.sessions = SessionTable(config.max_sessions)
         self._queue_depth = QueueDepth()
@@ -197,7 +196,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             handle.model_id,
             handle.gain,
             session.options,
-            self._scheduler,
+            handle.executor,
             self._queue_depth,
             lead_s=self._config.lead_ms / 1000,
         )
@@ -383,8 +382,14 @@ class TTSServicer(pb_grpc.TTSServicer):
             resident_models=self._manager.resident_ids(),
             default_model=cfg.default_model,
             resident_cap=cfg.resident_cap,
-            memory_bytes=_rss_bytes(),
+            memory_bytes=rss_bytes(),
             version=__version__,
+            model_memory_bytes={
+                s.spec.id: s.memory_bytes
+                for s in self._manager.statuses()
+                if s.state is State.READY
+            },
+            memory_limit_bytes=memory_limit_bytes(),
         )
 
     def worker_state(self) -> WorkerState:
@@ -405,6 +410,7 @@ class TTSServicer(pb_grpc.TTSServicer):
                     load_ms=s.load_ms,
                     refs=s.refs,
                     pinned=s.pinned,
+                    memory_bytes=s.memory_bytes,
                 )
                 for s in statuses
                 if s.state in (State.READY, State.LOADING)
@@ -415,7 +421,8 @@ class TTSServicer(pb_grpc.TTSServicer):
             p50_first_audio_ms=statistics.median(self._first_audio_ms)
             if self._first_audio_ms
             else 0.0,
-            memory_bytes=_rss_bytes(),
+            memory_bytes=rss_bytes(),
+            memory_limit_bytes=memory_limit_bytes(),
             resident_cap=cfg.resident_cap,
         )
 
@@ -426,11 +433,3 @@ class TTSServicer(pb_grpc.TTSServicer):
 
 def _iso(epoch: float) -> str:
     return rfc3339_micro(datetime.fromtimestamp(epoch, UTC)) if epoch else ""
-
-
-def _rss_bytes() -> int:
-    try:
-        with open(f"/proc/{os.getpid()}/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0

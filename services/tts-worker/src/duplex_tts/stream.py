@@ -2,16 +2,18 @@
 
 Three cooperating parts run per Synthesize call:
 
-- the reader takes text chunks as they arrive and cuts clauses (``text``);
-- the synthesizer turns each clause into audio on the shared synthesis
-  threads (earliest playback deadline first) and through the
-  ``AudioPipeline`` into frames, ahead of playback, so later clauses are
-  ready while earlier ones play;
+- the reader pushes text chunks into the model's ``SynthesisStream`` as they
+  arrive (clause engines cut clauses there; token engines take raw deltas);
+- the synthesizer pulls audio chunks from the stream (their blocking steps run
+  on the model's executor, earliest playback deadline first) through the
+  ``AudioPipeline`` into frames, ahead of playback but at most
+  ``AHEAD_LIMIT_S`` ahead, so memory stays bounded however long the text is;
 - ``frames()`` hands frames out on the wall-clock schedule of the ``Pacer``.
 
 Control flags are only read by ``frames()`` right before a frame is handed
 out, in the same event-loop step that records ``last_sequence``: once a PAUSE
 has been acknowledged with that number, no later frame leaves until RESUME.
+STOP (and session end) cancels generation inside the model at once.
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from duplex_protocol import FRAME_BYTES
 from duplex_tts import metrics
-from duplex_tts.adapters import FloatArray, TextGranularity, TTSModel, VoiceOptions
+from duplex_tts.adapters import Executor, StreamContext, TTSModel, VoiceOptions
 from duplex_tts.audio import AudioPipeline, fade_out
 from duplex_tts.pacing import Pacer
-from duplex_tts.scheduler import SynthesisScheduler
-from duplex_tts.text import ClauseSegmenter
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _SILENCE = bytes(FRAME_BYTES)
-_END = object()
+AHEAD_LIMIT_S = 15.0
+"""Most audio synthesized ahead of playback; the stream is not pulled beyond it."""
 
 
 class TextError(Exception):
@@ -56,7 +59,7 @@ class Text:
 
 
 class QueueDepth:
-    """Counts text segments waiting for or under synthesis, across all streams."""
+    """Utterances with synthesis outstanding (text in, audio not all made), across streams."""
 
     def __init__(self) -> None:
         self.value = 0
@@ -66,6 +69,29 @@ class QueueDepth:
         metrics.QUEUE_DEPTH.set(self.value)
 
 
+class MeteredExecutor:
+    """Wraps a model's executor: when synthesis was first asked for, and compute time."""
+
+    def __init__(self, inner: Executor, clock: Callable[[], float]) -> None:
+        self._inner = inner
+        self._clock = clock
+        self.first_submit_at: float | None = None
+        self.busy_s = 0.0
+
+    async def run(self, fn: Callable[[], T], deadline: float) -> T:
+        if self.first_submit_at is None:
+            self.first_submit_at = self._clock()
+
+        def timed() -> T:
+            started = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self.busy_s += time.perf_counter() - started
+
+        return await self._inner.run(timed, deadline)
+
+
 class Utterance:
     def __init__(
         self,
@@ -73,7 +99,7 @@ class Utterance:
         model_id: str,
         gain: float,
         options: VoiceOptions,
-        scheduler: SynthesisScheduler,
+        executor: Executor,
         queue_depth: QueueDepth,
         *,
         lead_s: float,
@@ -81,21 +107,21 @@ class Utterance:
     ) -> None:
         self._model = model
         self._model_id = model_id
-        self._options = options
-        self._scheduler = scheduler
         self._queue_depth = queue_depth
         self._clock = clock
         self._pipeline = AudioPipeline(model.native_sample_rate, gain)
         self._pacer = Pacer(lead_s=lead_s)
-        self._segmenter = ClauseSegmenter()
-        self._texts: asyncio.Queue[object] = asyncio.Queue()
+        self._executor = MeteredExecutor(executor, clock)
+        self._stream = model.open_stream(StreamContext(options, self._executor, self._deadline))
         self._frames: collections.deque[tuple[bytes, bool]] = collections.deque()
         self._changed = asyncio.Event()
+        self._drained = asyncio.Event()
         self.paused = False
         self.stopped = False
         self.error: Exception | None = None
         self.last_sequence = -1
-        self._first_clause_at: float | None = None
+        self._queued = False
+        self._input_ended = False
         self._first_frame_sent = False
         self.first_audio_s: float | None = None
         self._underruns_seen = 0
@@ -114,7 +140,9 @@ class Utterance:
             self._changed.set()
 
     def stop(self) -> int:
+        """End the stream with one last frame and stop generation inside the model."""
         self.stopped = True
+        self._stream.cancel()
         self._changed.set()
         return self.last_sequence
 
@@ -122,16 +150,14 @@ class Utterance:
 
     def feed(self, chunk: Text) -> None:
         """Accept one text chunk (called by the reader as chunks arrive)."""
-        if self._model.text_granularity is TextGranularity.TOKEN:
-            pieces = [chunk.text] if chunk.text else []
-        else:
-            pieces = self._segmenter.push(chunk.text)
-            if chunk.is_final:
-                pieces += self._segmenter.finish()
-        for piece in pieces:
-            self._enqueue(piece)
+        if self._input_ended:
+            return
+        if chunk.text:
+            self._mark_queued(True)
+            self._stream.push_text(chunk.text)
         if chunk.is_final:
-            self._texts.put_nowait(_END)
+            self._input_ended = True
+            self._stream.end_input()
 
     def end_of_input(self) -> None:
         """The client half-closed without is_final: speak what is left."""
@@ -139,13 +165,13 @@ class Utterance:
 
     def fail(self, error: Exception) -> None:
         self.error = error
+        self._stream.cancel()
         self._changed.set()
 
-    def _enqueue(self, piece: str) -> None:
-        if self._first_clause_at is None:
-            self._first_clause_at = self._clock()
-        self._queue_depth.add(1)
-        self._texts.put_nowait(piece)
+    def _mark_queued(self, queued: bool) -> None:
+        if queued != self._queued:
+            self._queued = queued
+            self._queue_depth.add(1 if queued else -1)
 
     # ---- synthesis -----------------------------------------------------
 
@@ -153,37 +179,32 @@ class Utterance:
         self._synth_task = asyncio.create_task(self._synthesize_all())
 
     async def _synthesize_all(self) -> None:
+        samples = 0
         try:
             while True:
-                item = await self._texts.get()
-                if item is _END:
-                    self._push_frames(self._pipeline.finish(), last=True)
-                    return
-                assert isinstance(item, str)
-                try:
-                    await self._synthesize_one(item)
-                finally:
-                    self._queue_depth.add(-1)
+                await self._wait_for_room()
+                chunk = await self._stream.read()
+                if chunk is None:
+                    break
+                samples += chunk.size
+                self._push_frames(self._pipeline.push(chunk), last=False)
+            if not self._stream.cancelled:
+                self._push_frames(self._pipeline.finish(), last=True)
         except asyncio.CancelledError:
-            self._drain_queue()
             raise
-        except Exception as exc:  # any adapter failure ends this stream, not the worker
+        except Exception as exc:  # any engine failure ends this stream, not the worker
             self.fail(exc)
-
-    async def _synthesize_one(self, text: str) -> None:
-        started = time.perf_counter()
-        chunks: Iterator[FloatArray] = self._model.synthesize(text, self._options)
-        samples = 0
-        while True:
-            step = self._scheduler.submit(lambda: next(chunks, None), self._deadline())
-            chunk = await asyncio.wrap_future(step)
-            if chunk is None:
-                break
-            samples += chunk.size
-            self._push_frames(self._pipeline.push(chunk), last=False)
-        if samples:
-            rtf = (time.perf_counter() - started) / (samples / self._model.native_sample_rate)
+        finally:
+            self._mark_queued(False)
+        if samples and self._executor.busy_s > 0:
+            rtf = self._executor.busy_s / (samples / self._model.native_sample_rate)
             metrics.RTF.labels(model=self._model_id).observe(rtf)
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: pull no more while ``AHEAD_LIMIT_S`` of audio waits to be played."""
+        while len(self._frames) * self._pacer.frame_s >= AHEAD_LIMIT_S:
+            self._drained.clear()
+            await self._drained.wait()
 
     def _deadline(self) -> float:
         """When this stream's buffered audio runs out (paused streams are not urgent)."""
@@ -196,11 +217,6 @@ class Utterance:
             self._frames.append((pcm, last and i == len(frames) - 1))
         if frames:
             self._changed.set()
-
-    def _drain_queue(self) -> None:
-        while not self._texts.empty():
-            if self._texts.get_nowait() is not _END:
-                self._queue_depth.add(-1)
 
     # ---- output --------------------------------------------------------
 
@@ -227,6 +243,7 @@ class Utterance:
                     await asyncio.wait_for(self._changed.wait(), delay)
                 continue
             pcm, is_last = self._frames.popleft()
+            self._drained.set()
             yield self._emit(sequence, pcm, is_last)
             if is_last:
                 return
@@ -238,8 +255,9 @@ class Utterance:
         self.last_sequence = sequence
         if not self._first_frame_sent:
             self._first_frame_sent = True
-            if self._first_clause_at is not None:
-                first_audio = now - self._first_clause_at
+            started = self._executor.first_submit_at
+            if started is not None:
+                first_audio = now - started
                 metrics.FIRST_AUDIO.labels(model=self._model_id).observe(first_audio)
                 self.first_audio_s = first_audio
         else:
@@ -250,7 +268,13 @@ class Utterance:
         return Frame(pcm=pcm, sequence=sequence, is_last=is_last)
 
     async def close(self) -> None:
+        """Cancel generation, wait for the synthesizer, then let the stream free itself."""
+        self._stream.cancel()
         if self._synth_task is not None and not self._synth_task.done():
             self._synth_task.cancel()
             await asyncio.wait([self._synth_task])
-        self._drain_queue()
+        self._mark_queued(False)
+        try:
+            await self._stream.aclose()
+        except Exception:
+            log.exception("closing a synthesis stream failed", extra={"event": "stream_close"})

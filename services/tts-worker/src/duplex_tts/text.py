@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_SENTENCE_END = ".!?;:\n"
-_CLAUSE_END = ",\u2014\u2013)"
+# With the ideographic full stop and the full-width ! ? , and the ideographic comma.
+_SENTENCE_END = ".!?;:\n\u3002\uff01\uff1f"
+_CLAUSE_END = ",\u2014\u2013)\u3001\uff0c"
+# Full-width marks end a clause by themselves: CJK text puts no space after them.
+_NO_SPACE_NEEDED = frozenset("\u3002\uff01\uff1f\u3001\uff0c")
 # A period after these words does not end a sentence.
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "st", "sr", "jr", "vs", "etc", "e.g", "i.e", "prof", "no", "fig"}
@@ -55,7 +58,7 @@ class ClauseSegmenter:
         buf = self._buffer
         for i, ch in enumerate(buf):
             at_end = i == len(buf) - 1
-            followed_by_space = not at_end and buf[i + 1].isspace()
+            followed_by_space = ch in _NO_SPACE_NEEDED or (not at_end and buf[i + 1].isspace())
             if ch in _SENTENCE_END and (followed_by_space or at_end or ch == "\n"):
                 if ch == "." and not self._period_ends_sentence(buf[: i + 1], at_end):
                     continue

@@ -1,43 +1,87 @@
-"""TTS adapter families, looked up by name. Heavy families import lazily."""
+"""TTS engine families, discovered through the ``duplex.tts.families`` entry points.
+
+The worker core imports no engine: each family is its own package
+(``duplex-tts-piper``, ``duplex-tts-kokoro``, …) that registers its
+``TTSFamily`` class under the entry-point group, and is imported only when a
+worker serves it. ``mock`` ships with the core for tests.
+"""
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
 
 from duplex_tts.adapters.base import (
     AdapterError,
+    ClauseModel,
+    ClauseStream,
+    Executor,
+    ExecutorKind,
     FloatArray,
-    TextGranularity,
+    StreamContext,
+    SynthesisStream,
     TTSFamily,
     TTSModel,
     VoiceOptions,
+    default_cache_dir,
 )
 
-# family name → "module:Class"; imported only when a worker serves that family,
-# so a mock-only worker never imports onnxruntime and a Piper worker never torch.
-FAMILIES: dict[str, str] = {
-    "mock": "duplex_tts.adapters.mock:MockFamily",
-    "piper": "duplex_tts.adapters.piper:PiperFamily",
-}
+ENTRY_POINT_GROUP = "duplex.tts.families"
 
 
-def get_family(name: str) -> TTSFamily:
-    target = FAMILIES.get(name)
-    if target is None:
-        raise AdapterError(f"unknown adapter family {name!r}; known: {', '.join(sorted(FAMILIES))}")
-    module_name, class_name = target.split(":")
-    family_cls = getattr(importlib.import_module(module_name), class_name)
-    family: TTSFamily = family_cls()
+class FamilyNotInstalled(AdapterError):
+    """A family no installed package provides."""
+
+
+def installed_families() -> list[str]:
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def package_for(family: str) -> str:
+    """The distribution that provides ``family`` by convention."""
+    return f"duplex-tts-{family}"
+
+
+def check_installed(families: list[str]) -> None:
+    """Raise ``FamilyNotInstalled`` (one line naming the package) for the first missing family."""
+    installed = installed_families()
+    for name in families:
+        if name not in installed:
+            raise FamilyNotInstalled(
+                f"TTS family {name!r} is not installed: install the package "
+                f"{package_for(name)} (uv sync --package {package_for(name)}, or pip install "
+                f"{package_for(name)}); installed families: {', '.join(installed) or 'none'}"
+            )
+
+
+def get_family(name: str, cache_dir: Path | None = None) -> TTSFamily:
+    """Import and instantiate the family registered as ``name``."""
+    check_installed([name])
+    (entry,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name][:1]
+    family_cls = entry.load()
+    if not (isinstance(family_cls, type) and issubclass(family_cls, TTSFamily)):
+        raise AdapterError(f"entry point {entry.value!r} for family {name!r} is not a TTSFamily")
+    family: TTSFamily = family_cls(cache_dir)
     return family
 
 
 __all__ = [
-    "FAMILIES",
+    "ENTRY_POINT_GROUP",
     "AdapterError",
+    "ClauseModel",
+    "ClauseStream",
+    "Executor",
+    "ExecutorKind",
+    "FamilyNotInstalled",
     "FloatArray",
+    "StreamContext",
+    "SynthesisStream",
     "TTSFamily",
     "TTSModel",
-    "TextGranularity",
     "VoiceOptions",
+    "check_installed",
+    "default_cache_dir",
     "get_family",
+    "installed_families",
+    "package_for",
 ]

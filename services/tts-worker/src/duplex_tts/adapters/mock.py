@@ -5,12 +5,16 @@ a syllable envelope) and words are separated by short pauses, so the signal
 has speech's rhythm and loudness statistics. The same text always gives the
 same samples. Voicepack ``params``: ``pitch_hz``, ``load_delay_ms`` (slow
 loads for manager tests), ``rtf`` (compute time per audio second),
-``fail_load`` (a message: loading fails with it) and ``fail_on_word`` (a word
-that makes synthesis raise, as a crashing model would).
+``fail_load`` (a message: loading fails with it), ``fail_on_word`` (a word
+that makes synthesis raise, as a crashing model would) and ``streaming:
+token`` (take raw text deltas and speak each word as soon as it is complete,
+keeping context across deltas, like CSM: the token path of the engine contract).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 import time
 import zlib
@@ -18,7 +22,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from duplex_tts.adapters.base import AdapterError, FloatArray, TTSFamily, TTSModel, VoiceOptions
+from duplex_tts.adapters.base import (
+    AdapterError,
+    ClauseModel,
+    FloatArray,
+    StreamContext,
+    SynthesisStream,
+    TTSFamily,
+    TTSModel,
+    VoiceOptions,
+)
 from duplex_tts.catalog import ModelSpec
 
 _SYLLABLE_S = 0.14
@@ -26,23 +39,41 @@ _WORD_GAP_S = 0.05
 _VOWELS = re.compile(r"[aeiouy]+", re.IGNORECASE)
 
 
-class MockModel(TTSModel):
+class MockModel(ClauseModel):
     def __init__(
-        self, native_sample_rate: int, pitch_hz: float, rtf: float, fail_on_word: str = ""
+        self,
+        native_sample_rate: int,
+        pitch_hz: float,
+        rtf: float,
+        fail_on_word: str = "",
+        token_streaming: bool = False,
     ) -> None:
         super().__init__(native_sample_rate)
         self._pitch_hz = pitch_hz
         self._rtf = rtf
         self._fail_on_word = fail_on_word.lower()
+        self._token_streaming = token_streaming
+        self.words_generated = 0
+        """Words synthesized so far, across streams (tests watch cancellation with it)."""
 
-    def synthesize(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
+    def open_stream(self, context: StreamContext) -> SynthesisStream:
+        if self._token_streaming:
+            return MockTokenStream(self, context)
+        return super().open_stream(context)
+
+    def synthesize_clause(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
         for word in text.split():
-            if self._fail_on_word and word.lower().strip(".,!?") == self._fail_on_word:
-                raise RuntimeError(f"mock model crashed on {word!r}")
-            audio = self._word(word)
-            if self._rtf > 0:
-                time.sleep(self._rtf * audio.size / self.native_sample_rate)
-            yield audio
+            yield self.speak_word(word)
+
+    def speak_word(self, word: str) -> FloatArray:
+        """One word's audio, taking ``rtf`` times its duration (blocking)."""
+        if self._fail_on_word and word.lower().strip(".,!?") == self._fail_on_word:
+            raise RuntimeError(f"mock model crashed on {word!r}")
+        audio = self._word(word)
+        if self._rtf > 0:
+            time.sleep(self._rtf * audio.size / self.native_sample_rate)
+        self.words_generated += 1
+        return audio
 
     def _word(self, word: str) -> FloatArray:
         sr = self.native_sample_rate
@@ -60,6 +91,49 @@ class MockModel(TTSModel):
             parts.append(0.4 * envelope * voiced)
         parts.append(np.zeros(int(_WORD_GAP_S * sr)))
         return np.concatenate(parts).astype(np.float32)
+
+
+class MockTokenStream(SynthesisStream):
+    """Raw deltas in; a word is spoken once the next delta shows it is complete."""
+
+    def __init__(self, model: MockModel, context: StreamContext) -> None:
+        super().__init__(context)
+        self._model = model
+        self._pending = ""
+        self._ended = False
+        self._arrived = asyncio.Event()
+
+    def push_text(self, delta: str) -> None:
+        self._pending += delta
+        self._arrived.set()
+
+    def end_input(self) -> None:
+        self._ended = True
+        self._arrived.set()
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._arrived.set()
+
+    def _next_word(self) -> str | None:
+        words = self._pending.split()
+        complete = self._ended or self._pending[-1:].isspace()
+        if not words or not complete:
+            return None
+        word = words[0]
+        self._pending = self._pending.lstrip()[len(word) :]
+        return word
+
+    async def read(self) -> FloatArray | None:
+        while not self.cancelled:
+            word = self._next_word()
+            if word is not None:
+                return await self.run(functools.partial(self._model.speak_word, word))
+            if self._ended:
+                return None
+            self._arrived.clear()
+            await self._arrived.wait()
+        return None
 
 
 class MockFamily(TTSFamily):
@@ -80,4 +154,5 @@ class MockFamily(TTSFamily):
             pitch,
             float(params.get("rtf", 0.0)),
             str(params.get("fail_on_word", "")),
+            token_streaming=params.get("streaming") == "token",
         )

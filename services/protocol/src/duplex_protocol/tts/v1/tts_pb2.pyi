@@ -396,6 +396,8 @@ class ModelInfo(_message.Message):
     NATIVE_SAMPLE_RATE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     BASE_MODEL_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    KEPT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Catalog id."""
     family: _builtins.str
@@ -408,7 +410,7 @@ class ModelInfo(_message.Message):
     refs: _builtins.int
     """Sessions currently holding the model (it cannot be unloaded while > 0)."""
     pinned: _builtins.bool
-    """Pinned models (default, preloads, explicit pins) are never TTL- or LRU-evicted."""
+    """Pinned models (preloads, explicit pins) are never TTL- or LRU-evicted."""
     load_ms: _builtins.int
     """Load + warm-up duration of the current residency, milliseconds."""
     native_sample_rate: _builtins.int
@@ -417,6 +419,12 @@ class ModelInfo(_message.Message):
     """Human-readable reason of the last failure (state FAILED)."""
     base_model: _builtins.str
     """For LoRA / variant models: the id of the base model they need."""
+    memory_bytes: _builtins.int
+    """Memory the resident model holds, bytes (VRAM on a GPU): reported by the engine,
+    else the worker's memory growth across load and warm-up. 0 when not resident.
+    """
+    kept: _builtins.bool
+    """The worker's default model: never TTL-evicted, the last to give way under the cap."""
     @_builtins.property
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """BCP-47 languages the model speaks."""
@@ -441,10 +449,12 @@ class ModelInfo(_message.Message):
         native_sample_rate: _builtins.int = ...,
         error: _builtins.str = ...,
         base_model: _builtins.str = ...,
+        memory_bytes: _builtins.int = ...,
+        kept: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "error", b"error", "family", b"family", "id", b"id", "languages", b"languages", "last_used_ms", b"last_used_ms", "load_ms", b"load_ms", "loaded_at_ms", b"loaded_at_ms", "native_sample_rate", b"native_sample_rate", "pinned", b"pinned", "refs", b"refs", "state", b"state", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "error", b"error", "family", b"family", "id", b"id", "kept", b"kept", "languages", b"languages", "last_used_ms", b"last_used_ms", "load_ms", b"load_ms", "loaded_at_ms", b"loaded_at_ms", "memory_bytes", b"memory_bytes", "native_sample_rate", b"native_sample_rate", "pinned", b"pinned", "refs", b"refs", "state", b"state", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -511,6 +521,26 @@ Global___GetCapabilitiesRequest: _TypeAlias = GetCapabilitiesRequest  # noqa: Y0
 class Capabilities(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ModelMemoryBytesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     WORKER_ID_FIELD_NUMBER: _builtins.int
     FAMILIES_FIELD_NUMBER: _builtins.int
     DEVICE_FIELD_NUMBER: _builtins.int
@@ -526,6 +556,8 @@ class Capabilities(_message.Message):
     RESIDENT_CAP_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    MODEL_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    MEMORY_LIMIT_BYTES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable worker name (pod name on Kubernetes, host:port locally)."""
     device: _builtins.str
@@ -539,7 +571,7 @@ class Capabilities(_message.Message):
     """Session limit and current load."""
     active_sessions: _builtins.int
     queue_depth: _builtins.int
-    """Text segments waiting for or under synthesis, over all sessions."""
+    """Utterances with synthesis outstanding (text received, audio not all made)."""
     p50_first_audio_ms: _builtins.float
     """Median first-audio latency over recent utterances, milliseconds (0 if none yet)."""
     default_model: _builtins.str
@@ -550,6 +582,8 @@ class Capabilities(_message.Message):
     """Resident set size of the worker process, bytes."""
     version: _builtins.str
     """Worker version."""
+    memory_limit_bytes: _builtins.int
+    """Memory available to the worker, bytes: its cgroup limit, else the host's total."""
     @_builtins.property
     def families(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Adapter families this worker runs."""
@@ -557,6 +591,10 @@ class Capabilities(_message.Message):
     @_builtins.property
     def resident_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models resident now (state READY)."""
+
+    @_builtins.property
+    def model_memory_bytes(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Memory each resident model holds (see ModelInfo.memory_bytes), by model id."""
 
     def __init__(
         self,
@@ -576,10 +614,12 @@ class Capabilities(_message.Message):
         resident_cap: _builtins.int = ...,
         memory_bytes: _builtins.int = ...,
         version: _builtins.str = ...,
+        model_memory_bytes: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        memory_limit_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_sessions", b"active_sessions", "default_model", b"default_model", "device", b"device", "families", b"families", "frame_ms", b"frame_ms", "max_sessions", b"max_sessions", "max_text_chunk_bytes", b"max_text_chunk_bytes", "memory_bytes", b"memory_bytes", "p50_first_audio_ms", b"p50_first_audio_ms", "queue_depth", b"queue_depth", "resident_cap", b"resident_cap", "resident_models", b"resident_models", "sample_rate", b"sample_rate", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_sessions", b"active_sessions", "default_model", b"default_model", "device", b"device", "families", b"families", "frame_ms", b"frame_ms", "max_sessions", b"max_sessions", "max_text_chunk_bytes", b"max_text_chunk_bytes", "memory_bytes", b"memory_bytes", "memory_limit_bytes", b"memory_limit_bytes", "model_memory_bytes", b"model_memory_bytes", "p50_first_audio_ms", b"p50_first_audio_ms", "queue_depth", b"queue_depth", "resident_cap", b"resident_cap", "resident_models", b"resident_models", "sample_rate", b"sample_rate", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

