@@ -112,7 +112,9 @@ class Utterance:
         self._pipeline = AudioPipeline(model.native_sample_rate, gain)
         self._pacer = Pacer(lead_s=lead_s)
         self._executor = MeteredExecutor(executor, clock)
-        self._stream = model.open_stream(StreamContext(options, self._executor, self._deadline))
+        self._stream = model.open_stream(
+            StreamContext(options, self._executor, self._deadline, self._has_room)
+        )
         self._frames: collections.deque[tuple[bytes, bool]] = collections.deque()
         self._changed = asyncio.Event()
         self._drained = asyncio.Event()
@@ -200,9 +202,12 @@ class Utterance:
             rtf = self._executor.busy_s / (samples / self._model.native_sample_rate)
             metrics.RTF.labels(model=self._model_id).observe(rtf)
 
+    def _has_room(self) -> bool:
+        return len(self._frames) * self._pacer.frame_s < AHEAD_LIMIT_S
+
     async def _wait_for_room(self) -> None:
         """Backpressure: pull no more while ``AHEAD_LIMIT_S`` of audio waits to be played."""
-        while len(self._frames) * self._pacer.frame_s >= AHEAD_LIMIT_S:
+        while not self._has_room():
             self._drained.clear()
             await self._drained.wait()
 

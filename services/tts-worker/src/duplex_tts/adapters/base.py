@@ -17,7 +17,9 @@ event loop:
   model, within one step;
 - ``aclose()`` exactly once at the end, whatever happened.
 
-Blocking work (inference) runs through ``self.run(fn)``, which puts it on the
+Backpressure: the worker calls ``read()`` only while it wants more audio (at
+most ``AHEAD_LIMIT_S`` buffered); long generation jobs watch
+``context.room()``. Blocking work (inference) runs through ``self.run(fn)``, which puts it on the
 model's executor at the utterance's playback deadline. A family declares that
 executor: ``SHARED`` (the worker's pool of synthesis threads, earliest
 deadline first; ONNX engines whose sessions are thread-safe) or ``DEVICE``
@@ -90,6 +92,10 @@ class StreamContext:
     executor: Executor
     deadline: Callable[[], float]
     """When this utterance's buffered audio runs out (monotonic seconds)."""
+    room: Callable[[], bool] = lambda: True
+    """Whether the worker wants more audio now. Pull-driven streams get backpressure
+    for free; an engine that generates in one long job checks this between steps,
+    returns when it is false, and starts again on the next ``read()``."""
 
 
 class AdapterError(Exception):

@@ -14,8 +14,8 @@ keeping context across deltas, like CSM: the token path of the engine contract).
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -94,46 +94,92 @@ class MockModel(ClauseModel):
 
 
 class MockTokenStream(SynthesisStream):
-    """Raw deltas in; a word is spoken once the next delta shows it is complete."""
+    """Raw deltas in; a word is spoken once the next delta shows it is complete.
+
+    Shaped like a token-streaming GPU engine: one long generation job on the
+    executor speaks every complete word there is, handing chunks back through a
+    queue, and only the ``cancelled`` flag stops it between words.
+    """
 
     def __init__(self, model: MockModel, context: StreamContext) -> None:
         super().__init__(context)
         self._model = model
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
         self._pending = ""
         self._ended = False
-        self._arrived = asyncio.Event()
+        self._out: asyncio.Queue[object] = asyncio.Queue()
+        self._job: asyncio.Future[None] | None = None
 
     def push_text(self, delta: str) -> None:
-        self._pending += delta
-        self._arrived.set()
+        with self._lock:
+            self._pending += delta
+        self._kick()
 
     def end_input(self) -> None:
-        self._ended = True
-        self._arrived.set()
+        with self._lock:
+            self._ended = True
+        self._kick()
 
     def cancel(self) -> None:
         super().cancel()
-        self._arrived.set()
-
-    def _next_word(self) -> str | None:
-        words = self._pending.split()
-        complete = self._ended or self._pending[-1:].isspace()
-        if not words or not complete:
-            return None
-        word = words[0]
-        self._pending = self._pending.lstrip()[len(word) :]
-        return word
+        self._out.put_nowait(_DONE)
 
     async def read(self) -> FloatArray | None:
-        while not self.cancelled:
-            word = self._next_word()
-            if word is not None:
-                return await self.run(functools.partial(self._model.speak_word, word))
-            if self._ended:
-                return None
-            self._arrived.clear()
-            await self._arrived.wait()
-        return None
+        self._kick()  # a job that stopped for backpressure goes on
+        item = await self._out.get()
+        if item is _DONE:
+            self._out.put_nowait(_DONE)  # later reads end too
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, np.ndarray)
+        return item
+
+    def _take_word(self, *, peek: bool = False) -> str | None:
+        """The next complete word (caller holds the lock)."""
+        words = self._pending.split()
+        if not words or not (self._ended or self._pending[-1:].isspace()):
+            return None
+        if not peek:
+            self._pending = self._pending.lstrip()[len(words[0]) :]
+        return words[0]
+
+    def _kick(self) -> None:
+        """Start a generation job if words wait and none runs; end after the last."""
+        if self.cancelled or (self._job is not None and not self._job.done()):
+            return
+        with self._lock:
+            has_word = self._take_word(peek=True) is not None
+            ended = self._ended
+        if has_word:
+            if self.context.room():  # else the next read() starts it
+                self._job = asyncio.ensure_future(self.run(self._generate))
+                self._job.add_done_callback(self._job_done)
+        elif ended:
+            self._out.put_nowait(_DONE)
+
+    def _generate(self) -> None:
+        """On the executor: speak complete words until none is left, no room, or cancel."""
+        while not self.cancelled and self.context.room():
+            with self._lock:
+                word = self._take_word()
+            if word is None:
+                return
+            audio = self._model.speak_word(word)
+            self._loop.call_soon_threadsafe(self._out.put_nowait, audio)
+
+    def _job_done(self, job: asyncio.Future[None]) -> None:
+        if job.cancelled():
+            return
+        error = job.exception()
+        if error is not None:
+            self._out.put_nowait(error)
+        else:
+            self._kick()
+
+
+_DONE = object()
 
 
 class MockFamily(TTSFamily):
