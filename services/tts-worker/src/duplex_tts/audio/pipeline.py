@@ -7,17 +7,21 @@ import numpy as np
 from duplex_tts.audio.framing import FloatArray, Framer
 from duplex_tts.audio.resample import StreamResampler
 
-# Gain may push rare peaks past full scale; a soft knee above this level
-# avoids the harsh distortion of hard clipping.
+# Gain may push rare peaks past full scale (Kokoro's raw output peaks above ±1
+# too); a soft knee above this level avoids the harsh distortion of hard clipping.
 _KNEE = 0.9
+# What the knee tends to, just under full scale: however large a peak, the
+# PCM16 frame never clips (a ceiling of 1.0 would round to ±32767).
+CEILING = 0.98
 
 
 def soft_limit(samples: FloatArray) -> FloatArray:
     out = samples.copy()
     over = np.abs(out) > _KNEE
     if np.any(over):
+        width = CEILING - _KNEE
         excess = np.abs(out[over]) - _KNEE
-        out[over] = np.sign(out[over]) * (_KNEE + (1 - _KNEE) * np.tanh(excess / (1 - _KNEE)))
+        out[over] = np.sign(out[over]) * (_KNEE + width * np.tanh(excess / width))
     return out
 
 
