@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import os
 
 
@@ -60,6 +61,7 @@ def release_freed_memory() -> None:
     Without it an unloaded model's memory stays in the allocator's free lists
     and the worker's RSS never shrinks after an eviction.
     """
+    gc.collect()  # finished utterances sit in reference cycles that still hold the model
     libc = _libc()
     trim = getattr(libc, "malloc_trim", None) if libc is not None else None
     if trim is not None:
