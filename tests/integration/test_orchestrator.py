@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from tests.support.orchestrator import (
     words_of,
 )
 from tests.support.speech import speech_16k
-from tests.support.voicepacks import write_mock_pack
 from tests.support.whisper import transcribe
 from tests.support.worker import ROOT, WorkerProcess, connect, free_port, start_worker
 
@@ -144,39 +142,43 @@ async def test_stream_tts_text_deltas_are_spoken(orchestrator: OrchestratorProce
 async def test_model_switch_loads_once_and_applies_from_the_next_turn(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """Piper answers while Kokoro (a real second family) loads; the next turn is Kokoro's."""
     tmp = tmp_path_factory.mktemp("switch")
-    packs = tmp / "voicepacks"
-    shutil.copytree(ROOT / "voicepacks" / "piper", packs / "piper")
-    write_mock_pack(packs, "mock", load_delay_ms=1500)  # slow enough to answer meanwhile
     worker = start_worker(
         [
             "--adapter",
-            "piper,mock",
+            "piper,kokoro",
             "--default-model",
             "piper-en-us-joe-medium",
-            "--voicepacks",
-            str(packs),
+            "--cache-dir",
+            str(ROOT / ".cache" / "duplex"),
         ],
         tmp / "w.log",
     )
     orchestrator = start_orchestrator([worker.address], tmp / "o.log")
     try:
-        await switch_models(orchestrator, worker)
+        await switch_models(orchestrator, worker, KOKORO)
     finally:
         orchestrator.stop()
         worker.stop()
     assert orchestrator.log().count('"event": "route_load"') == 1
+    assert worker.log().count(f'"event": "model_load", "model": "{KOKORO}"') == 1
 
 
-async def switch_models(orchestrator: OrchestratorProcess, worker: WorkerProcess) -> None:
+KOKORO = "kokoro-82m-en-kumo"
+
+
+async def switch_models(
+    orchestrator: OrchestratorProcess, worker: WorkerProcess, new_model: str
+) -> None:
     async with ScriptedClient(orchestrator.ws_url) as c:
         ready = await c.start()
-        assert {"piper-en-us-joe-medium", "mock"} <= {m["id"] for m in ready["models"]}
-        await c.send(type="model", model="mock")
+        assert {"piper-en-us-joe-medium", new_model} <= {m["id"] for m in ready["models"]}
+        await c.send(type="model", model=new_model)
         switch = await c.wait_for("model")
         assert switch == {
             "type": "model",
-            "requested": "mock",
+            "requested": new_model,
             "active": "piper-en-us-joe-medium",
             "loading": True,
         }
@@ -184,17 +186,20 @@ async def switch_models(orchestrator: OrchestratorProcess, worker: WorkerProcess
         first = await c.wait_for("tts_start", turn=1)
         assert first["model"] == "piper-en-us-joe-medium"
         await c.wait_for("tts_end", turn=1)
-        for _ in range(100):  # the load finishes in the background
+        for _ in range(300):  # the load finishes in the background
             async with connect(worker.address) as stub:
                 listed = {m.id: m for m in (await stub.ListModels(pb.ListModelsRequest())).models}
-            if listed["mock"].state == pb.MODEL_STATE_READY:
+            if listed[new_model].state == pb.MODEL_STATE_READY:
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # one registry poll
+        started = c.got.events[-1][0]
         await c.send(type="say", text="Now the new voice.")
         second = await c.wait_for("tts_start", turn=2)
-        assert second["model"] == "mock"
+        assert second["model"] == new_model
         await c.wait_for("tts_end", turn=2)
+        reply = c.got.pcm(start=started)
+    assert wer("Now the new voice.", transcribe(reply, 48000)) <= 0.25
 
 
 async def test_bad_input_gets_clear_errors_and_the_session_goes_on(
