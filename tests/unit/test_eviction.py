@@ -118,3 +118,18 @@ def test_next_check_is_the_earliest_possible_expiry() -> None:
     assert next_check(models, policy, NOW) == pytest.approx(10)
     assert next_check([model("c", refs=1)], policy, NOW) is None
     assert next_check([model("d", used=NOW - 999, loaded=0)], policy, NOW) == 0.0
+
+
+def test_the_kept_default_is_never_ttl_evicted_and_gives_way_last_under_the_cap() -> None:
+    policy = EvictionPolicy(ttl_s=10, min_residency_s=0, resident_cap=2)
+    default = Residency("default", loaded_at=0, last_used=0, kept=True)
+    other = Residency("other", loaded_at=0, last_used=900)
+    assert ttl_expired([default, other], policy, NOW) == ["other"]
+    assert next_check([default], policy, NOW) is None
+    # The default is the least recently used, yet the other model goes first ...
+    assert make_room([default, other], policy, NOW) == ["other"]
+    # ... and the default goes only when nothing else can.
+    held = Residency("other", loaded_at=0, last_used=900, refs=1)
+    assert make_room([default, held], policy, NOW) == ["default"]
+    cap_one = EvictionPolicy(ttl_s=10, min_residency_s=0, resident_cap=1)
+    assert make_room([default], cap_one, NOW) == ["default"]

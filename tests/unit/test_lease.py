@@ -74,3 +74,9 @@ def test_foreign_and_broken_leases_are_ignored() -> None:
 def test_unknown_state_fields_from_newer_workers_are_tolerated() -> None:
     text = STATE.to_json().replace('"device"', '"gpu_temperature":61,"device"')
     assert WorkerState.from_json(text) == STATE
+
+
+def test_unknown_resident_model_fields_from_newer_workers_are_tolerated() -> None:
+    text = STATE.to_json().replace('"load_ms"', '"vram_peak":3,"load_ms"')
+    assert '"vram_peak"' in text
+    assert WorkerState.from_json(text) == STATE

@@ -14,6 +14,7 @@ from duplex_operator import (
     Candidate,
     PoolSpec,
     headless_service,
+    known_size,
     place,
     service_account,
     statefulset,
@@ -134,12 +135,25 @@ def candidate(pod: str, **kw: Any) -> Candidate:
     return Candidate(pod=pod, **{**defaults, **kw})
 
 
+GB = 10**9
+
+
 def test_placement_prefers_not_full_then_fewest_models_then_most_memory() -> None:
+    def holding(*sizes: tuple[str, int]) -> dict[str, Any]:
+        return {"resident": frozenset(m for m, _ in sizes), "resident_memory": dict(sizes)}
+
     workers = [
-        candidate("full", resident=frozenset({"a", "b"}), resident_cap=2, free_memory_gb=70),
-        candidate("busy", resident=frozenset({"a", "b"}), resident_cap=4, free_memory_gb=60),
-        candidate("roomy", resident=frozenset({"a"}), free_memory_gb=40),
-        candidate("roomier", resident=frozenset({"b"}), free_memory_gb=50),
+        candidate(
+            "full", resident_cap=2, memory_limit_bytes=80 * GB, **holding(("a", GB), ("b", GB))
+        ),
+        candidate(
+            "busy",
+            resident_cap=4,
+            memory_limit_bytes=80 * GB,
+            **holding(("a", 10 * GB), ("b", 10 * GB)),
+        ),
+        candidate("roomy", memory_limit_bytes=80 * GB, **holding(("a", 40 * GB))),
+        candidate("roomier", memory_limit_bytes=80 * GB, **holding(("b", 30 * GB))),
         candidate("dead", alive=False),
         candidate("cpu", families=frozenset({"piper"})),
         candidate("has-it", resident=frozenset({"csm-1b"})),
@@ -148,6 +162,36 @@ def test_placement_prefers_not_full_then_fewest_models_then_most_memory() -> Non
     assert [c.pod for c in chosen] == ["roomier", "roomy", "busy"]
     assert [c.pod for c in place("csm-1b", "csm", 10, workers)][-1] == "full"
     assert place("csm-1b", "csm", 0, workers) == []
+
+
+def test_placement_puts_a_model_where_its_measured_size_fits() -> None:
+    workers = [
+        candidate("small", memory_limit_bytes=24 * GB, resident_memory={}),
+        candidate(
+            "big-but-busy",
+            memory_limit_bytes=80 * GB,
+            resident=frozenset({"x"}),
+            resident_memory={"x": 20 * GB},
+        ),
+        candidate(
+            "has-it",
+            memory_limit_bytes=80 * GB,
+            resident=frozenset({"csm-1b"}),
+            resident_memory={"csm-1b": 30 * GB},
+        ),
+    ]
+    # The size a worker measured wins over the VoiceModel's estimate.
+    needs = known_size("csm-1b", workers, estimated_bytes=8 * GB)
+    assert needs == 30 * GB
+    # Fewest models would pick "small", but 30 GB only fit on the busy one.
+    assert [c.pod for c in place("csm-1b", "csm", 2, workers, needs_bytes=needs)] == [
+        "big-but-busy",
+        "small",
+    ]
+    assert known_size("new", workers, estimated_bytes=8 * GB) == 8 * GB
+    unknown_limit = candidate("unknown")
+    assert unknown_limit.free_memory_bytes is None
+    assert unknown_limit.fits(10**15)
 
 
 def test_placement_respects_pools_and_labels() -> None:

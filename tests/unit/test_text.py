@@ -64,3 +64,10 @@ def test_long_text_without_punctuation_is_cut_at_a_space() -> None:
 def test_newline_ends_a_clause() -> None:
     seg = ClauseSegmenter()
     assert seg.push("A heading\nThen text") == ["A heading"]
+
+
+def test_full_width_punctuation_cuts_without_a_following_space() -> None:
+    segmenter = ClauseSegmenter()
+    clauses = segmenter.push("こんにちは。今日はとてもいい天気ですね、散歩に行きましょうか？そう")
+    assert clauses == ["こんにちは。", "今日はとてもいい天気ですね、", "散歩に行きましょうか？"]
+    assert segmenter.finish() == ["そう"]

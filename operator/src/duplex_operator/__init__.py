@@ -12,7 +12,7 @@ from duplex_operator.builders import (
     statefulset,
     worker_role,
 )
-from duplex_operator.placement import Candidate, place
+from duplex_operator.placement import Candidate, known_size, place
 from duplex_operator.status import voicemodel_status
 from duplex_operator.validation import voicemodel_problems
 
@@ -20,6 +20,7 @@ __all__ = [
     "Candidate",
     "PoolSpec",
     "headless_service",
+    "known_size",
     "place",
     "service_account",
     "statefulset",

@@ -111,7 +111,8 @@ def candidates(leases: list[LeaseView], now: datetime) -> list[Candidate]:
             families=frozenset(lease.state.families),
             resident=frozenset(m.id for m in lease.state.resident),
             resident_cap=lease.state.resident_cap,
-            free_memory_gb=0.0,
+            memory_limit_bytes=lease.state.memory_limit_bytes,
+            resident_memory={m.id: m.memory_bytes for m in lease.state.resident},
             alive=lease.alive(now) and lease.state.ready,
         )
         for lease in leases

@@ -2,8 +2,14 @@
 
 Eligible: alive, runs the model's family, does not hold the model yet, in an
 allowed pool, labels matching. Order: not full (under its resident cap)
-first, then fewest resident models, then most free memory, then name, so the
-same inputs always give the same placement.
+first, then where the model fits in the free memory, then fewest resident
+models, then most free memory, then name, so the same inputs always give the
+same placement.
+
+Memory is what the workers measured: each resident model's ``memory_bytes``
+from the Lease, against the worker's ``memory_limit_bytes``. A model's size
+is what a worker holding it reports (``known_size``), else the VoiceModel's
+``estimatedVramGB``.
 """
 
 from __future__ import annotations
@@ -20,13 +26,32 @@ class Candidate:
     families: frozenset[str]
     resident: frozenset[str] = frozenset()
     resident_cap: int = 0
-    free_memory_gb: float = 0.0
+    memory_limit_bytes: int = 0
+    """What the worker may use (0: unknown, treated as unlimited)."""
+    resident_memory: Mapping[str, int] = field(default_factory=dict)
+    """Memory each resident model holds, as the worker measured it."""
     alive: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def full(self) -> bool:
         return self.resident_cap > 0 and len(self.resident) >= self.resident_cap
+
+    @property
+    def free_memory_bytes(self) -> int | None:
+        if not self.memory_limit_bytes:
+            return None
+        return max(0, self.memory_limit_bytes - sum(self.resident_memory.values()))
+
+    def fits(self, needs_bytes: int) -> bool:
+        free = self.free_memory_bytes
+        return needs_bytes <= 0 or free is None or free >= needs_bytes
+
+
+def known_size(model_id: str, candidates: Iterable[Candidate], estimated_bytes: int = 0) -> int:
+    """A model's memory: the largest a worker holding it measured, else the estimate."""
+    measured = [c.resident_memory.get(model_id, 0) for c in candidates]
+    return max([m for m in measured if m > 0], default=estimated_bytes)
 
 
 def place(
@@ -37,6 +62,7 @@ def place(
     *,
     pools: Iterable[str] = (),
     match_labels: Mapping[str, str] | None = None,
+    needs_bytes: int = 0,
 ) -> list[Candidate]:
     """Up to ``copies`` new workers for ``model_id``, best first."""
     allowed = set(pools)
@@ -50,5 +76,13 @@ def place(
         and (not allowed or c.pool in allowed)
         and all(c.labels.get(k) == v for k, v in wanted.items())
     ]
-    eligible.sort(key=lambda c: (c.full, len(c.resident), -c.free_memory_gb, c.pod))
+    eligible.sort(
+        key=lambda c: (
+            c.full,
+            not c.fits(needs_bytes),
+            len(c.resident),
+            -(c.free_memory_bytes or 0),
+            c.pod,
+        )
+    )
     return eligible[: max(0, copies)]
