@@ -76,16 +76,18 @@ crds: ## copy crds/ (the source of truth) into the Helm chart
 	cp crds/*.yaml charts/duplex/crds/
 
 IMAGE_TAG ?= dev
+ENGINES ?= piper kokoro
 .PHONY: images
-images: ## build the three images (needs a Docker engine; not available on the dev/CI machines here)
-	docker build -f services/tts-worker/Dockerfile -t duplex/tts-worker:$(IMAGE_TAG) .
+images: ## build the three images (needs a Docker engine; not available on the dev/CI machines here); ENGINES="piper kokoro" picks the worker's engines
+	docker build -f services/tts-worker/Dockerfile --build-arg ENGINES="$(ENGINES)" \
+		-t duplex/tts-worker:$(IMAGE_TAG) .
 	docker build -f services/orchestrator/Dockerfile -t duplex/orchestrator:$(IMAGE_TAG) .
 	docker build -f operator/Dockerfile -t duplex/operator:$(IMAGE_TAG) .
 
 .PHONY: images-torch
 images-torch: ## the worker image's torch variant, for CUDA pools (duplex/tts-worker-torch)
 	docker build -f services/tts-worker/Dockerfile --build-arg EXTRAS=torch \
-		-t duplex/tts-worker-torch:$(IMAGE_TAG) .
+		--build-arg ENGINES="$(ENGINES)" -t duplex/tts-worker-torch:$(IMAGE_TAG) .
 
 .PHONY: dev
 dev: ## skaffold dev: build the images, deploy the chart to the current cluster, redeploy on change

@@ -9,6 +9,7 @@ import yaml
 from helm_python import chart as helm
 from helm_python.errors import HelmValuesError
 
+from duplex_operator import NoWorkerImage, pick_image, worker_images
 from tests.support.crd import ROOT, validate
 
 CHART = ROOT / "charts" / "duplex"
@@ -129,7 +130,11 @@ def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() 
     container = operator["spec"]["template"]["spec"]["containers"][0]
     assert "--standalone" not in container.get("args", [])
     # Each replica names itself in the leader Lease, which lives in its own namespace.
-    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    env = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container["env"]
+        if "valueFrom" in e
+    }
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     granted = rules(find(docs, "ClusterRole", "duplex-operator"))
     assert {("coordination.k8s.io", "leases", v) for v in ("get", "create", "patch")} <= granted
@@ -213,3 +218,37 @@ def test_skaffold_and_kind_values_render_valid_pools_and_voices(profile: str) ->
     assert all(validate(d) == [] for d in custom), [validate(d) for d in custom]
     gpu_pools = [d for d in custom if d["kind"] == "TTSWorker" and d["spec"]["device"] == "cuda"]
     assert bool(gpu_pools) is (profile == "gpu")
+
+
+@pytest.mark.parametrize(
+    ("families", "device", "image"),
+    [
+        (["piper"], "cpu", "duplex/tts-worker:0.1.0"),
+        (["piper", "kokoro"], "cpu", "duplex/tts-worker:0.1.0"),
+        (["kokoro"], "cuda", "duplex/tts-worker-torch:0.1.0"),
+        (["mock"], "cpu", "duplex/tts-worker:0.1.0"),
+    ],
+)
+def test_pools_get_the_image_serving_their_families_as_the_operator_would(
+    families: list[str], device: str, image: str
+) -> None:
+    pool = {"name": "p", "families": families, "device": device}
+    docs = render({**SECRET, "workerPools": [pool]})
+    assert find(docs, "TTSWorker", "p")["spec"]["image"] == image
+    # The operator gets the same catalog and, for a pool without an image, picks the same.
+    operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
+    assert pick_image(families, device, worker_images(env["DUPLEX_WORKER_IMAGES"])) == image
+
+
+def test_a_pool_no_image_serves_is_refused_with_the_families_named() -> None:
+    with pytest.raises(Exception, match=r"no image in image\.workerImages serves families"):
+        render({**SECRET, "workerPools": [{"name": "p", "families": ["xtts"]}]})
+    catalog = worker_images('[{"image": "w:1", "families": ["piper"]}]')
+    with pytest.raises(NoWorkerImage, match=r"families \['xtts'\].*w:1: piper"):
+        pick_image(["xtts"], "cpu", catalog)
+    explicit = {"name": "p", "families": ["xtts"], "image": "mine/xtts:1"}
+    assert (
+        find(render({**SECRET, "workerPools": [explicit]}), "TTSWorker", "p")["spec"]["image"]
+        == "mine/xtts:1"
+    )

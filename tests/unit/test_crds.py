@@ -85,7 +85,9 @@ PIPER = "voicepacks/piper/en-us-joe-medium/voicemodel.yaml"
         (CPU, lambda s: s.update(gpu={"count": 1}), "only for device cuda"),
         (CPU, lambda s: s.update(device="tpu"), "'tpu' is not one of"),
         (CPU, lambda s: s.update(replicas=-2), "less than the minimum"),
-        (CPU, lambda s: s.pop("image"), "'image' is a required property"),
+        # The image may be left out (the operator picks one by families), not left empty.
+        (CPU, lambda s: s.update(image=""), "should be non-empty"),
+        (CPU, lambda s: s.pop("families"), "'families' is a required property"),
         (CPU, lambda s: s.update(families=[]), "should be non-empty"),
         (GPU, lambda s: s["gpu"].update(count=0), "less than the minimum"),
         (GPU, lambda s: s["modelManager"].update(maxParallelLoads=0), "less than the minimum"),

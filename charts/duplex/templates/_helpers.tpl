@@ -26,3 +26,34 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}
 {{- end -}}
+
+{{- /* The worker image catalog as JSON for the operator: [{image, families, cuda}]. */ -}}
+{{- define "duplex.workerImages" -}}
+{{- $root := . -}}{{- $out := list -}}
+{{- range $root.Values.image.workerImages -}}
+{{- $image := include "duplex.image" (list $root (index $root.Values.image .key)) -}}
+{{- $out = append $out (dict "image" $image "families" .families "cuda" (.cuda | default false)) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{- /* A pool's image: its own, else the first catalog image serving all its families
+(one marked cuda first on device: cuda), as the operator's pick_image does. */ -}}
+{{- define "duplex.poolImage" -}}
+{{- $root := index . 0 -}}{{- $pool := index . 1 -}}
+{{- $first := "" -}}{{- $firstCuda := "" -}}
+{{- range $root.Values.image.workerImages -}}
+{{- $entry := . -}}{{- $serves := true -}}
+{{- range $pool.families -}}{{- if not (has . $entry.families) -}}{{- $serves = false -}}{{- end -}}{{- end -}}
+{{- if $serves -}}
+{{- $name := index $root.Values.image $entry.key -}}
+{{- if not $first -}}{{- $first = $name -}}{{- end -}}
+{{- if and $entry.cuda (not $firstCuda) -}}{{- $firstCuda = $name -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $chosen := ternary (default $first $firstCuda) $first (eq ($pool.device | default "cpu") "cuda") -}}
+{{- if $pool.image -}}{{ $pool.image }}
+{{- else if $chosen -}}{{ include "duplex.image" (list $root $chosen) }}
+{{- else -}}{{ fail (printf "workerPools %s: no image in image.workerImages serves families %v; set the pool's image" $pool.name $pool.families) }}
+{{- end -}}
+{{- end -}}

@@ -6,10 +6,14 @@ them are thin.
 """
 
 from duplex_operator.builders import (
+    NoWorkerImage,
     PoolSpec,
+    WorkerImage,
     headless_service,
+    pick_image,
     service_account,
     statefulset,
+    worker_images,
     worker_role,
 )
 from duplex_operator.placement import Candidate, known_size, place
@@ -18,13 +22,17 @@ from duplex_operator.validation import voicemodel_problems
 
 __all__ = [
     "Candidate",
+    "NoWorkerImage",
     "PoolSpec",
+    "WorkerImage",
     "headless_service",
     "known_size",
+    "pick_image",
     "place",
     "service_account",
     "statefulset",
     "voicemodel_problems",
     "voicemodel_status",
+    "worker_images",
     "worker_role",
 ]

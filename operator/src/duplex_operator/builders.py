@@ -2,11 +2,15 @@
 
 One pod per GPU: a GPU pool requests ``gpu.count`` of the device plugin's
 resource per pod (1 by default), so N GPUs make N pods, each a stable
-StatefulSet name behind a headless Service. CPU pools request no GPU.
+StatefulSet name behind a headless Service. CPU pools request no GPU. A pool
+without ``spec.image`` gets the first catalog image whose engines serve all
+its families (``pick_image``).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +20,45 @@ GRPC_PORT = 7001
 METRICS_PORT = 9101
 VOICEPACKS = "/app/voicepacks"
 SERVICE = "duplex.tts.v1.TTS"
+
+
+class NoWorkerImage(ValueError):
+    """No image is given for a pool and none in the catalog serves its families."""
+
+
+@dataclass(frozen=True)
+class WorkerImage:
+    """One worker image and the engine families installed in it."""
+
+    image: str
+    families: frozenset[str]
+    cuda: bool = False
+    """Carries CUDA runtimes (the torch variant): preferred by ``device: cuda`` pools."""
+
+
+def worker_images(text: str) -> list[WorkerImage]:
+    """The catalog the chart passes as ``DUPLEX_WORKER_IMAGES``: a JSON list of
+    ``{"image": ..., "families": [...], "cuda": bool}``, in order of preference."""
+    if not text.strip():
+        return []
+    return [
+        WorkerImage(str(e["image"]), frozenset(e["families"]), bool(e.get("cuda", False)))
+        for e in json.loads(text)
+    ]
+
+
+def pick_image(families: Sequence[str], device: str, catalog: Sequence[WorkerImage]) -> str:
+    """The first image whose engines serve every family (a CUDA one first for cuda pools)."""
+    serving = [w for w in catalog if set(families) <= w.families]
+    if device == "cuda":
+        serving.sort(key=lambda w: not w.cuda)  # stable: catalog order otherwise
+    if not serving:
+        known = "; ".join(f"{w.image}: {', '.join(sorted(w.families))}" for w in catalog)
+        raise NoWorkerImage(
+            f"no worker image serves families {sorted(families)} (known: {known or 'none'}); "
+            "set spec.image or add an image to the operator's workerImages"
+        )
+    return serving[0].image
 
 
 @dataclass(frozen=True)
@@ -39,17 +82,19 @@ class PoolSpec:
     uid: str = ""
 
     @staticmethod
-    def from_resource(body: dict[str, Any]) -> PoolSpec:
+    def from_resource(body: dict[str, Any], images: Sequence[WorkerImage] = ()) -> PoolSpec:
+        """The spec with defaults; no ``spec.image``: picked from ``images`` by families."""
         meta, spec = body["metadata"], body["spec"]
+        device = spec.get("device", "cpu")
         gpu = spec.get("gpu") or {}
         return PoolSpec(
             name=meta["name"],
             namespace=meta.get("namespace", "default"),
             uid=meta.get("uid", ""),
-            image=spec["image"],
+            image=spec.get("image") or pick_image(spec["families"], device, images),
             families=list(spec["families"]),
             replicas=int(spec.get("replicas", 1)),
-            device=spec.get("device", "cpu"),
+            device=device,
             gpu_count=int(gpu.get("count", 1)),
             gpu_resource=gpu.get("resourceName", "nvidia.com/gpu"),
             image_pull_policy=spec.get("imagePullPolicy", "IfNotPresent"),

@@ -24,6 +24,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import start_http_server
 
+from duplex_operator.builders import worker_images
 from duplex_operator.election import LeaderElector
 from duplex_operator.handlers import build_registry
 from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
@@ -115,7 +116,11 @@ async def run(args: argparse.Namespace, config: KubeConfig) -> int:
         if holding is not None:
             holding.add_done_callback(lambda _: stop.set())
         await kopf.operator(
-            registry=build_registry(config, reconcile_every_s=args.reconcile_every_s),
+            registry=build_registry(
+                config,
+                reconcile_every_s=args.reconcile_every_s,
+                images=worker_images(os.environ.get("DUPLEX_WORKER_IMAGES", "")),
+            ),
             clusterwide=not args.namespace,
             namespaces=args.namespace or (),
             standalone=True,

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,9 @@ import kopf
 
 from duplex_operator import metrics
 from duplex_operator.builders import (
+    NoWorkerImage,
     PoolSpec,
+    WorkerImage,
     headless_service,
     service_account,
     statefulset,
@@ -59,6 +61,7 @@ def build_registry(
     load_timeout_s: float = 600.0,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     kinds: Collection[str] = ("ttsworkers", "voicemodels"),
+    images: Sequence[WorkerImage] = (),
 ) -> kopf.OperatorRegistry:
     """Handlers for ``kinds`` (both by default; tests may run them separately)."""
     registry = kopf.OperatorRegistry()
@@ -77,7 +80,7 @@ def build_registry(
     # Every reconcile reads the namespace's Leases and pools: listed once a second for all.
     leases: SharedListing[list[LeaseView]] = SharedListing(lambda ns: worker_leases(client, ns))
     if "ttsworkers" in kinds:
-        _pool_handlers(registry, client, leases, reconcile_every_s, now)
+        _pool_handlers(registry, client, leases, reconcile_every_s, now, images)
     if "voicemodels" in kinds:
         _model_handlers(registry, client, leases, reconcile_every_s, load_timeout_s, now)
     return registry
@@ -89,6 +92,7 @@ def _pool_handlers(
     cluster_leases: SharedListing[list[LeaseView]],
     reconcile_every_s: float,
     now: Callable[[], datetime],
+    images: Sequence[WorkerImage],
 ) -> None:
     # ---- TTSWorker -------------------------------------------------------
 
@@ -97,7 +101,11 @@ def _pool_handlers(
     @kopf.on.resume(GROUP, VERSION, "ttsworkers", registry=registry)
     async def pool_reconcile(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         with metrics.RECONCILE.labels(kind="TTSWorker").time():
-            pool = PoolSpec.from_resource(dict(body))
+            try:
+                pool = PoolSpec.from_resource(dict(body), images)
+            except NoWorkerImage as exc:
+                kopf.warn(body, reason="NoWorkerImage", message=str(exc))
+                raise kopf.PermanentError(str(exc)) from None
             for manifest in [
                 service_account(pool),
                 *worker_role(pool),

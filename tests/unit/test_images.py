@@ -1,0 +1,44 @@
+"""Worker images install only the engines they name, and the chart claims no more."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from tests.support.crd import ROOT
+
+DOCKERFILE = ROOT / "services" / "tts-worker" / "Dockerfile"
+
+
+def default_engines() -> set[str]:
+    match = re.search(r'^ARG ENGINES="([^"]*)"', DOCKERFILE.read_text(), re.MULTILINE)
+    assert match, "the worker Dockerfile declares ARG ENGINES"
+    return set(match.group(1).split())
+
+
+def test_every_engine_the_image_installs_is_a_member_registering_its_family() -> None:
+    for engine in default_engines():
+        project = tomllib.loads(
+            (ROOT / "services" / "tts-engines" / engine / "pyproject.toml").read_text()
+        )["project"]
+        assert project["name"] == f"duplex-tts-{engine}"
+        assert engine in project["entry-points"]["duplex.tts.families"]
+
+
+def test_the_core_imports_no_engine() -> None:
+    core = ROOT / "services" / "tts-worker" / "src" / "duplex_tts"
+    for path in core.rglob("*.py"):
+        text = path.read_text()
+        for engine in ("piper", "kokoro_onnx", "duplex_tts_piper", "duplex_tts_kokoro", "torch"):
+            assert not re.search(rf"^\s*(import|from) {engine}\b", text, re.MULTILINE), path
+    deps = tomllib.loads((core.parents[1] / "pyproject.toml").read_text())["project"]
+    assert not [d for d in deps["dependencies"] if "piper" in d or "kokoro" in d]
+
+
+def test_the_chart_claims_only_families_the_worker_image_installs() -> None:
+    values = yaml.safe_load((ROOT / "charts" / "duplex" / "values.yaml").read_text())
+    installed = default_engines() | {"mock"}  # mock ships with the core
+    for entry in values["image"]["workerImages"]:
+        assert set(entry["families"]) <= installed, entry
