@@ -47,8 +47,10 @@ test-unit: install ## only the fast pure tests
 	$(RUN) pytest tests/unit
 
 .PHONY: bench
-bench: install models ## benchmark worker, orchestrator, routing and operator; p50/p95 to stdout and bench-results/
-	$(RUN) python -m tests.bench.bench_worker
+bench: install models ## benchmark worker (per family), model swaps, orchestrator, routing and operator; p50/p95 to stdout and bench-results/
+	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium
+	$(RUN) python -m tests.bench.bench_worker --model kokoro-82m-en-kumo --runs 15 --sessions 1 3 10
+	$(RUN) python -m tests.bench.bench_swap
 	$(RUN) python -m tests.bench.bench_orchestrator
 	$(RUN) python -m tests.bench.bench_routing
 	$(RUN) python -m tests.bench.bench_operator

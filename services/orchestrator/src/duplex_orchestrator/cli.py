@@ -90,11 +90,16 @@ def _setup_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="duplex", description="duplex: realtime voice agents.")
     sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start one Piper worker and one orchestrator (dev mode)")
+    up = sub.add_parser("up", help="start one worker and one orchestrator (dev mode)")
     up.add_argument("--port", type=int, default=8080)
     up.add_argument("--worker-port", type=int, default=7001)
     up.add_argument("--voicepacks", type=Path, default=Path("voicepacks"))
     up.add_argument("--model", default="piper-en-us-joe-medium")
+    up.add_argument(
+        "--families",
+        default="piper,kokoro,mock",
+        help="TTS families the worker serves; others load on demand (default piper,kokoro,mock)",
+    )
     for name, helptext in (
         ("say", "speak a text and save the reply"),
         ("talk", "send a WAV as if spoken"),
@@ -155,7 +160,7 @@ def _up(args: Any) -> int:
             "-m",
             "duplex_tts",
             "--adapter",
-            "piper,mock",
+            args.families,
             "--default-model",
             args.model,
             "--host",
