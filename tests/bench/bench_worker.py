@@ -89,11 +89,16 @@ async def first_audio(
         text = SHORT[i % len(SHORT)] if not word_by_word else PARAGRAPH
         chunks = text_chunks(sid, text, word_by_word=word_by_word)
         sent_at: list[float] = []
+        stopped = asyncio.Event()
 
         async def paced(
-            chunks: list[pb.TextChunk] = chunks, sent_at: list[float] = sent_at
+            chunks: list[pb.TextChunk] = chunks,
+            sent_at: list[float] = sent_at,
+            stopped: asyncio.Event = stopped,
         ) -> AsyncIterator[pb.TextChunk]:
             for chunk in chunks:
+                if stopped.is_set():
+                    return  # the stream ended at STOP: nothing more may be sent
                 sent_at.append(time.monotonic())
                 yield chunk
                 if word_by_word:
@@ -104,6 +109,7 @@ async def first_audio(
             if first is None:
                 first = time.monotonic()
                 if word_by_word:
+                    stopped.set()
                     await stub.Control(
                         pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_STOP)
                     )

@@ -27,31 +27,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import numpy as np
-
 from duplex_tts import metrics
 from duplex_tts.adapters import (
     AdapterError,
     Executor,
     ExecutorKind,
-    StreamContext,
     TTSFamily,
     TTSModel,
-    VoiceOptions,
     get_family,
 )
-from duplex_tts.audio import calibrate_gain
 from duplex_tts.catalog import Catalog, ModelSpec
 from duplex_tts.eviction import EvictionPolicy, Residency, make_room, next_check, ttl_expired
 from duplex_tts.memory import release_freed_memory, rss_bytes
 from duplex_tts.scheduler import Executors
+from duplex_tts.warmup import warm_up, warmup_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-WARMUP_TEXT = "Hello, this is a short warm up of the voice."
-WARMUP_TEXTS = {"ja": "こんにちは、これは声のウォームアップです。"}
-"""Per language (the part before '-'); the warm-up also calibrates loudness."""
 
 
 class ModelError(Exception):
@@ -336,7 +328,11 @@ class ModelManager:
                 )
                 loaded = time.perf_counter()
                 executor = self._executor_for(device_thread)
-                gain = await _warm_up(model, executor, _warmup_text(spec))
+                try:
+                    gain = await warm_up(model, executor, warmup_text(spec))
+                except BaseException:
+                    await self._blocking(device_thread, model.close)  # no half-loaded leak
+                    raise
                 warmed = time.perf_counter()
                 reported = model.memory_bytes
                 memory = reported if reported is not None else max(0, rss_bytes() - before)
@@ -432,23 +428,3 @@ class ModelManager:
             memory_bytes=entry.memory_bytes if entry.state is State.READY else 0,
             kept=entry.kept,
         )
-
-
-def _warmup_text(spec: ModelSpec) -> str:
-    language = spec.languages[0].split("-")[0].lower() if spec.languages else ""
-    return str(spec.params.get("warmup_text") or WARMUP_TEXTS.get(language, WARMUP_TEXT))
-
-
-async def _warm_up(model: TTSModel, executor: Executor, text: str) -> float:
-    """Run a hidden utterance (first-call costs paid now) and calibrate loudness gain."""
-    # A second's slack: live sessions with less audio buffered go first.
-    context = StreamContext(VoiceOptions(), executor, lambda: time.monotonic() + 1.0)
-    stream = model.open_stream(context)
-    try:
-        stream.push_text(text)
-        stream.end_input()
-        chunks = [chunk async for chunk in stream]
-    finally:
-        await stream.aclose()
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return await asyncio.to_thread(calibrate_gain, audio, model.native_sample_rate)
