@@ -180,7 +180,9 @@ class ClauseModel(TTSModel):
     def synthesize_clause(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
         """Yield chunks for one clause. Each ``next()`` runs on the model's executor.
 
-        Sessions run concurrently on the shared pool: guard non-thread-safe state.
+        Write it as a generator: the call itself happens on the event loop, so it
+        must do no work before its first ``next()``. Sessions run concurrently on
+        the shared pool: guard non-thread-safe state.
         """
 
     def open_stream(self, context: StreamContext) -> SynthesisStream:
@@ -203,11 +205,6 @@ class ClauseStream(SynthesisStream):
 
     def end_input(self) -> None:
         self._add([*self._segmenter.finish(), _END])
-
-    @property
-    def pending_clauses(self) -> int:
-        """Clauses cut but not yet started (the worker's queue-depth figure)."""
-        return sum(1 for c in self._clauses if c is not _END) + (self._chunks_of is not None)
 
     def _add(self, items: Sequence[object]) -> None:
         if items:
