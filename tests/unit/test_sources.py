@@ -33,7 +33,7 @@ def test_a_missing_weights_package_names_what_to_install() -> None:
 def test_paths_are_relative_to_the_voicepack_and_must_exist(tmp_path: Path) -> None:
     assert pack_path(spec(tmp_path), "voice.onnx") == tmp_path / "voice.onnx"
     assert pack_path(spec(tmp_path), "/abs/voice.onnx") == Path("/abs/voice.onnx")
-    with pytest.raises(AdapterError, match="piper weights file missing: .*voice.onnx"):
+    with pytest.raises(AdapterError, match=r"piper weights file missing: .*voice\.onnx"):
         require_files("piper", tmp_path / "voice.onnx")
     (tmp_path / "voice.onnx").write_bytes(b"x")
     require_files("piper", tmp_path / "voice.onnx")
