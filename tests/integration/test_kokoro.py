@@ -116,3 +116,23 @@ async def test_kokoro_first_audio_is_the_first_clause_not_the_paragraph() -> Non
     assert seconds[0] < 0.5 * sum(seconds)
     first = (np.clip(chunks[0], -1, 1) * 32767).astype("<i2").tobytes()
     assert "fox" in transcribe(first, model.native_sample_rate).lower()
+
+
+async def test_the_japanese_voice_reads_japanese_text_offline() -> None:
+    spec = load_catalog(VOICEPACKS).models["kokoro-82m-ja-alpha"]
+    assert spec.languages == ["ja"]
+    model = get_family("kokoro", cache_dir=CACHE).load(spec, "cpu", None)
+    pool = SynthesisScheduler(2)
+    try:
+        stream = model.open_stream(StreamContext(VoiceOptions(), pool, lambda: 0.0))
+        stream.push_text("こんにちは。今日はとてもいい天気ですね。")
+        stream.end_input()
+        chunks = [chunk async for chunk in stream]
+        await stream.aclose()
+    finally:
+        pool.shutdown()
+    # Two sentences cut at the full-width stops, each a second or so of real speech.
+    assert len(chunks) == 2
+    for chunk in chunks:
+        assert 0.5 < chunk.size / model.native_sample_rate < 4.0
+        assert float(np.sqrt(np.mean(chunk**2))) > 0.02
