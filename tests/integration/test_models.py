@@ -433,3 +433,17 @@ def test_startup_errors_exit_with_a_message(tmp_path: Path, packs: Path) -> None
     )
     assert missing.returncode == 1
     assert "model 'ghost' is not in the catalog" in missing.stderr
+    uninstalled = subprocess.run(
+        [
+            *(sys.executable, "-m", "duplex_tts", "--adapter", "mock,xtts"),
+            *("--default-model", "mock", "--voicepacks", str(packs)),
+            *("--metrics-port", "0", "--port", str(free_port())),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert uninstalled.returncode == 1
+    (line,) = uninstalled.stderr.strip().splitlines()  # one line, naming the package
+    assert "TTS family 'xtts' is not installed" in line
+    assert "duplex-tts-xtts" in line
