@@ -18,6 +18,7 @@ import pytest
 from duplex_tts import stream as stream_module
 from duplex_tts.adapters import (
     ClauseModel,
+    Executor,
     ExecutorKind,
     FamilyNotInstalled,
     FloatArray,
@@ -116,7 +117,7 @@ async def _spoken(model: TTSModel, pool: SynthesisScheduler, deltas: list[str]):
     await stream.aclose()
 
 
-def utterance(model: TTSModel, pool: SynthesisScheduler) -> Utterance:
+def utterance(model: TTSModel, pool: Executor) -> Utterance:
     return Utterance(model, "m", 1.0, VoiceOptions(), pool, QueueDepth(), lead_s=0.06)
 
 
@@ -223,7 +224,7 @@ async def test_a_device_family_loads_runs_and_unloads_on_its_own_thread(tmp_path
     manager = manager_with(family, tmp_path, executors)
     try:
         handle = await manager.acquire("a")
-        speech = utterance(handle.model, handle.executor)  # type: ignore[arg-type]
+        speech = utterance(handle.model, handle.executor)
         speech.start()
         speech.feed(Text("One clause. And another.", is_final=True))
         async for _ in speech.frames():

@@ -35,7 +35,7 @@ from duplex_operator.builders import (
 from duplex_operator.kube import SharedListing, apply, candidates, pools, worker_leases
 from duplex_operator.placement import known_size, place
 from duplex_operator.status import status_changes, voicemodel_status
-from duplex_operator.validation import voicemodel_problems
+from duplex_operator.validation import estimated_vram_gb, voicemodel_problems
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.lease import LeaseView, rfc3339_micro
 from duplex_protocol.tts.v1 import tts_pb2 as pb
@@ -206,7 +206,6 @@ def _model_handlers(
         ]
         holding = sum(1 for c in workers if c.alive and model_id in c.resident)
         selector = spec.get("workerSelector") or {}
-        estimated_gb = float((spec.get("resources") or {}).get("estimatedVramGB") or 0)
         picks = place(
             model_id,
             spec["family"],
@@ -214,7 +213,7 @@ def _model_handlers(
             workers,
             pools=selector.get("pools") or (),
             match_labels=selector.get("matchLabels"),
-            needs_bytes=known_size(model_id, workers, int(estimated_gb * 1e9)),
+            needs_bytes=known_size(model_id, workers, int(estimated_vram_gb(spec) * 1e9)),
         )
         for pick in picks:  # reserved before the call: concurrent reconciles see it
             recent_loads[(pick.pod, model_id)] = moment

@@ -6,6 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 
+def estimated_vram_gb(spec: dict[str, Any]) -> float:
+    """``spec.resources.estimatedVramGB``, 0 when absent."""
+    return float((spec.get("resources") or {}).get("estimatedVramGB") or 0)
+
+
 def voicemodel_problems(spec: dict[str, Any], pools: Iterable[dict[str, Any]]) -> list[str]:
     """Why the VoiceModel cannot be served (empty: fine); an InvalidSpec condition lists these."""
     problems = []
@@ -24,7 +29,7 @@ def voicemodel_problems(spec: dict[str, Any], pools: Iterable[dict[str, Any]]) -
         )
     if "lora" in (spec.get("tags") or []) and not spec.get("baseModel"):
         problems.append("a LoRA voice (tag 'lora') needs spec.baseModel")
-    vram = float((spec.get("resources") or {}).get("estimatedVramGB") or 0)
+    vram = estimated_vram_gb(spec)
     if (
         vram > 0
         and serving

@@ -425,6 +425,6 @@ class ModelManager:
             last_used_wall=entry.last_used_wall,
             load_ms=entry.load_ms if resident else 0,
             error=entry.error,
-            memory_bytes=entry.memory_bytes if entry.state is State.READY else 0,
+            memory_bytes=entry.memory_bytes,  # set at load, zeroed at unload
             kept=entry.kept,
         )

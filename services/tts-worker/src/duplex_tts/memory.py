@@ -21,8 +21,13 @@ def rss_bytes() -> int:
 _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
+@functools.cache
 def memory_limit_bytes() -> int:
-    """Memory this process may use: its cgroup limit (a pod's), else the host's total."""
+    """Memory this process may use: its cgroup limit (a pod's), else the host's total.
+
+    Read once: a pod's limit does not change while it runs, and this is asked on
+    every GetCapabilities and Lease renewal.
+    """
     total = _meminfo_total()
     for path in _CGROUP_LIMITS:
         try:

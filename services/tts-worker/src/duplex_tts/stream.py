@@ -192,8 +192,6 @@ class Utterance:
                 self._push_frames(self._pipeline.push(chunk), last=False)
             if not self._stream.cancelled:
                 self._push_frames(self._pipeline.finish(), last=True)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # any engine failure ends this stream, not the worker
             self.fail(exc)
         finally:

@@ -47,22 +47,28 @@ def check_installed(families: list[str]) -> None:
     installed = installed_families()
     for name in families:
         if name not in installed:
-            raise FamilyNotInstalled(
-                f"TTS family {name!r} is not installed: install the package "
-                f"{package_for(name)} (uv sync --package {package_for(name)}, or pip install "
-                f"{package_for(name)}); installed families: {', '.join(installed) or 'none'}"
-            )
+            raise _not_installed(name, installed)
 
 
 def get_family(name: str, cache_dir: Path | None = None) -> TTSFamily:
     """Import and instantiate the family registered as ``name``."""
-    check_installed([name])
-    (entry,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name][:1]
+    entry = next((ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name), None)
+    if entry is None:
+        raise _not_installed(name, installed_families())
     family_cls = entry.load()
     if not (isinstance(family_cls, type) and issubclass(family_cls, TTSFamily)):
         raise AdapterError(f"entry point {entry.value!r} for family {name!r} is not a TTSFamily")
     family: TTSFamily = family_cls(cache_dir)
     return family
+
+
+def _not_installed(name: str, installed: list[str]) -> FamilyNotInstalled:
+    package = package_for(name)
+    return FamilyNotInstalled(
+        f"TTS family {name!r} is not installed: install the package {package} "
+        f"(uv sync --package {package}, or pip install {package}); "
+        f"installed families: {', '.join(installed) or 'none'}"
+    )
 
 
 __all__ = [
