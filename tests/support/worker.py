@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+from duplex_protocol.wire import WireSecurity
 
 ROOT = Path(__file__).resolve().parents[2]
 VOICEPACKS = ROOT / "voicepacks"
@@ -62,8 +63,12 @@ def start_worker(
     log_path: Path,
     ready_timeout_s: float = 120.0,
     env: dict[str, str] | None = None,
+    security: WireSecurity | None = None,
 ) -> WorkerProcess:
-    """Start a worker on a free port and wait for health SERVING (``env``: extra variables)."""
+    """Start a worker on a free port and wait for health SERVING.
+
+    ``env``: extra variables; ``security``: how to reach a worker started with TLS.
+    """
     port = free_port()
     cmd = [
         sys.executable,
@@ -89,7 +94,7 @@ def start_worker(
     )
     worker = WorkerProcess(proc, log_path, address=f"127.0.0.1:{port}")
     deadline = time.monotonic() + ready_timeout_s
-    with grpc.insecure_channel(worker.address) as channel:
+    with _sync_channel(worker.address, security) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -103,6 +108,14 @@ def start_worker(
             time.sleep(0.1)
     worker.stop()
     raise RuntimeError(f"worker not ready in {ready_timeout_s}s:\n{worker.log()}")
+
+
+def _sync_channel(address: str, security: WireSecurity | None) -> grpc.Channel:
+    if security is None or not security.tls:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(security.ca, security.key, security.cert)
+    options = [("grpc.ssl_target_name_override", security.server_name)]
+    return grpc.secure_channel(address, credentials, options)
 
 
 @dataclass
@@ -175,6 +188,8 @@ class Collector:
 
 
 @contextlib.asynccontextmanager
-async def connect(address: str) -> AsyncIterator[pb_grpc.TTSAsyncStub]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def connect(
+    address: str, security: WireSecurity | None = None
+) -> AsyncIterator[pb_grpc.TTSAsyncStub]:
+    async with (security or WireSecurity()).channel(address) as channel:
         yield pb_grpc.TTSStub(channel)

@@ -50,11 +50,33 @@ def test_lateness_is_reported() -> None:
     assert pacer.sent(10.03) == 0.0
 
 
-def test_restart_starts_a_fresh_schedule() -> None:
+def test_restart_after_a_long_pause_starts_a_fresh_schedule() -> None:
     pacer = Pacer(lead_s=0.0)
     run(pacer, 3)
-    pacer.restart()
+    pacer.restart(500.0)
     assert pacer.delay(500.0) == 0.0
     pacer.sent(500.0)
     assert pacer.delay(500.0) == pytest.approx(0.02)
     assert pacer.underruns == 0
+
+
+def test_pause_resume_storms_keep_the_lead_bounded() -> None:
+    """1,000 PAUSE/RESUME pairs between frames must not turn the lead into a burst."""
+    pacer = Pacer(lead_s=0.06)
+    now, sent = 100.0, []
+    for _ in range(1000):
+        delay = pacer.delay(now)
+        if delay > 0:
+            now += delay
+        pacer.sent(now)
+        sent.append(now)
+        pacer.restart(now)  # PAUSE then RESUME at once
+    # Real time for 1,000 frames (20 s) less the 60 ms lead, not a 0.3 s burst.
+    assert sent[-1] - sent[0] == pytest.approx(999 * 0.02 - 0.06)
+
+
+def test_resume_after_a_short_pause_waits_for_the_frames_already_sent() -> None:
+    pacer = Pacer(lead_s=0.06)
+    sent = run(pacer, 4)  # all four leave at once: 80 ms of audio by 100.0
+    pacer.restart(sent[-1] + 0.01)  # paused 10 ms, the client still holds 70 ms
+    assert pacer.delay(sent[-1] + 0.01) == pytest.approx(0.08 - 0.06 - 0.01)

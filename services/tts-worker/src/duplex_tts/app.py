@@ -13,9 +13,11 @@ from prometheus_client import start_http_server
 
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+from duplex_protocol.wire import WireConfigError, WireSecurity
 from duplex_tts.adapters import FamilyNotInstalled, check_installed, get_family
 from duplex_tts.catalog import Catalog, load_catalog
 from duplex_tts.config import WorkerConfig
+from duplex_tts.decoding import TolerantDecoding
 from duplex_tts.eviction import EvictionPolicy
 from duplex_tts.lease import LeaseWriter
 from duplex_tts.manager import ModelError, ModelManager
@@ -41,6 +43,15 @@ async def serve(config: WorkerConfig) -> None:
         check_installed(config.adapters)
     except FamilyNotInstalled as exc:
         raise StartupError(str(exc)) from None
+    try:
+        security = WireSecurity.load(
+            token_file=config.grpc_token_file,
+            cert_file=config.tls_cert,
+            key_file=config.tls_key,
+            ca_file=config.tls_ca,
+        )
+    except WireConfigError as exc:
+        raise StartupError(str(exc)) from None
     catalog = catalog_loader(config)
     for model_id in [config.default_model, *config.preload_models]:
         if catalog.get(model_id) is None:
@@ -59,13 +70,16 @@ async def serve(config: WorkerConfig) -> None:
     )
     servicer = TTSServicer(config, manager, lambda: catalog_loader(config))
     health_servicer = health.aio.HealthServicer()
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 0)],
+        interceptors=[*security.interceptors(), TolerantDecoding()],
+    )
     pb_grpc.add_TTSServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     address = f"{config.host}:{config.port}"
-    if server.add_insecure_port(address) == 0:
+    if security.add_port(server, address) == 0:
         raise StartupError(f"cannot listen on {address} (port in use?)")
     await server.start()
     if config.metrics_port:
@@ -77,8 +91,17 @@ async def serve(config: WorkerConfig) -> None:
             "address": address,
             "metrics_port": config.metrics_port,
             "worker_id": config.worker_id,
+            "tls": security.tls,
+            "token": bool(security.token),
         },
     )
+    if security.plaintext and config.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "worker gRPC is plaintext without a token on a non-loopback address: "
+            "anyone who reaches it can use or unload its models "
+            "(set --grpc-token-file and --tls-cert/--tls-key/--tls-ca)",
+            extra={"event": "insecure", "address": address},
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

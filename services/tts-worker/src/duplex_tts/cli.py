@@ -42,6 +42,10 @@ def parser() -> argparse.ArgumentParser:
     add("--cache-dir", type=Path, help="where engines assemble weights (default ~/.cache/duplex)")
     add("--device", choices=["cpu", "cuda"], help="inference device (default cpu)")
     add("--worker-id", help="worker name (default $POD_NAME or host:port)")
+    add("--grpc-token-file", type=Path, help="require this token from callers (file)")
+    add("--tls-cert", type=Path, help="serve mutual TLS: this worker's PEM certificate")
+    add("--tls-key", type=Path, help="serve mutual TLS: its PEM key")
+    add("--tls-ca", type=Path, help="serve mutual TLS: the CA of allowed callers")
     add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add(
         "--log-text",

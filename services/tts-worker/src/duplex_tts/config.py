@@ -46,6 +46,13 @@ class WorkerConfig(BaseModel):
     device: Literal["cpu", "cuda"] = "cpu"
     worker_id: str = ""
     """Name in logs and capabilities; defaults to $POD_NAME or host:port."""
+    grpc_token_file: Path | None = None
+    """File holding the token callers must send (else $DUPLEX_GRPC_TOKEN_FILE)."""
+    tls_cert: Path | None = None
+    """PEM certificate of this worker; with tls_key and tls_ca: mutual TLS."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    """CA that signs the certificates of allowed callers."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_text: bool = False
     """Log synthesized text (debugging only; off by default for privacy)."""

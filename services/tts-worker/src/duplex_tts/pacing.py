@@ -41,7 +41,13 @@ class Pacer:
         self._index += 1
         return max(0.0, now - due)
 
-    def restart(self) -> None:
-        """After a pause: the next frame starts a fresh schedule (nothing is caught up)."""
-        self._anchor = None
+    def restart(self, now: float) -> None:
+        """After a pause: a fresh schedule from ``now`` (nothing is caught up).
+
+        Frames sent ahead before the pause are still in the client's buffer if
+        the pause was shorter than that lead, so the fresh schedule starts when
+        they run out: the lead stays bounded however often PAUSE/RESUME come.
+        """
+        if self._anchor is not None:
+            self._anchor = max(now, self._anchor + self._index * self.frame_s)
         self._index = 0

@@ -12,14 +12,14 @@ import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import NoReturn
 
 import grpc
 import numpy as np
 
 from duplex_protocol import FRAME_MS, MAX_TEXT_CHUNK_BYTES, SAMPLE_RATE
-from duplex_protocol.lease import ResidentModel, WorkerState, rfc3339_micro
+from duplex_protocol.lease import ResidentModel, WorkerState
+from duplex_protocol.text import MAX_ID_CHARS, clean_text, shown
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_tts import __version__, metrics
@@ -31,7 +31,6 @@ from duplex_tts.manager import (
     ModelError,
     ModelInUse,
     ModelManager,
-    ModelStatus,
     NoCapacity,
     State,
     UnknownModel,
@@ -39,6 +38,7 @@ from duplex_tts.manager import (
 from duplex_tts.memory import memory_limit_bytes, rss_bytes
 from duplex_tts.sessions import Session, SessionTable
 from duplex_tts.stream import QueueDepth, Text, TextError, Utterance
+from duplex_tts.views import iso, model_info
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,6 @@ _STATUS = {
     NoCapacity: grpc.StatusCode.RESOURCE_EXHAUSTED,
     LoadFailed: grpc.StatusCode.FAILED_PRECONDITION,
     ModelInUse: grpc.StatusCode.FAILED_PRECONDITION,
-}
-_STATE = {
-    State.AVAILABLE: pb.MODEL_STATE_AVAILABLE,
-    State.LOADING: pb.MODEL_STATE_LOADING,
-    State.READY: pb.MODEL_STATE_READY,
-    State.FAILED: pb.MODEL_STATE_FAILED,
 }
 
 
@@ -63,25 +57,17 @@ async def _abort(
     raise AssertionError("unreachable")  # abort raises
 
 
-def model_info(status: ModelStatus) -> pb.ModelInfo:
-    spec = status.spec
-    return pb.ModelInfo(
-        id=spec.id,
-        family=spec.family,
-        languages=spec.languages,
-        tags=spec.tags,
-        state=_STATE[status.state],
-        loaded_at_ms=int(status.loaded_at_wall * 1000),
-        last_used_ms=int(status.last_used_wall * 1000),
-        refs=status.refs,
-        pinned=status.pinned,
-        load_ms=status.load_ms,
-        native_sample_rate=spec.native_sample_rate,
-        error=status.error,
-        base_model=spec.base_model or "",
-        memory_bytes=status.memory_bytes,
-        kept=status.kept,
-    )
+async def _check_id(
+    value: str, field: str, context: grpc.aio.ServicerContext[object, object]
+) -> str:
+    """Ids are short: refuse a long one without echoing it (status details are metadata)."""
+    if len(value) > MAX_ID_CHARS:
+        await _abort(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{field} is {len(value)} characters; the limit is {MAX_ID_CHARS}",
+        )
+    return value
 
 
 class TTSServicer(pb_grpc.TTSServicer):
@@ -103,7 +89,9 @@ class TTSServicer(pb_grpc.TTSServicer):
     async def StartSession(
         self, request: pb.StartSessionRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartSessionResponse:
-        model_id = request.model_id or self._config.default_model
+        model_id = await _check_id(request.model_id, "model_id", context)
+        model_id = model_id or self._config.default_model
+        await _check_id(request.client_tag, "client_tag", context)
         if self.sessions.full:
             await _abort(
                 context,
@@ -134,6 +122,7 @@ class TTSServicer(pb_grpc.TTSServicer):
     async def _session(
         self, session_id: str, context: grpc.aio.ServicerContext[object, object]
     ) -> Session:
+        await _check_id(session_id, "session_id", context)
         if not session_id:
             await _abort(
                 context,
@@ -145,7 +134,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             await _abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
-                f"unknown or ended session {session_id!r}; start a new one with StartSession",
+                f"unknown or ended session {shown(session_id)}; start a new one with StartSession",
             )
         return session
 
@@ -182,6 +171,8 @@ class TTSServicer(pb_grpc.TTSServicer):
             first = await anext(request_iterator)
         except StopAsyncIteration:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "no TextChunk was sent")
+        except TextError as exc:  # the first chunk did not decode
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         session = await self._session(first.session_id, context)
         if session.utterance is not None:
             await _abort(
@@ -265,9 +256,11 @@ class TTSServicer(pb_grpc.TTSServicer):
                         "text",
                         extra={"event": "text", "session_id": session_id, "text": chunk.text},
                     )
-                utterance.feed(Text(chunk.text, chunk.is_final))
+                # Control characters (a NUL breaks Piper's front end) become spaces.
+                utterance.feed(Text(clean_text(chunk.text), chunk.is_final))
                 if chunk.is_final:
                     return
+                await utterance.room_for_text()  # backpressure up to the caller
                 try:
                     chunk = await anext(request_iterator)
                 except StopAsyncIteration:
@@ -287,7 +280,7 @@ class TTSServicer(pb_grpc.TTSServicer):
     def _check_chunk(chunk: pb.TextChunk, session_id: str) -> None:
         if chunk.session_id != session_id:
             raise TextError(
-                f"TextChunk.session_id {chunk.session_id!r} does not match "
+                f"TextChunk.session_id {shown(chunk.session_id)} does not match "
                 f"the stream's session {session_id!r}"
             )
         size = len(chunk.text.encode("utf-8"))
@@ -304,22 +297,18 @@ class TTSServicer(pb_grpc.TTSServicer):
     ) -> pb.ControlResponse:
         received = time.perf_counter()
         action = request.action
+        if action not in pb.ControlAction.values() or action == pb.CONTROL_ACTION_UNSPECIFIED:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown action {action}; use PAUSE, RESUME, STOP or RELOAD",
+            )
         metrics.CONTROLS.labels(action=pb.ControlAction.Name(action)).inc()
         if action == pb.CONTROL_ACTION_RELOAD:
             catalog = await asyncio.to_thread(self._reload_catalog)
             self._manager.set_catalog(catalog)
             log.info("catalog reloaded", extra={"event": "reload", "models": len(catalog.models)})
             return pb.ControlResponse(action=action, catalog_size=len(catalog.models))
-        if action not in (
-            pb.CONTROL_ACTION_PAUSE,
-            pb.CONTROL_ACTION_RESUME,
-            pb.CONTROL_ACTION_STOP,
-        ):
-            await _abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "action must be PAUSE, RESUME, STOP or RELOAD",
-            )
         session = await self._session(request.session_id, context)
         utterance = session.utterance
         last = -1
@@ -349,6 +338,7 @@ class TTSServicer(pb_grpc.TTSServicer):
     async def LoadModel(
         self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ModelInfo:
+        await _check_id(request.model_id, "model_id", context)
         try:
             return model_info(await self._manager.load(request.model_id, pin=request.pin))
         except ModelError as exc:
@@ -357,6 +347,7 @@ class TTSServicer(pb_grpc.TTSServicer):
     async def UnloadModel(
         self, request: pb.UnloadModelRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ModelInfo:
+        await _check_id(request.model_id, "model_id", context)
         try:
             return model_info(await self._manager.unload(request.model_id))
         except ModelError as exc:
@@ -405,8 +396,8 @@ class TTSServicer(pb_grpc.TTSServicer):
                 ResidentModel(
                     id=s.spec.id,
                     state=s.state.value,
-                    last_used=_iso(s.last_used_wall),
-                    loaded_at=_iso(s.loaded_at_wall),
+                    last_used=iso(s.last_used_wall),
+                    loaded_at=iso(s.loaded_at_wall),
                     load_ms=s.load_ms,
                     refs=s.refs,
                     pinned=s.pinned,
@@ -429,7 +420,3 @@ class TTSServicer(pb_grpc.TTSServicer):
     def end_idle_sessions(self) -> None:
         for session_id in self.sessions.idle(self._config.session_idle_timeout_s):
             self.sessions.end(session_id, reason="idle timeout")
-
-
-def _iso(epoch: float) -> str:
-    return rfc3339_micro(datetime.fromtimestamp(epoch, UTC)) if epoch else ""

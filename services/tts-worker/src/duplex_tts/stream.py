@@ -39,6 +39,8 @@ T = TypeVar("T")
 _SILENCE = bytes(FRAME_BYTES)
 AHEAD_LIMIT_S = 15.0
 """Most audio synthesized ahead of playback; the stream is not pulled beyond it."""
+MAX_UTTERANCE_CHARS = 20_000
+"""Most text one Synthesize stream may carry (about 20 minutes of speech)."""
 
 
 class TextError(Exception):
@@ -124,6 +126,7 @@ class Utterance:
         self.last_sequence = -1
         self._queued = False
         self._input_ended = False
+        self._text_chars = 0
         self._first_frame_sent = False
         self.first_audio_s: float | None = None
         self._underruns_seen = 0
@@ -138,7 +141,7 @@ class Utterance:
     def resume(self) -> None:
         if self.paused:
             self.paused = False
-            self._pacer.restart()
+            self._pacer.restart(self._clock())
             self._changed.set()
 
     def stop(self) -> int:
@@ -154,12 +157,28 @@ class Utterance:
         """Accept one text chunk (called by the reader as chunks arrive)."""
         if self._input_ended:
             return
+        self._text_chars += len(chunk.text)
+        if self._text_chars > MAX_UTTERANCE_CHARS:
+            raise TextError(
+                f"an utterance may carry at most {MAX_UTTERANCE_CHARS} characters of text; "
+                "end it (is_final) and speak the rest in another Synthesize call"
+            )
         if chunk.text:
             self._mark_queued(True)
             self._stream.push_text(chunk.text)
         if chunk.is_final:
             self._input_ended = True
             self._stream.end_input()
+
+    async def room_for_text(self) -> None:
+        """Backpressure for the reader: take no more text while the audio buffer is full.
+
+        The reader then stops pulling chunks, gRPC flow control stops the
+        caller, and text waits on the caller's side instead of in this worker.
+        """
+        while not self._has_room() and not self.stopped and self.error is None:
+            self._drained.clear()
+            await self._drained.wait()
 
     def end_of_input(self) -> None:
         """The client half-closed without is_final: speak what is left."""
