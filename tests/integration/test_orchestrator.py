@@ -23,6 +23,7 @@ from tests.support.orchestrator import (
     words_of,
 )
 from tests.support.speech import speech_16k
+from tests.support.waiting import eventually
 from tests.support.whisper import transcribe
 from tests.support.worker import ROOT, WorkerProcess, connect, free_port, start_worker
 
@@ -359,30 +360,30 @@ def test_api_key_is_required_outside_dev_mode(
     assert "DEV MODE" not in orch.log()
 
 
-async def test_a_worker_session_ended_while_idle_is_reopened_transparently(
+async def test_worker_sessions_live_only_as_long_as_a_reply(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    tmp = tmp_path_factory.mktemp("idle")
-    idle_worker = start_worker(
-        ["--adapter", "mock", "--default-model", "mock", "--session-idle-timeout-s", "0.5"],
-        tmp / "w.log",
-    )
-    orch = start_orchestrator([idle_worker.address], tmp / "o.log", "--default-model", "mock")
+    """Each reply opens a worker session and ends it: nothing idles in a worker's slots,
+    and a worker's idle reaper never has to step in."""
+    tmp = tmp_path_factory.mktemp("per-reply")
+    worker = start_worker(["--adapter", "mock", "--default-model", "mock"], tmp / "w.log")
+    orch = start_orchestrator([worker.address], tmp / "o.log", "--default-model", "mock")
     try:
-        async with ScriptedClient(orch.ws_url) as c:
+        async with connect(worker.address) as stub, ScriptedClient(orch.ws_url) as c:
             await c.start()
-            await c.send(type="say", text="First turn.")
-            await c.wait_for("tts_end", turn=1)
-            for _ in range(100):  # the worker's reaper ends the idle session
-                if '"reason": "idle timeout"' in idle_worker.log():
-                    break
-                await asyncio.sleep(0.1)
-            assert '"reason": "idle timeout"' in idle_worker.log()
-            await c.send(type="say", text="Second turn after a long pause.")
-            ended = await c.wait_for("tts_end", turn=2)
-        assert ended["frames"] > 10
+            for turn in (1, 2):
+                await c.send(type="say", text=f"Turn number {turn}.")
+                ended = await c.wait_for("tts_end", turn=turn)
+                assert ended["frames"] > 10
+
+                async def idle() -> bool:
+                    caps = await stub.GetCapabilities(pb.GetCapabilitiesRequest())
+                    return caps.active_sessions == 0
+
+                await eventually(idle, 10)
         assert c.got.of("error") == []
-        assert len(c.got.of("tts_start", turn=2)) == 1
+        assert worker.log().count('"event": "session_end"') == 2
+        assert '"reason": "idle timeout"' not in worker.log()
     finally:
         orch.stop()
-        idle_worker.stop()
+        worker.stop()

@@ -64,12 +64,14 @@ def start_worker(
     ready_timeout_s: float = 120.0,
     env: dict[str, str] | None = None,
     security: WireSecurity | None = None,
+    port: int | None = None,
 ) -> WorkerProcess:
     """Start a worker on a free port and wait for health SERVING.
 
-    ``env``: extra variables; ``security``: how to reach a worker started with TLS.
+    ``env``: extra variables; ``security``: how to reach a worker started with TLS;
+    ``port``: a fixed port (to restart a worker where it was).
     """
-    port = free_port()
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",

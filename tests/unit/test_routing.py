@@ -80,9 +80,22 @@ def test_nobody_serves_the_model() -> None:
     assert "no healthy worker" in chosen.reason
 
 
-def test_unknown_latency_is_not_preferred() -> None:
+def test_a_worker_without_a_latency_sample_does_not_lose_to_a_measured_one() -> None:
+    """A restarted worker (p50 = 0) that is idle gets the turn over a busier measured one."""
     workers = [
-        worker("new", resident={PIPER}),
+        worker("known", resident={PIPER}, p50_first_audio_ms=80, active_sessions=3),
+        worker("restarted", resident={PIPER}, active_sessions=0),
+    ]
+    assert route(workers, RouteRequest(PIPER)).worker.worker_id == "restarted"  # type: ignore[union-attr]
+    # ...but it does not beat the measured workers on a guess either: ties go by sessions.
+    workers = [
+        worker("known", resident={PIPER}, p50_first_audio_ms=80, active_sessions=0),
+        worker("restarted", resident={PIPER}, active_sessions=2),
+    ]
+    assert route(workers, RouteRequest(PIPER)).worker.worker_id == "known"  # type: ignore[union-attr]
+    # Queue depth still comes first.
+    workers = [
         worker("known", resident={PIPER}, p50_first_audio_ms=80),
+        worker("restarted", resident={PIPER}, queue_depth=1),
     ]
     assert route(workers, RouteRequest(PIPER)).worker.worker_id == "known"  # type: ignore[union-attr]

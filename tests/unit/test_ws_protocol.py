@@ -47,13 +47,23 @@ def test_valid_messages(raw: str, expected: object) -> None:
         ('{"type": "text", "text": "a", "final": "yes"}', "bad_message", "'final'"),
         ('{"type": "model", "model": ""}', "bad_message", "'model'"),
         ("x" * 70000, "too_large", "limit"),
+        ('{"type": "start", "sample_rate": ' + "9" * 5000 + "}", "bad_json", "acceptable"),
+        ("[" * 20000 + "]" * 20000, "bad_json", "nested too deeply"),
+        (b'{"type": "say", "text": "\xff"}', "bad_json", "UTF-8"),
+        ('{"type": "say", "text": "a\\ud800b"}', "bad_text", "lone surrogate U+D800"),
+        ('{"type": "model", "model": "' + "m" * 500 + '"}', "bad_message", "at most 128"),
+        ('{"type": "start", "sample_rate": true}', "bad_sample_rate", "True"),
     ],
 )
-def test_bad_messages_name_the_problem(raw: str, code: str, words: str) -> None:
+def test_bad_messages_name_the_problem(raw: str | bytes, code: str, words: str) -> None:
     with pytest.raises(ProtocolError) as err:
         parse(raw)
     assert err.value.code == code
     assert words in str(err.value)
+
+
+def test_control_characters_are_cleaned_from_spoken_text() -> None:
+    assert parse('{"type": "say", "text": "a\\u0000b\\u0007c\\nd"}') == Say("a b c\nd")
 
 
 def test_frame_sizes() -> None:

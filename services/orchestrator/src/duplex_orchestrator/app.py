@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from importlib import resources
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -23,18 +24,31 @@ from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.session import Services
 from duplex_orchestrator.transports import websocket
 from duplex_protocol.kube import KubeClient, KubeConfig
+from duplex_protocol.wire import WireSecurity
 
 log = logging.getLogger(__name__)
 WEB = resources.files("duplex_orchestrator") / "web"
 
 
+def _presented_keys(request: web.Request) -> list[str]:
+    """Every key the request offers: a bearer token (any case), X-API-Key, ?key=."""
+    keys = []
+    scheme, _, credential = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        keys.append(credential.strip())
+    keys += [k for k in (request.headers.get("X-API-Key", ""), request.query.get("key", "")) if k]
+    return keys
+
+
 def _key_middleware(api_key: str) -> Middleware:
+    expected = api_key.encode()
+
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(("/ws", "/api/")):
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            given = given or request.headers.get("X-API-Key", "") or request.query.get("key", "")
-            if not hmac.compare_digest(given.encode(), api_key.encode()):
+            # Any one matching key will do: a proxy may set its own Authorization.
+            matches = [hmac.compare_digest(k.encode(), expected) for k in _presented_keys(request)]
+            if not any(matches):
                 raise web.HTTPUnauthorized(
                     text="missing or wrong API key (header 'Authorization: Bearer KEY', "
                     "'X-API-Key: KEY' or '?key=KEY')"
@@ -42,6 +56,43 @@ def _key_middleware(api_key: str) -> Middleware:
         return await handler(request)
 
     return check
+
+
+def origin_allowed(origin: str, host: str, allowed: list[str]) -> bool:
+    """A browser's ``Origin`` may open /ws if it is the page's own or listed (pure)."""
+    if not origin:
+        return True  # not a browser (browsers always send Origin on WebSockets)
+    if "*" in allowed or origin in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _origin_middleware(allowed: list[str]) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/ws"):
+            origin = request.headers.get("Origin", "")
+            if not origin_allowed(origin, request.host, allowed):
+                log.warning(
+                    "websocket from a foreign origin refused",
+                    extra={"event": "origin_refused", "origin": origin[:200]},
+                )
+                raise web.HTTPForbidden(
+                    text=f"origin {origin[:200]} may not open sessions here "
+                    "(add it with --allowed-origin)"
+                )
+        return await handler(request)
+
+    return check
+
+
+def wire_security(config: OrchestratorConfig) -> WireSecurity:
+    return WireSecurity.load(
+        token_file=config.worker_token_file,
+        cert_file=config.worker_tls_cert,
+        key_file=config.worker_tls_key,
+        ca_file=config.worker_tls_ca,
+    )
 
 
 def make_llm(config: OrchestratorConfig) -> LLMBridge:
@@ -53,21 +104,24 @@ def make_llm(config: OrchestratorConfig) -> LLMBridge:
 
 
 def make_registry(config: OrchestratorConfig) -> StaticRegistry | KubernetesRegistry:
+    security = wire_security(config)
     if config.registry == "static":
-        return StaticRegistry(config.workers, poll_s=config.poll_ms / 1000)
+        return StaticRegistry(config.workers, poll_s=config.poll_ms / 1000, security=security)
     kube = KubeConfig.detect()
     if kube is None:
         raise RuntimeError(
             "--registry kubernetes needs a cluster: run in a pod with a service account, "
             "or set DUPLEX_KUBE_URL (e.g. to `kubectl proxy`)"
         )
-    return KubernetesRegistry(KubeClient(kube), config.namespace)
+    return KubernetesRegistry(KubeClient(kube), config.namespace, security=security)
 
 
 def build_app(
     config: OrchestratorConfig, transcriber: Transcriber | None = None
 ) -> web.Application:
-    middlewares: list[Middleware] = [] if config.dev else [_key_middleware(config.api_key)]
+    middlewares: list[Middleware] = [_origin_middleware(config.allowed_origins)]
+    if not config.dev:
+        middlewares.append(_key_middleware(config.api_key))
     app = web.Application(middlewares=middlewares)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -85,6 +139,11 @@ def build_app(
             )
         )
         await registry.refresh()
+        if not any(w.healthy for w in registry.snapshot()):
+            log.warning(
+                "no TTS worker is reachable yet: replies fail with no_worker until one is",
+                extra={"event": "no_worker", "registry": config.registry},
+            )
         app["services"] = Services(
             registry=registry,
             transcriber=asr,
@@ -93,6 +152,8 @@ def build_app(
             vad_aggressiveness=config.vad_aggressiveness,
             onset_frames=max(1, config.vad_onset_ms // 20),
             end_frames=max(1, config.vad_end_ms // 20),
+            stall_s=config.stall_ms / 1000,
+            probe_timeout_s=config.probe_timeout_ms / 1000,
         )
         poller = asyncio.create_task(registry.run())
         yield

@@ -36,7 +36,22 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     )
     add("--worker", dest="workers", action="append", help="a TTS worker host:port (repeatable)")
     add("--default-model", help="TTS model for new sessions (default piper-en-us-joe-medium)")
-    add("--api-key", help="API key for /ws and /api (or env DUPLEX_API_KEY)")
+    add("--api-key", help="API key for /ws and /api (visible in ps: prefer --api-key-file)")
+    add("--api-key-file", type=Path, help="file holding the API key (or DUPLEX_API_KEY_FILE)")
+    add(
+        "--allowed-origin",
+        dest="allowed_origins",
+        action="append",
+        help="browser origin allowed on /ws besides the page's own, e.g. "
+        "https://app.example.com (repeatable; '*' allows any)",
+    )
+    add("--tls-cert", type=Path, help="serve HTTPS/WSS with this PEM certificate")
+    add("--tls-key", type=Path, help="... and this PEM key")
+    add("--worker-token-file", type=Path, help="token for worker gRPC (DUPLEX_GRPC_TOKEN_FILE)")
+    add("--worker-tls-cert", type=Path, help="client certificate for mutual TLS to workers")
+    add("--worker-tls-key", type=Path, help="its key")
+    add("--worker-tls-ca", type=Path, help="CA that signed the workers' certificates")
+    add("--stall-ms", type=int, help="silence before a speaking worker is probed (default 500)")
     add("--dev", action="store_const", const=True, help="development mode: no API key")
     add("--llm", choices=["echo", "openai"], help="LLM bridge (default echo)")
     add("--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
@@ -64,7 +79,14 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     from aiohttp import web
 
-    from duplex_orchestrator.app import build_app
+    from duplex_orchestrator.app import build_app, wire_security
+    from duplex_protocol.wire import WireConfigError
+
+    try:
+        wire_security(config)
+    except WireConfigError as exc:
+        print(f"duplex-orchestrator: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     _setup_logging(config.log_level)
     if config.dev:
@@ -72,7 +94,19 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
             "duplex-orchestrator: DEV MODE — no API key is required; do not expose this port.",
             file=sys.stderr,
         )
-    web.run_app(build_app(config), host=config.host, port=config.port, print=None)
+    ssl_context = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+    web.run_app(
+        build_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        ssl_context=ssl_context,
+    )
 
 
 def _setup_logging(level: str) -> None:
@@ -113,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--out", type=Path, default=Path("reply.wav"))
         s.add_argument("--url", default=os.environ.get("DUPLEX_URL", "ws://127.0.0.1:8080/ws"))
         s.add_argument("--key", default=os.environ.get("DUPLEX_API_KEY", ""))
+        s.add_argument(
+            "--timeout", type=float, default=60.0, help="seconds to wait for the reply (default 60)"
+        )
     args = p.parse_args(argv)
     if args.command == "up":
         raise SystemExit(_up(args))
@@ -126,9 +163,17 @@ async def _client(args: Any) -> int:
 
     try:
         if args.command == "say":
-            convo = await client.say(args.url, args.key, args.text, args.model)
+            convo = await client.say(
+                args.url, args.key, args.text, args.model, timeout_s=args.timeout
+            )
         else:
-            convo = await client.talk(args.url, args.key, client.read_wav_16k(args.wav), args.model)
+            convo = await client.talk(
+                args.url,
+                args.key,
+                client.read_wav_16k(args.wav),
+                args.model,
+                timeout_s=args.timeout,
+            )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         print(f"duplex {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -149,6 +194,13 @@ async def _client(args: Any) -> int:
         return 1
     convo.save(args.out)
     print(f"saved {len(convo.audio) / 96000:.2f} s of reply audio to {args.out}")
+    if not convo.ended:
+        print(
+            f"duplex {args.command}: the reply did not finish (timed out or failed); "
+            "the audio saved is partial",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

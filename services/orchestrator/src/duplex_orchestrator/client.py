@@ -24,6 +24,8 @@ class Conversation:
     events: list[dict[str, Any]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
     first_audio_at: float | None = None
+    ended: bool = False
+    """The awaited event came (else: timed out, or the socket closed first)."""
 
     def texts(self, kind: str, key: str = "text") -> list[str]:
         """``key`` of every ``kind`` event (for ``asr``: final transcripts only)."""
@@ -76,8 +78,11 @@ async def _receive(
         elif message.type is aiohttp.WSMsgType.TEXT:
             event = json.loads(message.data)
             convo.events.append(event)
-            if event["type"] == until or (event["type"] == "error" and until == "ready"):
+            if event["type"] == until:
+                convo.ended = True
                 return
+            if event["type"] == "error" and not event.get("retrying"):
+                return  # the turn (or the start) failed: nothing more is coming
         else:
             break
 
@@ -90,6 +95,7 @@ async def say(
         await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
         await _receive(ws, convo, "ready", 30)
         await ws.send_str(json.dumps({"type": "say", "text": text}))
+        convo.ended = False
         await _receive(ws, convo, "tts_end", timeout_s)
     return convo
 
@@ -103,6 +109,7 @@ async def talk(
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
         await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
         await _receive(ws, convo, "ready", 30)
+        convo.ended = False
         receiver = asyncio.create_task(_receive(ws, convo, "tts_end", timeout_s))
         padded = np.concatenate([audio16k, np.zeros(-len(audio16k) % step, np.int16)])
         started = time.monotonic()

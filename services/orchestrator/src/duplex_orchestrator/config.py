@@ -28,6 +28,24 @@ class OrchestratorConfig(BaseModel):
     default_model: str = "piper-en-us-joe-medium"
     api_key: str = ""
     """Required on /ws and /api unless ``dev`` is set (env DUPLEX_API_KEY)."""
+    api_key_file: Path | None = None
+    """A file holding the API key (env DUPLEX_API_KEY_FILE): keeps it out of ``ps``."""
+    allowed_origins: list[str] = []
+    """Browser origins allowed on /ws besides the page's own (``*``: any). A
+    WebSocket is not bound by CORS, so without this check any site a user
+    visits could open a session with the user's key."""
+    tls_cert: Path | None = None
+    """Serve HTTPS/WSS with this PEM certificate (and tls_key)."""
+    tls_key: Path | None = None
+    worker_token_file: Path | None = None
+    """Token sent to workers (else $DUPLEX_GRPC_TOKEN_FILE)."""
+    worker_tls_cert: Path | None = None
+    """Client certificate for mutual TLS to workers (else $DUPLEX_GRPC_TLS_CERT)."""
+    worker_tls_key: Path | None = None
+    worker_tls_ca: Path | None = None
+    stall_ms: int = Field(default=500, ge=100, le=10_000)
+    """A reply stream silent this long gets its worker probed; no answer: fail over."""
+    probe_timeout_ms: int = Field(default=750, ge=100, le=10_000)
     dev: bool = False
     """Development mode: no API key (``duplex up`` sets it, and says so)."""
     llm: Literal["echo", "openai"] = "echo"
@@ -48,7 +66,7 @@ class OrchestratorConfig(BaseModel):
     poll_ms: int = Field(default=2000, ge=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("workers", mode="before")
+    @field_validator("workers", "allowed_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -59,6 +77,16 @@ class OrchestratorConfig(BaseModel):
     def _check(self) -> OrchestratorConfig:
         if self.llm_url:
             object.__setattr__(self, "llm", "openai")
+        if self.api_key_file is not None and not self.api_key:
+            try:
+                key = self.api_key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"api_key_file: cannot read {self.api_key_file}: {exc.strerror}"
+                ) from None
+            object.__setattr__(self, "api_key", key)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert: HTTPS needs both --tls-cert and --tls-key")
         if self.llm == "openai" and not self.llm_url:
             raise ValueError("llm_url: required when llm is 'openai'")
         if not self.dev and not self.api_key:
@@ -84,6 +112,8 @@ def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> Orches
         values.update({str(k).replace("-", "_"): v for k, v in data.items()})
     if os.environ.get("DUPLEX_API_KEY"):
         values["api_key"] = os.environ["DUPLEX_API_KEY"]
+    if os.environ.get("DUPLEX_API_KEY_FILE"):
+        values["api_key_file"] = os.environ["DUPLEX_API_KEY_FILE"]
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
         return OrchestratorConfig.model_validate(values)

@@ -35,16 +35,34 @@ class ReplayableText:
             yield delta
 
 
-class ClientText:
-    """Text deltas sent by the client (stream-TTS mode), ended by ``final``."""
+class TextTooLong(Exception):
+    """A client streamed more text into one reply than it may carry."""
 
-    def __init__(self) -> None:
+
+class ClientText:
+    """Text deltas sent by the client (stream-TTS mode), ended by ``final``.
+
+    At most ``max_chars`` in all: the queue (text sent faster than it is
+    spoken) stays bounded; past it ``push`` raises ``TextTooLong``.
+    """
+
+    def __init__(self, max_chars: int = 20_000) -> None:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._chars = 0
+        self._max = max_chars
         self.closed = False
 
     def push(self, text: str, final: bool) -> None:
         if self.closed:
             return
+        self._chars += len(text)
+        if self._chars > self._max:
+            self.closed = True
+            self._queue.put_nowait(None)  # speak what came before, then end
+            raise TextTooLong(
+                f"a streamed reply may carry at most {self._max} characters; "
+                "send final and start another"
+            )
         if text:
             self._queue.put_nowait(text)
         if final:

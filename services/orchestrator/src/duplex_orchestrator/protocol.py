@@ -25,9 +25,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from duplex_protocol.text import MAX_ID_CHARS, clean_text, invalid_unicode
+
 ALLOWED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000, 96000)
 MAX_TEXT_CHARS = 4000
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""WebSocket frames past this are refused by the socket itself (close code 1009)."""
 
 
 class ProtocolError(Exception):
@@ -78,26 +82,38 @@ def frame_bytes(sample_rate: int) -> int:
     return sample_rate // 50 * 2
 
 
-def parse(raw: str) -> Message:
+def parse(raw: str | bytes) -> Message:
+    """One client text frame (``bytes`` when the transport leaves decoding to us)."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError(
             "too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"
         )
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                "bad_json", f"not valid UTF-8 at byte {exc.start}: text frames must be UTF-8"
+            ) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ProtocolError(
             "bad_json", f"not valid JSON: {exc.msg} at position {exc.pos}"
         ) from None
+    except RecursionError:
+        raise ProtocolError("bad_json", "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise ProtocolError("bad_json", f"not acceptable JSON: {str(exc)[:120]}") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_message", "a message must be a JSON object with a 'type'")
     kind = data.get("type")
     if kind == "start":
         rate = data.get("sample_rate", 16000)
-        if rate not in ALLOWED_RATES:
+        if isinstance(rate, bool) or rate not in ALLOWED_RATES:
             raise ProtocolError(
                 "bad_sample_rate",
-                f"sample_rate {rate!r} not supported; use one of {list(ALLOWED_RATES)}",
+                f"sample_rate {str(rate)[:20]} not supported; use one of {list(ALLOWED_RATES)}",
             )
         return Start(model=_str(data, "model", required=False), sample_rate=int(rate))
     if kind == "text":
@@ -115,7 +131,8 @@ def parse(raw: str) -> Message:
         return Ping()
     raise ProtocolError(
         "unknown_type",
-        f"unknown message type {kind!r}; expected start, text, say, model, interrupt or ping",
+        f"unknown message type {str(kind)[:40]!r}; "
+        "expected start, text, say, model, interrupt or ping",
     )
 
 
@@ -123,6 +140,10 @@ def _str(data: dict[str, Any], key: str, required: bool = True) -> str:
     value = data.get(key, "" if not required else None)
     if not isinstance(value, str) or (required and not value):
         raise ProtocolError("bad_message", f"'{key}' must be a non-empty string")
+    if len(value) > MAX_ID_CHARS or invalid_unicode(value):
+        raise ProtocolError(
+            "bad_message", f"'{key}' must be at most {MAX_ID_CHARS} characters of valid Unicode"
+        )
     return value
 
 
@@ -134,4 +155,8 @@ def _text(data: dict[str, Any]) -> str:
         raise ProtocolError(
             "too_large", f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}"
         )
-    return text
+    problem = invalid_unicode(text)
+    if problem is not None:
+        raise ProtocolError("bad_text", f"{problem}: send text as valid Unicode")
+    # Control characters (a NUL breaks Piper) become spaces: nothing is lost for speech.
+    return clean_text(text)

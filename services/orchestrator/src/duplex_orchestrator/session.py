@@ -22,7 +22,7 @@ import soxr
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcriber, Transcript
-from duplex_orchestrator.feeds import ClientText, ReplayableText
+from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.llm import LLMBridge, LLMError
 from duplex_orchestrator.protocol import (
     Interrupt,
@@ -37,7 +37,7 @@ from duplex_orchestrator.protocol import (
 )
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
-from duplex_orchestrator.speaker import SessionIO, Speaker
+from duplex_orchestrator.speaker import MAX_REPLY_CHARS, SessionIO, Speaker
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
 
@@ -55,6 +55,9 @@ class Services:
     vad_aggressiveness: int = 2
     onset_frames: int = 4
     end_frames: int = 25
+    stall_s: float = 0.5
+    """Silence on a reply stream before its worker is probed."""
+    probe_timeout_s: float = 0.75
     asr_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One transcription at a time: Whisper already uses every core."""
 
@@ -68,7 +71,15 @@ class VoiceSession:
         self._services = services
         self._clock = clock
         self.turns = Turns(clock)
-        self._speaker = Speaker(io, services.registry, services.default_model, self.id, clock)
+        self._speaker = Speaker(
+            io,
+            services.registry,
+            services.default_model,
+            self.id,
+            clock,
+            stall_s=services.stall_s,
+            probe_timeout_s=services.probe_timeout_s,
+        )
         self._rate = 0
         self._resampler: soxr.ResampleStream | None = None
         self._pending16k = np.zeros(0, dtype=np.int16)
@@ -133,6 +144,12 @@ class VoiceSession:
 
     def _check_model(self, model: str) -> None:
         known = {m["id"] for m in self._services.registry.models()}
+        if not known and model != self._services.default_model:
+            raise ProtocolError(
+                "no_worker",
+                f"no TTS worker is reachable, so model {model!r} cannot be checked; "
+                "try again when one is (GET /healthz lists them)",
+            )
         if known and model not in known:
             raise ProtocolError(
                 "unknown_model",
@@ -252,12 +269,17 @@ class VoiceSession:
     # ---- replies -------------------------------------------------------
 
     async def _stream_text(self, message: Text) -> None:
-        if self._client_text is None or self._client_text.closed:
-            self._client_text = ClientText()
+        fresh = self._client_text is None or self._client_text.closed
+        if fresh:
+            self._client_text = ClientText(MAX_REPLY_CHARS)
+        assert self._client_text is not None
+        try:
             self._client_text.push(message.text, message.final)
-            await self._start_reply(self._client_text.deltas(), source="text")
-        else:
-            self._client_text.push(message.text, message.final)
+        except TextTooLong as exc:
+            raise ProtocolError("too_large", str(exc)) from None
+        finally:
+            if fresh:
+                await self._start_reply(self._client_text.deltas(), source="text")
 
     async def _start_reply(
         self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None

@@ -1,14 +1,18 @@
 """Speaking replies for one session: routing, worker sessions, retries, audio out.
 
-Each reply is routed (pure policy over the registry snapshot) to a worker,
-spoken over that worker's ``Synthesize`` stream on a cached worker session,
-and its frames are handed to the transport. A worker that dies mid-reply is
-marked unhealthy and the reply is retried from the start of its text on
-another; a worker session the worker ended while idle is reopened.
+Each reply is routed (pure policy over the registry snapshot) to a worker and
+spoken over a worker session opened for that reply alone: every way out of a
+reply ends the session it opened, so nothing is left holding a worker's
+session slots, and a session dies with the stream (and the connection) that
+used it. A worker that fails mid-reply, or goes silent and does not answer a
+probe (a hung process), is marked unhealthy and the reply is retried from the
+start of its text on another worker; the client always gets ``tts_end`` or an
+error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,8 +27,24 @@ from duplex_orchestrator.feeds import ReplayableText
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.routing.policy import RouteRequest, route
+from duplex_orchestrator.tts import WorkerClient
+from duplex_protocol.text import clean_text
+from duplex_protocol.tts.v1 import tts_pb2 as pb
 
 log = logging.getLogger(__name__)
+MAX_REPLY_CHARS = 20_000
+"""Most text one reply may speak (the worker's limit per utterance)."""
+RESIDENT_START_TIMEOUT_S = 5.0
+"""StartSession deadline when the model is resident (no load to wait for)."""
+_FAILOVER = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
+
+
+class WorkerStalled(Exception):
+    """A reply stream went silent and its worker did not answer a probe."""
 
 
 class SessionIO(Protocol):
@@ -36,8 +56,8 @@ class SessionIO(Protocol):
 
 @dataclass(frozen=True)
 class _Retry:
-    avoid: str | None
-    """Worker endpoint to avoid next time; None: the same worker with a fresh session."""
+    avoid: str
+    """Worker id not to use again this turn (routing compares worker ids)."""
 
 
 class Speaker:
@@ -48,29 +68,34 @@ class Speaker:
         model: str,
         session_id: str,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        stall_s: float = 0.5,
+        probe_timeout_s: float = 0.75,
     ) -> None:
         self._io = io
         self._registry = registry
         self._session_id = session_id
         self._clock = clock
+        self._stall_s = stall_s
+        self._probe_timeout_s = probe_timeout_s
         self.model = model
         """The model the user asked for."""
         self.active_model = model
         """The model actually speaking (a fallback while ``model`` loads)."""
-        self._worker_sessions: dict[tuple[str, str], str] = {}
+        self._endings: set[asyncio.Task[None]] = set()
 
     async def speak(
         self, reply: Reply, text: ReplayableText, speech_ended_at: float | None
     ) -> None:
-        """Speak ``text`` to the end (or until stopped), retrying where that makes sense."""
+        """Speak ``text`` to the end (or until stopped), retrying on other workers."""
         excluded: set[str] = set()
         started = self._clock()
         for _attempt in range(3):
             retry = await self._speak_once(reply, text, excluded, started, speech_ended_at)
             if retry is None:
                 return
-            if retry.avoid:
-                excluded.add(retry.avoid)  # failed there: retry the turn on another worker
+            excluded.add(retry.avoid)  # failed there: retry the turn on another worker
+        await self.error("tts_failed", "the reply failed on three workers; giving up")
 
     async def _speak_once(
         self,
@@ -80,7 +105,7 @@ class Speaker:
         started: float,
         speech_ended_at: float | None,
     ) -> _Retry | None:
-        """Speak the reply on one worker; says how to retry when that makes sense."""
+        """Speak the reply on one worker; says where not to retry when that makes sense."""
         registry = self._registry
         chosen = route(
             registry.snapshot(),
@@ -98,22 +123,24 @@ class Speaker:
             await self._io.event(
                 "model", requested=self.model, active=chosen.model_id, loading=True
             )
-        endpoint = chosen.worker.endpoint
-        client = registry.client(endpoint)
-        reused = (endpoint, chosen.model_id) in self._worker_sessions
+        worker = chosen.worker
+        client = registry.client(worker.endpoint)
+        resident = chosen.model_id in worker.resident
+        session_id = ""
+        call: grpc.aio.StreamStreamCall[pb.TextChunk, pb.AudioFrame] | None = None
+        frames = 0
         try:
-            session_id = await self._worker_session(endpoint, chosen.model_id)
+            opened = await client.start_session(
+                chosen.model_id, load_timeout_s=RESIDENT_START_TIMEOUT_S if resident else 120.0
+            )
+            session_id = opened.session_id
             self.active_model = chosen.model_id
             call = client.synthesize(session_id, self._forward_text(reply, text))
             await reply.attach(client, session_id, call)
-            frames = 0
-            async for frame in call:
+            async for frame in self._watched(call, client):
                 if frames == 0:  # announced with its first frame: a failed attempt says nothing
                     await self._io.event(
-                        "tts_start",
-                        turn=reply.turn,
-                        model=chosen.model_id,
-                        worker=chosen.worker.worker_id,
+                        "tts_start", turn=reply.turn, model=chosen.model_id, worker=worker.worker_id
                     )
                     await self._first_frame(reply, started, speech_ended_at)
                 frames += 1
@@ -123,31 +150,94 @@ class Speaker:
                 "tts_end", turn=reply.turn, frames=frames, interrupted=reply.stopped
             )
             return None
+        except WorkerStalled:
+            registry.mark_unhealthy(worker.endpoint)
+            await self.error(
+                "tts_failed",
+                f"TTS worker {worker.worker_id} stopped responding mid-reply; "
+                "retrying elsewhere if possible",
+                retrying=True,
+            )
+            return _Retry(avoid=worker.worker_id)
         except grpc.aio.AioRpcError as exc:
             if reply.stopped:
+                await self._io.event("tts_end", turn=reply.turn, frames=frames, interrupted=True)
                 return None
-            self._worker_sessions.pop((endpoint, chosen.model_id), None)
-            if exc.code() == grpc.StatusCode.NOT_FOUND and reused:
-                return _Retry(avoid=None)  # the worker ended our idle session: open a new one
-            if exc.code() in (
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.CANCELLED,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-            ):
-                registry.mark_unhealthy(endpoint)
+            if exc.code() in _FAILOVER:
+                registry.mark_unhealthy(worker.endpoint)
                 await self.error(
                     "tts_failed",
-                    f"TTS worker {endpoint} failed mid-reply ({exc.code().name}); "
+                    f"TTS worker {worker.worker_id} failed mid-reply ({exc.code().name}); "
                     "retrying elsewhere if possible",
+                    retrying=True,
                 )
-                return _Retry(avoid=endpoint)
+                return _Retry(avoid=worker.worker_id)
             await self.error("tts_failed", exc.details() or exc.code().name)
             return None
+        finally:
+            if call is not None and not call.done():
+                call.cancel()
+            if session_id:
+                self._end_later(client, session_id)
+
+    async def _watched(
+        self,
+        call: grpc.aio.StreamStreamCall[pb.TextChunk, pb.AudioFrame],
+        client: WorkerClient,
+    ) -> AsyncIterator[pb.AudioFrame]:
+        """The call's frames; raises WorkerStalled when it goes silent and its worker too.
+
+        Silence alone is no failure (the text may be slow to come, the reply
+        paused, a clause long to synthesize): a worker that answers a probe is
+        alive and is waited for. A stopped process answers nothing.
+        """
+        frames = call.__aiter__()
+        while True:
+            next_frame = asyncio.ensure_future(anext(frames))
+            try:
+                while not (await asyncio.wait({next_frame}, timeout=self._stall_s))[0]:
+                    if not await self._answers(client):
+                        raise WorkerStalled
+                frame = next_frame.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                if not next_frame.done():
+                    next_frame.cancel()
+            yield frame
+
+    async def _answers(self, client: WorkerClient) -> bool:
+        try:
+            await client.capabilities(timeout_s=self._probe_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() not in _FAILOVER
+        return True
+
+    def _end_later(self, client: WorkerClient, session_id: str) -> None:
+        """End a worker session without holding up the reply (its deadline bounds it)."""
+
+        async def end() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await client.end_session(session_id)
+
+        task = asyncio.create_task(end())
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
 
     async def _forward_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
-        index = 0
+        index = chars = 0
         async for delta in text.replay():
             if reply.stopped:
+                return
+            delta = clean_text(delta)  # the LLM's text too: no NUL, no lone surrogate
+            chars += len(delta)
+            if chars > MAX_REPLY_CHARS:
+                if index >= reply.deltas_shown:
+                    reply.deltas_shown = index + 1
+                    await self.error(
+                        "too_large",
+                        f"the reply passed {MAX_REPLY_CHARS} characters; the rest is not spoken",
+                    )
                 return
             if index >= reply.deltas_shown:  # a retry replays text the client already has
                 await self._io.event("reply", turn=reply.turn, text=delta)
@@ -166,13 +256,6 @@ class Speaker:
             metrics.VOICE_TO_VOICE.observe(now - speech_ended_at)
         await self._io.event("latency", turn=reply.turn, **figures)
 
-    async def _worker_session(self, endpoint: str, model_id: str) -> str:
-        key = (endpoint, model_id)
-        if key not in self._worker_sessions:
-            started = await self._registry.client(endpoint).start_session(model_id)
-            self._worker_sessions[key] = started.session_id
-        return self._worker_sessions[key]
-
     async def switch_model(self, model: str) -> None:
         """Use ``model`` from the next turn; load it in the background if it is resident nowhere."""
         self.model = model
@@ -185,17 +268,17 @@ class Speaker:
             "model", requested=model, active=chosen.model_id if loading else model, loading=loading
         )
 
-    async def error(self, code: str, message: str) -> None:
+    async def error(self, code: str, message: str, *, retrying: bool = False) -> None:
+        """Tell the client; ``retrying``: the turn goes on (another worker tries)."""
         metrics.ERRORS.labels(code=code).inc()
         log.warning(
             "session error",
             extra={"event": "session_error", "session_id": self._session_id, "code": code},
         )
-        await self._io.event("error", code=code, message=message)
+        fields: dict[str, Any] = {"retrying": True} if retrying else {}
+        await self._io.event("error", code=code, message=message, **fields)
 
     async def close(self) -> None:
-        """End every worker session this speaker opened."""
-        for (endpoint, _model), session_id in self._worker_sessions.items():
-            with contextlib.suppress(grpc.aio.AioRpcError, KeyError):
-                await self._registry.client(endpoint).end_session(session_id)
-        self._worker_sessions.clear()
+        """Wait (bounded by their deadlines) for the worker sessions being ended."""
+        if self._endings:
+            await asyncio.wait(list(self._endings))

@@ -10,6 +10,7 @@ import grpc
 
 from duplex_orchestrator.routing.policy import WorkerView
 from duplex_orchestrator.tts import WorkerClient
+from duplex_protocol.wire import WireSecurity
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,9 @@ log = logging.getLogger(__name__)
 class Registry:
     """A table of workers kept in memory; routing reads ``snapshot()`` and never waits on I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, security: WireSecurity | None = None, max_backoff_s: float = 2.0) -> None:
+        self._security = security or WireSecurity()
+        self._max_backoff_s = max_backoff_s
         self._clients: dict[str, WorkerClient] = {}
         self._loading: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -42,7 +45,9 @@ class Registry:
 
     def client(self, endpoint: str) -> WorkerClient:
         if endpoint not in self._clients:
-            self._clients[endpoint] = WorkerClient(endpoint)
+            self._clients[endpoint] = WorkerClient(
+                endpoint, security=self._security, max_backoff_s=self._max_backoff_s
+            )
         return self._clients[endpoint]
 
     def models(self) -> list[dict[str, object]]:

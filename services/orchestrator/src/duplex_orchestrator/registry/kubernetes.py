@@ -18,6 +18,7 @@ from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.routing.policy import WorkerView
 from duplex_protocol.kube import KubeClient, KubeError, leases_path
 from duplex_protocol.lease import LABELS, LeaseView, read_lease
+from duplex_protocol.wire import WireSecurity
 
 log = logging.getLogger(__name__)
 _SELECTOR = ",".join(f"{k}={v}" for k, v in LABELS.items())
@@ -32,8 +33,9 @@ class KubernetesRegistry(Registry):
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        security: WireSecurity | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(security, max_backoff_s=1.0)
         self._kube = client
         self._namespace = namespace
         self._leases: dict[str, LeaseView] = {}

@@ -15,16 +15,22 @@ import grpc
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.routing.policy import WorkerView
 from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_protocol.wire import WireSecurity
 
 log = logging.getLogger(__name__)
 
 
 class StaticRegistry(Registry):
-    def __init__(self, endpoints: list[str], poll_s: float = 2.0) -> None:
-        super().__init__()
+    def __init__(
+        self, endpoints: list[str], poll_s: float = 2.0, security: WireSecurity | None = None
+    ) -> None:
+        # Reconnect backoff capped at the poll interval: a worker back after a long
+        # outage is seen at the next poll or the one after.
+        super().__init__(security, max_backoff_s=poll_s)
         self._endpoints = list(endpoints)
         self._views = {e: WorkerView(worker_id=e, endpoint=e, healthy=False) for e in endpoints}
         self._poll_s = poll_s
+        self._warned: dict[str, bool] = {}
 
     def snapshot(self) -> list[WorkerView]:
         return list(self._views.values())
@@ -37,13 +43,16 @@ class StaticRegistry(Registry):
         try:
             caps, models = await asyncio.gather(worker.capabilities(), worker.list_models())
         except grpc.aio.AioRpcError as exc:
-            if self._views[endpoint].healthy:
+            if self._views[endpoint].healthy or not self._warned.get(endpoint):
                 log.warning(
                     "worker unreachable",
                     extra={"event": "worker_down", "worker": endpoint, "code": exc.code().name},
                 )
+                self._warned[endpoint] = True
             self.mark_unhealthy(endpoint)
             return
+        if self._warned.pop(endpoint, False):
+            log.info("worker reachable", extra={"event": "worker_up", "worker": endpoint})
         self._views[endpoint] = WorkerView(
             worker_id=caps.worker_id or endpoint,
             endpoint=endpoint,

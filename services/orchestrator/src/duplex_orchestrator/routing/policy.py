@@ -51,9 +51,25 @@ class Route:
     reason: str = ""
 
 
-def _load_key(w: WorkerView) -> tuple[int, float, int, str]:
-    # p50 of 0 means "no data yet": rank it like an average worker, not the best.
-    return (w.queue_depth, w.p50_first_audio_ms or 1e9 / 2, w.active_sessions, w.worker_id)
+def _best(workers: Sequence[WorkerView]) -> WorkerView:
+    """Lowest queue depth, then p50 first audio, then fewest sessions, then id.
+
+    A worker with no latency sample yet (p50 of 0, e.g. just restarted) ranks
+    like the best measured one: it must not lose to a measured worker (it
+    would never get the turn that measures it), nor win them all on a guess;
+    among equals the idler one wins.
+    """
+    measured = [w.p50_first_audio_ms for w in workers if w.p50_first_audio_ms > 0]
+    unknown = min(measured, default=0.0)
+    return min(
+        workers,
+        key=lambda w: (
+            w.queue_depth,
+            w.p50_first_audio_ms or unknown,
+            w.active_sessions,
+            w.worker_id,
+        ),
+    )
 
 
 def _language_ok(w: WorkerView, model_id: str, base: str) -> bool:
@@ -79,13 +95,6 @@ def _eligible(
     ]
 
 
-def candidates(
-    workers: Iterable[WorkerView], request: RouteRequest, model_id: str
-) -> list[WorkerView]:
-    """Every worker that could serve ``model_id``, best first."""
-    return sorted(_eligible(workers, request, model_id), key=_load_key)
-
-
 def route(workers: Sequence[WorkerView], request: RouteRequest) -> Route:
     """One decision; O(workers), only the best candidate is picked (no full sort)."""
     able = _eligible(workers, request, request.model_id)
@@ -97,8 +106,8 @@ def route(workers: Sequence[WorkerView], request: RouteRequest) -> Route:
         )
     resident = [w for w in able if request.model_id in w.resident]
     if resident:
-        return Route(min(resident, key=_load_key), request.model_id, reason="resident")
-    load_on = min(able, key=_load_key)
+        return Route(_best(resident), request.model_id, reason="resident")
+    load_on = _best(able)
     fallback_model = request.fallback_model
     if fallback_model and fallback_model != request.model_id:
         fallback = [
@@ -106,7 +115,7 @@ def route(workers: Sequence[WorkerView], request: RouteRequest) -> Route:
         ]
         if fallback:
             return Route(
-                min(fallback, key=_load_key),
+                _best(fallback),
                 fallback_model,
                 load_on=load_on,
                 reason="fallback while loading",

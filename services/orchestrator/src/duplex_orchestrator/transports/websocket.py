@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.protocol import ProtocolError, parse
+from duplex_orchestrator.protocol import MAX_FRAME_BYTES, ProtocolError, parse
 from duplex_orchestrator.session import Services, VoiceSession
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ class WebSocketIO:
 
 
 async def handle(request: web.Request, services: Services) -> web.WebSocketResponse:
-    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=1 << 20)
+    # decode_text=False: invalid UTF-8 gets a ``bad_json`` event instead of a closed socket.
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_FRAME_BYTES, decode_text=False)
     await socket.prepare(request)
     io = WebSocketIO(socket)
     session = VoiceSession(io, services)
