@@ -40,7 +40,8 @@ def start_orchestrator(
     port = free_port()
     cmd = [sys.executable, "-m", "duplex_orchestrator", "--port", str(port), "--poll-ms", "300"]
     cmd += [arg for w in workers for arg in ("--worker", w)]
-    cmd += list(extra) if "--api-key" in extra else ["--dev", *extra]
+    keyed = any(arg in ("--api-key", "--api-key-file") for arg in extra)
+    cmd += list(extra) if keyed else ["--dev", *extra]
     variables = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
