@@ -253,3 +253,50 @@ async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
     finally:
         await api.close()
         await asyncio.to_thread(worker.stop)
+
+
+async def test_worker_selector_places_by_the_labels_pods_carry(
+    kmock: Any, k8s: str, tmp_path: Path
+) -> None:
+    """matchLabels is matched against the pool's labels (which its pods carry), through
+    the real handler: placement used to see no labels and placed nothing."""
+    write_mock_pack(tmp_path / "packs", "mock-b")
+    workers = await start_pool(k8s, tmp_path)
+    api = KubeClient(KubeConfig(k8s))
+    pool = as_served(cpu_pool())
+    pool["metadata"]["labels"] = {"tier": "premium"}
+    await api.create(POOLS, pool)
+
+    def voicemodel(name: str, selector: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "duplex.dev/v1alpha1",
+            "kind": "VoiceModel",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {
+                "family": "mock",
+                "source": {"voicepack": f"mock/{name}"},
+                "languages": ["en-US"],
+                "residency": {"minResident": 1},
+                "workerSelector": selector,
+            },
+        }
+
+    def status(name: str) -> dict[str, Any]:
+        return dict(stored(kmock, "voicemodels", name).get("status") or {})
+
+    try:
+        async with operator(k8s, ("voicemodels",)):
+            await api.create(
+                MODELS, as_served(voicemodel("mock-a", {"matchLabels": {"tier": "premium"}}))
+            )
+            await api.create(
+                MODELS, as_served(voicemodel("mock-b", {"matchLabels": {"tier": "gold"}}))
+            )
+            await eventually(lambda: status("mock-a").get("phase") == "Ready", 30)
+            assert status("mock-a")["residentCopies"] == 1
+            await asyncio.sleep(1.5)  # several reconciles: no pool is labelled gold
+            assert not status("mock-b").get("resident")
+    finally:
+        await api.close()
+        for w in workers:
+            await asyncio.to_thread(w.stop)

@@ -116,6 +116,7 @@ def start_operator(url: str, identity: str, log_path: Path, *args: str) -> Child
         identity,
         "--lease-namespace",
         NS,
+        "--all-namespaces",  # kmock cannot serve kopf's namespace scan
         *args,
     ]
     log_file = log_path.open("wb")

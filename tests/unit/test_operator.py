@@ -18,13 +18,14 @@ from duplex_operator import (
     place,
     service_account,
     statefulset,
+    vacant_leases,
     voicemodel_problems,
     voicemodel_status,
     worker_role,
 )
 from duplex_operator.kube import SharedListing
 from duplex_operator.status import status_changes
-from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState
+from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState, read_lease
 from tests.support.crd import ROOT
 
 
@@ -115,14 +116,26 @@ def test_headless_service_and_least_privilege_role() -> None:
     assert service["spec"]["clusterIP"] == "None"
     assert {p["port"] for p in service["spec"]["ports"]} == {7001, 9101}
     role, binding = worker_role(spec)
+    # Its own Leases and Pods by name only: no create (RBAC cannot name what is created).
     assert role["rules"] == [
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "patch", "delete"],
+            "resourceNames": ["duplex-tts-cpu-tts-0", "duplex-tts-cpu-tts-1"],
+            "verbs": ["get", "patch"],
         },
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "resourceNames": ["cpu-tts-0", "cpu-tts-1"],
+            "verbs": ["get"],
+        },
     ]
+    # ...so the operator creates them, vacant, owned by the pool.
+    leases = vacant_leases(spec)
+    assert [lease["metadata"]["name"] for lease in leases] == role["rules"][0]["resourceNames"]
+    assert "holderIdentity" not in leases[0]["spec"]
+    assert read_lease(leases[0]) is None  # a vacant Lease routes nothing
     assert binding["subjects"][0]["name"] == service_account(spec)["metadata"]["name"]
 
 

@@ -13,6 +13,7 @@ from duplex_operator.builders import (
     pick_image,
     service_account,
     statefulset,
+    vacant_leases,
     worker_images,
     worker_role,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "place",
     "service_account",
     "statefulset",
+    "vacant_leases",
     "voicemodel_problems",
     "voicemodel_status",
     "worker_images",

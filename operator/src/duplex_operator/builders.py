@@ -10,11 +10,11 @@ its families (``pick_image``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from duplex_protocol.lease import LABELS, POOL_LABEL
+from duplex_protocol.lease import LABELS, LEASE_DURATION_S, POOL_LABEL, lease_name
 
 GRPC_PORT = 7001
 METRICS_PORT = 9101
@@ -80,6 +80,8 @@ class PoolSpec:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     affinity: dict[str, Any] = field(default_factory=dict)
     uid: str = ""
+    user_labels: dict[str, str] = field(default_factory=dict)
+    """The TTSWorker's own labels: its pods carry them (VoiceModel workerSelector)."""
 
     @staticmethod
     def from_resource(body: dict[str, Any], images: Sequence[WorkerImage] = ()) -> PoolSpec:
@@ -91,6 +93,7 @@ class PoolSpec:
             name=meta["name"],
             namespace=meta.get("namespace", "default"),
             uid=meta.get("uid", ""),
+            user_labels=dict(meta.get("labels") or {}),
             image=spec.get("image") or pick_image(spec["families"], device, images),
             families=list(spec["families"]),
             replicas=int(spec.get("replicas", 1)),
@@ -107,11 +110,22 @@ class PoolSpec:
 
     @property
     def labels(self) -> dict[str, str]:
+        """What selects this pool's objects (fixed: a StatefulSet selector cannot change)."""
         return {**LABELS, POOL_LABEL: self.name}
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        """What the pods carry: the pool's own labels, then duplex's."""
+        return pod_labels(self.name, self.user_labels)
 
     @property
     def gpu(self) -> bool:
         return self.device == "cuda"
+
+
+def pod_labels(pool_name: str, user_labels: Mapping[str, str]) -> dict[str, str]:
+    """Labels of a pool's worker pods; placement matches ``workerSelector`` against them."""
+    return {**user_labels, **LABELS, POOL_LABEL: pool_name}
 
 
 def _meta(pool: PoolSpec, name: str) -> dict[str, Any]:
@@ -248,7 +262,7 @@ def statefulset(pool: PoolSpec) -> dict[str, Any]:
             "selector": {"matchLabels": pool.labels},
             "template": {
                 "metadata": {
-                    "labels": pool.labels,
+                    "labels": pool.pod_labels,
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(METRICS_PORT),
@@ -284,9 +298,29 @@ def service_account(pool: PoolSpec) -> dict[str, Any]:
     }
 
 
+def pod_names(pool: PoolSpec) -> list[str]:
+    """The StatefulSet's pods, by ordinal."""
+    return [f"{pool.name}-tts-{i}" for i in range(pool.replicas)]
+
+
+def vacant_leases(pool: PoolSpec) -> list[dict[str, Any]]:
+    """One vacant Lease per pod, created by the operator: a worker may then touch its own
+    Lease by name only (RBAC cannot limit ``create`` to a name)."""
+    return [
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {**_meta(pool, lease_name(pod)), "labels": pool.labels},
+            "spec": {"leaseDurationSeconds": LEASE_DURATION_S},
+        }
+        for pod in pod_names(pool)
+    ]
+
+
 def worker_role(pool: PoolSpec) -> list[dict[str, Any]]:
-    """Least privilege for a worker: its own Leases, and reading Pods for its owner reference."""
+    """Least privilege for a worker: its own Lease and its own Pod, by name."""
     name = f"{pool.name}-tts-worker"
+    pods = pod_names(pool)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -295,9 +329,10 @@ def worker_role(pool: PoolSpec) -> list[dict[str, Any]]:
             {
                 "apiGroups": ["coordination.k8s.io"],
                 "resources": ["leases"],
-                "verbs": ["get", "create", "patch", "delete"],
+                "resourceNames": [lease_name(pod) for pod in pods],
+                "verbs": ["get", "patch"],
             },
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["pods"], "resourceNames": pods, "verbs": ["get"]},
         ],
     }
     binding = {

@@ -30,6 +30,7 @@ from duplex_operator.handlers import build_registry
 from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
 from duplex_protocol.kube import KubeConfig
 from duplex_protocol.logs import setup_logging
+from duplex_protocol.wire import WireConfigError, WireSecurity
 
 log = logging.getLogger("duplex_operator")
 
@@ -39,7 +40,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         prog="duplex-operator", description="duplex operator: TTSWorker and VoiceModel."
     )
     p.add_argument(
-        "--namespace", action="append", help="watch only these namespaces (default: all)"
+        "--namespace",
+        action="append",
+        help="a namespace to watch (repeatable; default: its own, $POD_NAMESPACE)",
+    )
+    p.add_argument(
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (needs cluster-wide RBAC: opt in)",
     )
     p.add_argument("--metrics-port", type=int, default=9102, help="0: no metrics endpoint")
     p.add_argument("--health-port", type=int, default=8080, help="/healthz for probes")
@@ -67,6 +75,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--reconcile-every-s", type=float, default=3.0)
     args = p.parse_args(argv)
+    if args.all_namespaces and args.namespace:
+        p.error("--all-namespaces and --namespace exclude each other")
+    if not args.all_namespaces and not args.namespace:
+        args.namespace = [os.environ.get("POD_NAMESPACE") or "default"]
     if args.lease_duration_s < 3:
         p.error("--lease-duration-s must be at least 3")
     return args
@@ -121,7 +133,7 @@ async def run(args: argparse.Namespace, config: KubeConfig) -> int:
                 reconcile_every_s=args.reconcile_every_s,
                 images=worker_images(os.environ.get("DUPLEX_WORKER_IMAGES", "")),
             ),
-            clusterwide=not args.namespace,
+            clusterwide=args.all_namespaces,
             namespaces=args.namespace or (),
             standalone=True,
             stop_flag=stop,
@@ -154,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    try:
+        WireSecurity.load()  # a bad TLS/token file: say so now, not at the first load
+    except WireConfigError as exc:
+        print(f"duplex-operator: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.metrics_port:
         start_http_server(args.metrics_port)
     logging.getLogger("kopf").setLevel(os.environ.get("DUPLEX_KOPF_LOG", "INFO"))

@@ -30,6 +30,7 @@ from duplex_operator.builders import (
     headless_service,
     service_account,
     statefulset,
+    vacant_leases,
     worker_role,
 )
 from duplex_operator.kube import SharedListing, apply, candidates, pools, worker_leases
@@ -40,6 +41,7 @@ from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.lease import LeaseView, rfc3339_micro
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
+from duplex_protocol.wire import WireSecurity
 
 log = logging.getLogger(__name__)
 GROUP, VERSION = "duplex.dev", "v1alpha1"
@@ -49,9 +51,13 @@ def model_id_of(body: Any) -> str:
     return str(body["spec"].get("modelId") or body["metadata"]["name"])
 
 
-async def grpc_call(endpoint: str, method: str, request: Any, timeout_s: float) -> Any:
-    async with grpc.aio.insecure_channel(endpoint) as channel:
-        return await getattr(pb_grpc.TTSStub(channel), method)(request, timeout=timeout_s)
+async def grpc_call(
+    endpoint: str, method: str, request: Any, timeout_s: float, security: WireSecurity
+) -> Any:
+    """One call to a worker, with the mutual TLS and token the workers require."""
+    async with security.channel(endpoint) as channel:
+        stub = pb_grpc.TTSStub(channel)
+        return await getattr(stub, method)(request, timeout=timeout_s, metadata=security.metadata)
 
 
 def build_registry(
@@ -62,9 +68,14 @@ def build_registry(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     kinds: Collection[str] = ("ttsworkers", "voicemodels"),
     images: Sequence[WorkerImage] = (),
+    security: WireSecurity | None = None,
 ) -> kopf.OperatorRegistry:
-    """Handlers for ``kinds`` (both by default; tests may run them separately)."""
+    """Handlers for ``kinds`` (both by default; tests may run them separately).
+
+    ``security``: how to reach workers (default: the ``DUPLEX_GRPC_*`` variables).
+    """
     registry = kopf.OperatorRegistry()
+    security = security or WireSecurity.load()
     client = KubeClient(config)
 
     @kopf.on.login(registry=registry)
@@ -82,7 +93,7 @@ def build_registry(
     if "ttsworkers" in kinds:
         _pool_handlers(registry, client, leases, reconcile_every_s, now, images)
     if "voicemodels" in kinds:
-        _model_handlers(registry, client, leases, reconcile_every_s, load_timeout_s, now)
+        _model_handlers(registry, client, leases, reconcile_every_s, load_timeout_s, now, security)
     return registry
 
 
@@ -109,6 +120,7 @@ def _pool_handlers(
             for manifest in [
                 service_account(pool),
                 *worker_role(pool),
+                *vacant_leases(pool),
                 headless_service(pool),
                 statefulset(pool),
             ]:
@@ -148,6 +160,7 @@ def _model_handlers(
     reconcile_every_s: float,
     load_timeout_s: float,
     now: Callable[[], datetime],
+    security: WireSecurity,
 ) -> None:
     # A Lease shows a new copy only at the worker's next renewal (<= 2 s):
     # copies loaded recently count as held meanwhile, so none is placed twice.
@@ -202,7 +215,7 @@ def _model_handlers(
             pending.setdefault(pod, set()).add(model)
         workers = [
             replace(c, resident=c.resident | pending.get(c.pod, set()))
-            for c in candidates(leases, moment)
+            for c in candidates(leases, moment, await cluster_pools.get(namespace))
         ]
         holding = sum(1 for c in workers if c.alive and model_id in c.resident)
         selector = spec.get("workerSelector") or {}
@@ -224,6 +237,7 @@ def _model_handlers(
                     "LoadModel",
                     pb.LoadModelRequest(model_id=model_id, pin=True),
                     load_timeout_s,
+                    security,
                 )
                 metrics.PLACEMENTS.inc()
                 kopf.info(body, reason="Loaded", message=f"loaded on {pick.pod}")
@@ -291,7 +305,11 @@ def _model_handlers(
                 continue
             try:
                 await grpc_call(
-                    lease.endpoint, "UnloadModel", pb.UnloadModelRequest(model_id=model_id), 60
+                    lease.endpoint,
+                    "UnloadModel",
+                    pb.UnloadModelRequest(model_id=model_id),
+                    60,
+                    security,
                 )
                 logger.info(f"unloaded {model_id} from {lease.pod}")
             except grpc.aio.AioRpcError as exc:

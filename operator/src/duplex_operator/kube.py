@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from duplex_operator.builders import pod_labels
 from duplex_operator.placement import Candidate
 from duplex_protocol.kube import KubeClient, KubeError, leases_path
 from duplex_protocol.lease import LeaseView, read_lease
@@ -24,6 +25,7 @@ _PATHS = {
         "rbac.authorization.k8s.io/v1",
         "RoleBinding",
     ): "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+    ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
 }
 POOLS = "/apis/duplex.dev/v1alpha1/namespaces/{ns}/ttsworkers"
 
@@ -101,8 +103,20 @@ class SharedListing(Generic[T]):
             raise
 
 
-def candidates(leases: list[LeaseView], now: datetime) -> list[Candidate]:
-    """Placement candidates from the workers' Leases."""
+def candidates(
+    leases: list[LeaseView], now: datetime, pool_resources: Sequence[Mapping[str, Any]] = ()
+) -> list[Candidate]:
+    """Placement candidates from the workers' Leases and their TTSWorker pools.
+
+    A Lease names its pool; the pool's labels are what its pods carry, so a
+    VoiceModel's ``workerSelector.matchLabels`` is matched against those.
+    """
+    labels_by_pool = {
+        str(p["metadata"]["name"]): pod_labels(
+            str(p["metadata"]["name"]), p["metadata"].get("labels") or {}
+        )
+        for p in pool_resources
+    }
     return [
         Candidate(
             pod=lease.pod,
@@ -114,6 +128,7 @@ def candidates(leases: list[LeaseView], now: datetime) -> list[Candidate]:
             memory_limit_bytes=lease.state.memory_limit_bytes,
             resident_memory={m.id: m.memory_bytes for m in lease.state.resident},
             alive=lease.alive(now) and lease.state.ready,
+            labels=labels_by_pool.get(lease.pool, pod_labels(lease.pool, {})),
         )
         for lease in leases
     ]

@@ -48,6 +48,7 @@ class LeaseWriter:
         self._every = renew_every_s
         self._now = now
         self._path = leases_path(namespace, lease_name(pod))
+        self._vacate_on_release = False
 
     async def acquire(self) -> None:
         """Create the Lease, or take over the one a previous run of this pod left."""
@@ -63,9 +64,16 @@ class LeaseWriter:
         try:
             await self._client.create(leases_path(self._namespace), manifest)
         except KubeError as exc:
-            if exc.status != 409:
+            if exc.status == 409:  # left by a previous run of this pod: take it over
+                await self._client.merge_patch(self._path, manifest)
+            elif exc.status == 403:
+                # The operator created it (a worker may only patch its own Lease, by
+                # name); it owns the Lease, so its owner reference stays.
+                del manifest["metadata"]["ownerReferences"]
+                await self._client.merge_patch(self._path, manifest)
+                self._vacate_on_release = True
+            else:
                 raise
-            await self._client.merge_patch(self._path, manifest)
         log.info(
             "lease acquired", extra={"event": "lease_acquired", "lease": lease_name(self._pod)}
         )
@@ -107,6 +115,11 @@ class LeaseWriter:
     async def release(self) -> None:
         """Delete the Lease at shutdown, so readers drop this worker at once."""
         try:
-            await self._client.delete(self._path)
+            if self._vacate_on_release:  # not ours to delete: hand it back vacant
+                await self._client.merge_patch(
+                    self._path, {"spec": {"holderIdentity": None, "renewTime": None}}
+                )
+            else:
+                await self._client.delete(self._path)
         except (TimeoutError, KubeError, OSError) as exc:
             log.warning("lease delete failed", extra={"event": "lease_error", "error": str(exc)})
