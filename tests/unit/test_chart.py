@@ -70,7 +70,13 @@ def test_rbac_is_least_privilege_per_component() -> None:
     docs = render(SECRET)
     orchestrator = rules(find(docs, "Role", "duplex-orchestrator"))
     assert orchestrator == {("coordination.k8s.io", "leases", v) for v in ("get", "list", "watch")}
-    operator = rules(find(docs, "ClusterRole", "duplex-operator"))
+    # Namespaced by default: a Role in the release namespace, no cluster-wide writes.
+    operator = rules(find(docs, "Role", "duplex-operator"))
+    assert not [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "duplex-operator"
+    ]
+    cluster = rules(find(docs, "ClusterRole", "duplex-operator-crds"))
+    assert {verb for _, _, verb in cluster} == {"get", "list", "watch"}
     assert ("duplex.dev", "voicemodels/status", "patch") in operator
     assert ("apps", "statefulsets", "create") in operator
     assert not any(resource == "secrets" for _, resource, _ in operator)
@@ -136,7 +142,8 @@ def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() 
         if "valueFrom" in e
     }
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
-    granted = rules(find(docs, "ClusterRole", "duplex-operator"))
+    assert container["args"] == ["--namespace=voice"]
+    granted = rules(find(docs, "Role", "duplex-operator"))
     assert {("coordination.k8s.io", "leases", v) for v in ("get", "create", "patch")} <= granted
     assert not any(group == "kopf.dev" for group, _, _ in granted)
     assert find(docs, "ServiceMonitor", "duplex")["spec"]["endpoints"][0]["path"] == "/metrics"
@@ -252,3 +259,62 @@ def test_a_pool_no_image_serves_is_refused_with_the_families_named() -> None:
         find(render({**SECRET, "workerPools": [explicit]}), "TTSWorker", "p")["spec"]["image"]
         == "mine/xtts:1"
     )
+
+
+def test_operator_watch_scope_is_opt_in() -> None:
+    docs = render({**SECRET, "operator": {"watchNamespaces": ["voice", "lab"]}})
+    roles = [
+        d["metadata"]["namespace"]
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["name"] == "duplex-operator"
+    ]
+    assert sorted(roles) == ["lab", "voice"]
+    operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"]
+    assert operator["containers"][0]["args"] == ["--namespace=voice", "--namespace=lab"]
+    docs = render({**SECRET, "operator": {"clusterWide": True}})
+    assert find(docs, "ClusterRoleBinding", "duplex-operator")
+    operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"]
+    assert operator["containers"][0]["args"] == ["--all-namespaces"]
+
+
+def test_worker_traffic_is_mutual_tls_with_a_token_by_default() -> None:
+    import base64
+    import json
+
+    docs = render(SECRET)
+    secret = find(docs, "Secret", "duplex-worker-grpc")
+    assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key", "token"}
+    assert base64.b64decode(secret["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
+    for name in ("duplex-operator", "duplex-orchestrator"):
+        spec = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        assert env["DUPLEX_GRPC_TLS_CERT"] == "/etc/duplex/grpc/tls.crt"
+        assert env["DUPLEX_GRPC_TOKEN_FILE"] == "/etc/duplex/grpc/token"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["grpc-auth"]["secret"]["secretName"] == "duplex-worker-grpc"
+    operator = find(docs, "Deployment", "duplex-operator")["spec"]["template"]["spec"]
+    wire = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}[
+        "DUPLEX_WORKER_WIRE"
+    ]
+    assert json.loads(wire) == {"secret": "duplex-worker-grpc", "tls": True, "token": True}
+    # Off on request (and then nothing is mounted).
+    plain = render({**SECRET, "workerTraffic": {"tls": False, "token": False}})
+    assert not [d for d in plain if d["kind"] == "Secret"]
+    spec = find(plain, "Deployment", "duplex-orchestrator")["spec"]["template"]["spec"]
+    assert [v["name"] for v in spec["volumes"]] == ["tmp"]
+
+
+def test_network_policies_admit_worker_grpc_from_the_orchestrator_and_operator_only() -> None:
+    docs = render(SECRET)
+    policy = find(docs, "NetworkPolicy", "duplex-tts-workers")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "duplex",
+        "app.kubernetes.io/component": "tts-worker",
+    }
+    grpc_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 7001)
+    components = sorted(
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in grpc_rule["from"]
+    )
+    assert components == ["operator", "orchestrator"]
+    metrics_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 9101)
+    assert "namespaceSelector" in metrics_rule["from"][0]

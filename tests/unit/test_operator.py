@@ -23,6 +23,7 @@ from duplex_operator import (
     voicemodel_status,
     worker_role,
 )
+from duplex_operator.builders import WorkerWire
 from duplex_operator.kube import SharedListing
 from duplex_operator.status import status_changes
 from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState, read_lease
@@ -340,3 +341,35 @@ def test_voicemodel_problems_against_existing_pools() -> None:
         {"family": "piper", "resources": {"estimatedVramGB": 2}}, [pool_resource("cpu")]
     )
     assert "CPU-only" in cpu_only[0]
+
+
+def test_worker_pods_mount_the_wire_secret_and_probe_a_plaintext_health_port() -> None:
+    plain = statefulset(PoolSpec.from_resource(pool_resource("cpu")))
+    secured = statefulset(
+        PoolSpec.from_resource(pool_resource("cpu"), wire=WorkerWire("duplex-grpc", True, True))
+    )
+    for manifest in (plain, secured):
+        assert pod_spec(manifest)["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    plain_container = pod_spec(plain)["containers"][0]
+    assert plain_container["readinessProbe"]["grpc"]["port"] == 7001
+    assert not any(v["name"] == "grpc-auth" for v in pod_spec(plain)["volumes"])
+
+    container = pod_spec(secured)["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DUPLEX_GRPC_TLS_CERT"] == "/etc/duplex/grpc/tls.crt"
+    assert env["DUPLEX_GRPC_TLS_CA"] == "/etc/duplex/grpc/ca.crt"
+    assert env["DUPLEX_GRPC_TOKEN_FILE"] == "/etc/duplex/grpc/token"
+    args = container["args"]
+    assert args[args.index("--health-port") + 1] == "7002"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == 7002  # kubelet probes cannot speak TLS
+    volume = next(v for v in pod_spec(secured)["volumes"] if v["name"] == "grpc-auth")
+    assert volume["secret"]["secretName"] == "duplex-grpc"
+    assert {"name": "grpc-auth", "mountPath": "/etc/duplex/grpc", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+
+
+def test_worker_wire_settings_come_from_json() -> None:
+    assert WorkerWire.from_json("") == WorkerWire()
+    assert WorkerWire.from_json('{"secret": "s", "tls": true}') == WorkerWire("s", True, False)

@@ -57,3 +57,67 @@ capabilities: {drop: [ALL]}
 {{- else -}}{{ fail (printf "workerPools %s: no image in image.workerImages serves families %v; set the pool's image" $pool.name $pool.families) }}
 {{- end -}}
 {{- end -}}
+
+{{- define "duplex.wireSecret" -}}
+{{- default (printf "%s-worker-grpc" .Release.Name) .Values.workerTraffic.existingSecret -}}
+{{- end -}}
+
+{{- /* How workers are reached, for the operator (which builds worker pods): JSON. */ -}}
+{{- define "duplex.workerWire" -}}
+{{- if or .Values.workerTraffic.tls .Values.workerTraffic.token -}}
+{{- toJson (dict "secret" (include "duplex.wireSecret" .) "tls" .Values.workerTraffic.tls "token" .Values.workerTraffic.token) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Env of a worker gRPC client (orchestrator, operator): the mounted files. */ -}}
+{{- define "duplex.wireEnv" -}}
+{{- if .Values.workerTraffic.tls }}
+- {name: DUPLEX_GRPC_TLS_CERT, value: /etc/duplex/grpc/tls.crt}
+- {name: DUPLEX_GRPC_TLS_KEY, value: /etc/duplex/grpc/tls.key}
+- {name: DUPLEX_GRPC_TLS_CA, value: /etc/duplex/grpc/ca.crt}
+{{- end }}
+{{- if .Values.workerTraffic.token }}
+- {name: DUPLEX_GRPC_TOKEN_FILE, value: /etc/duplex/grpc/token}
+{{- end }}
+{{- end -}}
+
+{{- define "duplex.wireMount" -}}
+{{- if include "duplex.workerWire" . }}
+volumeMounts:
+  - {name: grpc-auth, mountPath: /etc/duplex/grpc, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "duplex.wireVolume" -}}
+{{- if include "duplex.workerWire" . }}
+volumes:
+  - {name: grpc-auth, secret: {secretName: {{ include "duplex.wireSecret" . }}, defaultMode: 0440}}
+{{- end }}
+{{- end -}}
+
+{{- define "duplex.operatorRules" -}}
+- apiGroups: [duplex.dev]
+  resources: [ttsworkers, voicemodels]
+  verbs: [get, list, watch, patch]
+- apiGroups: [duplex.dev]
+  resources: [ttsworkers/status, voicemodels/status]
+  verbs: [get, patch]
+- apiGroups: [apps]
+  resources: [statefulsets]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [""]
+  resources: [services, serviceaccounts]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}

@@ -17,7 +17,9 @@ from typing import Any
 from duplex_protocol.lease import LABELS, LEASE_DURATION_S, POOL_LABEL, lease_name
 
 GRPC_PORT = 7001
+HEALTH_PORT = 7002
 METRICS_PORT = 9101
+WIRE_MOUNT = "/etc/duplex/grpc"
 VOICEPACKS = "/app/voicepacks"
 SERVICE = "duplex.tts.v1.TTS"
 
@@ -62,6 +64,28 @@ def pick_image(families: Sequence[str], device: str, catalog: Sequence[WorkerIma
 
 
 @dataclass(frozen=True)
+class WorkerWire:
+    """How worker gRPC is secured: a Secret (tls.crt, tls.key, ca.crt, token) in every pod.
+
+    From the operator's ``DUPLEX_WORKER_WIRE`` ('{"secret": NAME, "tls": true,
+    "token": true}', rendered by the chart); empty: plaintext, no token.
+    """
+
+    secret: str = ""
+    tls: bool = False
+    token: bool = False
+
+    @staticmethod
+    def from_json(text: str) -> WorkerWire:
+        if not text.strip():
+            return WorkerWire()
+        data = json.loads(text)
+        return WorkerWire(
+            str(data.get("secret") or ""), bool(data.get("tls")), bool(data.get("token"))
+        )
+
+
+@dataclass
 class PoolSpec:
     """A TTSWorker's spec with the CRD's defaults applied."""
 
@@ -82,9 +106,14 @@ class PoolSpec:
     uid: str = ""
     user_labels: dict[str, str] = field(default_factory=dict)
     """The TTSWorker's own labels: its pods carry them (VoiceModel workerSelector)."""
+    wire: WorkerWire = field(default_factory=WorkerWire)
 
     @staticmethod
-    def from_resource(body: dict[str, Any], images: Sequence[WorkerImage] = ()) -> PoolSpec:
+    def from_resource(
+        body: dict[str, Any],
+        images: Sequence[WorkerImage] = (),
+        wire: WorkerWire | None = None,
+    ) -> PoolSpec:
         """The spec with defaults; no ``spec.image``: picked from ``images`` by families."""
         meta, spec = body["metadata"], body["spec"]
         device = spec.get("device", "cpu")
@@ -94,6 +123,7 @@ class PoolSpec:
             namespace=meta.get("namespace", "default"),
             uid=meta.get("uid", ""),
             user_labels=dict(meta.get("labels") or {}),
+            wire=wire or WorkerWire(),
             image=spec.get("image") or pick_image(spec["families"], device, images),
             families=list(spec["families"]),
             replicas=int(spec.get("replicas", 1)),
@@ -211,22 +241,39 @@ def _env() -> list[dict[str, Any]]:
     ]
 
 
+def _wire(pool: PoolSpec) -> tuple[list[dict[str, Any]], list[str]]:
+    """Env and extra args that point the worker at its mounted TLS files and token."""
+    env, files = [], []
+    if pool.wire.tls:
+        files += [("DUPLEX_GRPC_TLS_CERT", "tls.crt"), ("DUPLEX_GRPC_TLS_KEY", "tls.key")]
+        files += [("DUPLEX_GRPC_TLS_CA", "ca.crt")]
+    if pool.wire.token:
+        files.append(("DUPLEX_GRPC_TOKEN_FILE", "token"))
+    for name, key in files:
+        env.append({"name": name, "value": f"{WIRE_MOUNT}/{key}"})
+    # Kubelet's gRPC probes speak no TLS: health gets its own plaintext port.
+    args = ["--health-port", str(HEALTH_PORT)] if pool.wire.tls else []
+    return env, args
+
+
 def statefulset(pool: PoolSpec) -> dict[str, Any]:
-    grpc_probe = {"grpc": {"port": GRPC_PORT, "service": SERVICE}}
+    wire_env, wire_args = _wire(pool)
+    probe_port = HEALTH_PORT if pool.wire.tls else GRPC_PORT
+    grpc_probe = {"grpc": {"port": probe_port, "service": SERVICE}}
     container: dict[str, Any] = {
         "name": "tts-worker",
         "image": pool.image,
         "imagePullPolicy": pool.image_pull_policy,
-        "args": worker_args(pool),
+        "args": worker_args(pool) + wire_args,
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": _env(),
+        "env": _env() + wire_env,
         # Loading and warming the default model can take minutes on big GPU models.
         "startupProbe": {**grpc_probe, "periodSeconds": 5, "failureThreshold": 120},
         "readinessProbe": {**grpc_probe, "periodSeconds": 5},
-        "livenessProbe": {"grpc": {"port": GRPC_PORT}, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {"grpc": {"port": probe_port}, "periodSeconds": 10, "failureThreshold": 3},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -234,16 +281,32 @@ def statefulset(pool: PoolSpec) -> dict[str, Any]:
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    if pool.wire.tls:
+        container["ports"].append(
+            {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}
+        )
     resources = _resources(pool)
     if resources:
         container["resources"] = resources
     pod_spec: dict[str, Any] = {
         "serviceAccountName": f"{pool.name}-tts-worker",
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+    if pool.wire.secret:
+        pod_spec["volumes"].append(
+            {"name": "grpc-auth", "secret": {"secretName": pool.wire.secret, "defaultMode": 0o440}}
+        )
+        container["volumeMounts"].append(
+            {"name": "grpc-auth", "mountPath": WIRE_MOUNT, "readOnly": True}
+        )
     if pool.node_selector:
         pod_spec["nodeSelector"] = pool.node_selector
     tolerations = _tolerations(pool)

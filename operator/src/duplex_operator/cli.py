@@ -24,7 +24,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import start_http_server
 
-from duplex_operator.builders import worker_images
+from duplex_operator.builders import WorkerWire, worker_images
 from duplex_operator.election import LeaderElector
 from duplex_operator.handlers import build_registry
 from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
@@ -132,6 +132,7 @@ async def run(args: argparse.Namespace, config: KubeConfig) -> int:
                 config,
                 reconcile_every_s=args.reconcile_every_s,
                 images=worker_images(os.environ.get("DUPLEX_WORKER_IMAGES", "")),
+                wire=WorkerWire.from_json(os.environ.get("DUPLEX_WORKER_WIRE", "")),
             ),
             clusterwide=args.all_namespaces,
             namespaces=args.namespace or (),

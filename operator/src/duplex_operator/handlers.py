@@ -27,6 +27,7 @@ from duplex_operator.builders import (
     NoWorkerImage,
     PoolSpec,
     WorkerImage,
+    WorkerWire,
     headless_service,
     service_account,
     statefulset,
@@ -69,6 +70,7 @@ def build_registry(
     kinds: Collection[str] = ("ttsworkers", "voicemodels"),
     images: Sequence[WorkerImage] = (),
     security: WireSecurity | None = None,
+    wire: WorkerWire | None = None,
 ) -> kopf.OperatorRegistry:
     """Handlers for ``kinds`` (both by default; tests may run them separately).
 
@@ -91,7 +93,9 @@ def build_registry(
     # Every reconcile reads the namespace's Leases and pools: listed once a second for all.
     leases: SharedListing[list[LeaseView]] = SharedListing(lambda ns: worker_leases(client, ns))
     if "ttsworkers" in kinds:
-        _pool_handlers(registry, client, leases, reconcile_every_s, now, images)
+        _pool_handlers(
+            registry, client, leases, reconcile_every_s, now, images, wire or WorkerWire()
+        )
     if "voicemodels" in kinds:
         _model_handlers(registry, client, leases, reconcile_every_s, load_timeout_s, now, security)
     return registry
@@ -104,6 +108,7 @@ def _pool_handlers(
     reconcile_every_s: float,
     now: Callable[[], datetime],
     images: Sequence[WorkerImage],
+    wire: WorkerWire,
 ) -> None:
     # ---- TTSWorker -------------------------------------------------------
 
@@ -113,7 +118,7 @@ def _pool_handlers(
     async def pool_reconcile(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         with metrics.RECONCILE.labels(kind="TTSWorker").time():
             try:
-                pool = PoolSpec.from_resource(dict(body), images)
+                pool = PoolSpec.from_resource(dict(body), images, wire)
             except NoWorkerImage as exc:
                 kopf.warn(body, reason="NoWorkerImage", message=str(exc))
                 raise kopf.PermanentError(str(exc)) from None

@@ -82,6 +82,13 @@ async def serve(config: WorkerConfig) -> None:
     if security.add_port(server, address) == 0:
         raise StartupError(f"cannot listen on {address} (port in use?)")
     await server.start()
+    probes: grpc.aio.Server | None = None
+    if config.health_port:  # health only, plaintext: kubelet probes cannot speak TLS
+        probes = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, probes)
+        if probes.add_insecure_port(f"{config.host}:{config.health_port}") == 0:
+            raise StartupError(f"cannot listen on {config.host}:{config.health_port}")
+        await probes.start()
     if config.metrics_port:
         start_http_server(config.metrics_port)
     log.info(
@@ -134,6 +141,8 @@ async def serve(config: WorkerConfig) -> None:
         await health_servicer.enter_graceful_shutdown()
         servicer.sessions.end_all("shutdown")
         await server.stop(grace=2.0)
+        if probes is not None:
+            await probes.stop(grace=None)
         await manager.close()
         executors.shutdown()
 

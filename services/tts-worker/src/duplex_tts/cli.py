@@ -24,6 +24,11 @@ def parser() -> argparse.ArgumentParser:
     add("--adapter", dest="adapters", help="families to serve, comma-separated (default: piper)")
     add("--host", help="address to listen on (default 0.0.0.0)")
     add("--port", type=int, help="gRPC port (default 7001)")
+    add(
+        "--health-port",
+        type=int,
+        help="plaintext gRPC health-only port for probes (default 0: off)",
+    )
     add("--metrics-port", type=int, help="Prometheus port (default 9101; 0 disables)")
     add(
         "--default-model",

@@ -24,6 +24,9 @@ class WorkerConfig(BaseModel):
     """Families this worker serves (--adapter piper or --adapter piper,mock)."""
     host: str = "0.0.0.0"
     port: int = Field(default=7001, ge=1, le=65535)
+    health_port: int = Field(default=0, ge=0, le=65535)
+    """A plaintext port serving only grpc.health.v1 (kubelet's gRPC probes cannot do
+    TLS); 0: health is served on the main port only."""
     metrics_port: int = Field(default=9101, ge=0, le=65535)
     """0 disables the metrics endpoint, so several workers can share a host."""
     default_model: str = "piper-en-us-joe-medium"
