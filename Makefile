@@ -46,6 +46,10 @@ test: install models browser lint typecheck ## everything CI runs: install, lint
 test-unit: install ## only the fast pure tests
 	$(RUN) pytest tests/unit
 
+.PHONY: soak
+soak: install models ## N clients for a while with faults (SIGSTOP/SIGKILL workers, orchestrator restart); exits 1 on stuck turns, leaked sessions, RSS growth (SOAK_ARGS="--clients 4 --minutes 10")
+	$(RUN) python -m tests.bench.soak $(SOAK_ARGS)
+
 .PHONY: bench
 bench: install models ## benchmark worker (per family), model swaps, orchestrator, routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium

@@ -35,9 +35,13 @@ class OrchestratorProcess(ChildProcess):
 
 
 def start_orchestrator(
-    workers: Sequence[str], log_path: Path, *extra: str, env: dict[str, str] | None = None
+    workers: Sequence[str],
+    log_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> OrchestratorProcess:
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "duplex_orchestrator", "--port", str(port), "--poll-ms", "300"]
     cmd += [arg for w in workers for arg in ("--worker", w)]
     keyed = any(arg in ("--api-key", "--api-key-file") for arg in extra)
