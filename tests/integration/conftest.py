@@ -19,6 +19,15 @@ def mock_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProc
     worker.stop()
 
 
+@pytest.fixture(scope="module")
+def piper_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A Piper worker shared by a module's tests."""
+    log = tmp_path_factory.mktemp("piper") / "worker.log"
+    worker = start_worker(["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], log)
+    yield worker
+    worker.stop()
+
+
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []

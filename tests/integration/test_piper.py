@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import jiwer
@@ -25,14 +24,6 @@ SENTENCES = [
     " and maybe a snack for her brother Bob.",
     "We also need a small plastic snake and a big toy frog for the kids.",
 ]
-
-
-@pytest.fixture(scope="module")
-def piper_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    log = tmp_path_factory.mktemp("piper") / "worker.log"
-    worker = start_worker(["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], log)
-    yield worker
-    worker.stop()
 
 
 def words(text: str) -> str:

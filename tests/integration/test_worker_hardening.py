@@ -7,7 +7,7 @@ it reaches the model; a worker with a token or mutual TLS refuses strangers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
@@ -115,14 +115,6 @@ async def test_an_utterance_longer_than_the_text_limit_is_refused(
         assert code == grpc.StatusCode.INVALID_ARGUMENT
         assert "at most 20000 characters" in message
         assert (await speak(stub, sid, "Shorter text is fine.")).frames[-1].is_last
-
-
-@pytest.fixture(scope="module")
-def piper_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    log = tmp_path_factory.mktemp("piper-hardening") / "worker.log"
-    worker = start_worker(["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], log)
-    yield worker
-    worker.stop()
 
 
 async def test_control_characters_never_reach_the_model(piper_worker: WorkerProcess) -> None:

@@ -26,7 +26,7 @@ from duplex_orchestrator import metrics
 from duplex_orchestrator.feeds import ReplayableText
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
-from duplex_orchestrator.routing.policy import RouteRequest, route
+from duplex_orchestrator.routing.policy import RouteRequest, WorkerView, route
 from duplex_orchestrator.tts import WorkerClient
 from duplex_protocol.text import clean_text
 from duplex_protocol.tts.v1 import tts_pb2 as pb
@@ -151,27 +151,13 @@ class Speaker:
             )
             return None
         except WorkerStalled:
-            registry.mark_unhealthy(worker.endpoint)
-            await self.error(
-                "tts_failed",
-                f"TTS worker {worker.worker_id} stopped responding mid-reply; "
-                "retrying elsewhere if possible",
-                retrying=True,
-            )
-            return _Retry(avoid=worker.worker_id)
+            return await self._fail_over(worker, "stopped responding mid-reply")
         except grpc.aio.AioRpcError as exc:
             if reply.stopped:
                 await self._io.event("tts_end", turn=reply.turn, frames=frames, interrupted=True)
                 return None
             if exc.code() in _FAILOVER:
-                registry.mark_unhealthy(worker.endpoint)
-                await self.error(
-                    "tts_failed",
-                    f"TTS worker {worker.worker_id} failed mid-reply ({exc.code().name}); "
-                    "retrying elsewhere if possible",
-                    retrying=True,
-                )
-                return _Retry(avoid=worker.worker_id)
+                return await self._fail_over(worker, f"failed mid-reply ({exc.code().name})")
             await self.error("tts_failed", exc.details() or exc.code().name)
             return None
         finally:
@@ -179,6 +165,16 @@ class Speaker:
                 call.cancel()
             if session_id:
                 self._end_later(client, session_id)
+
+    async def _fail_over(self, worker: WorkerView, what: str) -> _Retry:
+        """Skip this worker from now on and retry the turn elsewhere (the client is told)."""
+        self._registry.mark_unhealthy(worker.endpoint)
+        await self.error(
+            "tts_failed",
+            f"TTS worker {worker.worker_id} {what}; retrying elsewhere if possible",
+            retrying=True,
+        )
+        return _Retry(avoid=worker.worker_id)
 
     async def _watched(
         self,
