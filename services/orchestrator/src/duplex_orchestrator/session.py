@@ -269,17 +269,16 @@ class VoiceSession:
     # ---- replies -------------------------------------------------------
 
     async def _stream_text(self, message: Text) -> None:
-        fresh = self._client_text is None or self._client_text.closed
-        if fresh:
+        if self._client_text is None or self._client_text.closed:
             self._client_text = ClientText(MAX_REPLY_CHARS)
-        assert self._client_text is not None
+            # One message holds at most MAX_TEXT_CHARS: the first cannot be too long.
+            self._client_text.push(message.text, message.final)
+            await self._start_reply(self._client_text.deltas(), source="text")
+            return
         try:
             self._client_text.push(message.text, message.final)
         except TextTooLong as exc:
             raise ProtocolError("too_large", str(exc)) from None
-        finally:
-            if fresh:
-                await self._start_reply(self._client_text.deltas(), source="text")
 
     async def _start_reply(
         self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None

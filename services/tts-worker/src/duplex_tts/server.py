@@ -59,7 +59,7 @@ async def _abort(
 
 async def _check_id(
     value: str, field: str, context: grpc.aio.ServicerContext[object, object]
-) -> str:
+) -> None:
     """Ids are short: refuse a long one without echoing it (status details are metadata)."""
     if len(value) > MAX_ID_CHARS:
         await _abort(
@@ -67,7 +67,6 @@ async def _check_id(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{field} is {len(value)} characters; the limit is {MAX_ID_CHARS}",
         )
-    return value
 
 
 class TTSServicer(pb_grpc.TTSServicer):
@@ -89,9 +88,9 @@ class TTSServicer(pb_grpc.TTSServicer):
     async def StartSession(
         self, request: pb.StartSessionRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartSessionResponse:
-        model_id = await _check_id(request.model_id, "model_id", context)
-        model_id = model_id or self._config.default_model
+        await _check_id(request.model_id, "model_id", context)
         await _check_id(request.client_tag, "client_tag", context)
+        model_id = request.model_id or self._config.default_model
         if self.sessions.full:
             await _abort(
                 context,

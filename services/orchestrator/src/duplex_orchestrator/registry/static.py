@@ -30,7 +30,8 @@ class StaticRegistry(Registry):
         self._endpoints = list(endpoints)
         self._views = {e: WorkerView(worker_id=e, endpoint=e, healthy=False) for e in endpoints}
         self._poll_s = poll_s
-        self._warned: dict[str, bool] = {}
+        self._down: set[str] = set()
+        """Workers whose outage has been logged (once per outage)."""
 
     def snapshot(self) -> list[WorkerView]:
         return list(self._views.values())
@@ -43,15 +44,16 @@ class StaticRegistry(Registry):
         try:
             caps, models = await asyncio.gather(worker.capabilities(), worker.list_models())
         except grpc.aio.AioRpcError as exc:
-            if self._views[endpoint].healthy or not self._warned.get(endpoint):
+            if endpoint not in self._down:
                 log.warning(
                     "worker unreachable",
                     extra={"event": "worker_down", "worker": endpoint, "code": exc.code().name},
                 )
-                self._warned[endpoint] = True
+                self._down.add(endpoint)
             self.mark_unhealthy(endpoint)
             return
-        if self._warned.pop(endpoint, False):
+        if endpoint in self._down:
+            self._down.discard(endpoint)
             log.info("worker reachable", extra={"event": "worker_up", "worker": endpoint})
         self._views[endpoint] = WorkerView(
             worker_id=caps.worker_id or endpoint,
