@@ -174,7 +174,12 @@ async def client(url: str, tally: Tally, until: float, seed: int, speech: Any) -
                         kind = "say"
                     if kind == "barge":
                         await ws.send_str(json.dumps({"type": "say", "text": SAYINGS[3] * 3}))
-                    outcome = await one_turn(ws, kind, speech, tally)
+                    try:  # a hard bound besides receive()'s own timeout
+                        outcome = await asyncio.wait_for(
+                            one_turn(ws, kind, speech, tally), TURN_TIMEOUT_S + 15
+                        )
+                    except TimeoutError:
+                        outcome = "stuck"
                     if outcome == "stuck":
                         tally.stuck += 1
                     elif outcome == "tts_end":
@@ -230,8 +235,10 @@ async def open_sessions(stack: Stack) -> int:
 
 
 async def soak(args: argparse.Namespace) -> int:
-    speech = speech_16k("What is the weather like today?")
-    speech = np.concatenate([speech, np.zeros(-len(speech) % 320, np.int16)])  # whole frames
+    # A microphone stays open: the silence after the words is what ends the turn
+    # (the orchestrator waits 500 ms of it). Whole 20 ms frames only.
+    speech = speech_16k("What is the weather like today?", tail_s=1.0)
+    speech = np.concatenate([speech, np.zeros(-len(speech) % 320, np.int16)])
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp))
         stack.start()
