@@ -165,6 +165,25 @@ async def test_synthesis_runs_only_a_bounded_time_ahead_of_playback(
     await speech.close()
 
 
+async def test_a_busy_event_loop_does_not_let_a_generation_job_run_ahead(
+    pool: SynthesisScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token engine's job hands audio to the loop through its own queue; while
+    # the loop is busy elsewhere nothing reaches the frame buffer, so the audio
+    # the engine holds unread must count against the limit as well.
+    monkeypatch.setattr(stream_module, "AHEAD_LIMIT_S", 1.0)
+    model = mock_model(streaming="token")
+    speech = utterance(model, pool)
+    speech.start()
+    speech.feed(Text(" ".join(["word"] * 500) + ".", is_final=True))
+    for _ in range(3):
+        await asyncio.sleep(0)  # the generation job is submitted to the executor
+    time.sleep(0.5)  # noqa: ASYNC251 - the loop is blocked: no frames arrive
+    await asyncio.sleep(0.2)
+    assert model.words_generated <= 8  # ~1 s of 0.19 s words, not everything
+    await speech.close()
+
+
 class DeviceFamily(TTSFamily):
     """The mock family on a dedicated device thread, reporting its own memory."""
 

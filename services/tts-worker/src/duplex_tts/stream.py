@@ -219,8 +219,9 @@ class Utterance:
             rtf = self._executor.busy_s / (samples / self._model.native_sample_rate)
             metrics.RTF.labels(model=self._model_id).observe(rtf)
 
-    def _has_room(self) -> bool:
-        return len(self._frames) * self._pacer.frame_s < AHEAD_LIMIT_S
+    def _has_room(self, pending_s: float = 0.0) -> bool:
+        """Buffered frames plus ``pending_s`` (audio an engine holds unread) under the limit."""
+        return len(self._frames) * self._pacer.frame_s + pending_s < AHEAD_LIMIT_S
 
     async def _wait_for_room(self) -> None:
         """Backpressure: pull no more while ``AHEAD_LIMIT_S`` of audio waits to be played."""

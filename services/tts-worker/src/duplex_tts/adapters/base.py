@@ -19,12 +19,13 @@ event loop:
 
 Backpressure: the worker calls ``read()`` only while it wants more audio (at
 most ``AHEAD_LIMIT_S`` buffered); long generation jobs watch
-``context.room()``. Blocking work (inference) runs through ``self.run(fn)``, which puts it on the
-model's executor at the utterance's playback deadline. A family declares that
-executor: ``SHARED`` (the worker's pool of synthesis threads, earliest
-deadline first; ONNX engines whose sessions are thread-safe) or ``DEVICE``
-(one dedicated thread per device shared by every model on it, so torch calls
-and LoRA switches never interleave; loads, warm-ups and unloads run there too).
+``context.room(pending_s)``, counting the audio they hold unread. Blocking work
+(inference) runs through ``self.run(fn)``, which puts it on the model's executor
+at the utterance's playback deadline. A family declares that executor:
+``SHARED`` (the worker's pool of synthesis threads, earliest deadline first;
+ONNX engines whose sessions are thread-safe) or ``DEVICE`` (one dedicated thread
+per device shared by every model on it, so torch calls and LoRA switches never
+interleave; loads, warm-ups and unloads run there too).
 
 Two ready shapes:
 
@@ -92,10 +93,13 @@ class StreamContext:
     executor: Executor
     deadline: Callable[[], float]
     """When this utterance's buffered audio runs out (monotonic seconds)."""
-    room: Callable[[], bool] = lambda: True
-    """Whether the worker wants more audio now. Pull-driven streams get backpressure
-    for free; an engine that generates in one long job checks this between steps,
-    returns when it is false, and starts again on the next ``read()``."""
+    room: Callable[[float], bool] = lambda pending_s: True
+    """Whether the worker wants more audio now, given ``pending_s``: the seconds of
+    audio this stream has generated that ``read()`` has not handed out yet (the
+    engine's own queue counts against the limit too). Pull-driven streams get
+    backpressure for free (pass 0); an engine that generates in one long job checks
+    this between steps, returns when it is false, and starts again on the next
+    ``read()``."""
 
 
 class AdapterError(Exception):

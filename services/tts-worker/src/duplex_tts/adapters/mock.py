@@ -108,6 +108,7 @@ class MockTokenStream(SynthesisStream):
         self._lock = threading.Lock()
         self._pending = ""
         self._ended = False
+        self._unread_s = 0.0  # audio in _out that read() has not returned (under _lock)
         self._out: asyncio.Queue[object] = asyncio.Queue()
         self._job: asyncio.Future[None] | None = None
 
@@ -134,6 +135,8 @@ class MockTokenStream(SynthesisStream):
         if isinstance(item, BaseException):
             raise item
         assert isinstance(item, np.ndarray)
+        with self._lock:
+            self._unread_s -= item.size / self._model.native_sample_rate
         return item
 
     def _take_word(self, *, peek: bool = False) -> str | None:
@@ -153,7 +156,7 @@ class MockTokenStream(SynthesisStream):
             has_word = self._take_word(peek=True) is not None
             ended = self._ended
         if has_word:
-            if self.context.room():  # else the next read() starts it
+            if self._room():  # else the next read() starts it
                 self._job = asyncio.ensure_future(self.run(self._generate))
                 self._job.add_done_callback(self._job_done)
         elif ended:
@@ -161,13 +164,22 @@ class MockTokenStream(SynthesisStream):
 
     def _generate(self) -> None:
         """On the executor: speak complete words until none is left, no room, or cancel."""
-        while not self.cancelled and self.context.room():
+        while not self.cancelled and self._room():
             with self._lock:
                 word = self._take_word()
             if word is None:
                 return
             audio = self._model.speak_word(word)
+            with self._lock:
+                self._unread_s += audio.size / self._model.native_sample_rate
             self._loop.call_soon_threadsafe(self._out.put_nowait, audio)
+
+    def _room(self) -> bool:
+        # Audio queued for an event loop that is slow to read it counts too, or a
+        # busy worker would let the job run far ahead of the limit.
+        with self._lock:
+            unread_s = self._unread_s
+        return self.context.room(unread_s)
 
     def _job_done(self, job: asyncio.Future[None]) -> None:
         if job.cancelled():
