@@ -137,6 +137,25 @@ async def test_pause_holds_frames_back_and_resume_loses_and_replays_nothing(
     assert got.pcm == expected  # nothing replayed, nothing lost
 
 
+async def test_many_pause_resume_pairs_do_not_turn_the_reply_into_a_burst(
+    mock_worker: WorkerProcess,
+) -> None:
+    """Each RESUME used to restart pacing: 1,000 pairs sent a 7 s reply in 0.33 s."""
+    async with connect(mock_worker.address) as stub:
+        sid = await start(stub)
+        collector = Collector(stub.Synthesize(aiter_chunks(text_chunks(sid, LONG))))
+        await collector.wait_frames(5)
+        for _ in range(300):
+            await control(stub, sid, pb.CONTROL_ACTION_PAUSE)
+            await control(stub, sid, pb.CONTROL_ACTION_RESUME)
+        got = await collector.done()
+    assert_well_formed(got)
+    audio_s = len(got.frames) * 0.02
+    # Paced at real time the frames take at least the audio's length, less the
+    # bounded lead; a burst would deliver them in a fraction of it.
+    assert got.arrival[-1] - got.arrival[0] >= audio_s - 0.5, f"{audio_s:.1f} s of audio"
+
+
 async def test_stop_while_paused_ends_the_stream(mock_worker: WorkerProcess) -> None:
     async with connect(mock_worker.address) as stub:
         sid = await start(stub)

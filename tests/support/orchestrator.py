@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -24,14 +25,16 @@ from tests.support.worker import ROOT, ChildProcess, free_port
 @dataclass
 class OrchestratorProcess(ChildProcess):
     port: int = 0
+    tls: bool = False
+    """Serving HTTPS/WSS (started with --tls-cert, a certificate for 127.0.0.1)."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ws"
 
 
 def start_orchestrator(
@@ -54,14 +57,18 @@ def start_orchestrator(
     }
     log_file = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT, env=variables)
-    orchestrator = OrchestratorProcess(proc, log_path, port=port)
+    orchestrator = OrchestratorProcess(proc, log_path, port=port, tls="--tls-cert" in extra)
+    # Readiness only: tests that serve TLS check the certificate themselves.
+    unverified = ssl._create_unverified_context() if orchestrator.tls else None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"orchestrator exited with {proc.returncode}:\n{orchestrator.log()}")
         with (
             contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{orchestrator.url}/healthz", timeout=1) as response,
+            urllib.request.urlopen(
+                f"{orchestrator.url}/healthz", timeout=1, context=unverified
+            ) as response,
         ):
             if response.status == 200:
                 return orchestrator
@@ -110,7 +117,11 @@ class ScriptedClient:
     async def __aenter__(self) -> ScriptedClient:
         self._http = aiohttp.ClientSession()
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        self.ws = await self._http.ws_connect(self._url, headers=headers)
+        try:
+            self.ws = await self._http.ws_connect(self._url, headers=headers)
+        except BaseException:
+            await self._http.close()  # refused connections leave no open session behind
+            raise
         self._reader = asyncio.create_task(self._read())
         return self
 
