@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import jiwer
@@ -12,8 +13,17 @@ import pytest
 from duplex_protocol import SAMPLE_RATE
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_tts.audio import integrated_loudness
+from tests.support.waiting import eventually
 from tests.support.whisper import transcribe
-from tests.support.worker import WorkerProcess, connect, speak, start_worker
+from tests.support.worker import (
+    Collector,
+    WorkerProcess,
+    aiter_chunks,
+    connect,
+    speak,
+    start_worker,
+    text_chunks,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -87,3 +97,43 @@ async def test_piper_loads_on_demand_and_unloads(tmp_path: Path) -> None:
             assert unloaded.state == pb.MODEL_STATE_AVAILABLE
     finally:
         worker.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+async def test_an_idle_worker_gives_back_the_memory_long_clauses_needed(
+    worker_factory: Callable[..., WorkerProcess],
+) -> None:
+    """ONNX Runtime's arena keeps its peak; the worker shrinks it once it is quiet."""
+    worker = worker_factory(
+        "--adapter", "piper", "--default-model", "piper-en-us-joe-medium",
+        "--synth-threads", "2", "--release-idle-s", "1",
+    )  # fmt: skip
+    pid = worker.process.pid
+    before = _rss_mb(pid)
+    long_clause = words(" ".join(SENTENCES[1:])) + "."  # one clause, no commas to cut at
+    async with connect(worker.address) as stub:
+        sids = [(await stub.StartSession(pb.StartSessionRequest())).session_id for _ in range(2)]
+        calls = [
+            Collector(stub.Synthesize(aiter_chunks(text_chunks(s, long_clause)))) for s in sids
+        ]
+        for call in calls:  # a clause engine's first frame follows its whole first clause
+            await call.wait_frames(1, timeout_s=60)
+        peak = _rss_mb(pid)
+        for sid in sids:
+            await stub.Control(pb.ControlRequest(session_id=sid, action=pb.CONTROL_ACTION_STOP))
+        for call in calls:
+            await call.done()
+    assert peak > before + 150, f"long clauses should need memory: {before:.0f} → {peak:.0f} MB"
+
+    async def given_back() -> bool:
+        return _rss_mb(pid) < before + 0.25 * (peak - before)
+
+    await eventually(given_back, 20)
+    async with connect(worker.address) as stub:  # and the voice still speaks after it
+        sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
+        assert len((await speak(stub, sid, SENTENCES[0])).frames) > 50

@@ -140,6 +140,7 @@ async def serve(config: WorkerConfig) -> None:
     finally:
         await health_servicer.enter_graceful_shutdown()
         servicer.sessions.end_all("shutdown")
+        servicer.idle.close()
         await server.stop(grace=2.0)
         if probes is not None:
             await probes.stop(grace=None)

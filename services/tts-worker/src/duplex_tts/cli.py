@@ -42,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
     add("--max-sessions", type=int, help="open sessions allowed (default 64)")
     add("--synth-threads", type=int, help="synthesis threads (default: CPU count)")
     add("--lead-ms", type=int, help="how far ahead of real time frames may leave (default 60)")
+    add(
+        "--release-idle-s",
+        type=float,
+        help="seconds without an utterance before models give back working memory "
+        "(default 10; 0: never)",
+    )
     add("--session-idle-timeout-s", type=float, help="end sessions idle this long (default 300)")
     add("--voicepacks", type=Path, help="voicepack folder (default ./voicepacks)")
     add("--cache-dir", type=Path, help="where engines assemble weights (default ~/.cache/duplex)")

@@ -41,6 +41,9 @@ class WorkerConfig(BaseModel):
     synth_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=64)
     lead_ms: int = Field(default=60, ge=0, le=500)
     """How far ahead of real time frames may leave (the client's cushion)."""
+    release_idle_s: float = Field(default=10.0, ge=0)
+    """After this long with no utterance, resident models give back the memory
+    their last utterances needed (arenas grow to the longest clause); 0: never."""
     session_idle_timeout_s: float = Field(default=300.0, gt=0)
     """A session with no open stream for this long is ended and its model released."""
     voicepacks: Path = Path("voicepacks")

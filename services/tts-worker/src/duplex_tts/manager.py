@@ -254,6 +254,17 @@ class ModelManager:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
+    async def release_memory(self) -> None:
+        """Let every resident model give back working memory, then trim the heap."""
+        for entry in list(self._entries.values()):
+            if entry.state is State.READY and entry.model is not None and entry.executor:
+                model = entry.model
+                try:  # behind any synthesis: a far deadline on the model's own executor
+                    await entry.executor.run(model.release_memory, time.monotonic() + 3600.0)
+                except Exception:  # a failed release only keeps memory: not worth a failure
+                    log.exception("release_memory failed", extra={"model": entry.spec.id})
+        await asyncio.to_thread(release_freed_memory)
+
     async def close(self) -> None:
         for entry in list(self._entries.values()):
             if entry.load_task is not None and not entry.load_task.done():

@@ -26,6 +26,7 @@ from duplex_tts import __version__, metrics
 from duplex_tts.adapters import VoiceOptions
 from duplex_tts.catalog import Catalog
 from duplex_tts.config import WorkerConfig
+from duplex_tts.idle import IdleRelease
 from duplex_tts.manager import (
     LoadFailed,
     ModelError,
@@ -82,6 +83,7 @@ class TTSServicer(pb_grpc.TTSServicer):
         self.sessions = SessionTable(config.max_sessions)
         self._queue_depth = QueueDepth()
         self._first_audio_ms: deque[float] = deque(maxlen=200)
+        self.idle = IdleRelease(manager.release_memory, config.release_idle_s)
 
     # ---- sessions ------------------------------------------------------
 
@@ -196,6 +198,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             self._read_text(first, request_iterator, utterance, session.id)
         )
         utterance.start()
+        self.idle.started()
         finished = vanished = False
         started = time.perf_counter()
         try:
@@ -220,6 +223,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             log.exception("synthesis failed", extra={"event": "synthesis_error", **fields})
             await _abort(context, grpc.StatusCode.INTERNAL, f"synthesis failed: {exc}")
         finally:
+            self.idle.ended()
             reader.cancel()
             await utterance.close()
             session.utterance = None

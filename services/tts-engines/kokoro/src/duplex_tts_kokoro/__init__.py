@@ -38,6 +38,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
+from duplex_tts.adapters.onnx_arena import ArenaSession
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
 
@@ -52,6 +53,7 @@ class KokoroModel(ClauseModel):
     def __init__(
         self,
         kokoro: Kokoro,
+        session: ArenaSession,
         voice: str,
         lang: str,
         speed: float,
@@ -59,11 +61,18 @@ class KokoroModel(ClauseModel):
     ) -> None:
         super().__init__(SAMPLE_RATE)
         self._kokoro = kokoro
+        self._session = session
         self._voice = voice
         self._lang = lang
         self._speed = speed
         self._phonemize = phonemize
         """Set for languages espeak-ng does not read well (ja): text → Kokoro phonemes."""
+
+    def release_memory(self) -> None:
+        tiny = "\u3042\u3002" if self._phonemize else "a."  # one short syllable
+        with self._session.shrinking():
+            for _ in self.synthesize_clause(tiny, VoiceOptions()):
+                pass
 
     def synthesize_clause(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
         voice = options.speaker or self._voice
@@ -109,7 +118,9 @@ class KokoroFamily(TTSFamily):
         if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            session = ort.InferenceSession(str(model_path), options, providers=providers)
+            session = ArenaSession(
+                ort.InferenceSession(str(model_path), options, providers=providers)
+            )
             kokoro = Kokoro.from_session(session, str(voices_path))
         except Exception as exc:
             raise AdapterError(f"kokoro could not load {model_path}: {exc}") from exc
@@ -123,7 +134,8 @@ class KokoroFamily(TTSFamily):
         if not 0.5 <= speed <= 2.0:
             raise AdapterError(f"voicepack {spec.id}: speed must be 0.5-2.0, got {speed}")
         lang = str(params.get("lang", "en-us")).lower()
-        return KokoroModel(kokoro, voice, lang, speed, _japanese_g2p() if lang == "ja" else None)
+        g2p = _japanese_g2p() if lang == "ja" else None
+        return KokoroModel(kokoro, session, voice, lang, speed, g2p)
 
     def _resolve(self, spec: ModelSpec) -> tuple[Path, Path]:
         source = spec.source

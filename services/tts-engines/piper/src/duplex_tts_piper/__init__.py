@@ -9,9 +9,11 @@ the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
@@ -24,6 +26,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
+from duplex_tts.adapters.onnx_arena import ArenaSession
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
 
@@ -35,7 +38,13 @@ _ESPEAK_LOCK = threading.Lock()
 class PiperModel(ClauseModel):
     def __init__(self, voice: PiperVoice) -> None:
         super().__init__(int(voice.config.sample_rate))
-        self._voice = voice
+        self._session = ArenaSession(voice.session)
+        self._voice = dataclasses.replace(voice, session=cast(Any, self._session))
+
+    def release_memory(self) -> None:
+        with self._session.shrinking():
+            for _ in self.synthesize_clause("a.", VoiceOptions()):
+                pass
 
     def synthesize_clause(self, text: str, options: VoiceOptions) -> Iterator[FloatArray]:
         speaker_id = None

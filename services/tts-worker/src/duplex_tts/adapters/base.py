@@ -164,6 +164,14 @@ class TTSModel(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most models need nothing
         """Free weights (GPU memory, sessions). Called once, after the last stream."""
 
+    def release_memory(self) -> None:  # noqa: B027 - optional hook
+        """Give back memory kept between utterances (an ONNX Runtime arena, caches).
+
+        Called on the model's executor once the worker has spoken nothing for a
+        while (``--release-idle-s``); the weights stay loaded. Must be cheap when
+        nothing is held.
+        """
+
     @property
     def memory_bytes(self) -> int | None:
         """Memory the model holds (VRAM on a GPU), if the engine knows it.
