@@ -20,26 +20,27 @@ class IdleRelease:
         self._release = release
         self._delay_s = delay_s
         self._speaking = 0
-        self._waiting: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sleeping = False  # the task still waits out the quiet spell
         self._dirty = False  # something was spoken since the last release
 
     def started(self) -> None:
         """An utterance began."""
         self._speaking += 1
         self._dirty = True
-        if self._waiting is not None:
-            self._waiting.cancel()
-            self._waiting = None
+        if self._task is not None and self._sleeping:
+            self._task.cancel()  # a release already under way finishes: it disturbs nothing
 
     def ended(self) -> None:
         """An utterance ended; the last one starts the idle countdown."""
         self._speaking -= 1
         if self._speaking == 0 and self._dirty and self._delay_s > 0:
-            self._waiting = asyncio.create_task(self._after_quiet())
+            self._sleeping = True
+            self._task = asyncio.create_task(self._after_quiet())
 
     async def _after_quiet(self) -> None:
         await asyncio.sleep(self._delay_s)
-        self._waiting = None
+        self._sleeping = False
         self._dirty = False
         try:
             await self._release()
@@ -49,5 +50,5 @@ class IdleRelease:
             log.info("idle: working memory given back", extra={"event": "idle_release"})
 
     def close(self) -> None:
-        if self._waiting is not None:
-            self._waiting.cancel()
+        if self._task is not None:
+            self._task.cancel()
