@@ -1,0 +1,166 @@
+"""CSM streams: clauses in, audio chunks out while generation runs.
+
+One generation job per stream runs on the device thread. For each clause it
+builds the prompt, calls ``generate`` with a streamer, and the streamer turns
+every frame of codebooks into audio through a ``ChunkedDecoder`` and hands it
+to the event loop: the first audio follows the first ``chunk_frames`` frames,
+not the whole clause. CSM's ``generate`` ignores custom stopping criteria, so
+cancel (STOP, barge-in, session end) raises from the streamer: generation
+stops within one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from duplex_tts.adapters import FloatArray, StreamContext, SynthesisStream, VoiceOptions
+from duplex_tts.text import ClauseSegmenter
+from duplex_tts_csm.codec import ChunkedDecoder
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class CsmSettings:
+    """Voicepack ``params`` of a CSM voice."""
+
+    speaker: int = 0
+    max_frames_per_clause: int = 250  # 20 s: a clause is at most ~240 characters
+    temperature: float = 0.9
+    do_sample: bool = True
+    chunk_frames: int = 2  # 160 ms of audio per decode
+    context_frames: int = 25
+
+
+class Cancelled(Exception):
+    """Raised inside ``generate`` (from the streamer) to stop it within a step."""
+
+
+class _FrameStreamer(BaseStreamer):
+    """Receives each step's codes; decodes and hands audio on as it goes."""
+
+    def __init__(self, stream: CsmStream, decoder: ChunkedDecoder, eos: int) -> None:
+        self._stream = stream
+        self._decoder = decoder
+        self._eos = eos
+        self._prompt_seen = False
+        self.ended = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # generate() first hands over the prompt
+            self._prompt_seen = True
+            return
+        if self._stream.cancelled:
+            raise Cancelled
+        frame = value.reshape(-1)
+        if self.ended or bool((frame[:-1] == self._eos).all()):
+            self.ended = True  # the end-of-audio frame is not audio
+            return
+        self._stream.frames_generated += 1
+        self._stream.emit(self._decoder.push(frame))
+
+    def end(self) -> None:
+        self._stream.emit(self._decoder.flush())
+
+
+class CsmStream(SynthesisStream):
+    def __init__(self, model: Any, context: StreamContext) -> None:
+        super().__init__(context)
+        self._model = model
+        self._loop = asyncio.get_running_loop()
+        self._segmenter = ClauseSegmenter()
+        self._clauses: collections.deque[str] = collections.deque()
+        self._ended = False
+        self._lock = threading.Lock()
+        self._unread_s = 0.0
+        self._out: asyncio.Queue[object] = asyncio.Queue()
+        self._job: asyncio.Future[None] | None = None
+        self.options: VoiceOptions = context.options
+        self.frames_generated = 0
+        """Frames of codebooks generated so far (audio frames, not 20 ms frames)."""
+
+    # ---- event loop side ------------------------------------------------
+
+    def push_text(self, delta: str) -> None:
+        with self._lock:
+            self._clauses.extend(self._segmenter.push(delta))
+        self._kick()
+
+    def end_input(self) -> None:
+        with self._lock:
+            self._clauses.extend(self._segmenter.finish())
+            self._ended = True
+        self._kick()
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._out.put_nowait(_DONE)
+
+    async def read(self) -> FloatArray | None:
+        self._kick()
+        item = await self._out.get()
+        if item is _DONE:
+            self._out.put_nowait(_DONE)
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, np.ndarray)
+        with self._lock:
+            self._unread_s -= item.size / self._model.native_sample_rate
+        return item
+
+    def _kick(self) -> None:
+        if self.cancelled or (self._job is not None and not self._job.done()):
+            return
+        with self._lock:
+            waiting, ended = bool(self._clauses), self._ended
+        if waiting:
+            if self._room():
+                self._job = asyncio.ensure_future(self.run(self._generate))
+                self._job.add_done_callback(self._job_done)
+        elif ended:
+            self._out.put_nowait(_DONE)
+
+    def _job_done(self, job: asyncio.Future[None]) -> None:
+        if job.cancelled():
+            return
+        error = job.exception()
+        if error is not None:
+            self._out.put_nowait(error)
+        else:
+            self._kick()
+
+    # ---- device thread side ---------------------------------------------
+
+    def emit(self, audio: FloatArray | None) -> None:
+        """Hand a decoded chunk to the event loop (called on the device thread)."""
+        if audio is None or not audio.size:
+            return
+        with self._lock:
+            self._unread_s += audio.size / self._model.native_sample_rate
+        self._loop.call_soon_threadsafe(self._out.put_nowait, audio)
+
+    def _room(self) -> bool:
+        with self._lock:
+            unread_s = self._unread_s
+        return self.context.room(unread_s)
+
+    def _generate(self) -> None:
+        """Speak queued clauses until none is left, no room, or cancel."""
+        while not self.cancelled and self._room():
+            with self._lock:
+                if not self._clauses:
+                    return
+                clause = self._clauses.popleft()
+            try:
+                self._model.generate_clause(clause, self)
+            except Cancelled:
+                return

@@ -1,0 +1,145 @@
+"""The ``csm`` family on a tiny random-weight CSM: real transformers code, CPU.
+
+Streaming (audio leaves while a clause is still generated, and the chunked
+Mimi decode equals one decode of the whole), cancel within a step, loading
+from a saved folder, and a real worker process speaking it over gRPC.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel
+from duplex_tts_csm.engine import CsmStream
+
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_tts.adapters import StreamContext, VoiceOptions
+from duplex_tts.catalog import load_catalog
+from duplex_tts.scheduler import SynthesisScheduler
+from tests.support.tiny_csm import tiny_model, write_csm_pack
+from tests.support.waiting import eventually
+from tests.support.worker import connect, speak, start_worker
+
+SENTENCE = "How are you doing today?"  # one clause
+
+
+@pytest.fixture(scope="module")
+def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("voicepacks")
+    write_csm_pack(root, "csm-tiny")
+    write_csm_pack(root, "csm-long", max_frames_per_clause=400)
+    return root
+
+
+def load(packs: Path, model_id: str = "csm-tiny") -> CsmModel:
+    spec = load_catalog(packs).models[model_id]
+    model = CsmFamily().load(spec, "cpu", None)
+    assert isinstance(model, CsmModel)
+    return model
+
+
+@pytest.fixture
+def device() -> Iterator[SynthesisScheduler]:
+    scheduler = SynthesisScheduler(1, name="device-cpu")
+    yield scheduler
+    scheduler.shutdown()
+
+
+def whole_codes(model: CsmModel, text: str) -> torch.Tensor:
+    with torch.inference_mode():
+        out = model.model.generate(
+            **model.prompt(text, 0),
+            max_new_tokens=model.settings.max_frames_per_clause,
+            do_sample=False,
+            depth_decoder_do_sample=False,
+        )
+    codes = out[0]  # (frames, codebooks)
+    eos = (codes[:, :-1] == model.model.config.codebook_eos_token_id).all(-1).nonzero()
+    return codes[: int(eos.min())] if eos.numel() else codes
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 2, 3])
+def test_chunked_decode_equals_a_whole_decode(chunk_frames: int) -> None:
+    model = tiny_model()
+    codes = torch.randint(1, 63, (17, model.config.num_codebooks))
+    with torch.inference_mode():
+        whole = model.codec_model.decode(codes.T.unsqueeze(0)).audio_values[0, 0].numpy()
+    warm = ChunkedDecoder(model.codec_model, chunk_frames=chunk_frames, context_frames=4)
+    chunked = _decode_in_chunks(warm, codes)
+    assert chunked.shape == whole.shape == (17 * 1920,)
+    assert np.abs(chunked - whole).max() < 1e-4 * np.abs(whole).max()
+    # Without left context every boundary differs: the context is what makes it equal.
+    cold = ChunkedDecoder(model.codec_model, chunk_frames=chunk_frames, context_frames=0)
+    assert np.abs(_decode_in_chunks(cold, codes) - whole).max() > 1e-2 * np.abs(whole).max()
+
+
+def _decode_in_chunks(decoder: ChunkedDecoder, codes: torch.Tensor) -> np.ndarray:
+    parts = [decoder.push(frame) for frame in codes]
+    parts.append(decoder.flush())
+    return np.concatenate([p for p in parts if p is not None])
+
+
+async def _spoken(model: CsmModel, device: SynthesisScheduler, text: str) -> list[np.ndarray]:
+    stream = model.open_stream(StreamContext(VoiceOptions(), device, time.monotonic))
+    stream.push_text(text)
+    stream.end_input()
+    chunks = [chunk async for chunk in stream]
+    await stream.aclose()
+    return chunks
+
+
+async def test_audio_streams_out_while_the_clause_is_generated(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    model = load(packs)
+    chunks = await _spoken(model, device, SENTENCE)
+    codes = whole_codes(model, SENTENCE)
+    assert len(chunks) == -(-len(codes) // model.settings.chunk_frames)  # one per 2 frames
+    assert all(c.dtype == np.float32 for c in chunks)
+    with torch.inference_mode():
+        whole = model.model.codec_model.decode(codes.T.unsqueeze(0)).audio_values[0, 0].numpy()
+    streamed = np.concatenate(chunks)
+    assert streamed.shape == whole.shape
+    assert np.abs(streamed - whole).max() < 1e-4 * np.abs(whole).max()
+
+
+async def test_cancel_stops_generation_within_a_step(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    model = load(packs, "csm-long")
+    stream = model.open_stream(StreamContext(VoiceOptions(), device, time.monotonic))
+    assert isinstance(stream, CsmStream)
+    stream.push_text(SENTENCE)
+    stream.end_input()
+    assert await stream.read() is not None
+    at_cancel = stream.frames_generated
+    stream.cancel()
+    assert await stream.read() is None
+    done = device.submit(lambda: None, deadline=0.0)  # runs once the device thread is free
+    await eventually(done.done, 10)
+    assert stream.frames_generated <= at_cancel + 1  # the step under way, nothing after
+    assert stream.frames_generated < 400
+    await stream.aclose()
+
+
+async def test_a_worker_process_speaks_a_csm_voice(packs: Path, tmp_path: Path) -> None:
+    worker = start_worker(
+        ["--adapter", "csm", "--voicepacks", str(packs), "--default-model", "csm-tiny"],
+        tmp_path / "worker.log",
+    )
+    try:
+        async with connect(worker.address) as stub:
+            sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
+            got = await speak(stub, sid, SENTENCE)
+            assert got.frames[-1].is_last
+            assert len(got.frames) > 10
+            models = await stub.ListModels(pb.ListModelsRequest())
+            tiny = next(m for m in models.models if m.id == "csm-tiny")
+            assert tiny.memory_bytes > 1_000_000  # the weights it reports holding
+    finally:
+        worker.stop()
