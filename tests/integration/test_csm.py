@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel
-from duplex_tts_csm.engine import CsmStream
 
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_tts.adapters import StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
-from tests.support.tiny_csm import tiny_model, write_csm_pack
+from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel
+from duplex_tts_csm.engine import CsmStream
+from tests.support.tiny_csm import CODEBOOKS, tiny_model, write_csm_pack
 from tests.support.waiting import eventually
 from tests.support.worker import connect, speak, start_worker
 
@@ -58,7 +58,7 @@ def whole_codes(model: CsmModel, text: str) -> torch.Tensor:
             do_sample=False,
             depth_decoder_do_sample=False,
         )
-    codes = out[0]  # (frames, codebooks)
+    codes: torch.Tensor = out[0]  # (frames, codebooks)
     eos = (codes[:, :-1] == model.model.config.codebook_eos_token_id).all(-1).nonzero()
     return codes[: int(eos.min())] if eos.numel() else codes
 
@@ -66,7 +66,7 @@ def whole_codes(model: CsmModel, text: str) -> torch.Tensor:
 @pytest.mark.parametrize("chunk_frames", [1, 2, 3])
 def test_chunked_decode_equals_a_whole_decode(chunk_frames: int) -> None:
     model = tiny_model()
-    codes = torch.randint(1, 63, (17, model.config.num_codebooks))
+    codes = torch.randint(1, 63, (17, CODEBOOKS))
     with torch.inference_mode():
         whole = model.codec_model.decode(codes.T.unsqueeze(0)).audio_values[0, 0].numpy()
     warm = ChunkedDecoder(model.codec_model, chunk_frames=chunk_frames, context_frames=4)

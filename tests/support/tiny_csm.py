@@ -69,7 +69,9 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 def tiny_model(seed: int = 0) -> CsmForConditionalGeneration:
     torch.manual_seed(seed)
-    return CsmForConditionalGeneration(tiny_config()).eval()
+    model = CsmForConditionalGeneration(tiny_config())
+    model.eval()
+    return model
 
 
 def write_csm_pack(root: Path, model_id: str = "csm-tiny", seed: int = 0, **params: Any) -> Path:

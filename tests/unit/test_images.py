@@ -37,8 +37,31 @@ def test_the_core_imports_no_engine() -> None:
     assert not [d for d in deps["dependencies"] if "piper" in d or "kokoro" in d]
 
 
+def torch_image_engines() -> set[str]:
+    """ENGINES of the torch variant, as skaffold's gpu profile and `make images-torch` build it."""
+    skaffold = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    gpu = next(p for p in skaffold["profiles"] if p["name"] == "gpu")
+    artifact = next(
+        patch["value"]
+        for patch in gpu["patches"]
+        if isinstance(patch.get("value"), dict) and patch["value"].get("image", "").endswith("torch")
+    )
+    skaffold_engines = set(artifact["docker"]["buildArgs"]["ENGINES"].split())
+    make = re.search(r"^TORCH_IMAGE_ENGINES \?= (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert make and set(make.group(1).split()) == skaffold_engines
+    return skaffold_engines
+
+
 def test_the_chart_claims_only_families_the_worker_image_installs() -> None:
     values = yaml.safe_load((ROOT / "charts" / "duplex" / "values.yaml").read_text())
-    installed = default_engines() | {"mock"}  # mock ships with the core
+    installed = {
+        "worker": default_engines() | {"mock"},  # mock ships with the core
+        "workerTorch": torch_image_engines() | {"mock"},
+    }
     for entry in values["image"]["workerImages"]:
-        assert set(entry["families"]) <= installed, entry
+        assert set(entry["families"]) <= installed[entry["key"]], entry
+    for engine in torch_image_engines():  # every engine named is a member registering it
+        project = tomllib.loads(
+            (ROOT / "services" / "tts-engines" / engine / "pyproject.toml").read_text()
+        )["project"]
+        assert engine in project["entry-points"]["duplex.tts.families"]

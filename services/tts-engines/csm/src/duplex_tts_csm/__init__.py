@@ -90,7 +90,7 @@ class CsmModel(TTSModel):
     @property
     def memory_bytes(self) -> int | None:
         tensors = [*self.model.parameters(), *self.model.buffers()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return int(sum(t.numel() * t.element_size() for t in tensors))
 
     def close(self) -> None:
         self.model = None
