@@ -41,14 +41,13 @@ def torch_image_engines() -> set[str]:
     """ENGINES of the torch variant, as skaffold's gpu profile and `make images-torch` build it."""
     skaffold = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
     gpu = next(p for p in skaffold["profiles"] if p["name"] == "gpu")
-    artifact = next(
-        patch["value"]
-        for patch in gpu["patches"]
-        if isinstance(patch.get("value"), dict) and patch["value"].get("image", "").endswith("torch")
-    )
+    values = [patch["value"] for patch in gpu["patches"] if isinstance(patch.get("value"), dict)]
+    artifact = next(v for v in values if v.get("image", "").endswith("torch"))
     skaffold_engines = set(artifact["docker"]["buildArgs"]["ENGINES"].split())
-    make = re.search(r"^TORCH_IMAGE_ENGINES \?= (.*)$", (ROOT / "Makefile").read_text(), re.M)
-    assert make and set(make.group(1).split()) == skaffold_engines
+    makefile = (ROOT / "Makefile").read_text()
+    make = re.search(r"^TORCH_IMAGE_ENGINES \?= (.*)$", makefile, re.MULTILINE)
+    assert make
+    assert set(make.group(1).split()) == skaffold_engines
     return skaffold_engines
 
 
