@@ -61,7 +61,7 @@ async def test_a_hung_worker_is_failed_over_and_the_turn_ends(
         speaking = workers.pop(str(first["worker"]))
         other = next(iter(workers))
         await c.first_audio_after(0)
-        speaking.process.send_signal(signal.SIGSTOP)
+        speaking.hang()
         stopped_at = time.monotonic()
         error = await c.wait_for("error", code="tts_failed", timeout_s=15)
         failover_s = time.monotonic() - stopped_at
@@ -86,7 +86,7 @@ async def test_a_hung_only_worker_ends_the_turn_with_an_error(tmp_path: Path) ->
             await c.start()
             await c.send(type="say", text=LONG)
             await c.first_audio_after(0)
-            worker.process.send_signal(signal.SIGSTOP)
+            worker.hang()
             await c.wait_for("error", code="tts_failed", timeout_s=15)
             final = await c.wait_for("error", code="no_worker", timeout_s=15)
             assert "retrying" not in final

@@ -53,6 +53,27 @@ class ChildProcess:
         return self.process.returncode
 
 
+    def hang(self, timeout_s: float = 5.0) -> None:
+        """SIGSTOP the process and return once the kernel shows it stopped.
+
+        A fault test must not go on to wait for a failover while the process
+        still runs: that would test nothing (and once timed out in CI).
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.process.send_signal(signal.SIGSTOP)
+            if _state(self.process.pid) == "T":
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"pid {self.process.pid} did not stop: {_state(self.process.pid)!r}")
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc (R, S, T, ...)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
 @dataclass
 class WorkerProcess(ChildProcess):
     address: str = ""
