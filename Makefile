@@ -33,7 +33,7 @@ install: uv ## install the workspace with its test and lint groups (uv.lock, fro
 .PHONY: torch-engines
 torch-engines: install ## add the torch engine members (CSM) with torch $(TORCH_VERSION), CPU build where one is on disk
 	@$(RUN) python -c "import torch, duplex_tts_csm" 2>/dev/null && exit 0; \
-	set -e; \
+	set -eo pipefail; \
 	links=$$([ -d $(TORCH_WHEELS) ] && echo "--find-links $(TORCH_WHEELS)"); \
 	$(UV) pip install --python .venv $$links torch==$(TORCH_VERSION); \
 	$(UV) export --frozen --no-hashes --no-emit-workspace --no-header --no-annotate \

@@ -6,7 +6,8 @@ every frame of codebooks into audio through a ``ChunkedDecoder`` and hands it
 to the event loop: the first audio follows the first ``chunk_frames`` frames,
 not the whole clause. CSM's ``generate`` ignores custom stopping criteria, so
 cancel (STOP, barge-in, session end) raises from the streamer: generation
-stops within one step.
+stops within one step. Backpressure is checked between clauses (audio the
+stream holds unread counts), so at most one clause runs past the limit.
 """
 
 from __future__ import annotations
