@@ -52,7 +52,6 @@ class ChildProcess:
                 self.process.wait()
         return self.process.returncode
 
-
     def hang(self, timeout_s: float = 5.0) -> None:
         """SIGSTOP the process and return once the kernel shows it stopped.
 
