@@ -12,21 +12,16 @@ stream holds unread counts), so at most one clause runs past the limit.
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from duplex_tts.adapters import FloatArray, StreamContext, SynthesisStream, VoiceOptions
+from duplex_tts.adapters import JobStream, StreamContext, VoiceOptions
 from duplex_tts.text import ClauseSegmenter
 from duplex_tts_csm.codec import ChunkedDecoder
-
-_DONE = object()
 
 
 @dataclass(frozen=True)
@@ -72,92 +67,35 @@ class _FrameStreamer(BaseStreamer):
         self._stream.emit(self._decoder.flush())
 
 
-class CsmStream(SynthesisStream):
+class CsmStream(JobStream):
     def __init__(self, model: Any, context: StreamContext) -> None:
-        super().__init__(context)
+        super().__init__(context, model.native_sample_rate)
         self._model = model
-        self._loop = asyncio.get_running_loop()
         self._segmenter = ClauseSegmenter()
         self._clauses: collections.deque[str] = collections.deque()
         self._ended = False
-        self._lock = threading.Lock()
-        self._unread_s = 0.0
-        self._out: asyncio.Queue[object] = asyncio.Queue()
-        self._job: asyncio.Future[None] | None = None
         self.options: VoiceOptions = context.options
         self.frames_generated = 0
         """Frames of codebooks generated so far (audio frames, not 20 ms frames)."""
 
-    # ---- event loop side ------------------------------------------------
-
     def push_text(self, delta: str) -> None:
-        with self._lock:
+        with self.lock:
             self._clauses.extend(self._segmenter.push(delta))
-        self._kick()
+        self.kick()
 
     def end_input(self) -> None:
-        with self._lock:
+        with self.lock:
             self._clauses.extend(self._segmenter.finish())
             self._ended = True
-        self._kick()
+        self.kick()
 
-    def cancel(self) -> None:
-        super().cancel()
-        self._out.put_nowait(_DONE)
+    def pending(self) -> tuple[bool, bool]:
+        return bool(self._clauses), self._ended
 
-    async def read(self) -> FloatArray | None:
-        self._kick()
-        item = await self._out.get()
-        if item is _DONE:
-            self._out.put_nowait(_DONE)
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        assert isinstance(item, np.ndarray)
-        with self._lock:
-            self._unread_s -= item.size / self._model.native_sample_rate
-        return item
-
-    def _kick(self) -> None:
-        if self.cancelled or (self._job is not None and not self._job.done()):
-            return
-        with self._lock:
-            waiting, ended = bool(self._clauses), self._ended
-        if waiting:
-            if self._room():
-                self._job = asyncio.ensure_future(self.run(self._generate))
-                self._job.add_done_callback(self._job_done)
-        elif ended:
-            self._out.put_nowait(_DONE)
-
-    def _job_done(self, job: asyncio.Future[None]) -> None:
-        if job.cancelled():
-            return
-        error = job.exception()
-        if error is not None:
-            self._out.put_nowait(error)
-        else:
-            self._kick()
-
-    # ---- device thread side ---------------------------------------------
-
-    def emit(self, audio: FloatArray | None) -> None:
-        """Hand a decoded chunk to the event loop (called on the device thread)."""
-        if audio is None or not audio.size:
-            return
-        with self._lock:
-            self._unread_s += audio.size / self._model.native_sample_rate
-        self._loop.call_soon_threadsafe(self._out.put_nowait, audio)
-
-    def _room(self) -> bool:
-        with self._lock:
-            unread_s = self._unread_s
-        return self.context.room(unread_s)
-
-    def _generate(self) -> None:
+    def generate(self) -> None:
         """Speak queued clauses until none is left, no room, or cancel."""
-        while not self.cancelled and self._room():
-            with self._lock:
+        while not self.cancelled and self.room():
+            with self.lock:
                 if not self._clauses:
                     return
                 clause = self._clauses.popleft()

@@ -25,6 +25,7 @@ from duplex_tts.adapters.base import (
     VoiceOptions,
     default_cache_dir,
 )
+from duplex_tts.adapters.jobs import JobStream
 
 ENTRY_POINT_GROUP = "duplex.tts.families"
 
@@ -80,6 +81,7 @@ __all__ = [
     "ExecutorKind",
     "FamilyNotInstalled",
     "FloatArray",
+    "JobStream",
     "StreamContext",
     "SynthesisStream",
     "TTSFamily",

@@ -13,9 +13,7 @@ keeping context across deltas, like CSM: the token path of the engine contract).
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from duplex_tts.adapters.base import (
     TTSModel,
     VoiceOptions,
 )
+from duplex_tts.adapters.jobs import JobStream
 from duplex_tts.catalog import ModelSpec
 
 _SYLLABLE_S = 0.14
@@ -93,51 +92,32 @@ class MockModel(ClauseModel):
         return np.concatenate(parts).astype(np.float32)
 
 
-class MockTokenStream(SynthesisStream):
+class MockTokenStream(JobStream):
     """Raw deltas in; a word is spoken once the next delta shows it is complete.
 
     Shaped like a token-streaming GPU engine: one long generation job on the
-    executor speaks every complete word there is, handing chunks back through a
-    queue, and only the ``cancelled`` flag stops it between words.
+    executor speaks every complete word there is, and only the ``cancelled``
+    flag (or backpressure) stops it between words.
     """
 
     def __init__(self, model: MockModel, context: StreamContext) -> None:
-        super().__init__(context)
+        super().__init__(context, model.native_sample_rate)
         self._model = model
-        self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
         self._pending = ""
         self._ended = False
-        self._unread_s = 0.0  # audio in _out that read() has not returned (under _lock)
-        self._out: asyncio.Queue[object] = asyncio.Queue()
-        self._job: asyncio.Future[None] | None = None
 
     def push_text(self, delta: str) -> None:
-        with self._lock:
+        with self.lock:
             self._pending += delta
-        self._kick()
+        self.kick()
 
     def end_input(self) -> None:
-        with self._lock:
+        with self.lock:
             self._ended = True
-        self._kick()
+        self.kick()
 
-    def cancel(self) -> None:
-        super().cancel()
-        self._out.put_nowait(_DONE)
-
-    async def read(self) -> FloatArray | None:
-        self._kick()  # a job that stopped for backpressure goes on
-        item = await self._out.get()
-        if item is _DONE:
-            self._out.put_nowait(_DONE)  # later reads end too
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        assert isinstance(item, np.ndarray)
-        with self._lock:
-            self._unread_s -= item.size / self._model.native_sample_rate
-        return item
+    def pending(self) -> tuple[bool, bool]:
+        return self._take_word(peek=True) is not None, self._ended
 
     def _take_word(self, *, peek: bool = False) -> str | None:
         """The next complete word (caller holds the lock)."""
@@ -148,50 +128,13 @@ class MockTokenStream(SynthesisStream):
             self._pending = self._pending.lstrip()[len(words[0]) :]
         return words[0]
 
-    def _kick(self) -> None:
-        """Start a generation job if words wait and none runs; end after the last."""
-        if self.cancelled or (self._job is not None and not self._job.done()):
-            return
-        with self._lock:
-            has_word = self._take_word(peek=True) is not None
-            ended = self._ended
-        if has_word:
-            if self._room():  # else the next read() starts it
-                self._job = asyncio.ensure_future(self.run(self._generate))
-                self._job.add_done_callback(self._job_done)
-        elif ended:
-            self._out.put_nowait(_DONE)
-
-    def _generate(self) -> None:
-        """On the executor: speak complete words until none is left, no room, or cancel."""
-        while not self.cancelled and self._room():
-            with self._lock:
+    def generate(self) -> None:
+        while not self.cancelled and self.room():
+            with self.lock:
                 word = self._take_word()
             if word is None:
                 return
-            audio = self._model.speak_word(word)
-            with self._lock:
-                self._unread_s += audio.size / self._model.native_sample_rate
-            self._loop.call_soon_threadsafe(self._out.put_nowait, audio)
-
-    def _room(self) -> bool:
-        # Audio queued for an event loop that is slow to read it counts too, or a
-        # busy worker would let the job run far ahead of the limit.
-        with self._lock:
-            unread_s = self._unread_s
-        return self.context.room(unread_s)
-
-    def _job_done(self, job: asyncio.Future[None]) -> None:
-        if job.cancelled():
-            return
-        error = job.exception()
-        if error is not None:
-            self._out.put_nowait(error)
-        else:
-            self._kick()
-
-
-_DONE = object()
+            self.emit(self._model.speak_word(word))
 
 
 class MockFamily(TTSFamily):
