@@ -2,7 +2,7 @@
 
 Streaming (audio leaves while a clause is still generated, and the chunked
 Mimi decode equals one decode of the whole), cancel within a step, loading
-from a saved folder, and a real worker process speaking it over gRPC.
+from a saved folder. A worker process speaks it in ``test_csm_lora``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_tts.adapters import StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
@@ -23,7 +22,6 @@ from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel
 from duplex_tts_csm.engine import CsmStream
 from tests.support.tiny_csm import CODEBOOKS, tiny_model, write_csm_pack
 from tests.support.waiting import eventually
-from tests.support.worker import connect, speak, start_worker
 
 SENTENCE = "How are you doing today?"  # one clause
 
@@ -53,7 +51,7 @@ def device() -> Iterator[SynthesisScheduler]:
 def whole_codes(model: CsmModel, text: str) -> torch.Tensor:
     with torch.inference_mode():
         out = model.model.generate(
-            **model.prompt(text, 0),
+            input_ids=model.prompt(text, 0)[None],
             max_new_tokens=model.settings.max_frames_per_clause,
             do_sample=False,
             depth_decoder_do_sample=False,
@@ -69,7 +67,8 @@ def test_chunked_decode_equals_a_whole_decode(chunk_frames: int) -> None:
     codes = torch.randint(1, 63, (17, CODEBOOKS))
     with torch.inference_mode():
         whole = model.codec_model.decode(codes.T.unsqueeze(0)).audio_values[0, 0].numpy()
-    warm = ChunkedDecoder(model.codec_model, chunk_frames=chunk_frames, context_frames=4)
+    # The tiny codec reaches 6 frames back (2 transformer layers, window 4, convs).
+    warm = ChunkedDecoder(model.codec_model, chunk_frames=chunk_frames, context_frames=8)
     chunked = _decode_in_chunks(warm, codes)
     assert chunked.shape == whole.shape == (17 * 1920,)
     assert np.abs(chunked - whole).max() < 1e-4 * np.abs(whole).max()
@@ -125,21 +124,3 @@ async def test_cancel_stops_generation_within_a_step(
     assert stream.frames_generated <= at_cancel + 1  # the step under way, nothing after
     assert stream.frames_generated < 400
     await stream.aclose()
-
-
-async def test_a_worker_process_speaks_a_csm_voice(packs: Path, tmp_path: Path) -> None:
-    worker = start_worker(
-        ["--adapter", "csm", "--voicepacks", str(packs), "--default-model", "csm-tiny"],
-        tmp_path / "worker.log",
-    )
-    try:
-        async with connect(worker.address) as stub:
-            sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
-            got = await speak(stub, sid, SENTENCE)
-            assert got.frames[-1].is_last
-            assert len(got.frames) > 10
-            models = await stub.ListModels(pb.ListModelsRequest())
-            tiny = next(m for m in models.models if m.id == "csm-tiny")
-            assert tiny.memory_bytes > 1_000_000  # the weights it reports holding
-    finally:
-        worker.stop()

@@ -2,7 +2,8 @@
 
 Real configuration, model, codec and tokenizer classes, saved with
 ``save_pretrained`` into a voicepack folder the ``csm`` family loads like a
-downloaded checkpoint: the loading, generation, streaming and LoRA code under
+downloaded checkpoint, and LoRA voices saved by peft on it
+(``write_lora_pack``): the loading, generation, streaming and LoRA code under
 test is the real one; only the sizes are small and the audio is noise. Mimi's
 codebooks are a power of two, so the tiny CSM's codebook vocabulary is too
 (eos 0 and pad 63 live inside it; the real model keeps them outside).
@@ -70,6 +71,12 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 def tiny_model(seed: int = 0) -> CsmForConditionalGeneration:
     torch.manual_seed(seed)
     model = CsmForConditionalGeneration(tiny_config())
+    # Mimi's codebooks are buffers that start at zero: every code would decode
+    # to the same sound. Random codebooks make the audio depend on the codes.
+    with torch.no_grad():
+        for name, buffer in model.codec_model.named_buffers():
+            if name.endswith("codebook.embed_sum"):
+                buffer.normal_()
     model.eval()
     return model
 
@@ -87,6 +94,37 @@ def write_csm_pack(root: Path, model_id: str = "csm-tiny", seed: int = 0, **para
         "tags": ["test", "random-weights"],
         "native_sample_rate": 24000,
         "source": {"path": "weights"},
+        "params": {"do_sample": False, "max_frames_per_clause": 20, **params},
+    }
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    return folder
+
+
+def write_lora_pack(
+    root: Path, model_id: str, base_id: str = "csm-tiny", seed: int = 1, **params: Any
+) -> Path:
+    """A LoRA voice ``<root>/csm/<model_id>`` on ``base_id``, saved by peft.
+
+    Its config targets every ``q_proj``/``v_proj``, the codec's included, as a
+    careless training script would: the family must keep the codec untouched.
+    Random (not zero) LoRA weights, so the voice really differs from its base.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    folder = root / "csm" / model_id
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    torch.manual_seed(seed)
+    get_peft_model(tiny_model(), config).save_pretrained(str(folder / "adapter"))
+    meta = {
+        "id": model_id,
+        "family": "csm",
+        "base_model": base_id,
+        "languages": ["en-US"],
+        "tags": ["test", "lora", "random-weights"],
+        "native_sample_rate": 24000,
+        "source": {"path": "adapter"},
         "params": {"do_sample": False, "max_frames_per_clause": 20, **params},
     }
     (folder / "metadata.yaml").write_text(yaml.safe_dump(meta))

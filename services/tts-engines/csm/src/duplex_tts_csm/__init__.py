@@ -11,14 +11,21 @@ Voicepack ``params``: ``speaker`` (CSM's speaker id, default 0),
 ``max_frames_per_clause`` (250), ``temperature`` (0.9), ``do_sample`` (true),
 ``chunk_frames`` (2: 160 ms per decode), ``context_frames`` (25), ``dtype``
 (``float32``, ``bfloat16``, ``float16``; default float32 on the CPU and
-bfloat16 on CUDA). ``StartSession``'s ``speaker`` (digits) overrides the
-speaker id.
+bfloat16 on CUDA), ``max_batch`` (8 rows per batched generation).
+``StartSession``'s ``speaker`` (digits) overrides the speaker id.
+
+LoRA voices: a voicepack with ``base_model`` naming a CSM base and
+``source.path`` a peft adapter folder (``adapter_config.json`` +
+``adapter_model.safetensors``). Loading it adds a named adapter to the
+resident base (``lora``); unloading deletes it. Sessions on the base and on
+its voices are generated together, one batch row each (``batch``).
 """
 
 from __future__ import annotations
 
 import gc
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,25 +40,39 @@ from duplex_tts.adapters import (
 )
 from duplex_tts.adapters.sources import pack_path
 from duplex_tts.catalog import ModelSpec
+from duplex_tts_csm.batch import ClauseBatcher
 from duplex_tts_csm.codec import ChunkedDecoder
-from duplex_tts_csm.engine import CsmSettings, CsmStream, _FrameStreamer
+from duplex_tts_csm.engine import CsmSettings, CsmStream
+from duplex_tts_csm.lora import BASE, LoraHost, adapter_name
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class CsmModel(TTSModel):
+    """A resident CSM base: its own voice, and the host of its LoRA voices."""
+
+    adapter = BASE
+
     def __init__(self, model: Any, tokenizer: Any, settings: CsmSettings, device: str) -> None:
         super().__init__(int(model.codec_model.config.sampling_rate))
-        self.model = model
+        self.host = LoraHost(model)
         self._tokenizer = tokenizer
         self.settings = settings
         self.device = device
+        self.codebook_eos = int(model.config.codebook_eos_token_id)
+        self.pad_token_id = int(model.config.pad_token_id)
+        self.batcher = ClauseBatcher(self, settings.max_batch)
+
+    @property
+    def model(self) -> Any:
+        """The transformers model (LoRA layers injected while adapters exist)."""
+        return self.host.model
 
     def open_stream(self, context: StreamContext) -> SynthesisStream:
         return CsmStream(self, context)
 
-    def prompt(self, text: str, speaker: int) -> dict[str, torch.Tensor]:
-        """Token ids for one clause: CSM reads ``[speaker]text``."""
+    def prompt(self, text: str, speaker: int) -> torch.Tensor:
+        """Token ids of one clause: CSM reads ``[speaker]text``."""
         template = getattr(self._tokenizer, "chat_template", None)
         if template:
             conversation = [{"role": str(speaker), "content": [{"type": "text", "text": text}]}]
@@ -60,32 +81,15 @@ class CsmModel(TTSModel):
             )
         else:
             encoded = self._tokenizer(f"[{speaker}]{text}", return_tensors="pt")
-        return {
-            k: v.to(self.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")
-        }
+        ids: torch.Tensor = encoded["input_ids"][0]
+        return ids
 
-    def generate_clause(self, text: str, stream: CsmStream) -> None:
-        """Generate one clause on this thread, streaming audio through ``stream``."""
-        spoken = stream.options.speaker
-        speaker = int(spoken) if spoken.isdigit() else self.settings.speaker
-        s = self.settings
-        decoder = ChunkedDecoder(
-            self.model.codec_model, chunk_frames=s.chunk_frames, context_frames=s.context_frames
+    def decoder(self, settings: CsmSettings) -> ChunkedDecoder:
+        return ChunkedDecoder(
+            self.model.codec_model,
+            chunk_frames=settings.chunk_frames,
+            context_frames=settings.context_frames,
         )
-        streamer = _FrameStreamer(stream, decoder, int(self.model.config.codebook_eos_token_id))
-        sampling: dict[str, Any] = {
-            "do_sample": s.do_sample,
-            "depth_decoder_do_sample": s.do_sample,
-        }
-        if s.do_sample:
-            sampling |= {"temperature": s.temperature, "depth_decoder_temperature": s.temperature}
-        with torch.inference_mode():
-            self.model.generate(
-                **self.prompt(text, speaker),
-                max_new_tokens=s.max_frames_per_clause,
-                streamer=streamer,
-                **sampling,
-            )
 
     @property
     def memory_bytes(self) -> int | None:
@@ -93,10 +97,35 @@ class CsmModel(TTSModel):
         return int(sum(t.numel() * t.element_size() for t in tensors))
 
     def close(self) -> None:
-        self.model = None
+        self.host = LoraHost(None)
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
+
+
+class CsmVoice(TTSModel):
+    """A LoRA voice: a named adapter on a resident ``CsmModel``, batched with it."""
+
+    def __init__(self, base: CsmModel, adapter: str, settings: CsmSettings, size: int) -> None:
+        super().__init__(base.native_sample_rate)
+        self.base = base
+        self.adapter = adapter
+        self.settings = settings
+        self._size = size
+
+    @property
+    def batcher(self) -> ClauseBatcher:
+        return self.base.batcher
+
+    def open_stream(self, context: StreamContext) -> SynthesisStream:
+        return CsmStream(self, context)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return self._size  # the adapter's weights; the base counts its own
+
+    def close(self) -> None:  # on the device thread: the base stays resident
+        self.base.host.remove(self.adapter)
 
 
 def settings_from(spec: ModelSpec) -> CsmSettings:
@@ -130,6 +159,8 @@ class CsmFamily(TTSFamily):
             )
         folder = pack_path(spec, spec.source.path)
         settings = settings_from(spec)
+        if spec.base_model:
+            return self._load_lora(spec, folder, settings, base)
         dtype_name = str(spec.params.get("dtype", "bfloat16" if device == "cuda" else "float32"))
         if dtype_name not in _DTYPES:
             raise AdapterError(f"voicepack {spec.id}: dtype must be one of {', '.join(_DTYPES)}")
@@ -141,5 +172,24 @@ class CsmFamily(TTSFamily):
         model = model.to(device).eval()
         return CsmModel(model, tokenizer, settings, device)
 
+    def _load_lora(
+        self, spec: ModelSpec, folder: Path, settings: CsmSettings, base: TTSModel | None
+    ) -> CsmVoice:
+        if not isinstance(base, CsmModel):
+            raise AdapterError(
+                f"voicepack {spec.id}: base_model {spec.base_model!r} is not a csm base model"
+            )
+        name = adapter_name(spec.id)
+        size = base.host.add(name, folder)
+        return CsmVoice(base, name, settings, size)
 
-__all__ = ["ChunkedDecoder", "CsmFamily", "CsmModel", "CsmSettings"]
+
+__all__ = [
+    "BASE",
+    "ChunkedDecoder",
+    "CsmFamily",
+    "CsmModel",
+    "CsmSettings",
+    "CsmVoice",
+    "LoraHost",
+]

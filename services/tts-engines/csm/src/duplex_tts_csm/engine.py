@@ -1,27 +1,26 @@
 """CSM streams: clauses in, audio chunks out while generation runs.
 
-One generation job per stream runs on the device thread. For each clause it
-builds the prompt, calls ``generate`` with a streamer, and the streamer turns
-every frame of codebooks into audio through a ``ChunkedDecoder`` and hands it
-to the event loop: the first audio follows the first ``chunk_frames`` frames,
+A stream segments its text into clauses. Its generation job on the device
+thread hands each clause to the base's ``ClauseBatcher``, which generates it
+together with the waiting clauses of the other streams on the same base (its
+LoRA voices included) and streams every row's frames through a
+``ChunkedDecoder``: the first audio follows the first ``chunk_frames`` frames,
 not the whole clause. CSM's ``generate`` ignores custom stopping criteria, so
-cancel (STOP, barge-in, session end) raises from the streamer: generation
-stops within one step. Backpressure is checked between clauses (audio the
-stream holds unread counts), so at most one clause runs past the limit.
+cancel (STOP, barge-in, session end) drops the row at the next step, and stops
+generation within a step once no row is left. Backpressure is checked between
+clauses (audio the stream holds unread counts), so at most one clause runs
+past the limit.
 """
 
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
-import torch
-from transformers.generation.streamers import BaseStreamer
-
-from duplex_tts.adapters import JobStream, StreamContext, VoiceOptions
+from duplex_tts.adapters import JobStream, StreamContext
 from duplex_tts.text import ClauseSegmenter
-from duplex_tts_csm.codec import ChunkedDecoder
+from duplex_tts_csm.batch import ClauseBatcher, ClauseJob
 
 
 @dataclass(frozen=True)
@@ -34,49 +33,40 @@ class CsmSettings:
     do_sample: bool = True
     chunk_frames: int = 2  # 160 ms of audio per decode
     context_frames: int = 25
+    max_batch: int = 8  # a base's setting: rows of one batched generation
+
+    @property
+    def sampling(self) -> tuple[bool, float, int]:
+        """What rows of one batch must share."""
+        return (self.do_sample, self.temperature, self.max_frames_per_clause)
 
 
-class Cancelled(Exception):
-    """Raised inside ``generate`` (from the streamer) to stop it within a step."""
+class Voice(Protocol):
+    """A CSM voice: the base itself, or one of its LoRA adapters."""
 
+    native_sample_rate: int
+    settings: CsmSettings
+    adapter: str
+    """peft's adapter name for this voice's batch rows (``lora.BASE`` for the base)."""
 
-class _FrameStreamer(BaseStreamer):
-    """Receives each step's codes; decodes and hands audio on as it goes."""
-
-    def __init__(self, stream: CsmStream, decoder: ChunkedDecoder, eos: int) -> None:
-        self._stream = stream
-        self._decoder = decoder
-        self._eos = eos
-        self._prompt_seen = False
-        self.ended = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # generate() first hands over the prompt
-            self._prompt_seen = True
-            return
-        if self._stream.cancelled:
-            raise Cancelled
-        frame = value.reshape(-1)
-        if self.ended or bool((frame[:-1] == self._eos).all()):
-            self.ended = True  # the end-of-audio frame is not audio
-            return
-        self._stream.frames_generated += 1
-        self._stream.emit(self._decoder.push(frame))
-
-    def end(self) -> None:
-        self._stream.emit(self._decoder.flush())
+    @property
+    def batcher(self) -> ClauseBatcher: ...
 
 
 class CsmStream(JobStream):
-    def __init__(self, model: Any, context: StreamContext) -> None:
-        super().__init__(context, model.native_sample_rate)
-        self._model = model
+    def __init__(self, voice: Voice, context: StreamContext) -> None:
+        super().__init__(context, voice.native_sample_rate)
+        self.voice = voice
+        self._batcher = voice.batcher
         self._segmenter = ClauseSegmenter()
         self._clauses: collections.deque[str] = collections.deque()
         self._ended = False
-        self.options: VoiceOptions = context.options
+        self._in_flight = False  # a clause of this stream is being generated
+        spoken = context.options.speaker
+        self.speaker = int(spoken) if spoken.isdigit() else voice.settings.speaker
         self.frames_generated = 0
         """Frames of codebooks generated so far (audio frames, not 20 ms frames)."""
+        self._batcher.join(self)
 
     def push_text(self, delta: str) -> None:
         with self.lock:
@@ -90,16 +80,34 @@ class CsmStream(JobStream):
         self.kick()
 
     def pending(self) -> tuple[bool, bool]:
-        return bool(self._clauses), self._ended
+        # Not ended while another stream's batch still generates our clause.
+        return bool(self._clauses), self._ended and not self._in_flight
+
+    def take(self) -> ClauseJob | None:
+        """The next clause for a batch (any thread), or None."""
+        with self.lock:
+            if self.cancelled or self._in_flight or not self._clauses:
+                return None
+            self._in_flight = True
+            return ClauseJob(self, self._clauses.popleft())
+
+    def finish(self, job: ClauseJob, *, wake: bool) -> None:
+        """A batch is done with ``job``; ``wake``: it ran in another stream's job."""
+        with self.lock:
+            self._in_flight = False
+        if wake:
+            self.wake()
 
     def generate(self) -> None:
         """Speak queued clauses until none is left, no room, or cancel."""
         while not self.cancelled and self.room():
-            with self.lock:
-                if not self._clauses:
-                    return
-                clause = self._clauses.popleft()
-            try:
-                self._model.generate_clause(clause, self)
-            except Cancelled:
+            if not self._batcher.speak(self):
                 return
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._batcher.leave(self)
+
+    async def aclose(self) -> None:
+        self._batcher.leave(self)
+        await super().aclose()

@@ -65,6 +65,15 @@ class JobStream(SynthesisStream):
             self._unread_s += audio.size / self._sample_rate
         self._loop.call_soon_threadsafe(self._out.put_nowait, audio)
 
+    def wake(self) -> None:
+        """``kick()`` from any thread, after the audio already emitted (a job that
+        generated for this stream, e.g. a batch led by another, has finished)."""
+        self._loop.call_soon_threadsafe(self.kick)
+
+    def fail(self, error: BaseException) -> None:
+        """Make the next ``read()`` raise ``error`` (thread-safe)."""
+        self._loop.call_soon_threadsafe(self._out.put_nowait, error)
+
     def room(self) -> bool:
         """Whether the worker wants more audio, counting what is emitted but unread."""
         with self.lock:

@@ -1,0 +1,214 @@
+"""LoRA voices on a tiny random-weight CSM: real peft adapters, real batching, CPU.
+
+A LoRA voice adds a named adapter to the resident base (no second base, the
+codec untouched) and deleting it restores the base exactly; sessions on the
+base and on two LoRA voices generate in one batch whose rows equal each
+voice's solo output; a cancelled row leaves the others alone; a worker
+process loads, speaks and unloads a LoRA voice without reloading its base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_tts.adapters import AdapterError, StreamContext, TTSModel, VoiceOptions
+from duplex_tts.catalog import load_catalog
+from duplex_tts.scheduler import SynthesisScheduler
+from duplex_tts_csm import CsmFamily, CsmModel, CsmVoice
+from duplex_tts_csm.engine import CsmStream
+from duplex_tts_csm.lora import _excluding_codec
+from tests.support.tiny_csm import write_csm_pack, write_lora_pack
+from tests.support.worker import connect, speak, start_worker
+
+SENTENCE = "How are you doing today?"
+
+
+@pytest.fixture(scope="module")
+def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("voicepacks")
+    write_csm_pack(root, "csm-tiny")
+    write_lora_pack(root, "csm-tiny-warm", seed=1)
+    write_lora_pack(root, "csm-tiny-bright", seed=2)
+    return root
+
+
+@pytest.fixture
+def device() -> Iterator[SynthesisScheduler]:
+    scheduler = SynthesisScheduler(1, name="device-cpu")
+    yield scheduler
+    scheduler.shutdown()
+
+
+def load(packs: Path, model_id: str, base: TTSModel | None = None) -> TTSModel:
+    return CsmFamily().load(load_catalog(packs).models[model_id], "cpu", base)
+
+
+def codec_fingerprint(model: CsmModel) -> np.ndarray:
+    codes = torch.arange(1, 33).reshape(1, 8, 4) % 60 + 1
+    with torch.inference_mode():
+        audio: np.ndarray = model.model.codec_model.decode(codes).audio_values[0, 0].numpy()
+    return audio.copy()
+
+
+def context(device: SynthesisScheduler) -> StreamContext:
+    return StreamContext(VoiceOptions(), device, time.monotonic)
+
+
+async def spoken(stream: CsmStream) -> np.ndarray:
+    chunks = [chunk async for chunk in stream]
+    await stream.aclose()
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+async def solo(voice: TTSModel, device: SynthesisScheduler, text: str) -> np.ndarray:
+    stream = voice.open_stream(context(device))
+    assert isinstance(stream, CsmStream)
+    stream.push_text(text)
+    stream.end_input()
+    return await spoken(stream)
+
+
+async def test_a_lora_voice_is_an_adapter_on_the_resident_base(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    base = load(packs, "csm-tiny")
+    assert isinstance(base, CsmModel)
+    weights = {id(p) for p in base.model.parameters()}
+    plain, codec = await solo(base, device, SENTENCE), codec_fingerprint(base)
+
+    voice = load(packs, "csm-tiny-warm", base)
+    assert isinstance(voice, CsmVoice)
+    assert base.host.adapters == ["csm-tiny-warm"]
+    # Injected into the same modules: every base weight is still the one loaded.
+    assert weights <= {id(p) for p in base.model.parameters()}
+    names = [n for n, _ in base.model.named_modules()]
+    assert any(".lora_A." in n for n in names if n.startswith("backbone_model"))
+    assert not any("lora_" in n for n in names if n.startswith("codec_model"))
+    assert np.array_equal(codec_fingerprint(base), codec)
+    assert voice.memory_bytes is not None
+    assert 0 < voice.memory_bytes < (base.memory_bytes or 0) // 10
+
+    warm = await solo(voice, device, SENTENCE)
+    assert warm.size
+    assert not (warm.shape == plain.shape and np.allclose(warm, plain))
+    assert np.array_equal(await solo(base, device, SENTENCE), plain)  # base rows stay plain
+
+    voice.close()
+    assert base.host.adapters == []
+    assert not any("lora_" in n for n, _ in base.model.named_modules())
+    assert np.array_equal(await solo(base, device, SENTENCE), plain)
+
+
+async def test_sessions_on_three_voices_of_one_base_run_as_one_batch(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    base = load(packs, "csm-tiny")
+    assert isinstance(base, CsmModel)
+    voices = [base, load(packs, "csm-tiny-warm", base), load(packs, "csm-tiny-bright", base)]
+    texts = [SENTENCE, "The quick brown fox jumps.", "Please call Stella."]
+    alone = [await solo(v, device, t) for v, t in zip(voices, texts, strict=True)]
+    assert list(base.batcher.recent_sizes) == [1, 1, 1]
+
+    busy = threading.Event()
+    device.submit(busy.wait, deadline=0.0)  # hold the device thread: all three queue up
+    streams = [v.open_stream(context(device)) for v in voices]
+    for stream, text in zip(streams, texts, strict=True):
+        stream.push_text(text)
+        stream.end_input()
+    busy.set()
+    together = await asyncio.gather(*(spoken(s) for s in streams))  # type: ignore[arg-type]
+
+    assert list(base.batcher.recent_sizes)[3:] == [3]
+    for got, want in zip(together, alone, strict=True):
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+async def test_a_cancelled_row_leaves_the_rest_of_its_batch_alone(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    base = load(packs, "csm-tiny", None)
+    assert isinstance(base, CsmModel)
+    voice = load(packs, "csm-tiny-warm", base)
+    want = await solo(voice, device, SENTENCE)
+
+    busy = threading.Event()
+    device.submit(busy.wait, deadline=0.0)
+    doomed, kept = base.open_stream(context(device)), voice.open_stream(context(device))
+    for stream in (doomed, kept):
+        stream.push_text(SENTENCE)
+        stream.end_input()
+    busy.set()
+    assert await doomed.read() is not None
+    doomed.cancel()
+    assert await doomed.read() is None
+    assert isinstance(kept, CsmStream)
+    got = await spoken(kept)
+    assert list(base.batcher.recent_sizes)[-1] == 2
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    await doomed.aclose()
+
+
+def test_codec_modules_are_excluded_whatever_the_adapter_excludes() -> None:
+    import re
+
+    def excluded(pattern: str, name: str) -> bool:
+        return re.fullmatch(pattern, name) is not None
+
+    codec = "codec_model.decoder_transformer.layers.0.self_attn.q_proj"
+    backbone = "backbone_model.layers.0.self_attn.q_proj"
+    for own in (None, "", "lm_head", ["mlp.up_proj"], {"o_proj"}):
+        pattern = _excluding_codec(own)
+        assert excluded(pattern, codec)
+        assert not excluded(pattern, backbone)
+    assert excluded(_excluding_codec(["mlp.up_proj"]), "backbone_model.layers.1.mlp.up_proj")
+    assert excluded(_excluding_codec(r"depth_decoder\..*"), "depth_decoder.model.layers.0.q")
+
+
+def test_a_lora_voice_needs_a_csm_base(packs: Path) -> None:
+    with pytest.raises(AdapterError, match="not a csm base model"):
+        load(packs, "csm-tiny-warm", None)
+
+
+async def test_a_worker_speaks_csm_and_swaps_lora_voices_without_reloading_the_base(
+    packs: Path, tmp_path: Path
+) -> None:
+    worker = start_worker(
+        ["--adapter", "csm", "--voicepacks", str(packs), "--default-model", "csm-tiny"],
+        tmp_path / "worker.log",
+    )
+    try:
+        async with connect(worker.address) as stub:
+
+            async def states() -> dict[str, pb.ModelInfo]:
+                listed = await stub.ListModels(pb.ListModelsRequest())
+                return {m.id: m for m in listed.models}
+
+            base_loaded = (await states())["csm-tiny"].loaded_at_ms
+            assert (await states())["csm-tiny"].memory_bytes > 1_000_000  # the weights it holds
+            for voice in ("csm-tiny", "csm-tiny-warm", "csm-tiny-bright"):
+                sid = (await stub.StartSession(pb.StartSessionRequest(model_id=voice))).session_id
+                got = await speak(stub, sid, SENTENCE)
+                assert got.frames[-1].is_last
+                assert len(got.frames) > 10
+                await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+            models = await states()
+            assert models["csm-tiny"].loaded_at_ms == base_loaded  # never reloaded
+            assert 0 < models["csm-tiny-warm"].memory_bytes < models["csm-tiny"].memory_bytes
+
+            await stub.UnloadModel(pb.UnloadModelRequest(model_id="csm-tiny-warm"))
+            models = await states()
+            assert models["csm-tiny-warm"].state == pb.MODEL_STATE_AVAILABLE
+            assert models["csm-tiny"].state == pb.MODEL_STATE_READY
+            assert models["csm-tiny"].loaded_at_ms == base_loaded
+    finally:
+        worker.stop()
