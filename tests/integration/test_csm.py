@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from duplex_tts.adapters import StreamContext, VoiceOptions
+from duplex_tts.adapters import AdapterError, StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
-from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel
+from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel, settings_from
 from duplex_tts_csm.engine import CsmStream
 from tests.support.tiny_csm import CODEBOOKS, tiny_model, write_csm_pack
 from tests.support.waiting import eventually
@@ -124,3 +124,20 @@ async def test_cancel_stops_generation_within_a_step(
     assert stream.frames_generated <= at_cancel + 1  # the step under way, nothing after
     assert stream.frames_generated < 400
     await stream.aclose()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"max_batch": 0}, "max_batch must be at least 1"),
+        ({"temperature": 0}, "temperature > 0"),
+        ({"speed": 2}, "unknown CSM param 'speed'"),
+    ],
+)
+def test_bad_voicepack_params_get_a_clear_error(
+    packs: Path, params: dict[str, object], message: str
+) -> None:
+    spec = load_catalog(packs).models["csm-tiny"]
+    bad = spec.model_copy(update={"params": {**spec.params, **params}})
+    with pytest.raises(AdapterError, match=message):
+        settings_from(bad)

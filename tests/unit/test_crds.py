@@ -28,6 +28,9 @@ def test_both_crds_exist_with_short_names_status_and_printer_columns() -> None:
         assert crd["spec"]["names"]["shortNames"] in (["tw"], ["vm"])
         assert "status" in version["subresources"]
         assert {c["name"] for c in version["additionalPrinterColumns"]} >= {"Age"}
+    voicemodel = load(ROOT / "crds" / "voicemodels.duplex.dev.yaml")["spec"]["versions"][0]
+    columns = {c["name"]: c["jsonPath"] for c in voicemodel["additionalPrinterColumns"]}
+    assert columns["Base"] == ".spec.baseModel"  # kubectl get vm: which base a LoRA voice needs
 
 
 def _undocumented(node: dict[str, Any], path: str) -> list[str]:

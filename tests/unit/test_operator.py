@@ -208,6 +208,27 @@ def test_placement_puts_a_model_where_its_measured_size_fits() -> None:
     assert unknown_limit.fits(10**15)
 
 
+def test_placement_puts_a_lora_voice_beside_its_base_and_counts_the_base_elsewhere() -> None:
+    base = frozenset({"csm-1b"})
+    workers = [
+        candidate("empty", memory_limit_bytes=80 * GB),
+        candidate("has-base", memory_limit_bytes=80 * GB, resident=base | {"x"},
+                  resident_memory={"csm-1b": 9 * GB, "x": 1 * GB}),
+        candidate("tight", memory_limit_bytes=10 * GB),
+        candidate("one-slot", memory_limit_bytes=80 * GB, resident=frozenset({"y"}),
+                  resident_cap=2),
+    ]  # fmt: skip
+    needs, base_bytes = 300_000_000, known_size("csm-1b", workers)
+    assert base_bytes == 9 * GB
+    picks = place("narrator", "csm", 4, workers, needs_bytes=needs,
+                  base_model="csm-1b", base_bytes=base_bytes)  # fmt: skip
+    # Beside its base first, though that worker holds the most models; where the base
+    # would have to load, it must fit too (not on "tight") and take a slot of its own.
+    assert [c.pod for c in picks] == ["has-base", "empty", "tight", "one-slot"]
+    # Without a base the same workers rank by fill alone.
+    assert place("plain", "csm", 4, workers, needs_bytes=needs)[0].pod == "empty"
+
+
 def test_placement_respects_pools_and_labels() -> None:
     workers = [
         candidate("a", pool="gpu-a", labels={"zone": "1"}),

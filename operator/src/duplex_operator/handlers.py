@@ -224,6 +224,7 @@ def _model_handlers(
         ]
         holding = sum(1 for c in workers if c.alive and model_id in c.resident)
         selector = spec.get("workerSelector") or {}
+        base = str(spec.get("baseModel") or "")
         picks = place(
             model_id,
             spec["family"],
@@ -232,6 +233,8 @@ def _model_handlers(
             pools=selector.get("pools") or (),
             match_labels=selector.get("matchLabels"),
             needs_bytes=known_size(model_id, workers, int(estimated_vram_gb(spec) * 1e9)),
+            base_model=base,
+            base_bytes=known_size(base, workers) if base else 0,
         )
         for pick in picks:  # reserved before the call: concurrent reconciles see it
             recent_loads[(pick.pod, model_id)] = moment

@@ -2,9 +2,13 @@
 
 Eligible: alive, runs the model's family, does not hold the model yet, in an
 allowed pool, labels matching. Order: not full (under its resident cap)
-first, then where the model fits in the free memory, then fewest resident
-models, then most free memory, then name, so the same inputs always give the
-same placement.
+first, then where the model fits in the free memory, then (a LoRA voice)
+where its base is already resident, then fewest resident models, then most
+free memory, then name, so the same inputs always give the same placement.
+
+A LoRA voice adds an adapter to its base on the worker, loading the base
+first where it is not resident: there it needs the base's memory too, and
+one more resident slot.
 
 Memory is what the workers measured: each resident model's ``memory_bytes``
 from the Lease, against the worker's ``memory_limit_bytes``. A model's size
@@ -63,8 +67,21 @@ def place(
     pools: Iterable[str] = (),
     match_labels: Mapping[str, str] | None = None,
     needs_bytes: int = 0,
+    base_model: str = "",
+    base_bytes: int = 0,
 ) -> list[Candidate]:
-    """Up to ``copies`` new workers for ``model_id``, best first."""
+    """Up to ``copies`` new workers for ``model_id``, best first.
+
+    ``base_model``/``base_bytes``: a LoRA voice's base and the memory it takes
+    on a worker that does not hold it yet."""
+
+    def lacks_base(c: Candidate) -> bool:
+        return bool(base_model) and base_model not in c.resident
+
+    def no_slot(c: Candidate) -> bool:  # the base takes a slot of its own
+        slots = 2 if lacks_base(c) else 1
+        return c.resident_cap > 0 and len(c.resident) + slots > c.resident_cap
+
     allowed = set(pools)
     wanted = dict(match_labels or {})
     eligible = [
@@ -78,8 +95,9 @@ def place(
     ]
     eligible.sort(
         key=lambda c: (
-            c.full,
-            not c.fits(needs_bytes),
+            no_slot(c),
+            not c.fits(needs_bytes + (base_bytes if lacks_base(c) else 0)),
+            lacks_base(c),
             len(c.resident),
             -(c.free_memory_bytes or 0),
             c.pod,

@@ -141,7 +141,7 @@ def settings_from(spec: ModelSpec) -> CsmSettings:
         values[key] = value
     try:
         return CsmSettings(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise AdapterError(f"voicepack {spec.id}: {exc}") from exc
 
 
@@ -192,4 +192,5 @@ __all__ = [
     "CsmSettings",
     "CsmVoice",
     "LoraHost",
+    "settings_from",
 ]

@@ -35,6 +35,13 @@ class CsmSettings:
     context_frames: int = 25
     max_batch: int = 8  # a base's setting: rows of one batched generation
 
+    def __post_init__(self) -> None:
+        for name in ("max_frames_per_clause", "chunk_frames", "max_batch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.context_frames < 0 or self.temperature <= 0:
+            raise ValueError("context_frames must be >= 0 and temperature > 0")
+
     @property
     def sampling(self) -> tuple[bool, float, int]:
         """What rows of one batch must share."""
