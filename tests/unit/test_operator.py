@@ -23,11 +23,16 @@ from duplex_operator import (
     voicemodel_status,
     worker_role,
 )
-from duplex_operator.builders import WorkerWire
+from duplex_operator.builders import WorkerImage, WorkerWire
 from duplex_operator.kube import SharedListing
 from duplex_operator.status import status_changes
 from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState, read_lease
 from tests.support.crd import ROOT
+
+IMAGES = [  # as the chart's default workerImages
+    WorkerImage("duplex/tts-worker:0.1.0", frozenset({"mock", "piper", "kokoro"})),
+    WorkerImage("duplex/tts-worker-torch:0.1.0", frozenset({"piper", "kokoro", "csm"}), cuda=True),
+]
 
 
 def pool_resource(name: str) -> dict[str, Any]:
@@ -50,7 +55,7 @@ def pod_spec(manifest: dict[str, Any]) -> dict[str, Any]:
 def test_statefulset_for_cpu_and_gpu_pools(
     pool: str, gpu_limit: int | None, tolerated: list[str]
 ) -> None:
-    spec = PoolSpec.from_resource(pool_resource(pool))
+    spec = PoolSpec.from_resource(pool_resource(pool), IMAGES)
     sts = statefulset(spec)
     container = pod_spec(sts)["containers"][0]
     limits = container["resources"].get("limits", {})
@@ -68,12 +73,13 @@ def test_statefulset_for_cpu_and_gpu_pools(
 
 
 def test_gpu_pool_details() -> None:
-    sts = statefulset(PoolSpec.from_resource(pool_resource("gpu")))
+    sts = statefulset(PoolSpec.from_resource(pool_resource("gpu"), IMAGES))
     spec = pod_spec(sts)
     assert spec["nodeSelector"] == {"duplex.dev/node-pool": "gpu"}
+    assert spec["containers"][0]["image"] == "duplex/tts-worker-torch:0.1.0"  # by its families
     args = spec["containers"][0]["args"]
     flags = dict(zip(args[::2], args[1::2], strict=True))
-    assert flags["--adapter"] == "csm,cosyvoice2,xtts,piper"
+    assert flags["--adapter"] == "csm,piper"
     assert flags["--device"] == "cuda"
     assert flags["--preload-models"] == "csm-1b"
     assert flags["--ttl-ms"] == "900000"
