@@ -31,6 +31,7 @@ def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("voicepacks")
     write_csm_pack(root, "csm-tiny")
     write_csm_pack(root, "csm-long", max_frames_per_clause=400)
+    write_csm_pack(root, "csm-no-context", context_clauses=0)
     return root
 
 
@@ -130,7 +131,8 @@ async def test_cancel_stops_generation_within_a_step(
     ("params", "message"),
     [
         ({"max_batch": 0}, "max_batch must be at least 1"),
-        ({"temperature": 0}, "temperature > 0"),
+        ({"temperature": 0}, "temperature must be > 0"),
+        ({"context_clauses": -1}, "context_clauses"),
         ({"speed": 2}, "unknown CSM param 'speed'"),
     ],
 )
@@ -141,3 +143,76 @@ def test_bad_voicepack_params_get_a_clear_error(
     bad = spec.model_copy(update={"params": {**spec.params, **params}})
     with pytest.raises(AdapterError, match=message):
         settings_from(bad)
+
+
+TWO_CLAUSES = "How are you doing today? The quick brown fox jumps."
+
+
+async def test_each_clause_is_spoken_after_the_reply_so_far(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    model = load(packs)
+    first_alone = np.concatenate(await _spoken(model, device, "How are you doing today?"))
+    both = np.concatenate(await _spoken(model, device, TWO_CLAUSES))
+    without = np.concatenate(await _spoken(load(packs, "csm-no-context"), device, TWO_CLAUSES))
+    n = first_alone.size
+    assert np.array_equal(both[:n], first_alone)  # nothing before the first clause
+    assert np.array_equal(without[:n], first_alone)
+    assert not (both.size == without.size and np.allclose(both, without))
+
+    # The second clause is what CSM generates given the first (text and audio) as
+    # context, the way transformers' processor lays a conversation out.
+    ids = torch.cat(
+        [
+            model.prompt("How are you doing today?", 0),
+            torch.full((n // 1920,), model.audio_token_id),
+            torch.tensor([model.audio_eos_token_id]),
+            model.prompt("The quick brown fox jumps.", 0),
+        ]
+    )[None]
+    with torch.inference_mode():
+        out = model.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),  # as the processor gives: the default
+            # mask would hide the audio placeholders (CSM's pad id is its audio token)
+            input_values=torch.from_numpy(first_alone)[None, None],
+            input_values_cutoffs=torch.tensor([[n]]),
+            max_new_tokens=model.settings.max_frames_per_clause,
+            do_sample=False,
+            depth_decoder_do_sample=False,
+        )
+        codes = out[0]
+        eos = (codes[:, :-1] == 0).all(-1).nonzero()
+        codes = codes[: int(eos.min())] if eos.numel() else codes
+        second = model.model.codec_model.decode(codes.T.unsqueeze(0)).audio_values[0, 0].numpy()
+    assert both[n:].shape == second.shape
+    assert np.abs(both[n:] - second).max() <= 1e-4 * np.abs(second).max()
+
+
+async def test_a_reference_clip_with_its_text_is_the_first_context(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    model = load(packs)
+    clip = np.random.default_rng(3).uniform(-0.3, 0.3, 16_000).astype(np.float32)  # 1 s @ 16 kHz
+    cloned = VoiceOptions(
+        reference_audio=clip, reference_sample_rate=16_000, reference_text="Hello there."
+    )
+    plain = np.concatenate(await _spoken(model, device, SENTENCE))
+    stream = model.open_stream(StreamContext(cloned, device, time.monotonic))
+    stream.push_text(SENTENCE)
+    stream.end_input()
+    heard = np.concatenate([chunk async for chunk in stream])
+    await stream.aclose()
+    assert heard.size
+    assert not (heard.size == plain.size and np.allclose(heard, plain))
+
+    mute = model.open_stream(
+        StreamContext(
+            VoiceOptions(reference_audio=clip, reference_sample_rate=16_000), device, time.monotonic
+        )
+    )
+    mute.push_text(SENTENCE)
+    mute.end_input()
+    with pytest.raises(AdapterError, match="reference_text"):
+        await mute.read()
+    await mute.aclose()

@@ -133,6 +133,43 @@ async def test_sessions_on_three_voices_of_one_base_run_as_one_batch(
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
+async def test_rows_with_different_context_batch_to_their_solo_output(
+    packs: Path, device: SynthesisScheduler
+) -> None:
+    base = load(packs, "csm-tiny")
+    assert isinstance(base, CsmModel)
+    voice = load(packs, "csm-tiny-warm", base)
+    clip = np.random.default_rng(4).uniform(-0.3, 0.3, 30_000).astype(np.float32)
+    cloned = VoiceOptions(
+        reference_audio=clip, reference_sample_rate=24_000, reference_text="Hello there."
+    )
+    cases = [  # a reference clip; no context; the reply's own first clause
+        (base, cloned, SENTENCE),
+        (voice, VoiceOptions(), "Please call Stella."),
+        (voice, VoiceOptions(), "Hello there, how are you? The quick brown fox jumps."),
+    ]
+
+    def opened(voice: TTSModel, options: VoiceOptions, text: str) -> CsmStream:
+        stream = voice.open_stream(StreamContext(options, device, time.monotonic))
+        assert isinstance(stream, CsmStream)
+        stream.push_text(text)
+        stream.end_input()
+        return stream
+
+    alone = [await spoken(opened(*case)) for case in cases]
+    busy = threading.Event()
+    device.submit(busy.wait, deadline=0.0)
+    streams = [opened(*case) for case in cases]
+    busy.set()
+    together = await asyncio.gather(*(spoken(s) for s in streams))
+    # Solo: 1 + 1 + 3 clauses ("Hello there," is one). Together: one batch of 3, then
+    # the third reply's later clauses, each after the ones before it.
+    assert list(base.batcher.recent_sizes)[5:] == [3, 1, 1]
+    for got, want in zip(together, alone, strict=True):
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
 async def test_a_cancelled_row_leaves_the_rest_of_its_batch_alone(
     packs: Path, device: SynthesisScheduler
 ) -> None:

@@ -59,8 +59,19 @@ class CsmModel(TTSModel):
         self._tokenizer = tokenizer
         self.settings = settings
         self.device = device
-        self.codebook_eos = int(model.config.codebook_eos_token_id)
-        self.pad_token_id = int(model.config.pad_token_id)
+        config = model.config
+        self.codebook_eos = int(config.codebook_eos_token_id)
+        self.audio_token_id = int(config.audio_token_id)
+        self.audio_eos_token_id = int(config.audio_eos_token_id)
+        # Left padding, masked out: any id but the audio placeholders (CSM's pad id is
+        # its audio token id, which would turn padding into audio frames).
+        special = {self.audio_token_id, self.audio_eos_token_id}
+        self.filler_token_id = next(
+            int(i) for i in (config.pad_token_id, config.bos_token_id, 0, 1) if i not in special
+        )
+        self.samples_per_frame = int(
+            model.codec_model.config.sampling_rate / model.codec_model.config.frame_rate
+        )
         self.batcher = ClauseBatcher(self, settings.max_batch)
 
     @property
@@ -110,6 +121,7 @@ class CsmVoice(TTSModel):
         super().__init__(base.native_sample_rate)
         self.base = base
         self.adapter = adapter
+        self.samples_per_frame = base.samples_per_frame
         self.settings = settings
         self._size = size
 

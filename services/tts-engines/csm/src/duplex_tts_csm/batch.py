@@ -7,7 +7,9 @@ the base that is waiting, has room and samples the same way: they run as
 the rows of one ``generate`` (left-padded prompts, one LoRA adapter name per
 row), and each step's frame of codes goes to its row's stream and decoder.
 A row that reaches its end-of-audio frame is flushed at once; a cancelled
-row is dropped; generation stops early once no row is left.
+row is dropped; generation stops early once no row is left. A row's context
+segments (text, then its audio as placeholder tokens that transformers fills
+with the codec's codes of ``input_values``) come before its clause.
 
 A clause that arrives while a batch runs joins the next one: transformers'
 ``generate`` takes no new rows mid-way.
@@ -20,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from prometheus_client import Histogram
 from transformers.generation.streamers import BaseStreamer
@@ -42,12 +46,17 @@ class Cancelled(Exception):
     """Raised inside ``generate`` (from the streamer) to stop it within a step."""
 
 
+Segment = tuple[str, npt.NDArray[np.float32]]
+"""Context: what was said (text) and how (audio at the model's rate, whole frames)."""
+
+
 @dataclass
 class ClauseJob:
-    """One row of a batch: a stream's clause."""
+    """One row of a batch: a stream's clause and the context it is spoken after."""
 
     stream: CsmStream
     text: str
+    context: list[Segment]
 
 
 @dataclass
@@ -55,6 +64,19 @@ class _Row:
     job: ClauseJob
     decoder: ChunkedDecoder
     done: bool = False
+    audio: list[npt.NDArray[np.float32]] | None = None
+
+    def emit(self, chunk: npt.NDArray[np.float32] | None) -> None:
+        self.job.stream.emit(chunk)
+        if chunk is not None and self.audio is not None:
+            self.audio.append(chunk)
+
+    def finish(self) -> None:
+        """The clause is complete: flush it and keep it as context."""
+        self.done = True
+        self.emit(self.decoder.flush())
+        if self.audio:
+            self.job.stream.remember(self.job.text, np.concatenate(self.audio))
 
 
 class _BatchStreamer(BaseStreamer):
@@ -77,19 +99,17 @@ class _BatchStreamer(BaseStreamer):
             if stream.cancelled:
                 row.done = True
             elif bool((frame[:-1] == self._eos).all()):
-                row.done = True  # the end-of-audio frame is not audio
-                stream.emit(row.decoder.flush())
+                row.finish()  # the end-of-audio frame is not audio
             else:
                 stream.frames_generated += 1
-                stream.emit(row.decoder.push(frame))
+                row.emit(row.decoder.push(frame))
         if all(row.done for row in self._rows):
             raise Cancelled  # nothing left to generate for: stop within this step
 
     def end(self) -> None:  # the frame limit: speak what the rows have
         for row in self._rows:
             if not row.done:
-                row.done = True
-                row.job.stream.emit(row.decoder.flush())
+                row.finish()
 
 
 class ClauseBatcher:
@@ -144,9 +164,14 @@ class ClauseBatcher:
     def _generate(self, jobs: list[ClauseJob]) -> None:
         base = self._base
         settings = jobs[0].stream.voice.settings
-        prompts = [base.prompt(job.text, job.stream.speaker) for job in jobs]
-        ids, mask = _left_padded(prompts, base.pad_token_id)
-        rows = [_Row(job, base.decoder(job.stream.voice.settings)) for job in jobs]
+        prompts = [self._prompt(job) for job in jobs]
+        ids, mask = _left_padded([ids for ids, _ in prompts], base.filler_token_id)
+        rows = [
+            _Row(job, base.decoder(job.stream.voice.settings), audio=[])
+            if job.stream.voice.settings.context_clauses
+            else _Row(job, base.decoder(job.stream.voice.settings))
+            for job in jobs
+        ]
         sampling: dict[str, Any] = {"do_sample": settings.do_sample}
         sampling["depth_decoder_do_sample"] = settings.do_sample
         if settings.do_sample:
@@ -159,17 +184,51 @@ class ClauseBatcher:
                 attention_mask=mask.to(base.device),
                 max_new_tokens=settings.max_frames_per_clause,
                 streamer=_BatchStreamer(rows, base.codebook_eos),
+                **_audio_inputs([audio for _, audio in prompts], base.device),
                 **sampling,
                 **base.host.generate_kwargs(adapters),
             )
 
+    def _prompt(self, job: ClauseJob) -> tuple[torch.Tensor, list[npt.NDArray[np.float32]]]:
+        """A row's token ids (context segments, then the clause) and its context audio."""
+        base, speaker = self._base, job.stream.speaker
+        frame = job.stream.voice.samples_per_frame
+        parts: list[torch.Tensor] = []
+        for text, audio in job.context:
+            frames = audio.size // frame
+            parts.append(base.prompt(text, speaker))
+            parts.append(torch.full((frames,), base.audio_token_id, dtype=torch.long))
+            parts.append(torch.tensor([base.audio_eos_token_id], dtype=torch.long))
+        parts.append(base.prompt(job.text, speaker))
+        return torch.cat(parts), [audio for _, audio in job.context]
 
-def _left_padded(prompts: list[torch.Tensor], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _left_padded(prompts: list[torch.Tensor], filler: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask, padded on the left so every row ends together."""
     width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    ids = torch.full((len(prompts), width), filler, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, prompt in enumerate(prompts):
         ids[i, width - len(prompt) :] = prompt
         mask[i, width - len(prompt) :] = 1
     return ids, mask
+
+
+def _audio_inputs(
+    rows: list[list[npt.NDArray[np.float32]]], device: str
+) -> dict[str, torch.Tensor]:
+    """``input_values`` (rows' context audio, concatenated) and ``input_values_cutoffs``
+    (where each segment ends; -1 pads), as transformers' CSM takes them; none without audio."""
+    if not any(rows):
+        return {}
+    longest = max(sum(a.size for a in row) for row in rows)
+    most = max(len(row) for row in rows)
+    values = torch.zeros((len(rows), 1, longest), dtype=torch.float32)
+    cutoffs = torch.full((len(rows), most), -1, dtype=torch.long)
+    for i, row in enumerate(rows):
+        end = 0
+        for j, audio in enumerate(row):
+            values[i, 0, end : end + audio.size] = torch.from_numpy(audio)
+            end += audio.size
+            cutoffs[i, j] = end
+    return {"input_values": values.to(device), "input_values_cutoffs": cutoffs.to(device)}

@@ -18,9 +18,12 @@ import collections
 from dataclasses import dataclass
 from typing import Protocol
 
-from duplex_tts.adapters import JobStream, StreamContext
+import numpy as np
+import soxr
+
+from duplex_tts.adapters import AdapterError, FloatArray, JobStream, StreamContext, VoiceOptions
 from duplex_tts.text import ClauseSegmenter
-from duplex_tts_csm.batch import ClauseBatcher, ClauseJob
+from duplex_tts_csm.batch import ClauseBatcher, ClauseJob, Segment
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,17 @@ class CsmSettings:
     chunk_frames: int = 2  # 160 ms of audio per decode
     context_frames: int = 25
     max_batch: int = 8  # a base's setting: rows of one batched generation
+    context_clauses: int = 2  # earlier clauses of the reply CSM hears before each clause
+    max_context_frames: int = 300  # 24 s of context audio at most (reference included)
 
     def __post_init__(self) -> None:
         for name in ("max_frames_per_clause", "chunk_frames", "max_batch"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.context_frames < 0 or self.temperature <= 0:
-            raise ValueError("context_frames must be >= 0 and temperature > 0")
+        if min(self.context_frames, self.context_clauses, self.max_context_frames) < 0:
+            raise ValueError("context_frames, context_clauses and max_context_frames must be >= 0")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
 
     @property
     def sampling(self) -> tuple[bool, float, int]:
@@ -52,6 +59,7 @@ class Voice(Protocol):
     """A CSM voice: the base itself, or one of its LoRA adapters."""
 
     native_sample_rate: int
+    samples_per_frame: int
     settings: CsmSettings
     adapter: str
     """peft's adapter name for this voice's batch rows (``lora.BASE`` for the base)."""
@@ -69,6 +77,14 @@ class CsmStream(JobStream):
         self._clauses: collections.deque[str] = collections.deque()
         self._ended = False
         self._in_flight = False  # a clause of this stream is being generated
+        self._history: collections.deque[Segment] = collections.deque(
+            maxlen=voice.settings.context_clauses or 1
+        )
+        self._reference: Segment | None = None
+        try:
+            self._reference = reference_segment(context.options, voice)
+        except AdapterError as exc:
+            self.fail(exc)
         spoken = context.options.speaker
         self.speaker = int(spoken) if spoken.isdigit() else voice.settings.speaker
         self.frames_generated = 0
@@ -96,7 +112,31 @@ class CsmStream(JobStream):
             if self.cancelled or self._in_flight or not self._clauses:
                 return None
             self._in_flight = True
-            return ClauseJob(self, self._clauses.popleft())
+            return ClauseJob(self, self._clauses.popleft(), self._context())
+
+    def _context(self) -> list[Segment]:
+        """Reference first, then the reply's latest clauses, within the frame budget."""
+        settings = self.voice.settings
+        budget = settings.max_context_frames * self.voice.samples_per_frame
+        recent = list(self._history) if settings.context_clauses else []
+        chosen: list[Segment] = []
+        if self._reference is not None and self._reference[1].size <= budget:
+            chosen.append(self._reference)
+            budget -= self._reference[1].size
+        kept: list[Segment] = []
+        for segment in reversed(recent):
+            if segment[1].size > budget:
+                break
+            kept.insert(0, segment)
+            budget -= segment[1].size
+        return chosen + kept
+
+    def remember(self, text: str, audio: FloatArray) -> None:
+        """A clause spoken in full: context for the next ones (any thread)."""
+        whole = audio.size - audio.size % self.voice.samples_per_frame
+        if whole:
+            with self.lock:
+                self._history.append((text, audio[:whole]))
 
     def finish(self, job: ClauseJob, *, wake: bool) -> None:
         """A batch is done with ``job``; ``wake``: it ran in another stream's job."""
@@ -118,3 +158,20 @@ class CsmStream(JobStream):
     async def aclose(self) -> None:
         self._batcher.leave(self)
         await super().aclose()
+
+
+def reference_segment(options: VoiceOptions, voice: Voice) -> Segment | None:
+    """The session's reference clip as a context segment at the model's rate, whole frames."""
+    if options.reference_audio is None or not options.reference_audio.size:
+        return None
+    if not options.reference_text.strip():
+        raise AdapterError("CSM needs reference_text (what the clip says) with reference_audio")
+    audio = np.asarray(options.reference_audio, dtype=np.float32)
+    if options.reference_sample_rate != voice.native_sample_rate:
+        audio = soxr.resample(audio, options.reference_sample_rate, voice.native_sample_rate)
+    limit = voice.settings.max_context_frames * voice.samples_per_frame
+    audio = audio[-limit:]  # the end of an over-long clip
+    whole = audio.size - audio.size % voice.samples_per_frame
+    if not whole:
+        raise AdapterError("reference_audio is shorter than one CSM frame (80 ms)")
+    return options.reference_text.strip(), audio[:whole].astype(np.float32)
