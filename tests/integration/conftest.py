@@ -1,4 +1,4 @@
-"""Fixtures: real worker processes (mock and Piper) and a worker factory."""
+"""Fixtures: real worker processes (mock and Piper), a worker factory, a device thread."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from duplex_tts.scheduler import SynthesisScheduler
 from tests.support.worker import WorkerProcess, start_worker
 
 
@@ -40,3 +41,11 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield factory
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def device() -> Iterator[SynthesisScheduler]:
+    """A device thread like a worker's: one thread, earliest deadline first."""
+    scheduler = SynthesisScheduler(1, name="device-cpu")
+    yield scheduler
+    scheduler.shutdown()

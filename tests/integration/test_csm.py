@@ -8,7 +8,6 @@ from a saved folder. A worker process speaks it in ``test_csm_lora``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +39,6 @@ def load(packs: Path, model_id: str = "csm-tiny") -> CsmModel:
     model = CsmFamily().load(spec, "cpu", None)
     assert isinstance(model, CsmModel)
     return model
-
-
-@pytest.fixture
-def device() -> Iterator[SynthesisScheduler]:
-    scheduler = SynthesisScheduler(1, name="device-cpu")
-    yield scheduler
-    scheduler.shutdown()
 
 
 def whole_codes(model: CsmModel, text: str) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,13 @@ import pytest
 import torch
 
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from duplex_tts.adapters import AdapterError, StreamContext, TTSModel, VoiceOptions
+from duplex_tts.adapters import (
+    AdapterError,
+    StreamContext,
+    SynthesisStream,
+    TTSModel,
+    VoiceOptions,
+)
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts_csm import CsmFamily, CsmModel, CsmVoice
@@ -39,13 +45,6 @@ def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_lora_pack(root, "csm-tiny-warm", seed=1)
     write_lora_pack(root, "csm-tiny-bright", seed=2)
     return root
-
-
-@pytest.fixture
-def device() -> Iterator[SynthesisScheduler]:
-    scheduler = SynthesisScheduler(1, name="device-cpu")
-    yield scheduler
-    scheduler.shutdown()
 
 
 def load(packs: Path, model_id: str, base: TTSModel | None = None) -> TTSModel:
@@ -67,6 +66,22 @@ async def spoken(stream: CsmStream) -> np.ndarray:
     chunks = [chunk async for chunk in stream]
     await stream.aclose()
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+async def spoken_together(
+    device: SynthesisScheduler, open_all: Callable[[], list[SynthesisStream]]
+) -> list[np.ndarray]:
+    """Open and feed streams while the device thread is held, so their clauses batch."""
+    busy = threading.Event()
+    device.submit(busy.wait, deadline=0.0)
+    streams = open_all()
+    busy.set()
+    return list(await asyncio.gather(*(spoken(s) for s in streams)))  # type: ignore[arg-type]
+
+
+def assert_same_audio(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
 async def solo(voice: TTSModel, device: SynthesisScheduler, text: str) -> np.ndarray:
@@ -118,19 +133,17 @@ async def test_sessions_on_three_voices_of_one_base_run_as_one_batch(
     alone = [await solo(v, device, t) for v, t in zip(voices, texts, strict=True)]
     assert list(base.batcher.recent_sizes) == [1, 1, 1]
 
-    busy = threading.Event()
-    device.submit(busy.wait, deadline=0.0)  # hold the device thread: all three queue up
-    streams = [v.open_stream(context(device)) for v in voices]
-    for stream, text in zip(streams, texts, strict=True):
-        stream.push_text(text)
-        stream.end_input()
-    busy.set()
-    together = await asyncio.gather(*(spoken(s) for s in streams))  # type: ignore[arg-type]
+    def open_all() -> list[SynthesisStream]:
+        streams = [v.open_stream(context(device)) for v in voices]
+        for stream, text in zip(streams, texts, strict=True):
+            stream.push_text(text)
+            stream.end_input()
+        return streams
 
+    together = await spoken_together(device, open_all)
     assert list(base.batcher.recent_sizes)[3:] == [3]
     for got, want in zip(together, alone, strict=True):
-        assert got.shape == want.shape
-        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+        assert_same_audio(got, want)
 
 
 async def test_rows_with_different_context_batch_to_their_solo_output(
@@ -157,17 +170,12 @@ async def test_rows_with_different_context_batch_to_their_solo_output(
         return stream
 
     alone = [await spoken(opened(*case)) for case in cases]
-    busy = threading.Event()
-    device.submit(busy.wait, deadline=0.0)
-    streams = [opened(*case) for case in cases]
-    busy.set()
-    together = await asyncio.gather(*(spoken(s) for s in streams))
+    together = await spoken_together(device, lambda: [opened(*case) for case in cases])
     # Solo: 1 + 1 + 3 clauses ("Hello there," is one). Together: one batch of 3, then
     # the third reply's later clauses, each after the ones before it.
     assert list(base.batcher.recent_sizes)[5:] == [3, 1, 1]
     for got, want in zip(together, alone, strict=True):
-        assert got.shape == want.shape
-        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+        assert_same_audio(got, want)
 
 
 async def test_a_cancelled_row_leaves_the_rest_of_its_batch_alone(
@@ -191,7 +199,7 @@ async def test_a_cancelled_row_leaves_the_rest_of_its_batch_alone(
     assert isinstance(kept, CsmStream)
     got = await spoken(kept)
     assert list(base.batcher.recent_sizes)[-1] == 2
-    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    assert_same_audio(got, want)
     await doomed.aclose()
 
 
