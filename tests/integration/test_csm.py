@@ -31,6 +31,7 @@ def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_csm_pack(root, "csm-tiny")
     write_csm_pack(root, "csm-long", max_frames_per_clause=400)
     write_csm_pack(root, "csm-no-context", context_clauses=0)
+    write_csm_pack(root, "csm-bf16", dtype="bfloat16")  # as on a GPU
     return root
 
 
@@ -198,6 +199,15 @@ async def test_a_reference_clip_with_its_text_is_the_first_context(
     assert heard.size
     assert not (heard.size == plain.size and np.allclose(heard, plain))
 
+    # In bfloat16 (a GPU's default) the codec encodes the clip in the model's dtype.
+    half = load(packs, "csm-bf16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    stream = half.open_stream(StreamContext(cloned, device, time.monotonic))
+    stream.push_text(SENTENCE)
+    stream.end_input()
+    assert sum([chunk.size async for chunk in stream]) > 0
+    await stream.aclose()
+
     mute = model.open_stream(
         StreamContext(
             VoiceOptions(reference_audio=clip, reference_sample_rate=16_000), device, time.monotonic
@@ -207,4 +217,6 @@ async def test_a_reference_clip_with_its_text_is_the_first_context(
     mute.end_input()
     with pytest.raises(AdapterError, match="reference_text"):
         await mute.read()
+    assert isinstance(mute, CsmStream)
+    assert mute.frames_generated == 0  # refused: nothing was generated for it
     await mute.aclose()

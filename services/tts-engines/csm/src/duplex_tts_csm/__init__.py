@@ -60,6 +60,7 @@ class CsmModel(TTSModel):
         self.settings = settings
         self.device = device
         config = model.config
+        self.dtype: torch.dtype = next(model.parameters()).dtype
         self.codebook_eos = int(config.codebook_eos_token_id)
         self.audio_token_id = int(config.audio_token_id)
         self.audio_eos_token_id = int(config.audio_eos_token_id)

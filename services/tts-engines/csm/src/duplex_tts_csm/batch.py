@@ -184,7 +184,7 @@ class ClauseBatcher:
                 attention_mask=mask.to(base.device),
                 max_new_tokens=settings.max_frames_per_clause,
                 streamer=_BatchStreamer(rows, base.codebook_eos),
-                **_audio_inputs([audio for _, audio in prompts], base.device),
+                **_audio_inputs([audio for _, audio in prompts], base.device, base.dtype),
                 **sampling,
                 **base.host.generate_kwargs(adapters),
             )
@@ -215,7 +215,7 @@ def _left_padded(prompts: list[torch.Tensor], filler: int) -> tuple[torch.Tensor
 
 
 def _audio_inputs(
-    rows: list[list[npt.NDArray[np.float32]]], device: str
+    rows: list[list[npt.NDArray[np.float32]]], device: str, dtype: torch.dtype
 ) -> dict[str, torch.Tensor]:
     """``input_values`` (rows' context audio, concatenated) and ``input_values_cutoffs``
     (where each segment ends; -1 pads), as transformers' CSM takes them; none without audio."""
@@ -231,4 +231,8 @@ def _audio_inputs(
             values[i, 0, end : end + audio.size] = torch.from_numpy(audio)
             end += audio.size
             cutoffs[i, j] = end
-    return {"input_values": values.to(device), "input_values_cutoffs": cutoffs.to(device)}
+    # The codec encodes input_values in the model's dtype (bfloat16 on a GPU).
+    return {
+        "input_values": values.to(device, dtype),
+        "input_values_cutoffs": cutoffs.to(device),
+    }

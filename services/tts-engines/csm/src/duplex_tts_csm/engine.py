@@ -81,9 +81,11 @@ class CsmStream(JobStream):
             maxlen=voice.settings.context_clauses or 1
         )
         self._reference: Segment | None = None
+        self._refused = False  # bad options: the first read() raises, nothing is generated
         try:
             self._reference = reference_segment(context.options, voice)
         except AdapterError as exc:
+            self._refused = True
             self.fail(exc)
         spoken = context.options.speaker
         self.speaker = int(spoken) if spoken.isdigit() else voice.settings.speaker
@@ -109,7 +111,7 @@ class CsmStream(JobStream):
     def take(self) -> ClauseJob | None:
         """The next clause for a batch (any thread), or None."""
         with self.lock:
-            if self.cancelled or self._in_flight or not self._clauses:
+            if self.cancelled or self._refused or self._in_flight or not self._clauses:
                 return None
             self._in_flight = True
             return ClauseJob(self, self._clauses.popleft(), self._context())
