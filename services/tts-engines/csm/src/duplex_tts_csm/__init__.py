@@ -68,7 +68,9 @@ class CsmModel(TTSModel):
         # its audio token id, which would turn padding into audio frames).
         special = {self.audio_token_id, self.audio_eos_token_id}
         self.filler_token_id = next(
-            int(i) for i in (config.pad_token_id, config.bos_token_id, 0, 1) if i not in special
+            int(i)
+            for i in (config.pad_token_id, config.bos_token_id, 0, 1)
+            if i is not None and i not in special
         )
         self.samples_per_frame = int(
             model.codec_model.config.sampling_rate / model.codec_model.config.frame_rate
