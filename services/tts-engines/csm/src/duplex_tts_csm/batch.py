@@ -158,7 +158,7 @@ class ClauseBatcher:
             raise
         finally:
             for job in jobs:
-                job.stream.finish(job, wake=job is not first)
+                job.stream.finish(wake=job is not first)
         return True
 
     def _generate(self, jobs: list[ClauseJob]) -> None:
@@ -166,14 +166,15 @@ class ClauseBatcher:
         settings = jobs[0].stream.voice.settings
         prompts = [self._prompt(job) for job in jobs]
         ids, mask = _left_padded([ids for ids, _ in prompts], base.filler_token_id)
-        rows = [
-            _Row(job, base.decoder(job.stream.voice.settings), audio=[])
-            if job.stream.voice.settings.context_clauses
-            else _Row(job, base.decoder(job.stream.voice.settings))
-            for job in jobs
-        ]
-        sampling: dict[str, Any] = {"do_sample": settings.do_sample}
-        sampling["depth_decoder_do_sample"] = settings.do_sample
+        rows: list[_Row] = []
+        for job in jobs:
+            voice = job.stream.voice.settings
+            kept: list[npt.NDArray[np.float32]] | None = [] if voice.context_clauses else None
+            rows.append(_Row(job, base.decoder(voice), audio=kept))  # audio: next context
+        sampling: dict[str, Any] = {
+            "do_sample": settings.do_sample,
+            "depth_decoder_do_sample": settings.do_sample,
+        }
         if settings.do_sample:
             sampling["temperature"] = settings.temperature
             sampling["depth_decoder_temperature"] = settings.temperature

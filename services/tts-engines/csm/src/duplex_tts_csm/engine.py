@@ -78,7 +78,7 @@ class CsmStream(JobStream):
         self._ended = False
         self._in_flight = False  # a clause of this stream is being generated
         self._history: collections.deque[Segment] = collections.deque(
-            maxlen=voice.settings.context_clauses or 1
+            maxlen=voice.settings.context_clauses
         )
         self._reference: Segment | None = None
         self._refused = False  # bad options: the first read() raises, nothing is generated
@@ -120,7 +120,7 @@ class CsmStream(JobStream):
         """Reference first, then the reply's latest clauses, within the frame budget."""
         settings = self.voice.settings
         budget = settings.max_context_frames * self.voice.samples_per_frame
-        recent = list(self._history) if settings.context_clauses else []
+        recent = list(self._history)
         chosen: list[Segment] = []
         if self._reference is not None and self._reference[1].size <= budget:
             chosen.append(self._reference)
@@ -140,8 +140,8 @@ class CsmStream(JobStream):
             with self.lock:
                 self._history.append((text, audio[:whole]))
 
-    def finish(self, job: ClauseJob, *, wake: bool) -> None:
-        """A batch is done with ``job``; ``wake``: it ran in another stream's job."""
+    def finish(self, *, wake: bool) -> None:
+        """A batch is done with this stream's clause; ``wake``: it ran in another's job."""
         with self.lock:
             self._in_flight = False
         if wake:
