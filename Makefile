@@ -6,11 +6,10 @@ SHELL := /bin/bash
 UV_BOOT := .cache/uv-bootstrap
 UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_BOOT)/bin/uv)
 # The root project lists every member but the torch engines; --inexact keeps those,
-# which `make torch-engines` adds with a CPU torch (PyPI's default torch is a 3 GB CUDA build).
+# which `make torch-engines` adds once: PyPI's torch and torchaudio of one version
+# (CUDA builds that also run on the CPU; a CPU torch cannot load PyPI's torchaudio).
 SYNC := $(UV) sync --frozen --inexact --group test --group lint
-TORCH_VERSION ?= 2.13.0
-TORCH_WHEELS ?= /opt/wheels
-TORCH_ENGINES := services/tts-engines/csm
+TORCH_ENGINES := services/tts-engines/csm services/tts-engines/xtts
 RUN := $(UV) run --frozen --no-sync
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORKER_ARGS ?= --adapter piper --default-model piper-en-us-joe-medium --port 7001
@@ -31,14 +30,11 @@ install: uv ## install the workspace with its test and lint groups (uv.lock, fro
 	$(SYNC)
 
 .PHONY: torch-engines
-torch-engines: install ## add the torch engine members (CSM) with torch $(TORCH_VERSION), CPU build where one is on disk
-	@$(RUN) python -c "import torch, duplex_tts_csm" 2>/dev/null && exit 0; \
+torch-engines: install ## add the torch engine members (CSM, XTTS) with the locked torch and torchaudio
+	@$(RUN) python -c "import torch, torchaudio, duplex_tts_csm, duplex_tts_xtts" 2>/dev/null && exit 0; \
 	set -eo pipefail; \
-	links=$$([ -d $(TORCH_WHEELS) ] && echo "--find-links $(TORCH_WHEELS)"); \
-	$(UV) pip install --python .venv $$links torch==$(TORCH_VERSION); \
 	$(UV) export --frozen --no-hashes --no-emit-workspace --no-header --no-annotate \
-	  $(foreach m,$(TORCH_ENGINES),--package duplex-tts-$(notdir $(m))) \
-	  | grep -vE '^(torch|triton|nvidia-|cuda-)' > .cache/torch-engines.txt; \
+	  $(foreach m,$(TORCH_ENGINES),--package duplex-tts-$(notdir $(m))) > .cache/torch-engines.txt; \
 	$(UV) pip install --python .venv -r .cache/torch-engines.txt; \
 	$(UV) pip install --python .venv --no-deps $(foreach m,$(TORCH_ENGINES),-e $(m))
 
@@ -101,7 +97,7 @@ crds: ## copy crds/ (the source of truth) into the Helm chart
 
 IMAGE_TAG ?= dev
 ENGINES ?= piper kokoro
-TORCH_IMAGE_ENGINES ?= piper kokoro csm
+TORCH_IMAGE_ENGINES ?= piper kokoro csm xtts
 .PHONY: images
 images: ## build the three images (needs a Docker engine; not available on the dev/CI machines here); ENGINES="piper kokoro" picks the worker's engines
 	docker build -f services/tts-worker/Dockerfile --build-arg ENGINES="$(ENGINES)" \
@@ -110,7 +106,7 @@ images: ## build the three images (needs a Docker engine; not available on the d
 	docker build -f operator/Dockerfile -t duplex/operator:$(IMAGE_TAG) .
 
 .PHONY: images-torch
-images-torch: ## the worker image's torch variant with the torch engines (csm), for CUDA pools (duplex/tts-worker-torch)
+images-torch: ## the worker image's torch variant with the torch engines (csm, xtts), for CUDA pools (duplex/tts-worker-torch)
 	docker build -f services/tts-worker/Dockerfile --build-arg EXTRAS=torch \
 		--build-arg ENGINES="$(TORCH_IMAGE_ENGINES)" -t duplex/tts-worker-torch:$(IMAGE_TAG) .
 

@@ -250,14 +250,14 @@ def test_pools_get_the_image_serving_their_families_as_the_operator_would(
 
 def test_a_pool_no_image_serves_is_refused_with_the_families_named() -> None:
     with pytest.raises(Exception, match=r"no image in image\.workerImages serves families"):
-        render({**SECRET, "workerPools": [{"name": "p", "families": ["xtts"]}]})
+        render({**SECRET, "workerPools": [{"name": "p", "families": ["parler"]}]})
     catalog = worker_images('[{"image": "w:1", "families": ["piper"]}]')
-    with pytest.raises(NoWorkerImage, match=r"families \['xtts'\].*w:1: piper"):
-        pick_image(["xtts"], "cpu", catalog)
-    explicit = {"name": "p", "families": ["xtts"], "image": "mine/xtts:1"}
+    with pytest.raises(NoWorkerImage, match=r"families \['parler'\].*w:1: piper"):
+        pick_image(["parler"], "cpu", catalog)
+    explicit = {"name": "p", "families": ["parler"], "image": "mine/parler:1"}
     assert (
         find(render({**SECRET, "workerPools": [explicit]}), "TTSWorker", "p")["spec"]["image"]
-        == "mine/xtts:1"
+        == "mine/parler:1"
     )
 
 

@@ -31,7 +31,9 @@ from tests.support.crd import ROOT
 
 IMAGES = [  # as the chart's default workerImages
     WorkerImage("duplex/tts-worker:0.1.0", frozenset({"mock", "piper", "kokoro"})),
-    WorkerImage("duplex/tts-worker-torch:0.1.0", frozenset({"piper", "kokoro", "csm"}), cuda=True),
+    WorkerImage(
+        "duplex/tts-worker-torch:0.1.0", frozenset({"piper", "kokoro", "csm", "xtts"}), cuda=True
+    ),
 ]
 
 
@@ -79,7 +81,7 @@ def test_gpu_pool_details() -> None:
     assert spec["containers"][0]["image"] == "duplex/tts-worker-torch:0.1.0"  # by its families
     args = spec["containers"][0]["args"]
     flags = dict(zip(args[::2], args[1::2], strict=True))
-    assert flags["--adapter"] == "csm,piper"
+    assert flags["--adapter"] == "csm,xtts,piper"
     assert flags["--device"] == "cuda"
     assert flags["--preload-models"] == "csm-1b"
     assert flags["--ttl-ms"] == "900000"

@@ -254,16 +254,23 @@ class ModelManager:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
+    async def forget(self) -> None:
+        """RELOAD: every resident model drops what it derived (``TTSModel.forget``)."""
+        await self._each_resident("forget")
+
     async def release_memory(self) -> None:
         """Let every resident model give back working memory, then trim the heap."""
+        await self._each_resident("release_memory")
+        await asyncio.to_thread(release_freed_memory)
+
+    async def _each_resident(self, hook: str) -> None:
         for entry in list(self._entries.values()):
             if entry.state is State.READY and entry.model is not None and entry.executor:
-                model = entry.model
+                call = getattr(entry.model, hook)
                 try:  # behind any synthesis: a far deadline on the model's own executor
-                    await entry.executor.run(model.release_memory, time.monotonic() + 3600.0)
-                except Exception:  # a failed release only keeps memory: not worth a failure
-                    log.exception("release_memory failed", extra={"model": entry.spec.id})
-        await asyncio.to_thread(release_freed_memory)
+                    await entry.executor.run(call, time.monotonic() + 3600.0)
+                except Exception:  # a failed hook only keeps memory: not worth a failure
+                    log.exception("%s failed", hook, extra={"model": entry.spec.id})
 
     async def close(self) -> None:
         for entry in list(self._entries.values()):

@@ -310,6 +310,7 @@ class TTSServicer(pb_grpc.TTSServicer):
         if action == pb.CONTROL_ACTION_RELOAD:
             catalog = await asyncio.to_thread(self._reload_catalog)
             self._manager.set_catalog(catalog)
+            await self._manager.forget()
             log.info("catalog reloaded", extra={"event": "reload", "models": len(catalog.models)})
             return pb.ControlResponse(action=action, catalog_size=len(catalog.models))
         session = await self._session(request.session_id, context)

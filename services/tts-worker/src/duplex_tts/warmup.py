@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from duplex_tts.adapters import Executor, StreamContext, TTSModel, VoiceOptions
+from duplex_tts.adapters import Executor, StreamContext, TTSModel
 from duplex_tts.audio import calibrate_gain
 from duplex_tts.catalog import ModelSpec
 
@@ -24,7 +24,7 @@ def warmup_text(spec: ModelSpec) -> str:
 async def warm_up(model: TTSModel, executor: Executor, text: str) -> float:
     """Run a hidden utterance (first-call costs paid now) and calibrate loudness gain."""
     # A second's slack: live sessions with less audio buffered go first.
-    context = StreamContext(VoiceOptions(), executor, lambda: time.monotonic() + 1.0)
+    context = StreamContext(model.warmup_options(), executor, lambda: time.monotonic() + 1.0)
     stream = model.open_stream(context)
     try:
         stream.push_text(text)

@@ -172,6 +172,19 @@ class TTSModel(ABC):
         nothing is held.
         """
 
+    def warmup_options(self) -> VoiceOptions:
+        """The session options of the hidden warm-up utterance (a cloning-only model
+        with no voice of its own gives a reference clip here)."""
+        return VoiceOptions()
+
+    def forget(self) -> None:  # noqa: B027 - optional hook
+        """Drop what was derived from sessions or from the old catalog (RELOAD).
+
+        Called on the model's executor for every resident model when the worker
+        re-reads its voicepacks; e.g. XTTS's cache of cloned-voice latents. The
+        weights stay loaded.
+        """
+
     @property
     def memory_bytes(self) -> int | None:
         """Memory the model holds (VRAM on a GPU), if the engine knows it.
@@ -242,8 +255,12 @@ class ClauseStream(SynthesisStream):
                 self._clauses.appendleft(_END)
                 return None
             assert isinstance(clause, str)
-            self._chunks_of = self._model.synthesize_clause(clause, self.context.options)
+            self._chunks_of = self.clause_chunks(clause)
         return None
+
+    def clause_chunks(self, clause: str) -> Iterator[FloatArray]:
+        """The chunks of one clause; a subclass may hand the model more (a cancel check)."""
+        return self._model.synthesize_clause(clause, self.context.options)
 
     def cancel(self) -> None:
         super().cancel()

@@ -1,0 +1,214 @@
+"""The ``xtts`` family on a tiny random-weight XTTS-v2: coqui-tts's real code, CPU.
+
+Streaming through ``inference_stream``, cloning from a session's reference clip
+with latents cached by the clip's hash (and dropped on RELOAD and unload),
+cancel within one GPT token, clear errors for bad clips and params, and a
+worker process that clones a voice once for two sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_tts.adapters import AdapterError, StreamContext, VoiceOptions
+from duplex_tts.catalog import load_catalog
+from duplex_tts.scheduler import SynthesisScheduler
+from duplex_tts_xtts import XttsFamily, XttsModel, clip_key, settings_from
+from tests.support.tiny_xtts import MAX_AUDIO_TOKENS, write_xtts_pack
+from tests.support.worker import connect, speak, start_worker
+
+CLAUSE = "Hello there, how are you"  # two clauses
+SAMPLES_PER_TOKEN = 1024 * 24000 / 22050  # a GPT token is 1024 samples at 22.05 kHz
+
+
+def clip(seconds: float = 6.0, seed: int = 0, rate: int = 48000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("voicepacks")
+    write_xtts_pack(root, "xtts-tiny")
+    folder = write_xtts_pack(root, "xtts-tiny-ana", speaker="Ana Tiny", latent_cache_size=1)
+    soundfile.write(folder / "ref.wav", clip(3.0, seed=7, rate=16000), 16000)
+    write_xtts_pack(root, "xtts-tiny-ref", reference="../xtts-tiny-ana/ref.wav")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(packs: Path) -> XttsModel:
+    return load(packs)
+
+
+def load(packs: Path, model_id: str = "xtts-tiny") -> XttsModel:
+    loaded = XttsFamily().load(load_catalog(packs).models[model_id], "cpu", None)
+    assert isinstance(loaded, XttsModel)
+    return loaded
+
+
+def cloned(audio: np.ndarray, rate: int = 48000) -> VoiceOptions:
+    return VoiceOptions(reference_audio=audio, reference_sample_rate=rate)
+
+
+async def test_audio_streams_out_in_chunks_as_the_gpt_generates(
+    model: XttsModel, device: SynthesisScheduler
+) -> None:
+    stream = model.open_stream(StreamContext(cloned(clip()), device, time.monotonic))
+    stream.push_text("hello there")
+    stream.end_input()
+    chunks = [chunk async for chunk in stream]
+    await stream.aclose()
+    assert all(c.dtype == np.float32 and c.ndim == 1 for c in chunks)
+    # 24 tokens at most, 8 per chunk: the first chunk leaves after 8 tokens, not 24.
+    assert 2 <= len(chunks) <= MAX_AUDIO_TOKENS // 8 + 1
+    total = sum(c.size for c in chunks)
+    assert chunks[0].size < total / 2
+    assert total <= MAX_AUDIO_TOKENS * SAMPLES_PER_TOKEN + 1
+    assert model.native_sample_rate == 24000
+
+
+def test_a_clip_is_cloned_once_and_its_latents_cached_by_hash(packs: Path) -> None:
+    model = load(packs)
+    first = model.voice_for(cloned(clip(seed=1)))
+    again = model.voice_for(cloned(clip(seed=1).copy()))  # equal samples, another array
+    other = model.voice_for(cloned(clip(seed=2)))
+    assert (model.cache.misses, model.cache.hits) == (2, 1)
+    assert again is first
+    assert not torch.equal(first.gpt_latents, other.gpt_latents)
+    # What the cache returns is what a fresh clone computes.
+    fresh = model.clone(clip(seed=1), 48000)
+    assert torch.equal(fresh.gpt_latents, first.gpt_latents)
+    assert torch.equal(fresh.speaker_embedding, first.speaker_embedding)
+    # The same samples at another rate are another clip.
+    assert clip_key(clip(seed=1), 48000) != clip_key(clip(seed=1), 44100)
+
+    model.forget()  # RELOAD
+    assert len(model.cache) == 0
+    model.voice_for(cloned(clip(seed=1)))
+    assert model.cache.misses == 3
+    model.close()  # unload
+    assert len(model.cache) == 0
+
+
+def test_the_cache_keeps_only_the_latest_clips(packs: Path) -> None:
+    model = load(packs, "xtts-tiny-ana")  # latent_cache_size: 1
+    model.voice_for(cloned(clip(seed=1)))
+    model.voice_for(cloned(clip(seed=2)))
+    model.voice_for(cloned(clip(seed=1)))
+    assert (model.cache.misses, model.cache.hits, len(model.cache)) == (3, 0, 1)
+
+
+def test_cancel_stops_the_gpt_within_a_token(model: XttsModel) -> None:
+    steps = 0
+
+    def count(*_: object) -> None:
+        nonlocal steps
+        steps += 1
+
+    hook = model.model.gpt.gpt_inference.register_forward_hook(count)
+    cancelled = False
+    try:
+        chunks = model.clause_chunks("hello there", cloned(clip()), lambda: cancelled)
+        next(chunks)  # 8 tokens
+        at_cancel = steps
+        cancelled = True
+        assert next(chunks, None) is None
+    finally:
+        hook.remove()
+    assert at_cancel >= 8
+    assert steps <= at_cancel + 1  # the step under way at most, then nothing
+
+
+def test_builtin_speaker_and_voicepack_reference(packs: Path, model: XttsModel) -> None:
+    ana = load(packs, "xtts-tiny-ana")
+    assert ana.default_voice is not None
+    speakers = torch.load(packs / "xtts/xtts-tiny-ana/weights/speakers_xtts.pth")
+    assert torch.equal(ana.default_voice.gpt_latents, speakers["Ana Tiny"]["gpt_cond_latent"])
+    # A session may pick a built-in speaker by name; the voicepack's is the default.
+    assert model.voice_for(VoiceOptions(speaker="Ana Tiny")).gpt_latents.shape == (1, 32, 64)
+    referenced = load(packs, "xtts-tiny-ref")
+    assert referenced.default_voice is not None
+    assert referenced.cache.misses == 0  # the pack's own voice is not a session clip
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (cloned(clip(0.5)), r"reference_audio is 0.50 s; XTTS needs at least 1 s"),
+        (VoiceOptions(reference_audio=clip(), reference_sample_rate=0), "sample rate"),
+        (VoiceOptions(), "XTTS clones a voice: send reference_audio"),
+        (VoiceOptions(speaker="Nobody"), "no built-in speaker 'Nobody'"),
+        (VoiceOptions(speaker="Ana Tiny", language="ja"), "XTTS speaks en; not 'ja'"),
+    ],
+)
+def test_bad_clips_and_choices_get_a_clear_error(
+    model: XttsModel, options: VoiceOptions, message: str
+) -> None:
+    with pytest.raises(AdapterError, match=message):
+        next(model.synthesize_clause("hello", options))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"stream_chunk_size": 0}, "stream_chunk_size must be at least 1"),
+        ({"top_p": 1.5}, r"top_p in \(0, 1\]"),
+        ({"do_sample": False}, "unknown XTTS param 'do_sample'"),
+    ],
+)
+def test_bad_voicepack_params_get_a_clear_error(
+    packs: Path, params: dict[str, object], message: str
+) -> None:
+    spec = load_catalog(packs).models["xtts-tiny"]
+    with pytest.raises(AdapterError, match=message):
+        settings_from(spec.model_copy(update={"params": {**spec.params, **params}}))
+
+
+async def test_a_worker_clones_once_for_two_sessions_and_again_after_reload(
+    packs: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(
+        ["--adapter", "xtts", "--voicepacks", str(packs), "--default-model", "xtts-tiny"], log
+    )
+    pcm = (clip(seconds=6.0, seed=3, rate=16000) * 32767).astype("<i2").tobytes()
+    start = pb.StartSessionRequest(
+        model_id="xtts-tiny", reference_audio=pcm, reference_sample_rate=16000
+    )
+    try:
+        async with connect(worker.address) as stub:
+
+            async def session() -> None:
+                sid = (await stub.StartSession(start)).session_id
+                got = await speak(stub, sid, "hello there")
+                assert got.frames[-1].is_last
+                assert len(got.frames) > 10
+                await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+
+            warm_up = len(clones(log))  # the load's warm-up clones a synthetic clip
+            await session()
+            await session()
+            assert len(clones(log)) == warm_up + 1  # the second session found it cached
+            await stub.Control(pb.ControlRequest(action=pb.CONTROL_ACTION_RELOAD))
+            await session()
+            assert len(clones(log)) == warm_up + 2
+            # Without a clip (and no voicepack voice) the utterance fails, the session goes on.
+            sid = (await stub.StartSession(pb.StartSessionRequest(model_id="xtts-tiny"))).session_id
+            with pytest.raises(Exception, match="XTTS clones a voice"):
+                await speak(stub, sid, "hello")
+    finally:
+        worker.stop()
+
+
+def clones(log: Path) -> list[dict[str, object]]:
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [e for e in events if e.get("event") == "xtts_clone"]
