@@ -30,6 +30,7 @@ QUESTION = (
     "and likes to run across the green fields every morning?"
 )
 INTERRUPTION = "Stop right there please."
+CLIP_WORDS = "This is my own voice, recorded for the agent to speak with from now on."
 SCREENSHOT = Path(__file__).resolve().parents[2] / ".cache" / "browser-test.png"
 
 
@@ -74,6 +75,7 @@ def test_browser_talks_hears_the_reply_and_interrupts_it(
         pytest.fail("Debian's chromium is not installed: run `make browser` (make test does)")
     _, orchestrator = stack
     wav = microphone_track(tmp_path / "mic.wav")
+    clip = write_wav(tmp_path / "clip.wav", speech_16k(CLIP_WORDS), 16000)
     args = [
         "--no-sandbox",
         "--disable-gpu",
@@ -106,6 +108,10 @@ def test_browser_talks_hears_the_reply_and_interrupts_it(
             stats = wait_for(page, "s => s.events.filter(e => e === 'tts_end').length >= 2", 30)
             page.screenshot(path=str(SCREENSHOT))
             log_text = page.inner_text("#log")
+            # A voice clip uploaded as a file: decoded by the page, transcribed by the server.
+            page.set_input_files("#clip-file", str(clip))
+            voice = wait_for(page, "s => s.voice && s.voice.cloned", 40)["voice"]
+            voice_text = page.inner_text("#voice")
         finally:
             context.close()
     heard = [t for t in stats["transcripts"] if t]
@@ -124,6 +130,9 @@ def test_browser_talks_hears_the_reply_and_interrupts_it(
     assert first["voice_to_voice_ms"] > 0
     assert second["turn"] == 2
     assert "barge-in: stop" in log_text
+    assert 3 < voice["seconds"] < 10
+    assert overlap(CLIP_WORDS, voice["transcript"]) >= 0.7, voice
+    assert voice_text.startswith("cloned voice")
 
 
 def wait_for(page: Any, predicate: str, timeout_s: float) -> dict[str, Any]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import jiwer
 import numpy as np
 import pytest
 import soundfile
@@ -22,8 +25,10 @@ from duplex_tts.adapters import AdapterError, StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts_xtts import XttsFamily, XttsModel, clip_key, settings_from
+from tests.support.orchestrator import ScriptedClient, start_orchestrator, words_of
+from tests.support.speech import speech_16k
 from tests.support.tiny_xtts import MAX_AUDIO_TOKENS, write_xtts_pack
-from tests.support.worker import connect, speak, start_worker
+from tests.support.worker import WorkerProcess, connect, speak, start_worker
 
 CLAUSE = "Hello there, how are you"  # two clauses
 SAMPLES_PER_TOKEN = 1024 * 24000 / 22050  # a GPT token is 1024 samples at 22.05 kHz
@@ -173,42 +178,94 @@ def test_bad_voicepack_params_get_a_clear_error(
         settings_from(spec.model_copy(update={"params": {**spec.params, **params}}))
 
 
-async def test_a_worker_clones_once_for_two_sessions_and_again_after_reload(
-    packs: Path, tmp_path: Path
-) -> None:
-    log = tmp_path / "worker.log"
-    worker = start_worker(
+@pytest.fixture(scope="module")
+def worker(packs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    log = tmp_path_factory.mktemp("xtts-worker") / "worker.log"
+    process = start_worker(
         ["--adapter", "xtts", "--voicepacks", str(packs), "--default-model", "xtts-tiny"], log
     )
+    yield process
+    process.stop()
+
+
+async def test_a_worker_clones_once_for_two_sessions_and_again_after_reload(
+    worker: WorkerProcess,
+) -> None:
     pcm = (clip(seconds=6.0, seed=3, rate=16000) * 32767).astype("<i2").tobytes()
     start = pb.StartSessionRequest(
         model_id="xtts-tiny", reference_audio=pcm, reference_sample_rate=16000
     )
+    async with connect(worker.address) as stub:
+
+        async def session() -> None:
+            sid = (await stub.StartSession(start)).session_id
+            got = await speak(stub, sid, "hello there")
+            assert got.frames[-1].is_last
+            assert len(got.frames) > 10
+            await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+
+        before = len(clones(worker))  # the warm-up (and any earlier test) cloned too
+        await session()
+        await session()
+        assert len(clones(worker)) == before + 1  # the second session found it cached
+        await stub.Control(pb.ControlRequest(action=pb.CONTROL_ACTION_RELOAD))
+        await session()
+        assert len(clones(worker)) == before + 2
+        # Without a clip (and no voicepack voice) the utterance fails, the session goes on.
+        sid = (await stub.StartSession(pb.StartSessionRequest(model_id="xtts-tiny"))).session_id
+        with pytest.raises(grpc.aio.AioRpcError, match="XTTS clones a voice"):
+            await speak(stub, sid, "hello")
+
+
+async def test_a_browser_session_clones_its_voice_from_a_recorded_clip(
+    worker: WorkerProcess, tmp_path: Path
+) -> None:
+    orchestrator = start_orchestrator(
+        [worker.address], tmp_path / "orchestrator.log", "--default-model", "xtts-tiny"
+    )
     try:
-        async with connect(worker.address) as stub:
+        async with ScriptedClient(orchestrator.ws_url) as user:
+            await user.start(model="xtts-tiny")
+            await user.send(type="say", text="Hello there.")
+            error = await user.wait_for("error")  # no clip yet, and no voice of its own
+            assert "XTTS clones a voice" in error["message"]
 
-            async def session() -> None:
-                sid = (await stub.StartSession(start)).session_id
-                got = await speak(stub, sid, "hello there")
-                assert got.frames[-1].is_last
-                assert len(got.frames) > 10
-                await stub.EndSession(pb.EndSessionRequest(session_id=sid))
+            await user.send(type="clone_start")
+            await user.wait_for("clone", state="recording")
+            for frame in _frames(speech_16k("Hi.", lead_s=0.2)):  # too short
+                await user.send_raw(frame)
+            await user.send(type="clone_end")
+            assert (
+                "at least 3 s" in (await user.wait_for("error", code="clip_too_short"))["message"]
+            )
 
-            warm_up = len(clones(log))  # the load's warm-up clones a synthetic clip
-            await session()
-            await session()
-            assert len(clones(log)) == warm_up + 1  # the second session found it cached
-            await stub.Control(pb.ControlRequest(action=pb.CONTROL_ACTION_RELOAD))
-            await session()
-            assert len(clones(log)) == warm_up + 2
-            # Without a clip (and no voicepack voice) the utterance fails, the session goes on.
-            sid = (await stub.StartSession(pb.StartSessionRequest(model_id="xtts-tiny"))).session_id
-            with pytest.raises(Exception, match="XTTS clones a voice"):
-                await speak(stub, sid, "hello")
+            await user.send(type="clone_start")
+            for frame in _frames(speech_16k(CLIP_WORDS)):  # as the browser sends an upload
+                await user.send_raw(frame)
+            await user.send(type="clone_end")
+            voice = await user.wait_for("voice", cloned=True, timeout_s=60)
+            assert 3 < voice["seconds"] < 10
+            assert jiwer.wer(words_of(CLIP_WORDS), words_of(voice["transcript"])) < 0.3
+
+            await user.send(type="say", text="Hello there.")
+            ended = await user.wait_for("tts_end", timeout_s=60)
+            assert not ended.get("interrupted")
+            assert len(user.got.pcm()) > 0.2 * 48000 * 2  # 200 ms of the cloned voice at least
+            assert len(user.got.of("error")) == 2  # the two before the clip; none since
     finally:
-        worker.stop()
+        orchestrator.stop()
+    assert CLIP_WORDS.split()[3] not in orchestrator.log()  # the clip's words are not logged
 
 
-def clones(log: Path) -> list[dict[str, object]]:
-    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+CLIP_WORDS = "This is my own voice, recorded for the agent to speak with from now on."
+
+
+def _frames(track: np.ndarray) -> list[bytes]:
+    padded = np.concatenate([track, np.zeros(-track.size % 320, np.int16)])
+    return [padded[i : i + 320].astype("<i2").tobytes() for i in range(0, padded.size, 320)]
+
+
+def clones(worker: WorkerProcess) -> list[dict[str, object]]:
+    lines = worker.log().splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
     return [e for e in events if e.get("event") == "xtts_clone"]

@@ -3,12 +3,17 @@
 import asyncio
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 
+from duplex_orchestrator.clone import MAX_CLIP_S, ClipRecorder, VoiceReference
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.feeds import ClientText, ReplayableText
 from duplex_orchestrator.llm import EchoBridge, LLMError, _sse_delta
 from duplex_orchestrator.protocol import (
+    CloneClear,
+    CloneEnd,
+    CloneStart,
     Interrupt,
     Model,
     ProtocolError,
@@ -29,6 +34,9 @@ from duplex_orchestrator.protocol import (
         ('{"type": "say", "text": "Hello."}', Say("Hello.")),
         ('{"type": "model", "model": "mock"}', Model("mock")),
         ('{"type": "interrupt"}', Interrupt()),
+        ('{"type": "clone_start"}', CloneStart()),
+        ('{"type": "clone_end"}', CloneEnd()),
+        ('{"type": "clone_clear"}', CloneClear()),
     ],
 )
 def test_valid_messages(raw: str, expected: object) -> None:
@@ -126,3 +134,19 @@ def test_config_llm_url_selects_the_openai_bridge() -> None:
         build_config({"dev": True, "llm": "openai"})
     with pytest.raises(ConfigError, match="vad_aggressiveness"):
         build_config({"dev": True, "vad_aggressiveness": 7})
+
+
+def test_a_voice_clip_is_capped_and_must_be_long_enough() -> None:
+    recorder = ClipRecorder(16000)
+    frame = np.ones(320, np.int16)
+    for _ in range(50 * 2):  # 2 s
+        recorder.push(frame)
+    with pytest.raises(ProtocolError, match=r"clip is 2.0 s; record or upload at least 3 s"):
+        recorder.finish()
+    for _ in range(50 * 40):  # 40 s more: kept up to the cap
+        recorder.push(frame)
+    clip = recorder.finish()
+    assert clip.dtype == np.int16
+    assert clip.size == MAX_CLIP_S * 16000
+    reference = VoiceReference(clip.astype("<i2").tobytes(), 16000, "hello")
+    assert reference.seconds == MAX_CLIP_S

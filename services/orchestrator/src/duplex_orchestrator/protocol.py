@@ -9,13 +9,16 @@ Client → server (JSON text frames):
   {"type": "say", "text": "Hello there."}             speak a whole text
   {"type": "model", "model": "mock"}                   use another model from the next turn
   {"type": "interrupt"}                                stop the reply now
+  {"type": "clone_start"}   the binary frames that follow are a voice clip (recorded or uploaded)
+  {"type": "clone_end"}     the clip is complete: later replies clone its voice where the model can
+  {"type": "clone_clear"}   drop the clip: the model's own voice again
   {"type": "ping"}
 Client → server (binary frames): 20 ms of PCM16 mono little-endian at the
 declared rate per frame (640 bytes at 16 kHz, 1920 at 48 kHz).
 
 Server → client: JSON events ``ready``, ``vad``, ``asr``, ``reply``,
-``tts_start``, ``tts_end``, ``barge_in``, ``latency``, ``model``, ``error``,
-``pong`` (see the README), and binary frames of 1920 bytes: 20 ms of PCM16 at
+``tts_start``, ``tts_end``, ``barge_in``, ``latency``, ``model``, ``clone``,
+``voice``, ``error``, ``pong`` (see the README), and binary frames of 1920 bytes: 20 ms of PCM16 at
 48 kHz from the TTS worker.
 """
 
@@ -74,7 +77,22 @@ class Ping:
     pass
 
 
-Message = Start | Text | Say | Model | Interrupt | Ping
+@dataclass(frozen=True)
+class CloneStart:
+    pass
+
+
+@dataclass(frozen=True)
+class CloneEnd:
+    pass
+
+
+@dataclass(frozen=True)
+class CloneClear:
+    pass
+
+
+Message = Start | Text | Say | Model | Interrupt | Ping | CloneStart | CloneEnd | CloneClear
 
 
 def frame_bytes(sample_rate: int) -> int:
@@ -129,11 +147,20 @@ def parse(raw: str | bytes) -> Message:
         return Interrupt()
     if kind == "ping":
         return Ping()
+    if kind in _CLONE:
+        return _CLONE[kind]
     raise ProtocolError(
         "unknown_type",
-        f"unknown message type {str(kind)[:40]!r}; "
-        "expected start, text, say, model, interrupt or ping",
+        f"unknown message type {str(kind)[:40]!r}; expected start, text, say, model, "
+        "interrupt, ping, clone_start, clone_end or clone_clear",
     )
+
+
+_CLONE: dict[str, Message] = {
+    "clone_start": CloneStart(),
+    "clone_end": CloneEnd(),
+    "clone_clear": CloneClear(),
+}
 
 
 def _str(data: dict[str, Any], key: str, required: bool = True) -> str:

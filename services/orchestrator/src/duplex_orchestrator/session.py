@@ -22,9 +22,13 @@ import soxr
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcriber, Transcript
+from duplex_orchestrator.clone import ClipRecorder, VoiceReference
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.llm import LLMBridge, LLMError
 from duplex_orchestrator.protocol import (
+    CloneClear,
+    CloneEnd,
+    CloneStart,
     Interrupt,
     Message,
     Model,
@@ -96,6 +100,7 @@ class VoiceSession:
         self._history: list[dict[str, str]] = []
         self._turn = 0
         self._speech_started_at = 0.0
+        self._clip: ClipRecorder | None = None
 
     # ---- messages ------------------------------------------------------
 
@@ -120,6 +125,8 @@ class VoiceSession:
             await self._switch_model(message.model)
         elif isinstance(message, Interrupt):
             await self._interrupt()
+        elif isinstance(message, CloneStart | CloneEnd | CloneClear):
+            await self._clone(message)
 
     async def _start(self, message: Start) -> None:
         if self.started:
@@ -169,6 +176,9 @@ class VoiceSession:
                 f"({expected} bytes); got {len(data)}",
             )
         samples = np.frombuffer(data, dtype="<i2")
+        if self._clip is not None:  # a voice clip, not speech to answer
+            self._clip.push(samples)
+            return
         if self._resampler is not None:
             resampled = self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0)
             samples = np.clip(np.rint(resampled * 32768.0), -32768, 32767).astype(np.int16)
@@ -320,6 +330,38 @@ class VoiceSession:
                 self.turns.reply_finished()
             if text.text and source == "voice":
                 self._history.append({"role": "assistant", "content": text.text})
+
+    # ---- voice clip ----------------------------------------------------
+
+    async def _clone(self, message: CloneStart | CloneEnd | CloneClear) -> None:
+        if isinstance(message, CloneStart):
+            await self._interrupt()  # the clip is the user's voice, not the agent's
+            self._clip = ClipRecorder(self._rate)
+            await self._io.event("clone", state="recording", max_s=self._clip.limit / self._rate)
+        elif isinstance(message, CloneEnd):
+            recorder, self._clip = self._clip, None
+            if recorder is None:
+                raise ProtocolError("not_recording", 'send {"type": "clone_start"} first')
+            clip = recorder.finish()
+            audio16k = clip
+            if self._rate != VAD_RATE:
+                audio16k = soxr.resample(clip, self._rate, VAD_RATE)
+            async with self._services.asr_lock:
+                transcript = await asyncio.to_thread(
+                    self._services.transcriber.transcribe, audio16k
+                )
+            reference = VoiceReference(clip.astype("<i2").tobytes(), self._rate, transcript.text)
+            self._speaker.reference = reference
+            log.info(  # the figures only: never the clip or its words
+                "voice clip set",
+                extra={"event": "voice_clip", "session_id": self.id, "seconds": reference.seconds},
+            )
+            seconds = round(reference.seconds, 2)
+            await self._io.event("voice", cloned=True, seconds=seconds, transcript=transcript.text)
+        else:
+            self._clip = None
+            self._speaker.reference = None
+            await self._io.event("voice", cloned=False)
 
     # ---- model switch, close ------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import grpc
 
 from duplex_orchestrator import metrics
+from duplex_orchestrator.clone import VoiceReference
 from duplex_orchestrator.feeds import ReplayableText
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
@@ -82,6 +83,8 @@ class Speaker:
         """The model the user asked for."""
         self.active_model = model
         """The model actually speaking (a fallback while ``model`` loads)."""
+        self.reference: VoiceReference | None = None
+        """The session's voice clip, sent with every worker session (cloning families)."""
         self._endings: set[asyncio.Task[None]] = set()
 
     async def speak(
@@ -131,7 +134,9 @@ class Speaker:
         frames = 0
         try:
             opened = await client.start_session(
-                chosen.model_id, load_timeout_s=RESIDENT_START_TIMEOUT_S if resident else 120.0
+                chosen.model_id,
+                load_timeout_s=RESIDENT_START_TIMEOUT_S if resident else 120.0,
+                reference=self.reference,
             )
             session_id = opened.session_id
             self.active_model = chosen.model_id

@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 import grpc
 
+from duplex_orchestrator.clone import VoiceReference
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_protocol.wire import WireSecurity
@@ -45,11 +46,22 @@ class WorkerClient:
         self._metadata = security.metadata
 
     async def start_session(
-        self, model_id: str, load_timeout_s: float = 120.0
+        self,
+        model_id: str,
+        load_timeout_s: float = 120.0,
+        reference: VoiceReference | None = None,
     ) -> pb.StartSessionResponse:
-        """``load_timeout_s``: the model may have to load first; pass less when it is resident."""
+        """``load_timeout_s``: the model may have to load first; pass less when it is resident.
+
+        ``reference``: the session's voice clip, for families that clone (others ignore it).
+        """
+        request = pb.StartSessionRequest(model_id=model_id)
+        if reference is not None:
+            request.reference_audio = reference.pcm
+            request.reference_sample_rate = reference.sample_rate
+            request.reference_text = reference.text
         return await self.stub.StartSession(
-            pb.StartSessionRequest(model_id=model_id),
+            request,
             timeout=load_timeout_s,
             metadata=self._metadata,
         )

@@ -5,8 +5,11 @@ const JITTER_S = 0.05; // playback cushion: 40-60 ms absorbs network jitter
 const stats = (window.duplexStats = {
   framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0,
   flushes: 0, transcripts: [], replies: [], latency: [], errors: [], events: [], state: "disconnected",
+  voice: null,
 });
 let ws, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null, liveYou = null;
+let uploading = false; // an uploaded clip is being sent: the microphone's frames wait
+const RECORD_S = 8;
 
 function log(cls, text) {
   const p = document.createElement("p");
@@ -41,7 +44,9 @@ async function connect() {
   ws.onopen = () => ws.send(JSON.stringify({ type: "start", model: $("model").value || "", sample_rate: audioCtx.sampleRate }));
   ws.onmessage = (m) => (typeof m.data === "string" ? onEvent(JSON.parse(m.data)) : play(m.data));
   ws.onclose = () => { setState("disconnected"); cleanup(); };
-  capture.port.onmessage = (e) => { if (ws && ws.readyState === 1 && stats.state !== "connecting") ws.send(e.data); };
+  capture.port.onmessage = (e) => {
+    if (ws && ws.readyState === 1 && stats.state !== "connecting" && !uploading) ws.send(e.data);
+  };
   setState("connecting");
   $("hangup").disabled = false;
 }
@@ -53,6 +58,11 @@ function cleanup() {
   ws = audioCtx = micStream = capture = null;
   $("connect").disabled = false;
   $("hangup").disabled = true;
+  setCloning(false);
+}
+
+function setCloning(enabled) {
+  for (const id of ["clip-record", "clip-file", "clip-clear"]) $(id).disabled = !enabled;
 }
 
 function onEvent(e) {
@@ -61,6 +71,16 @@ function onEvent(e) {
     case "ready":
       setState("listening");
       fillModels(e.models, e.model);
+      setCloning(true);
+      break;
+    case "clone":
+      $("voice").textContent = "recording the voice clip…";
+      break;
+    case "voice":
+      stats.voice = e;
+      $("voice").textContent = e.cloned
+        ? `cloned voice (${e.seconds.toFixed(1)} s: “${e.transcript}”)`
+        : "model's own voice";
       break;
     case "vad":
       if (e.state === "speech_start") setState("you are speaking");
@@ -168,6 +188,47 @@ function fillModels(models, selected) {
   if (current) select.value = current;
 }
 
+// A voice clip: the microphone for RECORD_S seconds, or a file decoded by the browser and
+// sent as the same 20 ms frames at the session's rate. The server keeps it in memory only.
+function recordClip() {
+  ws.send(JSON.stringify({ type: "clone_start" }));
+  setTimeout(() => ws && ws.readyState === 1 && ws.send(JSON.stringify({ type: "clone_end" })), RECORD_S * 1000);
+}
+
+async function uploadClip(file) {
+  const rate = audioCtx.sampleRate;
+  const decoded = await audioCtx.decodeAudioData(await file.arrayBuffer());
+  const offline = new OfflineAudioContext(1, Math.ceil(decoded.duration * rate), rate);
+  const source = offline.createBufferSource();
+  source.buffer = decoded;
+  source.connect(offline.destination);
+  source.start();
+  const mono = (await offline.startRendering()).getChannelData(0);
+  const step = Math.floor(rate / 50);
+  uploading = true;
+  try {
+    ws.send(JSON.stringify({ type: "clone_start" }));
+    for (let i = 0; i + step <= mono.length; i += step) {
+      const pcm = new Int16Array(step);
+      for (let j = 0; j < step; j++) {
+        const v = Math.max(-1, Math.min(1, mono[i + j]));
+        pcm[j] = v < 0 ? v * 32768 : v * 32767;
+      }
+      ws.send(pcm.buffer);
+    }
+    ws.send(JSON.stringify({ type: "clone_end" }));
+  } finally {
+    uploading = false;
+  }
+}
+
+$("clip-record").onclick = () => ws && ws.readyState === 1 && recordClip();
+$("clip-file").onchange = (e) => {
+  const file = e.target.files[0];
+  if (file && ws && ws.readyState === 1) uploadClip(file).catch((err) => log("error", "voice clip: " + err));
+  e.target.value = "";
+};
+$("clip-clear").onclick = () => ws && ws.readyState === 1 && ws.send(JSON.stringify({ type: "clone_clear" }));
 $("connect").onclick = () => connect().catch((err) => { log("error", String(err)); cleanup(); });
 $("hangup").onclick = () => ws && ws.close();
 $("model").onchange = () => ws && ws.readyState === 1 && ws.send(JSON.stringify({ type: "model", model: $("model").value }));

@@ -1,0 +1,65 @@
+"""A reference clip for voice cloning, recorded or uploaded by the client.
+
+Between ``clone_start`` and ``clone_end`` the client's binary frames are the
+clip (its microphone, or a file the browser decodes and sends as frames)
+rather than speech to answer. The finished clip, with Whisper's transcript of
+it (CSM reads what the clip says), goes to the worker in every later
+``StartSession`` (``reference_audio``), where a cloning family (XTTS) speaks
+with that voice; other families ignore it. The clip is kept only in the
+session's memory, dropped by ``clone_clear`` or when the session ends; it is
+never written or logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from duplex_orchestrator.protocol import ProtocolError
+
+MIN_CLIP_S = 3.0
+MAX_CLIP_S = 30.0  # XTTS reads at most 30 s; more is cut, not refused
+
+
+@dataclass(frozen=True)
+class VoiceReference:
+    """A finished clip: PCM16 mono little-endian at ``sample_rate``, and what it says."""
+
+    pcm: bytes
+    sample_rate: int
+    text: str
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+class ClipRecorder:
+    """Collects the clip's frames, up to ``MAX_CLIP_S``."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._parts: list[np.ndarray] = []
+        self._samples = 0
+        self.limit = int(MAX_CLIP_S * sample_rate)
+
+    def push(self, samples: np.ndarray) -> None:
+        room = self.limit - self._samples
+        if room > 0:
+            self._parts.append(samples[:room].astype(np.int16))
+            self._samples += min(room, samples.size)
+
+    @property
+    def seconds(self) -> float:
+        return self._samples / self.sample_rate
+
+    def finish(self) -> np.ndarray:
+        """The clip; ``ProtocolError`` when it is too short to clone a voice from."""
+        if self.seconds < MIN_CLIP_S:
+            raise ProtocolError(
+                "clip_too_short",
+                f"the voice clip is {self.seconds:.1f} s; record or upload at least "
+                f"{MIN_CLIP_S:.0f} s of speech (6 to 10 s clones best)",
+            )
+        return np.concatenate(self._parts)
