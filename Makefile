@@ -69,6 +69,7 @@ bench: install models torch-engines ## benchmark worker (per family), model swap
 	$(RUN) python -m tests.bench.bench_worker --model kokoro-82m-en-kumo --runs 15 --sessions 1 3 10
 	$(RUN) python -m tests.bench.bench_swap
 	$(RUN) python -m tests.bench.bench_lora
+	$(RUN) python -m tests.bench.bench_xtts
 	$(RUN) python -m tests.bench.bench_orchestrator
 	$(RUN) python -m tests.bench.bench_routing
 	$(RUN) python -m tests.bench.bench_operator
