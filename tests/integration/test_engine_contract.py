@@ -274,9 +274,9 @@ def test_families_are_found_through_entry_points() -> None:
 
 def test_an_uninstalled_family_names_the_package_to_install() -> None:
     with pytest.raises(FamilyNotInstalled) as error:
-        get_family("xtts")
+        get_family("parler")
     message = str(error.value)
-    assert "duplex-tts-xtts" in message
+    assert "duplex-tts-parler" in message
     assert "\n" not in message
     assert "installed families: " in message
 

@@ -435,7 +435,7 @@ def test_startup_errors_exit_with_a_message(tmp_path: Path, packs: Path) -> None
     assert "model 'ghost' is not in the catalog" in missing.stderr
     uninstalled = subprocess.run(
         [
-            *(sys.executable, "-m", "duplex_tts", "--adapter", "mock,xtts"),
+            *(sys.executable, "-m", "duplex_tts", "--adapter", "mock,parler"),
             *("--default-model", "mock", "--voicepacks", str(packs)),
             *("--metrics-port", "0", "--port", str(free_port())),
         ],
@@ -445,5 +445,5 @@ def test_startup_errors_exit_with_a_message(tmp_path: Path, packs: Path) -> None
     )
     assert uninstalled.returncode == 1
     (line,) = uninstalled.stderr.strip().splitlines()  # one line, naming the package
-    assert "TTS family 'xtts' is not installed" in line
-    assert "duplex-tts-xtts" in line
+    assert "TTS family 'parler' is not installed" in line
+    assert "duplex-tts-parler" in line

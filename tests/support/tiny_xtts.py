@@ -22,7 +22,7 @@ from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 from TTS.tts.models.xtts import Xtts
 
 SPECIAL = ["[STOP]", "[UNK]", "[SPACE]", "[START]", "[en]"]
-MAX_AUDIO_TOKENS = 24  # a clause of noise ends here: 24 x 1024 samples at 22.05 kHz
+MAX_AUDIO_TOKENS = 24  # every clause of noise ends here: 24 x 1024 samples at 22.05 kHz
 
 
 def write_vocab(path: Path) -> None:
@@ -52,6 +52,10 @@ def tiny_model(folder: Path, seed: int = 0) -> tuple[Xtts, XttsConfig]:
     model = Xtts(config)
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
     model.init_models()  # sizes the GPT's text embedding by the vocabulary
+    # coqui's stream generator always samples: keep the random GPT from sampling its
+    # stop token, so every clause runs to MAX_AUDIO_TOKENS and tests see its length.
+    with torch.no_grad():
+        model.gpt.mel_head.bias[config.model_args.gpt_stop_audio_token] = -1e4
     return model, config
 
 

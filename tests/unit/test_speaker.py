@@ -66,7 +66,9 @@ class FakeClient:
     started: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
 
-    async def start_session(self, model_id: str, load_timeout_s: float = 0) -> Any:
+    async def start_session(
+        self, model_id: str, load_timeout_s: float = 0, reference: Any = None
+    ) -> Any:
         self.started.append(model_id)
         return pb.StartSessionResponse(session_id=f"s{len(self.started)}", model_id=model_id)
 

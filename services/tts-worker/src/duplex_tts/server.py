@@ -23,7 +23,7 @@ from duplex_protocol.text import MAX_ID_CHARS, clean_text, shown
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_tts import __version__, metrics
-from duplex_tts.adapters import VoiceOptions
+from duplex_tts.adapters import AdapterError, VoiceOptions
 from duplex_tts.catalog import Catalog
 from duplex_tts.config import WorkerConfig
 from duplex_tts.idle import IdleRelease
@@ -104,6 +104,11 @@ class TTSServicer(pb_grpc.TTSServicer):
             handle = await self._manager.acquire(model_id)
         except ModelError as exc:
             await _abort(context, _STATUS[type(exc)], str(exc))
+        try:
+            handle.model.check_options(options)
+        except AdapterError as exc:
+            handle.release()
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         session = self.sessions.open(handle, options, request.client_tag)
         return pb.StartSessionResponse(
             session_id=session.id,

@@ -168,8 +168,7 @@ class XttsModel(ClauseModel):
         except AssertionError as exc:  # coqui asserts on over-long text
             raise AdapterError(f"XTTS: {str(exc).strip(' ❗')}") from exc
 
-    def voice_for(self, options: VoiceOptions) -> Voice:
-        """The session's clip (cloned, cached), else its built-in speaker, else the pack's voice."""
+    def check_options(self, options: VoiceOptions) -> None:
         clip = options.reference_audio
         if clip is not None and clip.size:
             rate = options.reference_sample_rate
@@ -180,6 +179,25 @@ class XttsModel(ClauseModel):
                     f"reference_audio is {clip.size / rate:.2f} s; XTTS needs at least "
                     f"{MIN_REFERENCE_S:.0f} s of speech (6 to 10 s clones best)"
                 )
+        elif options.speaker:
+            speakers = getattr(self.model.speaker_manager, "speakers", None) or {}
+            if options.speaker not in speakers:
+                known = ", ".join(sorted(speakers)[:8]) or "none in this voicepack"
+                raise AdapterError(
+                    f"XTTS has no built-in speaker {options.speaker!r}; some it has: {known}"
+                )
+        elif self.default_voice is None:
+            raise AdapterError(
+                "XTTS clones a voice: send reference_audio (6 to 10 s of speech) in StartSession "
+                "or give the voicepack a reference WAV or a built-in speaker"
+            )
+
+    def voice_for(self, options: VoiceOptions) -> Voice:
+        """The session's clip (cloned, cached), else its built-in speaker, else the pack's voice."""
+        self.check_options(options)
+        clip = options.reference_audio
+        if clip is not None and clip.size:
+            rate = options.reference_sample_rate
             audio = np.asarray(clip, dtype=np.float32)
             voice, hit = self.cache.get_or_compute(
                 clip_key(audio, rate), lambda: self.clone(audio, rate)
@@ -188,11 +206,7 @@ class XttsModel(ClauseModel):
             return voice
         if options.speaker:
             return self.builtin_speaker(options.speaker)
-        if self.default_voice is None:
-            raise AdapterError(
-                "XTTS clones a voice: send reference_audio (6 to 10 s of speech) in StartSession "
-                "or give the voicepack a reference WAV or a built-in speaker"
-            )
+        assert self.default_voice is not None
         return self.default_voice
 
     def clone(self, audio: FloatArray, sample_rate: int) -> Voice:
@@ -215,11 +229,8 @@ class XttsModel(ClauseModel):
         return Voice(gpt_latents, embedding)
 
     def builtin_speaker(self, name: str) -> Voice:
-        speakers = getattr(self.model.speaker_manager, "speakers", None) or {}
-        if name not in speakers:
-            known = ", ".join(sorted(speakers)[:8]) or "none in this voicepack"
-            raise AdapterError(f"XTTS has no built-in speaker {name!r}; some it has: {known}")
-        latents, embedding = speakers[name].values()
+        self.check_options(VoiceOptions(speaker=name))
+        latents, embedding = self.model.speaker_manager.speakers[name].values()
         return Voice(latents.to(self.device), embedding.to(self.device))
 
     def warmup_options(self) -> VoiceOptions:

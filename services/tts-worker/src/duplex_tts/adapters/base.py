@@ -172,6 +172,14 @@ class TTSModel(ABC):
         nothing is held.
         """
 
+    def check_options(self, options: VoiceOptions) -> None:  # noqa: B027 - optional hook
+        """Refuse session options this model cannot speak with: raise ``AdapterError``.
+
+        Called at StartSession on the event loop (cheap checks only, no inference),
+        so a bad reference clip or speaker fails the session's start with a clear
+        message instead of its first utterance.
+        """
+
     def warmup_options(self) -> VoiceOptions:
         """The session options of the hidden warm-up utterance (a cloning-only model
         with no voice of its own gives a reference clip here)."""
