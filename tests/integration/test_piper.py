@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.support.waiting import eventually
 from tests.support.whisper import transcribe
 from tests.support.worker import (
     Collector,
+    Received,
     WorkerProcess,
     aiter_chunks,
     connect,
@@ -40,18 +42,22 @@ def words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
 
 
-@pytest.mark.parametrize("word_by_word", [False, True])
-async def test_piper_speech_survives_resampling_and_framing(
-    piper_worker: WorkerProcess, word_by_word: bool
-) -> None:
+async def test_piper_speech_survives_resampling_and_framing(piper_worker: WorkerProcess) -> None:
+    """The whole text sent at once and word by word, in two sessions at the same time
+    (each utterance is paced in real time: together they take the time of one)."""
     text = " ".join(SENTENCES)
     async with connect(piper_worker.address) as stub:
-        sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
-        got = await speak(stub, sid, text, word_by_word=word_by_word)
-    assert [f.sequence for f in got.frames] == list(range(len(got.frames)))
-    heard = transcribe(got.pcm, SAMPLE_RATE)
-    error = jiwer.wer(words(text), words(heard))
-    assert error <= 0.10, f"WER {error:.2%}: heard {heard!r}"
+
+        async def spoken(word_by_word: bool) -> Received:
+            sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
+            return await speak(stub, sid, text, word_by_word=word_by_word)
+
+        whole, word_by_word = await asyncio.gather(spoken(False), spoken(True))
+    for got in (whole, word_by_word):
+        assert [f.sequence for f in got.frames] == list(range(len(got.frames)))
+        heard = transcribe(got.pcm, SAMPLE_RATE)
+        error = jiwer.wer(words(text), words(heard))
+        assert error <= 0.10, f"WER {error:.2%}: heard {heard!r}"
 
 
 async def test_piper_output_is_normalized_to_about_minus_16_lufs(
