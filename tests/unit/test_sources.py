@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from duplex_tts.adapters import AdapterError
-from duplex_tts.adapters.sources import pack_path, require_files, weights_package
+from duplex_tts.adapters.sources import (
+    pack_path,
+    require_files,
+    settings_from_params,
+    weights_package,
+)
 from duplex_tts.catalog import ModelSpec
 
 
@@ -37,3 +43,32 @@ def test_paths_are_relative_to_the_voicepack_and_must_exist(tmp_path: Path) -> N
         require_files("piper", tmp_path / "voice.onnx")
     (tmp_path / "voice.onnx").write_bytes(b"x")
     require_files("piper", tmp_path / "voice.onnx")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    speed: float = 1.0
+    chunk: int = 2
+
+    def __post_init__(self) -> None:
+        if self.chunk < 1:
+            raise ValueError("chunk must be at least 1")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"pitch": 2}, r"voicepack v: unknown ENG param 'pitch'; known: speed, chunk, dtype$"),
+        ({"chunk": 0}, r"voicepack v: chunk must be at least 1"),
+        ({"speed": 1.5, "chunk": 3, "dtype": "bf16"}, None),
+    ],
+)
+def test_voicepack_params_become_the_engines_settings(
+    tmp_path: Path, params: dict[str, object], message: str | None
+) -> None:
+    voice = spec(tmp_path).model_copy(update={"params": params})
+    if message is None:
+        assert settings_from_params(_Settings, voice, "ENG", ("dtype",)) == _Settings(1.5, 3)
+    else:
+        with pytest.raises(AdapterError, match=message):
+            settings_from_params(_Settings, voice, "ENG", ("dtype",))

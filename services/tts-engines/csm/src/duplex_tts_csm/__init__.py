@@ -24,7 +24,6 @@ its voices are generated together, one batch row each (``batch``).
 from __future__ import annotations
 
 import gc
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from duplex_tts.adapters import (
     TTSFamily,
     TTSModel,
 )
-from duplex_tts.adapters.sources import pack_path
+from duplex_tts.adapters.sources import pack_path, settings_from_params
 from duplex_tts.catalog import ModelSpec
 from duplex_tts_csm.batch import ClauseBatcher
 from duplex_tts_csm.codec import ChunkedDecoder
@@ -144,20 +143,7 @@ class CsmVoice(TTSModel):
 
 
 def settings_from(spec: ModelSpec) -> CsmSettings:
-    known = {f.name: f.type for f in fields(CsmSettings)}
-    values: dict[str, Any] = {}
-    for key, value in spec.params.items():
-        if key == "dtype":
-            continue
-        if key not in known:
-            raise AdapterError(
-                f"voicepack {spec.id}: unknown CSM param {key!r}; known: {', '.join(known)}, dtype"
-            )
-        values[key] = value
-    try:
-        return CsmSettings(**values)
-    except (TypeError, ValueError) as exc:
-        raise AdapterError(f"voicepack {spec.id}: {exc}") from exc
+    return settings_from_params(CsmSettings, spec, "CSM", read_elsewhere=("dtype",))
 
 
 class CsmFamily(TTSFamily):

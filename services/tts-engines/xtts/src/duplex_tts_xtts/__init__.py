@@ -25,7 +25,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
-from duplex_tts.adapters.sources import pack_path, require_files
+from duplex_tts.adapters.sources import pack_path, require_files, settings_from_params
 from duplex_tts.catalog import ModelSpec
 from duplex_tts_xtts.cloning import LatentCache, clip_key
 
@@ -138,15 +138,11 @@ class XttsModel(ClauseModel):
         """One clause, chunk by chunk; every ``next()`` runs on the device thread."""
         from transformers import StoppingCriteriaList
 
-        voice = self.voice_for(options)
-        language = options.language or self.settings.language
-        languages = list(self.model.config.languages)
-        if language.split("-")[0] not in languages and language not in languages:
-            raise AdapterError(f"XTTS speaks {', '.join(languages)}; not {language!r}")
+        voice = self.voice_for(options)  # checks the options, the language included
         s = self.settings
         chunks = self.model.inference_stream(
             text,
-            language,
+            options.language or s.language,
             voice.gpt_latents,
             voice.speaker_embedding,
             stream_chunk_size=s.stream_chunk_size,
@@ -169,6 +165,10 @@ class XttsModel(ClauseModel):
             raise AdapterError(f"XTTS: {str(exc).strip(' ❗')}") from exc
 
     def check_options(self, options: VoiceOptions) -> None:
+        language = options.language or self.settings.language
+        languages = list(self.model.config.languages)
+        if language.split("-")[0] not in languages and language not in languages:
+            raise AdapterError(f"XTTS speaks {', '.join(languages)}; not {language!r}")
         clip = options.reference_audio
         if clip is not None and clip.size:
             rate = options.reference_sample_rate
@@ -274,16 +274,7 @@ class XttsStream(ClauseStream):
 
 
 def settings_from(spec: ModelSpec) -> XttsSettings:
-    known = {f.name for f in fields(XttsSettings)}
-    unknown = sorted(set(spec.params) - known)
-    if unknown:
-        raise AdapterError(
-            f"voicepack {spec.id}: unknown XTTS param {unknown[0]!r}; known: {', '.join(known)}"
-        )
-    try:
-        return XttsSettings(**spec.params)
-    except (TypeError, ValueError) as exc:
-        raise AdapterError(f"voicepack {spec.id}: {exc}") from exc
+    return settings_from_params(XttsSettings, spec, "XTTS")
 
 
 class XttsFamily(TTSFamily):

@@ -1,13 +1,19 @@
-"""Helpers engines share to find a voicepack's weights (``source``), with actionable errors."""
+"""Helpers engines share to read a voicepack (its weights' ``source``, its ``params``),
+with actionable errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 from duplex_tts.adapters.base import AdapterError
 from duplex_tts.catalog import ModelSpec
+
+S = TypeVar("S")
 
 
 def weights_package(name: str) -> ModuleType:
@@ -30,3 +36,28 @@ def require_files(family: str, *paths: Path) -> None:
     for path in paths:
         if not path.is_file():
             raise AdapterError(f"{family} weights file missing: {path}")
+
+
+def settings_from_params(
+    settings: type[S], spec: ModelSpec, family: str, read_elsewhere: Collection[str] = ()
+) -> S:
+    """A voicepack's ``params`` as the engine's settings dataclass.
+
+    ``read_elsewhere``: params the engine reads itself (e.g. CSM's ``dtype``).
+    An unknown param or a value the dataclass refuses is an ``AdapterError``.
+    """
+    known = [f.name for f in dataclasses.fields(settings)]  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in spec.params.items():
+        if key in read_elsewhere:
+            continue
+        if key not in known:
+            raise AdapterError(
+                f"voicepack {spec.id}: unknown {family} param {key!r}; "
+                f"known: {', '.join([*known, *read_elsewhere])}"
+            )
+        values[key] = value
+    try:
+        return settings(**values)
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"voicepack {spec.id}: {exc}") from exc
