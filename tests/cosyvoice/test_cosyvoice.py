@@ -10,6 +10,8 @@ step; bad choices fail clearly; and a worker process serves it over gRPC.
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +22,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel, SpeechTokenDecoder, Step
 
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_tts.adapters import AdapterError, StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
-from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel, SpeechTokenDecoder, Step
 from tests.support.tiny_cosyvoice import SAMPLE_RATE, SPEAKER
 from tests.support.worker import (
     Collector,
@@ -68,7 +70,9 @@ def run_to_end(dec: SpeechTokenDecoder, words: list[list[int]]) -> tuple[list[in
 def test_text_streamed_in_decodes_like_the_whole_text(model: CosyVoiceModel) -> None:
     words = TEXT.split(" ")
     pieces = [model.encode(("" if i == 0 else " ") + w) for i, w in enumerate(words)]
-    assert sum(pieces, []) == model.encode(TEXT)  # word-wise tokens are the text's tokens
+    assert functools.reduce(operator.iadd, pieces, []) == model.encode(
+        TEXT
+    )  # word-wise tokens are the text's tokens
     torch.manual_seed(7)
     streamed, per_word = run_to_end(decoder(model), pieces)
     torch.manual_seed(7)
@@ -104,14 +108,17 @@ async def test_audio_leaves_before_the_text_has_ended(
     for i, word in enumerate(words):
         stream.push_text(("" if i == 0 else " ") + word)
     first = await asyncio.wait_for(stream.read(), 60)  # no end_input() yet
-    assert first is not None and first.dtype == np.float32 and first.ndim == 1
+    assert first is not None
+    assert first.dtype == np.float32
+    assert first.ndim == 1
     stream.end_input()
     chunks = [first, *[chunk async for chunk in stream]]
     await stream.aclose()
     assert len(chunks) >= 3  # hop by hop, not one piece
     total = sum(c.size for c in chunks)
     assert chunks[0].size < total / 2
-    assert total % SAMPLES_PER_TOKEN == 0 and total > 25 * SAMPLES_PER_TOKEN
+    assert total % SAMPLES_PER_TOKEN == 0
+    assert total > 25 * SAMPLES_PER_TOKEN
     assert all(np.isfinite(c).all() and np.abs(c).max() <= 1.0 for c in chunks)
     assert model.native_sample_rate == SAMPLE_RATE
     assert not model.model.hift_cache_dict  # the stream's vocoder cache is gone
@@ -137,7 +144,8 @@ async def test_cancel_stops_the_llm_within_a_step(
     assert [chunk async for chunk in stream] == []  # cancelled before its first hop
     await asyncio.sleep(0.2)  # the generation job has returned
     await stream.aclose()
-    assert len(calls) == 30 and not any(calls)  # no step ran after cancel
+    assert len(calls) == 30
+    assert not any(calls)
 
 
 def test_speakers_and_sessions_it_cannot_serve(model: CosyVoiceModel) -> None:
@@ -198,7 +206,9 @@ async def test_a_worker_streams_two_sessions_and_stops_one(worker: WorkerProcess
         sids = [(await stub.StartSession(pb.StartSessionRequest())).session_id for _ in range(2)]
         long_reply = " ".join([TEXT] * 3)
         calls = [
-            Collector(stub.Synthesize(aiter_chunks(text_chunks(sid, long_reply, word_by_word=True))))
+            Collector(
+                stub.Synthesize(aiter_chunks(text_chunks(sid, long_reply, word_by_word=True)))
+            )
             for sid in sids
         ]
         for call in calls:
@@ -207,11 +217,13 @@ async def test_a_worker_streams_two_sessions_and_stops_one(worker: WorkerProcess
         await calls[0].done(timeout_s=120)
         await calls[1].done(timeout_s=120)
         stopped, finished = calls[0].got.frames, calls[1].got.frames
-        assert stopped[-1].is_last and finished[-1].is_last
+        assert stopped[-1].is_last
+        assert finished[-1].is_last
         assert len(stopped) < len(finished)  # the stopped one ended early, the other went on
         # And the stopped session speaks again.
         again = await speak(stub, sids[0], "Hello again.", word_by_word=True)
-        assert again.frames[-1].is_last and len(again.frames) > 25
+        assert again.frames[-1].is_last
+        assert len(again.frames) > 25
         with pytest.raises(grpc.aio.AioRpcError, match="no speaker 'Nobody'") as refused:
             await stub.StartSession(pb.StartSessionRequest(speaker="Nobody"))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -140,9 +140,9 @@ def _tokenizer(folder: Path) -> int:
     """A byte-level BPE with no merges (one token per byte); returns its vocabulary size."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
-    vocab = {char: index for index, char in enumerate(bytes_to_unicode().values())}
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # a character per byte
+    vocab = {char: index for index, char in enumerate(alphabet)}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()

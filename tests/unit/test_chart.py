@@ -208,7 +208,7 @@ def test_skaffold_sets_every_image_the_chart_uses() -> None:
     values = {k: v for k, v in release.items() if k.startswith("image.")}
     values |= {p["path"].rsplit("/", 1)[1]: p["value"] for p in gpu if "image." in p["path"]}
     chart = yaml.safe_load((CHART / "values.yaml").read_text())["image"]
-    for key in ("operator", "orchestrator", "worker", "workerTorch"):
+    for key in ("operator", "orchestrator", "worker", "workerTorch", "workerCosyvoice"):
         name = chart[key]
         assert name in built, name
         expected = "{{.IMAGE_FULLY_QUALIFIED_" + name.replace("/", "_").replace("-", "_") + "}}"
@@ -234,6 +234,7 @@ def test_skaffold_and_kind_values_render_valid_pools_and_voices(profile: str) ->
         (["piper", "kokoro"], "cpu", "duplex/tts-worker:0.1.0"),
         (["kokoro"], "cuda", "duplex/tts-worker-torch:0.1.0"),
         (["mock"], "cpu", "duplex/tts-worker:0.1.0"),
+        (["cosyvoice"], "cuda", "duplex/tts-worker-cosyvoice:0.1.0"),
     ],
 )
 def test_pools_get_the_image_serving_their_families_as_the_operator_would(

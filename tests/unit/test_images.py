@@ -51,11 +51,32 @@ def torch_image_engines() -> set[str]:
     return skaffold_engines
 
 
+COSYVOICE = ROOT / "services" / "tts-engines" / "cosyvoice"
+
+
+def cosyvoice_image_engines() -> set[str]:
+    """The CosyVoice image: its own project, from its own lock, outside the workspace."""
+    dockerfile = (COSYVOICE / "Dockerfile").read_text()
+    assert "--project services/tts-engines/cosyvoice" in dockerfile
+    assert (COSYVOICE / "uv.lock").is_file()
+    workspace = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    assert "services/tts-engines/cosyvoice" in workspace["exclude"]
+    assert "services/tts-engines/cosyvoice" not in workspace["members"]
+    project = tomllib.loads((COSYVOICE / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "duplex-tts-cosyvoice"
+    label = re.search(r'dev\.duplex\.engines="([^"]*)"', dockerfile)
+    assert label
+    engines = set(label.group(1).split())
+    assert engines == set(project["entry-points"]["duplex.tts.families"])
+    return engines
+
+
 def test_the_chart_claims_only_families_the_worker_image_installs() -> None:
     values = yaml.safe_load((ROOT / "charts" / "duplex" / "values.yaml").read_text())
     installed = {
         "worker": default_engines() | {"mock"},  # mock ships with the core
         "workerTorch": torch_image_engines() | {"mock"},
+        "workerCosyvoice": cosyvoice_image_engines() | {"mock"},
     }
     for entry in values["image"]["workerImages"]:
         assert set(entry["families"]) <= installed[entry["key"]], entry

@@ -157,7 +157,9 @@ class SpeechTokenDecoder:
         lm = self._lm
         length = self._seen + self._pending.shape[1]
         causal = torch.tril(torch.ones((1, length, length), device=self._device, dtype=torch.bool))
-        hidden, self._cache = lm.llm.forward_one_step(self._pending, masks=causal, cache=self._cache)
+        hidden, self._cache = lm.llm.forward_one_step(
+            self._pending, masks=causal, cache=self._cache
+        )
         self._seen = length
         self._pending = self._pending[:, :0]
         if not self._final and len(self._decoded) == self._next_fill:
