@@ -78,12 +78,13 @@ soak: install models ## N clients for a while with faults (SIGSTOP/SIGKILL worke
 	$(RUN) python -m tests.bench.soak $(SOAK_ARGS)
 
 .PHONY: bench
-bench: install models torch-engines ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, routing and operator; p50/p95 to stdout and bench-results/
+bench: install models torch-engines cosyvoice-env ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium
 	$(RUN) python -m tests.bench.bench_worker --model kokoro-82m-en-kumo --runs 15 --sessions 1 3 10
 	$(RUN) python -m tests.bench.bench_swap
 	$(RUN) python -m tests.bench.bench_lora
 	$(RUN) python -m tests.bench.bench_xtts
+	$(COSYVOICE_PY) -m tests.bench.bench_cosyvoice
 	$(RUN) python -m tests.bench.bench_orchestrator
 	$(RUN) python -m tests.bench.bench_routing
 	$(RUN) python -m tests.bench.bench_operator
