@@ -1,4 +1,4 @@
-"""Benchmark CosyVoice 2 in process, in its own environment: ``make bench`` (tiny CPU model by default).
+"""Benchmark CosyVoice 2 in process, in its own venv: ``make bench`` (tiny CPU model by default).
 
 Without ``--packs`` it builds the tiny random-weight CosyVoice 2 of the tests
 (a two-layer Qwen2, one conformer block, a small HiFT): the figures then

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel
 
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
+from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel
 from tests.support.tiny_cosyvoice import write_cosyvoice_pack
 
 

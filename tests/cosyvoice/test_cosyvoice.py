@@ -10,8 +10,6 @@ step; bad choices fail clearly; and a worker process serves it over gRPC.
 from __future__ import annotations
 
 import asyncio
-import functools
-import operator
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel, SpeechTokenDecoder, Step
 
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_tts.adapters import AdapterError, StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
+from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel, SpeechTokenDecoder, Step
 from tests.support.tiny_cosyvoice import SAMPLE_RATE, SPEAKER
 from tests.support.worker import (
     Collector,
@@ -70,9 +68,8 @@ def run_to_end(dec: SpeechTokenDecoder, words: list[list[int]]) -> tuple[list[in
 def test_text_streamed_in_decodes_like_the_whole_text(model: CosyVoiceModel) -> None:
     words = TEXT.split(" ")
     pieces = [model.encode(("" if i == 0 else " ") + w) for i, w in enumerate(words)]
-    assert functools.reduce(operator.iadd, pieces, []) == model.encode(
-        TEXT
-    )  # word-wise tokens are the text's tokens
+    # Word-wise tokens are the text's tokens.
+    assert [token for piece in pieces for token in piece] == model.encode(TEXT)
     torch.manual_seed(7)
     streamed, per_word = run_to_end(decoder(model), pieces)
     torch.manual_seed(7)

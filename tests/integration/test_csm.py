@@ -217,6 +217,15 @@ async def test_a_reference_clip_with_its_text_is_the_first_context(
     mute.end_input()
     with pytest.raises(AdapterError, match="reference_text"):
         await mute.read()
+    # StartSession asks the model first (check_options), before any stream exists.
+    with pytest.raises(AdapterError, match="CSM needs reference_text"):
+        model.check_options(VoiceOptions(reference_audio=clip, reference_sample_rate=16_000))
+    blip = VoiceOptions(
+        reference_audio=clip[:100], reference_sample_rate=16_000, reference_text="Hi."
+    )
+    with pytest.raises(AdapterError, match="shorter than one CSM frame"):
+        model.check_options(blip)
+    model.check_options(cloned)
     assert isinstance(mute, CsmStream)
     assert mute.frames_generated == 0  # refused: nothing was generated for it
     await mute.aclose()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import torch
@@ -249,6 +250,16 @@ async def test_a_worker_speaks_csm_and_swaps_lora_voices_without_reloading_the_b
             models = await states()
             assert models["csm-tiny"].loaded_at_ms == base_loaded  # never reloaded
             assert 0 < models["csm-tiny-warm"].memory_bytes < models["csm-tiny"].memory_bytes
+
+            # A clip without its transcript is refused at StartSession, on a voice too.
+            pcm = np.zeros(16_000, dtype="<i2").tobytes()
+            mute = pb.StartSessionRequest(
+                model_id="csm-tiny-bright", reference_audio=pcm, reference_sample_rate=16_000
+            )
+            with pytest.raises(grpc.aio.AioRpcError, match="CSM needs reference_text") as refused:
+                await stub.StartSession(mute)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (await states())["csm-tiny-bright"].refs == 0
 
             await stub.UnloadModel(pb.UnloadModelRequest(model_id="csm-tiny-warm"))
             models = await states()

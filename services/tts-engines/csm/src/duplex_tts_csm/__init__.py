@@ -36,12 +36,13 @@ from duplex_tts.adapters import (
     SynthesisStream,
     TTSFamily,
     TTSModel,
+    VoiceOptions,
 )
 from duplex_tts.adapters.sources import pack_path, settings_from_params
 from duplex_tts.catalog import ModelSpec
 from duplex_tts_csm.batch import ClauseBatcher
 from duplex_tts_csm.codec import ChunkedDecoder
-from duplex_tts_csm.engine import CsmSettings, CsmStream
+from duplex_tts_csm.engine import CsmSettings, CsmStream, check_reference
 from duplex_tts_csm.lora import BASE, LoraHost, adapter_name
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -83,6 +84,9 @@ class CsmModel(TTSModel):
 
     def open_stream(self, context: StreamContext) -> SynthesisStream:
         return CsmStream(self, context)
+
+    def check_options(self, options: VoiceOptions) -> None:
+        check_reference(options, self)
 
     def prompt(self, text: str, speaker: int) -> torch.Tensor:
         """Token ids of one clause: CSM reads ``[speaker]text``."""
@@ -133,6 +137,9 @@ class CsmVoice(TTSModel):
 
     def open_stream(self, context: StreamContext) -> SynthesisStream:
         return CsmStream(self, context)
+
+    def check_options(self, options: VoiceOptions) -> None:
+        check_reference(options, self)
 
     @property
     def memory_bytes(self) -> int | None:

@@ -162,12 +162,25 @@ class CsmStream(JobStream):
         await super().aclose()
 
 
+def check_reference(options: VoiceOptions, voice: Voice) -> None:
+    """Refuse a reference clip CSM cannot use (cheap: StartSession calls it)."""
+    clip = options.reference_audio
+    if clip is None or not clip.size:
+        return
+    if not options.reference_text.strip():
+        raise AdapterError("CSM needs reference_text (what the clip says) with reference_audio")
+    if options.reference_sample_rate <= 0:
+        raise AdapterError("reference_audio needs its sample rate (reference_sample_rate)")
+    frame_s = voice.samples_per_frame / voice.native_sample_rate
+    if clip.size / options.reference_sample_rate < frame_s:
+        raise AdapterError("reference_audio is shorter than one CSM frame (80 ms)")
+
+
 def reference_segment(options: VoiceOptions, voice: Voice) -> Segment | None:
     """The session's reference clip as a context segment at the model's rate, whole frames."""
     if options.reference_audio is None or not options.reference_audio.size:
         return None
-    if not options.reference_text.strip():
-        raise AdapterError("CSM needs reference_text (what the clip says) with reference_audio")
+    check_reference(options, voice)
     audio = np.asarray(options.reference_audio, dtype=np.float32)
     if options.reference_sample_rate != voice.native_sample_rate:
         audio = soxr.resample(audio, options.reference_sample_rate, voice.native_sample_rate)
