@@ -201,11 +201,8 @@ async def test_a_worker_streams_two_sessions_and_stops_one(worker: WorkerProcess
         resident = next(m for m in listed.models if m.id == "cosyvoice-tiny")
         assert resident.memory_bytes > 10_000_000  # measured from its tensors
         sids = [(await stub.StartSession(pb.StartSessionRequest())).session_id for _ in range(2)]
-        long_reply = " ".join([TEXT] * 3)
-        calls = [
-            Collector(
-                stub.Synthesize(aiter_chunks(text_chunks(sid, long_reply, word_by_word=True)))
-            )
+        calls = [  # about 7 s of audio each, paced in real time
+            Collector(stub.Synthesize(aiter_chunks(text_chunks(sid, TEXT, word_by_word=True))))
             for sid in sids
         ]
         for call in calls:
