@@ -121,6 +121,27 @@ async def test_audio_leaves_before_the_text_has_ended(
     assert not model.model.hift_cache_dict  # the stream's vocoder cache is gone
 
 
+async def test_backpressure_pauses_generation_and_the_next_read_resumes_it(
+    model: CosyVoiceModel, device: SynthesisScheduler
+) -> None:
+    """With the text still open, a job that stopped for backpressure must go on."""
+    # Half a second of unread audio at most: a hop (1 s) is over it, one job per hop.
+    context = StreamContext(
+        VoiceOptions(), device, time.monotonic, room=lambda unread: unread < 0.5
+    )
+    stream = model.open_stream(context)
+    for i, word in enumerate(TEXT.split(" ")):
+        stream.push_text(("" if i == 0 else " ") + word)
+    # No end_input yet: each job stops for backpressure, and each read goes on.
+    chunks = [await asyncio.wait_for(stream.read(), 60) for _ in range(3)]
+    assert all(chunk is not None and chunk.size for chunk in chunks)
+    stream.end_input()
+    rest = [chunk async for chunk in stream]
+    await stream.aclose()
+    assert rest  # the end of the reply came too
+    assert not model.model.hift_cache_dict
+
+
 async def test_cancel_stops_the_llm_within_a_step(
     model: CosyVoiceModel, device: SynthesisScheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:

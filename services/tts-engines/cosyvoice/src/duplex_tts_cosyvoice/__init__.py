@@ -201,42 +201,55 @@ class CosyVoiceStream(JobStream):
                 max_token_text_ratio=self._cosy.settings.max_token_text_ratio,
             )
             model.hift_cache_dict[self._key] = None
-        self._feed()
-        while not self.cancelled:
-            hop = self._hop()
-            if len(self._tokens) - self._offset >= hop + lookahead:
-                self.emit(self._audio(self._tokens[: self._offset + hop + lookahead], final=False))
-                self._offset += hop
-                if not self.room():
+        try:
+            self._feed()
+            while not self.cancelled:
+                hop = self._hop()
+                if len(self._tokens) - self._offset >= hop + lookahead:
+                    audio = self._audio(self._tokens[: self._offset + hop + lookahead], final=False)
+                    self.emit(audio)
+                    self._offset += hop
+                    if not self.room():
+                        return  # the next read() starts a job that goes on from here
+                    continue
+                if self._llm_done:
+                    if self._tokens:
+                        self.emit(self._audio(self._tokens, final=True))
+                    self._finished = True
                     return
-                continue
-            if self._llm_done:
-                if self._tokens:
-                    self.emit(self._audio(self._tokens, final=True))
-                self._finished = True
-                return
-            token = self._decoder.step()
-            if token is Step.NEED_TEXT:
-                if not self._feed():
-                    return
-            elif token is Step.DONE:
-                self._llm_done = True
-            else:
-                assert isinstance(token, int)
-                self._tokens.append(token)
+                token = self._decoder.step()
+                if token is Step.NEED_TEXT:
+                    with self.lock:
+                        # Only this says "wait for text": push_text/end_input clear it.
+                        self._stalled = not self._ids and not self._ended
+                        if self._stalled:
+                            return
+                    self._feed()
+                elif token is Step.DONE:
+                    self._llm_done = True
+                else:
+                    assert isinstance(token, int)
+                    self._tokens.append(token)
+        finally:
+            if self.cancelled or self._finished:
+                self._release()
 
-    def _feed(self) -> bool:
-        """Hand the decoder the text that arrived; False when none has (it waits)."""
+    def _feed(self) -> None:
+        """Hand the decoder the text that has arrived, and the end of it."""
         assert self._decoder is not None
         with self.lock:
             ids = list(self._ids)
             self._ids.clear()
             ended = self._ended
-            self._stalled = not ids and not ended
         self._decoder.add_text(ids)
         if ended:
             self._decoder.end_text()
-        return not self._stalled
+
+    def _release(self) -> None:
+        """Drop this utterance's vocoder cache (on the device thread, or with no job running)."""
+        model = self._cosy.model
+        if model is not None:
+            model.hift_cache_dict.pop(self._key, None)
 
     def _hop(self) -> int:
         """Tokens in this hop; the first is padded so the prompt and it end on a hop."""
@@ -261,9 +274,8 @@ class CosyVoiceStream(JobStream):
 
     async def aclose(self) -> None:
         self.cancel()
-        model = self._cosy.model
-        if model is not None:
-            model.hift_cache_dict.pop(self._key, None)
+        if not self.running:
+            self._release()  # else the running job releases it when it sees the cancel
 
 
 def settings_from(spec: ModelSpec) -> CosyVoiceSettings:

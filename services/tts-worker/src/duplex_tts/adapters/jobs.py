@@ -74,6 +74,11 @@ class JobStream(SynthesisStream):
         """Make the next ``read()`` raise ``error`` (thread-safe)."""
         self._loop.call_soon_threadsafe(self._out.put_nowait, error)
 
+    @property
+    def running(self) -> bool:
+        """A generation job is on the executor now."""
+        return self._job is not None and not self._job.done()
+
     def room(self) -> bool:
         """Whether the worker wants more audio, counting what is emitted but unread."""
         with self.lock:
