@@ -33,6 +33,7 @@ class Step(enum.Enum):
 class SpeechTokenDecoder:
     """One utterance's decoding state over a loaded ``Qwen2LM``."""
 
+    @torch.inference_mode()
     def __init__(
         self,
         lm: Any,
@@ -72,6 +73,7 @@ class SpeechTokenDecoder:
     def speech_tokens(self) -> int:
         return sum(1 for token in self._decoded if token < self._eos)
 
+    @torch.inference_mode()
     def add_text(self, token_ids: list[int]) -> None:
         """Append the reply's next text tokens."""
         if token_ids:
@@ -156,9 +158,10 @@ class SpeechTokenDecoder:
     def _sample(self) -> int:
         lm = self._lm
         length = self._seen + self._pending.shape[1]
-        causal = torch.tril(torch.ones((1, length, length), device=self._device, dtype=torch.bool))
+        # The backbone reads the causal mask's last row only: every position so far.
+        visible = torch.ones((1, 1, length), device=self._device, dtype=torch.bool)
         hidden, self._cache = lm.llm.forward_one_step(
-            self._pending, masks=causal, cache=self._cache
+            self._pending, masks=visible, cache=self._cache
         )
         self._seen = length
         self._pending = self._pending[:, :0]
