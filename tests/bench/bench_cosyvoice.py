@@ -19,9 +19,7 @@ Writes ``bench-results/cosyvoice.json``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +28,8 @@ from duplex_tts.adapters import StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts_cosyvoice import CosyVoiceFamily, CosyVoiceModel
-from tests.bench.bench_swap import report
-from tests.bench.bench_worker import publish, summary
-from tests.support.worker import ROOT
+from tests.bench.bench_worker import summary
+from tests.bench.engine_main import engine_bench_main
 
 TEXT = "Hello there, how are you doing on this fine and sunny day? I hope all is well."
 WORD_GAP_S = 0.05
@@ -87,21 +84,9 @@ async def run(packs: Path, model_id: str, device_name: str, runs: int) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--packs", type=Path, help="voicepacks root (default: the tiny model)")
-    parser.add_argument("--model", default="cosyvoice-tiny")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "cosyvoice.json")
-    args = parser.parse_args()
-    packs = args.packs
-    if packs is None:
-        from tests.support.tiny_cosyvoice import write_cosyvoice_pack
+    from tests.support.tiny_cosyvoice import write_cosyvoice_pack
 
-        packs = Path(tempfile.mkdtemp(prefix="duplex-bench-cosyvoice-"))
-        write_cosyvoice_pack(packs, "cosyvoice-tiny")
-    results = asyncio.run(run(packs, args.model, args.device, args.runs))
-    publish(results, args.out, report)
+    engine_bench_main(__doc__, "cosyvoice", write_cosyvoice_pack, run)
 
 
 if __name__ == "__main__":

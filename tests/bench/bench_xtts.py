@@ -18,10 +18,7 @@ Writes ``bench-results/xtts.json``.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import functools
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +29,8 @@ from duplex_tts.adapters import StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts_xtts import XttsFamily, XttsModel
-from tests.bench.bench_swap import report
-from tests.bench.bench_worker import publish, summary
-from tests.support.worker import ROOT
+from tests.bench.bench_worker import summary
+from tests.bench.engine_main import engine_bench_main
 
 TEXT = "How are you doing today?"
 
@@ -86,21 +82,9 @@ async def run(packs: Path, model_id: str, device_name: str, runs: int) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--packs", type=Path, help="voicepacks root (default: the tiny XTTS)")
-    parser.add_argument("--model", default="xtts-tiny")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "xtts.json")
-    args = parser.parse_args()
-    packs = args.packs
-    if packs is None:
-        from tests.support.tiny_xtts import write_xtts_pack
+    from tests.support.tiny_xtts import write_xtts_pack
 
-        packs = Path(tempfile.mkdtemp(prefix="duplex-bench-xtts-"))
-        write_xtts_pack(packs, "xtts-tiny")
-    results = asyncio.run(run(packs, args.model, args.device, args.runs))
-    publish(results, args.out, report)
+    engine_bench_main(__doc__, "xtts", write_xtts_pack, run)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from duplex_tts.adapters.sources import (
     pack_path,
     require_files,
     settings_from_params,
+    source_folder,
     weights_package,
 )
 from duplex_tts.catalog import ModelSpec
@@ -72,3 +73,13 @@ def test_voicepack_params_become_the_engines_settings(
     else:
         with pytest.raises(AdapterError, match=message):
             settings_from_params(_Settings, voice, "ENG", ("dtype",))
+
+
+def test_a_torch_family_without_a_source_folder_says_what_the_folder_holds(
+    tmp_path: Path,
+) -> None:
+    folder = source_folder(spec(tmp_path), "CSM", "a save_pretrained folder")
+    assert folder == tmp_path / "voice.onnx"
+    packaged = spec(tmp_path).model_dump() | {"source": {"python_package": "some_voice"}}
+    with pytest.raises(AdapterError, match=r"v: CSM loads from source.path \(a save_pretrained"):
+        source_folder(ModelSpec.model_validate(packaged), "CSM", "a save_pretrained folder")

@@ -106,9 +106,11 @@ class TTSServicer(pb_grpc.TTSServicer):
             await _abort(context, _STATUS[type(exc)], str(exc))
         try:
             handle.model.check_options(options)
-        except AdapterError as exc:
-            handle.release()
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except BaseException as exc:
+            handle.release()  # whatever failed: the model's refcount is given back
+            if isinstance(exc, AdapterError):
+                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
         session = self.sessions.open(handle, options, request.client_tag)
         return pb.StartSessionResponse(
             session_id=session.id,

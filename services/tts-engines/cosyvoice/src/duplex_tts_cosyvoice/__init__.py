@@ -43,7 +43,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
-from duplex_tts.adapters.sources import pack_path, require_files, settings_from_params
+from duplex_tts.adapters.sources import require_files, settings_from_params, source_folder
 from duplex_tts.catalog import ModelSpec
 from duplex_tts_cosyvoice.decoding import SpeechTokenDecoder, Step
 
@@ -287,14 +287,9 @@ class CosyVoiceFamily(TTSFamily):
     executor = ExecutorKind.DEVICE
 
     def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
-        if not spec.source.path:
-            raise AdapterError(
-                f"voicepack {spec.id}: CosyVoice loads from source.path (a CosyVoice 2 folder: "
-                "cosyvoice2.yaml, llm.pt, flow.pt, hift.pt, CosyVoice-BlankEN/, spk2info.pt)"
-            )
-        settings = settings_from(spec)
-        folder = pack_path(spec, spec.source.path)
         names = ("cosyvoice2.yaml", "llm.pt", "flow.pt", "hift.pt", "spk2info.pt")
+        folder = source_folder(spec, "CosyVoice", f"a CosyVoice 2 folder: {', '.join(names)}")
+        settings = settings_from(spec)
         require_files("cosyvoice", *(folder / name for name in names))
         try:
             return _load(folder, settings, device)

@@ -38,7 +38,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
-from duplex_tts.adapters.sources import pack_path, settings_from_params
+from duplex_tts.adapters.sources import settings_from_params, source_folder
 from duplex_tts.catalog import ModelSpec
 from duplex_tts_csm.batch import ClauseBatcher
 from duplex_tts_csm.codec import ChunkedDecoder
@@ -160,12 +160,7 @@ class CsmFamily(TTSFamily):
     def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
         from transformers import AutoTokenizer, CsmForConditionalGeneration
 
-        if not spec.source.path:
-            raise AdapterError(
-                f"voicepack {spec.id}: CSM loads from source.path (a save_pretrained folder); "
-                "download the weights ahead of time or mount them"
-            )
-        folder = pack_path(spec, spec.source.path)
+        folder = source_folder(spec, "CSM", "a save_pretrained folder")
         settings = settings_from(spec)
         if spec.base_model:
             return self._load_lora(spec, folder, settings, base)

@@ -46,7 +46,12 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
-from duplex_tts.adapters.sources import pack_path, require_files, settings_from_params
+from duplex_tts.adapters.sources import (
+    pack_path,
+    require_files,
+    settings_from_params,
+    source_folder,
+)
 from duplex_tts.catalog import ModelSpec
 from duplex_tts_xtts.cloning import LatentCache, clip_key
 
@@ -285,13 +290,8 @@ class XttsFamily(TTSFamily):
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.models.xtts import Xtts
 
-        if not spec.source.path:
-            raise AdapterError(
-                f"voicepack {spec.id}: XTTS loads from source.path (a folder with config.json, "
-                "model.pth and vocab.json); download the weights ahead of time or mount them"
-            )
+        folder = source_folder(spec, "XTTS", "a folder with config.json, model.pth, vocab.json")
         settings = settings_from(spec)
-        folder = pack_path(spec, spec.source.path)
         require_files("xtts", folder / "config.json", folder / "model.pth", folder / "vocab.json")
         try:
             config = XttsConfig()

@@ -32,6 +32,16 @@ def pack_path(spec: ModelSpec, path: str) -> Path:
     return resolved if resolved.is_absolute() else spec.pack_dir / resolved
 
 
+def source_folder(spec: ModelSpec, family: str, holds: str) -> Path:
+    """``source.path`` resolved: the folder a torch family loads; ``holds`` says what is in it."""
+    if not spec.source.path:
+        raise AdapterError(
+            f"voicepack {spec.id}: {family} loads from source.path ({holds}); "
+            "download the weights ahead of time or mount them"
+        )
+    return pack_path(spec, spec.source.path)
+
+
 def require_files(family: str, *paths: Path) -> None:
     for path in paths:
         if not path.is_file():
