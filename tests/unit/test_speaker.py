@@ -21,6 +21,7 @@ from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.routing.policy import WorkerView
 from duplex_orchestrator.speaker import Speaker
 from duplex_protocol.tts.v1 import tts_pb2 as pb
+from tests.support.session_io import Recorded
 
 MODEL = "mock"
 
@@ -113,23 +114,8 @@ class FakeRegistry(Registry):
         return self.fakes[sorted(self.fakes)[index]]
 
 
-class Events:
-    def __init__(self) -> None:
-        self.kinds: list[tuple[str, dict[str, Any]]] = []
-        self.frames = 0
-
-    async def event(self, kind: str, **fields: Any) -> None:
-        self.kinds.append((kind, fields))
-
-    async def audio(self, frame: bytes) -> None:
-        self.frames += 1
-
-    def named(self, kind: str) -> list[dict[str, Any]]:
-        return [f for k, f in self.kinds if k == kind]
-
-
-async def speak(clients: dict[str, FakeClient]) -> Events:
-    events = Events()
+async def speak(clients: dict[str, FakeClient]) -> Recorded:
+    events = Recorded()
     speaker = Speaker(events, FakeRegistry(clients), MODEL, "test", stall_s=0.05,
                       probe_timeout_s=0.05)  # fmt: skip
 

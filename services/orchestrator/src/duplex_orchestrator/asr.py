@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +65,14 @@ class Transcript:
     text: str
     seconds: float
     audio_seconds: float
+
+
+class SpeechToText(Protocol):
+    """What a session needs of speech recognition (Whisper here, a fake in unit tests)."""
+
+    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+        """Blocking: int16 or float32 samples at 16 kHz → text."""
+        ...
 
 
 class Transcriber:

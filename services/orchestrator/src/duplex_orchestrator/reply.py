@@ -18,6 +18,8 @@ class Reply:
         self.finished = False
         self.deltas_shown = 0
         """Reply text deltas already sent to the client (a retry does not repeat them)."""
+        self.text_error: Exception | None = None
+        """The reply's text source (the LLM) failed: the turn ends with this error."""
         self._client: WorkerClient | None = None
         self._session_id = ""
         self._call: grpc.aio.StreamStreamCall[pb.TextChunk, pb.AudioFrame] | None = None

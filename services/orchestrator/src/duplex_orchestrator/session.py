@@ -1,10 +1,13 @@
-"""The transport-agnostic voice session: audio and text in, events and speech out.
+"""The transport-agnostic voice session: messages and 16 kHz audio in, events and speech out.
 
-A transport (WebSocket now, LiveKit next) feeds client messages and audio
-frames in and delivers what the session emits through ``SessionIO``. Turn
-decisions come from the pure ``Turns`` state machine; this module does the
-I/O around them: VAD on 16 kHz frames, Whisper in a thread, the LLM stream.
-Speaking a reply (routing, worker streams, retries) is the ``Speaker``'s job.
+A transport (WebSocket, WebRTC, LiveKit) checks and decodes what its client
+sends, resamples the audio to 16 kHz, and calls ``handle`` and ``audio``; it
+delivers what the session emits through its ``SessionIO``: typed events
+(``duplex_orchestrator.events``), which it serializes its own way, and the
+worker's 20 ms frames at 48 kHz. Turn decisions come from the pure ``Turns``
+state machine; this module does the I/O around them: VAD on 20 ms frames,
+Whisper in a thread, the LLM stream. Speaking a reply (routing, worker
+streams, retries) is the ``Speaker``'s job.
 """
 
 from __future__ import annotations
@@ -16,13 +19,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import soxr
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.asr import Transcriber, Transcript
+from duplex_orchestrator.asr import SpeechToText, Transcript
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
+from duplex_orchestrator.events import (
+    Asr,
+    BargeIn,
+    CloneRecording,
+    Event,
+    Pong,
+    Ready,
+    VadState,
+    Voice,
+)
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.llm import LLMBridge, LLMError
 from duplex_orchestrator.protocol import (
@@ -37,15 +51,27 @@ from duplex_orchestrator.protocol import (
     Say,
     Start,
     Text,
-    frame_bytes,
 )
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
-from duplex_orchestrator.speaker import MAX_REPLY_CHARS, SessionIO, Speaker
+from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
 
 log = logging.getLogger(__name__)
+
+
+class SessionIO(Protocol):
+    """What a transport gives a session: events and audio out, toward its client."""
+
+    async def event(self, event: Event) -> None:
+        """Serialize and send one event (in order with the audio)."""
+
+    async def audio(self, frame: bytes) -> None:
+        """Send one 20 ms frame: 960 PCM16 samples at 48 kHz, as it comes (no re-buffering)."""
+
+    async def flush_audio(self) -> None:
+        """Barge-in: drop, at once, the reply audio still queued toward the client."""
 
 
 @dataclass
@@ -53,7 +79,7 @@ class Services:
     """What every session shares."""
 
     registry: Registry
-    transcriber: Transcriber
+    transcriber: SpeechToText
     llm: LLMBridge
     default_model: str
     vad_aggressiveness: int = 2
@@ -85,7 +111,6 @@ class VoiceSession:
             probe_timeout_s=services.probe_timeout_s,
         )
         self._rate = 0
-        self._resampler: soxr.ResampleStream | None = None
         self._pending16k = np.zeros(0, dtype=np.int16)
         self._vad = Vad(
             services.vad_aggressiveness,
@@ -113,7 +138,7 @@ class VoiceSession:
             await self._start(message)
             return
         if isinstance(message, Ping):
-            await self._io.event("pong")
+            await self._io.event(Pong())
             return
         if not self.started:
             raise ProtocolError("not_started", 'send {"type": "start"} first')
@@ -134,20 +159,9 @@ class VoiceSession:
         model = message.model or self._services.default_model
         self._check_model(model)
         self._rate = message.sample_rate
-        if self._rate != VAD_RATE:
-            self._resampler = soxr.ResampleStream(
-                self._rate, VAD_RATE, 1, dtype="float32", quality="HQ"
-            )
         self._speaker.model = self._speaker.active_model = model
-        await self._io.event(
-            "ready",
-            session_id=self.id,
-            model=model,
-            models=self._services.registry.models(),
-            sample_rate_in=self._rate,
-            sample_rate_out=48000,
-            frame_ms=20,
-        )
+        models = self._services.registry.models()
+        await self._io.event(Ready(self.id, model, models, sample_rate_in=self._rate))
 
     def _check_model(self, model: str) -> None:
         known = {m["id"] for m in self._services.registry.models()}
@@ -165,24 +179,20 @@ class VoiceSession:
 
     # ---- audio in ------------------------------------------------------
 
-    async def audio(self, data: bytes) -> None:
+    async def audio(self, pcm16k: np.ndarray, source: np.ndarray | None = None) -> None:
+        """Client audio: int16 samples at 16 kHz, any length (the transport resampled them).
+
+        ``source``: the same audio at the client's own rate (``Start.sample_rate``),
+        which a voice clip keeps (cloning wants the full band); ``pcm16k`` if omitted.
+        """
         if not self.started:
             raise ProtocolError("not_started", 'send {"type": "start"} before audio')
-        expected = frame_bytes(self._rate)
-        if len(data) != expected:
-            raise ProtocolError(
-                "bad_audio_frame",
-                f"binary frames must hold 20 ms of PCM16 mono at {self._rate} Hz "
-                f"({expected} bytes); got {len(data)}",
-            )
-        samples = np.frombuffer(data, dtype="<i2")
         if self._clip is not None:  # a voice clip, not speech to answer
-            self._clip.push(samples)
+            if source is None and self._rate != VAD_RATE:
+                raise ValueError("a voice clip needs the client's audio at its own rate")
+            self._clip.push(pcm16k if source is None else source)
             return
-        if self._resampler is not None:
-            resampled = self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0)
-            samples = np.clip(np.rint(resampled * 32768.0), -32768, 32767).astype(np.int16)
-        self._pending16k = np.concatenate([self._pending16k, samples])
+        self._pending16k = np.concatenate([self._pending16k, pcm16k.astype(np.int16, copy=False)])
         while self._pending16k.size >= VAD_FRAME_SAMPLES:
             frame, self._pending16k = (
                 self._pending16k[:VAD_FRAME_SAMPLES],
@@ -198,7 +208,7 @@ class VoiceSession:
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
-                await self._io.event("vad", state="speech_end")
+                await self._io.event(VadState("speech_end"))
                 asr = self._early_asr if result.by_silence else None
                 self._early_asr = None
                 task = asyncio.create_task(
@@ -209,10 +219,11 @@ class VoiceSession:
 
     async def _speech_started(self) -> None:
         self._speech_started_at = self._clock()
-        await self._io.event("vad", state="speech_start")
+        await self._io.event(VadState("speech_start"))
         decision = self.turns.speech_started()
         if Action.FLUSH_CLIENT in decision.actions:
-            await self._io.event("barge_in", action="pause", flush=True)
+            await self._io.flush_audio()
+            await self._io.event(BargeIn("pause", flush=True))
         if Action.PAUSE_TTS in decision.actions and self._reply is not None:
             await self._reply.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
@@ -241,7 +252,7 @@ class VoiceSession:
                 and generation == self._asr_generation
                 and transcript.text
             ):
-                await self._io.event("asr", text=transcript.text, final=False)
+                await self._io.event(Asr(transcript.text, final=False))
             return transcript
 
         return asyncio.create_task(run())
@@ -257,9 +268,8 @@ class VoiceSession:
         if transcript is None:
             return
         metrics.ASR_LATENCY.observe(transcript.seconds)
-        await self._io.event(
-            "asr", text=transcript.text, final=True, asr_ms=round(transcript.seconds * 1000, 1)
-        )
+        asr_ms = round(transcript.seconds * 1000, 1)
+        await self._io.event(Asr(transcript.text, final=True, asr_ms=asr_ms))
         decision = self.turns.utterance(transcript.text)
         if decision.barge_in_ms is not None:
             outcome = "stop" if Action.STOP_TTS in decision.actions else "resume"
@@ -267,10 +277,10 @@ class VoiceSession:
         if Action.RESUME_TTS in decision.actions:
             if self._reply is not None:
                 await self._reply.resume()
-            await self._io.event("barge_in", action="resume")
+            await self._io.event(BargeIn("resume"))
         if Action.STOP_TTS in decision.actions:
             await self._stop_reply()
-            await self._io.event("barge_in", action="stop")
+            await self._io.event(BargeIn("stop"))
         if Action.REPLY in decision.actions:
             self._history.append({"role": "user", "content": decision.text})
             deltas = services.llm.reply(decision.text, self._history[:-1][-10:])
@@ -315,7 +325,8 @@ class VoiceSession:
     async def _interrupt(self) -> None:
         if self._reply is not None and not self._reply.finished:
             await self._stop_reply()
-            await self._io.event("barge_in", action="stop")
+            await self._io.flush_audio()
+            await self._io.event(BargeIn("stop", flush=True))
 
     async def _run_reply(
         self, reply: Reply, text: ReplayableText, source: str, speech_ended_at: float | None
@@ -337,7 +348,7 @@ class VoiceSession:
         if isinstance(message, CloneStart):
             await self._interrupt()  # the clip is the user's voice, not the agent's
             self._clip = ClipRecorder(self._rate)
-            await self._io.event("clone", state="recording", max_s=self._clip.limit / self._rate)
+            await self._io.event(CloneRecording(max_s=self._clip.limit / self._rate))
         elif isinstance(message, CloneEnd):
             recorder, self._clip = self._clip, None
             if recorder is None:
@@ -357,11 +368,11 @@ class VoiceSession:
                 extra={"event": "voice_clip", "session_id": self.id, "seconds": reference.seconds},
             )
             seconds = round(reference.seconds, 2)
-            await self._io.event("voice", cloned=True, seconds=seconds, transcript=transcript.text)
+            await self._io.event(Voice(cloned=True, seconds=seconds, transcript=transcript.text))
         else:
             self._clip = None
             self._speaker.reference = None
-            await self._io.event("voice", cloned=False)
+            await self._io.event(Voice(cloned=False))
 
     # ---- model switch, close ------------------------------------------
 

@@ -18,19 +18,24 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import grpc
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.clone import VoiceReference
+from duplex_orchestrator.events import Error, Latency, ModelState, ReplyText, TtsEnd, TtsStart
 from duplex_orchestrator.feeds import ReplayableText
+from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.routing.policy import RouteRequest, WorkerView, route
 from duplex_orchestrator.tts import WorkerClient
 from duplex_protocol.text import clean_text
 from duplex_protocol.tts.v1 import tts_pb2 as pb
+
+if TYPE_CHECKING:
+    from duplex_orchestrator.session import SessionIO
 
 log = logging.getLogger(__name__)
 MAX_REPLY_CHARS = 20_000
@@ -46,13 +51,6 @@ _FAILOVER = (
 
 class WorkerStalled(Exception):
     """A reply stream went silent and its worker did not answer a probe."""
-
-
-class SessionIO(Protocol):
-    """What a transport gives a session: JSON-able events and 20 ms audio frames out."""
-
-    async def event(self, kind: str, **fields: Any) -> None: ...
-    async def audio(self, frame: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -123,9 +121,7 @@ class Speaker:
         if chosen.load_on is not None and registry.ensure_loading(
             chosen.load_on.endpoint, self.model
         ):
-            await self._io.event(
-                "model", requested=self.model, active=chosen.model_id, loading=True
-            )
+            await self._io.event(ModelState(self.model, chosen.model_id, loading=True))
         worker = chosen.worker
         client = registry.client(worker.endpoint)
         resident = chosen.model_id in worker.resident
@@ -144,22 +140,20 @@ class Speaker:
             await reply.attach(client, session_id, call)
             async for frame in self._watched(call, client):
                 if frames == 0:  # announced with its first frame: a failed attempt says nothing
-                    await self._io.event(
-                        "tts_start", turn=reply.turn, model=chosen.model_id, worker=worker.worker_id
-                    )
+                    await self._io.event(TtsStart(reply.turn, chosen.model_id, worker.worker_id))
                     await self._first_frame(reply, started, speech_ended_at)
                 frames += 1
                 if not reply.paused:
                     await self._io.audio(frame.pcm)
-            await self._io.event(
-                "tts_end", turn=reply.turn, frames=frames, interrupted=reply.stopped
-            )
+            await self._io.event(TtsEnd(reply.turn, frames, interrupted=reply.stopped))
+            if reply.text_error is not None:
+                raise reply.text_error
             return None
         except WorkerStalled:
             return await self._fail_over(worker, "stopped responding mid-reply")
         except grpc.aio.AioRpcError as exc:
             if reply.stopped:
-                await self._io.event("tts_end", turn=reply.turn, frames=frames, interrupted=True)
+                await self._io.event(TtsEnd(reply.turn, frames, interrupted=True))
                 return None
             if exc.code() in _FAILOVER:
                 return await self._fail_over(worker, f"failed mid-reply ({exc.code().name})")
@@ -226,6 +220,17 @@ class Speaker:
         task.add_done_callback(self._endings.discard)
 
     async def _forward_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
+        try:
+            async for delta in self._checked_text(reply, text):
+                yield delta
+        except Exception as exc:
+            # The text source (the LLM) failed, not the worker: end the text here so the
+            # worker speaks what it has, and fail the turn with that error afterwards
+            # (raised into gRPC's request iterator, it would cancel the call and the
+            # worker would be blamed, marked unhealthy and the turn retried elsewhere).
+            reply.text_error = exc if isinstance(exc, LLMError) else LLMError(str(exc))
+
+    async def _checked_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
         index = chars = 0
         async for delta in text.replay():
             if reply.stopped:
@@ -241,7 +246,7 @@ class Speaker:
                     )
                 return
             if index >= reply.deltas_shown:  # a retry replays text the client already has
-                await self._io.event("reply", turn=reply.turn, text=delta)
+                await self._io.event(ReplyText(reply.turn, delta))
                 reply.deltas_shown = index + 1
             index += 1
             yield delta
@@ -250,12 +255,13 @@ class Speaker:
         self, reply: Reply, started: float, speech_ended_at: float | None
     ) -> None:
         now = self._clock()
-        figures: dict[str, float] = {"first_audio_ms": round((now - started) * 1000, 1)}
+        voice_to_voice_ms = None
         metrics.FIRST_AUDIO.observe(now - started)
         if speech_ended_at is not None:
-            figures["voice_to_voice_ms"] = round((now - speech_ended_at) * 1000, 1)
+            voice_to_voice_ms = round((now - speech_ended_at) * 1000, 1)
             metrics.VOICE_TO_VOICE.observe(now - speech_ended_at)
-        await self._io.event("latency", turn=reply.turn, **figures)
+        first_audio_ms = round((now - started) * 1000, 1)
+        await self._io.event(Latency(reply.turn, first_audio_ms, voice_to_voice_ms))
 
     async def switch_model(self, model: str) -> None:
         """Use ``model`` from the next turn; load it in the background if it is resident nowhere."""
@@ -265,9 +271,8 @@ class Speaker:
         loading = chosen.load_on is not None
         if chosen.load_on is not None:
             registry.ensure_loading(chosen.load_on.endpoint, model)
-        await self._io.event(
-            "model", requested=model, active=chosen.model_id if loading else model, loading=loading
-        )
+        active = chosen.model_id if loading else model
+        await self._io.event(ModelState(model, active, loading))
 
     async def error(self, code: str, message: str, *, retrying: bool = False) -> None:
         """Tell the client; ``retrying``: the turn goes on (another worker tries)."""
@@ -276,8 +281,7 @@ class Speaker:
             "session error",
             extra={"event": "session_error", "session_id": self._session_id, "code": code},
         )
-        fields: dict[str, Any] = {"retrying": True} if retrying else {}
-        await self._io.event("error", code=code, message=message, **fields)
+        await self._io.event(Error(code, message, retrying=True if retrying else None))
 
     async def close(self) -> None:
         """Wait (bounded by their deadlines) for the worker sessions being ended."""

@@ -1,0 +1,253 @@
+"""The session core in process: real VAD and turn logic, fake ears, fake workers, no transport.
+
+Audio goes in as 16 kHz frames (what every transport hands the core); what
+comes out is read as typed events and 20 ms frames from a recording
+``SessionIO``. Nothing here starts a process or opens a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+import pytest
+
+from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.events import (
+    Asr,
+    BargeIn,
+    Error,
+    Latency,
+    ModelState,
+    Pong,
+    Ready,
+    ReplyText,
+    TtsEnd,
+    TtsStart,
+    VadState,
+)
+from duplex_orchestrator.llm import EchoBridge, LLMError
+from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, Start
+from duplex_orchestrator.session import Services, VoiceSession
+from tests.support.fake_worker import FakeRegistry, FakeWorker
+from tests.support.session_io import Recorded
+
+END_FRAMES = 10  # 200 ms of silence ends a turn here
+
+
+class Ears:
+    """Speech recognition that hears whatever the test says the user said."""
+
+    def __init__(self) -> None:
+        self.words = "hello there"
+        self.fail = False
+
+    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+        if self.fail:
+            raise RuntimeError("the recognizer broke")
+        return Transcript(self.words, 0.01, len(audio16k) / 16000)
+
+
+class BrokenLLM:
+    async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        yield "Partly"
+        raise LLMError("the LLM endpoint answered 500")
+
+
+def voiced(seconds: float) -> np.ndarray:
+    """A harmonic tone with a syllable-like envelope: webrtcvad calls it speech."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    harmonics = sum(np.sin(2 * np.pi * 180 * h * t) / h for h in range(1, 10))
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
+    return (0.5 * 32767 * harmonics * envelope / 3).astype(np.int16)
+
+
+async def say_aloud(session: VoiceSession, seconds: float = 0.6) -> None:
+    """Speech then enough silence to end the turn, in 20 ms frames at 16 kHz."""
+    audio = np.concatenate([voiced(seconds), np.zeros(320 * (END_FRAMES + 5), np.int16)])
+    for i in range(0, len(audio), 320):
+        await session.audio(audio[i : i + 320])
+        await asyncio.sleep(0)
+
+
+async def speak_over(session: VoiceSession, seconds: float = 0.4) -> None:
+    """Speech onset only (no end yet): enough to barge in."""
+    audio = voiced(seconds)
+    for i in range(0, len(audio), 320):
+        await session.audio(audio[i : i + 320])
+
+
+def session_registry(session: VoiceSession) -> FakeRegistry:
+    registry = session._services.registry
+    assert isinstance(registry, FakeRegistry)
+    return registry
+
+
+def setup(*workers: FakeWorker, llm: object | None = None) -> tuple[VoiceSession, Recorded, Ears]:
+    io, ears = Recorded(), Ears()
+    services = Services(
+        registry=FakeRegistry(*(workers or (FakeWorker(),))),
+        transcriber=ears,
+        llm=llm or EchoBridge(),  # type: ignore[arg-type]
+        default_model="mock",
+        end_frames=END_FRAMES,
+    )
+    return VoiceSession(io, services), io, ears
+
+
+async def started(
+    *workers: FakeWorker, llm: object | None = None
+) -> tuple[VoiceSession, Recorded, Ears]:
+    session, io, ears = setup(*workers, llm=llm)
+    await session.handle(Start(model="", sample_rate=16000))
+    return session, io, ears
+
+
+async def test_a_spoken_turn_is_transcribed_answered_and_spoken() -> None:
+    worker = FakeWorker()
+    session, io, _ = await started(worker)
+    assert io.of(Ready)[0].model == "mock"
+    await say_aloud(session)
+    end = (await io.wait_for(TtsEnd))[0]
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    assert [e.text for e in io.of(Asr) if e.final] == ["hello there"]
+    assert "".join(e.text for e in io.of(ReplyText)) == "hello there"
+    assert worker.texts == ["hello", " there"]
+    assert io.of(TtsStart)[0].model == "mock"
+    assert end.frames == 10
+    assert not end.interrupted
+    assert len(io.frames) == 10
+    assert all(len(f) == 1920 for f in io.frames)
+    latency = io.of(Latency)[0]
+    assert latency.voice_to_voice_ms is not None
+    assert latency.voice_to_voice_ms > 0
+    await session.close()
+    assert worker.ended == ["fake-0-s1"]  # the worker session ended with the reply
+
+
+async def test_speech_over_a_reply_pauses_it_and_noise_resumes_it() -> None:
+    worker = FakeWorker(frames_per_chunk=150, frame_s=0.004)
+    session, io, ears = await started(worker)
+    await session.handle(Say("A long reply."))
+    await io.wait_for(TtsStart)
+    ears.words = ""  # a cough: no words
+    await say_aloud(session, 0.3)
+    await io.wait_for(TtsEnd)
+    barge = io.of(BargeIn)
+    assert [(b.action, b.flush) for b in barge] == [("pause", True), ("resume", None)]
+    assert io.flushes == 1  # the transport dropped its queued audio at once
+    assert worker.controls == ["pause", "resume"]
+    assert io.of(TtsEnd)[0].frames == 150
+    assert not io.of(TtsEnd)[0].interrupted
+    await session.close()
+
+
+async def test_words_over_a_reply_stop_it_and_are_answered() -> None:
+    worker = FakeWorker(frames_per_chunk=150, frame_s=0.004)
+    session, io, ears = await started(worker)
+    await session.handle(Say("A long reply."))
+    await io.wait_for(TtsStart)
+    ears.words = "wait stop"
+    await say_aloud(session, 0.3)
+    ends = await io.wait_for(TtsEnd, 2)
+    assert [(b.action, b.flush) for b in io.of(BargeIn)] == [("pause", True), ("stop", None)]
+    assert worker.controls[:2] == ["pause", "stop"]
+    assert ends[0].turn == 1
+    assert ends[0].interrupted
+    assert ends[1].turn == 2
+    assert not ends[1].interrupted
+    assert "".join(r.text for r in io.of(ReplyText) if r.turn == 2) == "wait stop"
+    await session.close()
+
+
+async def test_interrupt_stops_the_reply_and_flushes_the_client() -> None:
+    worker = FakeWorker(frames_per_chunk=500, frame_s=0.004)
+    session, io, _ = await started(worker)
+    await session.handle(Say("A very long reply."))
+    await io.wait_for(TtsStart)
+    await session.handle(Interrupt())
+    end = (await io.wait_for(TtsEnd))[0]
+    assert end.interrupted
+    assert end.frames < 500
+    assert worker.controls == ["stop"]
+    assert io.flushes == 1
+    assert io.of(BargeIn)[-1].action == "stop"
+    await session.close()
+
+
+async def test_a_model_resident_nowhere_is_loaded_once_and_used_when_resident() -> None:
+    worker = FakeWorker(models=frozenset({"mock", "other"}))
+    session, io, _ = await started(worker)
+    await session.handle(Model("other"))
+    await session.handle(Model("other"))
+    assert worker.loads == ["other"]  # one LoadModel, however often asked
+    state = io.of(ModelState)[0]
+    assert (state.requested, state.active, state.loading) == ("other", "mock", True)
+    await session.handle(Say("Meanwhile."))
+    await io.wait_for(TtsEnd)
+    assert io.of(TtsStart)[-1].model == "mock"  # the fallback speaks while it loads
+    worker.resident = frozenset({"mock", "other"})
+    await session.handle(Say("Now."))
+    await io.wait_for(TtsEnd, 2)
+    assert io.of(TtsStart)[-1].model == "other"
+    await session.close()
+
+
+async def test_unknown_models_and_early_messages_are_refused_and_the_session_goes_on() -> None:
+    session, io, _ = setup(FakeWorker())
+    with pytest.raises(ProtocolError) as early:
+        await session.handle(Say("too soon"))
+    assert early.value.code == "not_started"
+    with pytest.raises(ProtocolError) as unknown:
+        await session.handle(Start(model="nope", sample_rate=16000))
+    assert unknown.value.code == "unknown_model"
+    assert "mock" in str(unknown.value)
+    await session.handle(Start(model="mock", sample_rate=16000))
+    with pytest.raises(ProtocolError):
+        await session.handle(Model("nope"))
+    await session.handle(Ping())
+    await session.handle(Say("Still here."))
+    await io.wait_for(TtsEnd)
+    assert io.of(Pong)
+    assert io.of(TtsStart)[0].model == "mock"
+    await session.close()
+
+
+async def test_a_failing_worker_recognizer_or_llm_is_an_error_event_and_the_session_goes_on() -> (
+    None
+):
+    worker = FakeWorker(fail_with=grpc.StatusCode.INTERNAL)
+    session, io, ears = await started(worker, llm=BrokenLLM())
+    await session.handle(Say("Hello."))
+    await io.wait_for(Error)
+    assert io.of(Error)[0].code == "tts_failed"
+    worker.fail_with = None
+    ears.fail = True
+    await say_aloud(session)
+    errors = await io.wait_for(Error, 2)
+    assert errors[1].code == "asr_failed"
+    ears.fail = False
+    await say_aloud(session)
+    errors = await io.wait_for(Error, 3)
+    assert errors[2].code == "llm_failed"
+    assert "500" in errors[2].message
+    assert [e.code for e in errors] == ["tts_failed", "asr_failed", "llm_failed"]
+    # The LLM failed, not the worker: it is not blamed, and nothing is retried on another.
+    assert session_registry(session).unhealthy == []
+    await session.handle(Say("Still speaking."))
+    ends = await io.wait_for(TtsEnd, 2)  # the LLM's partial reply, then this one
+    assert not ends[-1].interrupted
+    assert ends[-1].frames == 5
+    await session.close()
+
+
+async def test_closing_mid_reply_stops_and_ends_the_worker_session() -> None:
+    worker = FakeWorker(frames_per_chunk=500, frame_s=0.004)
+    session, io, _ = await started(worker)
+    await session.handle(Say("A very long reply."))
+    await io.wait_for(TtsStart)
+    await session.close()
+    assert worker.controls == ["stop"]
+    assert worker.ended == ["fake-0-s1"]
