@@ -14,7 +14,6 @@ import grpc
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import Transcript
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
@@ -31,37 +30,17 @@ from duplex_orchestrator.events import (
 from duplex_orchestrator.llm import EchoBridge, LLMError
 from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, Start
 from duplex_orchestrator.session import Services, VoiceSession
+from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
 from tests.support.session_io import Recorded
 
 END_FRAMES = 10  # 200 ms of silence ends a turn here
 
 
-class Ears:
-    """Speech recognition that hears whatever the test says the user said."""
-
-    def __init__(self) -> None:
-        self.words = "hello there"
-        self.fail = False
-
-    def transcribe(self, audio16k: np.ndarray) -> Transcript:
-        if self.fail:
-            raise RuntimeError("the recognizer broke")
-        return Transcript(self.words, 0.01, len(audio16k) / 16000)
-
-
 class BrokenLLM:
     async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
         yield "Partly"
         raise LLMError("the LLM endpoint answered 500")
-
-
-def voiced(seconds: float) -> np.ndarray:
-    """A harmonic tone with a syllable-like envelope: webrtcvad calls it speech."""
-    t = np.arange(int(seconds * 16000)) / 16000
-    harmonics = sum(np.sin(2 * np.pi * 180 * h * t) / h for h in range(1, 10))
-    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
-    return (0.5 * 32767 * harmonics * envelope / 3).astype(np.int16)
 
 
 async def say_aloud(session: VoiceSession, seconds: float = 0.6) -> None:

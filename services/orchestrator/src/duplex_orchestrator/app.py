@@ -1,4 +1,4 @@
-"""The orchestrator's HTTP server: web client, /ws, /api/models, /healthz, /metrics, API key."""
+"""The orchestrator's HTTP server: web client, /ws, /rtc, /api, /healthz, /metrics, API key."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.registry.kubernetes import KubernetesRegistry
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.session import Services
-from duplex_orchestrator.transports import websocket
+from duplex_orchestrator.transports import SERVICES, rtc_http, websocket
+from duplex_orchestrator.transports.ice import offer_only
+from duplex_orchestrator.transports.webrtc import IceServer, RtcSettings
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.wire import WireSecurity
 
 log = logging.getLogger(__name__)
 WEB = resources.files("duplex_orchestrator") / "web"
+PROTECTED = ("/ws", "/rtc", "/api/")
+"""Paths that open sessions or read state: the API key and the origin check apply."""
 
 
 def _presented_keys(request: web.Request) -> list[str]:
@@ -45,7 +49,7 @@ def _key_middleware(api_key: str) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(("/ws", "/api/")):
+        if request.path.startswith(PROTECTED):
             # Any one matching key will do: a proxy may set its own Authorization.
             matches = [hmac.compare_digest(k.encode(), expected) for k in _presented_keys(request)]
             if not any(matches):
@@ -70,11 +74,11 @@ def origin_allowed(origin: str, host: str, allowed: list[str]) -> bool:
 def _origin_middleware(allowed: list[str]) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/ws"):
+        if request.path.startswith(PROTECTED):
             origin = request.headers.get("Origin", "")
             if not origin_allowed(origin, request.host, allowed):
                 log.warning(
-                    "websocket from a foreign origin refused",
+                    "session request from a foreign origin refused",
                     extra={"event": "origin_refused", "origin": origin[:200]},
                 )
                 raise web.HTTPForbidden(
@@ -116,6 +120,19 @@ def make_registry(config: OrchestratorConfig) -> StaticRegistry | KubernetesRegi
     return KubernetesRegistry(KubeClient(kube), config.namespace, security=security)
 
 
+def rtc_settings(config: OrchestratorConfig) -> RtcSettings:
+    turn = [u for u in config.ice_servers if u.startswith("turn")]
+    stun = [u for u in config.ice_servers if not u.startswith("turn")]
+    servers = [IceServer(stun)] if stun else []
+    if turn:
+        servers.append(IceServer(turn, config.turn_username, config.turn_credential))
+    return RtcSettings(
+        ice_servers=servers,
+        peer_networks=config.rtc_peer_networks,
+        keepalive_s=config.rtc_keepalive_ms / 1000,
+    )
+
+
 def build_app(
     config: OrchestratorConfig, transcriber: Transcriber | None = None
 ) -> web.Application:
@@ -123,6 +140,8 @@ def build_app(
     if not config.dev:
         middlewares.append(_key_middleware(config.api_key))
     app = web.Application(middlewares=middlewares)
+    offer_only(config.rtc_hosts)
+    rtc_http.setup(app, rtc_settings(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # gRPC channels bind to the running loop: create them here, not at import.
@@ -144,7 +163,7 @@ def build_app(
                 "no TTS worker is reachable yet: replies fail with no_worker until one is",
                 extra={"event": "no_worker", "registry": config.registry},
             )
-        app["services"] = Services(
+        app[SERVICES] = Services(
             registry=registry,
             transcriber=asr,
             llm=make_llm(config),
@@ -165,7 +184,7 @@ def build_app(
     app.cleanup_ctx.append(lifecycle)
 
     async def ws(request: web.Request) -> web.StreamResponse:
-        return await websocket.handle(request, request.app["services"])
+        return await websocket.handle(request, request.app[SERVICES])
 
     async def models(request: web.Request) -> web.StreamResponse:
         registry: Registry = request.app["registry"]

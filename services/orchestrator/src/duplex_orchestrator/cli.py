@@ -19,7 +19,7 @@ from duplex_orchestrator.config import ConfigError, build_config
 def orchestrator_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="duplex-orchestrator",
-        description="duplex orchestrator: voice sessions over WebSocket.",
+        description="duplex orchestrator: voice sessions over WebRTC and WebSocket.",
     )
     add = p.add_argument
     add("--config", type=Path, help="YAML settings (same names as the flags, with _)")
@@ -65,6 +65,28 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
     add("--vad-end-ms", type=int, help="silence that ends a turn (default 500)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")
+    add(
+        "--ice-server",
+        dest="ice_servers",
+        action="append",
+        help="WebRTC STUN/TURN URL, e.g. stun:stun.example.com:3478 (repeatable)",
+    )
+    add("--turn-username", help="TURN user name (with --ice-server turn:...)")
+    add("--turn-credential", help="TURN password (prefer env DUPLEX_TURN_CREDENTIAL)")
+    add(
+        "--rtc-host",
+        dest="rtc_hosts",
+        action="append",
+        help="address WebRTC offers as a host candidate (repeatable; default every interface's; "
+        "127.0.0.1 keeps media on loopback)",
+    )
+    add(
+        "--rtc-peer-network",
+        dest="rtc_peer_networks",
+        action="append",
+        help="address or CIDR the browser's ICE candidates must be in (repeatable; default any)",
+    )
+    add("--rtc-keepalive-ms", type=int, help="close a silent WebRTC session after (default 10000)")
     add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -64,9 +65,23 @@ class OrchestratorConfig(BaseModel):
     """Silence that ends a turn. Shorter cuts people off at commas; ASR starts
     speculatively at the first 120 ms pause, so a longer wait costs little."""
     poll_ms: int = Field(default=2000, ge=100)
+    ice_servers: list[str] = []
+    """STUN/TURN URLs for WebRTC, given to aiortc and the browser, e.g.
+    ``stun:stun.example.com:3478``, ``turn:turn.example.com:3478?transport=udp``."""
+    turn_username: str = ""
+    turn_credential: str = ""
+    """TURN password (env DUPLEX_TURN_CREDENTIAL; sent to the browser, which needs it)."""
+    rtc_hosts: list[str] = []
+    """Addresses WebRTC offers as host candidates (default: every interface's)."""
+    rtc_peer_networks: list[str] = []
+    """Addresses or CIDRs the browser's candidates must be in (default: any IP)."""
+    rtc_keepalive_ms: int = Field(default=10_000, ge=1000, le=300_000)
+    """A WebRTC session whose data channel is silent this long is closed."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("workers", "allowed_origins", mode="before")
+    @field_validator(
+        "workers", "allowed_origins", "ice_servers", "rtc_hosts", "rtc_peer_networks", mode="before"
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -93,6 +108,16 @@ class OrchestratorConfig(BaseModel):
             raise ValueError(
                 "api_key: set --api-key or DUPLEX_API_KEY (or --dev for local development)"
             )
+        for url in self.ice_servers:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(
+                    f"ice_servers: {url!r} must start with stun:, stuns:, turn: or turns:"
+                )
+        for net in [*self.rtc_hosts, *self.rtc_peer_networks]:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"rtc: {net!r} is not an IP address or network") from None
         if self.registry == "static" and not self.workers:
             raise ValueError("workers: the static registry needs at least one --worker host:port")
         return self
@@ -112,6 +137,8 @@ def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> Orches
         values.update({str(k).replace("-", "_"): v for k, v in data.items()})
     if os.environ.get("DUPLEX_API_KEY"):
         values["api_key"] = os.environ["DUPLEX_API_KEY"]
+    if os.environ.get("DUPLEX_TURN_CREDENTIAL"):
+        values["turn_credential"] = os.environ["DUPLEX_TURN_CREDENTIAL"]
     if os.environ.get("DUPLEX_API_KEY_FILE"):
         values["api_key_file"] = os.environ["DUPLEX_API_KEY_FILE"]
     values.update({k: v for k, v in flags.items() if v is not None})

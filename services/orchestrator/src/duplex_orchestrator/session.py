@@ -133,6 +133,11 @@ class VoiceSession:
     def started(self) -> bool:
         return self._rate > 0
 
+    @property
+    def recording_clip(self) -> bool:
+        """Between clone_start and clone_end: audio is a voice clip, not speech."""
+        return self._clip is not None
+
     async def handle(self, message: Message) -> None:
         if isinstance(message, Start):
             await self._start(message)

@@ -1,0 +1,14 @@
+"""Transports: each turns one kind of client connection into a ``VoiceSession``.
+
+``websocket`` (JSON + binary PCM), ``webrtc`` with ``rtc_http`` (aiortc, Opus,
+a data channel) share the session core; ``SERVICES`` is where the HTTP app
+keeps what every session shares.
+"""
+
+from aiohttp import web
+
+from duplex_orchestrator.session import Services
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+__all__ = ["SERVICES"]

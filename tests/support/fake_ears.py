@@ -1,0 +1,28 @@
+"""Speech recognition that hears what the test says, and a signal webrtcvad calls speech."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from duplex_orchestrator.asr import Transcript
+
+
+class Ears:
+    """Speech recognition that hears whatever the test says the user said."""
+
+    def __init__(self) -> None:
+        self.words = "hello there"
+        self.fail = False
+
+    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+        if self.fail:
+            raise RuntimeError("the recognizer broke")
+        return Transcript(self.words, 0.01, len(audio16k) / 16000)
+
+
+def voiced(seconds: float) -> np.ndarray:
+    """A harmonic tone with a syllable-like envelope: webrtcvad calls it speech."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    harmonics = sum(np.sin(2 * np.pi * 180 * h * t) / h for h in range(1, 10))
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
+    return (0.5 * 32767 * harmonics * envelope / 3).astype(np.int16)
