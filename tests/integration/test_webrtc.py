@@ -155,6 +155,14 @@ async def test_bad_offers_get_a_clear_400(server: Server) -> None:
             async with http.post(f"{server.url}/rtc/offer", json=body) as response:
                 assert response.status == 400
                 assert "offer" in await response.text()
+        no_loopback = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + (
+            "a=candidate:1 1 udp 2122260223 192.168.1.20 50000 typ host\r\n"
+        )
+        async with http.post(
+            f"{server.url}/rtc/offer", json={"type": "offer", "sdp": no_loopback}
+        ) as response:
+            assert response.status == 400
+            assert "none of the offer's ICE candidates may be used" in await response.text()
         async with http.post(f"{server.url}/rtc/offer", data=b"{nope") as response:
             assert response.status == 400
             assert "JSON" in await response.text()

@@ -47,6 +47,8 @@ def start_orchestrator(
     port = port or free_port()
     cmd = [sys.executable, "-m", "duplex_orchestrator", "--port", str(port), "--poll-ms", "300"]
     cmd += [arg for w in workers for arg in ("--worker", w)]
+    if "--rtc-peer-network" not in extra:  # WebRTC media stays on loopback
+        cmd += ["--rtc-host", "127.0.0.1", "--rtc-peer-network", "127.0.0.1"]
     keyed = any(arg in ("--api-key", "--api-key-file") for arg in extra)
     cmd += list(extra) if keyed else ["--dev", *extra]
     variables = {

@@ -257,6 +257,11 @@ def _up(args: Any) -> int:
             f"127.0.0.1:{args.worker_port}",
             "--default-model",
             args.model,
+            # A local stack: WebRTC media stays on loopback, like everything else here.
+            "--rtc-host",
+            "127.0.0.1",
+            "--rtc-peer-network",
+            "127.0.0.1",
         ]
     )
     children = (worker, orchestrator)

@@ -190,7 +190,15 @@ class RtcSession:
         return self.session.id
 
     async def answer(self, sdp: str) -> RTCSessionDescription:
-        offer = RTCSessionDescription(allowed_sdp(sdp, self._settings.peer_networks), "offer")
+        """aiortc's answer; ValueError when no candidate of the offer may be used."""
+        usable = allowed_sdp(sdp, self._settings.peer_networks)
+        if "a=candidate:" not in usable:
+            raise ValueError(
+                "none of the offer's ICE candidates may be used (gather before offering; "
+                f"allowed networks: {', '.join(self._settings.peer_networks) or 'any IP'}; "
+                "mDNS names are not resolved)"
+            )
+        offer = RTCSessionDescription(usable, "offer")
         await self.pc.setRemoteDescription(offer)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._consume_messages())

@@ -1,14 +1,16 @@
-// duplex browser client: microphone → WebSocket → agent speech, with barge-in.
+// duplex browser client: microphone → WebRTC (or the WebSocket) → agent speech, with barge-in.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const JITTER_S = 0.05; // playback cushion: 40-60 ms absorbs network jitter
+const JITTER_S = 0.05; // WebSocket playback cushion: 40-60 ms absorbs network jitter
+const RTC_TIMEOUT_MS = 8000; // no open data channel by then: fall back to the WebSocket
 const stats = (window.duplexStats = {
-  framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0,
+  framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0, levels: [], timeline: [],
   flushes: 0, transcripts: [], replies: [], latency: [], errors: [], events: [], state: "disconnected",
-  voice: null,
+  voice: null, transport: null, fallback: null,
 });
-let ws, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null, liveYou = null;
+let link, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null, liveYou = null;
 let uploading = false; // an uploaded clip is being sent: the microphone's frames wait
+let levelTimer = null;
 const RECORD_S = 8;
 
 function log(cls, text) {
@@ -19,43 +21,123 @@ function log(cls, text) {
   return p;
 }
 function setState(s) { stats.state = s; $("state").textContent = s; }
+function authHeaders() {
+  const key = $("key").value.trim();
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+function startMessage(rate) {
+  return JSON.stringify({ type: "start", model: $("model").value || "", sample_rate: rate });
+}
 
 async function connect() {
   $("connect").disabled = true;
+  setState("connecting");
   // The device's own rate: Firefox cannot connect a microphone to a context at another
-  // rate. The server resamples whatever we declare; playback buffers are 48 kHz.
+  // rate. The WebSocket path declares it (the server resamples); WebRTC is Opus at 48 kHz.
   audioCtx = new AudioContext({ latencyHint: "interactive" });
   micStream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
   });
-  await audioCtx.audioWorklet.addModule("/capture-worklet.js");
-  const source = audioCtx.createMediaStreamSource(micStream);
-  capture = new AudioWorkletNode(audioCtx, "capture-processor");
-  source.connect(capture);
-  const analyser = audioCtx.createAnalyser();
-  analyser.connect(audioCtx.destination);
-  window.duplexOutput = analyser;
-  measureOutput(analyser);
+  const output = audioCtx.createAnalyser();
+  window.duplexOutput = output;
+  measureOutput(output);
+  const wanted = new URLSearchParams(location.search).get("transport") || "webrtc";
+  if (wanted === "webrtc") {
+    try {
+      link = await connectRtc(output);
+    } catch (err) {
+      stats.fallback = String(err.message || err);
+      log("meta", `WebRTC failed (${stats.fallback}); using the WebSocket`);
+    }
+  }
+  if (!link) link = await connectWs(output);
+  stats.transport = link.name;
+  $("transport").textContent = link.name;
+  link.send(startMessage(link.rate));
+  $("hangup").disabled = false;
+}
 
+// WebRTC: the microphone track goes out as Opus, the agent's voice comes back on a track,
+// events and messages on the "duplex" data channel; pings tell the server we are alive.
+async function connectRtc(output) {
+  const config = await (await fetch("/rtc/config", { headers: authHeaders() })).json();
+  const pc = new RTCPeerConnection({ iceServers: config.iceServers || [] });
+  for (const track of micStream.getAudioTracks()) pc.addTrack(track, micStream);
+  const channel = pc.createDataChannel("duplex", { ordered: true });
+  channel.binaryType = "arraybuffer";
+  pc.ontrack = (e) => {
+    const stream = e.streams[0] || new MediaStream([e.track]);
+    const player = $("agent-audio");
+    player.srcObject = stream; // plays it (Chrome feeds Web Audio only from a playing stream)
+    player.play().catch(() => {});
+    audioCtx.createMediaStreamSource(stream).connect(output); // measured, not played twice
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc, 3000);
+  const answer = await fetch("/rtc/offer", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...authHeaders() },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer" }),
+  });
+  if (!answer.ok) { pc.close(); throw new Error(`offer refused: ${answer.status} ${await answer.text()}`); }
+  await pc.setRemoteDescription(await answer.json());
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no connection within 8 s")), RTC_TIMEOUT_MS);
+    channel.onopen = () => { clearTimeout(timer); resolve(); };
+  }).catch((err) => { pc.close(); throw err; });
+  const pinger = setInterval(() => channel.readyState === "open" && channel.send('{"type":"ping"}'), config.keepaliveMs || 2500);
+  const closed = () => { clearInterval(pinger); pc.close(); setState("disconnected"); cleanup(); };
+  channel.onmessage = (m) => { if (typeof m.data === "string") onEvent(JSON.parse(m.data)); };
+  channel.onclose = closed;
+  pc.onconnectionstatechange = () => { if (pc.connectionState === "failed") closed(); };
+  return {
+    name: "WebRTC", rate: 48000,
+    open: () => channel.readyState === "open",
+    send: (data) => channel.send(data),
+    close: () => { channel.close(); closed(); },
+  };
+}
+
+function gathered(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, timeoutMs); // send what was gathered so far
+  });
+}
+
+// The WebSocket: PCM16 frames from an AudioWorklet out, JSON events and PCM frames back.
+async function connectWs(output) {
+  output.connect(audioCtx.destination); // Web Audio plays the frames here
+  await audioCtx.audioWorklet.addModule("/capture-worklet.js");
+  capture = new AudioWorkletNode(audioCtx, "capture-processor");
+  audioCtx.createMediaStreamSource(micStream).connect(capture);
   const key = $("key").value.trim();
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${key ? "?key=" + encodeURIComponent(key) : ""}`;
-  ws = new WebSocket(url);
+  const ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => ws.send(JSON.stringify({ type: "start", model: $("model").value || "", sample_rate: audioCtx.sampleRate }));
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error("WebSocket failed")); });
   ws.onmessage = (m) => (typeof m.data === "string" ? onEvent(JSON.parse(m.data)) : play(m.data));
   ws.onclose = () => { setState("disconnected"); cleanup(); };
   capture.port.onmessage = (e) => {
-    if (ws && ws.readyState === 1 && stats.state !== "connecting" && !uploading) ws.send(e.data);
+    if (ws.readyState === 1 && stats.state !== "connecting" && !uploading) ws.send(e.data);
   };
-  setState("connecting");
-  $("hangup").disabled = false;
+  return {
+    name: "WebSocket", rate: audioCtx.sampleRate,
+    open: () => ws.readyState === 1,
+    send: (data) => ws.send(data),
+    close: () => ws.close(),
+  };
 }
 
 function cleanup() {
   flush();
+  if (levelTimer) clearInterval(levelTimer);
   if (micStream) micStream.getTracks().forEach((t) => t.stop());
   if (audioCtx) audioCtx.close();
-  ws = audioCtx = micStream = capture = null;
+  link = audioCtx = micStream = capture = levelTimer = null;
+  $("transport").textContent = "–";
   $("connect").disabled = false;
   $("hangup").disabled = true;
   setCloning(false);
@@ -67,6 +149,7 @@ function setCloning(enabled) {
 
 function onEvent(e) {
   stats.events.push(e.action ? `${e.type}:${e.action}` : e.type);
+  stats.timeline.push([performance.now(), e.action ? `${e.type}:${e.action}` : e.type]);
   switch (e.type) {
     case "ready":
       setState("listening");
@@ -156,22 +239,22 @@ function flush() {
   playhead = 0;
 }
 
+// The level of what the page plays, every 20 ms: stats.levels holds [time, rms] while loud.
 function measureOutput(analyser) {
   const buf = new Float32Array(analyser.fftSize);
-  const tick = () => {
+  levelTimer = setInterval(() => {
     if (!audioCtx) return;
     analyser.getFloatTimeDomainData(buf);
     let sum = 0;
     for (const v of buf) sum += v * v;
-    stats.peakRms = Math.max(stats.peakRms, Math.sqrt(sum / buf.length));
-    requestAnimationFrame(tick);
-  };
-  tick();
+    const rms = Math.sqrt(sum / buf.length);
+    stats.peakRms = Math.max(stats.peakRms, rms);
+    if (rms > 0.01) stats.levels.push([performance.now(), rms]);
+  }, 20);
 }
 
 async function loadModels() {
-  const key = $("key").value.trim();
-  const r = await fetch("/api/models", { headers: key ? { Authorization: "Bearer " + key } : {} });
+  const r = await fetch("/api/models", { headers: authHeaders() });
   if (r.ok) { const body = await r.json(); fillModels(body.models, body.default); }
 }
 
@@ -191,12 +274,12 @@ function fillModels(models, selected) {
 // A voice clip: the microphone for RECORD_S seconds, or a file decoded by the browser and
 // sent as the same 20 ms frames at the session's rate. The server keeps it in memory only.
 function recordClip() {
-  ws.send(JSON.stringify({ type: "clone_start" }));
-  setTimeout(() => ws && ws.readyState === 1 && ws.send(JSON.stringify({ type: "clone_end" })), RECORD_S * 1000);
+  link.send(JSON.stringify({ type: "clone_start" }));
+  setTimeout(() => link && link.open() && link.send(JSON.stringify({ type: "clone_end" })), RECORD_S * 1000);
 }
 
 async function uploadClip(file) {
-  const rate = audioCtx.sampleRate;
+  const rate = link.rate;
   const decoded = await audioCtx.decodeAudioData(await file.arrayBuffer());
   const offline = new OfflineAudioContext(1, Math.ceil(decoded.duration * rate), rate);
   const source = offline.createBufferSource();
@@ -207,34 +290,35 @@ async function uploadClip(file) {
   const step = Math.floor(rate / 50);
   uploading = true;
   try {
-    ws.send(JSON.stringify({ type: "clone_start" }));
+    link.send(JSON.stringify({ type: "clone_start" }));
     for (let i = 0; i + step <= mono.length; i += step) {
       const pcm = new Int16Array(step);
       for (let j = 0; j < step; j++) {
         const v = Math.max(-1, Math.min(1, mono[i + j]));
         pcm[j] = v < 0 ? v * 32768 : v * 32767;
       }
-      ws.send(pcm.buffer);
+      link.send(pcm.buffer);
     }
-    ws.send(JSON.stringify({ type: "clone_end" }));
+    link.send(JSON.stringify({ type: "clone_end" }));
   } finally {
     uploading = false;
   }
 }
 
-$("clip-record").onclick = () => ws && ws.readyState === 1 && recordClip();
+const linked = () => link && link.open();
+$("clip-record").onclick = () => linked() && recordClip();
 $("clip-file").onchange = (e) => {
   const file = e.target.files[0];
-  if (file && ws && ws.readyState === 1) uploadClip(file).catch((err) => log("error", "voice clip: " + err));
+  if (file && linked()) uploadClip(file).catch((err) => log("error", "voice clip: " + err));
   e.target.value = "";
 };
-$("clip-clear").onclick = () => ws && ws.readyState === 1 && ws.send(JSON.stringify({ type: "clone_clear" }));
+$("clip-clear").onclick = () => linked() && link.send(JSON.stringify({ type: "clone_clear" }));
 $("connect").onclick = () => connect().catch((err) => { log("error", String(err)); cleanup(); });
-$("hangup").onclick = () => ws && ws.close();
-$("model").onchange = () => ws && ws.readyState === 1 && ws.send(JSON.stringify({ type: "model", model: $("model").value }));
+$("hangup").onclick = () => link && link.close();
+$("model").onchange = () => linked() && link.send(JSON.stringify({ type: "model", model: $("model").value }));
 $("type-form").onsubmit = (e) => {
   e.preventDefault();
   const text = $("type-text").value.trim();
-  if (text && ws && ws.readyState === 1) { ws.send(JSON.stringify({ type: "say", text })); $("type-text").value = ""; }
+  if (text && linked()) { link.send(JSON.stringify({ type: "say", text })); $("type-text").value = ""; }
 };
 loadModels().catch(() => {});
