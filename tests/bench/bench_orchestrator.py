@@ -10,6 +10,15 @@ Prints p50/p95 and writes ``bench-results/orchestrator.json``.
 - asr_ms: Whisper time per utterance, as the server reports it;
 - overhead_ms: ``say`` text sent → first frame at the client, minus the same text
   sent straight to the worker over gRPC → first frame (alternating runs).
+
+The same questions and interruption then go over WebRTC (an aiortc client on
+loopback: Opus both ways, the reply measured on the decoded track), and over
+the WebSocket measured the same way, in the same run:
+
+- heard_ms (ws / webrtc): last speech frame sent → first loud reply frame at the client;
+- silenced_ms (ws / webrtc): first frame of the interruption sent → the reply stops
+  at the client (WebSocket: the flush event, which drops the page's buffer;
+  WebRTC: the last loud frame of the reply heard after the onset).
 """
 
 from __future__ import annotations
@@ -23,9 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from duplex_orchestrator.transports.ice import offer_only
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import ScriptedClient, silence, start_orchestrator
+from tests.support.rtc_client import RtcClient
 from tests.support.speech import speech_16k
 from tests.support.worker import ROOT, aiter_chunks, connect, start_worker, text_chunks
 
@@ -108,6 +119,100 @@ async def overhead(ws_url: str, worker_address: str, runs: int) -> list[float]:
     return values
 
 
+LOUD = 300.0
+"""RMS of a 20 ms int16 frame above which the reply counts as heard."""
+
+
+def _to48k(samples16k: np.ndarray) -> np.ndarray:
+    import soxr
+
+    resampled: np.ndarray = soxr.resample(samples16k.astype(np.float32), 16000, 48000)
+    clipped: np.ndarray = np.clip(resampled, -32768, 32767).astype(np.int16)
+    return clipped
+
+
+def _first_loud_ws(c: ScriptedClient, after: float) -> float | None:
+    for t, pcm in c.got.audio:
+        frame = np.frombuffer(pcm, "<i2").astype(np.float64)
+        if t > after and np.sqrt(np.mean(frame**2)) > LOUD:
+            return t
+    return None
+
+
+async def heard_ws(ws_url: str, runs: int) -> list[float]:
+    values = []
+    async with ScriptedClient(ws_url) as c:
+        await c.start()
+        for i in range(runs):
+            speech = speech_16k(QUESTIONS[i % len(QUESTIONS)], lead_s=0.3, tail_s=0.0)
+            mic = asyncio.create_task(c.speak(np.concatenate([speech, silence(8.0)])))
+            speech_end = time.monotonic() + len(speech) / 16000
+            await c.wait_for("tts_end", turn=i + 1, timeout_s=30)
+            loud = _first_loud_ws(c, speech_end)
+            if loud is not None:
+                values.append((loud - speech_end) * 1000)
+            mic.cancel()
+            await asyncio.sleep(0.3)
+    return values
+
+
+async def heard_rtc(base_url: str, runs: int) -> list[float]:
+    values = []
+    rtc = RtcClient(base_url)
+    try:
+        await rtc.connect()
+        for i in range(runs):
+            speech = speech_16k(QUESTIONS[i % len(QUESTIONS)], lead_s=0.3, tail_s=0.0)
+            speech_end = rtc.mic.say(_to48k(speech))
+            await rtc.wait_for("tts_end", count=i + 1, timeout_s=30)
+            await asyncio.sleep(0.3)
+            loud = rtc.heard.loud_after(speech_end, LOUD)
+            if loud:
+                values.append((loud[0] - speech_end) * 1000)
+    finally:
+        await rtc.close()
+    return values
+
+
+async def silenced_ws(ws_url: str, runs: int) -> list[float]:
+    values = []
+    interruption = speech_16k("Wait a moment please.", lead_s=0.0, tail_s=0.0)
+    for _ in range(runs):
+        async with ScriptedClient(ws_url) as c:
+            await c.start()
+            await c.send(type="say", text=LONG)
+            await c.wait_for("tts_start", turn=1)
+            await asyncio.sleep(1.0)
+            mic = asyncio.create_task(c.speak(np.concatenate([interruption, silence(3.0)])))
+            onset = time.monotonic()
+            await c.wait_for("barge_in", action="pause", timeout_s=10)
+            values.append((c.got.time_of("barge_in", action="pause") - onset) * 1000)
+            await c.wait_for("barge_in", action="stop", timeout_s=10)
+            mic.cancel()
+    return values
+
+
+async def silenced_rtc(base_url: str, runs: int) -> list[float]:
+    values = []
+    interruption = _to48k(speech_16k("Wait a moment please.", lead_s=0.0, tail_s=0.0))
+    for _ in range(runs):
+        rtc = RtcClient(base_url)
+        try:
+            await rtc.connect()
+            rtc.send({"type": "say", "text": LONG})
+            await rtc.wait_for("tts_start")
+            await asyncio.sleep(1.0)
+            onset = time.monotonic()
+            rtc.mic.say(interruption)
+            await rtc.wait_for("barge_in", action="stop", timeout_s=10)
+            await asyncio.sleep(0.5)
+            loud = rtc.heard.loud_after(onset, LOUD)
+            values.append(((loud[-1] if loud else onset) - onset) * 1000)
+        finally:
+            await rtc.close()
+    return values
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="duplex-bench-orch-"))
     worker = start_worker(
@@ -121,6 +226,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["asr_ms"] = summary(asr)
         results["barge_in_ms"] = summary(await barge_in(orch.ws_url, args.runs))
         results["overhead_ms"] = summary(await overhead(orch.ws_url, worker.address, args.runs * 2))
+        offer_only(["127.0.0.1"])  # this process's aiortc client: loopback only, as the server
+        results["heard_ms.ws"] = summary(await heard_ws(orch.ws_url, args.runs))
+        results["heard_ms.webrtc"] = summary(await heard_rtc(orch.url, args.runs))
+        results["silenced_ms.ws"] = summary(await silenced_ws(orch.ws_url, args.runs))
+        results["silenced_ms.webrtc"] = summary(await silenced_rtc(orch.url, args.runs))
     finally:
         orch.stop()
         worker.stop()

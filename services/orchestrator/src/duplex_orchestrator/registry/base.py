@@ -34,6 +34,9 @@ class Registry:
         """A call to the worker failed: stop routing to it until it proves alive again."""
         raise NotImplementedError
 
+    async def refresh(self) -> None:
+        """Read every worker's state once (before serving)."""
+
     async def refresh_worker(self, endpoint: str) -> None:
         """Re-read one worker's state (after a load)."""
 
