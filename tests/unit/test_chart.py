@@ -319,3 +319,36 @@ def test_network_policies_admit_worker_grpc_from_the_orchestrator_and_operator_o
     assert components == ["operator", "orchestrator"]
     metrics_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 9101)
     assert "namespaceSelector" in metrics_rule["from"][0]
+
+
+def test_webrtc_ice_servers_and_the_turn_secret_reach_the_orchestrator() -> None:
+    values = {
+        **SECRET,
+        "orchestrator": {
+            **SECRET["orchestrator"],
+            "webrtc": {
+                "iceServers": ["stun:stun.example.com:3478", "turn:turn.example.com:3478"],
+                "turnUsername": "duplex",
+                "turnCredentialSecret": "duplex-turn",
+                "hosts": ["10.0.0.7"],
+                "keepaliveMs": 8000,
+            },
+        },
+    }
+    container = find(render(values), "Deployment", "duplex-orchestrator")["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    args = container["args"]
+    assert "--ice-server=stun:stun.example.com:3478" in args
+    assert "--ice-server=turn:turn.example.com:3478" in args
+    assert "--turn-username=duplex" in args
+    assert "--rtc-host=10.0.0.7" in args
+    assert "--rtc-keepalive-ms=8000" in args
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DUPLEX_TURN_CREDENTIAL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "duplex-turn",
+        "key": "credential",
+    }
+    bad = {**values, "orchestrator": {**values["orchestrator"], "webrtc": {"iceServers": ["x"]}}}
+    with pytest.raises(Exception, match="iceServers"):
+        render(bad)
