@@ -204,9 +204,11 @@ async def silenced_rtc(base_url: str, runs: int) -> list[float]:
             await asyncio.sleep(1.0)
             onset = time.monotonic()
             rtc.mic.say(interruption)
-            await rtc.wait_for("barge_in", action="stop", timeout_s=10)
+            stop = await rtc.wait_for("barge_in", action="stop", timeout_s=10)
             await asyncio.sleep(0.5)
-            loud = rtc.heard.loud_after(onset, LOUD)
+            # The reply's last loud frame heard after the onset (the answer to the
+            # interruption starts after the stop and is not counted).
+            loud = [t for t in rtc.heard.loud_after(onset, LOUD) if t < stop["_at"]]
             values.append(((loud[-1] if loud else onset) - onset) * 1000)
         finally:
             await rtc.close()
