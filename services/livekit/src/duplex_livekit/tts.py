@@ -53,6 +53,8 @@ class DuplexTTS(tts.TTS[None]):
         self._model = model
         self._registry = registry or StaticRegistry(workers or [])
         self._poller: asyncio.Task[None] | None = None
+        self._known = asyncio.Event()
+        """Set once the registry has read its workers (the first reply waits for it)."""
 
     @property
     def model(self) -> str:
@@ -78,9 +80,18 @@ class DuplexTTS(tts.TTS[None]):
             self._poller = asyncio.create_task(self._poll())
 
     async def _poll(self) -> None:
-        with contextlib.suppress(NotImplementedError):  # a fixed registry (tests) has no loop
+        try:
             await self._registry.refresh()
+        finally:
+            self._known.set()
+        with contextlib.suppress(NotImplementedError):  # a fixed registry (tests) has no loop
             await self._registry.run()
+
+    async def workers_known(self, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) until the registry has read its workers once."""
+        self._ensure_polling()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._known.wait(), timeout_s)
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -141,6 +152,7 @@ class DuplexTTSStream(tts.SynthesizeStream):
             frame_size_ms=20,
             stream=True,
         )
+        await self._duplex.workers_known()
         io = _EmitterIO(output_emitter)
         speaker = Speaker(io, self._duplex.registry, self._duplex.model, f"livekit-{request_id}")
         reply = Reply(1)

@@ -53,9 +53,10 @@ def setup(app: web.Application, settings: RtcSettings) -> None:
         rtc = RtcSession(request.app[SERVICES], settings, on_closed=closed)
         try:
             answer = await asyncio.wait_for(rtc.answer(sdp), 10)
-        except (ValueError, TimeoutError) as exc:
+        except Exception as exc:  # any offer aiortc cannot take: say why, leave nothing open
             await rtc.close("bad offer")
-            raise web.HTTPBadRequest(text=f"cannot answer this offer: {exc}") from None
+            reason = str(exc) or type(exc).__name__
+            raise web.HTTPBadRequest(text=f"cannot answer this offer: {reason}") from None
         sessions.add(rtc)
         metrics.SESSIONS.inc()
         log.info("webrtc session opened", extra={"event": "rtc_open", "session_id": rtc.id})

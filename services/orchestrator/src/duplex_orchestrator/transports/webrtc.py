@@ -228,6 +228,13 @@ class RtcSession:
             self._spawn(self.close(f"connection {self.pc.connectionState}"))
 
     async def _consume_messages(self) -> None:
+        try:
+            await self._handle_messages()
+        except Exception:  # a bug, not the client's fault: end this session, not the server
+            log.exception("webrtc session failed", extra={"event": "rtc_error"})
+            await self.close("internal error")
+
+    async def _handle_messages(self) -> None:
         session = self.session
         while (raw := await self._messages.get()) is not None:
             try:
