@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soxr
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
 from tests.support.orchestrator import OrchestratorProcess, start_orchestrator, words_of
 from tests.support.speech import speech_16k, write_wav
@@ -72,6 +72,18 @@ def microphone_track(path: Path) -> Path:
     return write_wav(path, track48, 48000)
 
 
+def launch(playwright: Playwright, tmp_path: Path, microphone: Path) -> BrowserContext:
+    """Debian's Chromium, headless, a new profile, the microphone playing ``microphone``."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: run `make browser` (make test does)")
+    return playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=chromium_args(microphone),
+    )
+
+
 def chromium_args(microphone: Path) -> list[str]:
     return [
         "--no-sandbox",
@@ -92,18 +104,11 @@ def chromium_args(microphone: Path) -> list[str]:
 def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
     stack: tuple[WorkerProcess, OrchestratorProcess], tmp_path: Path
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed: run `make browser` (make test does)")
     _, orchestrator = stack
     wav = microphone_track(tmp_path / "mic.wav")
     clip = write_wav(tmp_path / "clip.wav", speech_16k(CLIP_WORDS), 16000)
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=chromium_args(wav),
-        )
+        context = launch(playwright, tmp_path, wav)
         try:
             page = context.new_page()
             page.goto(orchestrator.url)
@@ -163,12 +168,7 @@ def test_the_page_falls_back_to_the_websocket_when_webrtc_fails(
     wav = write_wav(tmp_path / "quiet.wav", np.zeros(16000 * 30, np.int16), 16000)
     try:
         with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"),
-                executable_path=CHROMIUM,
-                headless=True,
-                args=chromium_args(wav),
-            )
+            context = launch(playwright, tmp_path, wav)
             try:
                 page = context.new_page()
                 page.goto(orchestrator.url)

@@ -322,7 +322,7 @@ def test_network_policies_admit_worker_grpc_from_the_orchestrator_and_operator_o
 
 
 def test_webrtc_ice_servers_and_the_turn_secret_reach_the_orchestrator() -> None:
-    values = {
+    values: dict[str, Any] = {
         **SECRET,
         "orchestrator": {
             **SECRET["orchestrator"],
