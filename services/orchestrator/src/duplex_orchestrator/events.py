@@ -132,22 +132,6 @@ Event = (
     | Voice
 )
 
-EVENT_TYPES: tuple[type[Event], ...] = (
-    Ready,
-    Pong,
-    VadState,
-    BargeIn,
-    Asr,
-    ReplyText,
-    TtsStart,
-    TtsEnd,
-    Latency,
-    ModelState,
-    Error,
-    CloneRecording,
-    Voice,
-)
-
 
 def to_dict(event: Event) -> dict[str, Any]:
     """The event as the JSON object clients read: ``type`` first, ``None`` fields left out."""

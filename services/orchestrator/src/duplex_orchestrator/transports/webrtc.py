@@ -50,6 +50,9 @@ RATE = 48_000
 FRAME_SAMPLES = 960
 SILENCE = bytes(FRAME_SAMPLES * 2)
 MAX_OFFER_BYTES = 64 * 1024
+MAX_PENDING_MESSAGES = 4096
+"""Data-channel messages waiting to be handled (80 s of clip frames): past it the
+client sends faster than its session can take, and the session is closed."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class RtcSession:
         self.session = VoiceSession(self.io, services)
         self._settings = settings
         self._on_closed = on_closed
-        self._messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self._messages: asyncio.Queue[str | bytes | None] = asyncio.Queue(MAX_PENDING_MESSAGES)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_heard = time.monotonic()
         self._to16k = To16k(RATE)
@@ -213,7 +216,10 @@ class RtcSession:
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
             self._last_heard = time.monotonic()
-            self._messages.put_nowait(message)
+            try:
+                self._messages.put_nowait(message)
+            except asyncio.QueueFull:  # a flood: bounded memory, an explicit end
+                self._spawn(self.close("client sends faster than its session can take"))
 
         @channel.on("close")
         def on_close() -> None:
@@ -293,7 +299,8 @@ class RtcSession:
             "webrtc session closed",
             extra={"event": "rtc_close", "session_id": self.id, "reason": reason},
         )
-        self._messages.put_nowait(None)
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue is dropped with its task
+            self._messages.put_nowait(None)
         with contextlib.suppress(Exception):
             await self.session.close()
         self.track.stop()
