@@ -352,3 +352,42 @@ def test_webrtc_ice_servers_and_the_turn_secret_reach_the_orchestrator() -> None
     bad = {**values, "orchestrator": {**values["orchestrator"], "webrtc": {"iceServers": ["x"]}}}
     with pytest.raises(Exception, match="iceServers"):
         render(bad)
+
+
+def test_the_livekit_agent_renders_with_its_secret_and_may_reach_the_workers() -> None:
+    assert not [d for d in render(SECRET) if "livekit" in d["metadata"]["name"]]  # opt-in
+    values: dict[str, Any] = {
+        **SECRET,
+        "livekitAgent": {
+            "enabled": True,
+            "url": "wss://demo.livekit.cloud",
+            "credentialsSecret": "livekit",
+            "agentName": "duplex",
+        },
+    }
+    docs = render(values)
+    spec = find(docs, "Deployment", "duplex-livekit-agent")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert "--transport=livekit" in container["args"]
+    assert "--livekit-agent-name=duplex" in container["args"]
+    assert "--registry=kubernetes" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["LIVEKIT_URL"]["value"] == "wss://demo.livekit.cloud"
+    for name, key in (("LIVEKIT_API_KEY", "api-key"), ("LIVEKIT_API_SECRET", "api-secret")):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "livekit", "key": key}
+    assert "DUPLEX_GRPC_TOKEN_FILE" in env  # worker gRPC with the same token and TLS
+    assert spec["serviceAccountName"] == "duplex-orchestrator"  # reads the worker Leases
+    assert container["readinessProbe"]["httpGet"] == {"path": "/", "port": "health"}
+    assert spec["terminationGracePeriodSeconds"] == 600
+    policy = find(docs, "NetworkPolicy", "duplex-tts-workers")
+    grpc_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 7001)
+    components = {
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in grpc_rule["from"]
+    }
+    assert "livekit-agent" in components
+    missing = {**values, "livekitAgent": {"enabled": True, "url": "wss://demo.livekit.cloud"}}
+    with pytest.raises(Exception, match="credentialsSecret is required"):
+        render(missing)
+    bad = {**values, "livekitAgent": {**values["livekitAgent"], "url": "demo.livekit.cloud"}}
+    with pytest.raises(Exception, match="url"):
+        render(bad)

@@ -85,3 +85,15 @@ def test_the_chart_claims_only_families_the_worker_image_installs() -> None:
             (ROOT / "services" / "tts-engines" / engine / "pyproject.toml").read_text()
         )["project"]
         assert engine in project["entry-points"]["duplex.tts.families"]
+
+
+def test_the_orchestrator_image_can_run_the_livekit_agent() -> None:
+    """The chart's LiveKit agent runs the orchestrator image with --transport livekit."""
+    dockerfile = (ROOT / "services" / "orchestrator" / "Dockerfile").read_text()
+    installed = re.findall(r"uv sync [^\n]*--package (\S+)", dockerfile)
+    assert installed == ["duplex-livekit"]
+    project = tomllib.loads((ROOT / "services" / "livekit" / "pyproject.toml").read_text())
+    assert "duplex-orchestrator" in project["project"]["dependencies"]
+    template = (ROOT / "charts" / "duplex" / "templates" / "livekit-agent.yaml").read_text()
+    assert ".Values.image.orchestrator" in template
+    assert "--transport=livekit" in template

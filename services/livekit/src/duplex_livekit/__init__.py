@@ -1,9 +1,27 @@
-"""duplex for LiveKit Agents: ``DuplexTTS``, a TTS plugin speaking with duplex's workers.
+"""duplex for LiveKit Agents: duplex's voice as LiveKit plugins and a room agent.
 
 from duplex_livekit import DuplexTTS
 session = AgentSession(stt=..., llm=..., tts=DuplexTTS(workers=["10.0.0.5:7001"]))
+
+``DuplexSTT`` (Whisper), ``DuplexVAD`` (duplex's webrtcvad turns), ``DuplexLLM``
+(duplex's LLM bridges) and ``voice_session`` (all of them in one AgentSession)
+make the agent ``duplex-orchestrator --transport livekit`` runs in each room.
 """
 
+from duplex_livekit.agent import Control, VoiceParts, voice_agent, voice_session
+from duplex_livekit.llm import DuplexLLM
+from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS, DuplexTTSStream
+from duplex_livekit.vad import DuplexVAD
 
-__all__ = ["DuplexTTS", "DuplexTTSStream"]
+__all__ = [
+    "Control",
+    "DuplexLLM",
+    "DuplexSTT",
+    "DuplexTTS",
+    "DuplexTTSStream",
+    "DuplexVAD",
+    "VoiceParts",
+    "voice_agent",
+    "voice_session",
+]

@@ -21,11 +21,12 @@ from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
-from duplex_orchestrator.events import Error, Event
+from duplex_orchestrator.events import Error, Event, ModelState
 from duplex_orchestrator.feeds import ReplayableText
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.reply import Reply
+from duplex_orchestrator.session import check_model
 from duplex_orchestrator.speaker import Speaker
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class DuplexTTS(tts.TTS[None]):
         if registry is None and not workers:
             raise ValueError("DuplexTTS needs worker addresses (workers=[...]) or a registry")
         self._model = model
+        self._active_model = model
+        """The model actually speaking: the previous one while ``model`` loads."""
         self._registry = registry or StaticRegistry(workers or [])
         self._poller: asyncio.Task[None] | None = None
         self._known = asyncio.Event()
@@ -68,9 +71,33 @@ class DuplexTTS(tts.TTS[None]):
     def registry(self) -> Registry:
         return self._registry
 
+    @property
+    def active_model(self) -> str:
+        """The model replies speak with now (the previous one while a switch loads)."""
+        return self._active_model
+
+    @active_model.setter
+    def active_model(self, model: str) -> None:
+        self._active_model = model
+
     def update_options(self, *, model: str) -> None:
         """Speak with another duplex model from the next reply (loaded where needed)."""
         self._model = model
+
+    async def switch_model(self, model: str) -> ModelState:
+        """Check ``model``, start loading it where none holds it, speak with it once loaded.
+
+        Replies go on in the active model meanwhile (duplex's model switch);
+        an unknown model raises ``ProtocolError`` and changes nothing.
+        """
+        await self.workers_known()
+        check_model(model, self._registry, self._model)
+        io = _EventsIO()
+        speaker = Speaker(io, self._registry, self._active_model, "livekit-switch")
+        await speaker.switch_model(model)
+        self._model = model
+        state = next(e for e in io.events if isinstance(e, ModelState))
+        return state
 
     def prewarm(self) -> None:
         self._ensure_polling()
@@ -110,6 +137,22 @@ class DuplexTTS(tts.TTS[None]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self._registry.close()
+
+
+class _EventsIO:
+    """Keeps the events a Speaker reports (a model switch outside any reply)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def event(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def audio(self, frame: bytes) -> None:
+        raise AssertionError("no audio outside a reply")
+
+    async def flush_audio(self) -> None:
+        """Nothing is queued outside a reply."""
 
 
 class _EmitterIO:
@@ -155,6 +198,7 @@ class DuplexTTSStream(tts.SynthesizeStream):
         await self._duplex.workers_known()
         io = _EmitterIO(output_emitter)
         speaker = Speaker(io, self._duplex.registry, self._duplex.model, f"livekit-{request_id}")
+        speaker.active_model = self._duplex.active_model  # the fallback while a switch loads
         reply = Reply(1)
         output_emitter.start_segment(segment_id=request_id)
         try:
@@ -163,6 +207,7 @@ class DuplexTTSStream(tts.SynthesizeStream):
             await reply.stop()  # interrupted: the worker stops generating at once
             raise
         finally:
+            self._duplex.active_model = speaker.active_model
             await speaker.close()
         output_emitter.end_segment()
         if io.errors:

@@ -13,16 +13,28 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.config import ConfigError, OrchestratorConfig, build_config
 
 
 def orchestrator_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="duplex-orchestrator",
-        description="duplex orchestrator: voice sessions over WebRTC and WebSocket.",
+        description="duplex orchestrator: voice sessions over WebRTC and WebSocket, "
+        "or as an agent in LiveKit rooms (--transport livekit).",
     )
     add = p.add_argument
     add("--config", type=Path, help="YAML settings (same names as the flags, with _)")
+    add(
+        "--transport",
+        choices=["web", "livekit"],
+        help="web: browser page, WebSocket and WebRTC (default); livekit: join LiveKit rooms "
+        "as an agent (env LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET; needs duplex-livekit)",
+    )
+    add(
+        "--livekit-agent-name",
+        help="LiveKit: join only rooms this agent is dispatched to by name (default: every room)",
+    )
+    add("--livekit-port", type=int, help="LiveKit: health endpoint port (default 8081)")
     add("--host", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, help="HTTP port (default 8080)")
     add(
@@ -111,6 +123,9 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
     _setup_logging(config.log_level)
+    if config.transport == "livekit":
+        _serve_livekit(config)
+        return
     if config.dev:
         print(
             "duplex-orchestrator: DEV MODE — no API key is required; do not expose this port.",
@@ -129,6 +144,19 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
         print=None,
         ssl_context=ssl_context,
     )
+
+
+def _serve_livekit(config: OrchestratorConfig) -> None:
+    try:
+        from duplex_livekit.server import serve
+    except ImportError as exc:
+        print(
+            f"duplex-orchestrator: --transport livekit needs the duplex-livekit package "
+            f"(pip install duplex-livekit; uv sync --package duplex-livekit): {exc}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    serve(config)
 
 
 def _setup_logging(level: str) -> None:

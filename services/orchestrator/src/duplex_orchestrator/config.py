@@ -18,6 +18,19 @@ class ConfigError(Exception):
 class OrchestratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    transport: Literal["web", "livekit"] = "web"
+    """web: the HTTP server (browser page, WebSocket, WebRTC); livekit: an agent in
+    LiveKit rooms (needs the duplex-livekit package and LIVEKIT_URL/_API_KEY/_API_SECRET)."""
+    livekit_url: str = ""
+    """LiveKit server URL, e.g. wss://my-project.livekit.cloud (env LIVEKIT_URL)."""
+    livekit_api_key: str = ""
+    """env LIVEKIT_API_KEY (never a flag: it would show in ps)."""
+    livekit_api_secret: str = ""
+    """env LIVEKIT_API_SECRET."""
+    livekit_agent_name: str = ""
+    """Set: the agent joins only rooms it is dispatched to by name; empty: every new room."""
+    livekit_port: int = Field(default=8081, ge=1, le=65535)
+    """The LiveKit agent server's health endpoint (GET / answers OK when connected)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     registry: Literal["static", "kubernetes"] = "static"
@@ -104,7 +117,18 @@ class OrchestratorConfig(BaseModel):
             raise ValueError("tls_cert: HTTPS needs both --tls-cert and --tls-key")
         if self.llm == "openai" and not self.llm_url:
             raise ValueError("llm_url: required when llm is 'openai'")
-        if not self.dev and not self.api_key:
+        if self.transport == "livekit":
+            for name in ("livekit_url", "livekit_api_key", "livekit_api_secret"):
+                if not getattr(self, name):
+                    raise ValueError(
+                        f"--transport livekit needs env {name.upper()} "
+                        "(the LiveKit server's URL, API key and secret)"
+                    )
+            if not self.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
+                raise ValueError(
+                    f"livekit_url: {self.livekit_url!r} must start with wss:// (or ws://, https://)"
+                )
+        elif not self.dev and not self.api_key:
             raise ValueError(
                 "api_key: set --api-key or DUPLEX_API_KEY (or --dev for local development)"
             )
@@ -139,6 +163,9 @@ def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> Orches
         values["api_key"] = os.environ["DUPLEX_API_KEY"]
     if os.environ.get("DUPLEX_TURN_CREDENTIAL"):
         values["turn_credential"] = os.environ["DUPLEX_TURN_CREDENTIAL"]
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+        if os.environ.get(name):
+            values[name.lower()] = os.environ[name]
     if os.environ.get("DUPLEX_API_KEY_FILE"):
         values["api_key_file"] = os.environ["DUPLEX_API_KEY_FILE"]
     values.update({k: v for k, v in flags.items() if v is not None})

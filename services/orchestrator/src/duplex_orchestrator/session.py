@@ -169,18 +169,7 @@ class VoiceSession:
         await self._io.event(Ready(self.id, model, models, sample_rate_in=self._rate))
 
     def _check_model(self, model: str) -> None:
-        known = {m["id"] for m in self._services.registry.models()}
-        if not known and model != self._services.default_model:
-            raise ProtocolError(
-                "no_worker",
-                f"no TTS worker is reachable, so model {model!r} cannot be checked; "
-                "try again when one is (GET /healthz lists them)",
-            )
-        if known and model not in known:
-            raise ProtocolError(
-                "unknown_model",
-                f"unknown model {model!r}; available: {', '.join(sorted(map(str, known)))}",
-            )
+        check_model(model, self._services.registry, self._services.default_model)
 
     # ---- audio in ------------------------------------------------------
 
@@ -391,6 +380,22 @@ class VoiceSession:
         with contextlib.suppress(Exception):
             await self._stop_reply()
         await self._speaker.close()
+
+
+def check_model(model: str, registry: Registry, default_model: str) -> None:
+    """A ProtocolError unless the workers serve ``model`` (any transport's model switch)."""
+    known = {m["id"] for m in registry.models()}
+    if not known and model != default_model:
+        raise ProtocolError(
+            "no_worker",
+            f"no TTS worker is reachable, so model {model!r} cannot be checked; "
+            "try again when one is (GET /healthz lists them)",
+        )
+    if known and model not in known:
+        raise ProtocolError(
+            "unknown_model",
+            f"unknown model {model!r}; available: {', '.join(sorted(map(str, known)))}",
+        )
 
 
 async def _once(text: str) -> AsyncIterator[str]:

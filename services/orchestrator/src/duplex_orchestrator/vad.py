@@ -47,6 +47,11 @@ class SpeechDetector:
     in_speech: bool = False
     _run: int = field(default=0, init=False)
 
+    @property
+    def silent_frames(self) -> int:
+        """Consecutive non-speech frames inside speech so far (0 outside speech)."""
+        return self._run if self.in_speech else 0
+
     def push(self, is_speech: bool, dbfs: float) -> VadEvent | None:
         speech = is_speech and dbfs >= self.min_dbfs
         if not self.in_speech:

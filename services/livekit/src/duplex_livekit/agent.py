@@ -1,0 +1,182 @@
+"""duplex's voice as a LiveKit agent: an AgentSession of duplex's parts, and the room job.
+
+``voice_session`` builds the AgentSession every room job runs: duplex's
+webrtcvad detector for turns and barge-in, Whisper for speech recognition,
+duplex's LLM bridge, and ``DuplexTTS`` routing replies through duplex's
+registry (static addresses or the Kubernetes Leases). LiveKit's own turn
+detector is not used: its weights come from a model hub, which duplex never
+downloads from; a deployment may add it (its licence allows it inside
+LiveKit Agents only).
+
+``Control`` carries duplex's control messages over the room's data channel
+(topic ``duplex``, the WebSocket protocol's JSON): ``model`` switches the
+voice (loaded in the background, the active one speaks meanwhile),
+``interrupt`` and ``say`` act on the session, ``ping`` answers ``pong``;
+answers and errors go back on the same topic.
+
+``entrypoint`` is the room job; ``prewarm`` loads Whisper once per job process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from livekit import rtc
+from livekit.agents import Agent, AgentSession, JobContext, JobProcess
+
+from duplex_livekit.llm import DuplexLLM
+from duplex_livekit.stt import DuplexSTT
+from duplex_livekit.tts import DuplexTTS
+from duplex_livekit.vad import DuplexVAD
+from duplex_orchestrator.asr import SpeechToText, Transcriber
+from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.events import Error, Event, Pong, to_json
+from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
+from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, parse
+from duplex_orchestrator.registry.base import Registry
+
+log = logging.getLogger(__name__)
+CONTROL_TOPIC = "duplex"
+
+
+@dataclass
+class VoiceParts:
+    """What one agent session is made of (the room job builds it from the configuration)."""
+
+    recognizer: SpeechToText
+    bridge: LLMBridge
+    registry: Registry
+    default_model: str = "piper-en-us-joe-medium"
+    language: str = "en"
+    llm_name: str = "echo"
+    vad_aggressiveness: int = 2
+    vad_onset_ms: int = 80
+    vad_end_ms: int = 500
+
+    @classmethod
+    def from_config(cls, config: OrchestratorConfig, recognizer: SpeechToText) -> VoiceParts:
+        from duplex_orchestrator.app import make_llm, make_registry
+
+        return cls(
+            recognizer=recognizer,
+            bridge=make_llm(config),
+            registry=make_registry(config),
+            default_model=config.default_model,
+            language=config.asr_language,
+            llm_name=config.llm_model if config.llm == "openai" else "echo",
+            vad_aggressiveness=config.vad_aggressiveness,
+            vad_onset_ms=config.vad_onset_ms,
+            vad_end_ms=config.vad_end_ms,
+        )
+
+
+def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
+    """An AgentSession speaking with duplex's VAD, ASR, LLM bridge and TTS workers."""
+    voice = DuplexTTS(model=parts.default_model, registry=parts.registry)
+    session: AgentSession[None] = AgentSession(
+        stt=DuplexSTT(parts.recognizer, language=parts.language),
+        vad=DuplexVAD(
+            aggressiveness=parts.vad_aggressiveness,
+            onset_ms=parts.vad_onset_ms,
+            end_ms=parts.vad_end_ms,
+        ),
+        llm=DuplexLLM(parts.bridge, name=parts.llm_name),
+        tts=voice,
+        turn_handling={
+            # duplex's VAD already waited out the silence that ends a turn
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": 0.0, "max_delay": 3.0},
+            # barge-in at duplex's onset; speech with no words lets the reply go on
+            "interruption": {
+                "mode": "vad",
+                "min_duration": parts.vad_onset_ms / 1000,
+                "resume_false_interruption": True,
+                "false_interruption_timeout": 1.0,
+            },
+            "preemptive_generation": {"enabled": False},
+        },
+        # Barge-in works from a reply's first frame, as on duplex's other transports (no
+        # 3 s warm-up with interruptions off: speech then would be dropped, not heard).
+        aec_warmup_duration=None,
+    )
+    return session, voice
+
+
+def voice_agent() -> Agent:
+    return Agent(instructions=SYSTEM_PROMPT)
+
+
+class Control:
+    """duplex's control messages from the room (topic ``duplex``), answered on the same topic."""
+
+    def __init__(
+        self,
+        session: AgentSession[None],
+        voice: DuplexTTS,
+        send: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        self._session = session
+        self._voice = voice
+        self._send = send
+
+    async def handle(self, raw: bytes) -> None:
+        try:
+            message = parse(raw)
+            if isinstance(message, Model):
+                await self._answer(await self._voice.switch_model(message.model))
+            elif isinstance(message, Interrupt):
+                await self._session.interrupt()
+            elif isinstance(message, Say):
+                self._session.say(message.text)
+            elif isinstance(message, Ping):
+                await self._answer(Pong())
+            else:
+                raise ProtocolError(
+                    "unsupported",
+                    f"{type(message).__name__.lower()} is not available over LiveKit "
+                    "(the room carries the audio; send model, say, interrupt or ping)",
+                )
+        except ProtocolError as exc:
+            await self._answer(Error(exc.code, str(exc)))
+
+    async def _answer(self, event: Event) -> None:
+        await self._send(to_json(event).encode())
+
+
+def prewarm(config_json: str, proc: JobProcess) -> None:
+    """Once per job process: the configuration and Whisper (the slow part) for its jobs."""
+    config = OrchestratorConfig.model_validate_json(config_json)
+    proc.userdata["config"] = config
+    proc.userdata["recognizer"] = Transcriber(
+        config.asr_model_dir, device=config.asr_device, language=config.asr_language
+    )
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """One room: duplex's voice answers the participant who joins it."""
+    config: OrchestratorConfig = ctx.proc.userdata["config"]
+    parts = VoiceParts.from_config(config, ctx.proc.userdata["recognizer"])
+    session, voice = voice_session(parts)
+    ctx.add_shutdown_callback(voice.aclose)
+    await ctx.connect()
+    room = ctx.room
+
+    async def send(payload: bytes) -> None:
+        await room.local_participant.publish_data(payload, reliable=True, topic=CONTROL_TOPIC)
+
+    control = Control(session, voice, send)
+    handling: set[asyncio.Task[None]] = set()
+
+    def on_data(packet: rtc.DataPacket) -> None:
+        if packet.topic == CONTROL_TOPIC:
+            task = asyncio.create_task(control.handle(packet.data))
+            handling.add(task)
+            task.add_done_callback(handling.discard)
+
+    room.on("data_received", on_data)
+    voice.prewarm()
+    # record=False: no audio or transcript leaves the job unless the deployment opts in
+    await session.start(agent=voice_agent(), room=room, record=False)

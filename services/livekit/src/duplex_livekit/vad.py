@@ -1,0 +1,137 @@
+"""A livekit-agents VAD plugin: duplex's webrtcvad detector (onset, end of turn, utterance).
+
+The room's frames (any rate, any channels) are mixed to mono, resampled to
+16 kHz and cut into 20 ms frames; duplex's ``Vad`` decides speech with the
+same debouncing as the WebSocket and WebRTC paths (an onset needs
+``onset_ms`` of speech above an energy floor, a turn ends after ``end_ms`` of
+silence). Each frame gives an ``INFERENCE_DONE`` event (AgentSession's
+barge-in reads its speech duration); onsets and ends give ``START_OF_SPEECH``
+and ``END_OF_SPEECH``, the latter with the utterance for speech recognition.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import vad
+
+from duplex_orchestrator.transports.audio import To16k, to_mono
+from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
+
+FRAME_S = VAD_FRAME_SAMPLES / VAD_RATE
+
+
+class DuplexVAD(vad.VAD):
+    def __init__(self, *, aggressiveness: int = 2, onset_ms: int = 80, end_ms: int = 500) -> None:
+        super().__init__(capabilities=vad.VADCapabilities(update_interval=FRAME_S))
+        self.aggressiveness = aggressiveness
+        self.onset_frames = max(1, onset_ms // 20)
+        self.end_frames = max(2, end_ms // 20)
+
+    @property
+    def model(self) -> str:
+        return "webrtcvad"
+
+    @property
+    def provider(self) -> str:
+        return "duplex"
+
+    def detector(self) -> Vad:
+        return Vad(
+            self.aggressiveness,
+            SpeechDetector(onset_frames=self.onset_frames, end_frames=self.end_frames),
+        )
+
+    def stream(self) -> DuplexVADStream:
+        return DuplexVADStream(self)
+
+
+class DuplexVADStream(vad.VADStream):
+    def __init__(self, owner: DuplexVAD) -> None:
+        self._owner = owner
+        super().__init__(owner)
+
+    async def _main_task(self) -> None:
+        detector = self._owner.detector()
+        resample: To16k | None = None
+        pending = np.zeros(0, dtype=np.int16)
+        frames = 0
+        speech_frames = silence_frames = 0
+        async for item in self._input_ch:
+            if not isinstance(item, rtc.AudioFrame):  # flush: a hard segment boundary
+                detector, pending, speech_frames, silence_frames = (
+                    self._owner.detector(),
+                    pending[:0],
+                    0,
+                    0,
+                )
+                continue
+            if resample is None or resample.rate != item.sample_rate:
+                resample = To16k(item.sample_rate)
+            samples = to_mono(np.frombuffer(item.data, dtype=np.int16), item.num_channels)
+            pending = np.concatenate([pending, resample(samples)])
+            while len(pending) >= VAD_FRAME_SAMPLES:
+                frame, pending = pending[:VAD_FRAME_SAMPLES], pending[VAD_FRAME_SAMPLES:]
+                started = time.perf_counter()
+                result = detector.push(frame)
+                took = time.perf_counter() - started
+                frames += 1
+                speaking = detector.detector.in_speech
+                if result.event is VadEvent.SPEECH_START:
+                    speech_frames, silence_frames = self._owner.onset_frames, 0
+                elif speaking:
+                    speech_frames += 1
+                else:
+                    silence_frames += 1
+                index, stamp = frames * VAD_FRAME_SAMPLES, frames * FRAME_S
+                self._event_ch.send_nowait(
+                    vad.VADEvent(
+                        type=vad.VADEventType.INFERENCE_DONE,
+                        speech_duration=speech_frames * FRAME_S if speaking else 0.0,
+                        silence_duration=0.0 if speaking else silence_frames * FRAME_S,
+                        frames=[_frame(frame)],
+                        probability=1.0 if speaking else 0.0,
+                        inference_duration=took,
+                        speaking=speaking,
+                        raw_accumulated_silence=detector.detector.silent_frames * FRAME_S,
+                        raw_accumulated_speech=speech_frames * FRAME_S if speaking else 0.0,
+                        samples_index=index,
+                        timestamp=stamp,
+                    )
+                )
+                if result.event is VadEvent.SPEECH_START:
+                    self._event_ch.send_nowait(
+                        vad.VADEvent(
+                            type=vad.VADEventType.START_OF_SPEECH,
+                            speech_duration=speech_frames * FRAME_S,
+                            silence_duration=0.0,
+                            speaking=True,
+                            samples_index=index,
+                            timestamp=stamp,
+                        )
+                    )
+                elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
+                    silence_frames = self._owner.end_frames if result.by_silence else 0
+                    self._event_ch.send_nowait(
+                        vad.VADEvent(
+                            type=vad.VADEventType.END_OF_SPEECH,
+                            speech_duration=0.0,
+                            silence_duration=silence_frames * FRAME_S,
+                            frames=[_frame(result.utterance)],
+                            speaking=False,
+                            samples_index=index,
+                            timestamp=stamp,
+                        )
+                    )
+                    speech_frames = 0
+
+
+def _frame(samples: np.ndarray) -> rtc.AudioFrame:
+    return rtc.AudioFrame(
+        data=samples.astype("<i2").tobytes(),
+        sample_rate=VAD_RATE,
+        num_channels=1,
+        samples_per_channel=len(samples),
+    )

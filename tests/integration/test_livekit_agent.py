@@ -1,0 +1,166 @@
+"""duplex's LiveKit agent, offline: the AgentSession a room job runs, with no room and no server.
+
+Audio goes in through a scripted microphone (48 kHz frames in real time) and
+comes out into an in-memory output that plays in real time. Turns and
+barge-in are duplex's webrtcvad detector, speech recognition is real Whisper
+base, the LLM is duplex's echo bridge and the workers are in-process fakes.
+The room path itself (``entrypoint``) needs a LiveKit server: not run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from livekit.agents import AgentSession, UserInputTranscribedEvent
+
+from duplex_livekit import Control, DuplexTTS, VoiceParts, voice_agent, voice_session
+from duplex_orchestrator.llm import EchoBridge
+from tests.support.fake_ears import Ears
+from tests.support.fake_worker import FakeRegistry, FakeWorker
+from tests.support.livekit_input import ScriptedMicrophone
+from tests.support.livekit_output import PlayedAudioOutput
+from tests.support.speech import speech_16k
+from tests.support.waiting import eventually
+from tests.support.whisper import whisper
+
+
+@dataclass
+class Room:
+    session: AgentSession[None]
+    voice: DuplexTTS
+    mic: ScriptedMicrophone
+    output: PlayedAudioOutput
+    worker: FakeWorker
+    heard: list[str] = field(default_factory=list)
+    sent: list[dict[str, object]] = field(default_factory=list)
+
+    async def send(self, payload: bytes) -> None:
+        self.sent.append(json.loads(payload))
+
+
+async def _room(worker: FakeWorker, recognizer: object) -> AsyncIterator[Room]:
+    parts = VoiceParts(
+        recognizer=recognizer,  # type: ignore[arg-type]
+        bridge=EchoBridge(),
+        registry=FakeRegistry(worker),
+        default_model="mock",
+    )
+    session, voice = voice_session(parts)
+    room = Room(session, voice, ScriptedMicrophone(), PlayedAudioOutput(), worker)
+    session.input.audio = room.mic
+    session.output.audio = room.output
+
+    @session.on("user_input_transcribed")
+    def _heard(event: UserInputTranscribedEvent) -> None:
+        if event.is_final:
+            room.heard.append(event.transcript)
+
+    await session.start(agent=voice_agent(), record=False)
+    yield room
+    await session.aclose()
+    await room.output.aclose()
+    await voice.aclose()
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[Room]:
+    async for room in _room(FakeWorker(frames_per_chunk=10, frame_s=0.02), whisper()):
+        yield room
+
+
+@pytest.fixture
+async def quiet_room() -> AsyncIterator[Room]:
+    """No speech: control messages only (fake ears, no Whisper)."""
+    async for room in _room(FakeWorker(frames_per_chunk=5, frame_s=0.01), Ears()):
+        yield room
+
+
+async def test_the_agent_hears_a_spoken_question_and_answers_in_duplex_frames(room: Room) -> None:
+    room.mic.speak(speech_16k("What is the capital of France?"))
+    await eventually(lambda: bool(room.heard), timeout_s=30)
+    assert "capital of france" in room.heard[0].lower()
+    # The echo bridge repeats the question; the worker got it as text deltas and spoke it.
+    await eventually(lambda: "capital of France" in "".join(room.worker.texts), timeout_s=20)
+    await eventually(lambda: len(room.output.played) >= 20, timeout_s=20)
+    assert {(f.sample_rate, f.samples_per_channel) for f in room.output.captured} <= {
+        (48000, 960),
+        (48000, 480),  # livekit's emitter holds back a 10 ms tail to mark the last frame
+    }
+
+
+async def test_speaking_over_the_reply_clears_the_output_and_stops_the_worker(room: Room) -> None:
+    room.worker.frames_per_chunk = 100  # 2 s per word: a long reply
+    room.mic.speak(speech_16k("Tell me a long story about the sea."))
+    await eventually(lambda: len(room.output.played) >= 25, timeout_s=30)
+    room.mic.speak(speech_16k("Stop, tell me about Paris instead."))
+    await eventually(lambda: room.output.cleared >= 1, timeout_s=10)
+    await eventually(
+        lambda: "stop" in room.worker.controls or bool(room.worker.ended), timeout_s=10
+    )
+    assert (
+        room.output.dropped + len(room.output.played) < 25 * 100
+    )  # most of the reply never played
+    await eventually(lambda: len(room.heard) >= 2, timeout_s=30)
+    assert "paris" in room.heard[1].lower()
+    await eventually(lambda: "Paris" in "".join(room.worker.texts), timeout_s=30)
+
+
+async def test_a_model_message_switches_the_voice_for_the_next_reply(quiet_room: Room) -> None:
+    room = quiet_room
+    room.worker.models = room.worker.resident = frozenset({"mock", "other"})
+    control = Control(room.session, room.voice, room.send)
+    await control.handle(b'{"type": "model", "model": "other"}')
+    assert room.sent == [
+        {"type": "model", "requested": "other", "active": "other", "loading": False}
+    ]
+    await asyncio.wait_for(room.session.say("Now in another voice.").wait_for_playout(), 20)
+    assert room.worker.started == ["other"]
+
+
+async def test_a_model_resident_nowhere_loads_while_the_active_voice_speaks(
+    quiet_room: Room,
+) -> None:
+    room = quiet_room
+    room.worker.models = frozenset({"mock", "big"})  # "big" is known but not loaded
+    control = Control(room.session, room.voice, room.send)
+    await control.handle(b'{"type": "model", "model": "big"}')
+    assert room.sent == [{"type": "model", "requested": "big", "active": "mock", "loading": True}]
+    assert room.worker.loads == ["big"]
+    await asyncio.wait_for(room.session.say("Still the old voice.").wait_for_playout(), 20)
+    assert room.worker.started == ["mock"]  # no reply waits for a load
+    room.worker.resident = frozenset({"mock", "big"})  # the load finished
+    await asyncio.wait_for(room.session.say("Now the new one.").wait_for_playout(), 20)
+    assert room.worker.started == ["mock", "big"]
+
+
+async def test_bad_control_messages_get_clear_errors_and_the_session_goes_on(
+    quiet_room: Room,
+) -> None:
+    room = quiet_room
+    control = Control(room.session, room.voice, room.send)
+    await control.handle(b'{"type": "model", "model": "nope"}')
+    await control.handle(b"not json")
+    await control.handle(b'{"type": "start", "sample_rate": 16000}')
+    await control.handle(b'{"type": "ping"}')
+    codes = [m.get("code", m["type"]) for m in room.sent]
+    assert codes == ["unknown_model", "bad_json", "unsupported", "pong"]
+    assert "available: mock" in str(room.sent[0]["message"])
+    await control.handle(b'{"type": "say", "text": "Still here."}')
+    await eventually(lambda: "".join(room.worker.texts) == "Still here.", timeout_s=20)
+    assert room.voice.model == "mock"
+
+
+async def test_an_interrupt_message_stops_the_reply(quiet_room: Room) -> None:
+    room = quiet_room
+    room.worker.frames_per_chunk = 500
+    control = Control(room.session, room.voice, room.send)
+    await control.handle(b'{"type": "say", "text": "A reply that goes on and on."}')
+    await eventually(lambda: len(room.output.played) >= 5, timeout_s=10)
+    await control.handle(b'{"type": "interrupt"}')
+    await eventually(lambda: room.output.cleared >= 1, timeout_s=10)
+    await eventually(lambda: bool(room.worker.ended), timeout_s=10)
+    assert len(room.output.played) < 100
