@@ -111,6 +111,11 @@ def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
         context = launch(playwright, tmp_path, wav)
         try:
             page = context.new_page()
+            failed: list[str] = []  # every request the page makes must be answered
+            page.on(
+                "response",
+                lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+            )
             page.goto(orchestrator.url)
             page.wait_for_function(
                 "document.querySelectorAll('#model option').length > 0", timeout=20_000
@@ -121,6 +126,7 @@ def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
             stats = wait_for(page, "s => s.events.filter(e => e === 'tts_end').length >= 2", 30)
             page.screenshot(path=str(SCREENSHOT))
             log_text = page.inner_text("#log")
+            agent_lines = page.locator("#log .agent").all_inner_texts()
             transport = page.inner_text("#transport")
             # A voice clip uploaded as a file: decoded by the page, sent on the data channel.
             page.set_input_files("#clip-file", str(clip))
@@ -135,6 +141,9 @@ def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
     assert overlap(INTERRUPTION, heard[1]) >= 0.6, heard
     assert "You: " in log_text
     assert "Agent: " in log_text
+    assert len(agent_lines) == 2, agent_lines  # one line per reply: no empty "Agent:" line
+    assert all(line.strip() != "Agent:" for line in agent_lines), agent_lines
+    assert failed == []  # no 404 (a favicon, a missing file) in the console
     # The reply was heard at the page (the level of its output track) ...
     started, paused, restarted = (
         moment(stats, "tts_start"),

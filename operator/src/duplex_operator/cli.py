@@ -35,7 +35,7 @@ from duplex_protocol.wire import WireConfigError, WireSecurity
 log = logging.getLogger("duplex_operator")
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="duplex-operator", description="duplex operator: TTSWorker and VoiceModel."
     )
@@ -49,8 +49,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="watch every namespace (needs cluster-wide RBAC: opt in)",
     )
-    p.add_argument("--metrics-port", type=int, default=9102, help="0: no metrics endpoint")
-    p.add_argument("--health-port", type=int, default=8080, help="/healthz for probes")
+    p.add_argument(
+        "--metrics-port", type=int, default=9102, help="Prometheus port (default 9102; 0: none)"
+    )
+    p.add_argument(
+        "--health-port", type=int, default=8080, help="port of /healthz for probes (default 8080)"
+    )
     p.add_argument(
         "--standalone",
         action="store_true",
@@ -66,14 +70,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("POD_NAMESPACE") or "default",
         help="namespace of the leader Lease (default: $POD_NAMESPACE, else default)",
     )
-    p.add_argument("--lease-name", default=LEADER_LEASE)
+    p.add_argument(
+        "--lease-name", default=LEADER_LEASE, help=f"the leader Lease (default {LEADER_LEASE})"
+    )
     p.add_argument(
         "--lease-duration-s",
         type=int,
         default=LEASE_DURATION_S,
         help="a leader silent this long is replaced; it renews every third of it",
     )
-    p.add_argument("--reconcile-every-s", type=float, default=3.0)
+    p.add_argument(
+        "--reconcile-every-s",
+        type=float,
+        default=3.0,
+        help="how often pools and voices are reconciled besides events (default 3)",
+    )
+    return p
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = parser()
     args = p.parse_args(argv)
     if args.all_namespaces and args.namespace:
         p.error("--all-namespaces and --namespace exclude each other")

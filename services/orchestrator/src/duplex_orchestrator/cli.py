@@ -73,7 +73,7 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         type=Path,
         help="faster-whisper model folder (default: Whisper base from PyPI)",
     )
-    add("--asr-device", choices=["cpu", "cuda"])
+    add("--asr-device", choices=["cpu", "cuda"], help="where Whisper runs (default cpu)")
     add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
     add("--vad-end-ms", type=int, help="silence that ends a turn (default 500)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")
@@ -99,7 +99,7 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         help="address or CIDR the browser's ICE candidates must be in (repeatable; default any)",
     )
     add("--rtc-keepalive-ms", type=int, help="close a silent WebRTC session after (default 10000)")
-    add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     return p
 
 
@@ -171,14 +171,23 @@ def _setup_logging(level: str) -> None:
 # ---- duplex up / say / talk ---------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> None:
+def duplex_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="duplex", description="duplex: realtime voice agents.")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, help="what to do")
     up = sub.add_parser("up", help="start one worker and one orchestrator (dev mode)")
-    up.add_argument("--port", type=int, default=8080)
-    up.add_argument("--worker-port", type=int, default=7001)
-    up.add_argument("--voicepacks", type=Path, default=Path("voicepacks"))
-    up.add_argument("--model", default="piper-en-us-joe-medium")
+    up.add_argument("--port", type=int, default=8080, help="orchestrator HTTP port (default 8080)")
+    up.add_argument("--worker-port", type=int, default=7001, help="worker gRPC port (default 7001)")
+    up.add_argument(
+        "--voicepacks",
+        type=Path,
+        default=Path("voicepacks"),
+        help="voicepack folder the worker reads (default ./voicepacks)",
+    )
+    up.add_argument(
+        "--model",
+        default="piper-en-us-joe-medium",
+        help="voice of new sessions, loaded at start (default piper-en-us-joe-medium)",
+    )
     up.add_argument(
         "--families",
         default="piper,kokoro,mock",
@@ -190,16 +199,31 @@ def main(argv: list[str] | None = None) -> None:
     ):
         s = sub.add_parser(name, help=helptext)
         if name == "say":
-            s.add_argument("text")
+            s.add_argument("text", help="what to say (the echo bridge speaks it back)")
         else:
             s.add_argument("--wav", type=Path, required=True, help="mono PCM16 WAV, any rate")
-        s.add_argument("--model", default="")
-        s.add_argument("--out", type=Path, default=Path("reply.wav"))
-        s.add_argument("--url", default=os.environ.get("DUPLEX_URL", "ws://127.0.0.1:8080/ws"))
-        s.add_argument("--key", default=os.environ.get("DUPLEX_API_KEY", ""))
+        s.add_argument("--model", default="", help="voice to answer with (default: the server's)")
+        s.add_argument(
+            "--out", type=Path, default=Path("reply.wav"), help="reply WAV (default reply.wav)"
+        )
+        s.add_argument(
+            "--url",
+            default=os.environ.get("DUPLEX_URL", "ws://127.0.0.1:8080/ws"),
+            help="orchestrator WebSocket (default $DUPLEX_URL, else ws://127.0.0.1:8080/ws)",
+        )
+        s.add_argument(
+            "--key",
+            default=os.environ.get("DUPLEX_API_KEY", ""),
+            help="API key (default $DUPLEX_API_KEY; none in dev mode)",
+        )
         s.add_argument(
             "--timeout", type=float, default=60.0, help="seconds to wait for the reply (default 60)"
         )
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = duplex_parser()
     args = p.parse_args(argv)
     if args.command == "up":
         raise SystemExit(_up(args))

@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     add("--tls-cert", type=Path, help="serve mutual TLS: this worker's PEM certificate")
     add("--tls-key", type=Path, help="serve mutual TLS: its PEM key")
     add("--tls-ca", type=Path, help="serve mutual TLS: the CA of allowed callers")
-    add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     add(
         "--log-text",
         action="store_const",

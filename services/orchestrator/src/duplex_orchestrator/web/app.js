@@ -179,8 +179,8 @@ function onEvent(e) {
       else if (e.text) (liveYou || log("you", "")).textContent = "You: " + e.text;
       liveYou = null;
       break;
-    case "tts_start":
-      currentReply = log("agent", "Agent: ");
+    case "tts_start": // the reply's text may have come first: one line per reply
+      if (!currentReply) currentReply = log("agent", "Agent: ");
       setState("agent speaking");
       break;
     case "reply":
