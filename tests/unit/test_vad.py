@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from duplex_orchestrator.vad import SpeechDetector, Vad, VadEvent, frame_dbfs
+from tests.support.fake_ears import voiced
 
 LOUD = -20.0
 
@@ -99,3 +100,18 @@ def test_a_long_monologue_is_cut_into_utterances() -> None:
 def test_frame_dbfs() -> None:
     assert frame_dbfs(np.zeros(320, np.int16)) == float("-inf")
     assert frame_dbfs(np.full(320, 32767, np.int16)) == pytest.approx(0, abs=0.01)
+
+
+def test_feed_frames_any_chunking_alike_and_keeps_a_partial_frame_for_later() -> None:
+    audio = np.concatenate([np.zeros(4000, np.int16), voiced(1.0), np.zeros(12000, np.int16)])
+    whole = [r.event for _, r in Vad().feed(audio)]
+    vad, chunked = Vad(), []
+    for start in range(0, len(audio), 333):  # chunks that never line up with 20 ms
+        chunked += [r.event for _, r in vad.feed(audio[start : start + 333])]
+    assert chunked == whole
+    assert len(whole) == len(audio) // 320
+    assert [e for e in whole if e] == [
+        VadEvent.SPEECH_START,
+        VadEvent.SPEECH_PAUSE,
+        VadEvent.SPEECH_END,
+    ]

@@ -45,11 +45,8 @@ class DuplexSTT(stt.STT[None]):
     ) -> stt.SpeechEvent:
         frame = utils.merge_frames(buffer)
         samples = to_mono(np.frombuffer(frame.data, dtype=np.int16), frame.num_channels)
-        if frame.sample_rate != VAD_RATE:
-            resampled = soxr.resample(
-                samples.astype(np.float32) / 32768.0, frame.sample_rate, VAD_RATE
-            )
-            samples = np.clip(np.rint(resampled * 32768.0), -32768, 32767).astype(np.int16)
+        if frame.sample_rate != VAD_RATE:  # soxr keeps int16 in, int16 out
+            samples = soxr.resample(samples, frame.sample_rate, VAD_RATE)
         try:
             transcript = await asyncio.to_thread(self._recognizer.transcribe, samples)
         except Exception as exc:  # the recognizer's own failure: this turn is lost, not the session

@@ -56,27 +56,18 @@ class DuplexVADStream(vad.VADStream):
     async def _main_task(self) -> None:
         detector = self._owner.detector()
         resample: To16k | None = None
-        pending = np.zeros(0, dtype=np.int16)
         frames = 0
         speech_frames = silence_frames = 0
         async for item in self._input_ch:
             if not isinstance(item, rtc.AudioFrame):  # flush: a hard segment boundary
-                detector, pending, speech_frames, silence_frames = (
-                    self._owner.detector(),
-                    pending[:0],
-                    0,
-                    0,
-                )
+                detector, speech_frames, silence_frames = self._owner.detector(), 0, 0
                 continue
             if resample is None or resample.rate != item.sample_rate:
                 resample = To16k(item.sample_rate)
             samples = to_mono(np.frombuffer(item.data, dtype=np.int16), item.num_channels)
-            pending = np.concatenate([pending, resample(samples)])
-            while len(pending) >= VAD_FRAME_SAMPLES:
-                frame, pending = pending[:VAD_FRAME_SAMPLES], pending[VAD_FRAME_SAMPLES:]
-                started = time.perf_counter()
-                result = detector.push(frame)
-                took = time.perf_counter() - started
+            started = time.perf_counter()
+            for frame, result in detector.feed(resample(samples)):
+                took = time.perf_counter() - started  # this frame's detection (and resampling)
                 frames += 1
                 speaking = detector.detector.in_speech
                 if result.event is VadEvent.SPEECH_START:
@@ -126,6 +117,7 @@ class DuplexVADStream(vad.VADStream):
                         )
                     )
                     speech_frames = 0
+                started = time.perf_counter()
 
 
 def _frame(samples: np.ndarray) -> rtc.AudioFrame:

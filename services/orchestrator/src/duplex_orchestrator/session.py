@@ -56,7 +56,7 @@ from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
 from duplex_orchestrator.turns import Action, Turns
-from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
+from duplex_orchestrator.vad import VAD_RATE, SpeechDetector, Vad, VadEvent
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ class VoiceSession:
             probe_timeout_s=services.probe_timeout_s,
         )
         self._rate = 0
-        self._pending16k = np.zeros(0, dtype=np.int16)
         self._vad = Vad(
             services.vad_aggressiveness,
             SpeechDetector(onset_frames=services.onset_frames, end_frames=services.end_frames),
@@ -186,13 +185,7 @@ class VoiceSession:
                 raise ValueError("a voice clip needs the client's audio at its own rate")
             self._clip.push(pcm16k if source is None else source)
             return
-        self._pending16k = np.concatenate([self._pending16k, pcm16k.astype(np.int16, copy=False)])
-        while self._pending16k.size >= VAD_FRAME_SAMPLES:
-            frame, self._pending16k = (
-                self._pending16k[:VAD_FRAME_SAMPLES],
-                self._pending16k[VAD_FRAME_SAMPLES:],
-            )
-            result = self._vad.push(frame)
+        for _frame, result in self._vad.feed(pcm16k):
             if result.event is VadEvent.SPEECH_START:
                 await self._speech_started()
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:

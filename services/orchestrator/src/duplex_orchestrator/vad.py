@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +94,19 @@ class Vad:
         self._preroll: deque[np.ndarray] = deque(maxlen=preroll_frames)
         self._utterance: list[np.ndarray] = []
         self._max_frames = int(max_utterance_s * VAD_RATE / VAD_FRAME_SAMPLES)
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def feed(self, samples: np.ndarray) -> Iterator[tuple[np.ndarray, VadResult]]:
+        """Any number of int16 samples at 16 kHz: each whole 20 ms frame and its result.
+
+        A partial frame waits for the next call.
+        """
+        pending = np.concatenate([self._pending, samples.astype(np.int16, copy=False)])
+        whole = len(pending) - len(pending) % VAD_FRAME_SAMPLES
+        self._pending = pending[whole:]
+        for start in range(0, whole, VAD_FRAME_SAMPLES):
+            frame = pending[start : start + VAD_FRAME_SAMPLES]
+            yield frame, self.push(frame)
 
     def push(self, frame: np.ndarray) -> VadResult:
         """One 20 ms frame of 320 int16 samples at 16 kHz."""
