@@ -25,9 +25,14 @@ $(UV_BOOT)/bin/uv:
 .PHONY: uv
 uv: $(if $(filter $(UV_BOOT)/bin/uv,$(UV)),$(UV_BOOT)/bin/uv) ## install uv if this machine has none
 
+# Smart Turn v3.2 (end of turn) is an ONNX file inside pipecat-ai; its dependencies
+# pin protobuf < 7 (grpcio needs 7), so only the package itself goes in (--no-deps).
+PIPECAT_VERSION := 1.14.0
+
 .PHONY: install
-install: uv ## install the workspace with its test and lint groups (uv.lock, frozen)
+install: uv ## install the workspace with its test and lint groups (uv.lock, frozen), and Smart Turn
 	$(SYNC)
+	$(UV) pip install --quiet --python .venv --no-deps pipecat-ai==$(PIPECAT_VERSION)
 
 .PHONY: torch-engines
 torch-engines: install ## add the torch engine members (CSM, XTTS) with the locked torch and torchaudio

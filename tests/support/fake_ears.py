@@ -13,8 +13,11 @@ class Ears:
     def __init__(self) -> None:
         self.words = "hello there"
         self.fail = False
+        self.heard: list[float] = []
+        """Seconds of audio of each transcription, in order."""
 
     def transcribe(self, audio16k: np.ndarray) -> Transcript:
+        self.heard.append(len(audio16k) / 16000)
         if self.fail:
             raise RuntimeError("the recognizer broke")
         return Transcript(self.words, 0.01, len(audio16k) / 16000)

@@ -1,4 +1,4 @@
-"""Spoken test input: Piper renders a sentence to a 16 kHz mono PCM16 WAV, in-process."""
+"""Spoken test input: Piper (or another CPU voice) speaks a sentence, 16 kHz PCM16, in-process."""
 
 from __future__ import annotations
 
@@ -15,19 +15,24 @@ from duplex_tts.catalog import load_catalog
 ROOT = Path(__file__).resolve().parents[2]
 
 
+PIPER = "piper-en-us-joe-medium"
+SPEAKERS = (PIPER, "kokoro-82m-en-kumo", "kokoro-82m-en-alpha")
+"""Voices of different families and speakers that speak English on the CPU."""
+
+
 @cache
-def _piper() -> ClauseModel:
-    spec = load_catalog(ROOT / "voicepacks").models["piper-en-us-joe-medium"]
-    model = get_family("piper").load(spec, "cpu", None)
+def _voice(name: str) -> ClauseModel:
+    spec = load_catalog(ROOT / "voicepacks").models[name]
+    model = get_family(spec.family).load(spec, "cpu", None)
     assert isinstance(model, ClauseModel)
     return model
 
 
 def speech_16k(
-    text: str, lead_s: float = 0.5, tail_s: float = 0.2, level: float = 0.6
+    text: str, lead_s: float = 0.5, tail_s: float = 0.2, level: float = 0.6, voice: str = PIPER
 ) -> np.ndarray:
-    """``text`` spoken by Piper at 16 kHz int16, with ``lead_s`` and ``tail_s`` of silence."""
-    model = _piper()
+    """``text`` spoken by ``voice`` at 16 kHz int16, with ``lead_s`` and ``tail_s`` of silence."""
+    model = _voice(voice)
     audio = np.concatenate(list(model.synthesize_clause(text, VoiceOptions())))
     audio = soxr.resample(audio, model.native_sample_rate, 16000)
     audio = audio / max(1e-6, float(np.abs(audio).max())) * level

@@ -62,7 +62,9 @@ def frames(signal: np.ndarray) -> list[np.ndarray]:
 
 def test_vad_returns_the_utterance_with_preroll_at_the_end_of_speech() -> None:
     vad = Vad(
-        aggressiveness=2, detector=SpeechDetector(onset_frames=4, end_frames=10), preroll_frames=5
+        aggressiveness=2,
+        detector=SpeechDetector(onset_frames=4, end_frames=10, pause_frames=6),
+        preroll_frames=5,
     )
     signal = np.concatenate([np.zeros(16000, np.int16), tone(1.0, 0.5), np.zeros(16000, np.int16)])
     results = [vad.push(f) for f in frames(signal)]

@@ -17,11 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.endpoint import EndOfTurn
 from duplex_orchestrator.llm import EchoBridge, LLMBridge, OpenAIBridge
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.registry.kubernetes import KubernetesRegistry
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.session import Services
+from duplex_orchestrator.smart_turn import SmartTurn
 from duplex_orchestrator.transports import SERVICES, rtc_http, websocket
 from duplex_orchestrator.transports.ice import offer_only
 from duplex_orchestrator.transports.webrtc import IceServer, RtcSettings
@@ -133,6 +135,15 @@ def rtc_settings(config: OrchestratorConfig) -> RtcSettings:
     )
 
 
+def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
+    return EndOfTurn(
+        config.end_of_turn,
+        pause_ms=config.end_of_turn_pause_ms,
+        max_silence_ms=config.vad_end_ms,
+        threshold=config.smart_turn_threshold,
+    )
+
+
 def build_app(
     config: OrchestratorConfig, transcriber: Transcriber | None = None
 ) -> web.Application:
@@ -155,7 +166,17 @@ def build_app(
                 config.asr_model_dir,
                 device=config.asr_device,
                 language=config.asr_language,
+                workers=config.asr_workers,
+                threads=config.asr_threads,
+                window_step_s=config.asr_window_step_s,
+                pad_s=config.asr_pad_s,
             )
+        )
+        policy = end_of_turn(config)
+        turn_model = (
+            await asyncio.to_thread(SmartTurn, config.smart_turn_model)
+            if policy.uses_smart_turn
+            else None
         )
         await registry.refresh()
         if not any(w.healthy for w in registry.snapshot()):
@@ -170,7 +191,10 @@ def build_app(
             default_model=config.default_model,
             vad_aggressiveness=config.vad_aggressiveness,
             onset_frames=max(1, config.vad_onset_ms // 20),
-            end_frames=max(1, config.vad_end_ms // 20),
+            end_frames=max(2, config.vad_end_ms // 20),
+            pause_frames=max(1, config.end_of_turn_pause_ms // 20),
+            end_of_turn=policy,
+            smart_turn=turn_model,
             stall_s=config.stall_ms / 1000,
             probe_timeout_s=config.probe_timeout_ms / 1000,
         )

@@ -74,8 +74,32 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         help="faster-whisper model folder (default: Whisper base from PyPI)",
     )
     add("--asr-device", choices=["cpu", "cuda"], help="where Whisper runs (default cpu)")
+    add(
+        "--asr-workers",
+        type=int,
+        help="transcriptions the one Whisper model runs in parallel (default: one per two cores)",
+    )
+    add("--asr-threads", type=int, help="cores per transcription (default: shared out)")
+    add(
+        "--asr-window-step-s",
+        type=float,
+        help="fit Whisper's encoder window to the utterance in steps of this (default 5; "
+        "0: always 30 s)",
+    )
     add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
-    add("--vad-end-ms", type=int, help="silence that ends a turn (default 500)")
+    add("--vad-end-ms", type=int, help="silence that ends any turn (default 1000)")
+    add(
+        "--end-of-turn",
+        choices=["transcript+smart-turn", "transcript", "smart-turn", "silence"],
+        help="what ends a turn at a short pause: the transcript, Smart Turn v3.2, both "
+        "(default), or silence alone (--vad-end-ms)",
+    )
+    add(
+        "--end-of-turn-pause-ms",
+        type=int,
+        help="silence after which the turn's completeness is judged (default 200)",
+    )
+    add("--smart-turn-model", type=Path, help="Smart Turn ONNX file (default: from pipecat-ai)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")
     add(
         "--ice-server",
@@ -122,6 +146,17 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
         print(f"duplex-orchestrator: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
+    if "smart-turn" in config.end_of_turn and config.transport == "web":
+        from duplex_orchestrator.smart_turn import SmartTurnMissing, find_model
+
+        try:
+            if config.smart_turn_model is None:
+                find_model()
+            elif not config.smart_turn_model.is_file():
+                raise SmartTurnMissing(f"smart_turn_model: no file at {config.smart_turn_model}")
+        except SmartTurnMissing as exc:
+            print(f"duplex-orchestrator: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     _setup_logging(config.log_level)
     if config.transport == "livekit":
         _serve_livekit(config)

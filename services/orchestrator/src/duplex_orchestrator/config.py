@@ -10,6 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from duplex_orchestrator.endpoint import EndOfTurnMode
+
 
 class ConfigError(Exception):
     """Invalid configuration: one line naming the field."""
@@ -72,11 +74,27 @@ class OrchestratorConfig(BaseModel):
     """A faster-whisper model folder; default: Whisper base assembled from PyPI."""
     asr_device: Literal["cpu", "cuda"] = "cpu"
     asr_language: str = "en"
+    asr_workers: int = Field(default=0, ge=0, le=64)
+    """Transcriptions run in parallel by the one Whisper model (0: one per two cores)."""
+    asr_threads: int = Field(default=0, ge=0, le=256)
+    """Cores per transcription (0: the cores divided among the workers)."""
+    asr_window_step_s: float = Field(default=5.0, ge=0, le=30)
+    """Whisper's encoder window fits the utterance in steps of this; 0: always 30 s."""
+    asr_pad_s: float = Field(default=1.0, ge=0, le=10)
+    """Silence added after the utterance inside the fitted window."""
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     vad_onset_ms: int = Field(default=80, ge=20, le=1000)
-    vad_end_ms: int = Field(default=500, ge=100, le=3000)
-    """Silence that ends a turn. Shorter cuts people off at commas; ASR starts
-    speculatively at the first 120 ms pause, so a longer wait costs little."""
+    vad_end_ms: int = Field(default=1000, ge=100, le=3000)
+    """Silence that ends any turn. A complete-sounding turn ends sooner, at the
+    end-of-turn pause (``end_of_turn``)."""
+    end_of_turn: EndOfTurnMode = "transcript+smart-turn"
+    """What decides, at a short pause, that the turn is complete: the transcript's
+    punctuation and last word, Smart Turn v3.2, both, or ``silence`` (only vad_end_ms)."""
+    end_of_turn_pause_ms: int = Field(default=200, ge=60, le=2000)
+    """Silence after which completeness is judged (and speculative ASR starts)."""
+    smart_turn_model: Path | None = None
+    """Smart Turn's ONNX file; default: the one inside the installed pipecat-ai."""
+    smart_turn_threshold: float = Field(default=0.5, ge=0, le=1)
     poll_ms: int = Field(default=2000, ge=100)
     ice_servers: list[str] = []
     """STUN/TURN URLs for WebRTC, given to aiortc and the browser, e.g.
@@ -115,6 +133,11 @@ class OrchestratorConfig(BaseModel):
             object.__setattr__(self, "api_key", key)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert: HTTPS needs both --tls-cert and --tls-key")
+        if self.end_of_turn_pause_ms >= self.vad_end_ms:
+            raise ValueError(
+                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}) must be shorter than "
+                f"vad_end_ms ({self.vad_end_ms}), the silence that ends any turn"
+            )
         if self.llm == "openai" and not self.llm_url:
             raise ValueError("llm_url: required when llm is 'openai'")
         if self.transport == "livekit":

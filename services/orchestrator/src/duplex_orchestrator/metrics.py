@@ -17,6 +17,12 @@ FIRST_AUDIO = Histogram(
 ASR_LATENCY = Histogram(
     "duplex_asr_seconds", "Whisper transcription time per utterance", buckets=_LATENCY
 )
+TURN_ENDS = Counter(
+    "duplex_turn_ends_total",
+    "How user turns ended: judged_complete at a pause, silence (the longest wait), "
+    "too_long (cut), continued (judged complete, then the user went on)",
+    ["by"],
+)
 BARGE_INS = Counter("duplex_barge_in_total", "Barge-ins by outcome", ["outcome"])
 BARGE_IN_LATENCY = Histogram(
     "duplex_barge_in_pause_seconds",

@@ -27,6 +27,7 @@ import soxr
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
+from duplex_orchestrator.endpoint import EndOfTurn
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
@@ -85,11 +86,22 @@ class Services:
     vad_aggressiveness: int = 2
     onset_frames: int = 4
     end_frames: int = 25
+    pause_frames: int = 10
+    """Silence inside speech (20 ms frames) at which the turn's completeness is judged."""
+    end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
+    smart_turn: TurnModel | None = None
+    """Smart Turn, when ``end_of_turn`` uses it."""
     stall_s: float = 0.5
     """Silence on a reply stream before its worker is probed."""
     probe_timeout_s: float = 0.75
-    asr_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """One transcription at a time: Whisper already uses every core."""
+
+
+class TurnModel(Protocol):
+    """A learned end-of-turn model (``smart_turn.SmartTurn``; a fake in unit tests)."""
+
+    def probability(self, audio16k: np.ndarray) -> float:
+        """Blocking: the chance that the turn ending with this audio is complete."""
+        ...
 
 
 class VoiceSession:
@@ -113,13 +125,21 @@ class VoiceSession:
         self._rate = 0
         self._vad = Vad(
             services.vad_aggressiveness,
-            SpeechDetector(onset_frames=services.onset_frames, end_frames=services.end_frames),
+            SpeechDetector(
+                onset_frames=services.onset_frames,
+                end_frames=services.end_frames,
+                pause_frames=min(services.pause_frames, services.end_frames - 1),
+            ),
         )
+        # Transcriptions of one session run in order (a later one supersedes an earlier
+        # one that has not started); sessions transcribe in parallel.
+        self._asr_lock = asyncio.Lock()
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
         self._asr_generation = 0
         self._early_asr: asyncio.Task[Transcript | None] | None = None
+        self._judged: _JudgedTurn | None = None
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
         self._turn = 0
@@ -189,24 +209,89 @@ class VoiceSession:
             if result.event is VadEvent.SPEECH_START:
                 await self._speech_started()
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
-                # Transcribe speculatively: if this pause becomes the end of the turn,
-                # the transcript is ready sooner; if speech goes on, it is superseded.
-                self._early_asr = self._transcribe_latest(result.utterance, partial=True)
+                self._paused(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
-                await self._io.event(VadState("speech_end"))
                 asr = self._early_asr if result.by_silence else None
-                self._early_asr = None
-                task = asyncio.create_task(
-                    self._finish_turn(asr or self._transcribe_latest(result.utterance), ended_at)
-                )
-                self._asr_tasks.add(task)
-                task.add_done_callback(self._asr_tasks.discard)
+                metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
+                await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
+
+    def _paused(self, utterance: np.ndarray) -> None:
+        """A short pause: transcribe speculatively and judge whether the turn is complete.
+
+        If it is, the turn ends here; if speech goes on, both are superseded.
+        Under load (every Whisper worker busy) nothing speculative starts: the
+        turn then ends after the full silence, as it always may.
+        """
+        transcriber = self._services.transcriber
+        if getattr(transcriber, "saturated", False):
+            return
+        self._early_asr = self._transcribe_latest(utterance, partial=True)
+        if self._services.end_of_turn.mode != "silence":
+            task = asyncio.create_task(
+                self._judge_pause(utterance, self._early_asr, self._vad.detector.pauses)
+            )
+            self._asr_tasks.add(task)
+            task.add_done_callback(self._asr_tasks.discard)
+
+    async def _judge_pause(
+        self, utterance: np.ndarray, asr: asyncio.Task[Transcript | None], pause: int
+    ) -> None:
+        policy, model = self._services.end_of_turn, self._services.smart_turn
+        probability: float | None = None
+        if policy.uses_smart_turn and model is not None:
+            probability = await asyncio.to_thread(model.probability, utterance)
+        transcript = await asr if policy.uses_transcript else None
+        text = transcript.text if transcript is not None else None
+        if transcript is None and policy.uses_transcript:
+            return  # superseded: speech went on
+        detector = self._vad.detector
+        if detector.pauses != pause or not detector.in_speech:
+            return  # speech went on, or the silence already ended the turn
+        if not policy.decide(text, probability):
+            return
+        ended_at = self._clock() - detector.silent_frames * 0.02
+        history = len(self._history)
+        audio = self._vad.end_turn()
+        metrics.TURN_ENDS.labels(by="judged_complete").inc()
+        task = await self._end_turn(asr, ended_at)
+        self._judged = _JudgedTurn(audio, self._clock(), task, history)
+
+    async def _end_turn(
+        self, asr: asyncio.Task[Transcript | None], ended_at: float
+    ) -> asyncio.Task[None]:
+        await self._io.event(VadState("speech_end"))
+        self._early_asr = None
+        self._judged = None
+        task = asyncio.create_task(self._finish_turn(asr, ended_at))
+        self._asr_tasks.add(task)
+        task.add_done_callback(self._asr_tasks.discard)
+        return task
+
+    async def _continue_judged_turn(self) -> bool:
+        """Speech soon after a turn judged complete: it was not. Cancel its reply
+        (flushing anything sent), forget its words, and let this speech extend it."""
+        judged, self._judged = self._judged, None
+        window = self._services.end_of_turn.continue_window_ms / 1000
+        if judged is None or self._clock() - judged.ended_at > window:
+            return False
+        judged.task.cancel()
+        if self._reply is not None and not self._reply.finished:
+            await self._stop_reply()
+            await self._io.flush_audio()
+            await self._io.event(BargeIn("stop", flush=True))
+        self.turns.reply_finished()
+        del self._history[judged.history :]
+        self._vad.prepend(judged.audio)
+        metrics.TURN_ENDS.labels(by="continued").inc()
+        return True
 
     async def _speech_started(self) -> None:
         self._speech_started_at = self._clock()
         await self._io.event(VadState("speech_start"))
+        if await self._continue_judged_turn():
+            return
         decision = self.turns.speech_started()
         if Action.FLUSH_CLIENT in decision.actions:
             await self._io.flush_audio()
@@ -227,7 +312,7 @@ class VoiceSession:
         generation = self._asr_generation
 
         async def run() -> Transcript | None:
-            async with self._services.asr_lock:
+            async with self._asr_lock:
                 if generation != self._asr_generation:
                     return None  # superseded before it started: skip the work
                 transcript = await asyncio.to_thread(
@@ -344,7 +429,7 @@ class VoiceSession:
             audio16k = clip
             if self._rate != VAD_RATE:
                 audio16k = soxr.resample(clip, self._rate, VAD_RATE)
-            async with self._services.asr_lock:
+            async with self._asr_lock:
                 transcript = await asyncio.to_thread(
                     self._services.transcriber.transcribe, audio16k
                 )
@@ -373,6 +458,17 @@ class VoiceSession:
         with contextlib.suppress(Exception):
             await self._stop_reply()
         await self._speaker.close()
+
+
+@dataclass(frozen=True)
+class _JudgedTurn:
+    """A turn ended at a pause because it sounded complete; speech may yet continue it."""
+
+    audio: np.ndarray
+    ended_at: float
+    task: asyncio.Task[None]
+    history: int
+    """Length of the history before this turn's words were added."""
 
 
 def check_model(model: str, registry: Registry, default_model: str) -> None:

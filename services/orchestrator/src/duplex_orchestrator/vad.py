@@ -4,9 +4,9 @@
 speech onsets and ends. Onset needs a run of speech frames that are also above
 an energy floor (a faint noise step that fools webrtcvad does not count); the
 end of a turn needs a run of silence. A shorter silence run inside speech is a
-``SPEECH_PAUSE``: the session starts transcribing speculatively there, so the
-transcript is (nearly) ready when the end of the turn is confirmed. ``Vad``
-adds webrtcvad itself.
+``SPEECH_PAUSE``: the session starts transcribing speculatively there and
+judges whether the turn is complete (``endpoint``), ending it early with
+``Vad.end_turn`` when it is. ``Vad`` adds webrtcvad itself.
 """
 
 from __future__ import annotations
@@ -41,11 +41,14 @@ class SpeechDetector:
     """Consecutive speech frames before an onset (80 ms)."""
     end_frames: int = 25
     """Consecutive non-speech frames that end a turn (500 ms)."""
-    pause_frames: int = 6
-    """Non-speech frames inside speech that make a pause (120 ms); < end_frames."""
+    pause_frames: int = 10
+    """Non-speech frames inside speech that make a pause (200 ms); < end_frames."""
     min_dbfs: float = -50.0
     """Frames quieter than this never count as speech."""
     in_speech: bool = False
+    pauses: int = field(default=0, init=False)
+    """Counts onsets and every return to speech after silence: a judgement made at
+    a pause still applies only while this has not changed."""
     _run: int = field(default=0, init=False)
 
     @property
@@ -53,14 +56,22 @@ class SpeechDetector:
         """Consecutive non-speech frames inside speech so far (0 outside speech)."""
         return self._run if self.in_speech else 0
 
+    def end(self) -> None:
+        """The turn was ended from outside (judged complete): back to waiting for an onset."""
+        self.in_speech, self._run = False, 0
+        self.pauses += 1
+
     def push(self, is_speech: bool, dbfs: float) -> VadEvent | None:
         speech = is_speech and dbfs >= self.min_dbfs
         if not self.in_speech:
             self._run = self._run + 1 if speech else 0
             if self._run >= self.onset_frames:
                 self.in_speech, self._run = True, 0
+                self.pauses += 1
                 return VadEvent.SPEECH_START
             return None
+        if speech and self._run > 0:
+            self.pauses += 1
         self._run = 0 if speech else self._run + 1
         if self._run >= self.end_frames:
             self.in_speech, self._run = False, 0
@@ -130,3 +141,14 @@ class Vad:
             return VadResult(event, audio, by_silence)
         self._preroll.append(frame)
         return VadResult(None)
+
+    def prepend(self, audio: np.ndarray) -> None:
+        """Speech resumed a turn that was ended too early: its audio leads this utterance."""
+        self._utterance.insert(0, audio)
+
+    def end_turn(self) -> np.ndarray:
+        """End the utterance now (it was judged complete at a pause): its audio so far."""
+        audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.int16)
+        self._utterance = []
+        self.detector.end()
+        return audio

@@ -1,0 +1,139 @@
+"""Benchmark speech recognition: ``make bench`` (or ``python -m tests.bench.bench_asr``).
+
+Spoken questions from three voices (Piper joe, Kokoro kumo and alpha) go
+through duplex's ``Transcriber`` (Whisper base, int8, greedy) with the encoder
+window sized to the utterance and with Whisper's full 30 s window: the word
+error rate of each (accuracy must not suffer for the speed) and the latency
+per utterance, p50/p95. Then 1, 4 and 8 utterances at once through one model
+(``workers`` transcriptions in parallel, the rest queued): the latency each
+speaker sees. Writes ``bench-results/asr.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+
+from duplex_orchestrator.asr import Transcriber
+from tests.bench.bench_worker import publish, summary
+from tests.support.orchestrator import words_of
+from tests.support.speech import ROOT, SPEAKERS, speech_16k
+from tests.support.whisper import DEFAULT_DIR
+
+QUESTIONS = [
+    "What time does the museum open tomorrow?",
+    "Can you recommend a good book about history?",
+    "Please remind me to call my sister tonight.",
+    "How far is the train station from here?",
+    "What should I cook for dinner this evening?",
+    "I would like to order a large pizza with mushrooms.",
+    "Could you book a table for two at seven o'clock?",
+    "Is it going to rain in London this weekend?",
+    "Tell me a short joke about cats and dogs.",
+    "How many kilometres are there in a mile?",
+    "Turn off the lights in the kitchen, please.",
+    "What is the capital city of Australia?",
+]
+WINDOWS = {"fitted": (5.0, 1.0), "full-30s": (0.0, 0.0)}
+"""Encoder window configurations: (window_step_s, pad_s); step 0 is Whisper's 30 s."""
+
+
+def utterances() -> list[tuple[str, str, np.ndarray]]:
+    """(voice, text, audio) for every question in every voice."""
+    return [
+        (voice, text, speech_16k(text, lead_s=0.3, tail_s=0.3, voice=voice))
+        for voice in SPEAKERS
+        for text in QUESTIONS
+    ]
+
+
+def accuracy(transcriber: Transcriber, data: list[tuple[str, str, np.ndarray]]) -> dict[str, Any]:
+    """Word error rate over all utterances, per voice, and the latency per utterance."""
+    refs, hyps, latency_ms = [], [], []
+    per_voice: dict[str, tuple[list[str], list[str]]] = {}
+    for voice, text, audio in data:
+        result = transcriber.transcribe(audio)
+        ref, hyp = words_of(text), words_of(result.text) or "<empty>"
+        refs.append(ref)
+        hyps.append(hyp)
+        per_voice.setdefault(voice, ([], []))[0].append(ref)
+        per_voice[voice][1].append(hyp)
+        latency_ms.append(result.seconds * 1000)
+    return {
+        "wer": jiwer.wer(refs, hyps),
+        "wer_per_voice": {v: jiwer.wer(r, h) for v, (r, h) in per_voice.items()},
+        "latency_ms": summary(latency_ms),
+    }
+
+
+def concurrent(
+    transcriber: Transcriber, data: list[tuple[str, str, np.ndarray]], speakers: int, rounds: int
+) -> dict[str, Any]:
+    """``speakers`` utterances submitted at once, ``rounds`` times: latency each one sees."""
+    latency_ms: list[float] = []
+    with ThreadPoolExecutor(speakers) as pool:
+        for r in range(rounds):
+            batch = [data[(r * speakers + i) % len(data)][2] for i in range(speakers)]
+            started = time.perf_counter()
+
+            def one(audio: np.ndarray, started: float = started) -> float:
+                transcriber.transcribe(audio)
+                return (time.perf_counter() - started) * 1000
+
+            latency_ms.extend(pool.map(one, batch))
+    return summary(latency_ms)
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [f"ASR (Whisper base int8, {results['cores']} cores)", ""]
+    lines.append(f"{'window':<10} {'WER':>6} {'p50 ms':>8} {'p95 ms':>8}  per voice")
+    for name, row in results["windows"].items():
+        voices = " ".join(f"{v.split('-')[-2]}:{w:.3f}" for v, w in row["wer_per_voice"].items())
+        lat = row["latency_ms"]
+        lines.append(
+            f"{name:<10} {row['wer']:>6.3f} {lat['p50']:>8.0f} {lat['p95']:>8.0f}  {voices}"
+        )
+    lines += ["", f"{'workers':>7} {'speakers':>8} {'p50 ms':>8} {'p95 ms':>8}"]
+    for row in results["concurrency"]:
+        lat = row["latency_ms"]
+        lines.append(
+            f"{row['workers']:>7} {row['speakers']:>8} {lat['p50']:>8.0f} {lat['p95']:>8.0f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per concurrency level")
+    parser.add_argument("--speakers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "asr.json")
+    args = parser.parse_args()
+    data = utterances()
+    results: dict[str, Any] = {"cores": os.cpu_count(), "windows": {}, "concurrency": []}
+    cores = os.cpu_count() or 1
+    for name, (step, pad) in WINDOWS.items():
+        transcriber = Transcriber(
+            DEFAULT_DIR, workers=1, threads=cores, window_step_s=step, pad_s=pad
+        )
+        transcriber.transcribe(data[0][2])  # warm up
+        results["windows"][name] = accuracy(transcriber, data)
+    for workers in sorted({1, max(1, cores // 2), cores}):
+        transcriber = Transcriber(DEFAULT_DIR, workers=workers, threads=max(1, cores // workers))
+        transcriber.transcribe(data[0][2])
+        for speakers in args.speakers:
+            row = concurrent(transcriber, data, speakers, args.rounds)
+            results["concurrency"].append(
+                {"workers": workers, "speakers": speakers, "latency_ms": row}
+            )
+    publish(results, args.out, render)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""End of turn at a pause: the pure policy, and the session ending (or not ending) a turn.
+
+The session tests run the real VAD and turn logic with fake ears (the
+transcript is whatever the test says) and a fake Smart Turn (a fixed
+probability); audio goes in as 20 ms frames, as fast as the loop runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
+from duplex_orchestrator.events import Asr, BargeIn, ReplyText, TtsEnd, TtsStart, VadState
+from duplex_orchestrator.llm import EchoBridge
+from duplex_orchestrator.protocol import Start
+from duplex_orchestrator.session import Services, VoiceSession
+from tests.support.fake_ears import Ears, voiced
+from tests.support.fake_worker import FakeRegistry, FakeWorker
+from tests.support.session_io import Recorded
+
+PAUSE_FRAMES, END_FRAMES = 10, 50  # judged at 200 ms of silence; any turn ends at 1 s
+
+
+@pytest.mark.parametrize(
+    ("text", "complete"),
+    [
+        ("What time does the museum open tomorrow?", True),
+        ("Please remind me to call my sister tonight.", True),
+        ("What is it about?", True),  # a question may end on a preposition
+        ("Stop!", True),
+        ("I would like to order a large...", False),
+        ("I was wondering if you...", False),
+        ("Tell me a joke about.", False),  # Whisper's period on a cut-off statement
+        ("I'd like to book a table for the.", False),
+        ("Could you remind me", False),  # no final punctuation
+        ("So, um.", False),
+        ("well,", False),
+        ("", False),
+    ],
+)
+def test_a_transcript_reads_as_complete_or_not(text: str, complete: bool) -> None:
+    assert transcript_complete(text) is complete
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "probability", "ends"),
+    [
+        ("transcript+smart-turn", "Hello there.", 0.9, True),
+        ("transcript+smart-turn", "Hello there.", 0.2, False),
+        ("transcript+smart-turn", "Hello there and", 0.9, False),
+        ("transcript+smart-turn", None, 0.9, False),  # no transcript (superseded)
+        ("transcript", "Hello there.", None, True),
+        ("transcript", "Hello there, and", None, False),
+        ("smart-turn", None, 0.5, True),
+        ("smart-turn", None, 0.49, False),
+        ("smart-turn", None, None, False),
+        ("silence", "Hello there.", 1.0, False),
+    ],
+)
+def test_the_policy_ends_a_turn_only_when_its_judges_agree(
+    mode: str, text: str | None, probability: float | None, ends: bool
+) -> None:
+    policy = EndOfTurn(mode, threshold=0.5)  # type: ignore[arg-type]
+    assert policy.decide(text, probability) is ends
+
+
+class FixedTurnModel:
+    def __init__(self, probability: float) -> None:
+        self.value = probability
+        self.calls = 0
+
+    def probability(self, audio16k: np.ndarray) -> float:
+        self.calls += 1
+        return self.value
+
+
+async def session_with(
+    ears: Ears, turn_model: FixedTurnModel, worker: FakeWorker | None = None
+) -> tuple[VoiceSession, Recorded]:
+    io = Recorded()
+    services = Services(
+        registry=FakeRegistry(worker or FakeWorker()),
+        transcriber=ears,
+        llm=EchoBridge(),
+        default_model="mock",
+        end_frames=END_FRAMES,
+        pause_frames=PAUSE_FRAMES,
+        end_of_turn=EndOfTurn("transcript+smart-turn", max_silence_ms=END_FRAMES * 20),
+        smart_turn=turn_model,
+    )
+    session = VoiceSession(io, services)
+    await session.handle(Start(model="", sample_rate=16000))
+    return session, io
+
+
+async def feed(session: VoiceSession, audio: np.ndarray, realtime: bool = False) -> None:
+    for i in range(0, len(audio), 320):
+        await session.audio(audio[i : i + 320])
+        await asyncio.sleep(0.02 if realtime else 0)
+
+
+def silence(frames: int) -> np.ndarray:
+    return np.zeros(320 * frames, np.int16)
+
+
+async def test_a_complete_turn_ends_at_the_pause_not_after_the_full_silence() -> None:
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)  # 400 ms: less than 1 s
+    await io.wait_for(TtsEnd)
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    assert [e.text for e in io.of(Asr) if e.final] == ["What time is it?"]
+    assert model.calls == 1
+    await session.close()
+
+
+@pytest.mark.parametrize(
+    ("words", "probability"),
+    [("I would like to order a large...", 0.9), ("What time is it?", 0.1)],
+)
+async def test_an_incomplete_turn_waits_for_more_speech_or_the_full_silence(
+    words: str, probability: float
+) -> None:
+    ears, model = Ears(), FixedTurnModel(probability)
+    ears.words = words
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)
+    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # still the user's turn
+    assert io.of(TtsStart) == []
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsEnd)
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    await session.close()
+
+
+async def test_speech_right_after_a_turn_judged_complete_continues_it() -> None:
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words = "I would like to order."  # the judges are wrong about this one
+    worker = FakeWorker(frames_per_chunk=40, frame_s=0.004)  # 160 ms of audio per word
+    session, io = await session_with(ears, model, worker)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+    await io.wait_for(TtsStart)  # the reply began: the turn was judged complete
+    first_utterance = ears.heard[-1]
+    ears.words = "I would like to order a large pizza with mushrooms."
+    await feed(session, voiced(0.6))  # ... the user goes on
+    await feed(session, silence(END_FRAMES + 5))
+    ends = await io.wait_for(TtsEnd, 2)
+    assert ends[0].interrupted  # the early reply was cancelled ...
+    assert io.flushes == 1  # ... and what the client had of it dropped
+    assert [(b.action, b.flush) for b in io.of(BargeIn)] == [("stop", True)]
+    # The whole turn was transcribed at once, and answered in one reply.
+    assert ears.heard[-1] > first_utterance + 0.6
+    second = "".join(r.text for r in io.of(ReplyText) if r.turn == ends[1].turn)
+    assert second == "I would like to order a large pizza with mushrooms."
+    assert session._history[0] == {"role": "user", "content": second}  # the cut one is gone
+    await session.close()
