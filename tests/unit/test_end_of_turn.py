@@ -8,18 +8,26 @@ probability); audio goes in as 20 ms frames, as fast as the loop runs.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from duplex_orchestrator.asr import looks_looped, window_frames
+from duplex_orchestrator.cli import orchestrator_main
+from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
 from duplex_orchestrator.events import Asr, BargeIn, ReplyText, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.llm import EchoBridge
 from duplex_orchestrator.protocol import Start
 from duplex_orchestrator.session import Services, VoiceSession
+from duplex_orchestrator.smart_turn import PIPECAT_VERSION, SmartTurnMissing, find_model
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
 from tests.support.session_io import Recorded
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PAUSE_FRAMES, END_FRAMES = 10, 50  # judged at 200 ms of silence; any turn ends at 1 s
 
@@ -161,3 +169,66 @@ async def test_speech_right_after_a_turn_judged_complete_continues_it() -> None:
     assert second == "I would like to order a large pizza with mushrooms."
     assert session._history[0] == {"role": "user", "content": second}  # the cut one is gone
     await session.close()
+
+
+@pytest.mark.parametrize(
+    ("audio_s", "pad_s", "step_s", "window_s"),
+    [
+        (2.4, 1.0, 5.0, 5.0),
+        (4.0, 1.0, 5.0, 5.0),
+        (4.1, 1.0, 5.0, 10.0),
+        (2.4, 3.0, 5.0, 10.0),
+        (12.0, 1.0, 5.0, 15.0),
+        (29.5, 1.0, 5.0, 30.0),  # never past Whisper's 30 s
+        (2.4, 1.0, 0.0, 30.0),  # step 0: the full window, as Whisper pads
+    ],
+)
+def test_the_encoder_window_fits_the_utterance_in_steps(
+    audio_s: float, pad_s: float, step_s: float, window_s: float
+) -> None:
+    assert window_frames(round(audio_s * 100), pad_s, step_s) == round(window_s * 100)
+
+
+def test_a_looping_decode_is_recognised() -> None:
+    assert looks_looped("What is the weather like? " * 8)
+    assert looks_looped("How far is it to the sea? How far is it to the sea?")
+    assert not looks_looped("What is the weather like in Paris today?")
+    assert not looks_looped("")
+
+
+def test_smart_turn_is_pinned_alike_in_the_makefile_the_image_and_the_code() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    dockerfile = (ROOT / "services" / "orchestrator" / "Dockerfile").read_text()
+    assert f"PIPECAT_VERSION := {PIPECAT_VERSION}" in makefile
+    assert f"ARG PIPECAT_VERSION={PIPECAT_VERSION}" in dockerfile
+    assert "--no-deps pipecat-ai==$(PIPECAT_VERSION)" in makefile
+
+
+def test_without_pipecat_the_error_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SmartTurnMissing) as missing:
+        find_model()
+    assert f"uv pip install --no-deps pipecat-ai=={PIPECAT_VERSION}" in str(missing.value)
+    assert "--end-of-turn transcript" in str(missing.value)
+
+
+def test_the_orchestrator_refuses_to_start_with_a_missing_smart_turn_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        orchestrator_main(["--dev", "--smart-turn-model", str(tmp_path / "gone.onnx")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "gone.onnx" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_pause_must_be_shorter_than_the_silence_that_ends_any_turn() -> None:
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "end_of_turn_pause_ms": 600, "vad_end_ms": 500})
+    assert "end_of_turn_pause_ms" in str(bad.value)
+    config = build_config({"dev": True, "end_of_turn": "silence"})
+    assert config.turn_silence_ms(judged=False) == 500
+    assert build_config({"dev": True}).turn_silence_ms(judged=True) == 1000

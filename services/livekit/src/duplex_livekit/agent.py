@@ -69,7 +69,8 @@ class VoiceParts:
             llm_name=config.llm_model if config.llm == "openai" else "echo",
             vad_aggressiveness=config.vad_aggressiveness,
             vad_onset_ms=config.vad_onset_ms,
-            vad_end_ms=config.vad_end_ms,
+            # AgentSession ends turns when this VAD reports the end of speech.
+            vad_end_ms=config.turn_silence_ms(judged=False),
         )
 
 
@@ -151,7 +152,13 @@ def prewarm(config_json: str, proc: JobProcess) -> None:
     config = OrchestratorConfig.model_validate_json(config_json)
     proc.userdata["config"] = config
     proc.userdata["recognizer"] = Transcriber(
-        config.asr_model_dir, device=config.asr_device, language=config.asr_language
+        config.asr_model_dir,
+        device=config.asr_device,
+        language=config.asr_language,
+        workers=config.asr_workers,
+        threads=config.asr_threads,
+        window_step_s=config.asr_window_step_s,
+        pad_s=config.asr_pad_s,
     )
 
 

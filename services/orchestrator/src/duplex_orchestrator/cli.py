@@ -77,7 +77,8 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     add(
         "--asr-workers",
         type=int,
-        help="transcriptions the one Whisper model runs in parallel (default: one per two cores)",
+        help="transcriptions the one Whisper model runs in parallel (default: one per core "
+        "up to 4 cores, then one per two)",
     )
     add("--asr-threads", type=int, help="cores per transcription (default: shared out)")
     add(
@@ -87,7 +88,11 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "0: always 30 s)",
     )
     add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
-    add("--vad-end-ms", type=int, help="silence that ends any turn (default 1000)")
+    add(
+        "--vad-end-ms",
+        type=int,
+        help="silence that ends any turn (default 1000; 500 with --end-of-turn silence)",
+    )
     add(
         "--end-of-turn",
         choices=["transcript+smart-turn", "transcript", "smart-turn", "silence"],

@@ -75,18 +75,19 @@ class OrchestratorConfig(BaseModel):
     asr_device: Literal["cpu", "cuda"] = "cpu"
     asr_language: str = "en"
     asr_workers: int = Field(default=0, ge=0, le=64)
-    """Transcriptions run in parallel by the one Whisper model (0: one per two cores)."""
+    """Transcriptions run in parallel by the one Whisper model (0: ``asr.default_workers``)."""
     asr_threads: int = Field(default=0, ge=0, le=256)
     """Cores per transcription (0: the cores divided among the workers)."""
     asr_window_step_s: float = Field(default=5.0, ge=0, le=30)
     """Whisper's encoder window fits the utterance in steps of this; 0: always 30 s."""
-    asr_pad_s: float = Field(default=1.0, ge=0, le=10)
+    asr_pad_s: float = Field(default=3.0, ge=0, le=10)
     """Silence added after the utterance inside the fitted window."""
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     vad_onset_ms: int = Field(default=80, ge=20, le=1000)
-    vad_end_ms: int = Field(default=1000, ge=100, le=3000)
-    """Silence that ends any turn. A complete-sounding turn ends sooner, at the
-    end-of-turn pause (``end_of_turn``)."""
+    vad_end_ms: int | None = Field(default=None, ge=100, le=3000)
+    """Silence that ends any turn. Default: 1000 ms where complete-sounding turns
+    end sooner, at the end-of-turn pause; 500 ms where silence alone decides
+    (``end_of_turn: silence``, and the LiveKit agent). See ``turn_silence_ms``."""
     end_of_turn: EndOfTurnMode = "transcript+smart-turn"
     """What decides, at a short pause, that the turn is complete: the transcript's
     punctuation and last word, Smart Turn v3.2, both, or ``silence`` (only vad_end_ms)."""
@@ -109,6 +110,12 @@ class OrchestratorConfig(BaseModel):
     rtc_keepalive_ms: int = Field(default=10_000, ge=1000, le=300_000)
     """A WebRTC session whose data channel is silent this long is closed."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def turn_silence_ms(self, *, judged: bool) -> int:
+        """The silence that ends any turn, where turns are also ``judged`` at pauses or not."""
+        if self.vad_end_ms is not None:
+            return self.vad_end_ms
+        return 1000 if judged else 500
 
     @field_validator(
         "workers", "allowed_origins", "ice_servers", "rtc_hosts", "rtc_peer_networks", mode="before"
@@ -133,7 +140,8 @@ class OrchestratorConfig(BaseModel):
             object.__setattr__(self, "api_key", key)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert: HTTPS needs both --tls-cert and --tls-key")
-        if self.end_of_turn_pause_ms >= self.vad_end_ms:
+        judged = self.end_of_turn != "silence"
+        if judged and self.end_of_turn_pause_ms >= self.turn_silence_ms(judged=True):
             raise ValueError(
                 f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}) must be shorter than "
                 f"vad_end_ms ({self.vad_end_ms}), the silence that ends any turn"

@@ -1,0 +1,243 @@
+"""Benchmark conversations: ``make bench`` (or ``python -m tests.bench.bench_conversation``).
+
+A real Piper worker and a real orchestrator (Whisper base, Smart Turn, echo
+bridge) per end-of-turn mode; 1, 4 and 8 WebSocket clients at once play
+spoken questions in real time: complete questions in three voices (Piper joe,
+Kokoro kumo and alpha), and questions with a 0.6 s hesitation in the middle
+("I'd like to book … a table for two") that must not be cut. Per turn:
+
+- voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
+- premature: reply audio (or a reply start) arrived before the user finished;
+- continued: a reply started at the hesitation and was cancelled when the user went on;
+- asr_ms: Whisper's time for the turn, as the server reports it.
+
+Then, with one client: barge-in (speech over a reply → the flush event) and
+false barge-ins on noise (a cough, keyboard clicks, quiet music over a reply:
+the reply must resume, not stop). Writes ``bench-results/conversation.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.bench.bench_worker import publish, summary
+from tests.support.orchestrator import ScriptedClient, cough, silence, start_orchestrator
+from tests.support.speech import PIPER, ROOT, SPEAKERS, speech_16k
+from tests.support.worker import start_worker
+
+COMPLETE = [
+    "What time does the museum open tomorrow?",
+    "Can you recommend a good book about history?",
+    "Please remind me to call my sister tonight.",
+    "How far is the train station from here?",
+]
+HESITATIONS = [
+    ("I would like to order", "a large pizza with mushrooms."),
+    ("I'd like to book", "a table for two."),
+    ("Can you tell me about", "the weather tomorrow?"),
+    ("Could you remind me", "to water the plants tonight?"),
+]
+PAUSE_S = 0.6
+LONG = (
+    "This answer goes on for quite a while, describing the city, the weather, the food "
+    "and the people, so that there is enough time to cut in."
+)
+LOUD = 300.0
+"""RMS of a 20 ms int16 frame above which reply audio counts as heard."""
+TARGETS = {"1": ("p50", 450.0), "1p95": ("p95", 700.0), "4": ("p50", 700.0)}
+
+
+def clips() -> list[tuple[str, np.ndarray]]:
+    """(kind, 16 kHz int16 audio) for every question; the audio ends on its last speech."""
+    out = [
+        ("complete", speech_16k(text, lead_s=0.3, tail_s=0.0, voice=voice))
+        for text in COMPLETE
+        for voice in SPEAKERS
+    ]
+    for first, rest in HESITATIONS:
+        head = speech_16k(first, lead_s=0.3, tail_s=0.0, voice=PIPER)
+        tail = speech_16k(rest, lead_s=0.0, tail_s=0.0, voice=PIPER)
+        out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
+    return out
+
+
+def _loud_after(c: ScriptedClient, since: float) -> list[float]:
+    return [
+        t
+        for t, pcm in c.got.audio
+        if t > since and np.sqrt(np.mean(np.frombuffer(pcm, "<i2").astype(np.float64) ** 2)) > LOUD
+    ]
+
+
+async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """One client plays its questions in turn; the figures of each turn."""
+    rows = []
+    async with ScriptedClient(ws_url) as c:
+        await c.start()
+        for kind, audio in turns:
+            events_before = len(c.got.events)
+            started = await c.speak(audio)
+            speech_end = started + len(audio) / 16000
+            mic = asyncio.create_task(c.speak(silence(4.0)))
+            for _ in range(600):  # up to 30 s for the reply to end
+                if any(
+                    e["type"] == "tts_end" and t > speech_end
+                    for t, e in c.got.events[events_before:]
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            mic.cancel()
+            events = [(t, e) for t, e in c.got.events[events_before:]]
+            loud = _loud_after(c, started)
+            early_start = any(e["type"] == "tts_start" and t < speech_end for t, e in events)
+            after = [t for t in loud if t > speech_end]
+            finals = [e for _, e in events if e["type"] == "asr" and e.get("final")]
+            rows.append(
+                {
+                    "kind": kind,
+                    "voice_to_voice_ms": (after[0] - speech_end) * 1000 if after else None,
+                    "premature": early_start or any(t < speech_end for t in loud),
+                    "continued": any(
+                        e["type"] == "barge_in" and e.get("action") == "stop" for _, e in events
+                    ),
+                    "asr_ms": float(finals[-1]["asr_ms"]) if finals else None,
+                    "transcript": finals[-1]["text"] if finals else "",
+                }
+            )
+            await asyncio.sleep(0.5)
+    return rows
+
+
+async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, Any]:
+    data = clips()
+    plans = [[data[(s * 3 + r) % len(data)] for r in range(rounds)] for s in range(speakers)]
+    per_speaker = await asyncio.gather(*(speaker(ws_url, plan) for plan in plans))
+    rows = [row for speaker_rows in per_speaker for row in speaker_rows]
+    v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]
+    asr = [r["asr_ms"] for r in rows if r["asr_ms"] is not None]
+    hesitations = [r for r in rows if r["kind"] == "hesitation"]
+    return {
+        "speakers": speakers,
+        "turns": len(rows),
+        "voice_to_voice_ms": summary(v2v) if v2v else None,
+        "asr_ms": summary(asr) if asr else None,
+        "premature": sum(r["premature"] for r in rows),
+        "continued": sum(r["continued"] for r in rows),
+        "hesitation_turns": len(hesitations),
+        "hesitations_premature": sum(r["premature"] for r in hesitations),
+        "unanswered": sum(r["voice_to_voice_ms"] is None for r in rows),
+        "rows": rows,
+    }
+
+
+def noises() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    clicks = np.zeros(16000, np.int16)
+    for start in range(800, 15000, 2100):  # keys: sharp broadband ticks
+        tick = rng.standard_normal(160) * np.exp(-np.linspace(0, 8, 160))
+        clicks[start : start + 160] = (tick / np.abs(tick).max() * 0.4 * 32767).astype(np.int16)
+    t = np.arange(32000) / 16000
+    chord = np.sin(2 * np.pi * np.outer((220.0, 277.2, 329.6), t)).sum(axis=0)
+    music = (chord / 3 * 0.03 * 32767).astype(np.int16)  # about -30 dBFS
+    return {"cough": cough(), "keyboard": clicks, "music": music}
+
+
+async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
+    """Barge-in latency (speech) and false barge-ins (noise) over a long reply."""
+    speech = speech_16k("Wait a moment please.", lead_s=0.0, tail_s=0.0)
+    latency: list[float] = []
+    false_stops: dict[str, int] = {}
+    cases = [("speech", speech)] * runs + list(noises().items())
+    for name, sound in cases:
+        async with ScriptedClient(ws_url) as c:
+            await c.start()
+            await c.send(type="say", text=LONG)
+            await c.wait_for("tts_start", turn=1)
+            await asyncio.sleep(1.0)
+            onset = time.monotonic()
+            mic = asyncio.create_task(c.speak(np.concatenate([sound, silence(3.0)])))
+            await c.wait_for("tts_end", turn=1, timeout_s=30)
+            mic.cancel()
+            stopped = bool(c.got.of("barge_in", action="stop"))
+            if name == "speech":
+                latency.append((c.got.time_of("barge_in", action="pause") - onset) * 1000)
+            else:
+                false_stops[name] = int(stopped)
+    return {"barge_in_ms": summary(latency), "false_barge_in_stops": false_stops}
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["Conversations (WebSocket, Piper, Whisper base; ms from the user's last word)", ""]
+    head = f"{'end of turn':<22} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
+    lines.append(head + f" {'asr p50':>8} {'premature':>9} {'continued':>9} {'no reply':>8}")
+    for mode, rows in results["modes"].items():
+        for row in rows:
+            v2v, asr = row["voice_to_voice_ms"] or {}, row["asr_ms"] or {}
+            lines.append(
+                f"{mode:<22} {row['speakers']:>3} {row['turns']:>5} "
+                f"{v2v.get('p50', float('nan')):>8.0f} {v2v.get('p95', float('nan')):>8.0f} "
+                f"{asr.get('p50', float('nan')):>8.0f} {row['premature']:>9} "
+                f"{row['continued']:>9} {row['unanswered']:>8}"
+            )
+    barge = results["interruptions"]
+    lines += [
+        "",
+        f"barge-in (onset → flush): p50 {barge['barge_in_ms']['p50']:.0f} ms, "
+        f"p95 {barge['barge_in_ms']['p95']:.0f} ms",
+        f"false barge-ins that stopped the reply: {barge['false_barge_in_stops']}",
+        "targets: 1 speaker p50 < 450 ms, p95 < 700 ms, no premature hesitation; "
+        "4 speakers p50 < 700 ms; barge-in p95 < 100 ms",
+    ]
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-conversation-"))
+    worker = start_worker(
+        ["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], tmp / "w.log"
+    )
+    results: dict[str, Any] = {"modes": {}}
+    try:
+        for mode in args.modes:
+            orchestrator = start_orchestrator(
+                [worker.address], tmp / f"o-{mode}.log", "--end-of-turn", mode
+            )
+            try:
+                rows = []
+                for speakers in args.speakers:
+                    rows.append(await conversations(orchestrator.ws_url, speakers, args.rounds))
+                results["modes"][mode] = rows
+                if mode == args.modes[0]:
+                    results["interruptions"] = await interruptions(orchestrator.ws_url, args.runs)
+            finally:
+                orchestrator.stop()
+    finally:
+        worker.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["transcript+smart-turn", "transcript", "silence"],
+        help="--end-of-turn modes to compare (a fresh orchestrator each)",
+    )
+    parser.add_argument("--speakers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--rounds", type=int, default=8, help="questions per speaker")
+    parser.add_argument("--runs", type=int, default=10, help="barge-ins to time")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
+    args = parser.parse_args()
+    publish(asyncio.run(run(args)), args.out, render)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The real end-of-turn judges and the fitted Whisper window, on spoken questions.
+
+Smart Turn v3.2 runs from the installed pipecat-ai package (``make install``);
+Whisper base from its PyPI parts. Speech is Piper's and Kokoro's.
+"""
+
+from __future__ import annotations
+
+import jiwer
+import numpy as np
+import pytest
+
+from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.endpoint import transcript_complete
+from duplex_orchestrator.smart_turn import SmartTurn
+from tests.support.orchestrator import words_of
+from tests.support.speech import SPEAKERS, speech_16k
+from tests.support.whisper import DEFAULT_DIR
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smart_turn() -> SmartTurn:
+    return SmartTurn()
+
+
+def test_smart_turn_hears_a_finished_question_and_an_unfinished_thought(
+    smart_turn: SmartTurn,
+) -> None:
+    finished = speech_16k("What time does the museum open tomorrow?", tail_s=0.2)
+    unfinished = speech_16k("So, um, I was thinking that", tail_s=0.2)
+    assert smart_turn.probability(finished) > 0.5
+    assert smart_turn.probability(unfinished) < 0.5
+    # Only the last 8 s count: a long silence before the question changes nothing.
+    longer = np.concatenate([np.zeros(16000 * 10, np.int16), finished])
+    assert smart_turn.probability(longer) == pytest.approx(
+        smart_turn.probability(finished), abs=1e-4
+    )
+
+
+@pytest.mark.parametrize("voice", SPEAKERS)
+def test_the_fitted_window_hears_what_the_full_window_hears(voice: str) -> None:
+    questions = [
+        "Please remind me to call my sister tonight.",
+        "Could you book a table for two at seven o'clock?",
+    ]
+    fitted = Transcriber(DEFAULT_DIR, workers=1)  # the defaults
+    full = Transcriber(DEFAULT_DIR, workers=1, window_step_s=0.0)
+    for text in questions:
+        audio = speech_16k(text, voice=voice)
+        heard_fitted, heard_full = fitted.transcribe(audio).text, full.transcribe(audio).text
+        error_fitted = jiwer.wer(words_of(text), words_of(heard_fitted))
+        error_full = jiwer.wer(words_of(text), words_of(heard_full))
+        assert error_fitted <= error_full + 0.1, (heard_fitted, heard_full)
+        assert transcript_complete(heard_fitted), heard_fitted  # Whisper's final punctuation
