@@ -97,6 +97,7 @@ class SpeechToText(Protocol):
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s of 10 ms mel frames
 _FRAMES_PER_S = 100
 _MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
+_NO_SPEECH, _LOW_LOGPROB = 0.5, -1.0
 
 
 def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
@@ -220,8 +221,15 @@ class Transcriber:
             [self._prompt],
             beam_size=1,
             max_length=len(self._prompt) + budget,
+            return_scores=True,
+            return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
         tokens = result.sequences_ids[0]
+        # Whisper's no-speech test (a cough, a click): likely silence and an unlikely
+        # text. The threshold is 0.5, not Whisper's 0.6: a fitted window is less sure.
+        average_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if result.no_speech_prob > _NO_SPEECH and average_logprob < _LOW_LOGPROB:
+            return "", True
         return self._tokenizer.decode(tokens).strip(), len(tokens) < budget
