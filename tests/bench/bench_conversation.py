@@ -117,7 +117,18 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
 
 async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, Any]:
     data = clips()
-    plans = [[data[(s * 3 + r) % len(data)] for r in range(rounds)] for s in range(speakers)]
+    complete = [c for c in data if c[0] == "complete"]
+    paused = [c for c in data if c[0] == "hesitation"]
+    # Every third turn has a hesitation; each speaker starts at a different question.
+    plans = [
+        [
+            paused[(s + r // 3) % len(paused)]
+            if r % 3 == 2
+            else complete[(s * 5 + r) % len(complete)]
+            for r in range(rounds)
+        ]
+        for s in range(speakers)
+    ]
     per_speaker = await asyncio.gather(*(speaker(ws_url, plan) for plan in plans))
     rows = [row for speaker_rows in per_speaker for row in speaker_rows]
     v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]

@@ -239,13 +239,18 @@ class VoiceSession:
         self, utterance: np.ndarray, asr: asyncio.Task[Transcript | None], pause: int
     ) -> None:
         policy, model = self._services.end_of_turn, self._services.smart_turn
+        text: str | None = None
+        if policy.uses_transcript:
+            transcript = await asr
+            if transcript is None:
+                return  # superseded: speech went on
+            text = transcript.text
+            if not policy.decide(text, 1.0 if policy.uses_smart_turn else None):
+                return  # the words already say "not yet": no need to ask the model
         probability: float | None = None
-        if policy.uses_smart_turn and model is not None:
+        if policy.uses_smart_turn and model is not None and self._vad.detector.pauses == pause:
+            # After Whisper, not beside it: on a small CPU the two slow each other down.
             probability = await asyncio.to_thread(model.probability, utterance)
-        transcript = await asr if policy.uses_transcript else None
-        text = transcript.text if transcript is not None else None
-        if transcript is None and policy.uses_transcript:
-            return  # superseded: speech went on
         detector = self._vad.detector
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
