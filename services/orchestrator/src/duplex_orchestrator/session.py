@@ -18,28 +18,25 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.asr import SpeechToText, Transcript
+from duplex_orchestrator.asr import Transcript
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
-from duplex_orchestrator.endpoint import EndOfTurn
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
     CloneRecording,
-    Event,
     Pong,
     Ready,
     VadState,
     Voice,
 )
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
-from duplex_orchestrator.llm import LLMBridge, LLMError
+from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.protocol import (
     CloneClear,
     CloneEnd,
@@ -53,55 +50,15 @@ from duplex_orchestrator.protocol import (
     Start,
     Text,
 )
-from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
+from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_RATE, SpeechDetector, Vad, VadEvent
 
 log = logging.getLogger(__name__)
 
-
-class SessionIO(Protocol):
-    """What a transport gives a session: events and audio out, toward its client."""
-
-    async def event(self, event: Event) -> None:
-        """Serialize and send one event (in order with the audio)."""
-
-    async def audio(self, frame: bytes) -> None:
-        """Send one 20 ms frame: 960 PCM16 samples at 48 kHz, as it comes (no re-buffering)."""
-
-    async def flush_audio(self) -> None:
-        """Barge-in: drop, at once, the reply audio still queued toward the client."""
-
-
-@dataclass
-class Services:
-    """What every session shares."""
-
-    registry: Registry
-    transcriber: SpeechToText
-    llm: LLMBridge
-    default_model: str
-    vad_aggressiveness: int = 2
-    onset_frames: int = 4
-    end_frames: int = 25
-    pause_frames: int = 10
-    """Silence inside speech (20 ms frames) at which the turn's completeness is judged."""
-    end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
-    smart_turn: TurnModel | None = None
-    """Smart Turn, when ``end_of_turn`` uses it."""
-    stall_s: float = 0.5
-    """Silence on a reply stream before its worker is probed."""
-    probe_timeout_s: float = 0.75
-
-
-class TurnModel(Protocol):
-    """A learned end-of-turn model (``smart_turn.SmartTurn``; a fake in unit tests)."""
-
-    def probability(self, audio16k: np.ndarray) -> float:
-        """Blocking: the chance that the turn ending with this audio is complete."""
-        ...
+__all__ = ["Services", "SessionIO", "TurnModel", "VoiceSession", "check_model"]
 
 
 class VoiceSession:
@@ -226,6 +183,7 @@ class VoiceSession:
         """
         transcriber = self._services.transcriber
         if getattr(transcriber, "saturated", False):
+            self._early_asr = None  # an earlier pause's words are not the whole turn
             return
         self._early_asr = self._transcribe_latest(utterance, partial=True)
         if self._services.end_of_turn.mode != "silence":
@@ -474,22 +432,6 @@ class _JudgedTurn:
     task: asyncio.Task[None]
     history: int
     """Length of the history before this turn's words were added."""
-
-
-def check_model(model: str, registry: Registry, default_model: str) -> None:
-    """A ProtocolError unless the workers serve ``model`` (any transport's model switch)."""
-    known = {m["id"] for m in registry.models()}
-    if not known and model != default_model:
-        raise ProtocolError(
-            "no_worker",
-            f"no TTS worker is reachable, so model {model!r} cannot be checked; "
-            "try again when one is (GET /healthz lists them)",
-        )
-    if known and model not in known:
-        raise ProtocolError(
-            "unknown_model",
-            f"unknown model {model!r}; available: {', '.join(sorted(map(str, known)))}",
-        )
 
 
 async def _once(text: str) -> AsyncIterator[str]:

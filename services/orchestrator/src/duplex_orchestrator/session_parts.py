@@ -1,0 +1,76 @@
+"""What a voice session is given: the services every session shares, and its transport's I/O.
+
+``session`` re-exports these; they live apart to keep the session core small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from duplex_orchestrator.asr import SpeechToText
+from duplex_orchestrator.endpoint import EndOfTurn
+from duplex_orchestrator.events import Event
+from duplex_orchestrator.llm import LLMBridge
+from duplex_orchestrator.protocol import ProtocolError
+from duplex_orchestrator.registry.base import Registry
+
+
+class SessionIO(Protocol):
+    """What a transport gives a session: events and audio out, toward its client."""
+
+    async def event(self, event: Event) -> None:
+        """Serialize and send one event (in order with the audio)."""
+
+    async def audio(self, frame: bytes) -> None:
+        """Send one 20 ms frame: 960 PCM16 samples at 48 kHz, as it comes (no re-buffering)."""
+
+    async def flush_audio(self) -> None:
+        """Barge-in: drop, at once, the reply audio still queued toward the client."""
+
+
+@dataclass
+class Services:
+    """What every session shares."""
+
+    registry: Registry
+    transcriber: SpeechToText
+    llm: LLMBridge
+    default_model: str
+    vad_aggressiveness: int = 2
+    onset_frames: int = 4
+    end_frames: int = 25
+    pause_frames: int = 10
+    """Silence inside speech (20 ms frames) at which the turn's completeness is judged."""
+    end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
+    smart_turn: TurnModel | None = None
+    """Smart Turn, when ``end_of_turn`` uses it."""
+    stall_s: float = 0.5
+    """Silence on a reply stream before its worker is probed."""
+    probe_timeout_s: float = 0.75
+
+
+class TurnModel(Protocol):
+    """A learned end-of-turn model (``smart_turn.SmartTurn``; a fake in unit tests)."""
+
+    def probability(self, audio16k: np.ndarray) -> float:
+        """Blocking: the chance that the turn ending with this audio is complete."""
+        ...
+
+
+def check_model(model: str, registry: Registry, default_model: str) -> None:
+    """A ProtocolError unless the workers serve ``model`` (any transport's model switch)."""
+    known = {m["id"] for m in registry.models()}
+    if not known and model != default_model:
+        raise ProtocolError(
+            "no_worker",
+            f"no TTS worker is reachable, so model {model!r} cannot be checked; "
+            "try again when one is (GET /healthz lists them)",
+        )
+    if known and model not in known:
+        raise ProtocolError(
+            "unknown_model",
+            f"unknown model {model!r}; available: {', '.join(sorted(map(str, known)))}",
+        )
