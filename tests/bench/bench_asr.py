@@ -22,17 +22,14 @@ import jiwer
 import numpy as np
 
 from duplex_orchestrator.asr import Transcriber
+from tests.bench import bench_orchestrator
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import words_of
 from tests.support.speech import ROOT, SPEAKERS, speech_16k
 from tests.support.whisper import DEFAULT_DIR
 
 QUESTIONS = [
-    "What time does the museum open tomorrow?",
-    "Can you recommend a good book about history?",
-    "Please remind me to call my sister tonight.",
-    "How far is the train station from here?",
-    "What should I cook for dinner this evening?",
+    *bench_orchestrator.QUESTIONS,
     "I would like to order a large pizza with mushrooms.",
     "Could you book a table for two at seven o'clock?",
     "Is it going to rain in London this weekend?",

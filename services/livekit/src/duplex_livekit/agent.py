@@ -31,7 +31,7 @@ from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS
 from duplex_livekit.vad import DuplexVAD
-from duplex_orchestrator.asr import SpeechToText, Transcriber
+from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.events import Error, Event, Pong, to_json
 from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
@@ -151,15 +151,9 @@ def prewarm(config_json: str, proc: JobProcess) -> None:
     """Once per job process: the configuration and Whisper (the slow part) for its jobs."""
     config = OrchestratorConfig.model_validate_json(config_json)
     proc.userdata["config"] = config
-    proc.userdata["recognizer"] = Transcriber(
-        config.asr_model_dir,
-        device=config.asr_device,
-        language=config.asr_language,
-        workers=config.asr_workers,
-        threads=config.asr_threads,
-        window_step_s=config.asr_window_step_s,
-        pad_s=config.asr_pad_s,
-    )
+    from duplex_orchestrator.app import make_transcriber
+
+    proc.userdata["recognizer"] = make_transcriber(config)
 
 
 async def entrypoint(ctx: JobContext) -> None:

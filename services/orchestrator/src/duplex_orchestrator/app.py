@@ -135,6 +135,19 @@ def rtc_settings(config: OrchestratorConfig) -> RtcSettings:
     )
 
 
+def make_transcriber(config: OrchestratorConfig) -> Transcriber:
+    """Whisper as configured (blocking: loads the model)."""
+    return Transcriber(
+        config.asr_model_dir,
+        device=config.asr_device,
+        language=config.asr_language,
+        workers=config.asr_workers,
+        threads=config.asr_threads,
+        window_step_s=config.asr_window_step_s,
+        pad_s=config.asr_pad_s,
+    )
+
+
 def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
     return EndOfTurn(
         config.end_of_turn,
@@ -161,16 +174,7 @@ def build_app(
         asr = (
             transcriber
             if transcriber is not None
-            else await asyncio.to_thread(
-                Transcriber,
-                config.asr_model_dir,
-                device=config.asr_device,
-                language=config.asr_language,
-                workers=config.asr_workers,
-                threads=config.asr_threads,
-                window_step_s=config.asr_window_step_s,
-                pad_s=config.asr_pad_s,
-            )
+            else await asyncio.to_thread(make_transcriber, config)
         )
         policy = end_of_turn(config)
         turn_model = (
