@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.bench.bench_orchestrator import LONG, LOUD
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import ScriptedClient, cough, silence, start_orchestrator
 from tests.support.speech import PIPER, ROOT, SPEAKERS, speech_16k
@@ -45,12 +46,6 @@ HESITATIONS = [
     ("Could you remind me", "to water the plants tonight?"),
 ]
 PAUSE_S = 0.6
-LONG = (
-    "This answer goes on for quite a while, describing the city, the weather, the food "
-    "and the people, so that there is enough time to cut in."
-)
-LOUD = 300.0
-"""RMS of a 20 ms int16 frame above which reply audio counts as heard."""
 TARGETS = {"1": ("p50", 450.0), "1p95": ("p95", 700.0), "4": ("p50", 700.0)}
 
 

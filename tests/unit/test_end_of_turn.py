@@ -96,7 +96,7 @@ async def session_with(
         default_model="mock",
         end_frames=END_FRAMES,
         pause_frames=PAUSE_FRAMES,
-        end_of_turn=EndOfTurn("transcript+smart-turn", max_silence_ms=END_FRAMES * 20),
+        end_of_turn=EndOfTurn("transcript+smart-turn"),
         smart_turn=turn_model,
     )
     session = VoiceSession(io, services)

@@ -99,6 +99,25 @@ def test_a_long_monologue_is_cut_into_utterances() -> None:
     assert all(r.utterance is not None and len(r.utterance) <= 16000 + 320 * 20 for r in ends)
 
 
+def test_a_continued_turn_counts_its_earlier_audio_toward_the_cut() -> None:
+    vad = Vad(detector=SpeechDetector(onset_frames=2, end_frames=50), max_utterance_s=1.0)
+    signal = frames(tone(0.3, 0.5))
+    for f in signal:
+        vad.push(f)
+    earlier = vad.end_turn()  # judged complete at a pause ...
+    assert len(earlier) > 0
+    results = []
+    for f in frames(tone(1.0, 0.5)):
+        results.append(vad.push(f))
+        if results[-1].event is VadEvent.SPEECH_START:  # ... then the user went on
+            vad.prepend(np.concatenate([earlier, earlier]))
+    cut = [r for r in results if r.event is VadEvent.SPEECH_END]
+    assert cut
+    assert not cut[0].by_silence
+    assert cut[0].utterance is not None
+    assert len(cut[0].utterance) <= 16000 + 320 * 20
+
+
 def test_frame_dbfs() -> None:
     assert frame_dbfs(np.zeros(320, np.int16)) == float("-inf")
     assert frame_dbfs(np.full(320, 32767, np.int16)) == pytest.approx(0, abs=0.01)

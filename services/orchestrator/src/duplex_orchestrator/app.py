@@ -149,12 +149,7 @@ def make_transcriber(config: OrchestratorConfig) -> Transcriber:
 
 
 def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
-    return EndOfTurn(
-        config.end_of_turn,
-        pause_ms=config.end_of_turn_pause_ms,
-        max_silence_ms=config.turn_silence_ms(judged=config.end_of_turn != "silence"),
-        threshold=config.smart_turn_threshold,
-    )
+    return EndOfTurn(config.end_of_turn, threshold=config.smart_turn_threshold)
 
 
 def build_app(
@@ -195,7 +190,7 @@ def build_app(
             default_model=config.default_model,
             vad_aggressiveness=config.vad_aggressiveness,
             onset_frames=max(1, config.vad_onset_ms // 20),
-            end_frames=max(2, policy.max_silence_ms // 20),
+            end_frames=max(2, config.turn_silence_ms(judged=policy.mode != "silence") // 20),
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
             end_of_turn=policy,
             smart_turn=turn_model,

@@ -1,10 +1,10 @@
 """End of turn: is the user done, or only pausing? Pure decisions, no I/O.
 
 Silence alone cuts people off at a hesitation ("I'd like to order … a large
-pizza") and makes complete answers wait. At a short pause (``pause_ms``) the
-session asks two judges and ends the turn at once when they agree it is
-complete; otherwise it waits for more speech, up to ``max_silence_ms`` of
-silence, which ends any turn:
+pizza") and makes complete answers wait. At a short pause (the VAD's
+``SPEECH_PAUSE``, ``--end-of-turn-pause-ms``) the session asks two judges and
+ends the turn at once when they agree it is complete; otherwise it waits for
+more speech, up to the silence that ends any turn (``--vad-end-ms``):
 
 - the transcript so far (Whisper's punctuation and last word): a turn with no
   final punctuation, ending in "...", or a statement ending on a word that
@@ -14,7 +14,7 @@ silence, which ends any turn:
 
 ``mode`` picks which: ``transcript+smart-turn`` (both must agree, the
 default), ``transcript``, ``smart-turn``, or ``silence`` (the pause is never
-the end; only ``max_silence_ms`` is, as before).
+the end; only the full silence is, as before).
 """
 
 from __future__ import annotations
@@ -96,10 +96,6 @@ class EndOfTurn:
     """The policy; ``decide`` is called at a pause with what each judge says."""
 
     mode: EndOfTurnMode = "transcript+smart-turn"
-    pause_ms: int = 200
-    """Silence after which completeness is judged (the speculative ASR starts here)."""
-    max_silence_ms: int = 1000
-    """Silence that ends any turn, complete-sounding or not."""
     threshold: float = 0.5
     """Smart Turn's probability of "complete" at or above which it agrees."""
     continue_window_ms: int = 1000

@@ -26,6 +26,7 @@ import soxr
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
+from duplex_orchestrator.endpoint import transcript_complete
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
@@ -203,7 +204,7 @@ class VoiceSession:
             if transcript is None:
                 return  # superseded: speech went on
             text = transcript.text
-            if not policy.decide(text, 1.0 if policy.uses_smart_turn else None):
+            if not transcript_complete(text):
                 return  # the words already say "not yet": no need to ask the model
         probability: float | None = None
         if policy.uses_smart_turn and model is not None and self._vad.detector.pauses == pause:

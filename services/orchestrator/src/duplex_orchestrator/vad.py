@@ -143,8 +143,12 @@ class Vad:
         return VadResult(None)
 
     def prepend(self, audio: np.ndarray) -> None:
-        """Speech resumed a turn that was ended too early: its audio leads this utterance."""
-        self._utterance.insert(0, audio)
+        """Speech resumed a turn that was ended too early: its audio leads this utterance.
+
+        Kept as 20 ms frames, so the too-long cut still counts it.
+        """
+        frames = [audio[i : i + VAD_FRAME_SAMPLES] for i in range(0, len(audio), VAD_FRAME_SAMPLES)]
+        self._utterance[:0] = frames
 
     def end_turn(self) -> np.ndarray:
         """End the utterance now (it was judged complete at a pause): its audio so far."""
