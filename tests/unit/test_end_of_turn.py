@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import looks_looped, window_frames
+from duplex_orchestrator.asr import looks_looped, window_features, window_frames
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
@@ -187,6 +187,20 @@ def test_the_encoder_window_fits_the_utterance_in_steps(
     audio_s: float, pad_s: float, step_s: float, window_s: float
 ) -> None:
     assert window_frames(round(audio_s * 100), pad_s, step_s) == round(window_s * 100)
+
+
+def test_the_window_is_padded_with_silence_as_whisper_was_trained_not_with_zeros() -> None:
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    rng = np.random.default_rng(1)
+    speech = (0.3 * rng.standard_normal(16000)).astype(np.float32)  # 1 s
+    features = window_features(FeatureExtractor(), speech, 500)  # a 5 s window
+    assert features.shape == (80, 500)
+    floor = features.max() - 2.0  # the log-mel floor: 8 (log10) below the peak, over 4
+    assert np.allclose(features[:, 110:], floor)  # the padding, past the speech
+    assert np.all(features[:, 110:] != 0.0)
+    longer = window_features(FeatureExtractor(), np.tile(speech, 40), 3000)
+    assert longer.shape == (80, 3000)  # cut to Whisper's 30 s
 
 
 def test_a_looping_decode_is_recognised() -> None:

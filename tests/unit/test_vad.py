@@ -118,6 +118,19 @@ def test_a_continued_turn_counts_its_earlier_audio_toward_the_cut() -> None:
     assert len(cut[0].utterance) <= 16000 + 320 * 20
 
 
+def test_a_turn_ended_at_a_pause_leaves_none_of_its_audio_in_the_next_pre_roll() -> None:
+    vad = Vad(detector=SpeechDetector(onset_frames=2, end_frames=50))
+    for f in frames(tone(0.3, 0.5)):
+        vad.push(f)
+    vad.end_turn()
+    pause = np.zeros(320 * 3, np.int16)  # 60 ms, then the user goes on
+    results = [vad.push(f) for f in frames(np.concatenate([pause, tone(0.5, 0.5)]))]
+    assert any(r.event is VadEvent.SPEECH_START for r in results)
+    cut = vad.end_turn()
+    # The pause and the new speech, nothing older.
+    assert len(cut) == (3 + len(frames(tone(0.5, 0.5)))) * 320
+
+
 def test_frame_dbfs() -> None:
     assert frame_dbfs(np.zeros(320, np.int16)) == float("-inf")
     assert frame_dbfs(np.full(320, 32767, np.int16)) == pytest.approx(0, abs=0.01)

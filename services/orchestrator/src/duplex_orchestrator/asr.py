@@ -14,7 +14,10 @@ The encoder window fits the utterance. Whisper pads every input to 30 s, so a
 3 s question costs a full 30 s encoder pass (most of the time on a CPU).
 CTranslate2's encoder takes shorter inputs, so the features are padded only to
 the utterance plus ``pad_s`` of silence, rounded up to a ``window_step_s``
-ladder (few distinct shapes). Whisper never saw short windows in training and
+ladder (few distinct shapes). The padding is silence in the audio, as in
+Whisper's training (its log-mel floor), not faster-whisper's zeros in the
+features: on a short window zeros cost more words, and which ones depended on
+the CPU's instruction set. Whisper never saw short windows in training and
 can loop on them (with 1 s of padding it often says the question twice): a
 result that repeats a sentence, compresses too well (gzip ratio above 2.4, as
 Whisper's own fallback uses) or runs out of tokens is decoded again on the full
@@ -96,6 +99,7 @@ class SpeechToText(Protocol):
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s of 10 ms mel frames
 _FRAMES_PER_S = 100
+_HOP = 160  # samples per mel frame at 16 kHz
 _MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
 _NO_SPEECH, _LOW_LOGPROB = 0.5, -1.0
 
@@ -111,6 +115,17 @@ def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
     step = max(1, round(step_s * _FRAMES_PER_S))
     wanted = audio_frames + round(pad_s * _FRAMES_PER_S)
     return min(FULL_WINDOW_FRAMES, step * math.ceil(wanted / step))
+
+
+def window_features(extractor: Any, samples: np.ndarray, window: int) -> np.ndarray:
+    """Log-mel features of ``samples`` padded with silence to ``window`` frames (or cut).
+
+    ``extractor`` is faster-whisper's ``FeatureExtractor``; the silence is padded in
+    the audio, so it reaches the encoder as Whisper's log-mel floor, as in training.
+    """
+    padded = np.pad(samples, (0, max(0, window * _HOP - len(samples))))
+    features: np.ndarray = extractor(padded, padding=0)[:, :window]
+    return features
 
 
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
@@ -195,24 +210,21 @@ class Transcriber:
         with self._busy_lock:
             self._busy += 1
         try:
-            features = self._model.feature_extractor(samples)[:, :-1]
-            frames = features.shape[1]
-            window = window_frames(frames, self.pad_s, self.window_step_s)
-            text, complete = self._decode(features, window)
+            window = window_frames(len(samples) // _HOP, self.pad_s, self.window_step_s)
+            text, complete = self._decode(samples, window)
             if window < FULL_WINDOW_FRAMES and (looks_looped(text) or not complete):
-                text, _ = self._decode(features, FULL_WINDOW_FRAMES)
+                text, _ = self._decode(samples, FULL_WINDOW_FRAMES)
         finally:
             with self._busy_lock:
                 self._busy -= 1
         return Transcript(text, time.perf_counter() - started, len(samples) / 16000)
 
-    def _decode(self, features: np.ndarray, window: int) -> tuple[str, bool]:
+    def _decode(self, samples: np.ndarray, window: int) -> tuple[str, bool]:
         """Greedy decode on a ``window``-frame encoder input: (text, ended by itself)."""
         import ctranslate2
-        from faster_whisper.audio import pad_or_trim
 
-        chunk = pad_or_trim(features[:, :window], window)
-        batch = np.ascontiguousarray(chunk[np.newaxis].astype(np.float32))
+        features = window_features(self._model.feature_extractor, samples, window)
+        batch = np.ascontiguousarray(features[np.newaxis].astype(np.float32))
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
         # About 3 tokens per second of speech is typical; 10 per second means a loop.
         budget = min(self._model.max_length - len(self._prompt), 20 + window // 10)

@@ -154,5 +154,8 @@ class Vad:
         """End the utterance now (it was judged complete at a pause): its audio so far."""
         audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.int16)
         self._utterance = []
+        # The pre-roll still holds this utterance's last frames: a continued turn would hear
+        # them twice (once in the prepended audio, once as its own pre-roll).
+        self._preroll.clear()
         self.detector.end()
         return audio
