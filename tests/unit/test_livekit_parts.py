@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import soxr
@@ -26,7 +28,7 @@ def _frames_48k(samples16k: np.ndarray) -> list[rtc.AudioFrame]:
     ]
 
 
-async def _events(samples16k: np.ndarray, **options: int) -> list[vad.VADEvent]:
+async def _events(samples16k: np.ndarray, **options: Any) -> list[vad.VADEvent]:
     stream = DuplexVAD(**options).stream()
     for frame in _frames_48k(samples16k):
         stream.push_frame(frame)

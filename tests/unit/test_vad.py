@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from duplex_orchestrator.vad import SpeechDetector, Vad, VadEvent, frame_dbfs
+from duplex_orchestrator.silero import SileroModel
+from duplex_orchestrator.vad import SpeechDetector, Vad, VadEvent, WebRtcClassifier, frame_dbfs
 from tests.support.fake_ears import voiced
 
 LOUD = -20.0
@@ -62,7 +63,7 @@ def frames(signal: np.ndarray) -> list[np.ndarray]:
 
 def test_vad_returns_the_utterance_with_preroll_at_the_end_of_speech() -> None:
     vad = Vad(
-        aggressiveness=2,
+        WebRtcClassifier(2),
         detector=SpeechDetector(onset_frames=4, end_frames=10, pause_frames=6),
         preroll_frames=5,
     )
@@ -149,3 +150,31 @@ def test_feed_frames_any_chunking_alike_and_keeps_a_partial_frame_for_later() ->
         VadEvent.SPEECH_PAUSE,
         VadEvent.SPEECH_END,
     ]
+
+
+class _ScriptedSilero(SileroModel):
+    """Silero's probabilities from a script, one per 512-sample chunk."""
+
+    def __init__(self, probabilities: list[float]) -> None:
+        self.threshold = 0.5
+        self._script = iter(probabilities)
+        self.windows: list[int] = []
+
+    def probability(
+        self, chunk: np.ndarray, state: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+        self.windows.append(len(chunk))
+        return next(self._script), state
+
+
+def test_silero_speech_starts_at_the_threshold_and_lasts_to_0_15_below_it() -> None:
+    model = _ScriptedSilero([0.2, 0.45, 0.55, 0.40, 0.36, 0.34, 0.49, 0.2])
+    stream = model.classifier()
+    heard = []
+    for f in frames(np.zeros(320 * 13, np.int16)):  # 8 whole chunks
+        before = len(model.windows)
+        speech = stream.is_speech(f)
+        if len(model.windows) > before:  # a new chunk was judged
+            heard.append(speech)
+    assert heard == [False, False, True, True, True, False, False, False]
+    assert set(model.windows) == {64 + 512}  # each chunk with its 64 samples of context

@@ -3,7 +3,7 @@
 from duplex_livekit import DuplexTTS
 session = AgentSession(stt=..., llm=..., tts=DuplexTTS(workers=["10.0.0.5:7001"]))
 
-``DuplexSTT`` (Whisper), ``DuplexVAD`` (duplex's webrtcvad turns), ``DuplexLLM``
+``DuplexSTT`` (Whisper), ``DuplexVAD`` (duplex's VAD turns), ``DuplexLLM``
 (duplex's LLM bridges) and ``voice_session`` (all of them in one AgentSession)
 make the agent ``duplex-orchestrator --transport livekit`` runs in each room.
 """

@@ -37,6 +37,7 @@ from duplex_orchestrator.events import Error, Event, Pong, to_json
 from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
 from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, parse
 from duplex_orchestrator.registry.base import Registry
+from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 
 log = logging.getLogger(__name__)
 CONTROL_TOPIC = "duplex"
@@ -52,13 +53,14 @@ class VoiceParts:
     default_model: str = "piper-en-us-joe-medium"
     language: str = "en"
     llm_name: str = "echo"
-    vad_aggressiveness: int = 2
+    classifier: Callable[[], FrameClassifier] = WebRtcClassifier
+    vad: str = "webrtc"
     vad_onset_ms: int = 80
     vad_end_ms: int = 500
 
     @classmethod
     def from_config(cls, config: OrchestratorConfig, recognizer: SpeechToText) -> VoiceParts:
-        from duplex_orchestrator.app import make_llm, make_registry
+        from duplex_orchestrator.app import make_llm, make_registry, speech_classifier
 
         return cls(
             recognizer=recognizer,
@@ -67,8 +69,9 @@ class VoiceParts:
             default_model=config.default_model,
             language=config.asr_language,
             llm_name=config.llm_model if config.llm == "openai" else "echo",
-            vad_aggressiveness=config.vad_aggressiveness,
-            vad_onset_ms=config.vad_onset_ms,
+            classifier=speech_classifier(config),
+            vad=config.vad,
+            vad_onset_ms=config.speech_onset_ms(),
             # AgentSession ends turns when this VAD reports the end of speech.
             vad_end_ms=config.turn_silence_ms(judged=False),
         )
@@ -80,7 +83,8 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
     session: AgentSession[None] = AgentSession(
         stt=DuplexSTT(parts.recognizer, language=parts.language),
         vad=DuplexVAD(
-            aggressiveness=parts.vad_aggressiveness,
+            classifier=parts.classifier,
+            model="silero" if parts.vad == "silero" else "webrtcvad",
             onset_ms=parts.vad_onset_ms,
             end_ms=parts.vad_end_ms,
         ),

@@ -1,7 +1,8 @@
-"""A livekit-agents VAD plugin: duplex's webrtcvad detector (onset, end of turn, utterance).
+"""A livekit-agents VAD plugin: duplex's detector (onset, end of turn, utterance).
 
 The room's frames (any rate, any channels) are mixed to mono, resampled to
-16 kHz and cut into 20 ms frames; duplex's ``Vad`` decides speech with the
+16 kHz and cut into 20 ms frames; duplex's ``Vad`` (webrtcvad or Silero, as
+configured) decides speech with the
 same debouncing as the WebSocket and WebRTC paths (an onset needs
 ``onset_ms`` of speech above an energy floor, a turn ends after ``end_ms`` of
 silence). Each frame gives an ``INFERENCE_DONE`` event (AgentSession's
@@ -12,27 +13,44 @@ and ``END_OF_SPEECH``, the latter with the utterance for speech recognition.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from livekit import rtc
 from livekit.agents import vad
 
 from duplex_orchestrator.transports.audio import To16k, to_mono
-from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
+from duplex_orchestrator.vad import (
+    VAD_FRAME_SAMPLES,
+    VAD_RATE,
+    FrameClassifier,
+    SpeechDetector,
+    Vad,
+    VadEvent,
+    WebRtcClassifier,
+)
 
 FRAME_S = VAD_FRAME_SAMPLES / VAD_RATE
 
 
 class DuplexVAD(vad.VAD):
-    def __init__(self, *, aggressiveness: int = 2, onset_ms: int = 80, end_ms: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        classifier: Callable[[], FrameClassifier] = WebRtcClassifier,
+        model: str = "webrtcvad",
+        onset_ms: int = 80,
+        end_ms: int = 500,
+    ) -> None:
         super().__init__(capabilities=vad.VADCapabilities(update_interval=FRAME_S))
-        self.aggressiveness = aggressiveness
+        self.classifier = classifier
+        self._model = model
         self.onset_frames = max(1, onset_ms // 20)
         self.end_frames = max(2, end_ms // 20)
 
     @property
     def model(self) -> str:
-        return "webrtcvad"
+        return self._model
 
     @property
     def provider(self) -> str:
@@ -40,7 +58,7 @@ class DuplexVAD(vad.VAD):
 
     def detector(self) -> Vad:
         return Vad(
-            self.aggressiveness,
+            self.classifier(),
             SpeechDetector(onset_frames=self.onset_frames, end_frames=self.end_frames),
         )
 

@@ -7,7 +7,8 @@ import contextlib
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -23,10 +24,12 @@ from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.registry.kubernetes import KubernetesRegistry
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.session import Services
+from duplex_orchestrator.silero import SileroModel
 from duplex_orchestrator.smart_turn import SmartTurn
 from duplex_orchestrator.transports import SERVICES, rtc_http, websocket
 from duplex_orchestrator.transports.ice import offer_only
 from duplex_orchestrator.transports.webrtc import IceServer, RtcSettings
+from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.wire import WireSecurity
 
@@ -148,6 +151,13 @@ def make_transcriber(config: OrchestratorConfig) -> Transcriber:
     )
 
 
+def speech_classifier(config: OrchestratorConfig) -> Callable[[], FrameClassifier]:
+    """A factory of per-stream VAD classifiers (blocking for Silero: loads the model once)."""
+    if config.vad == "silero":
+        return SileroModel(threshold=config.silero_threshold).classifier
+    return partial(WebRtcClassifier, config.vad_aggressiveness)
+
+
 def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
     return EndOfTurn(config.end_of_turn, threshold=config.smart_turn_threshold)
 
@@ -177,6 +187,7 @@ def build_app(
             if policy.uses_smart_turn
             else None
         )
+        classifier = await asyncio.to_thread(speech_classifier, config)
         await registry.refresh()
         if not any(w.healthy for w in registry.snapshot()):
             log.warning(
@@ -188,8 +199,8 @@ def build_app(
             transcriber=asr,
             llm=make_llm(config),
             default_model=config.default_model,
-            vad_aggressiveness=config.vad_aggressiveness,
-            onset_frames=max(1, config.vad_onset_ms // 20),
+            classifier=classifier,
+            onset_frames=max(1, config.speech_onset_ms() // 20),
             end_frames=max(2, config.turn_silence_ms(judged=policy.mode != "silence") // 20),
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
             end_of_turn=policy,

@@ -87,7 +87,18 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         help="fit Whisper's encoder window to the utterance in steps of this (default 5; "
         "0: always 30 s)",
     )
+    add(
+        "--vad",
+        choices=["webrtc", "silero"],
+        help="per-frame speech classifier: Silero VAD (default) or webrtcvad",
+    )
     add("--vad-aggressiveness", type=int, help="webrtcvad 0-3 (default 2)")
+    add("--silero-threshold", type=float, help="Silero VAD speech probability (default 0.5)")
+    add(
+        "--vad-onset-ms",
+        type=int,
+        help="speech that starts a turn or a barge-in (default 40 with Silero, 80 with webrtc)",
+    )
     add(
         "--vad-end-ms",
         type=int,

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from duplex_orchestrator.endpoint import EndOfTurnMode
+from duplex_orchestrator.vad import VadKind
 
 
 class ConfigError(Exception):
@@ -82,8 +83,16 @@ class OrchestratorConfig(BaseModel):
     """Whisper's encoder window fits the utterance in steps of this; 0: always 30 s."""
     asr_pad_s: float = Field(default=3.0, ge=0, le=10)
     """Silence added after the utterance inside the fitted window."""
+    vad: VadKind = "silero"
+    """The per-frame speech classifier: Silero VAD or webrtcvad (``bench_vad`` compares
+    them: Silero found no speech in coughs, typing, music or knocks; webrtcvad did)."""
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
-    vad_onset_ms: int = Field(default=80, ge=20, le=1000)
+    """webrtcvad's 0-3."""
+    silero_threshold: float = Field(default=0.5, gt=0.15, lt=1)
+    """Silero's speech probability at an onset (speech lasts down to 0.15 below it)."""
+    vad_onset_ms: int | None = Field(default=None, ge=20, le=1000)
+    """Speech that starts a turn or a barge-in. Default: 40 ms with Silero, 80 ms with
+    webrtcvad (which needs the longer run to ignore noise). See ``speech_onset_ms``."""
     vad_end_ms: int | None = Field(default=None, ge=100, le=3000)
     """Silence that ends any turn. Default: 1000 ms where complete-sounding turns
     end sooner, at the end-of-turn pause; 500 ms where silence alone decides
@@ -110,6 +119,12 @@ class OrchestratorConfig(BaseModel):
     rtc_keepalive_ms: int = Field(default=10_000, ge=1000, le=300_000)
     """A WebRTC session whose data channel is silent this long is closed."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def speech_onset_ms(self) -> int:
+        """The run of speech that starts a turn (or a barge-in), for this VAD."""
+        if self.vad_onset_ms is not None:
+            return self.vad_onset_ms
+        return 40 if self.vad == "silero" else 80
 
     def turn_silence_ms(self, *, judged: bool) -> int:
         """The silence that ends any turn, where turns are also ``judged`` at pauses or not."""

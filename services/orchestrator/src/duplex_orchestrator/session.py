@@ -82,7 +82,7 @@ class VoiceSession:
         )
         self._rate = 0
         self._vad = Vad(
-            services.vad_aggressiveness,
+            services.classifier(),
             SpeechDetector(
                 onset_frames=services.onset_frames,
                 end_frames=services.end_frames,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from duplex_orchestrator.events import Event
 from duplex_orchestrator.llm import LLMBridge
 from duplex_orchestrator.protocol import ProtocolError
 from duplex_orchestrator.registry.base import Registry
+from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 
 
 class SessionIO(Protocol):
@@ -39,7 +41,9 @@ class Services:
     transcriber: SpeechToText
     llm: LLMBridge
     default_model: str
-    vad_aggressiveness: int = 2
+    classifier: Callable[[], FrameClassifier] = WebRtcClassifier
+    """A new per-stream speech classifier for each session's VAD (the app builds it from
+    the configuration, Silero by default; webrtcvad here needs no model file)."""
     onset_frames: int = 4
     end_frames: int = 25
     pause_frames: int = 10

@@ -1,4 +1,4 @@
-"""Voice activity detection: webrtcvad on 20 ms / 16 kHz frames, debounced.
+"""Voice activity detection: a frame classifier on 20 ms / 16 kHz frames, debounced.
 
 ``SpeechDetector`` is the pure debouncer: it turns per-frame decisions into
 speech onsets and ends. Onset needs a run of speech frames that are also above
@@ -6,7 +6,9 @@ an energy floor (a faint noise step that fools webrtcvad does not count); the
 end of a turn needs a run of silence. A shorter silence run inside speech is a
 ``SPEECH_PAUSE``: the session starts transcribing speculatively there and
 judges whether the turn is complete (``endpoint``), ending it early with
-``Vad.end_turn`` when it is. ``Vad`` adds webrtcvad itself.
+``Vad.end_turn`` when it is. ``Vad`` adds the per-frame classifier: webrtcvad
+(``WebRtcClassifier``) or Silero VAD (``silero.SileroClassifier``), compared by
+``tests.bench.bench_vad``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import enum
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 import webrtcvad
 
+VadKind = Literal["webrtc", "silero"]
 VAD_RATE = 16_000
 VAD_FRAME_SAMPLES = 320  # 20 ms
 
@@ -81,6 +85,22 @@ class SpeechDetector:
         return None
 
 
+class FrameClassifier(Protocol):
+    """Speech or not, per 20 ms frame of one stream (it may keep state between frames)."""
+
+    def is_speech(self, frame: np.ndarray) -> bool: ...
+
+
+class WebRtcClassifier:
+    """webrtcvad at ``aggressiveness`` 0-3 (3 rejects the most non-speech)."""
+
+    def __init__(self, aggressiveness: int = 2) -> None:
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        return bool(self._vad.is_speech(frame.astype("<i2").tobytes(), VAD_RATE))
+
+
 @dataclass
 class VadResult:
     event: VadEvent | None
@@ -91,16 +111,16 @@ class VadResult:
 
 
 class Vad:
-    """webrtcvad + ``SpeechDetector`` + the utterance buffer for ASR."""
+    """A ``FrameClassifier`` + ``SpeechDetector`` + the utterance buffer for ASR."""
 
     def __init__(
         self,
-        aggressiveness: int = 2,
+        classifier: FrameClassifier | None = None,
         detector: SpeechDetector | None = None,
         preroll_frames: int = 15,
         max_utterance_s: float = 30.0,
     ) -> None:
-        self._vad = webrtcvad.Vad(aggressiveness)
+        self._classifier = classifier or WebRtcClassifier()
         self.detector = detector or SpeechDetector()
         self._preroll: deque[np.ndarray] = deque(maxlen=preroll_frames)
         self._utterance: list[np.ndarray] = []
@@ -121,8 +141,7 @@ class Vad:
 
     def push(self, frame: np.ndarray) -> VadResult:
         """One 20 ms frame of 320 int16 samples at 16 kHz."""
-        is_speech = self._vad.is_speech(frame.astype("<i2").tobytes(), VAD_RATE)
-        event = self.detector.push(is_speech, frame_dbfs(frame))
+        event = self.detector.push(self._classifier.is_speech(frame), frame_dbfs(frame))
         if event is VadEvent.SPEECH_START:
             self._utterance = [*self._preroll, frame]
             self._preroll.clear()
