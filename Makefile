@@ -83,7 +83,7 @@ soak: install models ## N clients for a while with faults (SIGSTOP/SIGKILL worke
 	$(RUN) python -m tests.bench.soak $(SOAK_ARGS)
 
 .PHONY: bench
-bench: install models torch-engines cosyvoice-env ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, conversations (1/4/8 speakers), routing and operator; p50/p95 to stdout and bench-results/
+bench: install models torch-engines cosyvoice-env ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, VAD (Silero vs webrtcvad), conversations (1/4/8 speakers), routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium
 	$(RUN) python -m tests.bench.bench_worker --model kokoro-82m-en-kumo --runs 15 --sessions 1 3 10
 	$(RUN) python -m tests.bench.bench_swap
@@ -92,6 +92,7 @@ bench: install models torch-engines cosyvoice-env ## benchmark worker (per famil
 	$(COSYVOICE_PY) -m tests.bench.bench_cosyvoice
 	$(RUN) python -m tests.bench.bench_orchestrator
 	$(RUN) python -m tests.bench.bench_asr
+	$(RUN) python -m tests.bench.bench_vad
 	$(RUN) python -m tests.bench.bench_conversation
 	$(RUN) python -m tests.bench.bench_routing
 	$(RUN) python -m tests.bench.bench_operator

@@ -1,7 +1,7 @@
 """Benchmark conversations: ``make bench`` (or ``python -m tests.bench.bench_conversation``).
 
 A real Piper worker and a real orchestrator (Whisper base, Smart Turn, echo
-bridge) per end-of-turn mode; 1, 4 and 8 WebSocket clients at once play
+bridge) per end-of-turn mode and VAD; 1, 4 and 8 WebSocket clients at once play
 spoken questions in real time: complete questions in three voices (Piper joe,
 Kokoro kumo and alpha), and questions with a 0.6 s hesitation in the middle
 ("I'd like to book … a table for two") that must not be cut. Per turn:
@@ -13,7 +13,7 @@ Kokoro kumo and alpha), and questions with a 0.6 s hesitation in the middle
 
 Then, with one client: barge-in (speech over a reply → the flush event) and
 false barge-ins on noise (a cough, keyboard clicks, quiet music over a reply:
-the reply must resume, not stop). Writes ``bench-results/conversation.json``.
+the reply should not even pause, and must not stop). Writes ``bench-results/conversation.json``.
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
     speech = speech_16k("Wait a moment please.", lead_s=0.0, tail_s=0.0)
     latency: list[float] = []
     false_stops: dict[str, int] = {}
+    false_pauses: dict[str, int] = {}
     cases = [("speech", speech)] * runs + list(noises().items())
     for name, sound in cases:
         async with ScriptedClient(ws_url) as c:
@@ -176,31 +177,39 @@ async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
                 latency.append((c.got.time_of("barge_in", action="pause") - onset) * 1000)
             else:
                 false_stops[name] = int(stopped)
-    return {"barge_in_ms": summary(latency), "false_barge_in_stops": false_stops}
+                false_pauses[name] = int(bool(c.got.of("barge_in", action="pause")))
+    return {
+        "barge_in_ms": summary(latency),
+        "false_barge_in_pauses": false_pauses,
+        "false_barge_in_stops": false_stops,
+    }
 
 
 def render(results: dict[str, Any]) -> str:
     lines = ["Conversations (WebSocket, Piper, Whisper base; ms from the user's last word)", ""]
-    head = f"{'end of turn':<22} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
+    head = f"{'end of turn, VAD':<30} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
     lines.append(head + f" {'asr p50':>8} {'premature':>9} {'continued':>9} {'no reply':>8}")
     for mode, rows in results["modes"].items():
         for row in rows:
             v2v, asr = row["voice_to_voice_ms"] or {}, row["asr_ms"] or {}
             lines.append(
-                f"{mode:<22} {row['speakers']:>3} {row['turns']:>5} "
+                f"{mode:<30} {row['speakers']:>3} {row['turns']:>5} "
                 f"{v2v.get('p50', float('nan')):>8.0f} {v2v.get('p95', float('nan')):>8.0f} "
                 f"{asr.get('p50', float('nan')):>8.0f} {row['premature']:>9} "
                 f"{row['continued']:>9} {row['unanswered']:>8}"
             )
-    barge = results["interruptions"]
-    lines += [
-        "",
-        f"barge-in (onset → flush): p50 {barge['barge_in_ms']['p50']:.0f} ms, "
-        f"p95 {barge['barge_in_ms']['p95']:.0f} ms",
-        f"false barge-ins that stopped the reply: {barge['false_barge_in_stops']}",
+    for vad, barge in results["interruptions"].items():
+        lines += [
+            "",
+            f"{vad}: barge-in (onset → flush): p50 {barge['barge_in_ms']['p50']:.0f} ms, "
+            f"p95 {barge['barge_in_ms']['p95']:.0f} ms",
+            f"{vad}: noise that paused the reply: {barge['false_barge_in_pauses']}",
+            f"{vad}: noise that stopped the reply: {barge['false_barge_in_stops']}",
+        ]
+    lines.append(
         "targets: 1 speaker p50 < 450 ms, p95 < 700 ms, no premature hesitation; "
-        "4 speakers p50 < 700 ms; barge-in p95 < 100 ms",
-    ]
+        "4 speakers p50 < 700 ms; barge-in p95 < 100 ms"
+    )
     return "\n".join(lines)
 
 
@@ -209,21 +218,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     worker = start_worker(
         ["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], tmp / "w.log"
     )
-    results: dict[str, Any] = {"modes": {}}
+    results: dict[str, Any] = {"modes": {}, "interruptions": {}}
     try:
-        for mode in args.modes:
-            orchestrator = start_orchestrator(
-                [worker.address], tmp / f"o-{mode}.log", "--end-of-turn", mode
-            )
-            try:
-                rows = []
-                for speakers in args.speakers:
-                    rows.append(await conversations(orchestrator.ws_url, speakers, args.rounds))
-                results["modes"][mode] = rows
-                if mode == args.modes[0]:
-                    results["interruptions"] = await interruptions(orchestrator.ws_url, args.runs)
-            finally:
-                orchestrator.stop()
+        for vad in args.vad:
+            for mode in args.modes:
+                orchestrator = start_orchestrator(
+                    [worker.address],
+                    tmp / f"o-{mode}-{vad}.log",
+                    *("--end-of-turn", mode, "--vad", vad),
+                )
+                try:
+                    rows = []
+                    for speakers in args.speakers:
+                        rows.append(await conversations(orchestrator.ws_url, speakers, args.rounds))
+                    results["modes"][f"{mode}, {vad}"] = rows
+                    if mode == args.modes[0]:
+                        results["interruptions"][vad] = await interruptions(
+                            orchestrator.ws_url, args.runs
+                        )
+                finally:
+                    orchestrator.stop()
     finally:
         worker.stop()
     return results
@@ -236,6 +250,9 @@ def main() -> None:
         nargs="+",
         default=["transcript+smart-turn", "transcript", "silence"],
         help="--end-of-turn modes to compare (a fresh orchestrator each)",
+    )
+    parser.add_argument(
+        "--vad", nargs="+", default=["silero"], choices=["silero", "webrtc"], help="VADs to compare"
     )
     parser.add_argument("--speakers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--rounds", type=int, default=8, help="questions per speaker")

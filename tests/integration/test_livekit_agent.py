@@ -2,7 +2,7 @@
 
 Audio goes in through a scripted microphone (48 kHz frames in real time) and
 comes out into an in-memory output that plays in real time. Turns and
-barge-in are duplex's webrtcvad detector, speech recognition is real Whisper
+barge-in are duplex's VAD (Silero, the default), speech recognition is real Whisper
 base, the LLM is duplex's echo bridge and the workers are in-process fakes.
 The room path itself (``entrypoint``) needs a LiveKit server: not run here.
 """
@@ -13,12 +13,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import cache
 
 import pytest
 from livekit.agents import AgentSession, UserInputTranscribedEvent
 
 from duplex_livekit import Control, DuplexTTS, VoiceParts, voice_agent, voice_session
 from duplex_orchestrator.llm import EchoBridge
+from duplex_orchestrator.silero import SileroModel
 from tests.support.fake_ears import Ears
 from tests.support.fake_worker import FakeRegistry, FakeWorker
 from tests.support.livekit_input import ScriptedMicrophone
@@ -42,12 +44,20 @@ class Room:
         self.sent.append(json.loads(payload))
 
 
+@cache
+def _silero() -> SileroModel:
+    return SileroModel()
+
+
 async def _room(worker: FakeWorker, recognizer: object) -> AsyncIterator[Room]:
     parts = VoiceParts(
         recognizer=recognizer,  # type: ignore[arg-type]
         bridge=EchoBridge(),
         registry=FakeRegistry(worker),
         default_model="mock",
+        classifier=_silero().classifier,  # the configuration's default VAD
+        vad="silero",
+        vad_onset_ms=40,
     )
     session, voice = voice_session(parts)
     room = Room(session, voice, ScriptedMicrophone(), PlayedAudioOutput(), worker)

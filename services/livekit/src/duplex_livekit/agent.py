@@ -1,7 +1,7 @@
 """duplex's voice as a LiveKit agent: an AgentSession of duplex's parts, and the room job.
 
 ``voice_session`` builds the AgentSession every room job runs: duplex's
-webrtcvad detector for turns and barge-in, Whisper for speech recognition,
+VAD (Silero or webrtcvad) for turns and barge-in, Whisper for speech recognition,
 duplex's LLM bridge, and ``DuplexTTS`` routing replies through duplex's
 registry (static addresses or the Kubernetes Leases). LiveKit's own turn
 detector is not used: its weights come from a model hub, which duplex never
