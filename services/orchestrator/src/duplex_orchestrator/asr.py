@@ -117,6 +117,14 @@ def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
     return min(FULL_WINDOW_FRAMES, step * math.ceil(wanted / step))
 
 
+def as_float32(audio16k: np.ndarray) -> np.ndarray:
+    """int16 samples scaled to ±1, or float samples as float32 (a copy either way)."""
+    samples = audio16k.astype(np.float32)
+    if audio16k.dtype == np.int16:
+        samples /= 32768.0
+    return samples
+
+
 def window_features(extractor: Any, samples: np.ndarray, window: int) -> np.ndarray:
     """Log-mel features of ``samples`` padded with silence to ``window`` frames (or cut).
 
@@ -204,9 +212,7 @@ class Transcriber:
     def transcribe(self, audio16k: np.ndarray) -> Transcript:
         """Blocking: int16 or float32 samples at 16 kHz → text. Thread-safe."""
         started = time.perf_counter()
-        samples = audio16k.astype(np.float32)
-        if audio16k.dtype == np.int16:
-            samples /= 32768.0
+        samples = as_float32(audio16k)
         with self._busy_lock:
             self._busy += 1
         try:

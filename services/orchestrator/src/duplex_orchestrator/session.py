@@ -198,6 +198,7 @@ class VoiceSession:
         self, utterance: np.ndarray, asr: asyncio.Task[Transcript | None], pause: int
     ) -> None:
         policy, model = self._services.end_of_turn, self._services.smart_turn
+        detector = self._vad.detector
         text: str | None = None
         if policy.uses_transcript:
             transcript = await asr
@@ -207,10 +208,9 @@ class VoiceSession:
             if not transcript_complete(text):
                 return  # the words already say "not yet": no need to ask the model
         probability: float | None = None
-        if policy.uses_smart_turn and model is not None and self._vad.detector.pauses == pause:
+        if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             # After Whisper, not beside it: on a small CPU the two slow each other down.
             probability = await asyncio.to_thread(model.probability, utterance)
-        detector = self._vad.detector
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
         if not policy.decide(text, probability):

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from duplex_orchestrator.asr import as_float32
+
 PIPECAT_VERSION = "1.14.0"
 _DATA = ("audio", "turn", "smart_turn", "data", "smart-turn-v3.2-cpu.onnx")
 _RATE = 16_000
@@ -62,11 +64,8 @@ class SmartTurn:
 
     def probability(self, audio16k: np.ndarray) -> float:
         """Blocking: the chance that the turn ending with this audio is complete (0..1)."""
-        samples = audio16k.astype(np.float32)
-        if audio16k.dtype == np.int16:
-            samples /= 32768.0
         length = _RATE * _SECONDS
-        samples = samples[-length:]
+        samples = as_float32(audio16k[-length:])
         samples = np.pad(samples, (length - len(samples), 0))
         samples = (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
         features = self._features(samples, padding=0)[:, : _SECONDS * 100]
