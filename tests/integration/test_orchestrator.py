@@ -378,6 +378,10 @@ def test_api_key_is_required_outside_dev_mode(
             assert response.status == 200
         with urllib.request.urlopen(f"{orch.url}/healthz", timeout=5) as response:
             assert response.status == 200
+        with urllib.request.urlopen(f"{orch.url}/metrics", timeout=5) as response:
+            exposition = response.read().decode()  # open without a key, for Prometheus
+        assert 'duplex_workers{state="ready"} 1.0' in exposition
+        assert 'duplex_workers{state="not_ready"} 0.0' in exposition
         convo = asyncio.run(client.say(orch.ws_url, "s3cret", "With a key."))
         assert convo.audio
         with pytest.raises(Exception, match="401"):

@@ -10,19 +10,8 @@ from helm_python import chart as helm
 from helm_python.errors import HelmValuesError
 
 from duplex_operator import NoWorkerImage, pick_image, worker_images
+from tests.support.chart import CHART, SECRET, find, render
 from tests.support.crd import ROOT, validate
-
-CHART = ROOT / "charts" / "duplex"
-SECRET = {"orchestrator": {"apiKey": {"existingSecret": "duplex-api-key"}}}
-
-
-def render(values: dict[str, Any]) -> list[dict[str, Any]]:
-    out = helm.Chart.load(str(CHART)).render(values, name="duplex", namespace="voice")
-    return [doc for text in out.values() for doc in yaml.safe_load_all(text) if doc]
-
-
-def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
 def test_lint_has_no_errors() -> None:

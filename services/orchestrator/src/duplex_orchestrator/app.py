@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn
@@ -176,6 +177,7 @@ def build_app(
         # gRPC channels bind to the running loop: create them here, not at import.
         registry = make_registry(config)
         app["registry"] = registry
+        metrics.report_workers(registry.snapshot)
         asr = (
             transcriber
             if transcriber is not None

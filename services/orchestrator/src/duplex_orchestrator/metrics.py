@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from duplex_orchestrator.routing.policy import WorkerView
 
 _LATENCY = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 
@@ -32,3 +38,15 @@ BARGE_IN_LATENCY = Histogram(
 ROUTING = Counter("duplex_routing_decisions_total", "Routing decisions", ["reason"])
 SESSIONS = Gauge("duplex_active_sessions", "Open client sessions")
 ERRORS = Counter("duplex_session_errors_total", "Error events sent to clients", ["code"])
+WORKERS = Gauge(
+    "duplex_workers", "Workers in the routing table: ready (routable) or not_ready", ["state"]
+)
+LEASE_EXPIRIES = Counter(
+    "duplex_lease_expiries_total", "Worker Leases seen to lapse (renewTime + duration passed)"
+)
+
+
+def report_workers(snapshot: Callable[[], Iterable[WorkerView]]) -> None:
+    """Read the routing table at each scrape (``duplex_workers``); the last caller wins."""
+    WORKERS.labels(state="ready").set_function(lambda: sum(v.healthy for v in snapshot()))
+    WORKERS.labels(state="not_ready").set_function(lambda: sum(not v.healthy for v in snapshot()))

@@ -4,6 +4,8 @@ The orchestrator only reads Leases. A Lease past ``renewTime +
 leaseDurationSeconds`` is dead and its worker gets no sessions. Labels are
 filtered client-side too (``read_lease``), since not every API honours
 selectors. Routing decisions come from this table: no per-session API call.
+A Lease seen alive and then lapsed counts once in ``duplex_lease_expiries_total``
+(one already dead when first seen, e.g. a deleted pod's, does not).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from duplex_orchestrator import metrics
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.routing.policy import WorkerView
 from duplex_protocol.kube import KubeClient, KubeError, leases_path
@@ -40,20 +43,23 @@ class KubernetesRegistry(Registry):
         self._namespace = namespace
         self._leases: dict[str, LeaseView] = {}
         self._down: dict[str, float] = {}
+        self._seen_alive: set[str] = set()
         self._now = now
         self._monotonic = monotonic
 
     def snapshot(self) -> list[WorkerView]:
         now, clock = self._now(), self._monotonic()
         views = []
-        for lease in self._leases.values():
+        for name, lease in self._leases.items():
+            alive = lease.alive(now)
+            self._note_liveness(name, alive)
             state = lease.state
             failed = self._down.get(lease.endpoint, float("-inf")) > clock - _DOWN_FOR_S
             views.append(
                 WorkerView(
                     worker_id=lease.pod,
                     endpoint=lease.endpoint,
-                    healthy=lease.alive(now) and state.ready and not failed,
+                    healthy=alive and state.ready and not failed,
                     models=frozenset(state.models),
                     resident=frozenset(m.id for m in state.resident if m.state == "ready"),
                     languages={k: tuple(v) for k, v in state.languages.items()},
@@ -65,6 +71,13 @@ class KubernetesRegistry(Registry):
             )
         return views
 
+    def _note_liveness(self, name: str, alive: bool) -> None:
+        if alive:
+            self._seen_alive.add(name)
+        elif name in self._seen_alive:
+            self._seen_alive.discard(name)
+            metrics.LEASE_EXPIRIES.inc()
+
     def mark_unhealthy(self, endpoint: str) -> None:
         # The Lease may still look alive for up to 10 s: skip the worker meanwhile.
         self._down[endpoint] = self._monotonic()
@@ -75,6 +88,7 @@ class KubernetesRegistry(Registry):
         name = meta.get("name", "") if isinstance(meta, dict) else ""
         if event_type == "DELETED":
             self._leases.pop(name, None)
+            self._seen_alive.discard(name)  # released, not lapsed
             return
         view = read_lease(lease)
         if view is not None:
@@ -87,6 +101,7 @@ class KubernetesRegistry(Registry):
         self._leases.clear()
         for item in listing.get("items", []):
             self.apply("ADDED", item)
+        self._seen_alive &= self._leases.keys()
 
     async def run(self) -> None:
         """List, then watch; on any error start over after a short pause."""
