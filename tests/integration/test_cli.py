@@ -103,3 +103,24 @@ def test_say_exits_1_when_the_reply_does_not_finish_in_time(
         assert whole.returncode == 0, whole.stderr
     finally:
         orch.stop()
+
+
+def probe(address: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "duplex_tts.probe", address, "--timeout-s", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_health_probe_passes_a_serving_worker_and_fails_a_missing_one(
+    worker: WorkerProcess,
+) -> None:
+    # compose.yaml's worker health check: exit 0 once SERVING, 1 when nothing answers.
+    assert probe(worker.address).returncode == 0
+    worker.stop()
+    gone = probe(worker.address)
+    assert gone.returncode == 1
+    assert "is not serving" in gone.stderr
