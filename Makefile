@@ -82,6 +82,34 @@ test-unit: install ## only the fast pure tests
 soak: install models ## N clients for a while with faults (SIGSTOP/SIGKILL workers, orchestrator restart); exits 1 on stuck turns, leaked sessions, RSS growth (SOAK_ARGS="--clients 4 --minutes 10")
 	$(RUN) python -m tests.bench.soak $(SOAK_ARGS)
 
+# py-spy samples a bench and every process it starts (--subprocesses): the flame graph
+# has one root per process (the bench client, each worker, the orchestrator).
+PROFILE_DIR ?= bench-results/profiles
+PROFILE_MODEL ?= piper-en-us-joe-medium
+PY_SPY := $(RUN) py-spy record --subprocesses --rate 100 --format flamegraph
+
+.PHONY: profile-tools
+profile-tools: install
+	$(SYNC) --group profile
+
+.PHONY: profile-worker
+profile-worker: profile-tools models ## py-spy flame graph of a worker under the worker bench (PROFILE_MODEL) into bench-results/profiles/worker.svg
+	mkdir -p $(PROFILE_DIR)
+	$(PY_SPY) -o $(PROFILE_DIR)/worker.svg -- python -m tests.bench.bench_worker \
+		--model $(PROFILE_MODEL) --runs 10 --load-runs 1 --sessions 1 3 --out $(PROFILE_DIR)/worker-bench.json
+
+.PHONY: profile-orchestrator
+profile-orchestrator: profile-tools models ## py-spy flame graph of the orchestrator (and its worker) under the orchestrator bench into bench-results/profiles/orchestrator.svg
+	mkdir -p $(PROFILE_DIR)
+	$(PY_SPY) -o $(PROFILE_DIR)/orchestrator.svg -- python -m tests.bench.bench_orchestrator \
+		--runs 4 --out $(PROFILE_DIR)/orchestrator-bench.json
+
+.PHONY: profile-torch
+profile-torch: install torch-engines ## torch profiler trace (Chrome JSON, duplex's phase ranges) of one CSM LoRA utterance into bench-results/profiles/csm-trace.json
+	mkdir -p $(PROFILE_DIR)
+	$(RUN) python -m tests.bench.bench_lora --runs 1 --out $(PROFILE_DIR)/lora-bench.json \
+		--torch-profile $(PROFILE_DIR)/csm-trace.json
+
 .PHONY: bench
 bench: install models torch-engines cosyvoice-env ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, VAD (Silero vs webrtcvad), conversations (1/4/8 speakers), routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium

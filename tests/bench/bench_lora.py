@@ -36,6 +36,7 @@ from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts_csm import CsmFamily, CsmModel
 from tests.bench.bench_swap import report
 from tests.bench.bench_worker import publish, summary
+from tests.bench.torch_profile import torch_profile
 from tests.support.worker import ROOT
 
 TEXT = "How are you doing today?"
@@ -72,7 +73,12 @@ async def throughput(voices: list[TTSModel], device: SynthesisScheduler, rate: i
 
 
 async def run(
-    packs: Path, base_id: str, voice_ids: list[str], device_name: str, runs: int
+    packs: Path,
+    base_id: str,
+    voice_ids: list[str],
+    device_name: str,
+    runs: int,
+    torch_trace: Path | None = None,
 ) -> dict[str, Any]:
     catalog = load_catalog(packs).models
     family = CsmFamily()
@@ -102,7 +108,9 @@ async def run(
                 voices.append(voice)
             await first_chunk_ms(voices[0], device)  # warm
             same.append(await first_chunk_ms(voices[0], device))
-            other.append(await first_chunk_ms(voices[1], device))
+            # Profiled: one utterance on a LoRA voice, the first run only.
+            with torch_profile(None if loads[1:] else torch_trace):
+                other.append(await first_chunk_ms(voices[1], device))
             for n in sorted({1, 2, len(voices), 2 * len(voices)}):
                 chosen = [voices[i % len(voices)] for i in range(n)]
                 base.batcher.max_batch = n
@@ -141,6 +149,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "lora.json")
+    parser.add_argument(
+        "--torch-profile",
+        type=Path,
+        help="torch profiler Chrome trace of one utterance on a LoRA voice, to this file",
+    )
     args = parser.parse_args()
     packs = args.packs
     if packs is None:
@@ -150,7 +163,9 @@ def main() -> None:
         write_csm_pack(packs, "csm-tiny", max_frames_per_clause=40)
         for seed, vid in enumerate(args.voices, start=1):
             write_lora_pack(packs, vid, seed=seed, max_frames_per_clause=40)
-    results = asyncio.run(run(packs, args.base, args.voices, args.device, args.runs))
+    results = asyncio.run(
+        run(packs, args.base, args.voices, args.device, args.runs, args.torch_profile)
+    )
     publish(results, args.out, report)
 
 

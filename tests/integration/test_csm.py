@@ -7,6 +7,7 @@ from a saved folder. A worker process speaks it in ``test_csm_lora``.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from duplex_tts import tracing
 from duplex_tts.adapters import AdapterError, StreamContext, VoiceOptions
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
 from duplex_tts_csm import ChunkedDecoder, CsmFamily, CsmModel, settings_from
 from duplex_tts_csm.engine import CsmStream
+from tests.bench.torch_profile import torch_profile
 from tests.support.tiny_csm import CODEBOOKS, tiny_model, write_csm_pack
 from tests.support.waiting import eventually
 
@@ -32,6 +35,7 @@ def packs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_csm_pack(root, "csm-long", max_frames_per_clause=400)
     write_csm_pack(root, "csm-no-context", context_clauses=0)
     write_csm_pack(root, "csm-bf16", dtype="bfloat16")  # as on a GPU
+    write_csm_pack(root, "csm-short", max_frames_per_clause=6)  # profiled: every op an event
     return root
 
 
@@ -99,6 +103,24 @@ async def test_audio_streams_out_while_the_clause_is_generated(
     streamed = np.concatenate(chunks)
     assert streamed.shape == whole.shape
     assert np.abs(streamed - whole).max() < 1e-4 * np.abs(whole).max()
+
+
+async def test_phases_are_profiler_ranges_only_when_tracing_is_on(
+    packs: Path, device: SynthesisScheduler, tmp_path: Path
+) -> None:
+    model = load(packs, "csm-short")
+    with torch_profile(tmp_path / "trace.json"):  # turns DUPLEX_TRACE_RANGES on
+        chunks = await _spoken(model, device, SENTENCE)
+    trace = (tmp_path / "trace.json").read_text()
+    # Recorded on the device thread, not the one that started the profiler.
+    assert '"csm.generate"' in trace
+    assert trace.count('"csm.decode"') == len(chunks)  # one Mimi decode per chunk
+    assert tracing.ENV not in os.environ
+    every_thread = torch._C._profiler._ExperimentalConfig(profile_all_threads=True)
+    with torch.profiler.profile(experimental_config=every_thread) as off:
+        await _spoken(model, device, SENTENCE)
+        assert not tracing.enabled()
+    assert not [e for e in off.key_averages() if e.key.startswith("csm.")]
 
 
 async def test_cancel_stops_generation_within_a_step(

@@ -28,6 +28,7 @@ import torch
 from prometheus_client import Histogram
 from transformers.generation.streamers import BaseStreamer
 
+from duplex_tts.tracing import phase
 from duplex_tts_csm.codec import ChunkedDecoder
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ class ClauseBatcher:
             sampling["temperature"] = settings.temperature
             sampling["depth_decoder_temperature"] = settings.temperature
         adapters = [job.stream.voice.adapter for job in jobs]
-        with torch.inference_mode():
+        with torch.inference_mode(), phase("csm.generate"):
             base.host.generator.generate(
                 input_ids=ids.to(base.device),
                 attention_mask=mask.to(base.device),

@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from duplex_tts.tracing import phase
+
 
 class ChunkedDecoder:
     def __init__(self, codec: Any, *, chunk_frames: int = 2, context_frames: int = 25) -> None:
@@ -43,7 +45,7 @@ class ChunkedDecoder:
     def _decode(self) -> npt.NDArray[np.float32]:
         start = max(0, self._decoded - self.context_frames)
         codes = torch.stack(self._frames[start:], dim=-1).unsqueeze(0)  # (1, codebooks, T)
-        with torch.inference_mode():
+        with torch.inference_mode(), phase("csm.decode"):
             audio = self._codec.decode(codes).audio_values[0, 0]
         new = (len(self._frames) - self._decoded) * self.samples_per_frame
         self._decoded = len(self._frames)

@@ -53,6 +53,7 @@ from duplex_tts.adapters.sources import (
     source_folder,
 )
 from duplex_tts.catalog import ModelSpec
+from duplex_tts.tracing import phase
 from duplex_tts_xtts.cloning import LatentCache, clip_key
 
 log = logging.getLogger(__name__)
@@ -222,10 +223,11 @@ class XttsModel(ClauseModel):
         config = self.model.config
         audio = audio[: CLONE_RATE * int(config.max_ref_len)]
         clip = torch.from_numpy(np.ascontiguousarray(audio))[None, :].to(self.device)
-        gpt_latents = self.model.get_gpt_cond_latents(
-            clip, CLONE_RATE, length=config.gpt_cond_len, chunk_length=config.gpt_cond_chunk_len
-        )
-        embedding = self.model.get_speaker_embedding(clip, CLONE_RATE)
+        with phase("xtts.clone"):
+            gpt_latents = self.model.get_gpt_cond_latents(
+                clip, CLONE_RATE, length=config.gpt_cond_len, chunk_length=config.gpt_cond_chunk_len
+            )
+            embedding = self.model.get_speaker_embedding(clip, CLONE_RATE)
         took = time.perf_counter() - started
         CLONE_SECONDS.observe(took)
         # The figures only: the clip itself is never logged or kept.
