@@ -11,6 +11,7 @@ the WebSocket.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -131,6 +132,13 @@ def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
             log_text = page.inner_text("#log")
             agent_lines = page.locator("#log .agent").all_inner_texts()
             transport = page.inner_text("#transport")
+            bars = page.eval_on_selector_all(
+                "#latency-chart rect",
+                "rs => rs.map(r => [+r.dataset.turn, r.dataset.series, +r.dataset.ms])",
+            )
+            stop_marks = page.eval_on_selector_all(
+                "#latency-chart .stop", "ms => ms.map(m => +m.dataset.turn)"
+            )
             # A voice clip uploaded as a file: decoded by the page, sent on the data channel.
             page.set_input_files("#clip-file", str(clip))
             voice = wait_for(page, "s => s.voice && s.voice.cloned", 40)["voice"]
@@ -166,6 +174,20 @@ def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
     assert first["voice_to_voice_ms"] > 0
     assert second["turn"] == 2
     assert "barge-in: stop" in log_text
+    # The latency chart: one group of bars per reply, drawn from the turns' figures.
+    turns = stats["turns"]
+    assert [t["turn"] for t in turns[:2]] == [1, 2]
+    spoken = turns[0]
+    assert spoken["asr_ms"] > 0
+    assert spoken["end_of_turn_ms"] > 0
+    assert spoken["voice_to_voice_ms"] >= spoken["end_of_turn_ms"]  # it includes the wait
+    assert spoken["stopped"]  # the interruption stopped the first reply
+    drawn = {(turn, series): ms for turn, series, ms in bars}
+    for key in ("asr_ms", "end_of_turn_ms", "first_audio_ms", "voice_to_voice_ms"):
+        assert drawn[(1, key)] == math.floor(spoken[key] + 0.5), (key, bars)  # Math.round
+    assert stop_marks == [1]
+    # The microphone meter moved with the question (-60..0 dBFS as 0..1).
+    assert stats["micPeak"] > 0.3
     assert 3 < voice["seconds"] < 10
     assert overlap(CLIP_WORDS, voice["transcript"]) >= 0.7, voice
     assert voice_text.startswith("cloned voice")

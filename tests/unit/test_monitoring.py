@@ -14,8 +14,7 @@ from typing import Any, cast
 
 import promql_parser
 import yaml
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Summary
 
 import duplex_operator.metrics
 import duplex_orchestrator.metrics
@@ -45,17 +44,22 @@ _SUFFIXES = {
 
 
 def exported_series() -> dict[str, str]:
-    """Every series name on the components' /metrics → its metric's name (as in code)."""
+    """Every series name the components serve on /metrics → its metric's name (as in code).
+
+    Read from the components' own metrics modules, not the process-wide registry,
+    which also holds whatever engines other tests imported (their metrics are
+    served only by the workers running them, and are not on the dashboard).
+    """
     modules = (duplex_orchestrator.metrics, duplex_tts.metrics, duplex_operator.metrics)
-    assert all(m.__name__ for m in modules)  # imported: their metrics are registered
     series = {}
-    for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
-        # The text format shows each metric's _created timestamps as a gauge of its own.
-        if not family.name.startswith("duplex_") or family.name.endswith("_created"):
-            continue
-        shown = family.name + ("_total" if family.type == "counter" else "")
-        for suffix in _SUFFIXES[family.type]:
-            series[family.name + suffix] = shown
+    for module in modules:
+        for metric in vars(module).values():
+            if not isinstance(metric, Counter | Gauge | Histogram | Summary):
+                continue
+            for family in metric.describe():
+                shown = family.name + ("_total" if family.type == "counter" else "")
+                for suffix in _SUFFIXES[family.type]:
+                    series[family.name + suffix] = shown
     return series
 
 

@@ -92,6 +92,9 @@ async def test_a_spoken_turn_is_transcribed_answered_and_spoken() -> None:
     end = (await io.wait_for(TtsEnd))[0]
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
     assert [e.text for e in io.of(Asr) if e.final] == ["hello there"]
+    final = next(e for e in io.of(Asr) if e.final)
+    assert final.end_of_turn_ms is not None
+    assert final.end_of_turn_ms >= END_FRAMES * 20  # the silence that ended the turn
     assert "".join(e.text for e in io.of(ReplyText)) == "hello there"
     assert worker.texts == ["hello", " there"]
     assert io.of(TtsStart)[0].model == "mock"

@@ -51,6 +51,8 @@ class Asr:
     text: str
     final: bool
     asr_ms: float | None = None
+    end_of_turn_ms: float | None = None
+    """Final only: the end of speech → the turn judged over (the pause or silence waited)."""
 
 
 @dataclass(frozen=True)

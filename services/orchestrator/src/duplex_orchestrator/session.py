@@ -228,7 +228,8 @@ class VoiceSession:
         await self._io.event(VadState("speech_end"))
         self._early_asr = None
         self._judged = None
-        task = asyncio.create_task(self._finish_turn(asr, ended_at))
+        waited_ms = round((self._clock() - ended_at) * 1000, 1)
+        task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
         self._asr_tasks.add(task)
         task.add_done_callback(self._asr_tasks.discard)
         return task
@@ -293,7 +294,9 @@ class VoiceSession:
 
         return asyncio.create_task(run())
 
-    async def _finish_turn(self, asr: asyncio.Task[Transcript | None], ended_at: float) -> None:
+    async def _finish_turn(
+        self, asr: asyncio.Task[Transcript | None], ended_at: float, waited_ms: float
+    ) -> None:
         services = self._services
         try:
             transcript = await asr
@@ -305,7 +308,9 @@ class VoiceSession:
             return
         metrics.ASR_LATENCY.observe(transcript.seconds)
         asr_ms = round(transcript.seconds * 1000, 1)
-        await self._io.event(Asr(transcript.text, final=True, asr_ms=asr_ms))
+        await self._io.event(
+            Asr(transcript.text, final=True, asr_ms=asr_ms, end_of_turn_ms=waited_ms)
+        )
         decision = self.turns.utterance(transcript.text)
         if decision.barge_in_ms is not None:
             outcome = "stop" if Action.STOP_TTS in decision.actions else "resume"

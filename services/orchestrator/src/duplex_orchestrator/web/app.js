@@ -6,8 +6,17 @@ const RTC_TIMEOUT_MS = 8000; // no open data channel by then: fall back to the W
 const stats = (window.duplexStats = {
   framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0, levels: [], timeline: [],
   flushes: 0, transcripts: [], replies: [], latency: [], errors: [], events: [], state: "disconnected",
-  voice: null, transport: null, fallback: null,
+  voice: null, transport: null, fallback: null, turns: [], micPeak: 0,
 });
+// The per-turn latency chart: the last TURNS_SHOWN replies, one bar per figure.
+const TURNS_SHOWN = 12;
+const SERIES = [
+  ["asr_ms", "ASR", "#6fa8dc"],
+  ["end_of_turn_ms", "end-of-turn wait", "#f6b26b"],
+  ["first_audio_ms", "first audio", "#93c47d"],
+  ["voice_to_voice_ms", "voice-to-voice", "#8e7cc3"],
+];
+let heard = null; // the last final transcript's figures, until its reply's latency arrives
 let link, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply = null, liveYou = null;
 let uploading = false; // an uploaded clip is being sent: the microphone's frames wait
 let levelTimer = null;
@@ -40,7 +49,9 @@ async function connect() {
   });
   const output = audioCtx.createAnalyser();
   window.duplexOutput = output;
-  measureOutput(output);
+  const mic = audioCtx.createAnalyser();
+  audioCtx.createMediaStreamSource(micStream).connect(mic); // measured only
+  measureLevels(output, mic);
   const wanted = new URLSearchParams(location.search).get("transport") || "webrtc";
   if (wanted === "webrtc") {
     try {
@@ -175,6 +186,7 @@ function onEvent(e) {
         break;
       }
       stats.transcripts.push(e.text);
+      heard = e.text ? { asr_ms: e.asr_ms, end_of_turn_ms: e.end_of_turn_ms } : heard;
       if (liveYou && !e.text) liveYou.remove();
       else if (e.text) (liveYou || log("you", "")).textContent = "You: " + e.text;
       liveYou = null;
@@ -190,17 +202,25 @@ function onEvent(e) {
       break;
     case "tts_end":
       if (e.interrupted && currentReply) currentReply.textContent += " [interrupted]";
+      if (e.interrupted) markStopped(e.turn);
       currentReply = null;
       setState("listening");
       break;
     case "barge_in":
       if (e.flush) flush(); // drop what is buffered, at once
+      if (e.action === "stop") markStopped();
       log("meta", "barge-in: " + e.action);
       break;
     case "latency":
       stats.latency.push(e);
       if (e.first_audio_ms !== undefined) $("first-audio").textContent = Math.round(e.first_audio_ms);
       if (e.voice_to_voice_ms !== undefined) $("v2v").textContent = Math.round(e.voice_to_voice_ms);
+      stats.turns.push({
+        turn: e.turn, asr_ms: null, end_of_turn_ms: null, ...(heard || {}),
+        first_audio_ms: e.first_audio_ms, voice_to_voice_ms: e.voice_to_voice_ms ?? null, stopped: false,
+      });
+      heard = null;
+      drawChart();
       break;
     case "model":
       log("meta", e.loading ? `loading ${e.requested}; speaking with ${e.active} meanwhile` : `voice: ${e.requested}`);
@@ -239,18 +259,78 @@ function flush() {
   playhead = 0;
 }
 
-// The level of what the page plays, every 20 ms: stats.levels holds [time, rms] while loud.
-function measureOutput(analyser) {
-  const buf = new Float32Array(analyser.fftSize);
-  levelTimer = setInterval(() => {
-    if (!audioCtx) return;
+// Every 20 ms: the level of what the page plays (stats.levels holds [time, rms] while loud)
+// and of the microphone, shown on the meter from -60 to 0 dBFS.
+function measureLevels(output, mic) {
+  const buf = new Float32Array(output.fftSize);
+  const rmsOf = (analyser) => {
     analyser.getFloatTimeDomainData(buf);
     let sum = 0;
     for (const v of buf) sum += v * v;
-    const rms = Math.sqrt(sum / buf.length);
+    return Math.sqrt(sum / buf.length);
+  };
+  levelTimer = setInterval(() => {
+    if (!audioCtx) return;
+    const rms = rmsOf(output);
     stats.peakRms = Math.max(stats.peakRms, rms);
     if (rms > 0.01) stats.levels.push([performance.now(), rms]);
+    const level = Math.min(1, Math.max(0, (20 * Math.log10(rmsOf(mic) + 1e-9) + 60) / 60));
+    $("mic-level").value = level;
+    stats.micPeak = Math.max(stats.micPeak, level);
   }, 20);
+}
+
+// A barge-in stop (or an interrupted tts_end) marks its turn on the chart.
+function markStopped(turn) {
+  const record = turn === undefined ? stats.turns[stats.turns.length - 1]
+    : stats.turns.find((t) => t.turn === turn);
+  if (record && !record.stopped) { record.stopped = true; drawChart(); }
+}
+
+// Grouped bars per turn, drawn as SVG; each bar carries its figures as data attributes.
+function drawChart() {
+  const svg = $("latency-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const el = (name, attrs, text) => {
+    const node = document.createElementNS(ns, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return svg.appendChild(node);
+  };
+  svg.replaceChildren();
+  const turns = stats.turns.slice(-TURNS_SHOWN);
+  const values = turns.flatMap((t) => SERIES.map(([key]) => t[key] || 0));
+  const top = Math.max(500, ...values) * 1.1;
+  const [left, bottom, height, slot] = [44, 130, 115, (600 - 44) / TURNS_SHOWN];
+  el("text", { x: 2, y: 22, "font-size": 10, fill: "#888" }, `${Math.round(top)} ms`);
+  el("line", { x1: left, y1: bottom, x2: 600, y2: bottom, stroke: "#ccc" });
+  turns.forEach((t, i) => {
+    const x0 = left + i * slot + 4;
+    SERIES.forEach(([key, , color], j) => {
+      if (t[key] === null || t[key] === undefined) return;
+      const h = (t[key] / top) * height;
+      el("rect", {
+        x: x0 + j * 9, y: bottom - h, width: 8, height: h, fill: color,
+        "data-turn": t.turn, "data-series": key, "data-ms": Math.round(t[key]),
+      }).appendChild(document.createElementNS(ns, "title")).textContent =
+        `turn ${t.turn}: ${key.replace("_ms", "")} ${Math.round(t[key])} ms`;
+    });
+    el("text", { x: x0, y: bottom + 13, "font-size": 10, fill: "#666" }, `#${t.turn}`);
+    if (t.stopped) {
+      el("text", { x: x0 + 26, y: bottom + 13, "font-size": 11, fill: "#b00", class: "stop", "data-turn": t.turn }, "✕");
+    }
+  });
+}
+
+function drawLegend() {
+  const legend = $("latency-legend");
+  for (const [, label, color] of SERIES) {
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = color;
+    legend.append(swatch, label);
+  }
+  legend.append(" · ✕ barge-in stopped the reply");
 }
 
 async function loadModels() {
@@ -321,4 +401,6 @@ $("type-form").onsubmit = (e) => {
   const text = $("type-text").value.trim();
   if (text && linked()) { link.send(JSON.stringify({ type: "say", text })); $("type-text").value = ""; }
 };
+drawLegend();
+drawChart();
 loadModels().catch(() => {});
