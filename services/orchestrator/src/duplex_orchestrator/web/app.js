@@ -208,7 +208,6 @@ function onEvent(e) {
       break;
     case "barge_in":
       if (e.flush) flush(); // drop what is buffered, at once
-      if (e.action === "stop") markStopped();
       log("meta", "barge-in: " + e.action);
       break;
     case "latency":
@@ -280,10 +279,9 @@ function measureLevels(output, mic) {
   }, 20);
 }
 
-// A barge-in stop (or an interrupted tts_end) marks its turn on the chart.
+// A reply stopped by a barge-in (its tts_end says interrupted) is marked on the chart.
 function markStopped(turn) {
-  const record = turn === undefined ? stats.turns[stats.turns.length - 1]
-    : stats.turns.find((t) => t.turn === turn);
+  const record = stats.turns.find((t) => t.turn === turn);
   if (record && !record.stopped) { record.stopped = true; drawChart(); }
 }
 
