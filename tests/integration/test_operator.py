@@ -9,17 +9,13 @@ server does it for an object with finalizers: by setting deletionTimestamp.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 import yaml
 
-from duplex_operator.handlers import build_registry
 from duplex_protocol.kube import KubeClient, KubeConfig
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.crd import ROOT
@@ -30,6 +26,8 @@ from tests.support.emulator import (
     as_served,
     cpu_pool,
     declare_cluster,
+    events,
+    running_operator,
     start_pod_worker,
     stored,
 )
@@ -41,31 +39,6 @@ from tests.support.worker import WorkerProcess, connect
 @pytest.fixture
 def k8s(kmock: Any) -> str:
     return declare_cluster(kmock)
-
-
-@contextlib.asynccontextmanager
-async def operator(url: str, kinds: tuple[str, ...]) -> AsyncIterator[None]:
-    settings = kopf.OperatorSettings()
-    settings.watching.server_timeout = 10
-    settings.posting.level = 20
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        kopf.operator(
-            registry=build_registry(KubeConfig(url), reconcile_every_s=0.5, kinds=kinds),
-            settings=settings,
-            clusterwide=True,  # kmock 0.8 cannot parse the namespace scan (GET /api/v1/namespaces)
-            standalone=True,
-            stop_flag=stop,
-            ready_flag=ready,
-        )
-    )
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        yield
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, 15)
 
 
 async def start_pool(k8s: str, tmp_path: Path) -> list[WorkerProcess]:
@@ -87,7 +60,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
     try:
         # Pools and models in two runs: with both kinds in flight, kopf on the emulator
         # occasionally sends a patch for one kind to the other's path (never seen on clusters).
-        async with operator(k8s, ("ttsworkers",)):
+        async with running_operator(k8s, ("ttsworkers",)):
             await api.create(POOLS, pool)
             await eventually(lambda: bool(stored(kmock, "statefulsets", "cpu-tts")))
             sts = stored(kmock, "statefulsets", "cpu-tts")
@@ -126,7 +99,7 @@ async def test_pool_and_voicemodel_lifecycle(kmock: Any, k8s: str, tmp_path: Pat
         # kopf cancels the tasks spawned while it ran, this client's connections too.
         await api.close()
         api = KubeClient(KubeConfig(k8s))
-        async with operator(k8s, ("voicemodels",)):
+        async with running_operator(k8s, ("voicemodels",)):
             model: dict[str, Any] = {
                 "apiVersion": "duplex.dev/v1alpha1",
                 "kind": "VoiceModel",
@@ -225,13 +198,9 @@ async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
     def status() -> dict[str, Any]:
         return dict(stored(kmock, "voicemodels", "mock-a").get("status") or {})
 
-    def events(reason: str) -> list[dict[str, Any]]:
-        found = [dict(o) for k, o in kmock.objects.items() if "events" in str(k[0]) and dict(o)]
-        return [e for e in found if e.get("reason") == reason]
-
     try:
         await api.create(POOLS, as_served(pool))
-        async with operator(k8s, ("voicemodels",)):
+        async with running_operator(k8s, ("voicemodels",)):
             await api.create(MODELS, as_served(model))
             await eventually(
                 lambda: status().get("phase") == "Standby"
@@ -246,7 +215,7 @@ async def test_a_ttl_eviction_shows_in_status_and_as_an_event(
         assert (eviction["pod"], eviction["worker"]) == ("cpu-tts-0", "cpu")
         assert status()["residentCopies"] == 0
         assert status()["phase"] == "Standby"
-        evicted = events("Evicted")
+        evicted = events(kmock, "Evicted")
         assert evicted
         assert "cpu-tts-0 evicted mock-a" in evicted[0]["message"]
         assert evicted[0]["involvedObject"]["name"] == "mock-a"
@@ -285,7 +254,7 @@ async def test_worker_selector_places_by_the_labels_pods_carry(
         return dict(stored(kmock, "voicemodels", name).get("status") or {})
 
     try:
-        async with operator(k8s, ("voicemodels",)):
+        async with running_operator(k8s, ("voicemodels",)):
             await api.create(
                 MODELS, as_served(voicemodel("mock-a", {"matchLabels": {"tier": "premium"}}))
             )

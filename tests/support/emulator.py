@@ -8,18 +8,23 @@ patches carry a fixed one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import kopf
 from kmock import KubernetesEmulator, Server
 
+from duplex_operator.handlers import build_registry
+from duplex_protocol.kube import KubeConfig
 from tests.support.worker import ROOT, ChildProcess, WorkerProcess, free_port, start_worker
 
 NS = "voice"
@@ -73,6 +78,38 @@ def stored(kmock: Any, plural: str, name: str) -> dict[str, Any]:
         if plural in str(key[0]) and key[-1] == name and dict(obj):
             return dict(obj)
     return {}
+
+
+def events(kmock: Any, reason: str) -> list[dict[str, Any]]:
+    """The Events the emulator holds with this reason."""
+    found = [dict(o) for k, o in kmock.objects.items() if "events" in str(k[0]) and dict(o)]
+    return [e for e in found if e.get("reason") == reason]
+
+
+@contextlib.asynccontextmanager
+async def running_operator(url: str, kinds: tuple[str, ...]) -> AsyncIterator[None]:
+    """The operator's handlers for ``kinds`` in this process (kopf), reconciling every 0.5 s."""
+    settings = kopf.OperatorSettings()
+    settings.watching.server_timeout = 10
+    settings.posting.level = 20
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=build_registry(KubeConfig(url), reconcile_every_s=0.5, kinds=kinds),
+            settings=settings,
+            clusterwide=True,  # kmock 0.8 cannot parse the namespace scan (GET /api/v1/namespaces)
+            standalone=True,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 15)
 
 
 def cpu_pool(replicas: int = 2) -> dict[str, Any]:

@@ -93,6 +93,27 @@ PIPER = "voicepacks/piper/en-us-joe-medium/voicemodel.yaml"
         (CPU, lambda s: s.pop("families"), "'families' is a required property"),
         (CPU, lambda s: s.update(families=[]), "should be non-empty"),
         (GPU, lambda s: s["gpu"].update(count=0), "less than the minimum"),
+        (CPU, lambda s: s.update(autoscaling={"maxReplicas": 3}), "exactly one of"),
+        (
+            CPU,
+            lambda s: s.update(
+                autoscaling={"maxReplicas": 3, "targetActiveSessions": 2, "targetQueueDepth": 4}
+            ),
+            "exactly one of",
+        ),
+        (
+            CPU,
+            lambda s: s.update(
+                autoscaling={"minReplicas": 4, "maxReplicas": 3, "targetActiveSessions": 2}
+            ),
+            "must not exceed",
+        ),
+        (CPU, lambda s: s.update(autoscaling={"targetQueueDepth": 2}), "'maxReplicas' is a"),
+        (
+            CPU,
+            lambda s: s.update(autoscaling={"maxReplicas": 3, "targetActiveSessions": 0}),
+            "less than the minimum",
+        ),
         (GPU, lambda s: s["modelManager"].update(maxParallelLoads=0), "less than the minimum"),
         (GPU, lambda s: s["modelManager"].update(defaultModel="Bad Name"), "does not match"),
     ],

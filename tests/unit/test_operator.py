@@ -89,6 +89,8 @@ def test_gpu_pool_details() -> None:
     assert flags["--resident-cap"] == "6"
     assert flags["--max-parallel-loads"] == "1"
     assert flags["--port"] == "7001"
+    # A stopping pod drains its sessions, within its grace period.
+    assert 0 < int(flags["--drain-timeout-s"]) < spec["terminationGracePeriodSeconds"] - 2
 
 
 def test_cpu_pool_requests_no_gpu_and_user_tolerations_are_kept() -> None:

@@ -22,6 +22,8 @@ METRICS_PORT = 9101
 WIRE_MOUNT = "/etc/duplex/grpc"
 VOICEPACKS = "/app/voicepacks"
 SERVICE = "duplex.tts.v1.TTS"
+DRAIN_TIMEOUT_S = 20
+"""How long a stopping worker waits for its open sessions to end."""
 
 
 class NoWorkerImage(ValueError):
@@ -190,6 +192,9 @@ def worker_args(pool: PoolSpec) -> list[str]:
         pool.device,
         "--voicepacks",
         VOICEPACKS,
+        # SIGTERM (scale-down, rollout) lets open sessions end; the pod's grace period is longer.
+        "--drain-timeout-s",
+        str(DRAIN_TIMEOUT_S),
     ]
     if mm.get("defaultModel"):
         args += ["--default-model", mm["defaultModel"]]
@@ -296,7 +301,7 @@ def statefulset(pool: PoolSpec) -> dict[str, Any]:
             "fsGroup": 10001,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": DRAIN_TIMEOUT_S + 10,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
@@ -317,9 +322,9 @@ def statefulset(pool: PoolSpec) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _meta(pool, f"{pool.name}-tts"),
+        "metadata": _meta(pool, statefulset_name(pool.name)),
         "spec": {
-            "serviceName": f"{pool.name}-tts",
+            "serviceName": statefulset_name(pool.name),
             "replicas": pool.replicas,
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": pool.labels},
@@ -341,7 +346,7 @@ def headless_service(pool: PoolSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(pool, f"{pool.name}-tts"),
+        "metadata": _meta(pool, statefulset_name(pool.name)),
         "spec": {
             "clusterIP": "None",
             "selector": pool.labels,
@@ -361,9 +366,14 @@ def service_account(pool: PoolSpec) -> dict[str, Any]:
     }
 
 
+def statefulset_name(pool_name: str) -> str:
+    """The pool's StatefulSet (and headless Service); its pods are ``<this>-<ordinal>``."""
+    return f"{pool_name}-tts"
+
+
 def pod_names(pool: PoolSpec) -> list[str]:
     """The StatefulSet's pods, by ordinal."""
-    return [f"{pool.name}-tts-{i}" for i in range(pool.replicas)]
+    return [f"{statefulset_name(pool.name)}-{i}" for i in range(pool.replicas)]
 
 
 def vacant_leases(pool: PoolSpec) -> list[dict[str, Any]]:

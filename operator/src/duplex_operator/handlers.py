@@ -23,6 +23,7 @@ import grpc
 import kopf
 
 from duplex_operator import metrics
+from duplex_operator.autoscaling import AutoscalingSpec, InvalidAutoscaling, WorkerLoad, decide
 from duplex_operator.builders import (
     NoWorkerImage,
     PoolSpec,
@@ -31,15 +32,23 @@ from duplex_operator.builders import (
     headless_service,
     service_account,
     statefulset,
+    statefulset_name,
     vacant_leases,
     worker_role,
 )
-from duplex_operator.kube import SharedListing, apply, candidates, pools, worker_leases
+from duplex_operator.kube import (
+    POOLS,
+    SharedListing,
+    apply,
+    candidates,
+    pools,
+    worker_leases,
+)
 from duplex_operator.placement import known_size, place
 from duplex_operator.status import status_changes, voicemodel_status
 from duplex_operator.validation import estimated_vram_gb, voicemodel_problems
 from duplex_protocol.kube import KubeClient, KubeConfig
-from duplex_protocol.lease import LeaseView, rfc3339_micro
+from duplex_protocol.lease import LeaseView, parse_time, rfc3339_micro
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_protocol.wire import WireSecurity
@@ -156,6 +165,78 @@ def _pool_handlers(
             "readyReplicas": sum(1 for w in workers if w["ready"]),
         }
         patch.status.update(status_changes(dict(body.get("status") or {}), wanted))
+
+    @kopf.timer(GROUP, VERSION, "ttsworkers", registry=registry, interval=reconcile_every_s)
+    async def pool_autoscale(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        """``spec.autoscaling``: set the pool's ``spec.replicas`` from its workers' load."""
+        name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+        previous = dict((body.get("status") or {}).get("autoscaling") or {})
+        try:
+            spec = AutoscalingSpec.from_spec(body["spec"])
+        except InvalidAutoscaling as exc:
+            if previous.get("error") != str(exc):
+                kopf.warn(body, reason="InvalidAutoscaling", message=str(exc))
+                patch.status["autoscaling"] = {"error": str(exc)}
+            return
+        if spec is None:
+            metrics.forget_pool(namespace, name)
+            if previous:
+                patch.status["autoscaling"] = None
+            return
+        moment = now()
+        leases = [lease for lease in await cluster_leases.get(namespace) if lease.pool == name]
+        workers = [
+            WorkerLoad(
+                lease.pod,
+                lease.alive(moment),
+                lease.state.active_sessions,
+                lease.state.queue_depth,
+            )
+            for lease in leases
+        ]
+        current = int(body["spec"].get("replicas", 1))
+        pending = previous.get("scaleDownPendingSince")
+        decision = decide(
+            spec,
+            current,
+            workers,
+            statefulset=statefulset_name(name),
+            now=moment,
+            pending_since=parse_time(pending) if pending else None,
+        )
+        metrics.WANTED_REPLICAS.labels(namespace, name).set(decision.wanted)
+        metrics.MAX_REPLICAS.labels(namespace, name).set(spec.max_replicas)
+        wanted = {
+            "metric": spec.metric,
+            "load": decision.load,
+            "wantedReplicas": decision.wanted,
+            "scaleDownPendingSince": (
+                rfc3339_micro(decision.pending_since) if decision.pending_since else None
+            ),
+            "heldBy": list(decision.held_by),
+            "lastScaleTime": previous.get("lastScaleTime"),
+        }
+        if decision.replicas != current:
+            # Through the spec, as `kubectl scale` would: the update handler rolls it out.
+            await client.merge_patch(
+                f"{POOLS.format(ns=namespace)}/{name}", {"spec": {"replicas": decision.replicas}}
+            )
+            up = decision.replicas > current
+            metrics.SCALINGS.labels(direction="up" if up else "down").inc()
+            kopf.info(
+                body,
+                reason="ScaledUp" if up else "ScaledDown",
+                message=decision.reason(current, spec),
+            )
+            wanted["lastScaleTime"] = rfc3339_micro(moment)
+        shown = {k: v for k, v in wanted.items() if v is not None}
+        if shown != previous:  # a merge patch: fields gone since are written as null
+            patch.status["autoscaling"] = {**dict.fromkeys(previous), **shown}
+
+    @kopf.on.delete(GROUP, VERSION, "ttsworkers", registry=registry, optional=True)
+    async def pool_delete(body: kopf.Body, **_: Any) -> None:
+        """No finalizer (``optional``): the owned objects go by garbage collection."""
+        metrics.forget_pool(body["metadata"]["namespace"], body["metadata"]["name"])
 
 
 def _model_handlers(

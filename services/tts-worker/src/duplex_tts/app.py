@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -11,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from duplex_protocol.kube import KubeClient, KubeConfig
+from duplex_protocol.kube import KubeClient, KubeConfig, KubeError
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_protocol.wire import WireConfigError, WireSecurity
 from duplex_tts.adapters import FamilyNotInstalled, check_installed, get_family
@@ -111,9 +112,15 @@ async def serve(config: WorkerConfig) -> None:
         )
 
     stop = asyncio.Event()
+    signals: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        signals.append(sig)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     try:
         try:
@@ -132,6 +139,8 @@ async def serve(config: WorkerConfig) -> None:
         if lease is not None:
             background.append(asyncio.create_task(lease.run()))
         await stop.wait()
+        if signals[:1] == [signal.SIGTERM] and config.drain_timeout_s > 0:
+            await _drain(servicer, health_servicer, lease, config.drain_timeout_s)
         log.info("worker stopping", extra={"event": "stopping"})
         for task in background:
             task.cancel()
@@ -146,6 +155,33 @@ async def serve(config: WorkerConfig) -> None:
             await probes.stop(grace=None)
         await manager.close()
         executors.shutdown()
+
+
+async def _drain(
+    servicer: TTSServicer,
+    health_servicer: health.aio.HealthServicer,
+    lease: LeaseWriter | None,
+    timeout_s: float,
+) -> None:
+    """Stop taking sessions, say so at once (health, Lease), and let the open ones finish.
+
+    A scaled-down or rolled pod gets SIGTERM: the orchestrator stops routing
+    to it on the Lease's ``ready: false``, and conversations under way end on
+    their own instead of being cut, up to ``timeout_s``.
+    """
+    servicer.draining = True
+    await health_servicer.enter_graceful_shutdown()
+    if lease is not None:
+        with contextlib.suppress(TimeoutError, KubeError, OSError):
+            await lease.renew()
+    open_sessions = len(servicer.sessions)
+    log.info("worker draining", extra={"event": "draining", "sessions": open_sessions})
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(servicer.sessions.emptied(), timeout_s)
+    log.info(
+        "worker drained",
+        extra={"event": "drained", "sessions_left": len(servicer.sessions)},
+    )
 
 
 def _lease_writer(config: WorkerConfig, servicer: TTSServicer) -> LeaseWriter | None:

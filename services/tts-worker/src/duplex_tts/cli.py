@@ -49,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
         "(default 10; 0: never)",
     )
     add("--session-idle-timeout-s", type=float, help="end sessions idle this long (default 300)")
+    add(
+        "--drain-timeout-s",
+        type=float,
+        help="on SIGTERM, refuse new sessions and wait this long for open ones to end "
+        "(default 0: stop at once; SIGINT never waits)",
+    )
     add("--voicepacks", type=Path, help="voicepack folder (default ./voicepacks)")
     add("--cache-dir", type=Path, help="where engines assemble weights (default ~/.cache/duplex)")
     add("--device", choices=["cpu", "cuda"], help="inference device (default cpu)")

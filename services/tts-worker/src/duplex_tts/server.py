@@ -84,6 +84,8 @@ class TTSServicer(pb_grpc.TTSServicer):
         self._queue_depth = QueueDepth()
         self._first_audio_ms: deque[float] = deque(maxlen=200)
         self.idle = IdleRelease(manager.release_memory, config.release_idle_s)
+        self.draining = False
+        """Shutting down: no new sessions; the Lease says not ready."""
 
     # ---- sessions ------------------------------------------------------
 
@@ -93,6 +95,12 @@ class TTSServicer(pb_grpc.TTSServicer):
         await _check_id(request.model_id, "model_id", context)
         await _check_id(request.client_tag, "client_tag", context)
         model_id = request.model_id or self._config.default_model
+        if self.draining:
+            await _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "worker is draining before it stops; start the session on another worker",
+            )
         if self.sessions.full:
             await _abort(
                 context,
@@ -426,6 +434,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             memory_bytes=rss_bytes(),
             memory_limit_bytes=memory_limit_bytes(),
             resident_cap=cfg.resident_cap,
+            ready=not self.draining,
         )
 
     def end_idle_sessions(self) -> None:

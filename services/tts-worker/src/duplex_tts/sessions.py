@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -33,9 +34,15 @@ class SessionTable:
         self._sessions: dict[str, Session] = {}
         self._max = max_sessions
         self._clock = clock
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    async def emptied(self) -> None:
+        """Returns once no session is open."""
+        await self._empty.wait()
 
     @property
     def full(self) -> bool:
@@ -50,6 +57,7 @@ class SessionTable:
             client_tag=client_tag,
         )
         self._sessions[session.id] = session
+        self._empty.clear()
         metrics.ACTIVE_SESSIONS.set(len(self._sessions))
         log.info(
             "session started",
@@ -77,6 +85,8 @@ class SessionTable:
         if session.utterance is not None:
             session.utterance.stop()
         session.handle.release()
+        if not self._sessions:
+            self._empty.set()
         metrics.ACTIVE_SESSIONS.set(len(self._sessions))
         log.info(
             "session ended",
