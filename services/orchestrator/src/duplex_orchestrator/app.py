@@ -1,4 +1,4 @@
-"""The orchestrator's HTTP server: web client, /ws, /rtc, /api, /healthz, /metrics, API key."""
+"""The orchestrator's HTTP server: web pages, /ws, /rtc, /api, /healthz, /metrics, API key."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from duplex_orchestrator import metrics
+from duplex_orchestrator import lab, metrics
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn
@@ -250,6 +250,9 @@ def build_app(
 
     app.router.add_get("/", static("index.html", "text/html"))
     app.router.add_get("/app.js", static("app.js", "application/javascript"))
+    app.router.add_get("/lab", static("lab.html", "text/html"))
+    app.router.add_get("/lab.js", static("lab.js", "application/javascript"))
+    lab.setup(app)
     app.router.add_get(
         "/capture-worklet.js", static("capture-worklet.js", "application/javascript")
     )

@@ -76,6 +76,8 @@ class TtsEnd:
     turn: int
     frames: int
     interrupted: bool
+    synthesis_ms: float | None = None
+    """The worker's compute time for the whole reply (None: stopped, or not reported)."""
 
 
 @dataclass(frozen=True)

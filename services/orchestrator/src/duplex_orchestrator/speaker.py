@@ -128,6 +128,7 @@ class Speaker:
         session_id = ""
         call: grpc.aio.StreamStreamCall[pb.TextChunk, pb.AudioFrame] | None = None
         frames = 0
+        synthesis_ms: float | None = None
         try:
             opened = await client.start_session(
                 chosen.model_id,
@@ -143,9 +144,13 @@ class Speaker:
                     await self._io.event(TtsStart(reply.turn, chosen.model_id, worker.worker_id))
                     await self._first_frame(reply, started, speech_ended_at)
                 frames += 1
+                if frame.is_last and frame.synthesis_ms > 0:
+                    synthesis_ms = round(frame.synthesis_ms, 1)
                 if not reply.paused:
                     await self._io.audio(frame.pcm)
-            await self._io.event(TtsEnd(reply.turn, frames, interrupted=reply.stopped))
+            await self._io.event(
+                TtsEnd(reply.turn, frames, interrupted=reply.stopped, synthesis_ms=synthesis_ms)
+            )
             if reply.text_error is not None:
                 raise reply.text_error
             return None

@@ -46,6 +46,8 @@ class WorkerState:
     models: list[str] = field(default_factory=list)
     """Every model the worker can serve (its catalog)."""
     languages: dict[str, list[str]] = field(default_factory=dict)
+    model_families: dict[str, str] = field(default_factory=dict)
+    """model id → its engine family (piper, csm, ...)."""
     resident: list[ResidentModel] = field(default_factory=list)
     queue_depth: int = 0
     active_sessions: int = 0

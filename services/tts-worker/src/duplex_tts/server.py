@@ -225,6 +225,7 @@ class TTSServicer(pb_grpc.TTSServicer):
                     frame_ms=FRAME_MS,
                     sequence=frame.sequence,
                     is_last=frame.is_last,
+                    synthesis_ms=frame.synthesis_s * 1000,
                 )
             finished = True
         except (asyncio.CancelledError, GeneratorExit):
@@ -411,6 +412,7 @@ class TTSServicer(pb_grpc.TTSServicer):
             device=cfg.device,
             models=[s.spec.id for s in statuses],
             languages={s.spec.id: list(s.spec.languages) for s in statuses},
+            model_families={s.spec.id: s.spec.family for s in statuses},
             resident=[
                 ResidentModel(
                     id=s.spec.id,

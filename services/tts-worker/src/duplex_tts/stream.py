@@ -52,6 +52,8 @@ class Frame:
     pcm: bytes
     sequence: int
     is_last: bool
+    synthesis_s: float = 0.0
+    """On the last frame of a finished utterance: the model's compute time for it."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class Utterance:
         self._text_chars = 0
         self._first_frame_sent = False
         self.first_audio_s: float | None = None
+        self.synthesis_s = 0.0
+        """The model's compute time, once the whole text is synthesized."""
         self._underruns_seen = 0
         self._synth_task: asyncio.Task[None] | None = None
 
@@ -210,6 +214,7 @@ class Utterance:
                 samples += chunk.size
                 self._push_frames(self._pipeline.push(chunk), last=False)
             if not self._stream.cancelled:
+                self.synthesis_s = self._executor.busy_s
                 self._push_frames(self._pipeline.finish(), last=True)
         except Exception as exc:  # any engine failure ends this stream, not the worker
             self.fail(exc)
@@ -288,7 +293,8 @@ class Utterance:
         if self._pacer.underruns > self._underruns_seen:
             metrics.UNDERRUNS.inc(self._pacer.underruns - self._underruns_seen)
             self._underruns_seen = self._pacer.underruns
-        return Frame(pcm=pcm, sequence=sequence, is_last=is_last)
+        synthesis_s = self.synthesis_s if is_last and not self.stopped else 0.0
+        return Frame(pcm=pcm, sequence=sequence, is_last=is_last, synthesis_s=synthesis_s)
 
     async def close(self) -> None:
         """Cancel generation, wait for the synthesizer, then let the stream free itself."""

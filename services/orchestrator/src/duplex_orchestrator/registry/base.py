@@ -63,6 +63,7 @@ class Registry:
                 "languages": sorted(
                     {lang for v in views for lang in v.languages.get(model_id, ())}
                 ),
+                "family": next((v.families[model_id] for v in views if model_id in v.families), ""),
                 "resident": any(model_id in v.resident for v in views),
             }
             for model_id in ids

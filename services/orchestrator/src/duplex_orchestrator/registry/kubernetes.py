@@ -63,6 +63,7 @@ class KubernetesRegistry(Registry):
                     models=frozenset(state.models),
                     resident=frozenset(m.id for m in state.resident if m.state == "ready"),
                     languages={k: tuple(v) for k, v in state.languages.items()},
+                    families=dict(state.model_families),
                     queue_depth=state.queue_depth,
                     active_sessions=state.active_sessions,
                     max_sessions=state.max_sessions,

@@ -62,6 +62,7 @@ class StaticRegistry(Registry):
             models=frozenset(m.id for m in models),
             resident=frozenset(m.id for m in models if m.state == pb.MODEL_STATE_READY),
             languages={m.id: tuple(m.languages) for m in models},
+            families={m.id: m.family for m in models},
             queue_depth=caps.queue_depth,
             active_sessions=caps.active_sessions,
             max_sessions=caps.max_sessions or 64,

@@ -26,6 +26,8 @@ class WorkerView:
     resident: frozenset[str] = frozenset()
     languages: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """model id → languages."""
+    families: dict[str, str] = field(default_factory=dict)
+    """model id → engine family."""
     queue_depth: int = 0
     active_sessions: int = 0
     max_sessions: int = 64

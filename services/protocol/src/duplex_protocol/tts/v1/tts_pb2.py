@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n duplex_protocol/tts/v1/tts.proto\x12\rduplex.tts.v1\"\xae\x01\n\x13StartSessionRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0f\n\x07speaker\x18\x03 \x01(\t\x12\x17\n\x0freference_audio\x18\x04 \x01(\x0c\x12\x1d\n\x15reference_sample_rate\x18\x05 \x01(\r\x12\x16\n\x0ereference_text\x18\x06 \x01(\t\x12\x12\n\nclient_tag\x18\x07 \x01(\t\"\x7f\n\x14StartSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\r\x12\x10\n\x08\x66rame_ms\x18\x04 \x01(\r\x12\x1a\n\x12native_sample_rate\x18\x05 \x01(\r\"?\n\tTextChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08is_final\x18\x03 \x01(\x08\"c\n\nAudioFrame\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x66rame_ms\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x0f\n\x07is_last\x18\x05 \x01(\x08\"R\n\x0e\x43ontrolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12,\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1c.duplex.tts.v1.ControlAction\"\x93\x01\n\x0f\x43ontrolResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12,\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1c.duplex.tts.v1.ControlAction\x12\x15\n\rlast_sequence\x18\x03 \x01(\x03\x12\x11\n\tstreaming\x18\x04 \x01(\x08\x12\x14\n\x0c\x63\x61talog_size\x18\x05 \x01(\r\"\'\n\x11\x45ndSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"=\n\x12\x45ndSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rames_sent\x18\x02 \x01(\x04\"\x13\n\x11ListModelsRequest\">\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.duplex.tts.v1.ModelInfo\"\xb0\x02\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.duplex.tts.v1.ModelState\x12\x14\n\x0cloaded_at_ms\x18\x06 \x01(\x03\x12\x14\n\x0clast_used_ms\x18\x07 \x01(\x03\x12\x0c\n\x04refs\x18\x08 \x01(\r\x12\x0e\n\x06pinned\x18\t \x01(\x08\x12\x0f\n\x07load_ms\x18\n \x01(\r\x12\x1a\n\x12native_sample_rate\x18\x0b \x01(\r\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x12\n\nbase_model\x18\r \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x0e \x01(\x04\x12\x0c\n\x04kept\x18\x0f \x01(\x08\"1\n\x10LoadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x18\n\x16GetCapabilitiesRequest\"\xf9\x03\n\x0c\x43\x61pabilities\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08\x66\x61milies\x18\x02 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x10\n\x08\x66rame_ms\x18\x05 \x01(\r\x12\x1c\n\x14max_text_chunk_bytes\x18\x06 \x01(\r\x12\x14\n\x0cmax_sessions\x18\x07 \x01(\r\x12\x17\n\x0f\x61\x63tive_sessions\x18\x08 \x01(\r\x12\x13\n\x0bqueue_depth\x18\t \x01(\r\x12\x1a\n\x12p50_first_audio_ms\x18\n \x01(\x01\x12\x17\n\x0fresident_models\x18\x0b \x03(\t\x12\x15\n\rdefault_model\x18\x0c \x01(\t\x12\x14\n\x0cresident_cap\x18\r \x01(\r\x12\x14\n\x0cmemory_bytes\x18\x0e \x01(\x04\x12\x0f\n\x07version\x18\x0f \x01(\t\x12M\n\x12model_memory_bytes\x18\x10 \x03(\x0b\x32\x31.duplex.tts.v1.Capabilities.ModelMemoryBytesEntry\x12\x1a\n\x12memory_limit_bytes\x18\x11 \x01(\x04\x1a\x37\n\x15ModelMemoryBytesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*\x98\x01\n\rControlAction\x12\x1e\n\x1a\x43ONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTROL_ACTION_PAUSE\x10\x01\x12\x19\n\x15\x43ONTROL_ACTION_RESUME\x10\x02\x12\x17\n\x13\x43ONTROL_ACTION_STOP\x10\x03\x12\x19\n\x15\x43ONTROL_ACTION_RELOAD\x10\x04*\x8c\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15MODEL_STATE_AVAILABLE\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x15\n\x11MODEL_STATE_READY\x10\x03\x12\x16\n\x12MODEL_STATE_FAILED\x10\x04\x32\x80\x05\n\x03TTS\x12W\n\x0cStartSession\x12\".duplex.tts.v1.StartSessionRequest\x1a#.duplex.tts.v1.StartSessionResponse\x12\x45\n\nSynthesize\x12\x18.duplex.tts.v1.TextChunk\x1a\x19.duplex.tts.v1.AudioFrame(\x01\x30\x01\x12H\n\x07\x43ontrol\x12\x1d.duplex.tts.v1.ControlRequest\x1a\x1e.duplex.tts.v1.ControlResponse\x12Q\n\nEndSession\x12 .duplex.tts.v1.EndSessionRequest\x1a!.duplex.tts.v1.EndSessionResponse\x12Q\n\nListModels\x12 .duplex.tts.v1.ListModelsRequest\x1a!.duplex.tts.v1.ListModelsResponse\x12\x46\n\tLoadModel\x12\x1f.duplex.tts.v1.LoadModelRequest\x1a\x18.duplex.tts.v1.ModelInfo\x12J\n\x0bUnloadModel\x12!.duplex.tts.v1.UnloadModelRequest\x1a\x18.duplex.tts.v1.ModelInfo\x12U\n\x0fGetCapabilities\x12%.duplex.tts.v1.GetCapabilitiesRequest\x1a\x1b.duplex.tts.v1.Capabilitiesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n duplex_protocol/tts/v1/tts.proto\x12\rduplex.tts.v1\"\xae\x01\n\x13StartSessionRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0f\n\x07speaker\x18\x03 \x01(\t\x12\x17\n\x0freference_audio\x18\x04 \x01(\x0c\x12\x1d\n\x15reference_sample_rate\x18\x05 \x01(\r\x12\x16\n\x0ereference_text\x18\x06 \x01(\t\x12\x12\n\nclient_tag\x18\x07 \x01(\t\"\x7f\n\x14StartSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\r\x12\x10\n\x08\x66rame_ms\x18\x04 \x01(\r\x12\x1a\n\x12native_sample_rate\x18\x05 \x01(\r\"?\n\tTextChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08is_final\x18\x03 \x01(\x08\"y\n\nAudioFrame\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x66rame_ms\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x0f\n\x07is_last\x18\x05 \x01(\x08\x12\x14\n\x0csynthesis_ms\x18\x06 \x01(\x01\"R\n\x0e\x43ontrolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12,\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1c.duplex.tts.v1.ControlAction\"\x93\x01\n\x0f\x43ontrolResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12,\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1c.duplex.tts.v1.ControlAction\x12\x15\n\rlast_sequence\x18\x03 \x01(\x03\x12\x11\n\tstreaming\x18\x04 \x01(\x08\x12\x14\n\x0c\x63\x61talog_size\x18\x05 \x01(\r\"\'\n\x11\x45ndSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"=\n\x12\x45ndSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rames_sent\x18\x02 \x01(\x04\"\x13\n\x11ListModelsRequest\">\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.duplex.tts.v1.ModelInfo\"\xb0\x02\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.duplex.tts.v1.ModelState\x12\x14\n\x0cloaded_at_ms\x18\x06 \x01(\x03\x12\x14\n\x0clast_used_ms\x18\x07 \x01(\x03\x12\x0c\n\x04refs\x18\x08 \x01(\r\x12\x0e\n\x06pinned\x18\t \x01(\x08\x12\x0f\n\x07load_ms\x18\n \x01(\r\x12\x1a\n\x12native_sample_rate\x18\x0b \x01(\r\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x12\n\nbase_model\x18\r \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x0e \x01(\x04\x12\x0c\n\x04kept\x18\x0f \x01(\x08\"1\n\x10LoadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0b\n\x03pin\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x18\n\x16GetCapabilitiesRequest\"\xf9\x03\n\x0c\x43\x61pabilities\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08\x66\x61milies\x18\x02 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x10\n\x08\x66rame_ms\x18\x05 \x01(\r\x12\x1c\n\x14max_text_chunk_bytes\x18\x06 \x01(\r\x12\x14\n\x0cmax_sessions\x18\x07 \x01(\r\x12\x17\n\x0f\x61\x63tive_sessions\x18\x08 \x01(\r\x12\x13\n\x0bqueue_depth\x18\t \x01(\r\x12\x1a\n\x12p50_first_audio_ms\x18\n \x01(\x01\x12\x17\n\x0fresident_models\x18\x0b \x03(\t\x12\x15\n\rdefault_model\x18\x0c \x01(\t\x12\x14\n\x0cresident_cap\x18\r \x01(\r\x12\x14\n\x0cmemory_bytes\x18\x0e \x01(\x04\x12\x0f\n\x07version\x18\x0f \x01(\t\x12M\n\x12model_memory_bytes\x18\x10 \x03(\x0b\x32\x31.duplex.tts.v1.Capabilities.ModelMemoryBytesEntry\x12\x1a\n\x12memory_limit_bytes\x18\x11 \x01(\x04\x1a\x37\n\x15ModelMemoryBytesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*\x98\x01\n\rControlAction\x12\x1e\n\x1a\x43ONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTROL_ACTION_PAUSE\x10\x01\x12\x19\n\x15\x43ONTROL_ACTION_RESUME\x10\x02\x12\x17\n\x13\x43ONTROL_ACTION_STOP\x10\x03\x12\x19\n\x15\x43ONTROL_ACTION_RELOAD\x10\x04*\x8c\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15MODEL_STATE_AVAILABLE\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x15\n\x11MODEL_STATE_READY\x10\x03\x12\x16\n\x12MODEL_STATE_FAILED\x10\x04\x32\x80\x05\n\x03TTS\x12W\n\x0cStartSession\x12\".duplex.tts.v1.StartSessionRequest\x1a#.duplex.tts.v1.StartSessionResponse\x12\x45\n\nSynthesize\x12\x18.duplex.tts.v1.TextChunk\x1a\x19.duplex.tts.v1.AudioFrame(\x01\x30\x01\x12H\n\x07\x43ontrol\x12\x1d.duplex.tts.v1.ControlRequest\x1a\x1e.duplex.tts.v1.ControlResponse\x12Q\n\nEndSession\x12 .duplex.tts.v1.EndSessionRequest\x1a!.duplex.tts.v1.EndSessionResponse\x12Q\n\nListModels\x12 .duplex.tts.v1.ListModelsRequest\x1a!.duplex.tts.v1.ListModelsResponse\x12\x46\n\tLoadModel\x12\x1f.duplex.tts.v1.LoadModelRequest\x1a\x18.duplex.tts.v1.ModelInfo\x12J\n\x0bUnloadModel\x12!.duplex.tts.v1.UnloadModelRequest\x1a\x18.duplex.tts.v1.ModelInfo\x12U\n\x0fGetCapabilities\x12%.duplex.tts.v1.GetCapabilitiesRequest\x1a\x1b.duplex.tts.v1.Capabilitiesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CAPABILITIES_MODELMEMORYBYTESENTRY']._loaded_options = None
   _globals['_CAPABILITIES_MODELMEMORYBYTESENTRY']._serialized_options = b'8\001'
-  _globals['_CONTROLACTION']._serialized_start=1879
-  _globals['_CONTROLACTION']._serialized_end=2031
-  _globals['_MODELSTATE']._serialized_start=2034
-  _globals['_MODELSTATE']._serialized_end=2174
+  _globals['_CONTROLACTION']._serialized_start=1901
+  _globals['_CONTROLACTION']._serialized_end=2053
+  _globals['_MODELSTATE']._serialized_start=2056
+  _globals['_MODELSTATE']._serialized_end=2196
   _globals['_STARTSESSIONREQUEST']._serialized_start=52
   _globals['_STARTSESSIONREQUEST']._serialized_end=226
   _globals['_STARTSESSIONRESPONSE']._serialized_start=228
@@ -44,31 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TEXTCHUNK']._serialized_start=357
   _globals['_TEXTCHUNK']._serialized_end=420
   _globals['_AUDIOFRAME']._serialized_start=422
-  _globals['_AUDIOFRAME']._serialized_end=521
-  _globals['_CONTROLREQUEST']._serialized_start=523
-  _globals['_CONTROLREQUEST']._serialized_end=605
-  _globals['_CONTROLRESPONSE']._serialized_start=608
-  _globals['_CONTROLRESPONSE']._serialized_end=755
-  _globals['_ENDSESSIONREQUEST']._serialized_start=757
-  _globals['_ENDSESSIONREQUEST']._serialized_end=796
-  _globals['_ENDSESSIONRESPONSE']._serialized_start=798
-  _globals['_ENDSESSIONRESPONSE']._serialized_end=859
-  _globals['_LISTMODELSREQUEST']._serialized_start=861
-  _globals['_LISTMODELSREQUEST']._serialized_end=880
-  _globals['_LISTMODELSRESPONSE']._serialized_start=882
-  _globals['_LISTMODELSRESPONSE']._serialized_end=944
-  _globals['_MODELINFO']._serialized_start=947
-  _globals['_MODELINFO']._serialized_end=1251
-  _globals['_LOADMODELREQUEST']._serialized_start=1253
-  _globals['_LOADMODELREQUEST']._serialized_end=1302
-  _globals['_UNLOADMODELREQUEST']._serialized_start=1304
-  _globals['_UNLOADMODELREQUEST']._serialized_end=1342
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1344
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1368
-  _globals['_CAPABILITIES']._serialized_start=1371
-  _globals['_CAPABILITIES']._serialized_end=1876
-  _globals['_CAPABILITIES_MODELMEMORYBYTESENTRY']._serialized_start=1821
-  _globals['_CAPABILITIES_MODELMEMORYBYTESENTRY']._serialized_end=1876
-  _globals['_TTS']._serialized_start=2177
-  _globals['_TTS']._serialized_end=2817
+  _globals['_AUDIOFRAME']._serialized_end=543
+  _globals['_CONTROLREQUEST']._serialized_start=545
+  _globals['_CONTROLREQUEST']._serialized_end=627
+  _globals['_CONTROLRESPONSE']._serialized_start=630
+  _globals['_CONTROLRESPONSE']._serialized_end=777
+  _globals['_ENDSESSIONREQUEST']._serialized_start=779
+  _globals['_ENDSESSIONREQUEST']._serialized_end=818
+  _globals['_ENDSESSIONRESPONSE']._serialized_start=820
+  _globals['_ENDSESSIONRESPONSE']._serialized_end=881
+  _globals['_LISTMODELSREQUEST']._serialized_start=883
+  _globals['_LISTMODELSREQUEST']._serialized_end=902
+  _globals['_LISTMODELSRESPONSE']._serialized_start=904
+  _globals['_LISTMODELSRESPONSE']._serialized_end=966
+  _globals['_MODELINFO']._serialized_start=969
+  _globals['_MODELINFO']._serialized_end=1273
+  _globals['_LOADMODELREQUEST']._serialized_start=1275
+  _globals['_LOADMODELREQUEST']._serialized_end=1324
+  _globals['_UNLOADMODELREQUEST']._serialized_start=1326
+  _globals['_UNLOADMODELREQUEST']._serialized_end=1364
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1366
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1390
+  _globals['_CAPABILITIES']._serialized_start=1393
+  _globals['_CAPABILITIES']._serialized_end=1898
+  _globals['_CAPABILITIES_MODELMEMORYBYTESENTRY']._serialized_start=1843
+  _globals['_CAPABILITIES_MODELMEMORYBYTESENTRY']._serialized_end=1898
+  _globals['_TTS']._serialized_start=2199
+  _globals['_TTS']._serialized_end=2839
 # @@protoc_insertion_point(module_scope)

@@ -213,6 +213,7 @@ class AudioFrame(_message.Message):
     FRAME_MS_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     IS_LAST_FIELD_NUMBER: _builtins.int
+    SYNTHESIS_MS_FIELD_NUMBER: _builtins.int
     pcm: _builtins.bytes
     """Exactly 960 little-endian int16 mono samples (1920 bytes). The last frame
     of an utterance may be zero-padded.
@@ -225,6 +226,11 @@ class AudioFrame(_message.Message):
     """0, 1, 2, ... within one Synthesize stream, without gaps, also across PAUSE/RESUME."""
     is_last: _builtins.bool
     """True on the final frame of the stream (end of text, or STOP)."""
+    synthesis_ms: _builtins.float
+    """On the final frame only: the model's compute time for this utterance in
+    milliseconds (its real-time factor is this over the audio's length); 0
+    when not known (e.g. after STOP) and on every other frame.
+    """
     def __init__(
         self,
         *,
@@ -233,10 +239,11 @@ class AudioFrame(_message.Message):
         frame_ms: _builtins.int = ...,
         sequence: _builtins.int = ...,
         is_last: _builtins.bool = ...,
+        synthesis_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_ms", b"frame_ms", "is_last", b"is_last", "pcm", b"pcm", "sample_rate", b"sample_rate", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_ms", b"frame_ms", "is_last", b"is_last", "pcm", b"pcm", "sample_rate", b"sample_rate", "sequence", b"sequence", "synthesis_ms", b"synthesis_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
