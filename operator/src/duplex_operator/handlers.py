@@ -2,7 +2,9 @@
 
 - A TTSWorker becomes its ServiceAccount, Role, RoleBinding, headless Service
   and StatefulSet (owned, so deleting the pool removes them); a timer copies
-  its workers' Leases into ``status.workers``.
+  its workers' Leases into ``status.workers``; another, for pools with
+  ``spec.autoscaling``, sets ``spec.replicas`` from the load those Leases
+  report (``autoscaling.decide``).
 - A VoiceModel is reconciled by a timer: its spec is checked against the
   pools (an invalid spec gets an ``InvalidSpec`` condition and an Event, and
   nothing is loaded until it changes); missing copies are placed and loaded,
