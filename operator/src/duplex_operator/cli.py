@@ -28,7 +28,7 @@ from duplex_operator.builders import WorkerWire, worker_images
 from duplex_operator.election import LeaderElector
 from duplex_operator.handlers import build_registry
 from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
-from duplex_protocol.kube import KubeConfig
+from duplex_protocol.kube import KubeConfig, KubeConfigError
 from duplex_protocol.logs import setup_logging
 from duplex_protocol.wire import WireConfigError, WireSecurity
 
@@ -78,6 +78,15 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=LEASE_DURATION_S,
         help="a leader silent this long is replaced; it renews every third of it",
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default="",
+        help="kubeconfig file(s), ':'-separated (default: $DUPLEX_KUBE_URL, $KUBECONFIG, "
+        "the pod's service account, then ~/.kube/config)",
+    )
+    p.add_argument(
+        "--context", default="", help="kubeconfig context to use (default: its current-context)"
     )
     p.add_argument(
         "--reconcile-every-s",
@@ -176,13 +185,19 @@ async def run(args: argparse.Namespace, config: KubeConfig) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     setup_logging("INFO")
-    config = KubeConfig.detect()
+    config = KubeConfig.detect(args.kubeconfig, args.context)
     if config is None:
         print(
-            "duplex-operator: no cluster found: run in a pod, or set DUPLEX_KUBE_URL",
+            "duplex-operator: no cluster found: run in a pod, or give a kubeconfig "
+            "(--kubeconfig, $KUBECONFIG or ~/.kube/config), or set DUPLEX_KUBE_URL",
             file=sys.stderr,
         )
         raise SystemExit(2)
+    try:  # a missing context or a broken file: say so now, in one line
+        asyncio.run(config.configuration())
+    except KubeConfigError as exc:
+        print(f"duplex-operator: cannot use the cluster: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         WireSecurity.load()  # a bad TLS/token file: say so now, not at the first load
     except WireConfigError as exc:

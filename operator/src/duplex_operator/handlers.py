@@ -43,6 +43,7 @@ from duplex_operator.kube import (
     SharedListing,
     apply,
     candidates,
+    connection_info,
     pools,
     worker_leases,
 )
@@ -92,10 +93,8 @@ def build_registry(
     client = KubeClient(config)
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(
-            server=config.url, token=config.token or None, ca_path=config.ca_file or None
-        )
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return await connection_info(config)
 
     @kopf.on.cleanup(registry=registry)
     async def close_client(**_: Any) -> None:

@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import kopf
+
 from duplex_operator.builders import pod_labels
 from duplex_operator.placement import Candidate
-from duplex_protocol.kube import KubeClient, KubeError, leases_path
+from duplex_protocol.kube import KubeClient, KubeConfig, KubeError, bearer_token, leases_path
 from duplex_protocol.lease import LeaseView, read_lease
 
 _PATHS = {
@@ -55,6 +57,22 @@ async def apply(client: KubeClient, manifest: dict[str, Any]) -> str:
             raise
     await client.create(path, manifest)
     return "created"
+
+
+async def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration as every other API call.
+
+    kopf calls this again on a 401, so a token from an exec plugin is renewed.
+    """
+    client = await config.configuration()
+    return kopf.ConnectionInfo(
+        server=str(client.host),
+        token=await bearer_token(client) or None,
+        ca_path=client.ssl_ca_cert or None,
+        certificate_path=client.cert_file or None,
+        private_key_path=client.key_file or None,
+        insecure=not client.verify_ssl,
+    )
 
 
 async def worker_leases(client: KubeClient, namespace: str) -> list[LeaseView]:

@@ -121,6 +121,7 @@ def make_registry(config: OrchestratorConfig) -> StaticRegistry | KubernetesRegi
     if kube is None:
         raise RuntimeError(
             "--registry kubernetes needs a cluster: run in a pod with a service account, "
+            "or give a kubeconfig ($KUBECONFIG or ~/.kube/config), "
             "or set DUPLEX_KUBE_URL (e.g. to `kubectl proxy`)"
         )
     return KubernetesRegistry(KubeClient(kube), config.namespace, security=security)
