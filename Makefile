@@ -175,8 +175,8 @@ e2e-kind: ## kind cluster end to end (needs Docker, kind, kubectl, helm; see .gi
 	scripts/e2e-kind.sh
 
 .PHONY: operator
-operator: install ## run the operator against the current cluster (DUPLEX_KUBE_URL, e.g. `kubectl proxy`)
-	$(RUN) duplex-operator --standalone
+operator: install ## run the operator by hand against your kubeconfig's cluster (OPERATOR_ARGS="--context kind-duplex")
+	$(RUN) duplex-operator --standalone $(OPERATOR_ARGS)
 
 .PHONY: clean
 clean: ## remove caches and results (keeps .venv)

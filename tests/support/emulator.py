@@ -140,7 +140,10 @@ def start_pod_worker(
 
 
 def start_operator(url: str, identity: str, log_path: Path, *args: str) -> ChildProcess:
-    """A ``duplex-operator`` process (as a pod would run it) against the emulator."""
+    """A ``duplex-operator`` process (as a pod would run it) against the emulator.
+
+    With ``--kubeconfig`` in ``args`` it finds the emulator through that file alone.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -162,9 +165,14 @@ def start_operator(url: str, identity: str, log_path: Path, *args: str) -> Child
         stdout=log_file,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "DUPLEX_KUBE_URL": url},
+        env=operator_env(url, by_kubeconfig="--kubeconfig" in args),
     )
     return ChildProcess(process, log_path)
+
+
+def operator_env(url: str, *, by_kubeconfig: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DUPLEX_KUBE_URL", "KUBECONFIG")}
+    return {**env, "PYTHONUNBUFFERED": "1", **({} if by_kubeconfig else {"DUPLEX_KUBE_URL": url})}
 
 
 class ForgetfulEmulator(KubernetesEmulator):
