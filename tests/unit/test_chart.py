@@ -118,6 +118,18 @@ def test_worker_pools_and_voice_models_render_valid_resources(device: str) -> No
         assert "gpu" not in worker["spec"]
 
 
+def test_an_autoscaled_pool_leaves_replicas_to_the_operator() -> None:
+    autoscaling = {"minReplicas": 1, "maxReplicas": 4, "targetActiveSessions": 8}
+    pool = {"name": "cpu", "families": ["piper"], "replicas": 3, "autoscaling": autoscaling}
+    worker = find(render({**SECRET, "workerPools": [pool]}), "TTSWorker", "cpu")
+    assert worker["spec"]["autoscaling"] == autoscaling
+    assert "replicas" not in worker["spec"]  # else every helm upgrade would reset it
+    assert validate(worker) == []
+    fixed_pool = {k: v for k, v in pool.items() if k != "autoscaling"}
+    fixed = find(render({**SECRET, "workerPools": [fixed_pool]}), "TTSWorker", "cpu")
+    assert fixed["spec"]["replicas"] == 3
+
+
 def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() -> None:
     docs = render({**SECRET, "operator": {"replicas": 2}, "serviceMonitor": {"enabled": True}})
     operator = find(docs, "Deployment", "duplex-operator")
