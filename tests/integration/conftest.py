@@ -1,13 +1,15 @@
-"""Fixtures: real worker processes (mock and Piper), a worker factory, a device thread."""
+"""Fixtures: real worker processes (mock and Piper), a worker factory, a device thread, kmock."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from duplex_tts.scheduler import SynthesisScheduler
+from tests.support.emulator import declare_cluster
 from tests.support.worker import WorkerProcess, start_worker
 
 
@@ -49,3 +51,9 @@ def device() -> Iterator[SynthesisScheduler]:
     scheduler = SynthesisScheduler(1, name="device-cpu")
     yield scheduler
     scheduler.shutdown()
+
+
+@pytest.fixture
+def k8s(kmock: Any) -> str:
+    """kmock's emulator declared as duplex's cluster; its URL."""
+    return declare_cluster(kmock)

@@ -25,7 +25,6 @@ from tests.support.emulator import (
     POOLS,
     as_served,
     cpu_pool,
-    declare_cluster,
     events,
     running_operator,
     start_pod_worker,
@@ -34,11 +33,6 @@ from tests.support.emulator import (
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect
-
-
-@pytest.fixture
-def k8s(kmock: Any) -> str:
-    return declare_cluster(kmock)
 
 
 def forget_events(kmock: Any) -> None:

@@ -13,25 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from duplex_orchestrator.registry.kubernetes import KubernetesRegistry
 from duplex_orchestrator.routing.policy import RouteRequest, route
 from duplex_protocol.kube import KubeClient, KubeConfig, leases_path
 from duplex_protocol.lease import ResidentModel, WorkerState, lease_manifest
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from tests.support.emulator import NS, declare_cluster, start_pod_worker
+from tests.support.emulator import NS, start_pod_worker
 from tests.support.orchestrator import ScriptedClient, start_orchestrator
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect
 
 NAMESPACE = NS
-
-
-@pytest.fixture
-def k8s(kmock: Any) -> str:
-    return declare_cluster(kmock)
 
 
 def leases(kmock: Any) -> dict[str, dict[str, Any]]:

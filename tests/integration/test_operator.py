@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from duplex_protocol.kube import KubeClient, KubeConfig
@@ -25,7 +24,6 @@ from tests.support.emulator import (
     POOLS,
     as_served,
     cpu_pool,
-    declare_cluster,
     events,
     running_operator,
     start_pod_worker,
@@ -34,11 +32,6 @@ from tests.support.emulator import (
 from tests.support.voicepacks import write_mock_pack
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess, connect
-
-
-@pytest.fixture
-def k8s(kmock: Any) -> str:
-    return declare_cluster(kmock)
 
 
 async def start_pool(k8s: str, tmp_path: Path) -> list[WorkerProcess]:

@@ -13,25 +13,17 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from duplex_operator.leadership import LEADER_LEASE
 from duplex_protocol.kube import KubeClient, KubeConfig
 from tests.support.emulator import (
     POOLS,
     as_served,
     cpu_pool,
-    declare_cluster,
     start_operator,
     stored,
 )
 from tests.support.waiting import eventually
 from tests.support.worker import ChildProcess
-
-
-@pytest.fixture
-def k8s(kmock: Any) -> str:
-    return declare_cluster(kmock)
 
 
 def holder(kmock: Any) -> str:

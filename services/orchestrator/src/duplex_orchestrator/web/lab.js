@@ -93,13 +93,14 @@ async function ensureLoaded(model, el) {
   const body = await r.json();
   if (!r.ok) throw new Error(`${body.error}: ${body.message}`);
   if (body.worker) el.querySelector(".worker").textContent = `on ${body.worker}`;
-  const started = performance.now();
-  while (body.state !== "ready" && performance.now() - started < LOAD_TIMEOUT_MS) {
+  if (body.state === "ready") return;
+  const deadline = performance.now() + LOAD_TIMEOUT_MS;
+  while (performance.now() < deadline) {
     await new Promise((done) => setTimeout(done, 500));
     models = await fetchModels();
     if (models.find((m) => m.id === model)?.resident) return;
   }
-  if (body.state !== "ready") throw new Error(`${model} did not load in ${LOAD_TIMEOUT_MS / 1000} s`);
+  throw new Error(`${model} did not load in ${LOAD_TIMEOUT_MS / 1000} s`);
 }
 
 function speak(model, text) {
