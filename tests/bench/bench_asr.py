@@ -38,7 +38,12 @@ QUESTIONS = [
     "Turn off the lights in the kitchen, please.",
     "What is the capital city of Australia?",
 ]
-WINDOWS = {"fitted": (5.0, 3.0), "fitted-pad1": (5.0, 1.0), "full-30s": (0.0, 0.0)}
+WINDOWS = {
+    "fitted": (1.0, 2.0),
+    "fitted-5s": (5.0, 3.0),
+    "fitted-pad1": (5.0, 1.0),
+    "full-30s": (0.0, 0.0),
+}
 """Encoder window configurations: (window_step_s, pad_s); step 0 is Whisper's 30 s."""
 
 

@@ -9,7 +9,9 @@ Kokoro kumo and alpha), and questions with a 0.6 s hesitation in the middle
 - voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
 - premature: reply audio (or a reply start) arrived before the user finished;
 - continued: a reply started at the hesitation and was cancelled when the user went on;
-- asr_ms: Whisper's time for the turn, as the server reports it.
+- asr_ms: Whisper's time for the turn, as the server reports it;
+- end_of_turn_ms: the last speech frame → the turn ended (judged or by silence), as the
+  server reports it; what follows it is the reply's way to the first audio.
 
 Then, with one client: barge-in (speech over a reply → the flush event) and
 false barge-ins on noise (a cough, keyboard clicks, quiet music over a reply:
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector, frame_dbfs
 from tests.bench.bench_orchestrator import LONG, LOUD
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import ScriptedClient, cough, silence, start_orchestrator
@@ -49,16 +53,27 @@ PAUSE_S = 0.6
 TARGETS = {"1": ("p50", 450.0), "1p95": ("p95", 700.0), "4": ("p50", 700.0)}
 
 
-def clips() -> list[tuple[str, np.ndarray]]:
-    """(kind, 16 kHz int16 audio) for every question; the audio ends on its last speech."""
-    out = [
-        ("complete", speech_16k(text, lead_s=0.3, tail_s=0.0, voice=voice))
-        for text in COMPLETE
-        for voice in SPEAKERS
+def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
+    """``text`` spoken, from its first sound to its last, after ``lead_s`` of silence.
+
+    The voices begin and end every clause with tens of ms of near-silence; a
+    frame quieter than the VAD's energy floor is not speech, so those are cut:
+    the clock of every figure starts at the first or the last sound.
+    """
+    audio = speech_16k(text, lead_s=0.0, tail_s=0.0, voice=voice)
+    loud = [
+        i
+        for i in range(0, len(audio) - VAD_FRAME_SAMPLES + 1, VAD_FRAME_SAMPLES)
+        if frame_dbfs(audio[i : i + VAD_FRAME_SAMPLES]) >= SpeechDetector.min_dbfs
     ]
+    return np.concatenate([silence(lead_s), audio[loud[0] : loud[-1] + VAD_FRAME_SAMPLES]])
+
+
+def clips() -> list[tuple[str, np.ndarray]]:
+    """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound."""
+    out = [("complete", spoken(text, voice, lead_s=0.3)) for text in COMPLETE for voice in SPEAKERS]
     for first, rest in HESITATIONS:
-        head = speech_16k(first, lead_s=0.3, tail_s=0.0, voice=PIPER)
-        tail = speech_16k(rest, lead_s=0.0, tail_s=0.0, voice=PIPER)
+        head, tail = spoken(first, lead_s=0.3), spoken(rest)
         out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
     return out
 
@@ -103,6 +118,7 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
                         e["type"] == "barge_in" and e.get("action") == "stop" for _, e in events
                     ),
                     "asr_ms": float(finals[-1]["asr_ms"]) if finals else None,
+                    "end_of_turn_ms": float(finals[-1]["end_of_turn_ms"]) if finals else None,
                     "transcript": finals[-1]["text"] if finals else "",
                 }
             )
@@ -128,12 +144,14 @@ async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, An
     rows = [row for speaker_rows in per_speaker for row in speaker_rows]
     v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]
     asr = [r["asr_ms"] for r in rows if r["asr_ms"] is not None]
+    ended = [r["end_of_turn_ms"] for r in rows if r["end_of_turn_ms"] is not None]
     hesitations = [r for r in rows if r["kind"] == "hesitation"]
     return {
         "speakers": speakers,
         "turns": len(rows),
         "voice_to_voice_ms": summary(v2v) if v2v else None,
         "asr_ms": summary(asr) if asr else None,
+        "end_of_turn_ms": summary(ended) if ended else None,
         "premature": sum(r["premature"] for r in rows),
         "continued": sum(r["continued"] for r in rows),
         "hesitation_turns": len(hesitations),
@@ -157,7 +175,7 @@ def noises() -> dict[str, np.ndarray]:
 
 async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
     """Barge-in latency (speech) and false barge-ins (noise) over a long reply."""
-    speech = speech_16k("Wait a moment please.", lead_s=0.0, tail_s=0.0)
+    speech = spoken("Wait a moment please.")  # from its first sound: the onset
     latency: list[float] = []
     false_stops: dict[str, int] = {}
     false_pauses: dict[str, int] = {}
@@ -188,14 +206,18 @@ async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
 def render(results: dict[str, Any]) -> str:
     lines = ["Conversations (WebSocket, Piper, Whisper base; ms from the user's last word)", ""]
     head = f"{'end of turn, VAD':<30} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
-    lines.append(head + f" {'asr p50':>8} {'premature':>9} {'continued':>9} {'no reply':>8}")
+    lines.append(
+        head + f" {'asr p50':>8} {'ended p50':>9} {'premature':>9} {'continued':>9} {'no reply':>8}"
+    )
     for mode, rows in results["modes"].items():
         for row in rows:
             v2v, asr = row["voice_to_voice_ms"] or {}, row["asr_ms"] or {}
+            ended = row.get("end_of_turn_ms") or {}
             lines.append(
                 f"{mode:<30} {row['speakers']:>3} {row['turns']:>5} "
                 f"{v2v.get('p50', float('nan')):>8.0f} {v2v.get('p95', float('nan')):>8.0f} "
-                f"{asr.get('p50', float('nan')):>8.0f} {row['premature']:>9} "
+                f"{asr.get('p50', float('nan')):>8.0f} {ended.get('p50', float('nan')):>9.0f} "
+                f"{row['premature']:>9} "
                 f"{row['continued']:>9} {row['unanswered']:>8}"
             )
     for vad, barge in results["interruptions"].items():
@@ -226,6 +248,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     [worker.address],
                     tmp / f"o-{mode}-{vad}.log",
                     *("--end-of-turn", mode, "--vad", vad),
+                    *shlex.split(args.orchestrator_args),
                 )
                 try:
                     rows = []
@@ -257,6 +280,12 @@ def main() -> None:
     parser.add_argument("--speakers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--rounds", type=int, default=8, help="questions per speaker")
     parser.add_argument("--runs", type=int, default=10, help="barge-ins to time")
+    parser.add_argument(
+        "--orchestrator-args",
+        default="",
+        help="more orchestrator flags, e.g. '--speculate-ms 0 --asr-window-step-s 5 --asr-pad-s 3' "
+        "(how it was before speculation at the gap and the 1 s window ladder)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()
     publish(asyncio.run(run(args)), args.out, render)

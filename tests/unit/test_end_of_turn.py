@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import looks_looped, window_features, window_frames
+from duplex_orchestrator.asr import looks_looped, window_features, window_frames, windows_to_try
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
@@ -79,14 +79,17 @@ class FixedTurnModel:
     def __init__(self, probability: float) -> None:
         self.value = probability
         self.calls = 0
+        self.heard: list[int] = []
+        """Samples of audio of each call."""
 
     def probability(self, audio16k: np.ndarray) -> float:
         self.calls += 1
+        self.heard.append(len(audio16k))
         return self.value
 
 
 async def session_with(
-    ears: Ears, turn_model: FixedTurnModel, worker: FakeWorker | None = None
+    ears: Ears, turn_model: FixedTurnModel, worker: FakeWorker | None = None, gap_frames: int = 0
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -96,6 +99,7 @@ async def session_with(
         default_model="mock",
         end_frames=END_FRAMES,
         pause_frames=PAUSE_FRAMES,
+        gap_frames=gap_frames,
         end_of_turn=EndOfTurn("transcript+smart-turn"),
         smart_turn=turn_model,
     )
@@ -187,6 +191,22 @@ def test_the_encoder_window_fits_the_utterance_in_steps(
     audio_s: float, pad_s: float, step_s: float, window_s: float
 ) -> None:
     assert window_frames(round(audio_s * 100), pad_s, step_s) == round(window_s * 100)
+
+
+@pytest.mark.parametrize(
+    ("audio_s", "pad_s", "step_s", "windows_s"),
+    [
+        (2.6, 2.0, 1.0, [5.0, 10.0, 30.0]),  # fitted, 3 s more padding in 5 s steps, 30 s
+        (2.6, 3.0, 5.0, [10.0, 30.0]),  # the retry's window is the first one: tried once
+        (26.0, 2.0, 1.0, [28.0, 30.0]),
+        (2.6, 2.0, 0.0, [30.0]),  # Whisper's own window: nothing else to try
+    ],
+)
+def test_a_looping_decode_is_tried_again_on_longer_windows_up_to_30_s(
+    audio_s: float, pad_s: float, step_s: float, windows_s: list[float]
+) -> None:
+    windows = windows_to_try(round(audio_s * 100), pad_s, step_s)
+    assert windows == [round(w * 100) for w in windows_s]
 
 
 def test_the_window_is_padded_with_silence_as_whisper_was_trained_not_with_zeros() -> None:

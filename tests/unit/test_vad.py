@@ -45,6 +45,20 @@ def test_a_short_silence_inside_speech_is_a_pause_once() -> None:
     ]
 
 
+def test_the_first_frames_of_a_silence_are_a_gap_before_its_pause() -> None:
+    detector = SpeechDetector(onset_frames=2, end_frames=6, pause_frames=4, gap_frames=2)
+    events = run(detector, "SS.S..S.......")
+    assert events == [
+        (1, VadEvent.SPEECH_START),
+        (5, VadEvent.SPEECH_GAP),
+        (8, VadEvent.SPEECH_GAP),
+        (10, VadEvent.SPEECH_PAUSE),
+        (12, VadEvent.SPEECH_END),
+    ]
+    # gap_frames 0 (the default): no gaps at all.
+    assert VadEvent.SPEECH_GAP not in [e for _, e in run(SpeechDetector(2, 6, 4), "SS..S......")]
+
+
 def test_faint_frames_never_start_speech() -> None:
     detector = SpeechDetector(onset_frames=2, min_dbfs=-50)
     assert run(detector, "SSSSSSSS", dbfs=-60.0) == []

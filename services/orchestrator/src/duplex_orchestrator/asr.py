@@ -13,16 +13,23 @@ Whisper VAD filter (our VAD already cut the utterance).
 The encoder window fits the utterance. Whisper pads every input to 30 s, so a
 3 s question costs a full 30 s encoder pass (most of the time on a CPU).
 CTranslate2's encoder takes shorter inputs, so the features are padded only to
-the utterance plus ``pad_s`` of silence, rounded up to a ``window_step_s``
-ladder (few distinct shapes). The padding is silence in the audio, as in
+the utterance plus ``pad_s`` of silence (2 s), rounded up to a
+``window_step_s`` ladder (1 s). The padding is silence in the audio, as in
 Whisper's training (its log-mel floor), not faster-whisper's zeros in the
 features: on a short window zeros cost more words, and which ones depended on
 the CPU's instruction set. Whisper never saw short windows in training and
 can loop on them (with 1 s of padding it often says the question twice): a
 result that repeats a sentence, compresses too well (gzip ratio above 2.4, as
-Whisper's own fallback uses) or runs out of tokens is decoded again on the full
-30 s window. The word error rate before and after is measured by
-``tests.bench.bench_asr``.
+Whisper's own fallback uses) or runs out of tokens (about 8 per second of
+audio: a loop is cut short) is decoded again with 3 s more padding, and only
+if that loops too on the full 30 s window. The word error rate and latency of
+each choice are measured by ``tests.bench.bench_asr``.
+
+Forcing the words already heard as a decoder prefix (incremental decoding)
+was measured and saves nothing here: CTranslate2 spends about as long on a
+forced token as on a generated one. What shortens the wait instead is
+starting early: the session transcribes at the first frames of silence
+(``session._gap``), so the words are ready about when the pause is.
 
 One model serves every session: CTranslate2 runs ``workers`` transcriptions in
 parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
@@ -102,6 +109,7 @@ _FRAMES_PER_S = 100
 _HOP = 160  # samples per mel frame at 16 kHz
 _MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
 _NO_SPEECH, _LOW_LOGPROB = 0.5, -1.0
+RETRY_PAD_S = 3.0
 
 
 def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
@@ -115,6 +123,20 @@ def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
     step = max(1, round(step_s * _FRAMES_PER_S))
     wanted = audio_frames + round(pad_s * _FRAMES_PER_S)
     return min(FULL_WINDOW_FRAMES, step * math.ceil(wanted / step))
+
+
+def windows_to_try(audio_frames: int, pad_s: float, step_s: float) -> list[int]:
+    """The encoder windows to decode on, in order, until one gives a clean result.
+
+    The fitted window first; a decode that loops there is tried again with
+    ``RETRY_PAD_S`` more silence, in 5 s steps (a few hundred ms on a CPU),
+    and only then on Whisper's full 30 s (over a second).
+    """
+    windows = [window_frames(audio_frames, pad_s, step_s)]
+    if step_s > 0:
+        windows.append(window_frames(audio_frames, pad_s + RETRY_PAD_S, 5.0))
+    windows.append(FULL_WINDOW_FRAMES)
+    return sorted(set(windows))
 
 
 def as_float32(audio16k: np.ndarray) -> np.ndarray:
@@ -177,8 +199,8 @@ class Transcriber:
         language: str = "en",
         threads: int = 0,
         workers: int = 0,
-        window_step_s: float = 5.0,
-        pad_s: float = 3.0,
+        window_step_s: float = 1.0,
+        pad_s: float = 2.0,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -205,6 +227,11 @@ class Transcriber:
         self._busy_lock = threading.Lock()
 
     @property
+    def idle_workers(self) -> int:
+        """Workers with nothing to do now: speculative work may take them."""
+        return max(0, self.workers - self._busy)
+
+    @property
     def saturated(self) -> bool:
         """Every worker is busy and as many wait: skip speculative transcriptions."""
         return self._busy >= 2 * self.workers
@@ -216,10 +243,10 @@ class Transcriber:
         with self._busy_lock:
             self._busy += 1
         try:
-            window = window_frames(len(samples) // _HOP, self.pad_s, self.window_step_s)
-            text, complete = self._decode(samples, window)
-            if window < FULL_WINDOW_FRAMES and (looks_looped(text) or not complete):
-                text, _ = self._decode(samples, FULL_WINDOW_FRAMES)
+            for window in windows_to_try(len(samples) // _HOP, self.pad_s, self.window_step_s):
+                text, complete = self._decode(samples, window)
+                if complete and not looks_looped(text):
+                    break
         finally:
             with self._busy_lock:
                 self._busy -= 1
@@ -232,8 +259,10 @@ class Transcriber:
         features = window_features(self._model.feature_extractor, samples, window)
         batch = np.ascontiguousarray(features[np.newaxis].astype(np.float32))
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
-        # About 3 tokens per second of speech is typical; 10 per second means a loop.
-        budget = min(self._model.max_length - len(self._prompt), 20 + window // 10)
+        # About 3-5 tokens per second of speech is typical; more means a loop, which
+        # costs ~8 ms per token on a CPU core: stop it early.
+        audio_frames = min(len(samples) // _HOP, window)
+        budget = min(self._model.max_length - len(self._prompt), 20 + audio_frames // 12)
         result = self._model.model.generate(
             encoded,
             [self._prompt],

@@ -84,8 +84,13 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     add(
         "--asr-window-step-s",
         type=float,
-        help="fit Whisper's encoder window to the utterance in steps of this (default 5; "
+        help="fit Whisper's encoder window to the utterance in steps of this (default 1; "
         "0: always 30 s)",
+    )
+    add(
+        "--asr-pad-s",
+        type=float,
+        help="silence after the utterance inside the fitted window (default 2)",
     )
     add(
         "--vad",
@@ -114,6 +119,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "--end-of-turn-pause-ms",
         type=int,
         help="silence after which the turn's completeness is judged (default 200)",
+    )
+    add(
+        "--speculate-ms",
+        type=int,
+        help="silence after which the transcript and Smart Turn start speculatively, "
+        "while Whisper has an idle worker (default 60; 0: at the pause)",
     )
     add("--smart-turn-model", type=Path, help="Smart Turn ONNX file (default: from pipecat-ai)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")

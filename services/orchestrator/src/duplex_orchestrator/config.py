@@ -79,9 +79,9 @@ class OrchestratorConfig(BaseModel):
     """Transcriptions run in parallel by the one Whisper model (0: ``asr.default_workers``)."""
     asr_threads: int = Field(default=0, ge=0, le=256)
     """Cores per transcription (0: the cores divided among the workers)."""
-    asr_window_step_s: float = Field(default=5.0, ge=0, le=30)
+    asr_window_step_s: float = Field(default=1.0, ge=0, le=30)
     """Whisper's encoder window fits the utterance in steps of this; 0: always 30 s."""
-    asr_pad_s: float = Field(default=3.0, ge=0, le=10)
+    asr_pad_s: float = Field(default=2.0, ge=0, le=10)
     """Silence added after the utterance inside the fitted window."""
     vad: VadKind = "silero"
     """The per-frame speech classifier: Silero VAD or webrtcvad (``bench_vad`` compares
@@ -101,7 +101,11 @@ class OrchestratorConfig(BaseModel):
     """What decides, at a short pause, that the turn is complete: the transcript's
     punctuation and last word, Smart Turn v3.2, both, or ``silence`` (only vad_end_ms)."""
     end_of_turn_pause_ms: int = Field(default=200, ge=60, le=2000)
-    """Silence after which completeness is judged (and speculative ASR starts)."""
+    """Silence after which completeness is judged."""
+    speculate_ms: int = Field(default=60, ge=0, le=2000)
+    """Silence inside speech after which the transcript (and Smart Turn) start
+    speculatively, while a Whisper worker is idle, so the judgement at the pause
+    finds them under way or done; 0: they start at the pause."""
     smart_turn_model: Path | None = None
     """Smart Turn's ONNX file; default: the one inside the installed pipecat-ai."""
     smart_turn_threshold: float = Field(default=0.5, ge=0, le=1)
@@ -160,6 +164,11 @@ class OrchestratorConfig(BaseModel):
             raise ValueError(
                 f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}) must be shorter than "
                 f"vad_end_ms ({self.vad_end_ms}), the silence that ends any turn"
+            )
+        if judged and self.speculate_ms >= self.end_of_turn_pause_ms:
+            raise ValueError(
+                f"speculate_ms ({self.speculate_ms}) must be shorter than "
+                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), or 0"
             )
         if self.llm == "openai" and not self.llm_url:
             raise ValueError("llm_url: required when llm is 'openai'")

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import soxr
@@ -55,7 +56,7 @@ from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
 from duplex_orchestrator.turns import Action, Turns
-from duplex_orchestrator.vad import VAD_RATE, SpeechDetector, Vad, VadEvent
+from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +88,14 @@ class VoiceSession:
                 onset_frames=services.onset_frames,
                 end_frames=services.end_frames,
                 pause_frames=min(services.pause_frames, services.end_frames - 1),
+                gap_frames=min(services.gap_frames, services.pause_frames - 1),
             ),
         )
-        # Transcriptions of one session run in order (a later one supersedes an earlier
-        # one that has not started); sessions transcribe in parallel.
-        self._asr_lock = asyncio.Lock()
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
         self._asr_generation = 0
-        self._early_asr: asyncio.Task[Transcript | None] | None = None
+        self._speculation: _Speculation | None = None
         self._judged: _JudgedTurn | None = None
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
@@ -166,42 +165,81 @@ class VoiceSession:
         for _frame, result in self._vad.feed(pcm16k):
             if result.event is VadEvent.SPEECH_START:
                 await self._speech_started()
+            elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
+                self._gap(result.utterance)
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
                 self._paused(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
-                asr = self._early_asr if result.by_silence else None
+                speculation = self._current_speculation() if result.by_silence else None
+                asr = speculation.asr if speculation else None
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
                 await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
 
-    def _paused(self, utterance: np.ndarray) -> None:
-        """A short pause: transcribe speculatively and judge whether the turn is complete.
+    def _current_speculation(self) -> _Speculation | None:
+        """The speculation, if no speech has come since its audio was cut."""
+        speculation = self._speculation
+        if speculation is None or speculation.mark != self._vad.detector.pauses:
+            return None
+        return speculation
 
-        If it is, the turn ends here; if speech goes on, both are superseded.
+    def _gap(self, utterance: np.ndarray) -> None:
+        """The first frames of silence: perhaps the end of the turn. Start transcribing
+        (and Smart Turn) now, so the judgement at the pause finds them under way or done.
+
+        Only on idle Whisper workers, so it never delays another session's turn, and
+        one at a time per session; Smart Turn beside Whisper only when a second worker
+        is idle (on a small CPU the two would otherwise slow each other down).
+        """
+        running = self._speculation
+        if running is not None and not running.asr.done():
+            return  # still on an earlier gap; the pause starts afresh if that one is stale
+        idle = getattr(self._services.transcriber, "idle_workers", 1)
+        if idle >= 1:
+            self._speculation = self._speculate(utterance, with_turn_model=idle >= 2)
+
+    def _paused(self, utterance: np.ndarray) -> None:
+        """A short pause: judge whether the turn is complete, from the speculation started
+        at this silence's gap or, if there is none, one started now.
+
+        If it is complete, the turn ends here; if speech goes on, it is superseded.
         Under load (every Whisper worker busy) nothing speculative starts: the
         turn then ends after the full silence, as it always may.
         """
-        transcriber = self._services.transcriber
-        if getattr(transcriber, "saturated", False):
-            self._early_asr = None  # an earlier pause's words are not the whole turn
-            return
-        self._early_asr = self._transcribe_latest(utterance, partial=True)
+        speculation = self._current_speculation()
+        if speculation is None:
+            if getattr(self._services.transcriber, "saturated", False):
+                self._speculation = None  # an earlier pause's words are not the whole turn
+                return
+            speculation = self._speculation = self._speculate(utterance, with_turn_model=False)
         if self._services.end_of_turn.mode != "silence":
-            task = asyncio.create_task(
-                self._judge_pause(utterance, self._early_asr, self._vad.detector.pauses)
-            )
+            task = asyncio.create_task(self._judge_pause(speculation))
             self._asr_tasks.add(task)
             task.add_done_callback(self._asr_tasks.discard)
 
-    async def _judge_pause(
-        self, utterance: np.ndarray, asr: asyncio.Task[Transcript | None], pause: int
-    ) -> None:
+    def _speculate(self, utterance: np.ndarray, *, with_turn_model: bool) -> _Speculation:
+        """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
+        detector = self._vad.detector
+        # Smart Turn hears the turn as it will stand at the pause: padded with the
+        # silence still to come, as it would be if asked then.
+        missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
+        audio = np.pad(utterance, (0, missing))
+        speculation = _Speculation(
+            detector.pauses, audio, self._transcribe_latest(utterance, partial=True)
+        )
+        model = self._services.smart_turn
+        if with_turn_model and model is not None and self._services.end_of_turn.uses_smart_turn:
+            speculation.turn = asyncio.create_task(asyncio.to_thread(model.probability, audio))
+        return speculation
+
+    async def _judge_pause(self, speculation: _Speculation) -> None:
         policy, model = self._services.end_of_turn, self._services.smart_turn
         detector = self._vad.detector
+        pause = speculation.mark
         text: str | None = None
         if policy.uses_transcript:
-            transcript = await asr
+            transcript = await speculation.asr
             if transcript is None:
                 return  # superseded: speech went on
             text = transcript.text
@@ -209,8 +247,12 @@ class VoiceSession:
                 return  # the words already say "not yet": no need to ask the model
         probability: float | None = None
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
-            # After Whisper, not beside it: on a small CPU the two slow each other down.
-            probability = await asyncio.to_thread(model.probability, utterance)
+            if speculation.turn is None:
+                # After Whisper, not beside it: on a small CPU the two slow each other down.
+                speculation.turn = asyncio.create_task(
+                    asyncio.to_thread(model.probability, speculation.audio)
+                )
+            probability = await speculation.turn
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
         if not policy.decide(text, probability):
@@ -219,14 +261,14 @@ class VoiceSession:
         history = len(self._history)
         audio = self._vad.end_turn()
         metrics.TURN_ENDS.labels(by="judged_complete").inc()
-        task = await self._end_turn(asr, ended_at)
+        task = await self._end_turn(speculation.asr, ended_at)
         self._judged = _JudgedTurn(audio, self._clock(), task, history)
 
     async def _end_turn(
         self, asr: asyncio.Task[Transcript | None], ended_at: float
     ) -> asyncio.Task[None]:
         await self._io.event(VadState("speech_end"))
-        self._early_asr = None
+        self._speculation = None
         self._judged = None
         waited_ms = round((self._clock() - ended_at) * 1000, 1)
         task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
@@ -270,22 +312,26 @@ class VoiceSession:
     ) -> asyncio.Task[Transcript | None]:
         """Start transcribing; anything started earlier in this session is superseded.
 
-        A ``partial`` (speculative) result is shown to the client as it lands,
-        unless the turn has ended meanwhile (the final result follows then).
+        It never waits for an earlier transcription of this session (that may be a
+        stale speculation); a ``partial`` (speculative) one that is superseded before
+        a thread takes it up is skipped, and its result is shown to the client as it
+        lands, unless the turn has ended meanwhile (the final result follows then).
         """
         self._asr_generation += 1
         generation = self._asr_generation
+        transcriber = self._services.transcriber
+
+        def transcribe() -> Transcript | None:
+            if partial and generation != self._asr_generation:
+                return None  # superseded before it started: skip the work
+            return transcriber.transcribe(utterance)
 
         async def run() -> Transcript | None:
-            async with self._asr_lock:
-                if generation != self._asr_generation:
-                    return None  # superseded before it started: skip the work
-                transcript = await asyncio.to_thread(
-                    self._services.transcriber.transcribe, utterance
-                )
+            transcript = await asyncio.to_thread(transcribe)
             if (
-                partial
-                and self._early_asr is not None
+                transcript is not None
+                and partial
+                and self._speculation is not None
                 and generation == self._asr_generation
                 and transcript.text
             ):
@@ -398,10 +444,7 @@ class VoiceSession:
             audio16k = clip
             if self._rate != VAD_RATE:
                 audio16k = soxr.resample(clip, self._rate, VAD_RATE)
-            async with self._asr_lock:
-                transcript = await asyncio.to_thread(
-                    self._services.transcriber.transcribe, audio16k
-                )
+            transcript = await asyncio.to_thread(self._services.transcriber.transcribe, audio16k)
             reference = VoiceReference(clip.astype("<i2").tobytes(), self._rate, transcript.text)
             self._speaker.reference = reference
             log.info(  # the figures only: never the clip or its words
@@ -422,11 +465,31 @@ class VoiceSession:
         await self._speaker.switch_model(model)
 
     async def close(self) -> None:
-        for task in [*self._asr_tasks, *([self._early_asr] if self._early_asr else [])]:
+        speculation = self._speculation
+        for task in [*self._asr_tasks, *(speculation.tasks() if speculation else ())]:
             task.cancel()
         with contextlib.suppress(Exception):
             await self._stop_reply()
         await self._speaker.close()
+
+
+@dataclass
+class _Speculation:
+    """Judging started on the utterance as it stood at a silence inside speech.
+
+    It speaks for the turn only while no speech has followed: ``mark`` is the
+    detector's ``pauses`` count when the audio was cut.
+    """
+
+    mark: int
+    audio: np.ndarray
+    """The utterance, padded with silence to the length it will have at the pause."""
+    asr: asyncio.Task[Transcript | None]
+    turn: asyncio.Task[float] | None = None
+    """Smart Turn's probability, once asked."""
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        return [self.asr, *([self.turn] if self.turn else [])]
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ class Services:
     end_frames: int = 25
     pause_frames: int = 10
     """Silence inside speech (20 ms frames) at which the turn's completeness is judged."""
+    gap_frames: int = 3
+    """Silence inside speech (20 ms frames) at which the judging starts speculatively
+    (0: at the pause)."""
     end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
     smart_turn: TurnModel | None = None
     """Smart Turn, when ``end_of_turn`` uses it."""

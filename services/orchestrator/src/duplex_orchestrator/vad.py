@@ -3,12 +3,13 @@
 ``SpeechDetector`` is the pure debouncer: it turns per-frame decisions into
 speech onsets and ends. Onset needs a run of speech frames that are also above
 an energy floor (a faint noise step that fools webrtcvad does not count); the
-end of a turn needs a run of silence. A shorter silence run inside speech is a
-``SPEECH_PAUSE``: the session starts transcribing speculatively there and
-judges whether the turn is complete (``endpoint``), ending it early with
-``Vad.end_turn`` when it is. ``Vad`` adds the per-frame classifier: webrtcvad
-(``WebRtcClassifier``) or Silero VAD (``silero.SileroClassifier``), compared by
-``tests.bench.bench_vad``.
+end of a turn needs a run of silence. Inside speech, the first few silent
+frames are a ``SPEECH_GAP``: the session starts transcribing (and judging)
+speculatively there, so the work is under way, or done, by the time a longer
+silence run, a ``SPEECH_PAUSE``, asks whether the turn is complete
+(``endpoint``); it ends the turn early with ``Vad.end_turn`` when it is.
+``Vad`` adds the per-frame classifier: webrtcvad (``WebRtcClassifier``) or
+Silero VAD (``silero.SileroClassifier``), compared by ``tests.bench.bench_vad``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ VAD_FRAME_SAMPLES = 320  # 20 ms
 
 class VadEvent(enum.Enum):
     SPEECH_START = "speech_start"
+    SPEECH_GAP = "speech_gap"
     SPEECH_PAUSE = "speech_pause"
     SPEECH_END = "speech_end"
 
@@ -47,6 +49,8 @@ class SpeechDetector:
     """Consecutive non-speech frames that end a turn (500 ms)."""
     pause_frames: int = 10
     """Non-speech frames inside speech that make a pause (200 ms); < end_frames."""
+    gap_frames: int = 0
+    """Non-speech frames inside speech that make a gap (0: none); < pause_frames."""
     min_dbfs: float = -50.0
     """Frames quieter than this never count as speech."""
     in_speech: bool = False
@@ -82,6 +86,8 @@ class SpeechDetector:
             return VadEvent.SPEECH_END
         if self._run == self.pause_frames:
             return VadEvent.SPEECH_PAUSE
+        if self.gap_frames and self._run == self.gap_frames:
+            return VadEvent.SPEECH_GAP
         return None
 
 
@@ -105,7 +111,8 @@ class WebRtcClassifier:
 class VadResult:
     event: VadEvent | None
     utterance: np.ndarray | None = None
-    """At SPEECH_PAUSE and SPEECH_END: the utterance so far (16 kHz int16, with pre-roll)."""
+    """At SPEECH_GAP, SPEECH_PAUSE and SPEECH_END: the utterance so far (16 kHz int16,
+    with pre-roll)."""
     by_silence: bool = True
     """At SPEECH_END: False when a too-long utterance was cut."""
 
@@ -152,7 +159,7 @@ class Vad:
             if event is None and len(self._utterance) >= self._max_frames:
                 self.detector.in_speech = False  # a monologue: cut it here
                 event, by_silence = VadEvent.SPEECH_END, False
-        if event is VadEvent.SPEECH_PAUSE:
+        if event in (VadEvent.SPEECH_GAP, VadEvent.SPEECH_PAUSE):
             return VadResult(event, np.concatenate(self._utterance))
         if event is VadEvent.SPEECH_END:
             audio = np.concatenate(self._utterance)

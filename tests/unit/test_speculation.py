@@ -1,0 +1,130 @@
+"""Judging a turn speculatively: Whisper (and Smart Turn) start at the first frames of
+silence, so the judgement at the pause finds them done, and stale work never holds a
+turn back.
+
+The real VAD and session run with fake ears that report each transcription and can
+be held; ``idle_workers`` plays the free Whisper workers the session may take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+
+from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.events import ReplyText, TtsEnd, VadState
+from tests.support.fake_ears import Ears, voiced
+from tests.unit.test_end_of_turn import PAUSE_FRAMES, FixedTurnModel, feed, session_with, silence
+
+GAP_FRAMES = 3
+
+
+class PooledEars(Ears):
+    """Fake ears with ``idle_workers``; the first ``held`` transcriptions wait for ``release``."""
+
+    def __init__(self, idle_workers: int, held: int = 0) -> None:
+        super().__init__()
+        self.idle_workers = idle_workers
+        self.held = held
+        self.release = threading.Event()
+
+    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+        if len(self.heard) < self.held:
+            self.heard.append(len(audio16k) / 16000)
+            self.release.wait(10)
+            return Transcript(self.words, 0.01, len(audio16k) / 16000)
+        return super().transcribe(audio16k)
+
+
+async def settle() -> None:
+    """Let the threads that were started finish their (instant) work."""
+    await asyncio.sleep(0.05)
+
+
+def samples(seconds: float) -> int:
+    return round(seconds * 16000)
+
+
+async def test_whisper_and_smart_turn_start_at_the_gap_and_the_pause_uses_them() -> None:
+    ears, model = PooledEars(idle_workers=2), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(GAP_FRAMES))
+    await settle()
+    assert len(ears.heard) == 1  # transcribing before the pause ...
+    assert model.calls == 1  # ... and Smart Turn beside it (a second worker was idle)
+    await feed(session, silence(PAUSE_FRAMES), realtime=True)
+    await io.wait_for(TtsEnd)
+    assert len(ears.heard) == 1  # the pause used them: nothing was done twice
+    assert model.calls == 1
+    # Smart Turn heard the turn as it stands at the pause: the silence still to come added.
+    assert model.heard[0] - samples(ears.heard[0]) == (PAUSE_FRAMES - GAP_FRAMES) * 320
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    await session.close()
+
+
+async def test_with_one_idle_worker_smart_turn_waits_for_the_words() -> None:
+    ears, model = PooledEars(idle_workers=1), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(GAP_FRAMES))
+    await settle()
+    assert (len(ears.heard), model.calls) == (1, 0)
+    await feed(session, silence(PAUSE_FRAMES), realtime=True)
+    await io.wait_for(TtsEnd)
+    assert (len(ears.heard), model.calls) == (1, 1)
+    await session.close()
+
+
+async def test_with_no_idle_worker_nothing_starts_before_the_pause() -> None:
+    ears, model = PooledEars(idle_workers=0), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(GAP_FRAMES))
+    await settle()
+    assert (len(ears.heard), model.calls) == (0, 0)
+    await feed(session, silence(PAUSE_FRAMES), realtime=True)
+    await io.wait_for(TtsEnd)
+    assert len(ears.heard) == 1  # at the pause, as without speculation
+    await session.close()
+
+
+async def test_speech_after_the_gap_makes_its_work_stale() -> None:
+    ears, model = PooledEars(idle_workers=2), FixedTurnModel(0.9)
+    ears.words = "I would like to order."  # what a speculation at the gap would hear
+    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(GAP_FRAMES))
+    await settle()
+    ears.words = "I would like to order a large pizza."
+    await feed(session, voiced(0.6))  # the user goes on before the pause
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+    ends = await io.wait_for(TtsEnd)
+    assert len(ears.heard) == 2
+    assert ears.heard[1] > ears.heard[0] + 0.6  # the whole turn, heard again
+    reply = "".join(r.text for r in io.of(ReplyText) if r.turn == ends[0].turn)
+    assert reply == "I would like to order a large pizza."
+    await session.close()
+
+
+async def test_a_stale_transcription_still_running_does_not_hold_the_turn_back() -> None:
+    ears, model = PooledEars(idle_workers=2, held=1), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(GAP_FRAMES))  # a speculation starts, and hangs
+        await settle()
+        await feed(session, voiced(0.4))  # speech goes on: that speculation is stale
+        await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+        await io.wait_for(TtsEnd, timeout_s=5)  # answered while the stale one still runs
+        assert not ears.release.is_set()
+        assert len(ears.heard) == 2
+    finally:
+        ears.release.set()
+        await session.close()
