@@ -96,19 +96,19 @@ async def test_with_no_idle_worker_nothing_starts_before_the_pause() -> None:
 
 async def test_speech_after_the_gap_makes_its_work_stale() -> None:
     ears, model = PooledEars(idle_workers=2), FixedTurnModel(0.9)
-    ears.words = "I would like to order."  # what a speculation at the gap would hear
+    ears.words = "I would like a pizza."  # what a speculation at the gap hears: complete
     session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
     await settle()
-    ears.words = "I would like to order a large pizza."
+    ears.words = "I would like a pizza with mushrooms."
     await feed(session, voiced(0.6))  # the user goes on before the pause
     await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
     ends = await io.wait_for(TtsEnd)
     assert len(ears.heard) == 2
     assert ears.heard[1] > ears.heard[0] + 0.6  # the whole turn, heard again
     reply = "".join(r.text for r in io.of(ReplyText) if r.turn == ends[0].turn)
-    assert reply == "I would like to order a large pizza."
+    assert reply == "I would like a pizza with mushrooms."
     await session.close()
 
 

@@ -6,9 +6,15 @@ pizza") and makes complete answers wait. At a short pause (the VAD's
 ends the turn at once when they agree it is complete; otherwise it waits for
 more speech, up to the silence that ends any turn (``--vad-end-ms``):
 
-- the transcript so far (Whisper's punctuation and last word): a turn with no
-  final punctuation, ending in "...", or a statement ending on a word that
-  needs a continuation ("to", "the", "and", "about", ...) is not complete;
+- the transcript so far (Whisper's punctuation and last words): a turn with no
+  final punctuation, ending in "...", a statement ending on a word that
+  needs a continuation ("to", "the", "and", "about", ...) or on an
+  infinitive ("I would like to order."), or a request ending on a verb that
+  wants two objects and has one ("Could you remind me?") is not complete.
+  Whisper ends whatever it hears with a full stop or a question mark, and
+  Smart Turn judged those last two complete (0.82 and 0.97) on Piper's
+  voice, so the words must; a complete turn they hold back waits for the
+  full silence instead, which costs time, not the user's words;
 - Smart Turn v3.2 (``smart_turn.SmartTurn``), a learned model of whether the
   speech sounds finished (intonation, pace), on the last 8 s of audio.
 
@@ -76,6 +82,16 @@ _CONTINUES = frozenset(
         "hmm",
     ]
 )
+# "remind me", "tell us": a request that still lacks what to remind or tell
+# ("Can you help me?" is complete, so help is not here).
+_WANTS_TWO = frozenset(
+    ["remind", "tell", "show", "give", "send", "bring", "teach", "buy", "get", "find", "book"]
+)
+# "like to order", "want to book": a wish whose infinitive has no object yet
+# (a "to" after other words is often a preposition: "Welcome to London.").
+_WANTING = frozenset(
+    ["like", "love", "want", "need", "wish", "hope", "going", "trying", "try", "plan", "have"]
+)
 _FINAL = re.compile(r"[.?!]['\")\]]*$")
 _WORDS = re.compile(r"[a-z']+")
 
@@ -85,10 +101,14 @@ def transcript_complete(text: str) -> bool:
     text = text.strip()
     if not text or text.endswith(("...", "…", ",", "-", "—")) or not _FINAL.search(text):
         return False
+    words = [w.strip("'") for w in _WORDS.findall(text.lower())]
+    if len(words) >= 2 and words[-2] in _WANTS_TWO and words[-1] in ("me", "us"):
+        return False
     if text.endswith(("?", "!")):
         return True
-    words = _WORDS.findall(text.lower())
-    return bool(words) and words[-1].strip("'") not in _CONTINUES
+    if len(words) >= 3 and words[-2] == "to" and words[-3] in _WANTING:
+        return False  # "I would like to order.": what to order is still to come
+    return bool(words) and words[-1] not in _CONTINUES
 
 
 @dataclass(frozen=True)
