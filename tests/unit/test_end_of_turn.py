@@ -47,6 +47,7 @@ PAUSE_FRAMES, END_FRAMES = 10, 50  # judged at 200 ms of silence; any turn ends 
         ("Could you remind me?", False),  # remind me of what?
         ("Can you tell us?", False),
         ("Can you help me?", True),
+        ("Can you tell me about?", False),
         ("I would like to order.", False),  # order what?
         ("I'd like to book.", False),
         ("I'd like to go to Paris.", True),
@@ -273,3 +274,11 @@ def test_the_pause_must_be_shorter_than_the_silence_that_ends_any_turn() -> None
     config = build_config({"dev": True, "end_of_turn": "silence"})
     assert config.turn_silence_ms(judged=False) == 500
     assert build_config({"dev": True}).turn_silence_ms(judged=True) == 1000
+
+
+def test_speculation_starts_before_the_pause_or_not_at_all() -> None:
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "speculate_ms": 200})  # the pause is 200 ms
+    assert "speculate_ms (200) must be shorter than end_of_turn_pause_ms (200)" in str(bad.value)
+    assert build_config({"dev": True, "speculate_ms": 0}).speculate_ms == 0
+    assert build_config({"dev": True}).speculate_ms == 60

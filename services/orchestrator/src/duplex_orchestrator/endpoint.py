@@ -104,6 +104,9 @@ def transcript_complete(text: str) -> bool:
     words = [w.strip("'") for w in _WORDS.findall(text.lower())]
     if len(words) >= 2 and words[-2] in _WANTS_TWO and words[-1] in ("me", "us"):
         return False
+    if len(words) >= 3 and words[-3] in _WANTS_TWO and words[-2] in ("me", "us"):
+        if words[-1] in _CONTINUES:
+            return False  # "Can you tell me about?": about what?
     if text.endswith(("?", "!")):
         return True
     if len(words) >= 3 and words[-2] == "to" and words[-3] in _WANTING:
