@@ -102,11 +102,10 @@ def transcript_complete(text: str) -> bool:
     if not text or text.endswith(("...", "…", ",", "-", "—")) or not _FINAL.search(text):
         return False
     words = [w.strip("'") for w in _WORDS.findall(text.lower())]
-    if len(words) >= 2 and words[-2] in _WANTS_TWO and words[-1] in ("me", "us"):
-        return False
-    if len(words) >= 3 and words[-3] in _WANTS_TWO and words[-2] in ("me", "us"):
-        if words[-1] in _CONTINUES:
-            return False  # "Can you tell me about?": about what?
+    # "Could you remind me?", "Can you tell me about?": of what, about what?
+    for asks in (words[-2:], words[-3:-1] if words and words[-1] in _CONTINUES else []):
+        if len(asks) == 2 and asks[0] in _WANTS_TWO and asks[1] in ("me", "us"):
+            return False
     if text.endswith(("?", "!")):
         return True
     if len(words) >= 3 and words[-2] == "to" and words[-3] in _WANTING:
