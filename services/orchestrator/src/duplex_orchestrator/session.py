@@ -239,10 +239,7 @@ class VoiceSession:
         pause = speculation.mark
         text: str | None = None
         if policy.uses_transcript:
-            transcript = await speculation.asr
-            if transcript is None:
-                return  # superseded: speech went on
-            text = transcript.text
+            text = (await speculation.asr).text
             if not transcript_complete(text):
                 return  # the words already say "not yet": no need to ask the model
         probability: float | None = None
@@ -264,9 +261,7 @@ class VoiceSession:
         task = await self._end_turn(speculation.asr, ended_at)
         self._judged = _JudgedTurn(audio, self._clock(), task, history)
 
-    async def _end_turn(
-        self, asr: asyncio.Task[Transcript | None], ended_at: float
-    ) -> asyncio.Task[None]:
+    async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
         await self._io.event(VadState("speech_end"))
         self._speculation = None
         self._judged = None
@@ -309,28 +304,21 @@ class VoiceSession:
 
     def _transcribe_latest(
         self, utterance: np.ndarray, *, partial: bool = False
-    ) -> asyncio.Task[Transcript | None]:
+    ) -> asyncio.Task[Transcript]:
         """Start transcribing; anything started earlier in this session is superseded.
 
         It never waits for an earlier transcription of this session (that may be a
-        stale speculation); a ``partial`` (speculative) one that is superseded before
-        a thread takes it up is skipped, and its result is shown to the client as it
-        lands, unless the turn has ended meanwhile (the final result follows then).
+        stale speculation), and none is skipped: a speculation may yet become the
+        turn's transcript. A ``partial`` (speculative) result is shown to the client
+        as it lands, unless the turn has ended meanwhile (the final result follows).
         """
         self._asr_generation += 1
         generation = self._asr_generation
-        transcriber = self._services.transcriber
 
-        def transcribe() -> Transcript | None:
-            if partial and generation != self._asr_generation:
-                return None  # superseded before it started: skip the work
-            return transcriber.transcribe(utterance)
-
-        async def run() -> Transcript | None:
-            transcript = await asyncio.to_thread(transcribe)
+        async def run() -> Transcript:
+            transcript = await asyncio.to_thread(self._services.transcriber.transcribe, utterance)
             if (
-                transcript is not None
-                and partial
+                partial
                 and self._speculation is not None
                 and generation == self._asr_generation
                 and transcript.text
@@ -341,7 +329,7 @@ class VoiceSession:
         return asyncio.create_task(run())
 
     async def _finish_turn(
-        self, asr: asyncio.Task[Transcript | None], ended_at: float, waited_ms: float
+        self, asr: asyncio.Task[Transcript], ended_at: float, waited_ms: float
     ) -> None:
         services = self._services
         try:
@@ -349,8 +337,6 @@ class VoiceSession:
         except Exception as exc:
             log.exception("asr failed", extra={"event": "asr_error", "session_id": self.id})
             await self._speaker.error("asr_failed", f"speech recognition failed: {exc}")
-            return
-        if transcript is None:
             return
         metrics.ASR_LATENCY.observe(transcript.seconds)
         asr_ms = round(transcript.seconds * 1000, 1)
@@ -484,7 +470,7 @@ class _Speculation:
     mark: int
     audio: np.ndarray
     """The utterance, padded with silence to the length it will have at the pause."""
-    asr: asyncio.Task[Transcript | None]
+    asr: asyncio.Task[Transcript]
     turn: asyncio.Task[float] | None = None
     """Smart Turn's probability, once asked."""
 
