@@ -12,6 +12,7 @@ import asyncio
 import threading
 
 import numpy as np
+from prometheus_client import REGISTRY
 
 from duplex_orchestrator.asr import Transcript
 from duplex_orchestrator.events import ReplyText, TtsEnd, VadState
@@ -43,6 +44,11 @@ async def settle() -> None:
     await asyncio.sleep(0.05)
 
 
+def speculations(at: str, outcome: str) -> float:
+    labels = {"at": at, "outcome": outcome}
+    return REGISTRY.get_sample_value("duplex_asr_speculations_total", labels) or 0.0
+
+
 def samples(seconds: float) -> int:
     return round(seconds * 16000)
 
@@ -51,6 +57,7 @@ async def test_whisper_and_smart_turn_start_at_the_gap_and_the_pause_uses_them()
     ears, model = PooledEars(idle_workers=2), FixedTurnModel(0.9)
     ears.words = "What time is it?"
     session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    used_before = speculations("gap", "used")
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
     await settle()
@@ -63,6 +70,7 @@ async def test_whisper_and_smart_turn_start_at_the_gap_and_the_pause_uses_them()
     # Smart Turn heard the turn as it stands at the pause: the silence still to come added.
     assert model.heard[0] - samples(ears.heard[0]) == (PAUSE_FRAMES - GAP_FRAMES) * 320
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    assert speculations("gap", "used") == used_before + 1
     await session.close()
 
 
@@ -98,6 +106,7 @@ async def test_speech_after_the_gap_makes_its_work_stale() -> None:
     ears, model = PooledEars(idle_workers=2), FixedTurnModel(0.9)
     ears.words = "I would like a pizza."  # what a speculation at the gap hears: complete
     session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    stale, used = speculations("gap", "stale"), speculations("gap", "used")
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
     await settle()
@@ -109,6 +118,8 @@ async def test_speech_after_the_gap_makes_its_work_stale() -> None:
     assert ears.heard[1] > ears.heard[0] + 0.6  # the whole turn, heard again
     reply = "".join(r.text for r in io.of(ReplyText) if r.turn == ends[0].turn)
     assert reply == "I would like a pizza with mushrooms."
+    # Counted for operators: the first gap's work was wasted, the second gap's was the turn's.
+    assert (speculations("gap", "stale"), speculations("gap", "used")) == (stale + 1, used + 1)
     await session.close()
 
 

@@ -29,6 +29,13 @@ TURN_ENDS = Counter(
     "too_long (cut), continued (judged complete, then the user went on)",
     ["by"],
 )
+SPECULATIONS = Counter(
+    "duplex_asr_speculations_total",
+    "Transcriptions started before the turn was known to end, at the gap (the first "
+    "silence) or the pause, by outcome: used (the turn's transcript) or stale (speech "
+    "went on, or the turn ended otherwise)",
+    ["at", "outcome"],
+)
 BARGE_INS = Counter("duplex_barge_in_total", "Barge-ins by outcome", ["outcome"])
 BARGE_IN_LATENCY = Histogram(
     "duplex_barge_in_pause_seconds",

@@ -197,7 +197,8 @@ class VoiceSession:
             return  # still on an earlier gap; the pause starts afresh if that one is stale
         idle = getattr(self._services.transcriber, "idle_workers", 1)
         if idle >= 1:
-            self._speculation = self._speculate(utterance, with_turn_model=idle >= 2)
+            self._settle_speculation()
+            self._speculation = self._speculate(utterance, "gap", with_turn_model=idle >= 2)
 
     def _paused(self, utterance: np.ndarray) -> None:
         """A short pause: judge whether the turn is complete, from the speculation started
@@ -209,16 +210,25 @@ class VoiceSession:
         """
         speculation = self._current_speculation()
         if speculation is None:
+            self._settle_speculation()  # an earlier silence's words are not the whole turn
             if getattr(self._services.transcriber, "saturated", False):
-                self._speculation = None  # an earlier pause's words are not the whole turn
                 return
-            speculation = self._speculation = self._speculate(utterance, with_turn_model=False)
+            speculation = self._speculation = self._speculate(
+                utterance, "pause", with_turn_model=False
+            )
         if self._services.end_of_turn.mode != "silence":
             task = asyncio.create_task(self._judge_pause(speculation))
             self._asr_tasks.add(task)
             task.add_done_callback(self._asr_tasks.discard)
 
-    def _speculate(self, utterance: np.ndarray, *, with_turn_model: bool) -> _Speculation:
+    def _settle_speculation(self, used: asyncio.Task[Transcript] | None = None) -> None:
+        """Forget the speculation, counting whether its transcript became the turn's."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            outcome = "used" if speculation.asr is used else "stale"
+            metrics.SPECULATIONS.labels(at=speculation.at, outcome=outcome).inc()
+
+    def _speculate(self, utterance: np.ndarray, at: str, *, with_turn_model: bool) -> _Speculation:
         """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
         detector = self._vad.detector
         # Smart Turn hears the turn as it will stand at the pause: padded with the
@@ -226,7 +236,7 @@ class VoiceSession:
         missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
         audio = np.pad(utterance, (0, missing))
         speculation = _Speculation(
-            detector.pauses, audio, self._transcribe_latest(utterance, partial=True)
+            at, detector.pauses, audio, self._transcribe_latest(utterance, partial=True)
         )
         model = self._services.smart_turn
         if with_turn_model and model is not None and self._services.end_of_turn.uses_smart_turn:
@@ -263,7 +273,7 @@ class VoiceSession:
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
         await self._io.event(VadState("speech_end"))
-        self._speculation = None
+        self._settle_speculation(used=asr)
         self._judged = None
         waited_ms = round((self._clock() - ended_at) * 1000, 1)
         task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
@@ -467,6 +477,8 @@ class _Speculation:
     detector's ``pauses`` count when the audio was cut.
     """
 
+    at: str
+    """Where it started: "gap" or "pause"."""
     mark: int
     audio: np.ndarray
     """The utterance, padded with silence to the length it will have at the pause."""
