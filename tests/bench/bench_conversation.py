@@ -25,10 +25,12 @@ import asyncio
 import shlex
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector, frame_dbfs
 from tests.bench.bench_orchestrator import LONG, LOUD
@@ -161,6 +163,19 @@ async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, An
     }
 
 
+def speculations(url: str) -> dict[str, float]:
+    """The orchestrator's ``duplex_asr_speculations_total``, as ``"at/outcome": count``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        f"{s.labels['at']}/{s.labels['outcome']}": s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "duplex_asr_speculations"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+
+
 def noises() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
     clicks = np.zeros(16000, np.int16)
@@ -220,6 +235,10 @@ def render(results: dict[str, Any]) -> str:
                 f"{row['premature']:>9} "
                 f"{row['continued']:>9} {row['unanswered']:>8}"
             )
+    for mode, rows in results["modes"].items():
+        for row in rows:
+            counts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["speculations"].items()))
+            lines.append(f"{mode}, {row['speakers']} speakers: speculative ASR: {counts or 'none'}")
     for vad, barge in results["interruptions"].items():
         lines += [
             "",
@@ -253,7 +272,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     rows = []
                     for speakers in args.speakers:
-                        rows.append(await conversations(orchestrator.ws_url, speakers, args.rounds))
+                        before = speculations(orchestrator.url)
+                        row = await conversations(orchestrator.ws_url, speakers, args.rounds)
+                        after = speculations(orchestrator.url)
+                        row["speculations"] = {k: after[k] - before.get(k, 0) for k in after}
+                        rows.append(row)
                     results["modes"][f"{mode}, {vad}"] = rows
                     if mode == args.modes[0]:
                         results["interruptions"][vad] = await interruptions(
