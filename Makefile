@@ -111,7 +111,7 @@ profile-torch: install torch-engines ## torch profiler trace (Chrome JSON, duple
 		--torch-profile $(PROFILE_DIR)/csm-trace.json
 
 .PHONY: bench
-bench: install models torch-engines cosyvoice-env ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, VAD (Silero vs webrtcvad), conversations (1/4/8 speakers), routing and operator; p50/p95 to stdout and bench-results/
+bench: install models torch-engines cosyvoice-env espeak ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, VAD (Silero vs webrtcvad), conversations (1/4/8 speakers), routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium
 	$(RUN) python -m tests.bench.bench_worker --model kokoro-82m-en-kumo --runs 15 --sessions 1 3 10
 	$(RUN) python -m tests.bench.bench_swap
@@ -142,6 +142,12 @@ browser: ## install Debian's Chromium for the browser test when it is missing
 	@command -v chromium >/dev/null || { \
 	  echo "installing chromium (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+.PHONY: espeak
+espeak: ## install Debian's espeak-ng (more kinds of voices in the conversation bench) when missing
+	@command -v espeak-ng >/dev/null || { \
+	  echo "installing espeak-ng (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq espeak-ng; }
 
 .PHONY: crds
 crds: ## copy crds/ (the source of truth) into the Helm chart

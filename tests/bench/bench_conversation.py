@@ -3,8 +3,10 @@
 A real Piper worker and a real orchestrator (Whisper base, Smart Turn, echo
 bridge) per end-of-turn mode and VAD; 1, 4 and 8 WebSocket clients at once play
 spoken questions in real time: complete questions in three voices (Piper joe,
-Kokoro kumo and alpha), and questions with a 0.6 s hesitation in the middle
-("I'd like to book … a table for two") that must not be cut. Per turn:
+Kokoro kumo and alpha) and two espeak-ng voices where ``espeak-ng`` is
+installed (a female US and a male Scottish variant), and questions with a
+0.6 s hesitation in the middle ("I'd like to book … a table for two") that
+must not be cut, in Piper's voice and the first espeak-ng one. Per turn:
 
 - voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
 - premature: reply audio (or a reply start) arrived before the user finished;
@@ -36,7 +38,7 @@ from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector, frame_dbf
 from tests.bench.bench_orchestrator import LONG, LOUD
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import ScriptedClient, cough, silence, start_orchestrator
-from tests.support.speech import PIPER, ROOT, SPEAKERS, speech_16k
+from tests.support.speech import PIPER, ROOT, SPEAKERS, espeak_speakers, speech_16k
 from tests.support.worker import start_worker
 
 COMPLETE = [
@@ -73,10 +75,12 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
 
 def clips() -> list[tuple[str, np.ndarray]]:
     """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound."""
-    out = [("complete", spoken(text, voice, lead_s=0.3)) for text in COMPLETE for voice in SPEAKERS]
-    for first, rest in HESITATIONS:
-        head, tail = spoken(first, lead_s=0.3), spoken(rest)
-        out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
+    voices = (*SPEAKERS, *espeak_speakers())
+    out = [("complete", spoken(text, voice, lead_s=0.3)) for text in COMPLETE for voice in voices]
+    for voice in (PIPER, *espeak_speakers()[:1]):
+        for first, rest in HESITATIONS:
+            head, tail = spoken(first, voice, lead_s=0.3), spoken(rest, voice)
+            out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
     return out
 
 
