@@ -28,6 +28,7 @@ import shlex
 import tempfile
 import time
 import urllib.request
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
     return np.concatenate([silence(lead_s), audio[loud[0] : loud[-1] + VAD_FRAME_SAMPLES]])
 
 
+@cache  # one synthesis per run: every mode and variant hears the same recordings
 def clips() -> list[tuple[str, np.ndarray]]:
     """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound."""
     voices = (*SPEAKERS, *espeak_speakers())
@@ -224,7 +226,8 @@ async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
 
 def render(results: dict[str, Any]) -> str:
     lines = ["Conversations (WebSocket, Piper, Whisper base; ms from the user's last word)", ""]
-    head = f"{'end of turn, VAD':<30} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
+    width = max([30, *(len(mode) for mode in results["modes"])])
+    head = f"{'end of turn, VAD':<{width}} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
     lines.append(
         head + f" {'asr p50':>8} {'ended p50':>9} {'premature':>9} {'continued':>9} {'no reply':>8}"
     )
@@ -233,7 +236,7 @@ def render(results: dict[str, Any]) -> str:
             v2v, asr = row["voice_to_voice_ms"] or {}, row["asr_ms"] or {}
             ended = row.get("end_of_turn_ms") or {}
             lines.append(
-                f"{mode:<30} {row['speakers']:>3} {row['turns']:>5} "
+                f"{mode:<{width}} {row['speakers']:>3} {row['turns']:>5} "
                 f"{v2v.get('p50', float('nan')):>8.0f} {v2v.get('p95', float('nan')):>8.0f} "
                 f"{asr.get('p50', float('nan')):>8.0f} {ended.get('p50', float('nan')):>9.0f} "
                 f"{row['premature']:>9} "
@@ -264,30 +267,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], tmp / "w.log"
     )
     results: dict[str, Any] = {"modes": {}, "interruptions": {}}
+    configs = [
+        (vad, mode, variant) for vad in args.vad for mode in args.modes for variant in args.variants
+    ]
     try:
-        for vad in args.vad:
-            for mode in args.modes:
-                orchestrator = start_orchestrator(
-                    [worker.address],
-                    tmp / f"o-{mode}-{vad}.log",
-                    *("--end-of-turn", mode, "--vad", vad),
-                    *shlex.split(args.orchestrator_args),
-                )
-                try:
-                    rows = []
-                    for speakers in args.speakers:
-                        before = speculations(orchestrator.url)
-                        row = await conversations(orchestrator.ws_url, speakers, args.rounds)
-                        after = speculations(orchestrator.url)
-                        row["speculations"] = {k: after[k] - before.get(k, 0) for k in after}
-                        rows.append(row)
-                    results["modes"][f"{mode}, {vad}"] = rows
-                    if mode == args.modes[0]:
-                        results["interruptions"][vad] = await interruptions(
-                            orchestrator.ws_url, args.runs
-                        )
-                finally:
-                    orchestrator.stop()
+        for n, (vad, mode, variant) in enumerate(configs):
+            name = ", ".join(part for part in (mode, vad, variant) if part)
+            orchestrator = start_orchestrator(
+                [worker.address],
+                tmp / f"o-{n}.log",
+                *("--end-of-turn", mode, "--vad", vad),
+                *shlex.split(variant),
+            )
+            try:
+                rows = []
+                for speakers in args.speakers:
+                    before = speculations(orchestrator.url)
+                    row = await conversations(orchestrator.ws_url, speakers, args.rounds)
+                    after = speculations(orchestrator.url)
+                    row["speculations"] = {k: after[k] - before.get(k, 0) for k in after}
+                    rows.append(row)
+                results["modes"][name] = rows
+                if mode == args.modes[0] and variant == args.variants[0]:
+                    results["interruptions"][vad] = await interruptions(
+                        orchestrator.ws_url, args.runs
+                    )
+            finally:
+                orchestrator.stop()
     finally:
         worker.stop()
     return results
@@ -308,10 +314,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="questions per speaker")
     parser.add_argument("--runs", type=int, default=10, help="barge-ins to time")
     parser.add_argument(
-        "--orchestrator-args",
-        default="",
-        help="more orchestrator flags, e.g. '--speculate-ms 0 --asr-window-step-s 5 --asr-pad-s 3' "
-        "(how it was before speculation at the gap and the 1 s window ladder)",
+        "--variants",
+        nargs="+",
+        default=[""],
+        help="orchestrator flags to compare on the same recordings, one string each, e.g. "
+        "'' '--speculate-ms 0 --asr-window-step-s 5 --asr-pad-s 3' (now, and how it was "
+        "before speculation at the gap and the 1 s window ladder)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()

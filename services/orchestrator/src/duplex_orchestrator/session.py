@@ -205,7 +205,7 @@ class VoiceSession:
         at this silence's gap or, if there is none, one started now.
 
         If it is complete, the turn ends here; if speech goes on, it is superseded.
-        Under load (every Whisper worker busy) nothing speculative starts: the
+        Under load (every Whisper worker busy and as many waiting) nothing starts: the
         turn then ends after the full silence, as it always may.
         """
         speculation = self._current_speculation()
