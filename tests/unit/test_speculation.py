@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from duplex_orchestrator.asr import Transcript
 from duplex_orchestrator.events import ReplyText, TtsEnd, VadState
 from tests.support.fake_ears import Ears, voiced
+from tests.support.waiting import eventually
 from tests.unit.test_end_of_turn import PAUSE_FRAMES, FixedTurnModel, feed, session_with, silence
 
 GAP_FRAMES = 3
@@ -32,17 +33,24 @@ class PooledEars(Ears):
         self.held = held
         self.release = threading.Event()
 
+        self.finished = 0
+
     def transcribe(self, audio16k: np.ndarray) -> Transcript:
         if len(self.heard) < self.held:
             self.heard.append(len(audio16k) / 16000)
             self.release.wait(10)
             return Transcript(self.words, 0.01, len(audio16k) / 16000)
-        return super().transcribe(audio16k)
+        transcript = super().transcribe(audio16k)
+        self.finished += 1
+        return transcript
 
 
-async def settle() -> None:
-    """Let the threads that were started finish their (instant) work."""
-    await asyncio.sleep(0.05)
+async def started(ears: PooledEars, model: FixedTurnModel) -> tuple[int, int]:
+    """Transcriptions and Smart Turn calls begun at the gap, once what was started has
+    run (polled, so a slow thread pool is waited for) and nothing more follows."""
+    await eventually(lambda: len(ears.heard) <= ears.finished + ears.held, 5, every_s=0.005)
+    await asyncio.sleep(0.05)  # anything still to start would have by now
+    return len(ears.heard), model.calls
 
 
 def speculations(at: str, outcome: str) -> float:
@@ -61,9 +69,8 @@ async def test_whisper_and_smart_turn_start_at_the_gap_and_the_pause_uses_them()
     used_before = speculations("gap", "used")
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
-    await settle()
-    assert len(ears.heard) == 1  # transcribing before the pause ...
-    assert model.calls == 1  # ... and Smart Turn beside it (a second worker was idle)
+    # Transcribing before the pause, and Smart Turn beside it (a second worker was idle).
+    assert await started(ears, model) == (1, 1)
     await feed(session, silence(PAUSE_FRAMES), realtime=True)
     await io.wait_for(TtsEnd)
     assert len(ears.heard) == 1  # the pause used them: nothing was done twice
@@ -90,8 +97,7 @@ async def test_with_fewer_idle_workers_less_starts_at_the_gap(
     session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
-    await settle()
-    assert (len(ears.heard), model.calls) == started_at_the_gap
+    assert await started(ears, model) == started_at_the_gap
     await feed(session, silence(PAUSE_FRAMES), realtime=True)
     await io.wait_for(TtsEnd)
     assert (len(ears.heard), model.calls) == (1, 1)  # each once, whenever it started
@@ -105,7 +111,7 @@ async def test_speech_after_the_gap_makes_its_work_stale() -> None:
     stale, used = speculations("gap", "stale"), speculations("gap", "used")
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
-    await settle()
+    assert await started(ears, model) == (1, 1)  # done before the speech goes on
     ears.words = "I would like a pizza with mushrooms."
     await feed(session, voiced(0.6))  # the user goes on before the pause
     await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
@@ -126,7 +132,7 @@ async def test_a_stale_transcription_still_running_does_not_hold_the_turn_back()
     try:
         await feed(session, voiced(0.6))
         await feed(session, silence(GAP_FRAMES))  # a speculation starts, and hangs
-        await settle()
+        await eventually(lambda: len(ears.heard) == 1, 5, every_s=0.005)
         await feed(session, voiced(0.4))  # speech goes on: that speculation is stale
         await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
         await io.wait_for(TtsEnd, timeout_s=5)  # answered while the stale one still runs

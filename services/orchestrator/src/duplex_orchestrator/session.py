@@ -231,15 +231,18 @@ class VoiceSession:
     def _speculate(self, utterance: np.ndarray, at: str, *, with_turn_model: bool) -> _Speculation:
         """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
         detector = self._vad.detector
-        # Smart Turn hears the turn as it will stand at the pause: padded with the
-        # silence still to come, as it would be if asked then.
-        missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
-        audio = np.pad(utterance, (0, missing))
+        uses_model = self._services.end_of_turn.uses_smart_turn
+        model = self._services.smart_turn if uses_model else None
+        audio = utterance
+        if model is not None:
+            # Smart Turn hears the turn as it will stand at the pause: padded with the
+            # silence still to come, as it would be if asked then.
+            missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
+            audio = np.pad(utterance, (0, missing))
         speculation = _Speculation(
             at, detector.pauses, audio, self._transcribe_latest(utterance, partial=True)
         )
-        model = self._services.smart_turn
-        if with_turn_model and model is not None and self._services.end_of_turn.uses_smart_turn:
+        if with_turn_model and model is not None:
             speculation.turn = asyncio.create_task(asyncio.to_thread(model.probability, audio))
         return speculation
 
@@ -481,7 +484,8 @@ class _Speculation:
     """Where it started: "gap" or "pause"."""
     mark: int
     audio: np.ndarray
-    """The utterance, padded with silence to the length it will have at the pause."""
+    """What Smart Turn hears: the utterance, padded with silence to the length it will
+    have at the pause (unpadded when Smart Turn is not used)."""
     asr: asyncio.Task[Transcript]
     turn: asyncio.Task[float] | None = None
     """Smart Turn's probability, once asked."""
