@@ -10,7 +10,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.asr import Transcriber, as_float32, window_frames
 from duplex_orchestrator.endpoint import transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.support.orchestrator import words_of
@@ -54,3 +54,14 @@ def test_the_fitted_window_hears_what_the_full_window_hears(voice: str) -> None:
         error_full = jiwer.wer(words_of(text), words_of(heard_full))
         assert error_fitted <= error_full + 0.1, (heard_fitted, heard_full)
         assert transcript_complete(heard_fitted), heard_fitted  # Whisper's final punctuation
+
+
+def test_a_decode_cut_by_its_budget_says_so_and_one_within_it_does_not() -> None:
+    whisper = Transcriber(DEFAULT_DIR, workers=1)
+    samples = as_float32(speech_16k("Please remind me to call my sister tonight."))
+    window = window_frames(len(samples) // 160, pad_s=3.0, step_s=5.0)
+    cut_text, cut_ended = whisper._decode(samples, window, budget=6)
+    text, ended = whisper._decode(samples, window, budget=40)
+    assert (cut_ended, ended) == (False, True)
+    assert cut_text == "Please remind me to call my", cut_text  # six tokens, as budgeted
+    assert words_of(text) == words_of("Please remind me to call my sister tonight."), text

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import looks_looped, window_features, window_frames, windows_to_try
+from duplex_orchestrator.asr import (
+    before_repetition,
+    generate_max_length,
+    looks_looped,
+    new_token_cap,
+    token_budget,
+    window_features,
+    window_frames,
+    windows_to_try,
+)
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
@@ -282,3 +291,40 @@ def test_speculation_starts_before_the_pause_or_not_at_all() -> None:
     assert "speculate_ms (200) must be shorter than end_of_turn_pause_ms (200)" in str(bad.value)
     assert build_config({"dev": True, "speculate_ms": 0}).speculate_ms == 0
     assert build_config({"dev": True}).speculate_ms == 60
+
+
+@pytest.mark.parametrize(
+    ("text", "cut", "said"),
+    [
+        ("Call my sister. Call my sister. Call", True, "Call my sister."),
+        ("Call my sister. Call my sister.", False, "Call my sister."),
+        ("How far is it? How far is it? How far is it?", False, "How far is it?"),
+        ("Hi. Call my sister. Call my sister.", False, "Hi. Call my sister."),
+        ("Call my sister. Call", False, None),  # ended by itself: the person said "Call"
+        ("Call my sister. Then", True, None),  # cut, but not a repetition: try again
+        ("Call my sister tonight.", True, None),
+        ("", False, None),
+    ],
+)
+def test_a_repeated_last_sentence_is_dropped_not_decoded_again(
+    text: str, cut: bool, said: str | None
+) -> None:
+    assert before_repetition(text, cut=cut) == said
+
+
+@pytest.mark.parametrize("budget", [1, 3, 4, 5, 16, 25, 100, 224])
+def test_the_max_length_asked_of_ctranslate2_allows_the_whole_budget(budget: int) -> None:
+    prompt = 4  # start of transcript, language, task, no timestamps
+    max_length = generate_max_length(budget, prompt, 448)
+    # CTranslate2's Whisper stops at half its max_length: asking for prompt + budget
+    # would allow half the budget and never report a decode as cut short.
+    assert new_token_cap(max_length, prompt) >= budget
+    assert new_token_cap(max_length - 1, prompt) < budget  # and no more than needed
+
+
+def test_the_token_budget_outlasts_fast_speech_and_cuts_a_loop_short() -> None:
+    for seconds in (1, 2.5, 5, 10, 29):
+        budget = token_budget(round(seconds * 100))
+        assert budget >= 5 * seconds + 5  # above the 3-4.3 tokens a second measured
+        assert budget <= 7 * seconds + 12  # a loop costs a few words' time, not seconds
+    assert new_token_cap(generate_max_length(10**4, 4, 448), 4) == 224  # the model's limit

@@ -18,11 +18,13 @@ the utterance plus ``pad_s`` of silence (2 s), rounded up to a
 Whisper's training (its log-mel floor), not faster-whisper's zeros in the
 features: on a short window zeros cost more words, and which ones depended on
 the CPU's instruction set. Whisper never saw short windows in training and
-can loop on them (with 1 s of padding it often says the question twice): a
-result that repeats a sentence, compresses too well (gzip ratio above 2.4, as
-Whisper's own fallback uses) or runs out of tokens (about 8 per second of
-audio: a loop is cut short) is decoded again with 3 s more padding, and only
-if that loops too on the full 30 s window. The word error rate and latency of
+can loop on them, saying the question twice. A decode that repeats its last
+sentence (whole, or cut short by the token budget) keeps the text before the
+repetition: the sentence Whisper heard, at no second pass. A decode that
+loops otherwise (gzip ratio above 2.4, as Whisper's own fallback uses) or
+runs out of tokens (``token_budget``: about 6 per second of audio, so a loop
+is cut short) is decoded again with 3 s more padding and twice the tokens,
+and only if that fails too on the full 30 s window. The word error rate and latency of
 each choice are measured by ``tests.bench.bench_asr``.
 
 Forcing the words already heard as a decoder prefix (incremental decoding)
@@ -171,6 +173,47 @@ def looks_looped(text: str) -> bool:
     return len(data) > 0 and len(data) / len(zlib.compress(data)) > _MAX_COMPRESSION
 
 
+def before_repetition(text: str, *, cut: bool) -> str | None:
+    """The text before Whisper began saying its last sentence again, or None.
+
+    "Call my sister. Call my sister. Call" is a loop on a short window; what
+    was said is "Call my sister." When the decode was ``cut`` by its token
+    budget, a last fragment that begins the previous sentence again counts.
+    Someone who really says a sentence twice loses the repetition, not a word
+    of meaning.
+    """
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    for i in range(1, len(sentences)):
+        said, again = sentences[i - 1].lower(), sentences[i].lower()
+        if again == said or (cut and i == len(sentences) - 1 and said.startswith(again)):
+            return " ".join(sentences[:i])
+    return None
+
+
+def token_budget(audio_frames: int) -> int:
+    """New tokens allowed for ``audio_frames`` mel frames of audio.
+
+    Spoken English runs at 3-4.3 Whisper tokens per second of audio
+    (``tests.bench.bench_asr``'s questions in five voices); 6 per second and 10
+    more leave room for fast speech and cut a loop short (~8 ms a token on a core).
+    """
+    return 10 + math.ceil(audio_frames * 6 / _FRAMES_PER_S)
+
+
+def generate_max_length(budget: int, prompt: int, model_max: int) -> int:
+    """CTranslate2's ``max_length`` for ``budget`` new tokens after a ``prompt``.
+
+    Its Whisper decodes at most ``min(max_length // 2, max_length - prompt)`` new
+    tokens (whisper.cc; CTranslate2 issue 1856), not ``max_length - prompt``.
+    """
+    return min(model_max, max(2 * budget, budget + prompt))
+
+
+def new_token_cap(max_length: int, prompt: int) -> int:
+    """The new tokens CTranslate2's Whisper decodes at most for a ``max_length``."""
+    return min(max_length // 2, max_length - prompt)
+
+
 def default_workers() -> int:
     """Parallel transcriptions: one per core up to 4 cores, then one per two.
 
@@ -243,31 +286,35 @@ class Transcriber:
         with self._busy_lock:
             self._busy += 1
         try:
-            for window in windows_to_try(len(samples) // _HOP, self.pad_s, self.window_step_s):
-                text, complete = self._decode(samples, window)
-                if complete and not looks_looped(text):
+            audio_frames = len(samples) // _HOP
+            windows = windows_to_try(audio_frames, self.pad_s, self.window_step_s)
+            for attempt, window in enumerate(windows):
+                budget = token_budget(min(audio_frames, window)) * (2 if attempt else 1)
+                text, ended = self._decode(samples, window, budget)
+                if (said := before_repetition(text, cut=not ended)) is not None:
+                    text = said
+                    break
+                if ended and not looks_looped(text):
                     break
         finally:
             with self._busy_lock:
                 self._busy -= 1
         return Transcript(text, time.perf_counter() - started, len(samples) / 16000)
 
-    def _decode(self, samples: np.ndarray, window: int) -> tuple[str, bool]:
-        """Greedy decode on a ``window``-frame encoder input: (text, ended by itself)."""
+    def _decode(self, samples: np.ndarray, window: int, budget: int) -> tuple[str, bool]:
+        """Greedy decode of at most ``budget`` tokens on a ``window``-frame encoder
+        input: (text, whether it ended by itself rather than on the budget)."""
         import ctranslate2
 
         features = window_features(self._model.feature_extractor, samples, window)
         batch = np.ascontiguousarray(features[np.newaxis].astype(np.float32))
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
-        # About 3-5 tokens per second of speech is typical; more means a loop, which
-        # costs ~8 ms per token on a CPU core: stop it early.
-        audio_frames = min(len(samples) // _HOP, window)
-        budget = min(self._model.max_length - len(self._prompt), 20 + audio_frames // 12)
+        max_length = generate_max_length(budget, len(self._prompt), self._model.max_length)
         result = self._model.model.generate(
             encoded,
             [self._prompt],
             beam_size=1,
-            max_length=len(self._prompt) + budget,
+            max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -279,4 +326,5 @@ class Transcriber:
         average_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if result.no_speech_prob > _NO_SPEECH and average_logprob < _LOW_LOGPROB:
             return "", True
-        return self._tokenizer.decode(tokens).strip(), len(tokens) < budget
+        ended = len(tokens) < new_token_cap(max_length, len(self._prompt))
+        return self._tokenizer.decode(tokens).strip(), ended
