@@ -128,6 +128,10 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
                     "asr_ms": float(finals[-1]["asr_ms"]) if finals else None,
                     "end_of_turn_ms": float(finals[-1]["end_of_turn_ms"]) if finals else None,
                     "transcript": finals[-1]["text"] if finals else "",
+                    # What each judgement heard: a premature turn end shows why.
+                    "heard": [
+                        (e["text"], e.get("final", False)) for _, e in events if e["type"] == "asr"
+                    ],
                 }
             )
             await asyncio.sleep(0.5)
@@ -169,17 +173,19 @@ async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, An
     }
 
 
-def speculations(url: str) -> dict[str, float]:
-    """The orchestrator's ``duplex_asr_speculations_total``, as ``"at/outcome": count``."""
+def counters(url: str) -> dict[str, float]:
+    """The orchestrator's ``duplex_asr_speculations_total`` as ``"at/outcome": count``
+    and ``duplex_turn_ends_total`` as ``"ended by": count``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {
-        f"{s.labels['at']}/{s.labels['outcome']}": s.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "duplex_asr_speculations"
-        for s in family.samples
-        if s.name.endswith("_total")
-    }
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if family.name == "duplex_asr_speculations" and s.name.endswith("_total"):
+                out[f"{s.labels['at']}/{s.labels['outcome']}"] = s.value
+            elif family.name == "duplex_turn_ends" and s.name.endswith("_total"):
+                out[f"ended by {s.labels['by']}"] = s.value
+    return out
 
 
 def noises() -> dict[str, np.ndarray]:
@@ -244,8 +250,8 @@ def render(results: dict[str, Any]) -> str:
             )
     for mode, rows in results["modes"].items():
         for row in rows:
-            counts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["speculations"].items()))
-            lines.append(f"{mode}, {row['speakers']} speakers: speculative ASR: {counts or 'none'}")
+            counts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["counts"].items()) if v)
+            lines.append(f"{mode}, {row['speakers']} speakers: {counts}")
     for vad, barge in results["interruptions"].items():
         lines += [
             "",
@@ -282,10 +288,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 rows = []
                 for speakers in args.speakers:
-                    before = speculations(orchestrator.url)
+                    before = counters(orchestrator.url)
                     row = await conversations(orchestrator.ws_url, speakers, args.rounds)
-                    after = speculations(orchestrator.url)
-                    row["speculations"] = {k: after[k] - before.get(k, 0) for k in after}
+                    after = counters(orchestrator.url)
+                    row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
                     rows.append(row)
                 results["modes"][name] = rows
                 if mode == args.modes[0] and variant == args.variants[0]:

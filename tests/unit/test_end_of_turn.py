@@ -26,7 +26,7 @@ from duplex_orchestrator.asr import (
 )
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
-from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
+from duplex_orchestrator.endpoint import EndOfTurn, Verdict, transcript_complete
 from duplex_orchestrator.events import Asr, BargeIn, ReplyText, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.llm import EchoBridge
 from duplex_orchestrator.protocol import Start
@@ -39,6 +39,8 @@ from tests.support.session_io import Recorded
 ROOT = Path(__file__).resolve().parents[2]
 
 PAUSE_FRAMES, END_FRAMES = 10, 50  # judged at 200 ms of silence; any turn ends at 1 s
+DOUBT_FRAMES = 25  # a doubted turn ends at 500 ms
+COMPLETE, DOUBTED, INCOMPLETE = Verdict.COMPLETE, Verdict.DOUBTED, Verdict.INCOMPLETE
 
 
 @pytest.mark.parametrize(
@@ -71,25 +73,26 @@ def test_a_transcript_reads_as_complete_or_not(text: str, complete: bool) -> Non
 
 
 @pytest.mark.parametrize(
-    ("mode", "text", "probability", "ends"),
+    ("mode", "text", "probability", "verdict"),
     [
-        ("transcript+smart-turn", "Hello there.", 0.9, True),
-        ("transcript+smart-turn", "Hello there.", 0.2, False),
-        ("transcript+smart-turn", "Hello there and", 0.9, False),
-        ("transcript+smart-turn", None, 0.9, False),  # no transcript (superseded)
-        ("transcript", "Hello there.", None, True),
-        ("transcript", "Hello there, and", None, False),
-        ("smart-turn", None, 0.5, True),
-        ("smart-turn", None, 0.49, False),
-        ("smart-turn", None, None, False),
-        ("silence", "Hello there.", 1.0, False),
+        ("transcript+smart-turn", "Hello there.", 0.9, COMPLETE),
+        ("transcript+smart-turn", "Hello there.", 0.2, DOUBTED),  # a longer silence ends it
+        ("transcript+smart-turn", "Hello there.", None, DOUBTED),
+        ("transcript+smart-turn", "Hello there and", 0.9, INCOMPLETE),
+        ("transcript+smart-turn", None, 0.9, INCOMPLETE),  # no transcript (superseded)
+        ("transcript", "Hello there.", None, COMPLETE),
+        ("transcript", "Hello there, and", None, INCOMPLETE),
+        ("smart-turn", None, 0.5, COMPLETE),
+        ("smart-turn", None, 0.49, INCOMPLETE),
+        ("smart-turn", None, None, INCOMPLETE),
+        ("silence", "Hello there.", 1.0, INCOMPLETE),
     ],
 )
 def test_the_policy_ends_a_turn_only_when_its_judges_agree(
-    mode: str, text: str | None, probability: float | None, ends: bool
+    mode: str, text: str | None, probability: float | None, verdict: Verdict
 ) -> None:
     policy = EndOfTurn(mode, threshold=0.5)  # type: ignore[arg-type]
-    assert policy.decide(text, probability) is ends
+    assert policy.decide(text, probability) is verdict
 
 
 class FixedTurnModel:
@@ -116,6 +119,7 @@ async def session_with(
         default_model="mock",
         end_frames=END_FRAMES,
         pause_frames=PAUSE_FRAMES,
+        doubt_frames=DOUBT_FRAMES,
         gap_frames=gap_frames,
         end_of_turn=EndOfTurn("transcript+smart-turn"),
         smart_turn=turn_model,
@@ -150,7 +154,7 @@ async def test_a_complete_turn_ends_at_the_pause_not_after_the_full_silence() ->
 
 @pytest.mark.parametrize(
     ("words", "probability"),
-    [("I would like to order a large...", 0.9), ("What time is it?", 0.1)],
+    [("I would like to order a large...", 0.9), ("I would like to order a large...", 0.1)],
 )
 async def test_an_incomplete_turn_waits_for_more_speech_or_the_full_silence(
     words: str, probability: float
@@ -159,12 +163,43 @@ async def test_an_incomplete_turn_waits_for_more_speech_or_the_full_silence(
     ears.words = words
     session, io = await session_with(ears, model)
     await feed(session, voiced(0.6))
-    await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)
+    await feed(session, silence(DOUBT_FRAMES + 5), realtime=True)
     assert [e.state for e in io.of(VadState)] == ["speech_start"]  # still the user's turn
     assert io.of(TtsStart) == []
     await feed(session, silence(END_FRAMES))
     await io.wait_for(TtsEnd)
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    await session.close()
+
+
+async def test_words_that_read_complete_end_the_turn_after_a_longer_silence_if_doubted() -> None:
+    ears, model = Ears(), FixedTurnModel(0.1)  # Smart Turn doubts it
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)
+    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # not at the pause
+    await feed(session, silence(DOUBT_FRAMES - PAUSE_FRAMES - 10))
+    await io.wait_for(TtsEnd)  # at 500 ms of silence, not 1 s
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    (final,) = [e for e in io.of(Asr) if e.final]
+    assert final.end_of_turn_ms == pytest.approx(DOUBT_FRAMES * 20, abs=20)
+    await session.close()
+
+
+async def test_speech_before_a_doubted_turn_ends_keeps_the_turn_open() -> None:
+    ears, model = Ears(), FixedTurnModel(0.1)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)  # doubted at the pause
+    await feed(session, voiced(0.4))  # ... and the user goes on
+    await feed(session, silence(DOUBT_FRAMES - 5), realtime=True)  # less than the doubt
+    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # the first doubt is gone
+    assert io.of(TtsStart) == []
+    await feed(session, silence(10))
+    await io.wait_for(TtsEnd)  # the second pause's doubt ends it
+    assert ears.heard[-1] > 0.6 + 0.4  # seconds: the whole turn, both parts
     await session.close()
 
 
@@ -283,6 +318,13 @@ def test_the_pause_must_be_shorter_than_the_silence_that_ends_any_turn() -> None
     config = build_config({"dev": True, "end_of_turn": "silence"})
     assert config.turn_silence_ms(judged=False) == 500
     assert build_config({"dev": True}).turn_silence_ms(judged=True) == 1000
+
+
+def test_a_doubt_waits_longer_than_the_pause() -> None:
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "end_of_turn_doubt_ms": 200})  # the pause is 200 ms
+    assert "end_of_turn_doubt_ms (200) must be longer than end_of_turn_pause_ms" in str(bad.value)
+    assert build_config({"dev": True}).end_of_turn_doubt_ms == 500
 
 
 def test_speculation_starts_before_the_pause_or_not_at_all() -> None:

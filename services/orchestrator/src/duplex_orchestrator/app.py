@@ -206,6 +206,7 @@ def build_app(
             onset_frames=max(1, config.speech_onset_ms() // 20),
             end_frames=max(2, config.turn_silence_ms(judged=policy.mode != "silence") // 20),
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
+            doubt_frames=max(1, config.end_of_turn_doubt_ms // 20),
             gap_frames=config.speculate_ms // 20,
             end_of_turn=policy,
             smart_turn=turn_model,

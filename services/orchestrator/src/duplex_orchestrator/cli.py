@@ -121,6 +121,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         help="silence after which the turn's completeness is judged (default 200)",
     )
     add(
+        "--end-of-turn-doubt-ms",
+        type=int,
+        help="silence that ends a turn whose words read as complete while Smart Turn "
+        "doubts it (default 500)",
+    )
+    add(
         "--speculate-ms",
         type=int,
         help="silence after which the transcript and Smart Turn start speculatively, "

@@ -102,6 +102,9 @@ class OrchestratorConfig(BaseModel):
     punctuation and last word, Smart Turn v3.2, both, or ``silence`` (only vad_end_ms)."""
     end_of_turn_pause_ms: int = Field(default=200, ge=60, le=2000)
     """Silence after which completeness is judged."""
+    end_of_turn_doubt_ms: int = Field(default=500, ge=60, le=3000)
+    """Silence that ends a turn whose words read as complete while Smart Turn doubts
+    it (``transcript+smart-turn``); at or above vad_end_ms: only the full silence does."""
     speculate_ms: int = Field(default=60, ge=0, le=2000)
     """Silence inside speech after which the transcript (and Smart Turn) start
     speculatively, while a Whisper worker is idle, so the judgement at the pause
@@ -164,6 +167,11 @@ class OrchestratorConfig(BaseModel):
             raise ValueError(
                 f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}) must be shorter than "
                 f"vad_end_ms ({self.vad_end_ms}), the silence that ends any turn"
+            )
+        if judged and self.end_of_turn_doubt_ms <= self.end_of_turn_pause_ms:
+            raise ValueError(
+                f"end_of_turn_doubt_ms ({self.end_of_turn_doubt_ms}) must be longer than "
+                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), where the judges are asked"
             )
         if judged and self.speculate_ms >= self.end_of_turn_pause_ms:
             raise ValueError(

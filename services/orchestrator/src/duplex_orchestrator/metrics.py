@@ -25,7 +25,8 @@ ASR_LATENCY = Histogram(
 )
 TURN_ENDS = Counter(
     "duplex_turn_ends_total",
-    "How user turns ended: judged_complete at a pause, silence (the longest wait), "
+    "How user turns ended: judged_complete at a pause, judged_after_doubt (the words "
+    "read complete, Smart Turn doubted: a longer silence), silence (the longest wait), "
     "too_long (cut), continued (judged complete, then the user went on)",
     ["by"],
 )

@@ -6,8 +6,9 @@ delivers what the session emits through its ``SessionIO``: typed events
 (``duplex_orchestrator.events``), which it serializes its own way, and the
 worker's 20 ms frames at 48 kHz. Turn decisions come from the pure ``Turns``
 state machine; this module does the I/O around them: VAD on 20 ms frames,
-Whisper in a thread, the LLM stream. Speaking a reply (routing, worker
-streams, retries) is the ``Speaker``'s job.
+Whisper in a thread, the LLM stream. Judging when the turn ends (speculation
+at the gap, the judges at the pause) is the ``TurnJudge``'s (``judging``);
+speaking a reply (routing, worker streams, retries) is the ``Speaker``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import soxr
@@ -27,7 +27,6 @@ import soxr
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
-from duplex_orchestrator.endpoint import transcript_complete
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
@@ -38,6 +37,7 @@ from duplex_orchestrator.events import (
     Voice,
 )
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
+from duplex_orchestrator.judging import Speculation, TurnJudge
 from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.protocol import (
     CloneClear,
@@ -56,7 +56,7 @@ from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
 from duplex_orchestrator.turns import Action, Turns
-from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector, Vad, VadEvent
+from duplex_orchestrator.vad import VAD_RATE, SpeechDetector, Vad, VadEvent
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ class VoiceSession:
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
         self._asr_generation = 0
-        self._speculation: _Speculation | None = None
+        self._judge = TurnJudge(
+            services, self._vad.detector, self._transcribe_partial, self._end_judged_turn
+        )
         self._judged: _JudgedTurn | None = None
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
@@ -166,117 +168,31 @@ class VoiceSession:
             if result.event is VadEvent.SPEECH_START:
                 await self._speech_started()
             elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
-                self._gap(result.utterance)
+                self._judge.gap(result.utterance)
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
-                self._paused(result.utterance)
+                self._judge.paused(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
-                speculation = self._current_speculation() if result.by_silence else None
+                speculation = self._judge.current() if result.by_silence else None
                 asr = speculation.asr if speculation else None
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
                 await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
+            await self._judge.silence_went_on()
 
-    def _current_speculation(self) -> _Speculation | None:
-        """The speculation, if no speech has come since its audio was cut."""
-        speculation = self._speculation
-        if speculation is None or speculation.mark != self._vad.detector.pauses:
-            return None
-        return speculation
-
-    def _gap(self, utterance: np.ndarray) -> None:
-        """The first frames of silence: perhaps the end of the turn. Start transcribing
-        (and Smart Turn) now, so the judgement at the pause finds them under way or done.
-
-        Only on idle Whisper workers, so it never delays another session's turn, and
-        one at a time per session; Smart Turn beside Whisper only when a second worker
-        is idle (on a small CPU the two would otherwise slow each other down).
-        """
-        running = self._speculation
-        if running is not None and not running.asr.done():
-            return  # still on an earlier gap; the pause starts afresh if that one is stale
-        idle = getattr(self._services.transcriber, "idle_workers", 1)
-        if idle >= 1:
-            self._settle_speculation()
-            self._speculation = self._speculate(utterance, "gap", with_turn_model=idle >= 2)
-
-    def _paused(self, utterance: np.ndarray) -> None:
-        """A short pause: judge whether the turn is complete, from the speculation started
-        at this silence's gap or, if there is none, one started now.
-
-        If it is complete, the turn ends here; if speech goes on, it is superseded.
-        Under load (every Whisper worker busy and as many waiting) nothing starts: the
-        turn then ends after the full silence, as it always may.
-        """
-        speculation = self._current_speculation()
-        if speculation is None:
-            self._settle_speculation()  # an earlier silence's words are not the whole turn
-            if getattr(self._services.transcriber, "saturated", False):
-                return
-            speculation = self._speculation = self._speculate(
-                utterance, "pause", with_turn_model=False
-            )
-        if self._services.end_of_turn.mode != "silence":
-            task = asyncio.create_task(self._judge_pause(speculation))
-            self._asr_tasks.add(task)
-            task.add_done_callback(self._asr_tasks.discard)
-
-    def _settle_speculation(self, used: asyncio.Task[Transcript] | None = None) -> None:
-        """Forget the speculation, counting whether its transcript became the turn's."""
-        speculation, self._speculation = self._speculation, None
-        if speculation is not None:
-            outcome = "used" if speculation.asr is used else "stale"
-            metrics.SPECULATIONS.labels(at=speculation.at, outcome=outcome).inc()
-
-    def _speculate(self, utterance: np.ndarray, at: str, *, with_turn_model: bool) -> _Speculation:
-        """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
-        detector = self._vad.detector
-        uses_model = self._services.end_of_turn.uses_smart_turn
-        model = self._services.smart_turn if uses_model else None
-        audio = utterance
-        if model is not None:
-            # Smart Turn hears the turn as it will stand at the pause: padded with the
-            # silence still to come, as it would be if asked then.
-            missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
-            audio = np.pad(utterance, (0, missing))
-        speculation = _Speculation(
-            at, detector.pauses, audio, self._transcribe_latest(utterance, partial=True)
-        )
-        if with_turn_model and model is not None:
-            speculation.turn = asyncio.create_task(asyncio.to_thread(model.probability, audio))
-        return speculation
-
-    async def _judge_pause(self, speculation: _Speculation) -> None:
-        policy, model = self._services.end_of_turn, self._services.smart_turn
-        detector = self._vad.detector
-        pause = speculation.mark
-        text: str | None = None
-        if policy.uses_transcript:
-            text = (await speculation.asr).text
-            if not transcript_complete(text):
-                return  # the words already say "not yet": no need to ask the model
-        probability: float | None = None
-        if policy.uses_smart_turn and model is not None and detector.pauses == pause:
-            if speculation.turn is None:
-                # After Whisper, not beside it: on a small CPU the two slow each other down.
-                speculation.turn = asyncio.create_task(
-                    asyncio.to_thread(model.probability, speculation.audio)
-                )
-            probability = await speculation.turn
-        if detector.pauses != pause or not detector.in_speech:
-            return  # speech went on, or the silence already ended the turn
-        if not policy.decide(text, probability):
-            return
-        ended_at = self._clock() - detector.silent_frames * 0.02
+    async def _end_judged_turn(self, speculation: Speculation, by: str) -> None:
+        """End the turn at a silence shorter than the one that ends any turn; speech
+        soon after continues it (``_continue_judged_turn``)."""
+        ended_at = self._clock() - self._vad.detector.silent_frames * 0.02
         history = len(self._history)
         audio = self._vad.end_turn()
-        metrics.TURN_ENDS.labels(by="judged_complete").inc()
+        metrics.TURN_ENDS.labels(by=by).inc()
         task = await self._end_turn(speculation.asr, ended_at)
         self._judged = _JudgedTurn(audio, self._clock(), task, history)
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
         await self._io.event(VadState("speech_end"))
-        self._settle_speculation(used=asr)
+        self._judge.settle(used=asr)
         self._judged = None
         waited_ms = round((self._clock() - ended_at) * 1000, 1)
         task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
@@ -315,6 +231,9 @@ class VoiceSession:
             await self._reply.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
 
+    def _transcribe_partial(self, utterance: np.ndarray) -> asyncio.Task[Transcript]:
+        return self._transcribe_latest(utterance, partial=True)
+
     def _transcribe_latest(
         self, utterance: np.ndarray, *, partial: bool = False
     ) -> asyncio.Task[Transcript]:
@@ -332,7 +251,7 @@ class VoiceSession:
             transcript = await asyncio.to_thread(self._services.transcriber.transcribe, utterance)
             if (
                 partial
-                and self._speculation is not None
+                and self._judge.speculation is not None
                 and generation == self._asr_generation
                 and transcript.text
             ):
@@ -464,34 +383,11 @@ class VoiceSession:
         await self._speaker.switch_model(model)
 
     async def close(self) -> None:
-        speculation = self._speculation
-        for task in [*self._asr_tasks, *(speculation.tasks() if speculation else ())]:
+        for task in [*self._asr_tasks, *self._judge.tasks()]:
             task.cancel()
         with contextlib.suppress(Exception):
             await self._stop_reply()
         await self._speaker.close()
-
-
-@dataclass
-class _Speculation:
-    """Judging started on the utterance as it stood at a silence inside speech.
-
-    It speaks for the turn only while no speech has followed: ``mark`` is the
-    detector's ``pauses`` count when the audio was cut.
-    """
-
-    at: str
-    """Where it started: "gap" or "pause"."""
-    mark: int
-    audio: np.ndarray
-    """What Smart Turn hears: the utterance, padded with silence to the length it will
-    have at the pause (unpadded when Smart Turn is not used)."""
-    asr: asyncio.Task[Transcript]
-    turn: asyncio.Task[float] | None = None
-    """Smart Turn's probability, once asked."""
-
-    def tasks(self) -> list[asyncio.Task[Any]]:
-        return [self.asr, *([self.turn] if self.turn else [])]
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ class Services:
     end_frames: int = 25
     pause_frames: int = 10
     """Silence inside speech (20 ms frames) at which the turn's completeness is judged."""
+    doubt_frames: int = 25
+    """Silence inside speech (20 ms frames) that ends a turn whose words read as
+    complete though Smart Turn doubted it (``end_frames`` or more: never sooner)."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     (0: at the pause)."""

@@ -1,0 +1,184 @@
+"""When does the user's turn end? One session's speculation and judgement at silences.
+
+The VAD reports three silences inside speech: the gap (``--speculate-ms``),
+the pause (``--end-of-turn-pause-ms``) and the end (``--vad-end-ms``). At the
+gap the ``TurnJudge`` starts transcribing the turn so far (and Smart Turn)
+while a Whisper worker is idle; at the pause it asks the policy
+(``endpoint.EndOfTurn``) with that work, or with work started then; a turn
+judged complete ends there, a doubted one after the doubt's silence
+(``--end-of-turn-doubt-ms``), any other at the end. The session owns the turn
+itself (its audio, history and reply): the judge calls back to end it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from duplex_orchestrator import metrics
+from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.endpoint import Verdict, transcript_complete
+from duplex_orchestrator.session_parts import Services
+from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector
+
+Transcribe = Callable[[np.ndarray], "asyncio.Task[Transcript]"]
+"""Starts a speculative transcription of the utterance so far."""
+
+
+@dataclass
+class Speculation:
+    """Judging started on the utterance as it stood at a silence inside speech.
+
+    It speaks for the turn only while no speech has followed: ``mark`` is the
+    detector's ``pauses`` count when the audio was cut.
+    """
+
+    at: str
+    """Where it started: "gap" or "pause"."""
+    mark: int
+    audio: np.ndarray
+    """What Smart Turn hears: the utterance, padded with silence to the length it will
+    have at the pause (unpadded when Smart Turn is not used)."""
+    asr: asyncio.Task[Transcript]
+    turn: asyncio.Task[float] | None = None
+    """Smart Turn's probability, once asked."""
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        return [self.asr, *([self.turn] if self.turn else [])]
+
+
+EndTurn = Callable[[Speculation, str], Awaitable[None]]
+"""The session's way to end the turn now, on this speculation's transcript, and why
+(the ``duplex_turn_ends_total`` label)."""
+
+
+class TurnJudge:
+    def __init__(
+        self,
+        services: Services,
+        detector: SpeechDetector,
+        transcribe: Transcribe,
+        end_turn: EndTurn,
+    ) -> None:
+        self._services = services
+        self._detector = detector
+        self._transcribe = transcribe
+        self._end_turn = end_turn
+        self.speculation: Speculation | None = None
+        self._doubted: Speculation | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def current(self) -> Speculation | None:
+        """The speculation, if no speech has come since its audio was cut."""
+        speculation = self.speculation
+        if speculation is None or speculation.mark != self._detector.pauses:
+            return None
+        return speculation
+
+    def gap(self, utterance: np.ndarray) -> None:
+        """The first frames of silence: perhaps the end of the turn. Start transcribing
+        (and Smart Turn) now, so the judgement at the pause finds them under way or done.
+
+        Only on idle Whisper workers, so it never delays another session's turn, and
+        one at a time per session; Smart Turn beside Whisper only when a second worker
+        is idle (on a small CPU the two would otherwise slow each other down).
+        """
+        running = self.speculation
+        if running is not None and not running.asr.done():
+            return  # still on an earlier gap; the pause starts afresh if that one is stale
+        idle = getattr(self._services.transcriber, "idle_workers", 1)
+        if idle >= 1:
+            self.settle()
+            self.speculation = self._speculate(utterance, "gap", with_turn_model=idle >= 2)
+
+    def paused(self, utterance: np.ndarray) -> None:
+        """A short pause: judge whether the turn is complete, from the speculation started
+        at this silence's gap or, if there is none, one started now.
+
+        If it is complete, the turn ends here; if speech goes on, it is superseded.
+        Under load (every Whisper worker busy and as many waiting) nothing starts: the
+        turn then ends after the full silence, as it always may.
+        """
+        speculation = self.current()
+        if speculation is None:
+            self.settle()  # an earlier silence's words are not the whole turn
+            if getattr(self._services.transcriber, "saturated", False):
+                return
+            speculation = self.speculation = self._speculate(
+                utterance, "pause", with_turn_model=False
+            )
+        if self._services.end_of_turn.mode != "silence":
+            task = asyncio.create_task(self._judge(speculation))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def silence_went_on(self) -> None:
+        """After each frame: end a doubted turn once the doubt's silence is reached,
+        forget it if speech came first."""
+        doubted = self._doubted
+        if doubted is None:
+            return
+        if doubted.mark != self._detector.pauses or not self._detector.in_speech:
+            self._doubted = None
+        elif self._detector.silent_frames >= self._services.doubt_frames:
+            self._doubted = None
+            await self._end_turn(doubted, "judged_after_doubt")
+
+    def settle(self, used: asyncio.Task[Transcript] | None = None) -> None:
+        """Forget the speculation (and any doubt: the turn ended or goes on), counting
+        whether its transcript became the turn's."""
+        speculation, self.speculation, self._doubted = self.speculation, None, None
+        if speculation is not None:
+            outcome = "used" if speculation.asr is used else "stale"
+            metrics.SPECULATIONS.labels(at=speculation.at, outcome=outcome).inc()
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """Everything still running, for the session to cancel at its close."""
+        speculation = self.speculation
+        return [*self._tasks, *(speculation.tasks() if speculation else ())]
+
+    def _speculate(self, utterance: np.ndarray, at: str, *, with_turn_model: bool) -> Speculation:
+        """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
+        detector = self._detector
+        uses_model = self._services.end_of_turn.uses_smart_turn
+        model = self._services.smart_turn if uses_model else None
+        audio = utterance
+        if model is not None:
+            # Smart Turn hears the turn as it will stand at the pause: padded with the
+            # silence still to come, as it would be if asked then.
+            missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
+            audio = np.pad(utterance, (0, missing))
+        speculation = Speculation(at, detector.pauses, audio, self._transcribe(utterance))
+        if with_turn_model and model is not None:
+            speculation.turn = asyncio.create_task(asyncio.to_thread(model.probability, audio))
+        return speculation
+
+    async def _judge(self, speculation: Speculation) -> None:
+        policy, model = self._services.end_of_turn, self._services.smart_turn
+        detector = self._detector
+        pause = speculation.mark
+        text: str | None = None
+        if policy.uses_transcript:
+            text = (await speculation.asr).text
+            if not transcript_complete(text):
+                return  # the words already say "not yet": no need to ask the model
+        probability: float | None = None
+        if policy.uses_smart_turn and model is not None and detector.pauses == pause:
+            if speculation.turn is None:
+                # After Whisper, not beside it: on a small CPU the two slow each other down.
+                speculation.turn = asyncio.create_task(
+                    asyncio.to_thread(model.probability, speculation.audio)
+                )
+            probability = await speculation.turn
+        if detector.pauses != pause or not detector.in_speech:
+            return  # speech went on, or the silence already ended the turn
+        verdict = policy.decide(text, probability)
+        if verdict is Verdict.COMPLETE:
+            await self._end_turn(speculation, "judged_complete")
+        elif verdict is Verdict.DOUBTED:
+            self._doubted = speculation  # ends after the doubt's silence, unless speech comes
+            await self.silence_went_on()
