@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from duplex_orchestrator.app import busy_gap_frames
 from duplex_orchestrator.asr import (
     before_repetition,
     generate_max_length,
@@ -109,7 +110,11 @@ class FixedTurnModel:
 
 
 async def session_with(
-    ears: Ears, turn_model: FixedTurnModel, worker: FakeWorker | None = None, gap_frames: int = 0
+    ears: Ears,
+    turn_model: FixedTurnModel,
+    worker: FakeWorker | None = None,
+    gap_frames: int = 0,
+    busy_gap_frames: int = 0,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -121,6 +126,7 @@ async def session_with(
         pause_frames=PAUSE_FRAMES,
         doubt_frames=DOUBT_FRAMES,
         gap_frames=gap_frames,
+        busy_gap_frames=busy_gap_frames,
         end_of_turn=EndOfTurn("transcript+smart-turn"),
         smart_turn=turn_model,
     )
@@ -325,6 +331,27 @@ def test_a_doubt_waits_longer_than_the_pause() -> None:
         build_config({"dev": True, "end_of_turn_doubt_ms": 200})  # the pause is 200 ms
     assert "end_of_turn_doubt_ms (200) must be longer than end_of_turn_pause_ms" in str(bad.value)
     assert build_config({"dev": True}).end_of_turn_doubt_ms == 500
+
+
+@pytest.mark.parametrize(
+    ("settings", "frames"),
+    [
+        ({}, 6),  # 120 ms
+        ({"speculate_ms": 160}, 8),  # never before the first gap
+        ({"speculate_busy_ms": 0}, 0),
+        ({"speculate_ms": 0}, 0),  # no speculation at all
+    ],
+)
+def test_under_load_speculation_waits_for_a_longer_silence(
+    settings: dict[str, int], frames: int
+) -> None:
+    assert busy_gap_frames(build_config({"dev": True, **settings})) == frames
+
+
+def test_the_busy_gap_comes_before_the_pause() -> None:
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "speculate_busy_ms": 200})  # the pause is 200 ms
+    assert "speculate_busy_ms (200) must be shorter than end_of_turn_pause_ms" in str(bad.value)
 
 
 def test_speculation_starts_before_the_pause_or_not_at_all() -> None:

@@ -21,15 +21,17 @@ from tests.support.fake_ears import Ears, voiced
 from tests.support.waiting import eventually
 from tests.unit.test_end_of_turn import PAUSE_FRAMES, FixedTurnModel, feed, session_with, silence
 
-GAP_FRAMES = 3
+GAP_FRAMES, BUSY_GAP_FRAMES = 3, 6
 
 
 class PooledEars(Ears):
-    """Fake ears with ``idle_workers``; the first ``held`` transcriptions wait for ``release``."""
+    """Fake ears with ``idle_workers`` of ``workers``; the first ``held`` transcriptions
+    wait for ``release``."""
 
-    def __init__(self, idle_workers: int, held: int = 0) -> None:
+    def __init__(self, idle_workers: int, held: int = 0, workers: int = 2) -> None:
         super().__init__()
         self.idle_workers = idle_workers
+        self.workers = workers
         self.held = held
         self.release = threading.Event()
 
@@ -83,22 +85,31 @@ async def test_whisper_and_smart_turn_start_at_the_gap_and_the_pause_uses_them()
 
 
 @pytest.mark.parametrize(
-    ("idle_workers", "started_at_the_gap"),
+    ("idle_workers", "started_at_the_gap", "started_at_the_busy_gap"),
     [
-        (1, (1, 0)),  # Whisper only: Smart Turn waits for words that read as complete
-        (0, (0, 0)),  # nothing: both start at the pause, as without speculation
+        (2, (1, 1), (1, 1)),  # all idle: both at the first gap, nothing more later
+        # One busy: nothing at the first gap; Whisper at the busy gap, and Smart Turn
+        # waits for words that read as complete.
+        (1, (0, 0), (1, 0)),
+        (0, (0, 0), (0, 0)),  # none idle: both start at the pause, as without speculation
     ],
 )
-async def test_with_fewer_idle_workers_less_starts_at_the_gap(
-    idle_workers: int, started_at_the_gap: tuple[int, int]
+async def test_with_fewer_idle_workers_less_starts_and_later(
+    idle_workers: int,
+    started_at_the_gap: tuple[int, int],
+    started_at_the_busy_gap: tuple[int, int],
 ) -> None:
     ears, model = PooledEars(idle_workers), FixedTurnModel(0.9)
     ears.words = "What time is it?"
-    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    session, io = await session_with(
+        ears, model, gap_frames=GAP_FRAMES, busy_gap_frames=BUSY_GAP_FRAMES
+    )
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
     assert await started(ears, model) == started_at_the_gap
-    await feed(session, silence(PAUSE_FRAMES), realtime=True)
+    await feed(session, silence(BUSY_GAP_FRAMES - GAP_FRAMES))
+    assert await started(ears, model) == started_at_the_busy_gap
+    await feed(session, silence(PAUSE_FRAMES - BUSY_GAP_FRAMES), realtime=True)
     await io.wait_for(TtsEnd)
     assert (len(ears.heard), model.calls) == (1, 1)  # each once, whenever it started
     await session.close()

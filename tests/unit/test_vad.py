@@ -55,6 +55,14 @@ def test_the_first_frames_of_a_silence_are_a_gap_before_its_pause() -> None:
         (10, VadEvent.SPEECH_PAUSE),
         (12, VadEvent.SPEECH_END),
     ]
+    # A busy gap: a second, later one in the same silence.
+    detector = SpeechDetector(2, end_frames=8, pause_frames=6, gap_frames=2, busy_gap_frames=4)
+    assert run(detector, "SS.......") == [
+        (1, VadEvent.SPEECH_START),
+        (3, VadEvent.SPEECH_GAP),
+        (5, VadEvent.SPEECH_GAP),
+        (7, VadEvent.SPEECH_PAUSE),
+    ]
     # gap_frames 0 (the default): no gaps at all.
     assert VadEvent.SPEECH_GAP not in [e for _, e in run(SpeechDetector(2, 6, 4), "SS..S......")]
 

@@ -160,6 +160,13 @@ def speech_classifier(config: OrchestratorConfig) -> Callable[[], FrameClassifie
     return partial(WebRtcClassifier, config.vad_aggressiveness)
 
 
+def busy_gap_frames(config: OrchestratorConfig) -> int:
+    """The busy gap in 20 ms frames: none without speculation, never before the first."""
+    if not config.speculate_ms or not config.speculate_busy_ms:
+        return 0
+    return max(config.speculate_ms, config.speculate_busy_ms) // 20
+
+
 def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
     return EndOfTurn(config.end_of_turn, threshold=config.smart_turn_threshold)
 
@@ -208,6 +215,7 @@ def build_app(
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
             doubt_frames=max(1, config.end_of_turn_doubt_ms // 20),
             gap_frames=config.speculate_ms // 20,
+            busy_gap_frames=busy_gap_frames(config),
             end_of_turn=policy,
             smart_turn=turn_model,
             stall_s=config.stall_ms / 1000,

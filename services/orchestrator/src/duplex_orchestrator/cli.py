@@ -130,7 +130,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "--speculate-ms",
         type=int,
         help="silence after which the transcript and Smart Turn start speculatively, "
-        "while Whisper has an idle worker (default 60; 0: at the pause)",
+        "while every Whisper worker is idle (default 60; 0: at the pause)",
+    )
+    add(
+        "--speculate-busy-ms",
+        type=int,
+        help="the same while only some Whisper workers are idle (default 120; 0: not then)",
     )
     add("--smart-turn-model", type=Path, help="Smart Turn ONNX file (default: from pipecat-ai)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")

@@ -107,8 +107,12 @@ class OrchestratorConfig(BaseModel):
     it (``transcript+smart-turn``); at or above vad_end_ms: only the full silence does."""
     speculate_ms: int = Field(default=60, ge=0, le=2000)
     """Silence inside speech after which the transcript (and Smart Turn) start
-    speculatively, while a Whisper worker is idle, so the judgement at the pause
+    speculatively, while every Whisper worker is idle, so the judgement at the pause
     finds them under way or done; 0: they start at the pause."""
+    speculate_busy_ms: int = Field(default=120, ge=0, le=2000)
+    """The same while only some Whisper workers are idle (0: not then; never shorter
+    than speculate_ms): a guess on a short silence is more often stale, and under
+    load its CPU is another turn's wait."""
     smart_turn_model: Path | None = None
     """Smart Turn's ONNX file; default: the one inside the installed pipecat-ai."""
     smart_turn_threshold: float = Field(default=0.5, ge=0, le=1)
@@ -176,6 +180,11 @@ class OrchestratorConfig(BaseModel):
         if judged and self.speculate_ms >= self.end_of_turn_pause_ms:
             raise ValueError(
                 f"speculate_ms ({self.speculate_ms}) must be shorter than "
+                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), or 0"
+            )
+        if judged and self.speculate_busy_ms >= self.end_of_turn_pause_ms:
+            raise ValueError(
+                f"speculate_busy_ms ({self.speculate_busy_ms}) must be shorter than "
                 f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), or 0"
             )
         if self.llm == "openai" and not self.llm_url:

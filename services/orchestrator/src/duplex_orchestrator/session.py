@@ -89,6 +89,7 @@ class VoiceSession:
                 end_frames=services.end_frames,
                 pause_frames=min(services.pause_frames, services.end_frames - 1),
                 gap_frames=min(services.gap_frames, services.pause_frames - 1),
+                busy_gap_frames=min(services.busy_gap_frames, services.pause_frames - 1),
             ),
         )
         self._reply: Reply | None = None

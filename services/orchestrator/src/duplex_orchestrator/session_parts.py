@@ -53,7 +53,10 @@ class Services:
     complete though Smart Turn doubted it (``end_frames`` or more: never sooner)."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
-    (0: at the pause)."""
+    while every Whisper worker is idle (0: at the pause)."""
+    busy_gap_frames: int = 6
+    """Longer silence at which it starts while only some are (0: never then): under
+    load, a shorter gap's guess is more often stale, and its CPU is another's wait."""
     end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
     smart_turn: TurnModel | None = None
     """Smart Turn, when ``end_of_turn`` uses it."""

@@ -4,7 +4,8 @@
 speech onsets and ends. Onset needs a run of speech frames that are also above
 an energy floor (a faint noise step that fools webrtcvad does not count); the
 end of a turn needs a run of silence. Inside speech, the first few silent
-frames are a ``SPEECH_GAP``: the session starts transcribing (and judging)
+frames are a ``SPEECH_GAP`` (and, a little later, a second one for when
+Whisper was busy at the first): the session starts transcribing (and judging)
 speculatively there, so the work is under way, or done, by the time a longer
 silence run, a ``SPEECH_PAUSE``, asks whether the turn is complete
 (``endpoint``); it ends the turn early with ``Vad.end_turn`` when it is.
@@ -51,6 +52,9 @@ class SpeechDetector:
     """Non-speech frames inside speech that make a pause (200 ms); < end_frames."""
     gap_frames: int = 0
     """Non-speech frames inside speech that make a gap (0: none); < pause_frames."""
+    busy_gap_frames: int = 0
+    """A second, later gap (0: none), where speculation starts if Whisper was too
+    busy at the first; between gap_frames and pause_frames."""
     min_dbfs: float = -50.0
     """Frames quieter than this never count as speech."""
     in_speech: bool = False
@@ -86,7 +90,7 @@ class SpeechDetector:
             return VadEvent.SPEECH_END
         if self._run == self.pause_frames:
             return VadEvent.SPEECH_PAUSE
-        if self.gap_frames and self._run == self.gap_frames:
+        if self._run in (self.gap_frames, self.busy_gap_frames) and self._run > 0:
             return VadEvent.SPEECH_GAP
         return None
 
