@@ -25,13 +25,11 @@ GAP_FRAMES, BUSY_GAP_FRAMES = 3, 6
 
 
 class PooledEars(Ears):
-    """Fake ears with ``idle_workers`` of ``workers``; the first ``held`` transcriptions
-    wait for ``release``."""
+    """Fake ears with ``idle_workers``; the first ``held`` transcriptions wait for ``release``."""
 
-    def __init__(self, idle_workers: int, held: int = 0, workers: int = 2) -> None:
+    def __init__(self, idle_workers: int, held: int = 0) -> None:
         super().__init__()
         self.idle_workers = idle_workers
-        self.workers = workers
         self.held = held
         self.release = threading.Event()
 
@@ -85,17 +83,18 @@ async def test_whisper_and_smart_turn_start_at_the_gap_and_the_pause_uses_them()
 
 
 @pytest.mark.parametrize(
-    ("idle_workers", "started_at_the_gap", "started_at_the_busy_gap"),
+    ("idle_workers", "others_speaking", "started_at_the_gap", "started_at_the_busy_gap"),
     [
-        (2, (1, 1), (1, 1)),  # all idle: both at the first gap, nothing more later
-        # One busy: nothing at the first gap; Whisper at the busy gap, and Smart Turn
-        # waits for words that read as complete.
-        (1, (0, 0), (1, 0)),
-        (0, (0, 0), (0, 0)),  # none idle: both start at the pause, as without speculation
+        (2, 0, (1, 1), (1, 1)),  # both at the first gap, nothing more later
+        (1, 0, (1, 0), (1, 0)),  # Whisper only: Smart Turn waits for words that read complete
+        (2, 1, (0, 0), (1, 1)),  # someone else is speaking: not until the busy gap
+        (1, 1, (0, 0), (1, 0)),
+        (0, 0, (0, 0), (0, 0)),  # none idle: both start at the pause, as without speculation
     ],
 )
-async def test_with_fewer_idle_workers_less_starts_and_later(
+async def test_with_fewer_idle_workers_or_more_speakers_less_starts_and_later(
     idle_workers: int,
+    others_speaking: int,
     started_at_the_gap: tuple[int, int],
     started_at_the_busy_gap: tuple[int, int],
 ) -> None:
@@ -104,6 +103,7 @@ async def test_with_fewer_idle_workers_less_starts_and_later(
     session, io = await session_with(
         ears, model, gap_frames=GAP_FRAMES, busy_gap_frames=BUSY_GAP_FRAMES
     )
+    session._services.speaking.count += others_speaking
     await feed(session, voiced(0.6))
     await feed(session, silence(GAP_FRAMES))
     assert await started(ears, model) == started_at_the_gap
@@ -112,6 +112,7 @@ async def test_with_fewer_idle_workers_less_starts_and_later(
     await feed(session, silence(PAUSE_FRAMES - BUSY_GAP_FRAMES), realtime=True)
     await io.wait_for(TtsEnd)
     assert (len(ears.heard), model.calls) == (1, 1)  # each once, whenever it started
+    assert session._services.speaking.count == others_speaking  # this user's turn is over
     await session.close()
 
 
@@ -152,3 +153,13 @@ async def test_a_stale_transcription_still_running_does_not_hold_the_turn_back()
     finally:
         ears.release.set()
         await session.close()
+
+
+async def test_a_session_closed_mid_speech_no_longer_counts_as_speaking() -> None:
+    ears, model = PooledEars(idle_workers=2), FixedTurnModel(0.9)
+    session, _ = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    speaking = session._services.speaking
+    await feed(session, voiced(0.6))
+    assert speaking.count == 1
+    await session.close()
+    assert speaking.count == 0

@@ -83,23 +83,24 @@ class TurnJudge:
         """The first frames of silence: perhaps the end of the turn. Start transcribing
         (and Smart Turn) now, so the judgement at the pause finds them under way or done.
 
-        At the first gap only while every Whisper worker is idle; at the busy gap, a
-        little later, while one is: a short silence is often a stop inside a word, and
-        under load a guess that turns out stale takes the CPU another session's turn
-        waits for (``bench_conversation``: with four speakers a 60 ms gap gave the
-        slowest turns, 80-120 ms faster ones; alone, 60 ms was fastest). One
-        speculation at a time per session; Smart Turn beside Whisper only when a
-        second worker is idle (on a small CPU the two would otherwise slow each other).
+        Only on an idle Whisper worker, so it never delays a turn that has ended; at
+        the first gap only while no other session's user is speaking, else at the busy
+        gap, a little later: a short silence is often a stop inside a word, and a guess
+        that turns out stale takes the CPU the others' turns will wait for
+        (``bench_conversation``: with four speakers a 60 ms gap gave the slowest turns,
+        80-120 ms faster ones; alone, 60 ms was fastest). One speculation at a time per
+        session; Smart Turn beside Whisper only when a second worker is idle (on a
+        small CPU the two would otherwise slow each other down).
         """
         running = self.speculation
         if running is not None and (
             not running.asr.done() or running.mark == self._detector.pauses
         ):
             return  # still on an earlier gap, or this silence's work is under way
-        transcriber = self._services.transcriber
-        idle = getattr(transcriber, "idle_workers", 1)
+        idle = getattr(self._services.transcriber, "idle_workers", 1)
         first = self._detector.silent_frames <= self._detector.gap_frames
-        if idle >= (getattr(transcriber, "workers", 1) if first else 1):
+        alone = self._services.speaking.count <= 1
+        if idle >= 1 and (alone or not first):
             self.settle()
             self.speculation = self._speculate(utterance, "gap", with_turn_model=idle >= 2)
 

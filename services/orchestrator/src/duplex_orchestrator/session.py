@@ -100,6 +100,7 @@ class VoiceSession:
             services, self._vad.detector, self._transcribe_partial, self._end_judged_turn
         )
         self._judged: _JudgedTurn | None = None
+        self._speaking = False
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
         self._turn = 0
@@ -193,6 +194,7 @@ class VoiceSession:
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
         await self._io.event(VadState("speech_end"))
+        self._set_speaking(False)
         self._judge.settle(used=asr)
         self._judged = None
         waited_ms = round((self._clock() - ended_at) * 1000, 1)
@@ -219,7 +221,14 @@ class VoiceSession:
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
 
+    def _set_speaking(self, speaking: bool) -> None:
+        """Count this session's user among those speaking now (``Services.speaking``)."""
+        if speaking != self._speaking:
+            self._speaking = speaking
+            self._services.speaking.count += 1 if speaking else -1
+
     async def _speech_started(self) -> None:
+        self._set_speaking(True)
         self._speech_started_at = self._clock()
         await self._io.event(VadState("speech_start"))
         if await self._continue_judged_turn():
@@ -384,6 +393,7 @@ class VoiceSession:
         await self._speaker.switch_model(model)
 
     async def close(self) -> None:
+        self._set_speaking(False)
         for task in [*self._asr_tasks, *self._judge.tasks()]:
             task.cancel()
         with contextlib.suppress(Exception):

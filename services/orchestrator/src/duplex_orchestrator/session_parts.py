@@ -34,6 +34,13 @@ class SessionIO(Protocol):
 
 
 @dataclass
+class Speaking:
+    """How many sessions' users are speaking now: the load their turns will bring."""
+
+    count: int = 0
+
+
+@dataclass
 class Services:
     """What every session shares."""
 
@@ -53,10 +60,12 @@ class Services:
     complete though Smart Turn doubted it (``end_frames`` or more: never sooner)."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
-    while every Whisper worker is idle (0: at the pause)."""
+    while no other session's user is speaking (0: at the pause)."""
     busy_gap_frames: int = 6
-    """Longer silence at which it starts while only some are (0: never then): under
-    load, a shorter gap's guess is more often stale, and its CPU is another's wait."""
+    """Longer silence at which it starts while others are (0: never then): a shorter
+    gap's guess is more often stale, and its CPU is what their turns will wait for."""
+    speaking: Speaking = field(default_factory=Speaking)
+    """The users speaking now, across the sessions that share these services."""
     end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
     smart_turn: TurnModel | None = None
     """Smart Turn, when ``end_of_turn`` uses it."""
