@@ -14,6 +14,7 @@ from duplex_tts.audio import (
     float_to_pcm16,
     integrated_loudness,
 )
+from duplex_tts.audio.pipeline import LEAD_MARGIN_S
 
 
 def sine(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
@@ -131,3 +132,30 @@ def test_pipeline_limits_peaks_softly() -> None:
     # 3.6 x full scale in: the ceiling stays under full scale, so no PCM16 sample clips.
     samples = np.frombuffer(b"".join(frames), dtype="<i2").astype(np.int32)
     assert np.max(np.abs(samples)) <= round(0.98 * 32767)
+
+
+def test_an_utterance_starts_at_its_first_sound_and_keeps_its_inner_silences() -> None:
+    rate, lead_s, gap_s = 22050, 0.05, 0.1
+    tone = sine(200, 0.2, rate, amp=0.3)
+    native = np.concatenate(
+        [np.zeros(int(lead_s * rate), np.float32), tone, np.zeros(int(gap_s * rate)), tone]
+    ).astype(np.float32)
+    pipeline = AudioPipeline(rate, gain=1.0)
+    frames: list[bytes] = []
+    for piece in np.array_split(native, 40):  # the silence spans several chunks
+        frames += pipeline.push(piece)
+    out = pcm(frames + pipeline.finish())
+    first = int(np.flatnonzero(np.abs(out) > 1e-3)[0])
+    assert first <= 0.006 * SAMPLE_RATE  # the margin (5 ms) and the resampler's ramp
+    # The 50 ms lead is gone; the 100 ms between the tones is still there.
+    expected = (0.2 + gap_s + 0.2 + LEAD_MARGIN_S) * SAMPLE_RATE
+    assert abs(len(out) - expected) <= FRAME_SAMPLES
+    quiet = np.abs(out[int(0.25 * SAMPLE_RATE) : int(0.28 * SAMPLE_RATE)])
+    assert quiet.max() < 1e-3
+
+
+def test_a_silent_utterance_is_one_silent_frame() -> None:
+    pipeline = AudioPipeline(22050)
+    frames = pipeline.push(np.zeros(22050, np.float32)) + pipeline.finish()
+    assert len(frames) == 1
+    assert not np.any(pcm(frames))

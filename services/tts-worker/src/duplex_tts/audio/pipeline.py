@@ -1,4 +1,9 @@
-"""Native-rate model audio → loudness-normalized 48 kHz 20 ms PCM16 frames, per utterance."""
+"""Native-rate model audio → loudness-normalized 48 kHz 20 ms PCM16 frames, per utterance.
+
+An utterance starts at its first sound: models begin with tens of ms of
+near-silence (Piper: up to 40 ms below -60 dBFS), which would only delay
+what the listener hears. Silence inside the utterance is kept.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ _KNEE = 0.9
 # What the knee tends to, just under full scale: however large a peak, the
 # PCM16 frame never clips (a ceiling of 1.0 would round to ±32767).
 CEILING = 0.98
+LEAD_FLOOR = 10 ** (-60 / 20)
+"""Below this (-60 dBFS, after gain) the start of an utterance is silence, dropped."""
+LEAD_MARGIN_S = 0.005
+"""Kept before the first sound, so its onset is not cut."""
 
 
 def soft_limit(samples: FloatArray) -> FloatArray:
@@ -33,9 +42,25 @@ class AudioPipeline:
         self._resampler = StreamResampler(native_rate)
         self._framer = Framer()
         self._gain = gain
+        self._margin = max(1, round(LEAD_MARGIN_S * native_rate))
+        self._lead: FloatArray | None = np.zeros(0, np.float32)
+        """Until the first sound: the last silent samples, the margin kept before it."""
 
     def push(self, native: FloatArray) -> list[bytes]:
+        if self._lead is not None:
+            native = self._after_lead(native)
         return self._framer.push(self._shape(self._resampler.process(native)))
+
+    def _after_lead(self, native: FloatArray) -> FloatArray:
+        """Drop the utterance's leading silence, all but the margin before its first sound."""
+        assert self._lead is not None
+        held = np.concatenate([self._lead, native])
+        loud = np.flatnonzero(np.abs(held) * self._gain > LEAD_FLOOR)
+        if loud.size == 0:
+            self._lead = held[-self._margin :]
+            return held[:0]
+        self._lead = None
+        return held[max(0, int(loud[0]) - self._margin) :]
 
     def finish(self) -> list[bytes]:
         """Drain the resampler; the final list ends with the zero-padded last frame."""
