@@ -130,12 +130,13 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "--speculate-ms",
         type=int,
         help="silence after which the transcript and Smart Turn start speculatively, "
-        "while every Whisper worker is idle (default 60; 0: at the pause)",
+        "on an idle Whisper worker while no other session's user speaks (default 60; "
+        "0: at the pause)",
     )
     add(
         "--speculate-busy-ms",
         type=int,
-        help="the same while only some Whisper workers are idle (default 120; 0: not then)",
+        help="the same while other sessions' users are speaking (default 120; 0: not then)",
     )
     add("--smart-turn-model", type=Path, help="Smart Turn ONNX file (default: from pipecat-ai)")
     add("--poll-ms", type=int, help="how often the static registry polls workers (default 2000)")

@@ -107,12 +107,13 @@ class OrchestratorConfig(BaseModel):
     it (``transcript+smart-turn``); at or above vad_end_ms: only the full silence does."""
     speculate_ms: int = Field(default=60, ge=0, le=2000)
     """Silence inside speech after which the transcript (and Smart Turn) start
-    speculatively, while every Whisper worker is idle, so the judgement at the pause
-    finds them under way or done; 0: they start at the pause."""
+    speculatively on an idle Whisper worker, while no other session's user is
+    speaking, so the judgement at the pause finds them under way or done; 0: they
+    start at the pause."""
     speculate_busy_ms: int = Field(default=120, ge=0, le=2000)
-    """The same while only some Whisper workers are idle (0: not then; never shorter
-    than speculate_ms): a guess on a short silence is more often stale, and under
-    load its CPU is another turn's wait."""
+    """The same while other sessions' users are speaking (0: not then; never shorter
+    than speculate_ms): a guess on a short silence is more often stale, and its CPU
+    is what their turns will wait for."""
     smart_turn_model: Path | None = None
     """Smart Turn's ONNX file; default: the one inside the installed pipecat-ai."""
     smart_turn_threshold: float = Field(default=0.5, ge=0, le=1)

@@ -3,7 +3,8 @@
 The VAD reports three silences inside speech: the gap (``--speculate-ms``),
 the pause (``--end-of-turn-pause-ms``) and the end (``--vad-end-ms``). At the
 gap the ``TurnJudge`` starts transcribing the turn so far (and Smart Turn)
-while a Whisper worker is idle; at the pause it asks the policy
+while a Whisper worker is idle (a little later, at the busy gap, while other
+sessions' users are speaking); at the pause it asks the policy
 (``endpoint.EndOfTurn``) with that work, or with work started then; a turn
 judged complete ends there, a doubted one after the doubt's silence
 (``--end-of-turn-doubt-ms``), any other at the end. The session owns the turn
