@@ -13,7 +13,11 @@ must not be cut, in Piper's voice and the first espeak-ng one. Per turn:
 - continued: a reply started at the hesitation and was cancelled when the user went on;
 - asr_ms: Whisper's time for the turn, as the server reports it;
 - end_of_turn_ms: the last speech frame → the turn ended (judged or by silence), as the
-  server reports it; what follows it is the reply's way to the first audio.
+  server reports it; what follows it is the reply's way to the first audio;
+- heard: every transcript the judgements got (partial and final): why a turn ended early.
+
+Per run, the orchestrator's counts of speculative transcriptions (used or stale) and of
+turn ends by how (``/metrics``).
 
 Then, with one client: barge-in (speech over a reply → the flush event) and
 false barge-ins on noise (a cough, keyboard clicks, quiet music over a reply:
@@ -178,7 +182,7 @@ def counters(url: str) -> dict[str, float]:
     and ``duplex_turn_ends_total`` as ``"ended by": count``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    out = {}
+    out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if family.name == "duplex_asr_speculations" and s.name.endswith("_total"):
