@@ -61,6 +61,12 @@ COMPLETE, DOUBTED, INCOMPLETE = Verdict.COMPLETE, Verdict.DOUBTED, Verdict.INCOM
         ("Can you help me?", True),
         ("Can you tell me about?", False),
         ("I would like to order.", False),  # order what?
+        ("Can you tell me the about?", False),  # Whisper's hearing of a hesitation
+        ("Can you give me the?", False),
+        ("Is it red and?", False),
+        ("Who are you talking to?", True),
+        ("Did you call her?", True),
+        ("Can you tell me the time?", True),
         ("I'd like to book.", False),
         ("I'd like to go to Paris.", True),
         ("Welcome to London.", True),

@@ -9,8 +9,11 @@ more speech, up to the silence that ends any turn (``--vad-end-ms``):
 - the transcript so far (Whisper's punctuation and last words): a turn with no
   final punctuation, ending in "...", a statement ending on a word that
   needs a continuation ("to", "the", "and", "about", ...) or on an
-  infinitive ("I would like to order."), or a request ending on a verb that
-  wants two objects and has one ("Could you remind me?") is not complete.
+  infinitive ("I would like to order."), a request ending on a verb that
+  wants two objects and has one ("Could you remind me?"), or any turn, even
+  a question, ending on a determiner or a conjunction or on a determiner and
+  a preposition ("Can you tell me the about?", Whisper's hearing of "about"
+  and a pause) is not complete.
   Whisper ends whatever it hears with a full stop or a question mark, and
   Smart Turn judged those last two complete (0.82 and 0.97) on Piper's
   voice, so the words must; a complete turn they hold back waits for the
@@ -99,6 +102,12 @@ _WANTS_TWO = frozenset(
 _WANTING = frozenset(
     ["like", "love", "want", "need", "wish", "hope", "going", "trying", "try", "plan", "have"]
 )
+# What no sentence, not even a question, ends on: a determiner wants its noun, a
+# conjunction its second half ("Can you give me the?", "Is it red and?"), and a
+# determiner right before a closing preposition is a misheard word ("Can you tell
+# me the about?" for "about" then a pause). "his" and "her" are pronouns too.
+_DETERMINERS = frozenset(["a", "an", "the", "my", "your", "our", "their"])
+_JOINS = frozenset(["and", "or", "but", "because"])
 _FINAL = re.compile(r"[.?!]['\")\]]*$")
 _WORDS = re.compile(r"[a-z']+")
 
@@ -113,6 +122,11 @@ def transcript_complete(text: str) -> bool:
     for asks in (words[-2:], words[-3:-1] if words and words[-1] in _CONTINUES else []):
         if len(asks) == 2 and asks[0] in _WANTS_TWO and asks[1] in ("me", "us"):
             return False
+    if words and (
+        words[-1] in _DETERMINERS | _JOINS
+        or (len(words) >= 2 and words[-1] in _CONTINUES and words[-2] in _DETERMINERS)
+    ):
+        return False
     if text.endswith(("?", "!")):
         return True
     if len(words) >= 3 and words[-2] == "to" and words[-3] in _WANTING:
