@@ -32,7 +32,6 @@ class PooledEars(Ears):
         self.idle_workers = idle_workers
         self.held = held
         self.release = threading.Event()
-
         self.finished = 0
 
     def transcribe(self, audio16k: np.ndarray) -> Transcript:

@@ -39,7 +39,6 @@ parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -166,8 +165,7 @@ _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 def looks_looped(text: str) -> bool:
     """A decode that repeats itself: a sentence said twice in a row, or text that
     compresses too well (Whisper's own fallback test)."""
-    sentences = [s.strip().lower() for s in _SENTENCE_END.split(text) if s.strip()]
-    if any(a == b for a, b in itertools.pairwise(sentences)):
+    if before_repetition(text, cut=False) is not None:
         return True
     data = text.encode()
     return len(data) > 0 and len(data) / len(zlib.compress(data)) > _MAX_COMPRESSION

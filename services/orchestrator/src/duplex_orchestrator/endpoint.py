@@ -107,7 +107,7 @@ _WANTING = frozenset(
 # determiner right before a closing preposition is a misheard word ("Can you tell
 # me the about?" for "about" then a pause). "his" and "her" are pronouns too.
 _DETERMINERS = frozenset(["a", "an", "the", "my", "your", "our", "their"])
-_JOINS = frozenset(["and", "or", "but", "because"])
+_NEVER_LAST = _DETERMINERS | frozenset(["and", "or", "but", "because"])
 _FINAL = re.compile(r"[.?!]['\")\]]*$")
 _WORDS = re.compile(r"[a-z']+")
 
@@ -123,7 +123,7 @@ def transcript_complete(text: str) -> bool:
         if len(asks) == 2 and asks[0] in _WANTS_TWO and asks[1] in ("me", "us"):
             return False
     if words and (
-        words[-1] in _DETERMINERS | _JOINS
+        words[-1] in _NEVER_LAST
         or (len(words) >= 2 and words[-1] in _CONTINUES and words[-2] in _DETERMINERS)
     ):
         return False
