@@ -69,9 +69,15 @@ lint: install ## ruff check and format check
 typecheck: install torch-engines ## mypy --strict over every member
 	$(RUN) mypy
 
+# Unit and integration tests run on two pytest-xdist workers (most integration time is
+# spent waiting on child processes); the browser tests follow alone: their scripted
+# microphone is a fixed timeline, which a second loaded worker would make late.
+TEST_WORKERS ?= 2
+
 .PHONY: test
 test: install torch-engines models browser lint typecheck cosyvoice-env ## everything CI runs: install, lint, typecheck, the whole pytest suite (CosyVoice's in its own venv)
-	$(RUN) pytest
+	$(RUN) pytest -n $(TEST_WORKERS) tests/unit tests/integration
+	$(RUN) pytest tests/e2e
 	$(COSYVOICE_PY) -m pytest tests/cosyvoice
 
 .PHONY: test-unit

