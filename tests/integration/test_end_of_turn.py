@@ -60,8 +60,27 @@ def test_a_decode_cut_by_its_budget_says_so_and_one_within_it_does_not() -> None
     whisper = Transcriber(DEFAULT_DIR, workers=1)
     samples = as_float32(speech_16k("Please remind me to call my sister tonight."))
     window = window_frames(len(samples) // 160, pad_s=3.0, step_s=5.0)
-    cut_text, cut_ended = whisper._decode(samples, window, budget=6)
-    text, ended = whisper._decode(samples, window, budget=40)
+    cut = whisper._decode(samples, window, budget=6, wanted=lambda: True)
+    whole = whisper._decode(samples, window, budget=40, wanted=lambda: True)
+    assert cut is not None
+    assert whole is not None
+    (cut_text, cut_ended), (text, ended) = cut, whole
     assert (cut_ended, ended) == (False, True)
     assert cut_text == "Please remind me to call my", cut_text  # six tokens, as budgeted
     assert words_of(text) == words_of("Please remind me to call my sister tonight."), text
+
+
+def test_a_transcription_no_longer_wanted_stops_before_the_decoder() -> None:
+    whisper = Transcriber(DEFAULT_DIR, workers=1)
+    audio = speech_16k("Please remind me to call my sister tonight.")
+    asked: list[bool] = []
+
+    def wanted_until_encoded() -> bool:  # yes before the encoder, no before the decoder
+        asked.append(not asked)
+        return asked[-1]
+
+    abandoned = whisper.transcribe(audio, wanted_until_encoded)
+    assert (abandoned.abandoned, abandoned.text, asked) == (True, "", [True, False])
+    whole = whisper.transcribe(audio, lambda: True)
+    assert not whole.abandoned
+    assert words_of(whole.text) == words_of("Please remind me to call my sister tonight.")

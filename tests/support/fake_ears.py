@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.asr import Transcript, Wanted
 
 
 class Ears:
@@ -15,11 +15,16 @@ class Ears:
         self.fail = False
         self.heard: list[float] = []
         """Seconds of audio of each transcription, in order."""
+        self.wanted: list[Wanted | None] = []
+        """Each transcription's ``wanted``, in order: a test asks them later."""
 
-    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+    def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
         self.heard.append(len(audio16k) / 16000)
+        self.wanted.append(wanted)
         if self.fail:
             raise RuntimeError("the recognizer broke")
+        if wanted is not None and not wanted():  # as Whisper does before its decoder
+            return Transcript("", 0.01, len(audio16k) / 16000, abandoned=True)
         return Transcript(self.words, 0.01, len(audio16k) / 16000)
 
 

@@ -27,7 +27,7 @@ from duplex_orchestrator.asr import (
 )
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
-from duplex_orchestrator.endpoint import EndOfTurn, Verdict, transcript_complete
+from duplex_orchestrator.endpoint import EndOfTurn, EndOfTurnMode, Verdict, transcript_complete
 from duplex_orchestrator.events import Asr, BargeIn, ReplyText, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.llm import EchoBridge
 from duplex_orchestrator.protocol import Start
@@ -121,6 +121,7 @@ async def session_with(
     worker: FakeWorker | None = None,
     gap_frames: int = 0,
     busy_gap_frames: int = 0,
+    mode: EndOfTurnMode = "transcript+smart-turn",
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -133,7 +134,7 @@ async def session_with(
         doubt_frames=DOUBT_FRAMES,
         gap_frames=gap_frames,
         busy_gap_frames=busy_gap_frames,
-        end_of_turn=EndOfTurn("transcript+smart-turn"),
+        end_of_turn=EndOfTurn(mode),
         smart_turn=turn_model,
     )
     session = VoiceSession(io, services)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.asr import Transcript, Wanted
 from duplex_orchestrator.events import ReplyText, TtsEnd, VadState
 from tests.support.fake_ears import Ears, voiced
 from tests.support.waiting import eventually
@@ -34,12 +34,13 @@ class PooledEars(Ears):
         self.release = threading.Event()
         self.finished = 0
 
-    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+    def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
         if len(self.heard) < self.held:
             self.heard.append(len(audio16k) / 16000)
+            self.wanted.append(wanted)
             self.release.wait(10)
             return Transcript(self.words, 0.01, len(audio16k) / 16000)
-        transcript = super().transcribe(audio16k)
+        transcript = super().transcribe(audio16k, wanted)
         self.finished += 1
         return transcript
 
@@ -149,6 +150,50 @@ async def test_a_stale_transcription_still_running_does_not_hold_the_turn_back()
         await io.wait_for(TtsEnd, timeout_s=5)  # answered while the stale one still runs
         assert not ears.release.is_set()
         assert len(ears.heard) == 2
+    finally:
+        ears.release.set()
+        await session.close()
+
+
+async def test_speech_after_the_gap_abandons_its_transcription_and_the_next_gap_starts() -> None:
+    """Whisper asks ``wanted`` before its decoder (most of its time): a speculation the
+    user spoke past stops there, and the next gap does not wait for it."""
+    ears, model = PooledEars(idle_workers=2, held=1), FixedTurnModel(0.9)
+    session, _ = await session_with(ears, model, gap_frames=GAP_FRAMES)
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(GAP_FRAMES))  # a speculation starts, and hangs
+        await eventually(lambda: len(ears.heard) == 1, 5, every_s=0.005)
+        wanted = ears.wanted[0]
+        assert wanted is not None
+        assert wanted()
+        await feed(session, voiced(0.4))  # the user goes on
+        assert not wanted()
+        await feed(session, silence(GAP_FRAMES))  # the next gap starts while it still runs
+        await eventually(lambda: len(ears.heard) == 2, 5, every_s=0.005)
+        assert not ears.release.is_set()
+        assert (wanted(), ears.wanted[1] is not None and ears.wanted[1]()) == (False, True)
+    finally:
+        ears.release.set()
+        await session.close()
+
+
+async def test_the_words_a_turn_ended_on_stay_wanted_after_the_vad_moves_on() -> None:
+    """Smart Turn alone may end the turn while Whisper still works on its words; the
+    VAD then counts a new start, which must not abandon them."""
+    ears, model = PooledEars(idle_workers=2, held=1), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model, gap_frames=GAP_FRAMES, mode="smart-turn")
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(PAUSE_FRAMES), realtime=True)
+        await eventually(lambda: "speech_end" in [e.state for e in io.of(VadState)], 5)
+        wanted = ears.wanted[0]
+        assert wanted is not None
+        assert wanted()
+        ears.release.set()
+        ends = await io.wait_for(TtsEnd)
+        assert "".join(r.text for r in io.of(ReplyText) if r.turn == ends[0].turn) == ears.words
     finally:
         ears.release.set()
         await session.close()

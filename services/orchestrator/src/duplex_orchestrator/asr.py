@@ -31,7 +31,8 @@ Forcing the words already heard as a decoder prefix (incremental decoding)
 was measured and saves nothing here: CTranslate2 spends about as long on a
 forced token as on a generated one. What shortens the wait instead is
 starting early: the session transcribes at the first frames of silence
-(``session._gap``), so the words are ready about when the pause is.
+(``judging.TurnJudge.gap``), so the words are ready about when the pause is,
+and abandons that work (``Wanted``) once the user speaks on.
 
 One model serves every session: CTranslate2 runs ``workers`` transcriptions in
 parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
@@ -46,6 +47,7 @@ import shutil
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -95,12 +97,19 @@ class Transcript:
     text: str
     seconds: float
     audio_seconds: float
+    abandoned: bool = False
+    """No longer wanted before it was done (see ``Wanted``): the text is empty."""
+
+
+Wanted = Callable[[], bool]
+"""Asked between the steps of a transcription: False once its result can no longer be
+used (a speculation the user spoke past), so the rest of the work is skipped."""
 
 
 class SpeechToText(Protocol):
     """What a session needs of speech recognition (Whisper here, a fake in unit tests)."""
 
-    def transcribe(self, audio16k: np.ndarray) -> Transcript:
+    def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
         """Blocking: int16 or float32 samples at 16 kHz → text."""
         ...
 
@@ -212,6 +221,10 @@ def new_token_cap(max_length: int, prompt: int) -> int:
     return min(max_length // 2, max_length - prompt)
 
 
+def _always() -> bool:
+    return True
+
+
 def default_workers() -> int:
     """Parallel transcriptions: one per core up to 4 cores, then one per two.
 
@@ -277,10 +290,15 @@ class Transcriber:
         """Every worker is busy and as many wait: skip speculative transcriptions."""
         return self._busy >= 2 * self.workers
 
-    def transcribe(self, audio16k: np.ndarray) -> Transcript:
-        """Blocking: int16 or float32 samples at 16 kHz → text. Thread-safe."""
+    def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
+        """Blocking: int16 or float32 samples at 16 kHz → text. Thread-safe.
+
+        ``wanted`` is asked before the encoder, before the decoder (most of the time
+        on a CPU) and before a second pass; once it says no, the result is abandoned.
+        """
         started = time.perf_counter()
         samples = as_float32(audio16k)
+        wanted = wanted or _always
         with self._busy_lock:
             self._busy += 1
         try:
@@ -288,7 +306,10 @@ class Transcriber:
             windows = windows_to_try(audio_frames, self.pad_s, self.window_step_s)
             for attempt, window in enumerate(windows):
                 budget = token_budget(min(audio_frames, window)) * (2 if attempt else 1)
-                text, ended = self._decode(samples, window, budget)
+                decoded = self._decode(samples, window, budget, wanted)
+                if decoded is None:
+                    return Transcript("", time.perf_counter() - started, len(samples) / 16000, True)
+                text, ended = decoded
                 if (said := before_repetition(text, cut=not ended)) is not None:
                     text = said
                     break
@@ -299,14 +320,21 @@ class Transcriber:
                 self._busy -= 1
         return Transcript(text, time.perf_counter() - started, len(samples) / 16000)
 
-    def _decode(self, samples: np.ndarray, window: int, budget: int) -> tuple[str, bool]:
+    def _decode(
+        self, samples: np.ndarray, window: int, budget: int, wanted: Wanted
+    ) -> tuple[str, bool] | None:
         """Greedy decode of at most ``budget`` tokens on a ``window``-frame encoder
-        input: (text, whether it ended by itself rather than on the budget)."""
+        input: (text, whether it ended by itself rather than on the budget), or None
+        when ``wanted`` says no before the encoder or the decoder."""
         import ctranslate2
 
+        if not wanted():
+            return None
         features = window_features(self._model.feature_extractor, samples, window)
         batch = np.ascontiguousarray(features[np.newaxis].astype(np.float32))
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+        if not wanted():
+            return None
         max_length = generate_max_length(budget, len(self._prompt), self._model.max_length)
         result = self._model.model.generate(
             encoded,

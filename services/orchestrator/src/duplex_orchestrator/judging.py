@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.asr import Transcript, Wanted
 from duplex_orchestrator.endpoint import Verdict, transcript_complete
 from duplex_orchestrator.session_parts import Services
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector
 
-Transcribe = Callable[[np.ndarray], "asyncio.Task[Transcript]"]
-"""Starts a speculative transcription of the utterance so far."""
+Transcribe = Callable[[np.ndarray, Wanted], "asyncio.Task[Transcript]"]
+"""Starts a speculative transcription of the utterance so far, abandoned once unwanted."""
 
 
 @dataclass
@@ -35,7 +35,8 @@ class Speculation:
     """Judging started on the utterance as it stood at a silence inside speech.
 
     It speaks for the turn only while no speech has followed: ``mark`` is the
-    detector's ``pauses`` count when the audio was cut.
+    detector's ``pauses`` count when the audio was cut. Its transcription is
+    abandoned once speech has followed, unless the turn already ended on it.
     """
 
     at: str
@@ -44,9 +45,16 @@ class Speculation:
     audio: np.ndarray
     """What Smart Turn hears: the utterance, padded with silence to the length it will
     have at the pause (unpadded when Smart Turn is not used)."""
-    asr: asyncio.Task[Transcript]
+    asr: asyncio.Task[Transcript] = field(init=False)
     turn: asyncio.Task[float] | None = None
     """Smart Turn's probability, once asked."""
+    claimed: bool = False
+    """The turn ended on it: its transcript is the turn's, whatever speech follows."""
+
+    def claim(self) -> asyncio.Task[Transcript]:
+        """The turn ends on this speculation: its transcription must finish."""
+        self.claimed = True
+        return self.asr
 
     def tasks(self) -> list[asyncio.Task[Any]]:
         return [self.asr, *([self.turn] if self.turn else [])]
@@ -89,15 +97,14 @@ class TurnJudge:
         gap, a little later: a short silence is often a stop inside a word, and a guess
         that turns out stale takes the CPU the others' turns will wait for
         (``bench_conversation``: with four speakers a 60 ms gap gave the slowest turns,
-        80-120 ms faster ones; alone, 60 ms was fastest). One speculation at a time per
-        session; Smart Turn beside Whisper only when a second worker is idle (on a
-        small CPU the two would otherwise slow each other down).
+        80-120 ms faster ones; alone, 60 ms was fastest). A speculation the user spoke
+        past is abandoned at Whisper's next step, so it neither holds up this gap's nor
+        takes the decoder's time. Smart Turn beside Whisper only when a second worker
+        is idle (on a small CPU the two would otherwise slow each other down).
         """
         running = self.speculation
-        if running is not None and (
-            not running.asr.done() or running.mark == self._detector.pauses
-        ):
-            return  # still on an earlier gap, or this silence's work is under way
+        if running is not None and running.mark == self._detector.pauses:
+            return  # this silence's work is under way
         idle = getattr(self._services.transcriber, "idle_workers", 1)
         first = self._detector.silent_frames <= self._detector.gap_frames
         alone = self._services.speaking.count <= 1
@@ -162,7 +169,12 @@ class TurnJudge:
             # silence still to come, as it would be if asked then.
             missing = max(0, detector.pause_frames - detector.silent_frames) * VAD_FRAME_SAMPLES
             audio = np.pad(utterance, (0, missing))
-        speculation = Speculation(at, detector.pauses, audio, self._transcribe(utterance))
+        speculation = Speculation(at, detector.pauses, audio)
+
+        def wanted() -> bool:  # asked from Whisper's thread: plain reads only
+            return speculation.claimed or speculation.mark == detector.pauses
+
+        speculation.asr = self._transcribe(utterance, wanted)
         if with_turn_model and model is not None:
             speculation.turn = asyncio.create_task(asyncio.to_thread(model.probability, audio))
         return speculation

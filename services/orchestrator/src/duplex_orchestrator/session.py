@@ -25,7 +25,7 @@ import numpy as np
 import soxr
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.asr import Transcript, Wanted
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
 from duplex_orchestrator.events import (
     Asr,
@@ -177,7 +177,7 @@ class VoiceSession:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
                 ended_at = self._clock() - self._services.end_frames * 0.02
                 speculation = self._judge.current() if result.by_silence else None
-                asr = speculation.asr if speculation else None
+                asr = speculation.claim() if speculation else None
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
                 await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
             await self._judge.silence_went_on()
@@ -185,11 +185,12 @@ class VoiceSession:
     async def _end_judged_turn(self, speculation: Speculation, by: str) -> None:
         """End the turn at a silence shorter than the one that ends any turn; speech
         soon after continues it (``_continue_judged_turn``)."""
+        asr = speculation.claim()  # before the VAD moves on: its words are the turn's
         ended_at = self._clock() - self._vad.detector.silent_frames * 0.02
         history = len(self._history)
         audio = self._vad.end_turn()
         metrics.TURN_ENDS.labels(by=by).inc()
-        task = await self._end_turn(speculation.asr, ended_at)
+        task = await self._end_turn(asr, ended_at)
         self._judged = _JudgedTurn(audio, self._clock(), task, history)
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
@@ -241,24 +242,27 @@ class VoiceSession:
             await self._reply.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
 
-    def _transcribe_partial(self, utterance: np.ndarray) -> asyncio.Task[Transcript]:
-        return self._transcribe_latest(utterance, partial=True)
+    def _transcribe_partial(
+        self, utterance: np.ndarray, wanted: Wanted
+    ) -> asyncio.Task[Transcript]:
+        return self._transcribe_latest(utterance, partial=True, wanted=wanted)
 
     def _transcribe_latest(
-        self, utterance: np.ndarray, *, partial: bool = False
+        self, utterance: np.ndarray, *, partial: bool = False, wanted: Wanted | None = None
     ) -> asyncio.Task[Transcript]:
         """Start transcribing; anything started earlier in this session is superseded.
 
-        It never waits for an earlier transcription of this session (that may be a
-        stale speculation), and none is skipped: a speculation may yet become the
-        turn's transcript. A ``partial`` (speculative) result is shown to the client
+        It never waits for an earlier transcription of this session; a speculative
+        one stops early once ``wanted`` says its words can no longer be the turn's
+        (Whisper's ``wanted``). A ``partial`` (speculative) result is shown to the client
         as it lands, unless the turn has ended meanwhile (the final result follows).
         """
         self._asr_generation += 1
         generation = self._asr_generation
 
         async def run() -> Transcript:
-            transcript = await asyncio.to_thread(self._services.transcriber.transcribe, utterance)
+            transcriber = self._services.transcriber
+            transcript = await asyncio.to_thread(transcriber.transcribe, utterance, wanted)
             if (
                 partial
                 and self._judge.speculation is not None
