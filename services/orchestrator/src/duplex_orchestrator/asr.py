@@ -308,7 +308,8 @@ class Transcriber:
                 budget = token_budget(min(audio_frames, window)) * (2 if attempt else 1)
                 decoded = self._decode(samples, window, budget, wanted)
                 if decoded is None:
-                    return Transcript("", time.perf_counter() - started, len(samples) / 16000, True)
+                    seconds = time.perf_counter() - started
+                    return Transcript("", seconds, len(samples) / 16000, abandoned=True)
                 text, ended = decoded
                 if (said := before_repetition(text, cut=not ended)) is not None:
                     text = said

@@ -253,9 +253,9 @@ class VoiceSession:
         """Start transcribing; anything started earlier in this session is superseded.
 
         It never waits for an earlier transcription of this session; a speculative
-        one stops early once ``wanted`` says its words can no longer be the turn's
-        (Whisper's ``wanted``). A ``partial`` (speculative) result is shown to the client
-        as it lands, unless the turn has ended meanwhile (the final result follows).
+        one stops early once ``wanted`` says its words can no longer be the turn's.
+        A ``partial`` (speculative) result is shown to the client as it lands,
+        unless the turn has ended meanwhile (the final result follows).
         """
         self._asr_generation += 1
         generation = self._asr_generation
