@@ -354,6 +354,28 @@ async def test_a_shared_listing_lists_once_for_concurrent_readers_and_then_again
     assert calls == ["voice", "voice", "other", "broken", "broken"]
 
 
+async def test_a_listing_failing_after_its_readers_left_leaves_no_failed_task() -> None:
+    """kopf re-raises, at shutdown, the error of any task still running when its
+    handlers stopped: a listing that failed then (its client closed) exited 1."""
+    closed = asyncio.Event()
+
+    async def fetch(namespace: str) -> list[str]:
+        await closed.wait()
+        raise AssertionError("the client is closed")  # what aiohttp raises then
+
+    listing: SharedListing[list[str]] = SharedListing(fetch)
+    reader = asyncio.create_task(listing.get("voice"))
+    await asyncio.sleep(0)
+    spawned = asyncio.all_tasks() - {reader, asyncio.current_task()}
+    reader.cancel()  # the handler is stopped ...
+    closed.set()  # ... then the client closed under the listing
+    await asyncio.wait(spawned, timeout=5)
+    assert spawned
+    assert all(t.done() and not t.cancelled() and t.exception() is None for t in spawned)
+    with pytest.raises(AssertionError, match="closed"):  # a reader still gets the error
+        await listing.get("voice")
+
+
 def test_voicemodel_problems_against_existing_pools() -> None:
     pools = [pool_resource("cpu"), pool_resource("gpu")]
     assert voicemodel_problems({"family": "piper"}, pools) == []

@@ -96,6 +96,11 @@ class SharedListing(Generic[T]):
     Hundreds of VoiceModel timers each need the namespace's Leases and pools;
     listing them once a second for all keeps the API server's load flat in the
     number of VoiceModels. A failed listing is not kept.
+
+    The listing runs as a task of its own, which never ends in an exception: its
+    error goes to the readers instead. At shutdown kopf re-raises the error of
+    any task that outlived its handlers, and a listing whose readers were
+    cancelled fails once the API client is closed: the operator exited 1.
     """
 
     def __init__(
@@ -105,20 +110,26 @@ class SharedListing(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch, self._max_age_s, self._clock = fetch, max_age_s, clock
-        self._entries: dict[str, tuple[float, asyncio.Future[T]]] = {}
+        self._entries: dict[str, tuple[float, asyncio.Future[T | Exception]]] = {}
 
     async def get(self, key: str) -> T:
         now = self._clock()
         entry = self._entries.get(key)
         if entry is None or now - entry[0] >= self._max_age_s:
-            entry = (now, asyncio.ensure_future(self._fetch(key)))
+            entry = (now, asyncio.ensure_future(self._settled(key)))
             self._entries[key] = entry
-        try:
-            return await asyncio.shield(entry[1])
-        except Exception:
+        result = await asyncio.shield(entry[1])
+        if isinstance(result, Exception):
             if self._entries.get(key) is entry:
                 del self._entries[key]
-            raise
+            raise result
+        return result
+
+    async def _settled(self, key: str) -> T | Exception:
+        try:
+            return await self._fetch(key)
+        except Exception as exc:
+            return exc
 
 
 def candidates(
