@@ -172,7 +172,10 @@ async def test_speech_after_the_gap_abandons_its_transcription_and_the_next_gap_
         await feed(session, silence(GAP_FRAMES))  # the next gap starts while it still runs
         await eventually(lambda: len(ears.heard) == 2, 5, every_s=0.005)
         assert not ears.release.is_set()
-        assert (wanted(), ears.wanted[1] is not None and ears.wanted[1]()) == (False, True)
+        fresh = ears.wanted[1]
+        assert fresh is not None
+        assert fresh()  # the new one is wanted, the stale one still not
+        assert not wanted()
     finally:
         ears.release.set()
         await session.close()
