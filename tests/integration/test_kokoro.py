@@ -8,6 +8,7 @@ import fcntl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import jiwer
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 from duplex_protocol import SAMPLE_RATE
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from duplex_tts.adapters import StreamContext, VoiceOptions, get_family
+from duplex_tts.adapters import ClauseModel, StreamContext, VoiceOptions, get_family
 from duplex_tts.audio import integrated_loudness
 from duplex_tts.catalog import load_catalog
 from duplex_tts.scheduler import SynthesisScheduler
@@ -162,3 +163,19 @@ def test_a_second_loader_waits_while_another_assembles_the_model(tmp_path: Path)
     loader.join(120)
     assert loaded.is_set()
     assert (cache / "kokoro-v1.0.int8.onnx").stat().st_size > 50_000_000
+
+
+@pytest.mark.parametrize(
+    ("family", "model_id"), [("piper", "piper-en-us-joe-medium"), ("kokoro", KUMO)]
+)
+def test_an_onnx_engine_s_threads_sleep_between_operators(family: str, model_id: str) -> None:
+    """Spinning pool threads (onnxruntime's default) took the cores that Whisper and
+    other sessions' synthesis needed; the engine still speaks."""
+    spec = load_catalog(VOICEPACKS).models[model_id]
+    model = get_family(family, cache_dir=CACHE).load(spec, "cpu", None)
+    options = cast(Any, model)._session.get_session_options()
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert options.get_session_config_entry(key) == "0"
+    assert isinstance(model, ClauseModel)
+    chunk = next(iter(model.synthesize_clause("Hello there.", VoiceOptions())))
+    assert chunk.size / model.native_sample_rate > 0.3

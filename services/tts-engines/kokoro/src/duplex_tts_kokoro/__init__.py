@@ -40,7 +40,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
-from duplex_tts.adapters.onnx_arena import ArenaSession
+from duplex_tts.adapters.onnx_arena import ArenaSession, cpu_session_options
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
 
@@ -112,10 +112,7 @@ class KokoroFamily(TTSFamily):
     def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
         params = spec.params
         model_path, voices_path = self._resolve(spec)
-        options = ort.SessionOptions()
-        threads = int(params.get("threads", 0))
-        if threads > 0:
-            options.intra_op_num_threads = threads
+        options = cpu_session_options(int(params.get("threads", 0)))
         providers = ["CPUExecutionProvider"]
         if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

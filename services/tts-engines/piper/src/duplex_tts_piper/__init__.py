@@ -10,13 +10,15 @@ the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-from piper import PiperVoice, SynthesisConfig
+import onnxruntime as ort
+from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from duplex_tts.adapters import (
     AdapterError,
@@ -26,7 +28,7 @@ from duplex_tts.adapters import (
     TTSModel,
     VoiceOptions,
 )
-from duplex_tts.adapters.onnx_arena import ArenaSession
+from duplex_tts.adapters.onnx_arena import ArenaSession, cpu_session_options
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
 
@@ -70,8 +72,16 @@ class PiperFamily(TTSFamily):
 
     def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
         model_path, config_path = _resolve(spec)
+        # As ``PiperVoice.load``, but with session options that do not spin.
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if device == "cuda":
+            providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
         try:
-            voice = PiperVoice.load(model_path, config_path, use_cuda=device == "cuda")
+            config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+            session = ort.InferenceSession(
+                str(model_path), sess_options=cpu_session_options(), providers=providers
+            )
+            voice = PiperVoice(session=session, config=config)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
         return PiperModel(voice)

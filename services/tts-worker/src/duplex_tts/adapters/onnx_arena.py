@@ -1,4 +1,10 @@
-"""For ONNX engines: an InferenceSession whose CPU arena can be shrunk on request.
+"""For ONNX engines: session options that share the cores, and an arena that can shrink.
+
+ONNX Runtime's pool threads spin between operators by default, waiting for the
+next one. A worker's synthesis threads, another session's synthesis and the
+orchestrator's Whisper share a few cores, so ``cpu_session_options`` turns
+spinning off: measured on two cores with Whisper transcribing beside Piper,
+both finished ~10-15 % sooner, and Piper alone was no slower.
 
 ONNX Runtime keeps the arena its largest run needed and never returns it, so a
 worker that once spoke a long clause in two threads at once holds that peak
@@ -16,6 +22,22 @@ from collections.abc import Iterator
 from typing import Any
 
 _SHRINK = "memory.enable_memory_arena_shrinkage"
+
+
+def cpu_session_options(threads: int = 0) -> Any:
+    """``onnxruntime.SessionOptions`` whose threads sleep, not spin, when idle.
+
+    ``threads`` > 0 caps the intra-op threads; 0 leaves onnxruntime's default
+    (one per physical core).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
 
 
 class ArenaSession:
