@@ -13,7 +13,8 @@ import pytest
 from duplex_orchestrator.asr import Transcriber, as_float32, window_frames
 from duplex_orchestrator.endpoint import transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
-from tests.support.orchestrator import words_of
+from tests.bench.bench_vad import hiss, keyboard, music, to_int16
+from tests.support.orchestrator import cough, words_of
 from tests.support.speech import SPEAKERS, speech_16k
 from tests.support.whisper import DEFAULT_DIR
 
@@ -84,3 +85,19 @@ def test_a_transcription_no_longer_wanted_stops_before_the_decoder() -> None:
     whole = whisper.transcribe(audio, lambda: True)
     assert not whole.abandoned
     assert words_of(whole.text) == words_of("Please remind me to call my sister tonight.")
+
+
+def test_noise_is_heard_as_no_words_and_speech_as_its_words() -> None:
+    """Whisper makes words of noise ("I'm sorry." of music, "You" of a cough); its
+    no-speech test, asked only of unlikely texts, drops them."""
+    whisper = Transcriber(DEFAULT_DIR, workers=1)
+    noises = {
+        "cough": cough(),
+        "keyboard": to_int16(keyboard(2.0)),
+        "music": to_int16(music(2.0, -25.0, seed=5)),
+        "hiss": to_int16(hiss(2.0)),
+    }
+    heard = {name: whisper.transcribe(audio).text for name, audio in noises.items()}
+    assert heard == dict.fromkeys(noises, ""), heard
+    spoken = whisper.transcribe(speech_16k("What time does the museum open tomorrow?"))
+    assert words_of(spoken.text) == words_of("What time does the museum open tomorrow?")

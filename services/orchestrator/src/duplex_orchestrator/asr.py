@@ -343,15 +343,24 @@ class Transcriber:
             beam_size=1,
             max_length=max_length,
             return_scores=True,
-            return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
         tokens = result.sequences_ids[0]
         # Whisper's no-speech test (a cough, a click): likely silence and an unlikely
         # text. The threshold is 0.5, not Whisper's 0.6: a fitted window is less sure.
+        # The probability costs a decoder pass of its own, so only an unlikely text
+        # (rare in speech) asks for it.
         average_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        if result.no_speech_prob > _NO_SPEECH and average_logprob < _LOW_LOGPROB:
+        if average_logprob < _LOW_LOGPROB and self._no_speech_prob(encoded) > _NO_SPEECH:
             return "", True
         ended = len(tokens) < new_token_cap(max_length, len(self._prompt))
         return self._tokenizer.decode(tokens).strip(), ended
+
+    def _no_speech_prob(self, encoded: Any) -> float:
+        """Whisper's probability of "no speech" after its start token, on its own."""
+        result = self._model.model.generate(
+            encoded, [self._prompt], beam_size=1, max_length=len(self._prompt) + 1,
+            return_no_speech_prob=True,
+        )[0]  # fmt: skip
+        return float(result.no_speech_prob)
