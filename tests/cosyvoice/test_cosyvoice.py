@@ -238,7 +238,11 @@ async def test_a_worker_streams_two_sessions_and_stops_one(worker: WorkerProcess
         # And the stopped session speaks again.
         again = await speak(stub, sids[0], "Hello again.", word_by_word=True)
         assert again.frames[-1].is_last
-        assert len(again.frames) > 25
+        # Random weights end their speech at a random token (23 frames once, where
+        # this asked for 26): how long it speaks is chance; that it speaks is not.
+        pcm = np.frombuffer(b"".join(frame.pcm for frame in again.frames), "<i2")
+        assert len(again.frames) >= 5
+        assert np.abs(pcm).max() > 1000
         with pytest.raises(grpc.aio.AioRpcError, match="no speaker 'Nobody'") as refused:
             await stub.StartSession(pb.StartSessionRequest(speaker="Nobody"))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
