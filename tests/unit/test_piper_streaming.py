@@ -6,6 +6,8 @@ a front, then ``/dec/…`` nodes fed by one tensor, then a node after them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,8 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 from duplex_tts_piper.streaming import (
     CONTEXT_FRAMES,
     FIRST_FRAMES,
-    NEXT_FRAMES,
+    MAX_FRAMES,
     SplitVoice,
+    cached_split,
     split_graph,
 )
 
@@ -101,8 +104,9 @@ def test_chunks_join_into_the_samples_of_one_pass(frames: int) -> None:
     np.testing.assert_allclose(np.concatenate(chunks), whole, rtol=0, atol=1e-6)
     # The first chunk is short, so the clause is heard before the rest is decoded.
     sizes = [c.size // HOP for c in chunks]
-    assert sizes[0] == min(frames, FIRST_FRAMES)
-    assert all(size <= NEXT_FRAMES for size in sizes[1:])
+    wanted = [FIRST_FRAMES, 2 * FIRST_FRAMES, *[MAX_FRAMES] * 10]
+    assert sizes[:-1] == wanted[: len(sizes) - 1]  # then the rest, at most as long
+    assert 0 < sizes[-1] <= wanted[len(sizes) - 1]
     assert sum(sizes) == frames
 
 
@@ -123,11 +127,33 @@ def test_each_chunk_is_decoded_with_context_on_both_sides() -> None:
     voice = SplitVoice(
         session(split.front), Recording(session(split.decoder)), split.latent, split.audio
     )
-    frames = FIRST_FRAMES + NEXT_FRAMES + 10
+    frames = FIRST_FRAMES + 2 * FIRST_FRAMES + MAX_FRAMES + 10
     feeds = {"x": np.ones((1, 2, frames), np.float32), "scale": np.array([1.0], np.float32)}
     list(voice.speak(feeds))
     assert decoded == [
         FIRST_FRAMES + CONTEXT_FRAMES,
-        CONTEXT_FRAMES + NEXT_FRAMES + 10,  # the last chunk runs to the end
+        CONTEXT_FRAMES + 2 * FIRST_FRAMES + CONTEXT_FRAMES,
+        CONTEXT_FRAMES + MAX_FRAMES + 10,  # the last chunk's context runs to the end
         CONTEXT_FRAMES + 10,
     ]
+
+
+def test_the_halves_are_cut_once_into_the_cache(tmp_path: Path) -> None:
+    model_path = tmp_path / "voice.onnx"
+    onnx.save(vits_like(), model_path)
+    cache = tmp_path / "cache"
+    first = cached_split(model_path, cache)
+    assert first is not None
+    front, decoder, latent, audio = first
+    assert (latent, audio) == ("/Mul_output_0", "/dec/Tanh_output_0")
+    made = {path: path.stat().st_mtime_ns for path in (front, decoder)}
+    assert cached_split(model_path, cache) == first  # read back, not cut again
+    assert {path: path.stat().st_mtime_ns for path in (front, decoder)} == made
+    assert [p.name for p in front.parent.iterdir() if p.name.startswith(".")] == []
+    voice = SplitVoice(session(front.read_bytes()), session(decoder.read_bytes()), latent, audio)
+    feeds = {"x": np.ones((1, 2, 40), np.float32), "scale": np.array([0.5], np.float32)}
+    whole = session(vits_like()).run(None, feeds)[0].reshape(-1)
+    np.testing.assert_allclose(np.concatenate(list(voice.speak(feeds))), whole, atol=1e-6)
+    # Another model file (or the same one rewritten) gets halves of its own.
+    onnx.save(vits_like(speaker_fed_to_decoder=True), model_path)
+    assert cached_split(model_path, cache) is None

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
@@ -35,7 +34,7 @@ from duplex_tts.adapters import (
 from duplex_tts.adapters.onnx_arena import ArenaSession, cpu_session_options
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
-from duplex_tts_piper.streaming import SplitVoice, split_graph
+from duplex_tts_piper.streaming import SplitVoice, cached_split, split_graph
 
 # espeak-ng (Piper's phonemizer) keeps process-global state and is not
 # thread-safe; the ONNX inference that follows it is, and runs unlocked.
@@ -111,13 +110,21 @@ class PiperFamily(TTSFamily):
 
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-            split = None
-            if bool(spec.params.get("decode_in_chunks", True)):
-                split = split_graph(onnx.load(str(model_path)))
-            if split is None:
+            if not bool(spec.params.get("decode_in_chunks", True)):
                 return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
-            front, decoder = session(split.front), session(split.decoder)
-            chunked = SplitVoice(front, decoder, split.latent, split.audio)
+            halves: tuple[str | bytes, str | bytes, str, str] | None
+            try:
+                cut = cached_split(model_path, self.cache_dir)
+                halves = None if cut is None else (str(cut[0]), str(cut[1]), *cut[2:])
+            except OSError:  # a read-only cache: cut in memory (~60 MB more held)
+                import onnx
+
+                split = split_graph(onnx.load(str(model_path)))
+                halves = None if split is None else (split.front, split.decoder, *split.names)
+            if halves is None:
+                return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
+            front, decoder = session(halves[0]), session(halves[1])
+            chunked = SplitVoice(front, decoder, halves[2], halves[3])
             return PiperModel(PiperVoice(session=front, config=config), chunked)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc

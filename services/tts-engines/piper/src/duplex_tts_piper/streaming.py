@@ -6,19 +6,30 @@ HiFi-GAN decoder (latent frames → audio), whose nodes torch's export names
 ``/dec/…``. ``split_graph`` cuts the graph where the decoder begins.
 ``SplitVoice.speak`` runs the front once, then decodes the frames in chunks:
 a short first one (``FIRST_FRAMES``, ~0.19 s of audio at 22.05 kHz) so the
-clause starts playing early, then longer ones. Each chunk is decoded with up
+clause starts playing early, then each twice as long as the one before, up
+to ``MAX_FRAMES`` (~0.74 s): the second is ready well before the first has
+played, even on busy threads, and later ones waste little on their edges.
+Each chunk is decoded with up
 to ``CONTEXT_FRAMES`` of its neighbours on both sides, and those samples are
 cut off again: the decoder's receptive field is shorter than that, so the
 chunks join into the very samples one pass gives (the tests compare them).
 
 A graph whose decoder takes more than the latent frames (a multi-speaker
 voice feeds it a speaker embedding too) is not split: it runs whole.
+
+``cached_split`` keeps the halves as files in the worker's cache: onnxruntime
+holds ~60 MB more for a model handed over as bytes than for one it reads from
+a file, and later loads skip the cut (and importing onnx).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +38,7 @@ from duplex_tts.adapters import FloatArray
 
 DECODER_PREFIX = "/dec/"
 FIRST_FRAMES = 16
-NEXT_FRAMES = 64
+MAX_FRAMES = 64
 CONTEXT_FRAMES = 16
 
 
@@ -39,6 +50,11 @@ class SplitGraph:
     decoder: bytes
     latent: str
     audio: str
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """The tensor the decoder reads, and the one it writes."""
+        return self.latent, self.audio
 
 
 def split_graph(model: Any) -> SplitGraph | None:
@@ -78,6 +94,39 @@ def split_graph(model: Any) -> SplitGraph | None:
     return SplitGraph(front.SerializeToString(), back.SerializeToString(), latent, audio)
 
 
+def cached_split(model_path: Path, cache_dir: Path) -> tuple[Path, Path, str, str] | None:
+    """(front file, decoder file, latent tensor, audio tensor) for ``model_path``,
+    cut once into ``cache_dir``; None when the graph cannot be cut. Raises OSError
+    when the cache cannot be written."""
+    stat = model_path.stat()
+    source = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    folder = (
+        cache_dir
+        / "piper"
+        / f"{model_path.stem}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+    )
+    names = folder / "split.json"
+    if not names.exists():
+        import onnx
+
+        split = split_graph(onnx.load(str(model_path)))
+        if split is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder / "front.onnx", split.front)
+        _write(folder / "decoder.onnx", split.decoder)
+        _write(names, json.dumps({"latent": split.latent, "audio": split.audio}).encode())
+    tensors = json.loads(names.read_text(encoding="utf-8"))
+    return folder / "front.onnx", folder / "decoder.onnx", tensors["latent"], tensors["audio"]
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Whole or not at all: two workers sharing a cache may cut the same voice."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
 class SplitVoice:
     """The two halves as sessions (anything with onnxruntime's ``run``)."""
 
@@ -98,14 +147,15 @@ class SplitVoice:
             samples = np.asarray(audio, dtype=np.float32).reshape(-1)
             hop = samples.size // (high - low)  # audio samples per latent frame
             yield samples[(start - low) * hop : (end - low) * hop]
-            start, size = end, NEXT_FRAMES
+            start, size = end, min(2 * size, MAX_FRAMES)
 
 
 __all__ = [
     "CONTEXT_FRAMES",
     "FIRST_FRAMES",
-    "NEXT_FRAMES",
+    "MAX_FRAMES",
     "SplitGraph",
     "SplitVoice",
+    "cached_split",
     "split_graph",
 ]
