@@ -7,8 +7,8 @@ HiFi-GAN decoder (latent frames → audio), whose nodes torch's export names
 ``SplitVoice.speak`` runs the front once, then decodes the frames in chunks:
 a short first one (``FIRST_FRAMES``, ~0.19 s of audio at 22.05 kHz) so the
 clause starts playing early, then each twice as long as the one before, up
-to ``MAX_FRAMES`` (~0.74 s): the second is ready well before the first has
-played, even on busy threads, and later ones waste little on their edges.
+to ``MAX_FRAMES`` (~3 s): the second is ready well before the first has
+played, even on busy threads, and the long ones waste little on their edges.
 Each chunk is decoded with up
 to ``CONTEXT_FRAMES`` of its neighbours on both sides, and those samples are
 cut off again: the decoder's receptive field is shorter than that, so the
@@ -38,7 +38,7 @@ from duplex_tts.adapters import FloatArray
 
 DECODER_PREFIX = "/dec/"
 FIRST_FRAMES = 16
-MAX_FRAMES = 64
+MAX_FRAMES = 256
 CONTEXT_FRAMES = 16
 
 
