@@ -12,7 +12,6 @@ the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -45,14 +44,11 @@ class PiperModel(ClauseModel):
     """A Piper voice; its graph split (``streaming``) when it can be, else whole."""
 
     def __init__(self, voice: PiperVoice, split: SplitVoice | None = None) -> None:
+        """``voice.session`` (and a split's two) are ``ArenaSession``s."""
         super().__init__(int(voice.config.sample_rate))
-        if split is None:
-            self._sessions = [ArenaSession(voice.session)]
-        else:
-            self._sessions = [ArenaSession(split.front), ArenaSession(split.decoder)]
-            split.front, split.decoder = self._sessions
-        self._split = split
-        self._voice = dataclasses.replace(voice, session=cast(Any, self._sessions[0]))
+        self._voice, self._split = voice, split
+        whole = [cast(ArenaSession, voice.session)]
+        self._sessions = whole if split is None else [split.front, split.decoder]
 
     def release_memory(self) -> None:
         with contextlib.ExitStack() as shrinking:
@@ -104,9 +100,9 @@ class PiperFamily(TTSFamily):
         if device == "cuda":
             providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
 
-        def session(model: str | bytes) -> Any:
+        def session(model: str | bytes) -> Any:  # an ArenaSession, typed as piper wants
             options = cpu_session_options()
-            return ort.InferenceSession(model, sess_options=options, providers=providers)
+            return ArenaSession(ort.InferenceSession(model, options, providers=providers))
 
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))

@@ -9,10 +9,10 @@ a short first one (``FIRST_FRAMES``, ~0.19 s of audio at 22.05 kHz) so the
 clause starts playing early, then each twice as long as the one before, up
 to ``MAX_FRAMES`` (~3 s): the second is ready well before the first has
 played, even on busy threads, and the long ones waste little on their edges.
-Each chunk is decoded with up
-to ``CONTEXT_FRAMES`` of its neighbours on both sides, and those samples are
-cut off again: the decoder's receptive field is shorter than that, so the
-chunks join into the very samples one pass gives (the tests compare them).
+Each chunk is decoded with up to ``CONTEXT_FRAMES`` of its neighbours on both
+sides, and those samples are cut off again: the decoder's receptive field is
+shorter than that, so the chunks join into the very samples one pass gives
+(the tests compare them).
 
 A graph whose decoder takes more than the latent frames (a multi-speaker
 voice feeds it a speaker embedding too) is not split: it runs whole.
@@ -100,11 +100,8 @@ def cached_split(model_path: Path, cache_dir: Path) -> tuple[Path, Path, str, st
     when the cache cannot be written."""
     stat = model_path.stat()
     source = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    folder = (
-        cache_dir
-        / "piper"
-        / f"{model_path.stem}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
-    )
+    key = hashlib.sha256(source.encode()).hexdigest()[:12]
+    folder = cache_dir / "piper" / f"{model_path.stem}-{key}"
     names = folder / "split.json"
     if not names.exists():
         import onnx
