@@ -116,7 +116,10 @@ class PiperFamily(TTSFamily):
                 import onnx
 
                 split = split_graph(onnx.load(str(model_path)))
-                halves = None if split is None else (split.front, split.decoder, *split.names)
+                if split is not None:
+                    halves = (split.front, split.decoder, split.latent, split.audio)
+                else:
+                    halves = None
             if halves is None:
                 return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
             front, decoder = session(halves[0]), session(halves[1])

@@ -51,11 +51,6 @@ class SplitGraph:
     latent: str
     audio: str
 
-    @property
-    def names(self) -> tuple[str, str]:
-        """The tensor the decoder reads, and the one it writes."""
-        return self.latent, self.audio
-
 
 def split_graph(model: Any) -> SplitGraph | None:
     """``model`` (an ``onnx.ModelProto``) cut before its decoder, or None when it
@@ -120,8 +115,11 @@ def cached_split(model_path: Path, cache_dir: Path) -> tuple[Path, Path, str, st
 def _write(path: Path, data: bytes) -> None:
     """Whole or not at all: two workers sharing a cache may cut the same voice."""
     partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_bytes(data)
-    partial.replace(path)
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)  # a write that failed (a full disk) leaves nothing
 
 
 class SplitVoice:
