@@ -9,15 +9,18 @@ installed (a female US and a male Scottish variant), and questions with a
 must not be cut, in Piper's voice and the first espeak-ng one. Per turn:
 
 - voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
-- premature: reply audio (or a reply start) arrived before the user finished;
+- premature: a reply (its text, its start or its sound) came before the user finished:
+  the turn was judged over too soon;
+- heard_early: of those, a reply whose sound came before the user finished (a reply
+  withdrawn while its first sound was held never sends any);
 - continued: a reply started at the hesitation and was cancelled when the user went on;
 - asr_ms: Whisper's time for the turn, as the server reports it;
 - end_of_turn_ms: the last speech frame → the turn ended (judged or by silence), as the
   server reports it; what follows it is the reply's way to the first audio;
 - heard: every transcript the judgements got (partial and final): why a turn ended early.
 
-Per run, the orchestrator's counts of speculative transcriptions (used or stale) and of
-turn ends by how (``/metrics``).
+Per run, the orchestrator's counts of speculative transcriptions (used or stale), of
+turn ends by how, and of replies whose first sound was held (``/metrics``).
 
 Then, with one client: barge-in (speech over a reply → the flush event) and
 false barge-ins on noise (a cough, keyboard clicks, quiet music over a reply:
@@ -118,14 +121,18 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
             mic.cancel()
             events = [(t, e) for t, e in c.got.events[events_before:]]
             loud = _loud_after(c, started)
-            early_start = any(e["type"] == "tts_start" and t < speech_end for t, e in events)
+            early_start = any(
+                e["type"] in ("reply", "tts_start") and t < speech_end for t, e in events
+            )
+            heard_early = any(t < speech_end for t in loud)
             after = [t for t in loud if t > speech_end]
             finals = [e for _, e in events if e["type"] == "asr" and e.get("final")]
             rows.append(
                 {
                     "kind": kind,
                     "voice_to_voice_ms": (after[0] - speech_end) * 1000 if after else None,
-                    "premature": early_start or any(t < speech_end for t in loud),
+                    "premature": early_start or heard_early,
+                    "heard_early": heard_early,
                     "continued": any(
                         e["type"] == "barge_in" and e.get("action") == "stop" for _, e in events
                     ),
@@ -169,6 +176,7 @@ async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, An
         "asr_ms": summary(asr) if asr else None,
         "end_of_turn_ms": summary(ended) if ended else None,
         "premature": sum(r["premature"] for r in rows),
+        "heard_early": sum(r["heard_early"] for r in rows),
         "continued": sum(r["continued"] for r in rows),
         "hesitation_turns": len(hesitations),
         "hesitations_premature": sum(r["premature"] for r in hesitations),
@@ -178,8 +186,9 @@ async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, An
 
 
 def counters(url: str) -> dict[str, float]:
-    """The orchestrator's ``duplex_asr_speculations_total`` as ``"at/outcome": count``
-    and ``duplex_turn_ends_total`` as ``"ended by": count``."""
+    """The orchestrator's ``duplex_asr_speculations_total`` as ``"at/outcome": count``,
+    ``duplex_turn_ends_total`` as ``"ended by": count`` and ``duplex_reply_holds_total``
+    as ``"first sound held/outcome": count``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
     out: dict[str, float] = {}
@@ -189,6 +198,8 @@ def counters(url: str) -> dict[str, float]:
                 out[f"{s.labels['at']}/{s.labels['outcome']}"] = s.value
             elif family.name == "duplex_turn_ends" and s.name.endswith("_total"):
                 out[f"ended by {s.labels['by']}"] = s.value
+            elif family.name == "duplex_reply_holds" and s.name.endswith("_total"):
+                out[f"first sound held/{s.labels['outcome']}"] = s.value
     return out
 
 
@@ -239,7 +250,8 @@ def render(results: dict[str, Any]) -> str:
     width = max([30, *(len(mode) for mode in results["modes"])])
     head = f"{'end of turn, VAD':<{width}} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
     lines.append(
-        head + f" {'asr p50':>8} {'ended p50':>9} {'premature':>9} {'continued':>9} {'no reply':>8}"
+        head + f" {'asr p50':>8} {'ended p50':>9} {'premature':>9} {'heard':>5} {'continued':>9}"
+        f" {'no reply':>8}"
     )
     for mode, rows in results["modes"].items():
         for row in rows:
@@ -249,7 +261,7 @@ def render(results: dict[str, Any]) -> str:
                 f"{mode:<{width}} {row['speakers']:>3} {row['turns']:>5} "
                 f"{v2v.get('p50', float('nan')):>8.0f} {v2v.get('p95', float('nan')):>8.0f} "
                 f"{asr.get('p50', float('nan')):>8.0f} {ended.get('p50', float('nan')):>9.0f} "
-                f"{row['premature']:>9} "
+                f"{row['premature']:>9} {row.get('heard_early', 0):>5} "
                 f"{row['continued']:>9} {row['unanswered']:>8}"
             )
     for mode, rows in results["modes"].items():
@@ -265,7 +277,8 @@ def render(results: dict[str, Any]) -> str:
             f"{vad}: noise that stopped the reply: {barge['false_barge_in_stops']}",
         ]
     lines.append(
-        "targets: 1 speaker p50 < 450 ms, p95 < 700 ms, no premature hesitation; "
+        "targets: 1 speaker p50 < 450 ms, p95 < 700 ms, no premature hesitation, no reply "
+        "heard early; "
         "4 speakers p50 < 700 ms; barge-in p95 < 100 ms"
     )
     return "\n".join(lines)

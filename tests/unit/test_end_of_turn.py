@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from duplex_orchestrator.app import busy_gap_frames
 from duplex_orchestrator.asr import (
@@ -33,6 +35,7 @@ from duplex_orchestrator.llm import EchoBridge
 from duplex_orchestrator.protocol import Start
 from duplex_orchestrator.session import Services, VoiceSession
 from duplex_orchestrator.smart_turn import PIPECAT_VERSION, SmartTurnMissing, find_model
+from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
 from tests.support.session_io import Recorded
@@ -70,6 +73,17 @@ COMPLETE, DOUBTED, INCOMPLETE = Verdict.COMPLETE, Verdict.DOUBTED, Verdict.INCOM
         ("I'd like to book.", False),
         ("I'd like to go to Paris.", True),
         ("Welcome to London.", True),
+        # A wh-question whose "do" or modal has its subject but not yet its verb.
+        ("What time does the museum?", False),  # Kokoro's 260 ms pause before "open"
+        ("Where can I?", False),
+        ("How do you?", False),
+        ("So which one should we?", False),
+        ("What time does the museum open?", True),
+        ("What would you like?", True),
+        ("Where can I buy tickets?", True),
+        ("Why would I?", True),  # complete as it stands: "why" wants no more
+        ("Can you?", True),
+        ("Who are you?", True),
         ("So, um.", False),
         ("well,", False),
         ("", False),
@@ -122,6 +136,8 @@ async def session_with(
     gap_frames: int = 0,
     busy_gap_frames: int = 0,
     mode: EndOfTurnMode = "transcript+smart-turn",
+    sound_hold_max_s: float = 0.14,
+    classifier: Callable[[], FrameClassifier] = WebRtcClassifier,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -136,6 +152,8 @@ async def session_with(
         busy_gap_frames=busy_gap_frames,
         end_of_turn=EndOfTurn(mode),
         smart_turn=turn_model,
+        sound_hold_max_s=sound_hold_max_s,
+        classifier=classifier,
     )
     session = VoiceSession(io, services)
     await session.handle(Start(model="", sample_rate=16000))
@@ -237,6 +255,79 @@ async def test_speech_right_after_a_turn_judged_complete_continues_it() -> None:
     second = "".join(r.text for r in io.of(ReplyText) if r.turn == ends[1].turn)
     assert second == "I would like a pizza with mushrooms."
     assert session._history[0] == {"role": "user", "content": second}  # the cut one is gone
+    await session.close()
+
+
+def holds(outcome: str) -> float:
+    return REGISTRY.get_sample_value("duplex_reply_holds_total", {"outcome": outcome}) or 0.0
+
+
+class Lagging:
+    """webrtcvad a frame late, as Silero's 32 ms chunks make it: a word's first frame is
+    loud before it is speech."""
+
+    def __init__(self) -> None:
+        self._vad, self._last = WebRtcClassifier(), False
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        last, self._last = self._last, self._vad.is_speech(frame)
+        return last
+
+
+async def judged_then_replying(
+    sound_hold_max_s: float, classifier: Callable[[], FrameClassifier] = WebRtcClassifier
+) -> tuple[VoiceSession, Recorded, Ears]:
+    """A turn judged complete at its pause whose reply's first frame is 200 ms away,
+    and the first frame of the user's next word heard meanwhile."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words = "What time does the museum, please?"  # the judges are wrong about this one
+    worker = FakeWorker(frames_per_chunk=1, frame_s=0.2)
+    session, io = await session_with(
+        ears, model, worker, sound_hold_max_s=sound_hold_max_s, classifier=classifier
+    )
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 1), realtime=True)
+    await io.wait_for(ReplyText)  # judged complete: the reply is under way
+    await feed(session, voiced(0.02))  # the user's next word begins
+    await asyncio.sleep(0.3)  # the first frame came, and waits
+    return session, io, ears
+
+
+@pytest.mark.parametrize(
+    "classifier", [WebRtcClassifier, Lagging], ids=["speech-frame", "loud-frame"]
+)
+async def test_a_reply_cancelled_by_the_user_going_on_never_reaches_the_client_as_sound(
+    classifier: Callable[[], FrameClassifier],
+) -> None:
+    before = holds("withdrawn")
+    session, io, ears = await judged_then_replying(10.0, classifier)
+    assert io.frames == []  # held, though its first frame is here
+    assert io.of(TtsStart) == []
+    ears.words = "What time does the museum open tomorrow?"
+    await feed(session, voiced(0.5))  # an onset: the turn goes on
+    await feed(session, silence(END_FRAMES + 5))
+    ends = await io.wait_for(TtsEnd, 2)
+    assert ends[0].interrupted
+    assert ends[0].frames == 0
+    assert holds("withdrawn") == before + 1
+    # Nothing of the first reply was heard; the whole question was answered.
+    assert [s.turn for s in io.of(TtsStart)] == [ends[1].turn]
+    assert len(io.frames) == ends[1].frames > 0
+    await session.close()
+
+
+@pytest.mark.parametrize("speech_after", [True, False])
+async def test_a_held_reply_speaks_when_no_onset_comes(speech_after: bool) -> None:
+    """A click after the turn (its run of speech ends), or a client that stops sending
+    audio (the hold's limit): the reply speaks, whole."""
+    before = holds("spoke")
+    session, io, ears = await judged_then_replying(0.15 if speech_after else 0.6)
+    if speech_after:
+        await feed(session, silence(3))
+    (end,) = await io.wait_for(TtsEnd)
+    assert not end.interrupted
+    assert len(io.frames) == end.frames == len(ears.words.split())  # a frame a word
+    assert holds("spoke") == before + 1
     await session.close()
 
 

@@ -211,6 +211,7 @@ def build_app(
             default_model=config.default_model,
             classifier=classifier,
             onset_frames=max(1, config.speech_onset_ms() // 20),
+            sound_hold_max_s=config.speech_onset_ms() / 1000 + 0.1,
             end_frames=max(2, config.turn_silence_ms(judged=policy.mode != "silence") // 20),
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
             doubt_frames=max(1, config.end_of_turn_doubt_ms // 20),

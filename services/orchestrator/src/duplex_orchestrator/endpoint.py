@@ -10,7 +10,9 @@ more speech, up to the silence that ends any turn (``--vad-end-ms``):
   final punctuation, ending in "...", a statement ending on a word that
   needs a continuation ("to", "the", "and", "about", ...) or on an
   infinitive ("I would like to order."), a request ending on a verb that
-  wants two objects and has one ("Could you remind me?"), or any turn, even
+  wants two objects and has one ("Could you remind me?"), a wh-question whose
+  "do" or modal has its subject but no verb ("What time does the museum?",
+  "Where can I?"), or any turn, even
   a question, ending on a determiner or a conjunction or on a determiner and
   a preposition ("Can you tell me the about?", Whisper's hearing of "about"
   and a pause) is not complete.
@@ -108,6 +110,27 @@ _WANTING = frozenset(
 # me the about?" for "about" then a pause). "his" and "her" are pronouns too.
 _DETERMINERS = frozenset(["a", "an", "the", "my", "your", "our", "their"])
 _NEVER_LAST = _DETERMINERS | frozenset(["and", "or", "but", "because"])
+# "What time does the museum?", "Where can I?": after a wh-word, "do" or a modal and
+# its subject still want the verb ("open", "buy tickets"). "Why" is left out: "Why
+# would I?" is whole as it stands.
+_WH = frozenset(["what", "when", "where", "which", "who", "whom", "whose", "how"])
+_DO_OR_MODAL = frozenset(
+    [
+        "do",
+        "does",
+        "did",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "shall",
+        "may",
+        "might",
+        "must",
+    ]
+)
+_SUBJECTS = frozenset(["i", "you", "he", "she", "it", "we", "they"])
 _FINAL = re.compile(r"[.?!]['\")\]]*$")
 _WORDS = re.compile(r"[a-z']+")
 
@@ -127,11 +150,26 @@ def transcript_complete(text: str) -> bool:
         or (len(words) >= 2 and words[-1] in _CONTINUES and words[-2] in _DETERMINERS)
     ):
         return False
+    if _wants_its_verb(words):
+        return False
     if text.endswith(("?", "!")):
         return True
     if len(words) >= 3 and words[-2] == "to" and words[-3] in _WANTING:
         return False  # "I would like to order.": what to order is still to come
     return bool(words) and words[-1] not in _CONTINUES
+
+
+def _wants_its_verb(words: list[str]) -> bool:
+    """A wh-question ending on "do" or a modal and its subject: a pronoun ("can I")
+    or a determiner and a noun ("does the museum")."""
+    for aux_at in (-2, -3):
+        if len(words) < 1 - aux_at:
+            continue
+        aux, subject = words[aux_at], words[aux_at + 1 :]
+        named = subject[0] in _SUBJECTS if len(subject) == 1 else subject[0] in _DETERMINERS
+        if aux in _DO_OR_MODAL and named and any(w in _WH for w in words[:aux_at]):
+            return True
+    return False
 
 
 class Verdict(enum.Enum):

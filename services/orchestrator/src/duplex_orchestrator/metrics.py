@@ -30,6 +30,13 @@ TURN_ENDS = Counter(
     "too_long (cut), continued (judged complete, then the user went on)",
     ["by"],
 )
+REPLY_HOLDS = Counter(
+    "duplex_reply_holds_total",
+    "Replies to a turn judged complete whose first sound waited because the user's "
+    "speech might be resuming, by outcome: spoke (it was not) or withdrawn (the user "
+    "went on; nothing of the reply was heard)",
+    ["outcome"],
+)
 SPECULATIONS = Counter(
     "duplex_asr_speculations_total",
     "Transcriptions started before the turn was known to end, at the gap (the first "

@@ -1,18 +1,39 @@
-"""One spoken reply: the worker stream it plays on and its PAUSE / RESUME / STOP state."""
+"""One spoken reply: the worker stream it plays on, its PAUSE / RESUME / STOP state,
+and the hold on its first sound."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 import grpc
 
 from duplex_orchestrator.tts import PAUSE, RESUME, STOP, WorkerClient
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 
+Held = Callable[[], bool]
+"""Whether the reply's first sound must wait now (the user may be going on)."""
+
+
+def _never() -> bool:
+    return False
+
 
 class Reply:
-    def __init__(self, turn: int) -> None:
+    def __init__(
+        self,
+        turn: int,
+        held: Held = _never,
+        hold_max_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.turn = turn
+        self._held = held
+        self._hold_max_s = hold_max_s
+        self._clock = clock
+        self._rechecked: asyncio.Event | None = None
         self.paused = False
         self.stopped = False
         self.finished = False
@@ -37,6 +58,27 @@ class Reply:
         elif self.paused:
             await self._control(PAUSE)
 
+    async def first_sound(self) -> float:
+        """Wait, before the first frame goes to the client, while ``held`` says so (asked
+        again at each ``recheck``), at most ``hold_max_s`` (the VAD may stop hearing the
+        client): the seconds waited. A reply stopped meanwhile was never heard."""
+        if self.stopped or not self._held():
+            return 0.0
+        started = self._clock()
+        self._rechecked = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._hold_max_s):
+                while not self.stopped and self._held():
+                    await self._rechecked.wait()
+                    self._rechecked.clear()
+        self._rechecked = None
+        return self._clock() - started
+
+    def recheck(self) -> None:
+        """What ``held`` depends on may have changed (the VAD heard another frame)."""
+        if self._rechecked is not None:
+            self._rechecked.set()
+
     async def pause(self) -> None:
         self.paused = True
         await self._control(PAUSE)
@@ -49,6 +91,7 @@ class Reply:
         if self.stopped or self.finished:
             return
         self.stopped = True
+        self.recheck()
         await self._control(STOP)
 
     async def _control(self, action: int) -> None:

@@ -181,6 +181,8 @@ class VoiceSession:
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
                 await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
             await self._judge.silence_went_on()
+            if self._reply is not None:
+                self._reply.recheck()  # a first sound held for this frame's verdict
 
     async def _end_judged_turn(self, speculation: Speculation, by: str) -> None:
         """End the turn at a silence shorter than the one that ends any turn; speech
@@ -221,6 +223,21 @@ class VoiceSession:
         self._vad.prepend(judged.audio)
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
+
+    def _sound_held(self) -> bool:
+        """Whether a reply's first sound waits now: the turn was judged complete at a
+        pause, and the user may have begun a word, which would continue the turn and
+        withdraw its reply (``_continue_judged_turn``): a sound well above the pause's,
+        or speech that may yet make an onset. Sent, that first sound would reach the
+        client before the onset's flush."""
+        judged = self._judged
+        window = self._services.end_of_turn.continue_window_ms / 1000
+        vad = self._vad
+        return (
+            judged is not None
+            and (vad.sounding or vad.detector.onset_pending)
+            and self._clock() - judged.ended_at <= window
+        )
 
     def _set_speaking(self, speaking: bool) -> None:
         """Count this session's user among those speaking now (``Services.speaking``)."""
@@ -325,7 +342,7 @@ class VoiceSession:
         await self._stop_reply()
         self._turn += 1
         self.turns.reply_started()
-        reply = Reply(self._turn)
+        reply = Reply(self._turn, self._sound_held, self._services.sound_hold_max_s, self._clock)
         self._reply = reply
         self._reply_task = asyncio.create_task(
             self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)

@@ -64,6 +64,10 @@ class Services:
     busy_gap_frames: int = 6
     """Longer silence at which it starts while others are (0: never then): a shorter
     gap's guess is more often stale, and its CPU is what their turns will wait for."""
+    sound_hold_max_s: float = 0.14
+    """The longest a reply's first sound waits for a run of speech after a turn judged
+    complete to become an onset or not (``Reply.first_sound``): the onset's run and a
+    little jitter in the audio's arrival, as the VAD may stop hearing the client."""
     speaking: Speaking = field(default_factory=Speaking)
     """The users speaking now, across the sessions that share these services."""
     end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))

@@ -141,12 +141,17 @@ class Speaker:
             await reply.attach(client, session_id, call)
             async for frame in self._watched(call, client):
                 if frames == 0:  # announced with its first frame: a failed attempt says nothing
+                    if await reply.first_sound() > 0:
+                        outcome = "withdrawn" if reply.stopped else "spoke"
+                        metrics.REPLY_HOLDS.labels(outcome=outcome).inc()
+                    if reply.stopped:  # withdrawn while held: not a sound of it went out
+                        break
                     await self._io.event(TtsStart(reply.turn, chosen.model_id, worker.worker_id))
                     await self._first_frame(reply, started, speech_ended_at)
                 frames += 1
                 if frame.is_last and frame.synthesis_ms > 0:
                     synthesis_ms = round(frame.synthesis_ms, 1)
-                if not reply.paused:
+                if not reply.paused and not reply.stopped:
                     await self._io.audio(frame.pcm)
             await self._io.event(
                 TtsEnd(reply.turn, frames, interrupted=reply.stopped, synthesis_ms=synthesis_ms)

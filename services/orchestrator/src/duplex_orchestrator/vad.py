@@ -68,6 +68,11 @@ class SpeechDetector:
         """Consecutive non-speech frames inside speech so far (0 outside speech)."""
         return self._run if self.in_speech else 0
 
+    @property
+    def onset_pending(self) -> bool:
+        """Outside speech, speech frames have begun a run that may yet make an onset."""
+        return not self.in_speech and self._run > 0
+
     def end(self) -> None:
         """The turn was ended from outside (judged complete): back to waiting for an onset."""
         self.in_speech, self._run = False, 0
@@ -137,6 +142,9 @@ class Vad:
         self._utterance: list[np.ndarray] = []
         self._max_frames = int(max_utterance_s * VAD_RATE / VAD_FRAME_SAMPLES)
         self._pending = np.zeros(0, dtype=np.int16)
+        self._levels: deque[float] = deque(maxlen=50)
+        self._quiet_dbfs = float("-inf")
+        """The loudest frame of the silence that ended the last turn judged complete."""
 
     def feed(self, samples: np.ndarray) -> Iterator[tuple[np.ndarray, VadResult]]:
         """Any number of int16 samples at 16 kHz: each whole 20 ms frame and its result.
@@ -152,7 +160,9 @@ class Vad:
 
     def push(self, frame: np.ndarray) -> VadResult:
         """One 20 ms frame of 320 int16 samples at 16 kHz."""
-        event = self.detector.push(self._classifier.is_speech(frame), frame_dbfs(frame))
+        level = frame_dbfs(frame)
+        self._levels.append(level)
+        event = self.detector.push(self._classifier.is_speech(frame), level)
         if event is VadEvent.SPEECH_START:
             self._utterance = [*self._preroll, frame]
             self._preroll.clear()
@@ -187,5 +197,15 @@ class Vad:
         # The pre-roll still holds this utterance's last frames: a continued turn would hear
         # them twice (once in the prepended audio, once as its own pre-roll).
         self._preroll.clear()
+        pause = self.detector.silent_frames
+        self._quiet_dbfs = max(list(self._levels)[-pause:] if pause else [], default=float("-inf"))
         self.detector.end()
         return audio
+
+    @property
+    def sounding(self) -> bool:
+        """The latest frame is 10 dB louder than the silence that ended the turn judged
+        complete (and above the speech floor): perhaps a word beginning, which the
+        classifier calls speech a frame or two later (Silero's chunk lags)."""
+        floor = max(self.detector.min_dbfs, self._quiet_dbfs + 10)
+        return bool(self._levels) and self._levels[-1] >= floor
