@@ -203,33 +203,47 @@ async def test_an_incomplete_turn_waits_for_more_speech_or_the_full_silence(
     await session.close()
 
 
+def turn_ends(by: str) -> float:
+    return REGISTRY.get_sample_value("duplex_turn_ends_total", {"by": by}) or 0.0
+
+
 async def test_words_that_read_complete_end_the_turn_after_a_longer_silence_if_doubted() -> None:
+    """The turn ends at the pause provisionally, so its reply is prepared while Smart
+    Turn listens; Smart Turn doubts it, so the reply sounds after the doubt's silence."""
     ears, model = Ears(), FixedTurnModel(0.1)  # Smart Turn doubts it
     ears.words = "What time is it?"
     session, io = await session_with(ears, model)
+    before = turn_ends("judged_after_doubt")
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)
-    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # not at the pause
-    await feed(session, silence(DOUBT_FRAMES - PAUSE_FRAMES - 10))
-    await io.wait_for(TtsEnd)  # at 500 ms of silence, not 1 s
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
     (final,) = [e for e in io.of(Asr) if e.final]
-    assert final.end_of_turn_ms == pytest.approx(DOUBT_FRAMES * 20, abs=20)
+    assert final.end_of_turn_ms == pytest.approx(PAUSE_FRAMES * 20, abs=60)  # at the pause
+    assert io.of(ReplyText)  # the reply is under way ...
+    assert io.frames == []  # ... and silent: 400 ms of silence is less than the doubt's
+    assert io.of(TtsStart) == []
+    await feed(session, silence(DOUBT_FRAMES - PAUSE_FRAMES - 10))
+    (end,) = await io.wait_for(TtsEnd)  # at 500 ms of silence, not 1 s
+    assert not end.interrupted
+    assert len(io.frames) == end.frames > 0
+    assert turn_ends("judged_after_doubt") == before + 1
     await session.close()
 
 
-async def test_speech_before_a_doubted_turn_ends_keeps_the_turn_open() -> None:
+async def test_speech_before_a_doubted_turn_is_confirmed_continues_it_unheard() -> None:
     ears, model = Ears(), FixedTurnModel(0.1)
     ears.words = "What time is it?"
     session, io = await session_with(ears, model)
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)  # doubted at the pause
+    await io.wait_for(ReplyText)
     await feed(session, voiced(0.4))  # ... and the user goes on
-    await feed(session, silence(DOUBT_FRAMES - 5), realtime=True)  # less than the doubt
-    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # the first doubt is gone
-    assert io.of(TtsStart) == []
-    await feed(session, silence(10))
-    await io.wait_for(TtsEnd)  # the second pause's doubt ends it
+    await feed(session, silence(DOUBT_FRAMES + 5))  # the second pause's doubt ends it
+    ends = await io.wait_for(TtsEnd, 2)
+    assert ends[0].interrupted
+    assert ends[0].frames == 0  # not a sound of the first reply
+    assert [s.turn for s in io.of(TtsStart)] == [ends[1].turn]
+    assert len(io.frames) == ends[1].frames > 0
     assert ears.heard[-1] > 0.6 + 0.4  # seconds: the whole turn, both parts
     await session.close()
 

@@ -9,6 +9,13 @@ sessions' users are speaking); at the pause it asks the policy
 judged complete ends there, a doubted one after the doubt's silence
 (``--end-of-turn-doubt-ms``), any other at the end. The session owns the turn
 itself (its audio, history and reply): the judge calls back to end it.
+
+With both judges (``transcript+smart-turn``), words that read complete settle
+it: the turn ends at this pause if Smart Turn agrees, after the doubt's silence
+if not, unless the user speaks first. So the judge ends it *provisionally* as
+soon as the words are in, and the reply is prepared while Smart Turn listens:
+its sound is held until Smart Turn's "complete" or the doubt's silence confirms
+the turn (``confirm``), and speech before that withdraws it unheard.
 """
 
 from __future__ import annotations
@@ -62,7 +69,9 @@ class Speculation:
 
 EndTurn = Callable[[Speculation, str], Awaitable[None]]
 """The session's way to end the turn now, on this speculation's transcript, and why
-(the ``duplex_turn_ends_total`` label)."""
+(the ``duplex_turn_ends_total`` label, or ``provisional``: to be confirmed)."""
+Confirm = Callable[[Speculation], None]
+"""Smart Turn agrees that the turn ended provisionally on this speculation is complete."""
 
 
 class TurnJudge:
@@ -72,13 +81,14 @@ class TurnJudge:
         detector: SpeechDetector,
         transcribe: Transcribe,
         end_turn: EndTurn,
+        confirm: Confirm,
     ) -> None:
         self._services = services
         self._detector = detector
         self._transcribe = transcribe
         self._end_turn = end_turn
+        self._confirm = confirm
         self.speculation: Speculation | None = None
-        self._doubted: Speculation | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def current(self) -> Speculation | None:
@@ -133,22 +143,10 @@ class TurnJudge:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def silence_went_on(self) -> None:
-        """After each frame: end a doubted turn once the doubt's silence is reached,
-        forget it if speech came first."""
-        doubted = self._doubted
-        if doubted is None:
-            return
-        if doubted.mark != self._detector.pauses or not self._detector.in_speech:
-            self._doubted = None
-        elif self._detector.silent_frames >= self._services.doubt_frames:
-            self._doubted = None
-            await self._end_turn(doubted, "judged_after_doubt")
-
     def settle(self, used: asyncio.Task[Transcript] | None = None) -> None:
-        """Forget the speculation (and any doubt: the turn ended or goes on), counting
-        whether its transcript became the turn's."""
-        speculation, self.speculation, self._doubted = self.speculation, None, None
+        """Forget the speculation (the turn ended or goes on), counting whether its
+        transcript became the turn's."""
+        speculation, self.speculation = self.speculation, None
         if speculation is not None:
             outcome = "used" if speculation.asr is used else "stale"
             metrics.SPECULATIONS.labels(at=speculation.at, outcome=outcome).inc()
@@ -184,23 +182,34 @@ class TurnJudge:
         detector = self._detector
         pause = speculation.mark
         text: str | None = None
+        probability: float | None = None
         if policy.uses_transcript:
             text = (await speculation.asr).text
             if not transcript_complete(text):
                 return  # the words already say "not yet": no need to ask the model
-        probability: float | None = None
+        if policy.uses_transcript and policy.uses_smart_turn:
+            # The words settle it (see the module docstring): end it now, provisionally.
+            if detector.pauses != pause or not detector.in_speech:
+                return  # speech went on, or the silence already ended the turn
+            await self._end_turn(speculation, "provisional")
+            probability = await self._probability(speculation) if model else None
+            if policy.decide(text, probability) is Verdict.COMPLETE:
+                self._confirm(speculation)
+            return  # doubted: the doubt's silence confirms it, or speech withdraws it
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
-            if speculation.turn is None:
-                # After Whisper, not beside it: on a small CPU the two slow each other down.
-                speculation.turn = asyncio.create_task(
-                    asyncio.to_thread(model.probability, speculation.audio)
-                )
-            probability = await speculation.turn
+            probability = await self._probability(speculation)
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
-        verdict = policy.decide(text, probability)
-        if verdict is Verdict.COMPLETE:
+        if policy.decide(text, probability) is Verdict.COMPLETE:
             await self._end_turn(speculation, "judged_complete")
-        elif verdict is Verdict.DOUBTED:
-            self._doubted = speculation  # ends after the doubt's silence, unless speech comes
-            await self.silence_went_on()
+
+    async def _probability(self, speculation: Speculation) -> float:
+        """Smart Turn's, asked at the gap or now: after Whisper, not beside it (on a small
+        CPU the two slow each other down)."""
+        model = self._services.smart_turn
+        assert model is not None
+        if speculation.turn is None:
+            speculation.turn = asyncio.create_task(
+                asyncio.to_thread(model.probability, speculation.audio)
+            )
+        return await speculation.turn

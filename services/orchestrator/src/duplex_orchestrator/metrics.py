@@ -27,14 +27,15 @@ TURN_ENDS = Counter(
     "duplex_turn_ends_total",
     "How user turns ended: judged_complete at a pause, judged_after_doubt (the words "
     "read complete, Smart Turn doubted: a longer silence), silence (the longest wait), "
-    "too_long (cut), continued (judged complete, then the user went on)",
+    "too_long (cut), continued (ended at a pause, then the user went on)",
     ["by"],
 )
 REPLY_HOLDS = Counter(
     "duplex_reply_holds_total",
-    "Replies to a turn judged complete whose first sound waited because the user's "
-    "speech might be resuming, by outcome: spoke (it was not) or withdrawn (the user "
-    "went on; nothing of the reply was heard)",
+    "Replies to a turn ended at a pause whose first sound waited, for Smart Turn or "
+    "the doubt's silence to confirm the end or on a sound that might be the user's "
+    "next word, by outcome: spoke, or withdrawn (the user went on; nothing of the "
+    "reply was heard)",
     ["outcome"],
 )
 SPECULATIONS = Counter(

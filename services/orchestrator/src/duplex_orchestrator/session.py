@@ -97,7 +97,11 @@ class VoiceSession:
         self._asr_tasks: set[asyncio.Task[None]] = set()
         self._asr_generation = 0
         self._judge = TurnJudge(
-            services, self._vad.detector, self._transcribe_partial, self._end_judged_turn
+            services,
+            self._vad.detector,
+            self._transcribe_partial,
+            self._end_judged_turn,
+            self._confirm_judged_turn,
         )
         self._judged: _JudgedTurn | None = None
         self._speaking = False
@@ -180,20 +184,47 @@ class VoiceSession:
                 asr = speculation.claim() if speculation else None
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
                 await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
-            await self._judge.silence_went_on()
+            self._silence_went_on()
             if self._reply is not None:
                 self._reply.recheck()  # a first sound held for this frame's verdict
 
     async def _end_judged_turn(self, speculation: Speculation, by: str) -> None:
         """End the turn at a silence shorter than the one that ends any turn; speech
-        soon after continues it (``_continue_judged_turn``)."""
+        soon after continues it (``_continue_judged_turn``). A ``provisional`` end is
+        confirmed by Smart Turn (``_confirm_judged_turn``) or the doubt's silence
+        (``_silence_went_on``); until then its reply makes no sound (``_sound_held``)."""
         asr = speculation.claim()  # before the VAD moves on: its words are the turn's
-        ended_at = self._clock() - self._vad.detector.silent_frames * 0.02
+        silent = self._vad.detector.silent_frames
+        ended_at = self._clock() - silent * 0.02
         history = len(self._history)
         audio = self._vad.end_turn()
-        metrics.TURN_ENDS.labels(by=by).inc()
+        confirmed = by != "provisional"
+        if confirmed:
+            metrics.TURN_ENDS.labels(by=by).inc()
         task = await self._end_turn(asr, ended_at)
-        self._judged = _JudgedTurn(audio, self._clock(), task, history)
+        self._judged = _JudgedTurn(
+            audio, self._clock(), task, history, speculation, silent, confirmed
+        )
+
+    def _confirm_judged_turn(self, speculation: Speculation, by: str = "judged_complete") -> None:
+        """The turn ended provisionally on ``speculation`` is over: its reply may sound."""
+        judged = self._judged
+        if judged is None or judged.confirmed or judged.speculation is not speculation:
+            return  # continued meanwhile, or confirmed already
+        judged.confirmed = True
+        metrics.TURN_ENDS.labels(by=by).inc()
+        if self._reply is not None:
+            self._reply.recheck()
+
+    def _silence_went_on(self) -> None:
+        """After each frame: a provisional end that Smart Turn doubted (or has not
+        answered) is confirmed once the silence reaches the doubt's length."""
+        judged = self._judged
+        if judged is None or judged.confirmed:
+            return
+        judged.silent_frames += 1
+        if judged.silent_frames >= self._services.doubt_frames:
+            self._confirm_judged_turn(judged.speculation, "judged_after_doubt")
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
         await self._io.event(VadState("speech_end"))
@@ -211,7 +242,7 @@ class VoiceSession:
         (flushing anything sent), forget its words, and let this speech extend it."""
         judged, self._judged = self._judged, None
         window = self._services.end_of_turn.continue_window_ms / 1000
-        if judged is None or self._clock() - judged.ended_at > window:
+        if judged is None or (judged.confirmed and self._clock() - judged.ended_at > window):
             return False
         judged.task.cancel()
         if self._reply is not None and not self._reply.finished:
@@ -225,19 +256,30 @@ class VoiceSession:
         return True
 
     def _sound_held(self) -> bool:
-        """Whether a reply's first sound waits now: the turn was judged complete at a
-        pause, and the user may have begun a word, which would continue the turn and
-        withdraw its reply (``_continue_judged_turn``): a sound well above the pause's,
-        or speech that may yet make an onset. Sent, that first sound would reach the
-        client before the onset's flush."""
+        """Whether a reply's first sound waits now: the turn was ended at a pause and
+        is not confirmed yet, or the user may have begun a word, which would continue
+        the turn and withdraw its reply (``_continue_judged_turn``): a sound well above
+        the pause's, or speech that may yet make an onset. Sent, that first sound
+        would reach the client before the onset's flush."""
         judged = self._judged
+        if judged is None:
+            return False
+        if not judged.confirmed:
+            return True
         window = self._services.end_of_turn.continue_window_ms / 1000
         vad = self._vad
-        return (
-            judged is not None
-            and (vad.sounding or vad.detector.onset_pending)
-            and self._clock() - judged.ended_at <= window
+        return (vad.sounding or vad.detector.onset_pending) and (
+            self._clock() - judged.ended_at <= window
         )
+
+    def _hold_max_s(self) -> float:
+        """The longest a new reply's first sound may wait: until an unconfirmed turn's
+        doubt is over (the VAD may stop hearing the client), then an onset's run."""
+        services, judged = self._services, self._judged
+        unconfirmed = 0
+        if judged is not None and not judged.confirmed:
+            unconfirmed = max(0, services.doubt_frames - judged.silent_frames)
+        return services.sound_hold_max_s + unconfirmed * 0.02
 
     def _set_speaking(self, speaking: bool) -> None:
         """Count this session's user among those speaking now (``Services.speaking``)."""
@@ -342,7 +384,7 @@ class VoiceSession:
         await self._stop_reply()
         self._turn += 1
         self.turns.reply_started()
-        reply = Reply(self._turn, self._sound_held, self._services.sound_hold_max_s, self._clock)
+        reply = Reply(self._turn, self._sound_held, self._hold_max_s(), self._clock)
         self._reply = reply
         self._reply_task = asyncio.create_task(
             self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)
@@ -422,7 +464,7 @@ class VoiceSession:
         await self._speaker.close()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _JudgedTurn:
     """A turn ended at a pause because it sounded complete; speech may yet continue it."""
 
@@ -431,6 +473,11 @@ class _JudgedTurn:
     task: asyncio.Task[None]
     history: int
     """Length of the history before this turn's words were added."""
+    speculation: Speculation
+    silent_frames: int
+    """The silence since its last speech frame, in 20 ms frames."""
+    confirmed: bool = True
+    """False while a provisional end waits for Smart Turn or the doubt's silence."""
 
 
 async def _once(text: str) -> AsyncIterator[str]:
