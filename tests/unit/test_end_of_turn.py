@@ -248,6 +248,20 @@ async def test_speech_before_a_doubted_turn_is_confirmed_continues_it_unheard() 
     await session.close()
 
 
+async def test_a_provisional_end_sounds_when_the_client_stops_sending_audio() -> None:
+    """No frames, no silence to count: the hold's limit (the doubt's remaining silence
+    and an onset's run) lets the doubted turn's reply speak."""
+    ears, model = Ears(), FixedTurnModel(0.1)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 2), realtime=True)  # and then nothing
+    (end,) = await io.wait_for(TtsEnd, timeout_s=5)
+    assert not end.interrupted
+    assert len(io.frames) == end.frames > 0
+    await session.close()
+
+
 async def test_speech_right_after_a_turn_judged_complete_continues_it() -> None:
     ears, model = Ears(), FixedTurnModel(0.9)
     ears.words = "I would like a pizza."  # the judges are wrong about this one

@@ -242,8 +242,8 @@ class VoiceSession:
         (flushing anything sent), forget its words, and let this speech extend it."""
         judged, self._judged = self._judged, None
         window = self._services.end_of_turn.continue_window_ms / 1000
-        if judged is None or (judged.confirmed and self._clock() - judged.ended_at > window):
-            return False
+        if judged is None or self._clock() - judged.ended_at > window:
+            return False  # a client that stopped sending audio never confirms: time bounds it
         judged.task.cancel()
         if self._reply is not None and not self._reply.finished:
             await self._stop_reply()
@@ -262,15 +262,11 @@ class VoiceSession:
         the pause's, or speech that may yet make an onset. Sent, that first sound
         would reach the client before the onset's flush."""
         judged = self._judged
-        if judged is None:
-            return False
-        if not judged.confirmed:
-            return True
         window = self._services.end_of_turn.continue_window_ms / 1000
+        if judged is None or self._clock() - judged.ended_at > window:
+            return False  # speech now would be a barge-in, not the turn going on
         vad = self._vad
-        return (vad.sounding or vad.detector.onset_pending) and (
-            self._clock() - judged.ended_at <= window
-        )
+        return not judged.confirmed or vad.sounding or vad.detector.onset_pending
 
     def _hold_max_s(self) -> float:
         """The longest a new reply's first sound may wait: until an unconfirmed turn's
