@@ -10,10 +10,10 @@ must not be cut, in Piper's voice and the first espeak-ng one. Per turn:
 
 - voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
 - premature: a reply (its text, its start or its sound) came before the user finished:
-  the turn was judged over too soon;
-- heard_early: of those, a reply whose sound came before the user finished (a reply
-  withdrawn while its first sound was held never sends any);
-- continued: a reply started at the hesitation and was cancelled when the user went on;
+  the turn was judged over too soon, and the client knew;
+- heard_early: of those, a reply whose sound came before the user finished;
+- continued: a reply started at a pause inside the question and was cancelled when the
+  user went on (one withdrawn while its first sound was held shows nothing else);
 - asr_ms: Whisper's time for the turn, as the server reports it;
 - end_of_turn_ms: the last speech frame → the turn ended (judged or by silence), as the
   server reports it; what follows it is the reply's way to the first audio;

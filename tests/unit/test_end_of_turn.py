@@ -39,6 +39,7 @@ from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
 from tests.support.session_io import Recorded
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -212,16 +213,18 @@ async def test_words_that_read_complete_end_the_turn_after_a_longer_silence_if_d
     Turn listens; Smart Turn doubts it, so the reply sounds after the doubt's silence."""
     ears, model = Ears(), FixedTurnModel(0.1)  # Smart Turn doubts it
     ears.words = "What time is it?"
-    session, io = await session_with(ears, model)
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker)
     before = turn_ends("judged_after_doubt")
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
     (final,) = [e for e in io.of(Asr) if e.final]
     assert final.end_of_turn_ms == pytest.approx(PAUSE_FRAMES * 20, abs=60)  # at the pause
-    assert io.of(ReplyText)  # the reply is under way ...
+    assert worker.texts  # the reply is under way ...
     assert io.frames == []  # ... and silent: 400 ms of silence is less than the doubt's
     assert io.of(TtsStart) == []
+    assert io.of(ReplyText) == []  # its text comes with its sound
     await feed(session, silence(DOUBT_FRAMES - PAUSE_FRAMES - 10))
     (end,) = await io.wait_for(TtsEnd)  # at 500 ms of silence, not 1 s
     assert not end.interrupted
@@ -233,16 +236,18 @@ async def test_words_that_read_complete_end_the_turn_after_a_longer_silence_if_d
 async def test_speech_before_a_doubted_turn_is_confirmed_continues_it_unheard() -> None:
     ears, model = Ears(), FixedTurnModel(0.1)
     ears.words = "What time is it?"
-    session, io = await session_with(ears, model)
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker)
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)  # doubted at the pause
-    await io.wait_for(ReplyText)
+    await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way
     await feed(session, voiced(0.4))  # ... and the user goes on
     await feed(session, silence(DOUBT_FRAMES + 5))  # the second pause's doubt ends it
     ends = await io.wait_for(TtsEnd, 2)
     assert ends[0].interrupted
     assert ends[0].frames == 0  # not a sound of the first reply
     assert [s.turn for s in io.of(TtsStart)] == [ends[1].turn]
+    assert {r.turn for r in io.of(ReplyText)} == {ends[1].turn}  # not a word of the first
     assert len(io.frames) == ends[1].frames > 0
     assert ears.heard[-1] > 0.6 + 0.4  # seconds: the whole turn, both parts
     await session.close()
@@ -315,7 +320,7 @@ async def judged_then_replying(
     )
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 1), realtime=True)
-    await io.wait_for(ReplyText)  # judged complete: the reply is under way
+    await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way
     await feed(session, voiced(0.02))  # the user's next word begins
     await asyncio.sleep(0.3)  # the first frame came, and waits
     return session, io, ears
@@ -338,8 +343,9 @@ async def test_a_reply_cancelled_by_the_user_going_on_never_reaches_the_client_a
     assert ends[0].interrupted
     assert ends[0].frames == 0
     assert holds("withdrawn") == before + 1
-    # Nothing of the first reply was heard; the whole question was answered.
+    # Nothing of the first reply was heard or shown; the whole question was answered.
     assert [s.turn for s in io.of(TtsStart)] == [ends[1].turn]
+    assert {r.turn for r in io.of(ReplyText)} == {ends[1].turn}
     assert len(io.frames) == ends[1].frames > 0
     await session.close()
 

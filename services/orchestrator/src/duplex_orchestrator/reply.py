@@ -38,7 +38,11 @@ class Reply:
         self.stopped = False
         self.finished = False
         self.deltas_shown = 0
-        """Reply text deltas already sent to the client (a retry does not repeat them)."""
+        """Reply text deltas already taken for the client (a retry does not repeat them)."""
+        self.unshown: list[str] = []
+        """Text deltas kept back until the first sound: a reply withdrawn unheard shows none."""
+        self.sounding = False
+        """Its first sound went out (or it never could): its text is shown as it comes."""
         self.text_error: Exception | None = None
         """The reply's text source (the LLM) failed: the turn ends with this error."""
         self._client: WorkerClient | None = None

@@ -88,15 +88,24 @@ class Speaker:
     async def speak(
         self, reply: Reply, text: ReplayableText, speech_ended_at: float | None
     ) -> None:
-        """Speak ``text`` to the end (or until stopped), retrying on other workers."""
+        """Speak ``text`` to the end (or until stopped), retrying on other workers.
+
+        Its text is shown from its first sound on (``Reply.first_sound``): a reply
+        withdrawn unheard shows none; one that could make no sound shows it at the end.
+        """
         excluded: set[str] = set()
         started = self._clock()
-        for _attempt in range(3):
-            retry = await self._speak_once(reply, text, excluded, started, speech_ended_at)
-            if retry is None:
-                return
-            excluded.add(retry.avoid)  # failed there: retry the turn on another worker
-        await self.error("tts_failed", "the reply failed on three workers; giving up")
+        try:
+            for _attempt in range(3):
+                retry = await self._speak_once(reply, text, excluded, started, speech_ended_at)
+                if retry is None:
+                    return
+                excluded.add(retry.avoid)  # failed there: retry the turn on another worker
+            await self.error("tts_failed", "the reply failed on three workers; giving up")
+        finally:
+            if not reply.stopped and reply.unshown:
+                with contextlib.suppress(Exception):  # the client may be gone
+                    await self._show_kept(reply)
 
     async def _speak_once(
         self,
@@ -146,6 +155,7 @@ class Speaker:
                         metrics.REPLY_HOLDS.labels(outcome=outcome).inc()
                     if reply.stopped:  # withdrawn while held: not a sound of it went out
                         break
+                    await self._show_kept(reply)
                     await self._io.event(TtsStart(reply.turn, chosen.model_id, worker.worker_id))
                     await self._first_frame(reply, started, speech_ended_at)
                 frames += 1
@@ -256,10 +266,19 @@ class Speaker:
                     )
                 return
             if index >= reply.deltas_shown:  # a retry replays text the client already has
-                await self._io.event(ReplyText(reply.turn, delta))
                 reply.deltas_shown = index + 1
+                if reply.sounding:
+                    await self._io.event(ReplyText(reply.turn, delta))
+                else:
+                    reply.unshown.append(delta)
             index += 1
             yield delta
+
+    async def _show_kept(self, reply: Reply) -> None:
+        """Show the text kept back until the reply's first sound; from now on, as it comes."""
+        while reply.unshown:
+            await self._io.event(ReplyText(reply.turn, reply.unshown.pop(0)))
+        reply.sounding = True
 
     async def _first_frame(
         self, reply: Reply, started: float, speech_ended_at: float | None
