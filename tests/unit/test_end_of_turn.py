@@ -322,7 +322,9 @@ async def judged_then_replying(
     await feed(session, silence(PAUSE_FRAMES + 1), realtime=True)
     await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way
     await feed(session, voiced(0.02))  # the user's next word begins
-    await asyncio.sleep(0.3)  # the first frame came, and waits
+    reply = session._reply
+    assert reply is not None
+    await eventually(lambda: reply.holding, every_s=0.005)  # the first frame came, and waits
     return session, io, ears
 
 
@@ -355,7 +357,7 @@ async def test_a_held_reply_speaks_when_no_onset_comes(speech_after: bool) -> No
     """A click after the turn (its run of speech ends), or a client that stops sending
     audio (the hold's limit): the reply speaks, whole."""
     before = holds("spoke")
-    session, io, ears = await judged_then_replying(0.15 if speech_after else 0.6)
+    session, io, ears = await judged_then_replying(10.0 if speech_after else 0.6)
     if speech_after:
         await feed(session, silence(3))
     (end,) = await io.wait_for(TtsEnd)

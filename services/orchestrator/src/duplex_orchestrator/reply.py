@@ -78,6 +78,11 @@ class Reply:
         self._rechecked = None
         return self._clock() - started
 
+    @property
+    def holding(self) -> bool:
+        """Its first frame is here and waiting (``first_sound``)."""
+        return self._rechecked is not None
+
     def recheck(self) -> None:
         """What ``held`` depends on may have changed (the VAD heard another frame)."""
         if self._rechecked is not None:
