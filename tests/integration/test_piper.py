@@ -160,11 +160,19 @@ async def test_an_idle_worker_gives_back_the_memory_long_clauses_needed(
         assert len((await speak(stub, sid, SENTENCES[0])).frames) > 50
 
 
-def test_a_clause_is_decoded_in_chunks_into_the_samples_of_one_pass() -> None:
-    """The voice's graph is cut before its decoder; with the noise off, the chunks
-    join into exactly what the whole graph gives, and the first is ~0.19 s long."""
+@pytest.mark.parametrize("cache", ["writable", "unwritable"])
+def test_a_clause_is_decoded_in_chunks_into_the_samples_of_one_pass(
+    cache: str, tmp_path: Path
+) -> None:
+    """The voice's graph is cut before its decoder (into the cache, or in memory when
+    the cache cannot be written); with the noise off, the chunks join into exactly
+    what the whole graph gives, and the first is ~0.19 s long."""
     spec = load_catalog(VOICEPACKS).models["piper-en-us-joe-medium"]
-    model = cast(Any, get_family("piper").load(spec, "cpu", None))
+    cache_dir = None
+    if cache == "unwritable":
+        cache_dir = tmp_path / "not-a-folder"
+        cache_dir.write_text("")  # no folder can be made under a file, even as root
+    model = cast(Any, get_family("piper", cache_dir).load(spec, "cpu", None))
     assert model._split is not None
     ids = model._voice.phonemes_to_ids(model._voice.phonemize(SENTENCES[1])[0])
     feeds = {**model._feeds(ids), "scales": np.array([0.0, 1.0, 0.0], np.float32)}

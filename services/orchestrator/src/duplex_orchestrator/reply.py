@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 
 import grpc
@@ -27,12 +26,10 @@ class Reply:
         turn: int,
         held: Held = _never,
         hold_max_s: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.turn = turn
         self._held = held
         self._hold_max_s = hold_max_s
-        self._clock = clock
         self._rechecked: asyncio.Event | None = None
         self.paused = False
         self.stopped = False
@@ -62,21 +59,22 @@ class Reply:
         elif self.paused:
             await self._control(PAUSE)
 
-    async def first_sound(self) -> float:
+    async def first_sound(self) -> bool:
         """Wait, before the first frame goes to the client, while ``held`` says so (asked
         again at each ``recheck``), at most ``hold_max_s`` (the VAD may stop hearing the
-        client): the seconds waited. A reply stopped meanwhile was never heard."""
+        client): whether it waited. A reply stopped meanwhile was never heard."""
         if self.stopped or not self._held():
-            return 0.0
-        started = self._clock()
+            return False
         self._rechecked = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._hold_max_s):
-                while not self.stopped and self._held():
-                    await self._rechecked.wait()
-                    self._rechecked.clear()
-        self._rechecked = None
-        return self._clock() - started
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._hold_max_s):
+                    while not self.stopped and self._held():
+                        await self._rechecked.wait()
+                        self._rechecked.clear()
+        finally:
+            self._rechecked = None
+        return True
 
     @property
     def holding(self) -> bool:

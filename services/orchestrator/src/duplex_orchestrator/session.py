@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import soxr
@@ -241,9 +242,8 @@ class VoiceSession:
         """Speech soon after a turn judged complete: it was not. Cancel its reply
         (flushing anything sent), forget its words, and let this speech extend it."""
         judged, self._judged = self._judged, None
-        window = self._services.end_of_turn.continue_window_ms / 1000
-        if judged is None or self._clock() - judged.ended_at > window:
-            return False  # a client that stopped sending audio never confirms: time bounds it
+        if not self._may_go_on(judged):
+            return False
         judged.task.cancel()
         if self._reply is not None and not self._reply.finished:
             await self._stop_reply()
@@ -262,11 +262,16 @@ class VoiceSession:
         the pause's, or speech that may yet make an onset. Sent, that first sound
         would reach the client before the onset's flush."""
         judged = self._judged
-        window = self._services.end_of_turn.continue_window_ms / 1000
-        if judged is None or self._clock() - judged.ended_at > window:
+        if not self._may_go_on(judged):
             return False  # speech now would be a barge-in, not the turn going on
         vad = self._vad
         return not judged.confirmed or vad.sounding or vad.detector.onset_pending
+
+    def _may_go_on(self, judged: _JudgedTurn | None) -> TypeGuard[_JudgedTurn]:
+        """Whether speech now would continue this turn ended at a pause: within the
+        continue window (a client that stopped sending audio never confirms it)."""
+        window = self._services.end_of_turn.continue_window_ms / 1000
+        return judged is not None and self._clock() - judged.ended_at <= window
 
     def _hold_max_s(self) -> float:
         """The longest a new reply's first sound may wait: until an unconfirmed turn's
@@ -380,7 +385,7 @@ class VoiceSession:
         await self._stop_reply()
         self._turn += 1
         self.turns.reply_started()
-        reply = Reply(self._turn, self._sound_held, self._hold_max_s(), self._clock)
+        reply = Reply(self._turn, self._sound_held, self._hold_max_s())
         self._reply = reply
         self._reply_task = asyncio.create_task(
             self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)

@@ -150,7 +150,7 @@ class Speaker:
             await reply.attach(client, session_id, call)
             async for frame in self._watched(call, client):
                 if frames == 0:  # announced with its first frame: a failed attempt says nothing
-                    if await reply.first_sound() > 0:
+                    if await reply.first_sound():
                         outcome = "withdrawn" if reply.stopped else "spoke"
                         metrics.REPLY_HOLDS.labels(outcome=outcome).inc()
                     if reply.stopped:  # withdrawn while held: not a sound of it went out

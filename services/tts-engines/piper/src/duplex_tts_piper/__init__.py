@@ -106,20 +106,8 @@ class PiperFamily(TTSFamily):
 
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-            if not bool(spec.params.get("decode_in_chunks", True)):
-                return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
-            halves: tuple[str | bytes, str | bytes, str, str] | None
-            try:
-                cut = cached_split(model_path, self.cache_dir)
-                halves = None if cut is None else (str(cut[0]), str(cut[1]), *cut[2:])
-            except OSError:  # a read-only cache: cut in memory (~60 MB more held)
-                import onnx
-
-                split = split_graph(onnx.load(str(model_path)))
-                if split is not None:
-                    halves = (split.front, split.decoder, split.latent, split.audio)
-                else:
-                    halves = None
+            chunks = bool(spec.params.get("decode_in_chunks", True))
+            halves = _halves(model_path, self.cache_dir) if chunks else None
             if halves is None:
                 return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
             front, decoder = session(halves[0]), session(halves[1])
@@ -127,6 +115,19 @@ class PiperFamily(TTSFamily):
             return PiperModel(PiperVoice(session=front, config=config), chunked)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
+
+
+def _halves(model_path: Path, cache_dir: Path) -> tuple[str | bytes, str | bytes, str, str] | None:
+    """The voice's two halves (files in the cache, or bytes when it is read-only:
+    ~60 MB more held) and the tensors between them; None when it cannot be cut."""
+    try:
+        cut = cached_split(model_path, cache_dir)
+        return None if cut is None else (str(cut[0]), str(cut[1]), cut[2], cut[3])
+    except OSError:
+        import onnx
+
+        split = split_graph(onnx.load(str(model_path)))
+        return None if split is None else (split.front, split.decoder, split.latent, split.audio)
 
 
 def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
