@@ -4,9 +4,11 @@ Spoken questions from three voices (Piper joe, Kokoro kumo and alpha) go
 through duplex's ``Transcriber`` (Whisper base, int8, greedy) with the encoder
 window sized to the utterance and with Whisper's full 30 s window: the word
 error rate of each (accuracy must not suffer for the speed) and the latency
-per utterance, p50/p95. Then 1, 4 and 8 utterances at once through one model
-(``workers`` transcriptions in parallel, the rest queued): the latency each
-speaker sees. Writes ``bench-results/asr.json``.
+per utterance, p50/p95. Then where one pass's time goes (``anatomy``: the
+features, the encoder, the decoder's setup and each token), which is the floor
+a turn's transcript pays after the speculation gap. Then 1, 4 and 8 utterances
+at once through one model (``workers`` transcriptions in parallel, the rest
+queued): the latency each speaker sees. Writes ``bench-results/asr.json``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import ctranslate2
 import jiwer
 import numpy as np
 
-from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.asr import (
+    Transcriber,
+    as_float32,
+    generate_max_length,
+    token_budget,
+    window_features,
+    window_frames,
+)
+from duplex_orchestrator.config import OrchestratorConfig
 from tests.bench import bench_orchestrator
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import words_of
@@ -75,6 +86,53 @@ def accuracy(transcriber: Transcriber, data: list[tuple[str, str, np.ndarray]]) 
     }
 
 
+def anatomy(transcriber: Transcriber, data: list[tuple[str, str, np.ndarray]]) -> dict[str, Any]:
+    """Where one greedy pass on the fitted window spends its time, per utterance (p50s).
+
+    The decoder's setup (its cross-attention over the encoder's output and the
+    prompt) is a one-token decode less one token's time; a token's time is the rest
+    of a full decode over its other tokens. Reads the transcriber's model directly:
+    these are its own calls, timed one by one.
+    """
+    model: Any = transcriber._model
+    prompt = list(transcriber._prompt)
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("features_ms", "encoder_ms", "setup_ms", "token_ms", "tokens", "pass_ms")
+    }
+    for _, _, audio in data:
+        samples = as_float32(audio)
+        frames = len(samples) // 160
+        window = window_frames(frames, transcriber.pad_s, transcriber.window_step_s)
+        started = time.perf_counter()
+        features = window_features(model.feature_extractor, samples, window)
+        featured = time.perf_counter()
+        batch = np.ascontiguousarray(features[np.newaxis].astype(np.float32))
+        encoded = model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+        encoder_done = time.perf_counter()
+
+        def decode(max_length: int, encoded: Any = encoded) -> tuple[float, int]:
+            began = time.perf_counter()
+            result = model.model.generate(
+                encoded, [prompt], beam_size=1, max_length=max_length,
+                suppress_blank=True, suppress_tokens=transcriber._suppress,
+            )[0]  # fmt: skip
+            return (time.perf_counter() - began) * 1000, len(result.sequences_ids[0])
+
+        budget = token_budget(frames)
+        full_ms, tokens = decode(generate_max_length(budget, len(prompt), model.max_length))
+        one_ms, _ = decode(len(prompt) + 1)  # CTranslate2 decodes min(n // 2, n - prompt)
+        token_ms = (full_ms - one_ms) / max(1, tokens - 1)
+        stages["features_ms"].append((featured - started) * 1000)
+        stages["encoder_ms"].append((encoder_done - featured) * 1000)
+        stages["setup_ms"].append(one_ms - token_ms)
+        stages["token_ms"].append(token_ms)
+        stages["tokens"].append(tokens)
+        stages["pass_ms"].append((encoder_done - started) * 1000 + full_ms)
+    return {name: float(np.median(values)) for name, values in stages.items()} | {
+        "gap_ms": OrchestratorConfig.model_fields["speculate_ms"].default
+    }
+
+
 def concurrent(
     transcriber: Transcriber, data: list[tuple[str, str, np.ndarray]], speakers: int, rounds: int
 ) -> dict[str, Any]:
@@ -102,6 +160,15 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"{name:<10} {row['wer']:>6.3f} {lat['p50']:>8.0f} {lat['p95']:>8.0f}  {voices}"
         )
+    parts = results["anatomy"]
+    lines += [
+        "",
+        "one pass, one thread (p50s): features {features_ms:.0f} ms, encoder {encoder_ms:.0f} ms,"
+        " decoder setup {setup_ms:.0f} ms, {tokens:.0f} tokens at {token_ms:.1f} ms;"
+        " pass {pass_ms:.0f} ms, after the {gap_ms} ms gap {floor:.0f} ms".format(
+            **parts, floor=parts["gap_ms"] + parts["pass_ms"]
+        ),
+    ]
     lines += ["", f"{'workers':>7} {'speakers':>8} {'p50 ms':>8} {'p95 ms':>8}"]
     for row in results["concurrency"]:
         lat = row["latency_ms"]
@@ -126,6 +193,9 @@ def main() -> None:
         )
         transcriber.transcribe(data[0][2])  # warm up
         results["windows"][name] = accuracy(transcriber, data)
+    one_thread = Transcriber(DEFAULT_DIR, workers=1, threads=1)
+    one_thread.transcribe(data[0][2])
+    results["anatomy"] = anatomy(one_thread, data)
     for workers in sorted({1, max(1, cores // 2), cores}):
         transcriber = Transcriber(DEFAULT_DIR, workers=workers, threads=max(1, cores // workers))
         transcriber.transcribe(data[0][2])
