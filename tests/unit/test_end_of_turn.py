@@ -85,6 +85,36 @@ COMPLETE, DOUBTED, INCOMPLETE = Verdict.COMPLETE, Verdict.DOUBTED, Verdict.INCOM
         ("Why would I?", True),  # complete as it stands: "why" wants no more
         ("Can you?", True),
         ("Who are you?", True),
+        # A clause that is only its subject (or "do"/a modal and it) and a verb that
+        # needs an object has not said what.
+        ("Could you please find?", False),
+        ("Could you translate?", False),
+        ("The thing is, I really want.", False),
+        ("Please translate.", False),
+        ("Do you want?", False),
+        ("What do you want?", True),  # the wh-word is the object
+        ("Thanks, that's all I need.", True),  # the object came first
+        ("Can you find a hotel?", True),
+        ("Can you help?", True),  # a verb that may stand alone
+        # A wish ending on "if" and a subject and a past modal; a "to" after a word
+        # that takes an infinitive; "whether" last.
+        ("I was wondering if you could.", False),
+        ("Let me know if you can.", True),
+        ("Yes, I could.", True),
+        ("How much would it cost to?", False),
+        ("Is it possible to?", False),
+        ("Where are you going to?", True),
+        ("Can you check whether?", False),
+        # A question ending on a preposition with no wh-word to be its object, or on a
+        # relative pronoun; an infinitive that needs an object after a wish or "how".
+        ("Can you book me a flight to?", False),
+        ("Do you know anyone who?", False),
+        ("Where is it from?", True),
+        ("Who is it for?", True),
+        ("Can I come in?", True),  # a particle, not a preposition
+        ("Tell me how to make.", False),
+        ("What do you need to buy?", True),
+        ("Is there anything to add?", True),
         ("So, um.", False),
         ("well,", False),
         ("", False),
