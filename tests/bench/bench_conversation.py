@@ -82,10 +82,29 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
 
 
 @cache  # one synthesis per run: every mode and variant hears the same recordings
-def clips() -> list[tuple[str, np.ndarray]]:
-    """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound."""
+def clips(held_out: bool = False) -> list[tuple[str, np.ndarray]]:
+    """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound.
+
+    ``held_out``: the hesitations are the end-of-turn bench's ``test2`` phrases,
+    which no end-of-turn rule was written from, their first half cut from the
+    whole sentence (``bench_end_of_turn.cut_head``), in Piper's and Kokoro's voices.
+    """
     voices = (*SPEAKERS, *espeak_speakers())
     out = [("complete", spoken(text, voice, lead_s=0.3)) for text in COMPLETE for voice in voices]
+    if held_out:
+        from faster_whisper import WhisperModel
+
+        from tests.bench.bench_end_of_turn import UNFINISHED, cut_head
+        from tests.support.whisper import DEFAULT_DIR
+
+        aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
+        for voice in SPEAKERS[:2]:
+            for first, rest in UNFINISHED["test2"]:
+                head = cut_head(aligner, first, rest, voice)
+                if head is not None:
+                    tail = spoken(rest, voice)
+                    out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
+        return out
     for voice in (PIPER, *espeak_speakers()[:1]):
         for first, rest in HESITATIONS:
             head, tail = spoken(first, voice, lead_s=0.3), spoken(rest, voice)
@@ -149,8 +168,10 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
     return rows
 
 
-async def conversations(ws_url: str, speakers: int, rounds: int) -> dict[str, Any]:
-    data = clips()
+async def conversations(
+    ws_url: str, speakers: int, rounds: int, held_out: bool = False
+) -> dict[str, Any]:
+    data = clips(held_out)
     complete = [c for c in data if c[0] == "complete"]
     paused = [c for c in data if c[0] == "hesitation"]
     # Every third turn has a hesitation; each speaker starts at a different question.
@@ -306,7 +327,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rows = []
                 for speakers in args.speakers:
                     before = counters(orchestrator.url)
-                    row = await conversations(orchestrator.ws_url, speakers, args.rounds)
+                    row = await conversations(
+                        orchestrator.ws_url, speakers, args.rounds, args.held_out
+                    )
                     after = counters(orchestrator.url)
                     row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
                     rows.append(row)
@@ -343,6 +366,12 @@ def main() -> None:
         help="orchestrator flags to compare on the same recordings, one string each, e.g. "
         "'' '--speculate-ms 0 --asr-window-step-s 5 --asr-pad-s 3' (now, and how it was "
         "before speculation at the gap and the 1 s window ladder)",
+    )
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="hesitations from phrases no end-of-turn rule was written from, cut from the "
+        "whole sentence (bench_end_of_turn's test2), instead of the four written against",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()
