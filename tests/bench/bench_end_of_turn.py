@@ -23,6 +23,10 @@ those rules and only measured (they carried over to none of it); the second
 round of rules was written from the failures of both, and ``test2``, written
 before that round, is only measured: how the rules carry over to phrases
 they were not made for.
+The words' verdict is the rules' and, for a question, Whisper's own
+(``EndOfTurn.question_end``: its probability of a sentence end at the "?");
+``doubts`` shows, for questions and statements apart, how many unfinished
+and complete ones each threshold of that probability would hold back.
 Writes ``bench-results/end_of_turn.json``.
 
     PYTHONPATH=. .venv/bin/python -m tests.bench.bench_end_of_turn
@@ -227,15 +231,18 @@ def judged(
     rows = []
     for clip in clips:
         audio = np.concatenate([clip["audio"], silence(PAUSE_S)])
-        heard = transcriber.transcribe(audio).text
+        transcript = transcriber.transcribe(audio)
+        heard, ends_here = transcript.text, transcript.ends_here
         probability = smart_turn.probability(audio)
         rows.append(
             {k: v for k, v in clip.items() if k != "audio"}
             | {
                 "heard": heard,
-                "words_complete": transcript_complete(heard),
+                "rules_complete": transcript_complete(heard),
+                "ends_here": ends_here,
+                "words_complete": policy.words_complete(heard, ends_here),
                 "smart_turn": probability,
-                "verdict": policy.decide(heard, probability).value,
+                "verdict": policy.decide(heard, probability, ends_here).value,
             }
         )
     return rows
@@ -247,10 +254,17 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for row in rows:
         group = out.setdefault(
             f"{row['kind']}/{row['split']}",
-            {"n": 0, "verdicts": Counter(), "words_complete": 0, "smart_turn_complete": 0},
+            {
+                "n": 0,
+                "verdicts": Counter(),
+                "rules_complete": 0,
+                "words_complete": 0,
+                "smart_turn_complete": 0,
+            },
         )
         group["n"] += 1
         group["verdicts"][row["verdict"]] += 1
+        group["rules_complete"] += row["rules_complete"]
         group["words_complete"] += row["words_complete"]
         group["smart_turn_complete"] += row["smart_turn"] >= 0.5
     for group in out.values():
@@ -258,25 +272,63 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def doubts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per kind and last mark ("?" or "."), over the clips whose words the rules call
+    complete: how many, and how many Whisper doubts (``ends_here`` below each of
+    ``THRESHOLDS``). Doubting an unfinished phrase saves the user from being cut off;
+    doubting a complete one makes its answer wait for the full silence."""
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        mark = row["heard"].rstrip("'\")]")[-1:]
+        if not row["rules_complete"] or mark not in ("?", ".") or row["ends_here"] is None:
+            continue
+        group = out.setdefault(f"{row['kind']} {mark}", {"n": 0})
+        group["n"] += 1
+        for threshold in THRESHOLDS:
+            group[str(threshold)] = group.get(str(threshold), 0) + (row["ends_here"] < threshold)
+    return dict(sorted(out.items()))
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "End of turn at a 200 ms pause (transcript+smart-turn)",
         "",
         f"{'phrases':<24} {'n':>4} {'complete':>9} {'doubted':>8} {'incomplete':>11}"
-        f" {'words: complete':>16} {'Smart Turn: complete':>21}",
+        f" {'rules: complete':>16} {'+ Whisper sure':>15} {'Smart Turn: complete':>21}",
     ]
     for name, group in results["tally"].items():
         v = group["verdicts"]
         lines.append(
             f"{name:<24} {group['n']:>4} {v.get('complete', 0):>9} {v.get('doubted', 0):>8}"
-            f" {v.get('incomplete', 0):>11} {group['words_complete']:>16}"
-            f" {group['smart_turn_complete']:>21}"
+            f" {v.get('incomplete', 0):>11} {group['rules_complete']:>16}"
+            f" {group['words_complete']:>15} {group['smart_turn_complete']:>21}"
         )
-    lines += ["", "unfinished phrases the words took for complete (alone / cut from the whole):"]
+    lines += [
+        "",
+        "Whisper's doubt, where the rules read complete: clips, and how many have its",
+        "probability of a sentence end below each threshold (questions only count)",
+        f"{'phrases, last mark':<26} {'n':>4} " + " ".join(f"{t:>5}" for t in THRESHOLDS),
+    ]
+    for name, by in results["doubts"].items():
+        cells = " ".join(f"{by.get(str(t), 0):>5}" for t in THRESHOLDS)
+        lines.append(f"{name:<26} {by['n']:>4} {cells}")
+    lines += [
+        "",
+        "unfinished phrases the rules took for complete (alone / cut from the whole),",
+        "with Whisper's probability of a sentence end there (* below the policy's):",
+    ]
     for row in results["rows"]:
-        if row["kind"].startswith("unfinished") and row["words_complete"]:
+        if row["kind"].startswith("unfinished") and row["rules_complete"]:
             how = row["kind"].removeprefix("unfinished-")
-            lines.append(f"  {row['split']:<4} {how:<5} {row['voice'][:20]:<20} {row['heard']!r}")
+            sure = "   -  " if row["ends_here"] is None else f"{row['ends_here']:.2f}"
+            held = " " if row["words_complete"] else "*"
+            lines.append(
+                f"  {row['split']:<5} {how:<5} {row['voice'][:20]:<20} {sure}{held} "
+                f"{row['heard']!r}"
+            )
     return "\n".join(lines)
 
 
@@ -289,8 +341,9 @@ def main() -> None:
     aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
     voices = [*SPEAKERS, *espeak_speakers()]
     transcriber = Transcriber(DEFAULT_DIR, workers=1, threads=1)
-    rows = judged(transcriber, SmartTurn(), EndOfTurn(), clips(aligner, voices))
-    publish({"rows": rows, "tally": tally(rows)}, args.out, render)
+    policy = EndOfTurn()
+    rows = judged(transcriber, SmartTurn(), policy, clips(aligner, voices))
+    publish({"rows": rows, "tally": tally(rows), "doubts": doubts(rows)}, args.out, render)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from duplex_orchestrator.asr import Transcriber, as_float32, window_frames
-from duplex_orchestrator.endpoint import transcript_complete
+from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_vad import hiss, keyboard, music, to_int16
 from tests.support.orchestrator import cough, words_of
@@ -40,6 +40,32 @@ def test_smart_turn_hears_a_finished_question_and_an_unfinished_thought(
     )
 
 
+def test_whisper_doubts_a_question_end_where_a_sentence_was_cut_not_where_it_ended() -> None:
+    """A question cut where a person would hesitate, in the voice of a sentence going
+    on: Whisper writes "?" there, but with less conviction than after a whole one, so
+    the words no longer read as complete (``EndOfTurn.question_end``). Kokoro's voice:
+    Piper's varies from one synthesis to the next, and with it Whisper's "?"."""
+    from faster_whisper import WhisperModel
+
+    from tests.bench.bench_end_of_turn import cut_head
+
+    voice = "kokoro-82m-en-kumo"
+    aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
+    whisper, policy = Transcriber(DEFAULT_DIR, workers=1), EndOfTurn()
+    cut = cut_head(aligner, "Is it possible to change", "my seat on the plane?", voice)
+    assert cut is not None
+    whole = speech_16k("Can you recommend a good book about history?", voice=voice)
+    pause = np.zeros(3200, np.int16)
+    hesitated = whisper.transcribe(np.concatenate([cut, pause]))
+    finished = whisper.transcribe(np.concatenate([whole, pause]))
+    assert transcript_complete(hesitated.text), hesitated.text  # the rules alone: complete
+    assert hesitated.ends_here is not None
+    assert finished.ends_here is not None
+    assert hesitated.ends_here < policy.question_end < 0.95 < finished.ends_here
+    assert not policy.words_complete(hesitated.text, hesitated.ends_here)
+    assert policy.words_complete(finished.text, finished.ends_here)
+
+
 @pytest.mark.parametrize("voice", SPEAKERS)
 def test_the_fitted_window_hears_what_the_full_window_hears(voice: str) -> None:
     questions = [
@@ -65,10 +91,10 @@ def test_a_decode_cut_by_its_budget_says_so_and_one_within_it_does_not() -> None
     whole = whisper._decode(samples, window, budget=40, wanted=lambda: True)
     assert cut is not None
     assert whole is not None
-    (cut_text, cut_ended), (text, ended) = cut, whole
-    assert (cut_ended, ended) == (False, True)
-    assert cut_text == "Please remind me to call my", cut_text  # six tokens, as budgeted
-    assert words_of(text) == words_of("Please remind me to call my sister tonight."), text
+    assert (cut.ended, whole.ended) == (False, True)
+    assert cut.text == "Please remind me to call my", cut.text  # six tokens, as budgeted
+    assert words_of(whole.text) == words_of("Please remind me to call my sister tonight.")
+    assert len(whole.logits) > len(whole.tokens)  # a step for each token, and the end
 
 
 def test_a_transcription_no_longer_wanted_stops_before_the_decoder() -> None:

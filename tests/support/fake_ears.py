@@ -12,6 +12,8 @@ class Ears:
 
     def __init__(self) -> None:
         self.words = "hello there"
+        self.ends_here: float | None = None
+        """Whisper's probability of a sentence end where the words stop (None: unsaid)."""
         self.fail = False
         self.heard: list[float] = []
         """Seconds of audio of each transcription, in order."""
@@ -25,7 +27,7 @@ class Ears:
             raise RuntimeError("the recognizer broke")
         if wanted is not None and not wanted():  # as Whisper does before its decoder
             return Transcript("", 0.01, len(audio16k) / 16000, abandoned=True)
-        return Transcript(self.words, 0.01, len(audio16k) / 16000)
+        return Transcript(self.words, 0.01, len(audio16k) / 16000, ends_here=self.ends_here)
 
 
 def voiced(seconds: float) -> np.ndarray:

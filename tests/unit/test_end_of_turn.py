@@ -22,6 +22,8 @@ from duplex_orchestrator.asr import (
     generate_max_length,
     looks_looped,
     new_token_cap,
+    probability_of,
+    sentence_end_tokens,
     token_budget,
     window_features,
     window_frames,
@@ -147,6 +149,32 @@ def test_the_policy_ends_a_turn_only_when_its_judges_agree(
     assert policy.decide(text, probability) is verdict
 
 
+@pytest.mark.parametrize(
+    ("mode", "text", "ends_here", "question_end", "verdict"),
+    [
+        ("transcript+smart-turn", "Is it possible to change?", 0.95, 0.85, COMPLETE),
+        ("transcript+smart-turn", "Is it possible to change?", 0.85, 0.85, COMPLETE),
+        ("transcript+smart-turn", "Is it possible to change?", 0.6, 0.85, INCOMPLETE),
+        ("transcript+smart-turn", "Is it possible to change?", None, 0.85, COMPLETE),  # unsaid
+        ("transcript+smart-turn", "Is it possible to change?", 0.6, 0.0, COMPLETE),  # 0: off
+        ("transcript+smart-turn", 'He asked "why?"', 0.6, 0.85, INCOMPLETE),  # a quoted "?"
+        # A statement can always take more ("tonight", "at seven"): Whisper's doubt
+        # there says little, so the rules alone decide.
+        ("transcript+smart-turn", "Please remind me to call my sister tonight.", 0.6, 0.85,
+         COMPLETE),
+        ("transcript", "Is it possible to change?", 0.6, 0.85, INCOMPLETE),
+        ("transcript", "Is it possible to change?", 0.9, 0.85, COMPLETE),
+        ("smart-turn", "Is it possible to change?", 0.1, 0.85, COMPLETE),  # words not a judge
+    ],
+)  # fmt: skip
+def test_whisper_doubting_that_a_question_ends_keeps_the_turn_open(
+    mode: str, text: str, ends_here: float | None, question_end: float, verdict: Verdict
+) -> None:
+    policy = EndOfTurn(mode, question_end=question_end)  # type: ignore[arg-type]
+    assert policy.decide(text, 0.9, ends_here) is verdict
+    assert policy.words_complete("Is it possible to change", 0.99) is False  # no "?"
+
+
 class FixedTurnModel:
     def __init__(self, probability: float) -> None:
         self.value = probability
@@ -228,6 +256,23 @@ async def test_an_incomplete_turn_waits_for_more_speech_or_the_full_silence(
     await feed(session, silence(DOUBT_FRAMES + 5), realtime=True)
     assert [e.state for e in io.of(VadState)] == ["speech_start"]  # still the user's turn
     assert io.of(TtsStart) == []
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsEnd)
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    await session.close()
+
+
+async def test_words_whisper_doubts_end_there_wait_like_unfinished_ones() -> None:
+    """Whisper wrote "?", but its language model still expected words there (as after
+    "What's the difference between"): the words do not read as complete, whatever
+    Smart Turn says, and the turn waits for more speech or the full silence."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words, ears.ends_here = "What's the difference between?", 0.3
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(DOUBT_FRAMES + 5), realtime=True)
+    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # still the user's turn
+    assert model.calls == 0  # the words said "not yet": Smart Turn was not asked
     await feed(session, silence(END_FRAMES))
     await io.wait_for(TtsEnd)
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
@@ -561,3 +606,35 @@ def test_the_token_budget_outlasts_fast_speech_and_cuts_a_loop_short() -> None:
         assert budget >= 5 * seconds + 5  # above the 3-4.3 tokens a second measured
         assert budget <= 7 * seconds + 12  # a loop costs a few words' time, not seconds
     assert new_token_cap(generate_max_length(10**4, 4, 448), 4) == 224  # the model's limit
+
+
+class TinyTokenizer:
+    """Five tokens and the end of text, as faster-whisper's tokenizer decodes them."""
+
+    pieces = (" what", "?", ".", "...", "?!")
+    eot = len(pieces)
+
+    def decode(self, tokens: list[int]) -> str:
+        return "".join(self.pieces[t] for t in tokens)
+
+
+def test_a_sentence_ends_on_its_punctuation_or_the_end_of_text_not_an_ellipsis() -> None:
+    assert sentence_end_tokens(TinyTokenizer()) == [1, 2, 4, 5]  # "...": trailing off
+
+
+def test_the_probability_of_a_sentence_end_is_the_softmax_mass_of_its_tokens() -> None:
+    logits = np.log(np.array([0.5, 0.2, 0.1, 0.15, 0.05], np.float32)) + 7.0
+    assert probability_of(logits, [1, 2, 4]) == pytest.approx(0.35)
+    suppressed = np.array([np.finfo(np.float32).min, 1.0, 1.0], np.float32)  # as CTranslate2
+    assert probability_of(suppressed, [1]) == pytest.approx(0.5)
+
+
+def test_the_question_end_threshold_is_a_probability_and_reaches_the_policy() -> None:
+    from duplex_orchestrator.app import end_of_turn
+
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "end_of_turn_question_end": 1.5})
+    assert "end_of_turn_question_end" in str(bad.value)
+    config = build_config({"dev": True, "end_of_turn_question_end": 0.7})
+    assert end_of_turn(config).question_end == 0.7
+    assert end_of_turn(build_config({"dev": True})).question_end == 0.85

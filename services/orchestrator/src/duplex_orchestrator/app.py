@@ -168,7 +168,11 @@ def busy_gap_frames(config: OrchestratorConfig) -> int:
 
 
 def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
-    return EndOfTurn(config.end_of_turn, threshold=config.smart_turn_threshold)
+    return EndOfTurn(
+        config.end_of_turn,
+        threshold=config.smart_turn_threshold,
+        question_end=config.end_of_turn_question_end,
+    )
 
 
 def build_app(

@@ -34,19 +34,24 @@ starting early: the session transcribes at the first frames of silence
 (``judging.TurnJudge.gap``), so the words are ready about when the pause is,
 and abandons that work (``Wanted``) once the user speaks on.
 
+Whisper also says how sure it is that the sentence ends where its words do:
+``Transcript.ends_here`` is its probability, at the step that wrote the final
+full stop or question mark, of any sentence end (or the end of the text)
+rather than another word. Its language model has read many sentences: after
+"What's the difference between" it expects more words even when the audio
+stops, and puts a "?" there with less conviction than after a whole question.
+The end-of-turn policy (``endpoint.EndOfTurn``) reads it beside the words.
+
 One model serves every session: CTranslate2 runs ``workers`` transcriptions in
 parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import shutil
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -54,6 +59,46 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from duplex_orchestrator.whisper_decoding import (
+    FULL_WINDOW_FRAMES,
+    HOP,
+    RETRY_PAD_S,
+    as_float32,
+    before_repetition,
+    generate_max_length,
+    looks_looped,
+    new_token_cap,
+    probability_of,
+    sentence_end_tokens,
+    token_budget,
+    window_features,
+    window_frames,
+    windows_to_try,
+)
+
+__all__ = [  # the decode's pure pieces, re-exported: they are part of this module's API
+    "FULL_WINDOW_FRAMES",
+    "RETRY_PAD_S",
+    "SpeechToText",
+    "Transcriber",
+    "Transcript",
+    "Wanted",
+    "as_float32",
+    "assemble_whisper_base",
+    "before_repetition",
+    "default_cache_dir",
+    "default_workers",
+    "generate_max_length",
+    "looks_looped",
+    "new_token_cap",
+    "probability_of",
+    "sentence_end_tokens",
+    "token_budget",
+    "window_features",
+    "window_frames",
+    "windows_to_try",
+]
 
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 
@@ -99,11 +144,17 @@ class Transcript:
     audio_seconds: float
     abandoned: bool = False
     """No longer wanted before it was done (see ``Wanted``): the text is empty."""
+    ends_here: float | None = None
+    """Whisper's probability that the sentence ends where the text does, at the step
+    that wrote its final punctuation; None when the text has none."""
 
 
 Wanted = Callable[[], bool]
 """Asked between the steps of a transcription: False once its result can no longer be
 used (a speculation the user spoke past), so the rest of the work is skipped."""
+
+
+_NO_SPEECH, _LOW_LOGPROB = 0.5, -1.0
 
 
 class SpeechToText(Protocol):
@@ -112,113 +163,6 @@ class SpeechToText(Protocol):
     def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
         """Blocking: int16 or float32 samples at 16 kHz → text."""
         ...
-
-
-FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s of 10 ms mel frames
-_FRAMES_PER_S = 100
-_HOP = 160  # samples per mel frame at 16 kHz
-_MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
-_NO_SPEECH, _LOW_LOGPROB = 0.5, -1.0
-RETRY_PAD_S = 3.0
-
-
-def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
-    """The encoder window for an utterance of ``audio_frames`` mel frames.
-
-    The utterance plus ``pad_s`` of silence, rounded up to a multiple of
-    ``step_s``, at most Whisper's 30 s; ``step_s <= 0`` always gives 30 s.
-    """
-    if step_s <= 0:
-        return FULL_WINDOW_FRAMES
-    step = max(1, round(step_s * _FRAMES_PER_S))
-    wanted = audio_frames + round(pad_s * _FRAMES_PER_S)
-    return min(FULL_WINDOW_FRAMES, step * math.ceil(wanted / step))
-
-
-def windows_to_try(audio_frames: int, pad_s: float, step_s: float) -> list[int]:
-    """The encoder windows to decode on, in order, until one gives a clean result.
-
-    The fitted window first; a decode that loops there is tried again with
-    ``RETRY_PAD_S`` more silence, in 5 s steps (a few hundred ms on a CPU),
-    and only then on Whisper's full 30 s (over a second).
-    """
-    windows = [window_frames(audio_frames, pad_s, step_s)]
-    if step_s > 0:
-        windows.append(window_frames(audio_frames, pad_s + RETRY_PAD_S, 5.0))
-    windows.append(FULL_WINDOW_FRAMES)
-    return sorted(set(windows))
-
-
-def as_float32(audio16k: np.ndarray) -> np.ndarray:
-    """int16 samples scaled to ±1, or float samples as float32 (a copy either way)."""
-    samples = audio16k.astype(np.float32)
-    if audio16k.dtype == np.int16:
-        samples /= 32768.0
-    return samples
-
-
-def window_features(extractor: Any, samples: np.ndarray, window: int) -> np.ndarray:
-    """Log-mel features of ``samples`` padded with silence to ``window`` frames (or cut).
-
-    ``extractor`` is faster-whisper's ``FeatureExtractor``; the silence is padded in
-    the audio, so it reaches the encoder as Whisper's log-mel floor, as in training.
-    """
-    padded = np.pad(samples, (0, max(0, window * _HOP - len(samples))))
-    features: np.ndarray = extractor(padded, padding=0)[:, :window]
-    return features
-
-
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
-
-
-def looks_looped(text: str) -> bool:
-    """A decode that repeats itself: a sentence said twice in a row, or text that
-    compresses too well (Whisper's own fallback test)."""
-    if before_repetition(text, cut=False) is not None:
-        return True
-    data = text.encode()
-    return len(data) > 0 and len(data) / len(zlib.compress(data)) > _MAX_COMPRESSION
-
-
-def before_repetition(text: str, *, cut: bool) -> str | None:
-    """The text before Whisper began saying its last sentence again, or None.
-
-    "Call my sister. Call my sister. Call" is a loop on a short window; what
-    was said is "Call my sister." When the decode was ``cut`` by its token
-    budget, a last fragment that begins the previous sentence again counts.
-    Someone who really says a sentence twice loses the repetition, not a word
-    of meaning.
-    """
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-    for i in range(1, len(sentences)):
-        said, again = sentences[i - 1].lower(), sentences[i].lower()
-        if again == said or (cut and i == len(sentences) - 1 and said.startswith(again)):
-            return " ".join(sentences[:i])
-    return None
-
-
-def token_budget(audio_frames: int) -> int:
-    """New tokens allowed for ``audio_frames`` mel frames of audio.
-
-    Spoken English runs at 3-4.3 Whisper tokens per second of audio
-    (``tests.bench.bench_asr``'s questions in five voices); 6 per second and 10
-    more leave room for fast speech and cut a loop short (~8 ms a token on a core).
-    """
-    return 10 + math.ceil(audio_frames * 6 / _FRAMES_PER_S)
-
-
-def generate_max_length(budget: int, prompt: int, model_max: int) -> int:
-    """CTranslate2's ``max_length`` for ``budget`` new tokens after a ``prompt``.
-
-    Its Whisper decodes at most ``min(max_length // 2, max_length - prompt)`` new
-    tokens (whisper.cc; CTranslate2 issue 1856), not ``max_length - prompt``.
-    """
-    return min(model_max, max(2 * budget, budget + prompt))
-
-
-def new_token_cap(max_length: int, prompt: int) -> int:
-    """The new tokens CTranslate2's Whisper decodes at most for a ``max_length``."""
-    return min(max_length // 2, max_length - prompt)
 
 
 def _always() -> bool:
@@ -234,6 +178,17 @@ def default_workers() -> int:
     """
     cores = os.cpu_count() or 1
     return cores if cores <= 4 else cores // 2
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    text: str
+    ended: bool
+    """It ended by itself, not on the token budget."""
+    tokens: list[int]
+    logits: list[Any]
+    """The decoder's logits at each step (CTranslate2 StorageViews): ``logits[i]`` chose
+    ``tokens[i]``."""
 
 
 class Transcriber:
@@ -277,6 +232,8 @@ class Transcriber:
         )
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
+        self._ends = sentence_end_tokens(self._tokenizer)
+        self._end_set = frozenset(self._ends)
         self._busy = 0
         self._busy_lock = threading.Lock()
 
@@ -302,7 +259,7 @@ class Transcriber:
         with self._busy_lock:
             self._busy += 1
         try:
-            audio_frames = len(samples) // _HOP
+            audio_frames = len(samples) // HOP
             windows = windows_to_try(audio_frames, self.pad_s, self.window_step_s)
             for attempt, window in enumerate(windows):
                 budget = token_budget(min(audio_frames, window)) * (2 if attempt else 1)
@@ -310,23 +267,36 @@ class Transcriber:
                 if decoded is None:
                     seconds = time.perf_counter() - started
                     return Transcript("", seconds, len(samples) / 16000, abandoned=True)
-                text, ended = decoded
-                if (said := before_repetition(text, cut=not ended)) is not None:
+                last: _Decoded = decoded
+                text = last.text
+                if (said := before_repetition(text, cut=not last.ended)) is not None:
                     text = said
+                if said is not None or (last.ended and not looks_looped(text)):
                     break
-                if ended and not looks_looped(text):
-                    break
+            ends_here = self._ends_here(last, text)
         finally:
             with self._busy_lock:
                 self._busy -= 1
-        return Transcript(text, time.perf_counter() - started, len(samples) / 16000)
+        seconds = time.perf_counter() - started
+        return Transcript(text, seconds, len(samples) / 16000, ends_here=ends_here)
+
+    def _ends_here(self, decoded: _Decoded, text: str) -> float | None:
+        """Whisper's probability of a sentence end at the token that closes ``text`` (the
+        decode's text, or the part of it kept before a repetition)."""
+        if not text:
+            return None
+        for step, token in enumerate(decoded.tokens):
+            if self._tokenizer.decode(decoded.tokens[: step + 1]).strip() == text:
+                if token not in self._end_set or step >= len(decoded.logits):
+                    return None
+                return probability_of(np.asarray(decoded.logits[step]), self._ends)
+        return None
 
     def _decode(
         self, samples: np.ndarray, window: int, budget: int, wanted: Wanted
-    ) -> tuple[str, bool] | None:
+    ) -> _Decoded | None:
         """Greedy decode of at most ``budget`` tokens on a ``window``-frame encoder
-        input: (text, whether it ended by itself rather than on the budget), or None
-        when ``wanted`` says no before the encoder or the decoder."""
+        input, or None when ``wanted`` says no before the encoder or the decoder."""
         import ctranslate2
 
         if not wanted():
@@ -343,6 +313,7 @@ class Transcriber:
             beam_size=1,
             max_length=max_length,
             return_scores=True,
+            return_logits_vocab=True,  # for ends_here: about 2 ms a decode
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
@@ -353,9 +324,10 @@ class Transcriber:
         # (rare in speech) asks for it.
         average_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if average_logprob < _LOW_LOGPROB and self._no_speech_prob(encoded) > _NO_SPEECH:
-            return "", True
+            return _Decoded("", True, [], [])
         ended = len(tokens) < new_token_cap(max_length, len(self._prompt))
-        return self._tokenizer.decode(tokens).strip(), ended
+        text = self._tokenizer.decode(tokens).strip()
+        return _Decoded(text, ended, tokens, result.logits[0])
 
     def _no_speech_prob(self, encoded: Any) -> float:
         """Whisper's probability of "no speech" after its start token, on its own."""

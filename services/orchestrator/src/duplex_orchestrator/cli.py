@@ -127,6 +127,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "doubts it (default 500)",
     )
     add(
+        "--end-of-turn-question-end",
+        type=float,
+        help="Whisper's probability that a question ends at its '?', below which the "
+        "transcript does not read as complete (default 0.85; 0: the rules alone)",
+    )
+    add(
         "--speculate-ms",
         type=int,
         help="silence after which the transcript and Smart Turn start speculatively, "

@@ -105,6 +105,9 @@ class OrchestratorConfig(BaseModel):
     end_of_turn_doubt_ms: int = Field(default=500, ge=60, le=3000)
     """Silence that ends a turn whose words read as complete while Smart Turn doubts
     it (``transcript+smart-turn``); at or above vad_end_ms: only the full silence does."""
+    end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
+    """Whisper's probability that a question ends at its "?", below which the
+    transcript does not read as complete (0: the transcript's rules alone)."""
     speculate_ms: int = Field(default=60, ge=0, le=2000)
     """Silence inside speech after which the transcript (and Smart Turn) start
     speculatively on an idle Whisper worker, while no other session's user is

@@ -27,6 +27,14 @@ more speech, up to the silence that ends any turn (``--vad-end-ms``):
   Smart Turn judged those last two complete (0.82 and 0.97) on Piper's
   voice, so the words must; a complete turn they hold back waits for the
   full silence instead, which costs time, not the user's words;
+  Beside a question's words, Whisper's own doubt: its probability that the
+  sentence ends at the "?" it wrote (``asr.Transcript.ends_here``). Its
+  language model still expects words after "What's the difference between" or
+  "Is it possible to change" when the audio stops there, and the voice of a
+  sentence going on tells it so too; below ``question_end`` (0.85) the words do
+  not read as complete. Only for questions: a statement can always take more
+  ("... tonight", "... at seven"), so Whisper doubts complete ones as much as
+  unfinished ones (``tests.bench.bench_end_of_turn`` measures both);
 - Smart Turn v3.2 (``smart_turn.SmartTurn``), a learned model of whether the
   speech sounds finished (intonation, pace), on the last 8 s of audio.
 
@@ -291,11 +299,26 @@ class EndOfTurn:
     def uses_transcript(self) -> bool:
         return "transcript" in self.mode
 
-    def decide(self, transcript: str | None, probability: float | None) -> Verdict:
+    question_end: float = 0.85
+    """Whisper's probability that a question ends at its "?", below which its words do
+    not read as complete (0: the rules alone)."""
+
+    def words_complete(self, transcript: str | None, ends_here: float | None = None) -> bool:
+        """Whether the words read as a finished turn: the rules of ``transcript_complete``,
+        and for a question Whisper's ``ends_here`` (None: unsaid) at least
+        ``question_end``."""
+        if transcript is None or not transcript_complete(transcript):
+            return False
+        question = transcript.rstrip().rstrip("'\")]").endswith("?")
+        return not question or ends_here is None or ends_here >= self.question_end
+
+    def decide(
+        self, transcript: str | None, probability: float | None, ends_here: float | None = None
+    ) -> Verdict:
         """The verdict at a pause. A judge that could not answer (None) says no."""
         if self.mode == "silence":
             return Verdict.INCOMPLETE
-        if self.uses_transcript and (transcript is None or not transcript_complete(transcript)):
+        if self.uses_transcript and not self.words_complete(transcript, ends_here):
             return Verdict.INCOMPLETE
         if not self.uses_smart_turn or (probability is not None and probability >= self.threshold):
             return Verdict.COMPLETE

@@ -29,7 +29,7 @@ import numpy as np
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript, Wanted
-from duplex_orchestrator.endpoint import Verdict, transcript_complete
+from duplex_orchestrator.endpoint import Verdict
 from duplex_orchestrator.session_parts import Services
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector
 
@@ -182,10 +182,12 @@ class TurnJudge:
         detector = self._detector
         pause = speculation.mark
         text: str | None = None
+        ends_here: float | None = None
         probability: float | None = None
         if policy.uses_transcript:
-            text = (await speculation.asr).text
-            if not transcript_complete(text):
+            transcript = await speculation.asr
+            text, ends_here = transcript.text, transcript.ends_here
+            if not policy.words_complete(text, ends_here):
                 return  # the words already say "not yet": no need to ask the model
         if policy.uses_transcript and policy.uses_smart_turn:
             # The words settle it (see the module docstring): end it now, provisionally.
@@ -193,14 +195,14 @@ class TurnJudge:
                 return  # speech went on, or the silence already ended the turn
             await self._end_turn(speculation, "provisional")
             probability = await self._probability(speculation) if model else None
-            if policy.decide(text, probability) is Verdict.COMPLETE:
+            if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
                 self._confirm(speculation)
             return  # doubted: the doubt's silence confirms it, or speech withdraws it
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
-        if policy.decide(text, probability) is Verdict.COMPLETE:
+        if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
             await self._end_turn(speculation, "judged_complete")
 
     async def _probability(self, speculation: Speculation) -> float:

@@ -1,0 +1,138 @@
+"""The pure pieces of a Whisper decode: encoder windows, token budgets, loops, sentence ends.
+
+No model and no I/O here: ``asr.Transcriber`` runs the model and asks these
+what window to encode, how many tokens to allow, whether the decode looped,
+and how sure Whisper was that the sentence ended (see ``asr``'s docstring).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from typing import Any
+
+import numpy as np
+
+FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s of 10 ms mel frames
+_FRAMES_PER_S = 100
+HOP = 160  # samples per mel frame at 16 kHz
+_MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
+RETRY_PAD_S = 3.0
+
+
+def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
+    """The encoder window for an utterance of ``audio_frames`` mel frames.
+
+    The utterance plus ``pad_s`` of silence, rounded up to a multiple of
+    ``step_s``, at most Whisper's 30 s; ``step_s <= 0`` always gives 30 s.
+    """
+    if step_s <= 0:
+        return FULL_WINDOW_FRAMES
+    step = max(1, round(step_s * _FRAMES_PER_S))
+    wanted = audio_frames + round(pad_s * _FRAMES_PER_S)
+    return min(FULL_WINDOW_FRAMES, step * math.ceil(wanted / step))
+
+
+def windows_to_try(audio_frames: int, pad_s: float, step_s: float) -> list[int]:
+    """The encoder windows to decode on, in order, until one gives a clean result.
+
+    The fitted window first; a decode that loops there is tried again with
+    ``RETRY_PAD_S`` more silence, in 5 s steps (a few hundred ms on a CPU),
+    and only then on Whisper's full 30 s (over a second).
+    """
+    windows = [window_frames(audio_frames, pad_s, step_s)]
+    if step_s > 0:
+        windows.append(window_frames(audio_frames, pad_s + RETRY_PAD_S, 5.0))
+    windows.append(FULL_WINDOW_FRAMES)
+    return sorted(set(windows))
+
+
+def as_float32(audio16k: np.ndarray) -> np.ndarray:
+    """int16 samples scaled to ±1, or float samples as float32 (a copy either way)."""
+    samples = audio16k.astype(np.float32)
+    if audio16k.dtype == np.int16:
+        samples /= 32768.0
+    return samples
+
+
+def window_features(extractor: Any, samples: np.ndarray, window: int) -> np.ndarray:
+    """Log-mel features of ``samples`` padded with silence to ``window`` frames (or cut).
+
+    ``extractor`` is faster-whisper's ``FeatureExtractor``; the silence is padded in
+    the audio, so it reaches the encoder as Whisper's log-mel floor, as in training.
+    """
+    padded = np.pad(samples, (0, max(0, window * HOP - len(samples))))
+    features: np.ndarray = extractor(padded, padding=0)[:, :window]
+    return features
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def looks_looped(text: str) -> bool:
+    """A decode that repeats itself: a sentence said twice in a row, or text that
+    compresses too well (Whisper's own fallback test)."""
+    if before_repetition(text, cut=False) is not None:
+        return True
+    data = text.encode()
+    return len(data) > 0 and len(data) / len(zlib.compress(data)) > _MAX_COMPRESSION
+
+
+def before_repetition(text: str, *, cut: bool) -> str | None:
+    """The text before Whisper began saying its last sentence again, or None.
+
+    "Call my sister. Call my sister. Call" is a loop on a short window; what
+    was said is "Call my sister." When the decode was ``cut`` by its token
+    budget, a last fragment that begins the previous sentence again counts.
+    Someone who really says a sentence twice loses the repetition, not a word
+    of meaning.
+    """
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    for i in range(1, len(sentences)):
+        said, again = sentences[i - 1].lower(), sentences[i].lower()
+        if again == said or (cut and i == len(sentences) - 1 and said.startswith(again)):
+            return " ".join(sentences[:i])
+    return None
+
+
+def token_budget(audio_frames: int) -> int:
+    """New tokens allowed for ``audio_frames`` mel frames of audio.
+
+    Spoken English runs at 3-4.3 Whisper tokens per second of audio
+    (``tests.bench.bench_asr``'s questions in five voices); 6 per second and 10
+    more leave room for fast speech and cut a loop short (~8 ms a token on a core).
+    """
+    return 10 + math.ceil(audio_frames * 6 / _FRAMES_PER_S)
+
+
+def generate_max_length(budget: int, prompt: int, model_max: int) -> int:
+    """CTranslate2's ``max_length`` for ``budget`` new tokens after a ``prompt``.
+
+    Its Whisper decodes at most ``min(max_length // 2, max_length - prompt)`` new
+    tokens (whisper.cc; CTranslate2 issue 1856), not ``max_length - prompt``.
+    """
+    return min(model_max, max(2 * budget, budget + prompt))
+
+
+def new_token_cap(max_length: int, prompt: int) -> int:
+    """The new tokens CTranslate2's Whisper decodes at most for a ``max_length``."""
+    return min(max_length // 2, max_length - prompt)
+
+
+def sentence_end_tokens(tokenizer: Any) -> list[int]:
+    """The token ids that end a sentence: ".", "?", "!" and their runs ("?!"), not an
+    ellipsis (a sentence trailing off), and the end of the text."""
+    ends = []
+    for token in range(tokenizer.eot):
+        piece = tokenizer.decode([token]).strip()
+        if piece and set(piece) <= set(".?!") and ".." not in piece:
+            ends.append(token)
+    return [*ends, tokenizer.eot]
+
+
+def probability_of(logits: np.ndarray, tokens: list[int]) -> float:
+    """The softmax mass of ``tokens`` in one decoder step's logits."""
+    shifted = logits.astype(np.float64) - logits.max()
+    weights = np.exp(shifted)
+    return float(weights[tokens].sum() / weights.sum())
