@@ -290,6 +290,9 @@ class EndOfTurn:
     continue_window_ms: int = 1000
     """Speech this soon after a turn judged complete continues it: its reply is
     cancelled and the words join the turn (later speech is a barge-in)."""
+    question_end: float = 0.85
+    """Whisper's probability that a question ends at its "?", below which its words do
+    not read as complete (0: the rules alone)."""
 
     @property
     def uses_smart_turn(self) -> bool:
@@ -298,10 +301,6 @@ class EndOfTurn:
     @property
     def uses_transcript(self) -> bool:
         return "transcript" in self.mode
-
-    question_end: float = 0.85
-    """Whisper's probability that a question ends at its "?", below which its words do
-    not read as complete (0: the rules alone)."""
 
     def words_complete(self, transcript: str | None, ends_here: float | None = None) -> bool:
         """Whether the words read as a finished turn: the rules of ``transcript_complete``,
