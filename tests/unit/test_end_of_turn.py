@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from duplex_orchestrator.app import busy_gap_frames
 from duplex_orchestrator.asr import (
     before_repetition,
+    closing_step,
     generate_max_length,
     looks_looped,
     new_token_cap,
@@ -620,6 +621,14 @@ class TinyTokenizer:
 
 def test_a_sentence_ends_on_its_punctuation_or_the_end_of_text_not_an_ellipsis() -> None:
     assert sentence_end_tokens(TinyTokenizer()) == [1, 2, 4, 5]  # "...": trailing off
+
+
+def test_whispers_doubt_is_read_where_the_kept_text_ends_not_at_a_repetition() -> None:
+    decode = TinyTokenizer().decode
+    looped = [0, 1, 0, 1]  # " what? what?": the loop is dropped, "what?" kept
+    assert closing_step(looped, "what?", decode) == 1  # the first "?", not the last
+    assert closing_step(looped, "what? what?", decode) == 3
+    assert closing_step([0], "what?", decode) is None  # no prefix says it
 
 
 def test_the_probability_of_a_sentence_end_is_the_softmax_mass_of_its_tokens() -> None:

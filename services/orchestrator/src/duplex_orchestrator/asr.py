@@ -66,6 +66,7 @@ from duplex_orchestrator.whisper_decoding import (
     RETRY_PAD_S,
     as_float32,
     before_repetition,
+    closing_step,
     generate_max_length,
     looks_looped,
     new_token_cap,
@@ -87,6 +88,7 @@ __all__ = [  # the decode's pure pieces, re-exported: they are part of this modu
     "as_float32",
     "assemble_whisper_base",
     "before_repetition",
+    "closing_step",
     "default_cache_dir",
     "default_workers",
     "generate_max_length",
@@ -283,14 +285,10 @@ class Transcriber:
     def _ends_here(self, decoded: _Decoded, text: str) -> float | None:
         """Whisper's probability of a sentence end at the token that closes ``text`` (the
         decode's text, or the part of it kept before a repetition)."""
-        if not text:
-            return None
-        for step, token in enumerate(decoded.tokens):
-            if self._tokenizer.decode(decoded.tokens[: step + 1]).strip() == text:
-                if token not in self._end_set or step >= len(decoded.logits):
-                    return None
-                return probability_of(np.asarray(decoded.logits[step]), self._ends)
-        return None
+        step = closing_step(decoded.tokens, text, self._tokenizer.decode) if text else None
+        if step is None or decoded.tokens[step] not in self._end_set:
+            return None  # no final punctuation of its own (or an empty text)
+        return probability_of(np.asarray(decoded.logits[step]), self._ends)
 
     def _decode(
         self, samples: np.ndarray, window: int, budget: int, wanted: Wanted

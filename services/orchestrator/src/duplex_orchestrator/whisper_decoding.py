@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -136,3 +137,13 @@ def probability_of(logits: np.ndarray, tokens: list[int]) -> float:
     shifted = logits.astype(np.float64) - logits.max()
     weights = np.exp(shifted)
     return float(weights[tokens].sum() / weights.sum())
+
+
+def closing_step(tokens: list[int], text: str, decode: Callable[[list[int]], str]) -> int | None:
+    """The index of the token that closes ``text``: the whole decode's text, or the part
+    of it kept before a repetition ("Call my sister." of "Call my sister. Call my
+    sister."); None when no prefix of the tokens decodes to it."""
+    for step in range(len(tokens)):
+        if decode(tokens[: step + 1]).strip() == text:
+            return step
+    return None
