@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from duplex_orchestrator.asr import Transcriber
-from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
+from duplex_orchestrator.endpoint import EndOfTurn, final_mark, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_asr import QUESTIONS
 from tests.bench.bench_conversation import HESITATIONS, spoken
@@ -282,7 +282,7 @@ def doubts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     doubting a complete one makes its answer wait for the full silence."""
     out: dict[str, dict[str, int]] = {}
     for row in rows:
-        mark = row["heard"].rstrip("'\")]")[-1:]
+        mark = final_mark(row["heard"])
         if not row["rules_complete"] or mark not in ("?", ".") or row["ends_here"] is None:
             continue
         group = out.setdefault(f"{row['kind']} {mark}", {"n": 0})

@@ -194,6 +194,12 @@ _FINAL = re.compile(r"[.?!]['\")\]]*$")
 _WORDS = re.compile(r"[a-z']+")
 
 
+def final_mark(text: str) -> str:
+    """The text's closing ".", "?" or "!" (past quotes and brackets), or "" if none."""
+    match = _FINAL.search(text.strip())
+    return match.group()[0] if match else ""
+
+
 def transcript_complete(text: str) -> bool:
     """Whether a (partial) transcript reads as a finished turn."""
     text = text.strip()
@@ -308,7 +314,7 @@ class EndOfTurn:
         ``question_end``."""
         if transcript is None or not transcript_complete(transcript):
             return False
-        question = transcript.rstrip().rstrip("'\")]").endswith("?")
+        question = final_mark(transcript) == "?"
         return not question or ends_here is None or ends_here >= self.question_end
 
     def decide(
