@@ -231,8 +231,9 @@ def judged(
     rows = []
     for clip in clips:
         audio = np.concatenate([clip["audio"], silence(PAUSE_S)])
-        transcript = transcriber.transcribe(audio)
+        transcript = transcriber.transcribe(audio, align=policy.wants_last_word)
         heard, ends_here = transcript.text, transcript.ends_here
+        under_last = transcript.last_word_sound_s
         probability = smart_turn.probability(audio)
         rows.append(
             {k: v for k, v in clip.items() if k != "audio"}
@@ -240,9 +241,11 @@ def judged(
                 "heard": heard,
                 "rules_complete": transcript_complete(heard),
                 "ends_here": ends_here,
-                "words_complete": policy.words_complete(heard, ends_here),
+                "sure_complete": policy.words_complete(heard, ends_here),
+                "last_word_sound_s": under_last,
+                "words_complete": policy.words_complete(heard, ends_here, under_last),
                 "smart_turn": probability,
-                "verdict": policy.decide(heard, probability, ends_here).value,
+                "verdict": policy.decide(heard, probability, ends_here, under_last).value,
             }
         )
     return rows
@@ -258,6 +261,7 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "n": 0,
                 "verdicts": Counter(),
                 "rules_complete": 0,
+                "sure_complete": 0,
                 "words_complete": 0,
                 "smart_turn_complete": 0,
             },
@@ -265,6 +269,7 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         group["n"] += 1
         group["verdicts"][row["verdict"]] += 1
         group["rules_complete"] += row["rules_complete"]
+        group["sure_complete"] += row["sure_complete"]
         group["words_complete"] += row["words_complete"]
         group["smart_turn_complete"] += row["smart_turn"] >= 0.5
     for group in out.values():
@@ -292,19 +297,41 @@ def doubts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
+LAST_WORD_THRESHOLDS = (0.04, 0.06, 0.08, 0.1, 0.12, 0.16)
+
+
+def unheard(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per kind, over the clips whose words read complete to the rules and Whisper's
+    ``ends_here``: how many, and how many have less sound under their last word
+    (``last_word_sound_s``) than each of ``LAST_WORD_THRESHOLDS``. Fewer than that
+    under an unfinished phrase's last word is a word Whisper added (its completion)."""
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if not row["sure_complete"] or row["last_word_sound_s"] is None:
+            continue
+        group = out.setdefault(row["kind"], {"n": 0})
+        group["n"] += 1
+        for threshold in LAST_WORD_THRESHOLDS:
+            below = row["last_word_sound_s"] < threshold
+            group[str(threshold)] = group.get(str(threshold), 0) + below
+    return dict(sorted(out.items()))
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "End of turn at a 200 ms pause (transcript+smart-turn)",
         "",
         f"{'phrases':<24} {'n':>4} {'complete':>9} {'doubted':>8} {'incomplete':>11}"
-        f" {'rules: complete':>16} {'+ Whisper sure':>15} {'Smart Turn: complete':>21}",
+        f" {'rules: complete':>16} {'+ Whisper sure':>15} {'+ last word heard':>18}"
+        f" {'Smart Turn: complete':>21}",
     ]
     for name, group in results["tally"].items():
         v = group["verdicts"]
         lines.append(
             f"{name:<24} {group['n']:>4} {v.get('complete', 0):>9} {v.get('doubted', 0):>8}"
             f" {v.get('incomplete', 0):>11} {group['rules_complete']:>16}"
-            f" {group['words_complete']:>15} {group['smart_turn_complete']:>21}"
+            f" {group['sure_complete']:>15} {group['words_complete']:>18}"
+            f" {group['smart_turn_complete']:>21}"
         )
     lines += [
         "",
@@ -317,16 +344,28 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"{name:<26} {by['n']:>4} {cells}")
     lines += [
         "",
+        "Sound under the last word, where the rules and Whisper read complete: clips,",
+        "and how many have less than each threshold (s) under their last word",
+        f"{'phrases':<26} {'n':>4} " + " ".join(f"{t:>5}" for t in LAST_WORD_THRESHOLDS),
+    ]
+    for name, by in results["unheard"].items():
+        cells = " ".join(f"{by.get(str(t), 0):>5}" for t in LAST_WORD_THRESHOLDS)
+        lines.append(f"{name:<26} {by['n']:>4} {cells}")
+    lines += [
+        "",
         "unfinished phrases the rules took for complete (alone / cut from the whole),",
-        "with Whisper's probability of a sentence end there (* below the policy's):",
+        "with Whisper's probability of a sentence end there and the sound under the",
+        "last word (* held back by either):",
     ]
     for row in results["rows"]:
         if row["kind"].startswith("unfinished") and row["rules_complete"]:
             how = row["kind"].removeprefix("unfinished-")
             sure = "   -  " if row["ends_here"] is None else f"{row['ends_here']:.2f}"
+            under = row["last_word_sound_s"]
+            heard = "   -  " if under is None else f"{under:+.2f}"
             held = " " if row["words_complete"] else "*"
             lines.append(
-                f"  {row['split']:<5} {how:<5} {row['voice'][:20]:<20} {sure}{held} "
+                f"  {row['split']:<5} {how:<5} {row['voice'][:20]:<20} {sure} {heard}{held} "
                 f"{row['heard']!r}"
             )
     return "\n".join(lines)
@@ -343,7 +382,8 @@ def main() -> None:
     transcriber = Transcriber(DEFAULT_DIR, workers=1, threads=1)
     policy = EndOfTurn()
     rows = judged(transcriber, SmartTurn(), policy, clips(aligner, voices))
-    publish({"rows": rows, "tally": tally(rows), "doubts": doubts(rows)}, args.out, render)
+    results = {"rows": rows, "tally": tally(rows), "doubts": doubts(rows), "unheard": unheard(rows)}
+    publish(results, args.out, render)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,38 @@ def test_whisper_doubts_a_question_end_where_a_sentence_was_cut_not_where_it_end
     assert policy.words_complete(finished.text, finished.ends_here)
 
 
+def test_a_word_whisper_added_at_a_hesitation_has_no_sound_under_it() -> None:
+    """Cut after "Could you send an email to", Whisper hears "... to me?", sure of its
+    "?": the rules and its doubt read that as complete. Aligned on the audio, "me"
+    starts where the sound has stopped; the whole question's last word has its sound."""
+    from faster_whisper import WhisperModel
+
+    from tests.bench.bench_end_of_turn import cut_head
+
+    voice = "kokoro-82m-en-kumo"
+    aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
+    whisper, policy = Transcriber(DEFAULT_DIR, workers=1), EndOfTurn()
+    cut = cut_head(aligner, "Could you send an email to", "my boss about the meeting?", voice)
+    assert cut is not None
+    whole = speech_16k("Could you send an email to my boss?", voice=voice)
+    pause = np.zeros(3200, np.int16)
+    align = policy.wants_last_word
+    hesitated = whisper.transcribe(np.concatenate([cut, pause]), align=align)
+    finished = whisper.transcribe(np.concatenate([whole, pause]), align=align)
+    assert words_of(hesitated.text).endswith("email to me"), hesitated.text
+    assert policy.words_complete(hesitated.text, hesitated.ends_here), hesitated.ends_here
+    assert hesitated.last_word_sound_s is not None
+    assert finished.last_word_sound_s is not None
+    assert hesitated.last_word_sound_s < policy.last_word_min_s < finished.last_word_sound_s
+    assert finished.last_word_sound_s > 0.15  # "boss" is heard, with room to spare
+    print(f"sound under the last word: {hesitated.last_word_sound_s:+.3f} s of {hesitated.text!r}, "
+          f"{finished.last_word_sound_s:+.3f} s of {finished.text!r}")  # fmt: skip
+    assert not policy.words_complete(
+        hesitated.text, hesitated.ends_here, hesitated.last_word_sound_s
+    )
+    assert policy.words_complete(finished.text, finished.ends_here, finished.last_word_sound_s)
+
+
 @pytest.mark.parametrize("voice", SPEAKERS)
 def test_the_fitted_window_hears_what_the_full_window_hears(voice: str) -> None:
     questions = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duplex_orchestrator.asr import Transcript, Wanted
+from duplex_orchestrator.asr import AlignWhen, Transcript, Wanted
 
 
 class Ears:
@@ -14,20 +14,36 @@ class Ears:
         self.words = "hello there"
         self.ends_here: float | None = None
         """Whisper's probability of a sentence end where the words stop (None: unsaid)."""
+        self.last_word_sound_s = 0.3
+        """Sound under the last word, given when the session asks for the alignment."""
+        self.aligned: list[bool] = []
+        """Whether each transcription was aligned (its ``align`` said yes), in order."""
         self.fail = False
         self.heard: list[float] = []
         """Seconds of audio of each transcription, in order."""
         self.wanted: list[Wanted | None] = []
         """Each transcription's ``wanted``, in order: a test asks them later."""
 
-    def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
+    def transcribe(
+        self, audio16k: np.ndarray, wanted: Wanted | None = None, align: AlignWhen | None = None
+    ) -> Transcript:
         self.heard.append(len(audio16k) / 16000)
         self.wanted.append(wanted)
         if self.fail:
             raise RuntimeError("the recognizer broke")
+        seconds = len(audio16k) / 16000
         if wanted is not None and not wanted():  # as Whisper does before its decoder
-            return Transcript("", 0.01, len(audio16k) / 16000, abandoned=True)
-        return Transcript(self.words, 0.01, len(audio16k) / 16000, ends_here=self.ends_here)
+            return Transcript("", 0.01, seconds, abandoned=True)
+        aligned = align is not None and align(self.words, self.ends_here)
+        self.aligned.append(aligned)
+        last_word_s = sound_end_s = None
+        if aligned:  # the last sound 200 ms before the audio's end, as at the pause
+            sound_end_s = max(0.0, seconds - 0.2)
+            last_word_s = sound_end_s - self.last_word_sound_s
+        return Transcript(
+            self.words, 0.01, seconds, ends_here=self.ends_here,
+            last_word_s=last_word_s, sound_end_s=sound_end_s,
+        )  # fmt: skip
 
 
 def voiced(seconds: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from duplex_orchestrator.asr import Transcript, Wanted
+from duplex_orchestrator.asr import AlignWhen, Transcript, Wanted
 from duplex_orchestrator.events import ReplyText, TtsEnd, VadState
 from tests.support.fake_ears import Ears, voiced
 from tests.support.waiting import eventually
@@ -34,13 +34,15 @@ class PooledEars(Ears):
         self.release = threading.Event()
         self.finished = 0
 
-    def transcribe(self, audio16k: np.ndarray, wanted: Wanted | None = None) -> Transcript:
+    def transcribe(
+        self, audio16k: np.ndarray, wanted: Wanted | None = None, align: AlignWhen | None = None
+    ) -> Transcript:
         if len(self.heard) < self.held:
             self.heard.append(len(audio16k) / 16000)
             self.wanted.append(wanted)
             self.release.wait(10)
             return Transcript(self.words, 0.01, len(audio16k) / 16000)
-        transcript = super().transcribe(audio16k, wanted)
+        transcript = super().transcribe(audio16k, wanted, align)
         self.finished += 1
         return transcript
 

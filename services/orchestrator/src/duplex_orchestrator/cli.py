@@ -133,6 +133,13 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "transcript does not read as complete (default 0.85; 0: the rules alone)",
     )
     add(
+        "--end-of-turn-last-word-ms",
+        type=int,
+        help="sound under the transcript's last word (Whisper's alignment) below which "
+        "Whisper wrote it without hearing it and the turn is not complete (default 80; "
+        "0: not checked)",
+    )
+    add(
         "--speculate-ms",
         type=int,
         help="silence after which the transcript and Smart Turn start speculatively, "

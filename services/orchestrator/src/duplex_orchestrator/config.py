@@ -108,6 +108,11 @@ class OrchestratorConfig(BaseModel):
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""
+    end_of_turn_last_word_ms: int = Field(default=80, ge=0, le=1000)
+    """Sound under the transcript's last word, by Whisper's alignment of its words on
+    the audio, below which Whisper wrote the word without hearing it ("Send a message
+    to me." of "Send a message to"), so the transcript does not read as complete
+    (0: not checked, and no alignment pass)."""
     speculate_ms: int = Field(default=60, ge=0, le=2000)
     """Silence inside speech after which the transcript (and Smart Turn) start
     speculatively on an idle Whisper worker, while no other session's user is

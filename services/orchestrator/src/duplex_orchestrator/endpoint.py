@@ -299,6 +299,10 @@ class EndOfTurn:
     question_end: float = 0.85
     """Whisper's probability that a question ends at its "?", below which its words do
     not read as complete (0: the rules alone)."""
+    last_word_min_s: float = 0.08
+    """Sound under the last word (``asr.Transcript.last_word_sound_s``) below which
+    Whisper wrote it without hearing it, so the words do not read as complete (0: not
+    asked)."""
 
     @property
     def uses_smart_turn(self) -> bool:
@@ -308,22 +312,45 @@ class EndOfTurn:
     def uses_transcript(self) -> bool:
         return "transcript" in self.mode
 
-    def words_complete(self, transcript: str | None, ends_here: float | None = None) -> bool:
+    def words_complete(
+        self,
+        transcript: str | None,
+        ends_here: float | None = None,
+        last_word_sound_s: float | None = None,
+    ) -> bool:
         """Whether the words read as a finished turn: the rules of ``transcript_complete``,
-        and for a question Whisper's ``ends_here`` (None: unsaid) at least
-        ``question_end``."""
+        for a question Whisper's ``ends_here`` at least ``question_end``, and at least
+        ``last_word_min_s`` of sound under the last word (None: unsaid, either)."""
         if transcript is None or not transcript_complete(transcript):
             return False
         question = final_mark(transcript) == "?"
-        return not question or ends_here is None or ends_here >= self.question_end
+        if question and ends_here is not None and ends_here < self.question_end:
+            return False
+        return last_word_sound_s is None or last_word_sound_s >= self.last_word_min_s
+
+    def wants_last_word(self, transcript: str, ends_here: float | None) -> bool:
+        """Whether to align the words to find the sound under the last one (an
+        ``asr.AlignWhen``): only where it can change the verdict, i.e. the words read as
+        complete so far, so a turn already held back pays nothing for it."""
+        return (
+            self.uses_transcript
+            and self.last_word_min_s > 0
+            and self.words_complete(transcript, ends_here)
+        )
 
     def decide(
-        self, transcript: str | None, probability: float | None, ends_here: float | None = None
+        self,
+        transcript: str | None,
+        probability: float | None,
+        ends_here: float | None = None,
+        last_word_sound_s: float | None = None,
     ) -> Verdict:
         """The verdict at a pause. A judge that could not answer (None) says no."""
         if self.mode == "silence":
             return Verdict.INCOMPLETE
-        if self.uses_transcript and not self.words_complete(transcript, ends_here):
+        if self.uses_transcript and not self.words_complete(
+            transcript, ends_here, last_word_sound_s
+        ):
             return Verdict.INCOMPLETE
         if not self.uses_smart_turn or (probability is not None and probability >= self.threshold):
             return Verdict.COMPLETE

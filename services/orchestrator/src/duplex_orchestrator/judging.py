@@ -183,11 +183,13 @@ class TurnJudge:
         pause = speculation.mark
         text: str | None = None
         ends_here: float | None = None
+        last_word_sound_s: float | None = None
         probability: float | None = None
         if policy.uses_transcript:
             transcript = await speculation.asr
             text, ends_here = transcript.text, transcript.ends_here
-            if not policy.words_complete(text, ends_here):
+            last_word_sound_s = transcript.last_word_sound_s
+            if not policy.words_complete(text, ends_here, last_word_sound_s):
                 return  # the words already say "not yet": no need to ask the model
         if policy.uses_transcript and policy.uses_smart_turn:
             # The words settle it (see the module docstring): end it now, provisionally.
@@ -195,14 +197,15 @@ class TurnJudge:
                 return  # speech went on, or the silence already ended the turn
             await self._end_turn(speculation, "provisional")
             probability = await self._probability(speculation) if model else None
-            if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
+            verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
+            if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             return  # doubted: the doubt's silence confirms it, or speech withdraws it
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
-        if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
+        if policy.decide(text, probability, ends_here, last_word_sound_s) is Verdict.COMPLETE:
             await self._end_turn(speculation, "judged_complete")
 
     async def _probability(self, speculation: Speculation) -> float:

@@ -322,7 +322,10 @@ class VoiceSession:
 
         async def run() -> Transcript:
             transcriber = self._services.transcriber
-            transcript = await asyncio.to_thread(transcriber.transcribe, utterance, wanted)
+            # A judged (speculative) transcript says where its last word lies, when
+            # that can change the verdict; the final one at the full silence need not.
+            align = self._services.end_of_turn.wants_last_word if partial else None
+            transcript = await asyncio.to_thread(transcriber.transcribe, utterance, wanted, align)
             if (
                 partial
                 and self._judge.speculation is not None

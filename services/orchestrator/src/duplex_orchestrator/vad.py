@@ -27,6 +27,8 @@ import webrtcvad
 VadKind = Literal["webrtc", "silero"]
 VAD_RATE = 16_000
 VAD_FRAME_SAMPLES = 320  # 20 ms
+SPEECH_FLOOR_DBFS = -50.0
+"""Frames quieter than this are never speech (``SpeechDetector.min_dbfs``'s default)."""
 
 
 class VadEvent(enum.Enum):
@@ -42,6 +44,19 @@ def frame_dbfs(frame: np.ndarray) -> float:
     return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
+def last_sound_s(audio16k: np.ndarray, floor_dbfs: float = SPEECH_FLOOR_DBFS) -> float:
+    """Where the last 20 ms frame at or above ``floor_dbfs`` ends, in seconds from the
+    start (0.0 when none is): int16 samples, or float ones scaled to ±1."""
+    frames = len(audio16k) // VAD_FRAME_SAMPLES
+    if frames == 0:
+        return 0.0
+    scale = 32768.0 if audio16k.dtype == np.int16 else 1.0
+    samples = audio16k[: frames * VAD_FRAME_SAMPLES].astype(np.float64) / scale
+    power = np.mean(np.square(samples.reshape(frames, VAD_FRAME_SAMPLES)), axis=1)
+    loud = np.flatnonzero(power >= 10 ** (floor_dbfs / 10))
+    return 0.0 if len(loud) == 0 else (int(loud[-1]) + 1) * VAD_FRAME_SAMPLES / VAD_RATE
+
+
 @dataclass
 class SpeechDetector:
     onset_frames: int = 4
@@ -55,7 +70,7 @@ class SpeechDetector:
     busy_gap_frames: int = 0
     """A second, later gap (0: none), where speculation starts if Whisper was too
     busy at the first; between gap_frames and pause_frames."""
-    min_dbfs: float = -50.0
+    min_dbfs: float = SPEECH_FLOOR_DBFS
     """Frames quieter than this never count as speech."""
     in_speech: bool = False
     pauses: int = field(default=0, init=False)

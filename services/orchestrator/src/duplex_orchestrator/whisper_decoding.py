@@ -147,3 +147,16 @@ def closing_step(tokens: list[int], text: str, decode: Callable[[list[int]], str
         if decode(tokens[: step + 1]).strip() == text:
             return step
     return None
+
+
+_WORD = re.compile(r"[^\W_]")
+
+
+def last_word_start(aligned: list[dict[str, Any]]) -> float | None:
+    """The start, in seconds, of the last word (not punctuation) of faster-whisper's
+    word alignment (``WhisperModel.find_alignment``: dicts with ``word`` and
+    ``start``); None when it has no word."""
+    for word in reversed(aligned):
+        if _WORD.search(word["word"]):
+            return float(word["start"])
+    return None

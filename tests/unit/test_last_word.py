@@ -1,0 +1,141 @@
+"""A last word Whisper wrote without hearing it: the sound under it, and the policy.
+
+Cut where a person hesitates ("Could you send an email to ..."), Whisper often
+completes the phrase ("... to me?"). Its alignment of the words on the audio
+puts such a word where the sound has already stopped; a word that was said has
+sound under it. The pure pieces, the policy, and a session with fake ears.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from duplex_orchestrator.app import end_of_turn
+from duplex_orchestrator.asr import Transcript, last_word_start
+from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.endpoint import EndOfTurn, Verdict
+from duplex_orchestrator.events import TtsEnd, VadState
+from duplex_orchestrator.vad import last_sound_s
+from tests.support.fake_ears import Ears, voiced
+from tests.unit.test_end_of_turn import (
+    DOUBT_FRAMES,
+    END_FRAMES,
+    PAUSE_FRAMES,
+    FixedTurnModel,
+    feed,
+    session_with,
+    silence,
+)
+
+COMPLETE, INCOMPLETE = Verdict.COMPLETE, Verdict.INCOMPLETE
+
+
+def test_the_last_sound_is_the_end_of_the_last_frame_above_the_speech_floor() -> None:
+    tone = (0.1 * np.sin(np.arange(8000) * 0.2)).astype(np.float32)  # 0.5 s at -23 dBFS
+    faint = np.full(3200, 10 ** (-60 / 20), np.float32)  # 0.2 s at -60 dBFS: no speech
+    audio = np.concatenate([np.zeros(1600, np.float32), tone, faint, np.zeros(3200, np.float32)])
+    assert last_sound_s(audio) == pytest.approx(0.6)
+    assert last_sound_s((audio * 32767).astype(np.int16)) == pytest.approx(0.6)  # int16 alike
+    assert last_sound_s(audio, floor_dbfs=-70) == pytest.approx(0.8)  # the faint part counts
+    assert last_sound_s(np.zeros(16000, np.int16)) == 0.0
+    assert last_sound_s(np.zeros(100, np.int16)) == 0.0  # shorter than a frame
+
+
+def test_the_last_word_is_the_last_aligned_word_not_its_punctuation() -> None:
+    aligned = [
+        {"word": " Send", "start": 0.3},
+        {"word": " to", "start": 0.9},
+        {"word": " me", "start": 1.26},
+        {"word": ".", "start": 1.4},
+    ]
+    assert last_word_start(aligned) == 1.26
+    assert last_word_start([{"word": "?", "start": 0.2}]) is None
+    assert last_word_start([]) is None
+
+
+def test_the_sound_under_the_last_word_needs_both_the_alignment_and_the_sound() -> None:
+    heard = Transcript("Send a message to me.", 0.2, 1.5, last_word_s=1.26, sound_end_s=1.28)
+    assert heard.last_word_sound_s == pytest.approx(0.02)
+    assert Transcript("Send a message to me.", 0.2, 1.5).last_word_sound_s is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "under_last", "last_word_min_s", "verdict"),
+    [
+        ("transcript+smart-turn", "Send a message to me.", 0.02, 0.08, INCOMPLETE),
+        ("transcript+smart-turn", "Send a message to me.", -0.05, 0.08, INCOMPLETE),  # after
+        ("transcript+smart-turn", "Send a message to me.", 0.08, 0.08, COMPLETE),
+        ("transcript+smart-turn", "Send a message to me.", 0.3, 0.08, COMPLETE),
+        ("transcript+smart-turn", "Send a message to me.", None, 0.08, COMPLETE),  # not aligned
+        ("transcript+smart-turn", "Send a message to me.", 0.02, 0.0, COMPLETE),  # 0: off
+        ("transcript+smart-turn", "Could you send an email to me?", 0.01, 0.08, INCOMPLETE),
+        ("transcript", "Send a message to me.", 0.02, 0.08, INCOMPLETE),
+        ("transcript", "Send a message to me.", 0.3, 0.08, COMPLETE),
+        ("smart-turn", "Send a message to me.", 0.02, 0.08, COMPLETE),  # words not a judge
+    ],
+)  # fmt: skip
+def test_a_last_word_with_no_sound_under_it_keeps_the_turn_open(
+    mode: str, text: str, under_last: float | None, last_word_min_s: float, verdict: Verdict
+) -> None:
+    policy = EndOfTurn(mode, last_word_min_s=last_word_min_s)  # type: ignore[arg-type]
+    assert policy.decide(text, 0.9, None, under_last) is verdict
+
+
+def test_the_words_are_aligned_only_where_that_can_change_the_verdict() -> None:
+    policy = EndOfTurn()
+    assert policy.wants_last_word("Send a message to me.", None)
+    assert policy.wants_last_word("Is it true?", 0.95)
+    assert not policy.wants_last_word("Send a message to", None)  # the rules say not yet
+    assert not policy.wants_last_word("Is it possible to change?", 0.4)  # Whisper doubts
+    assert not EndOfTurn(last_word_min_s=0).wants_last_word("Send a message to me.", None)
+    assert not EndOfTurn("smart-turn").wants_last_word("Send a message to me.", None)
+
+
+async def test_a_turn_whose_last_word_whisper_did_not_hear_waits_for_more_speech() -> None:
+    """Whisper completed the phrase at a hesitation: the words read complete to the
+    rules, but the aligned last word has no sound under it, so the turn waits for
+    more speech or the full silence, whatever Smart Turn says."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words, ears.last_word_sound_s = "Could you send an email to me?", 0.01
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(DOUBT_FRAMES + 5), realtime=True)
+    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # still the user's turn
+    assert ears.aligned[:1] == [True]  # the judged transcript was aligned
+    assert model.calls == 0  # the words said "not yet": Smart Turn was not asked
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsEnd)
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    await session.close()
+
+
+async def test_a_turn_whose_last_word_was_heard_ends_at_the_pause() -> None:
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words, ears.last_word_sound_s = "Could you send an email to my boss?", 0.3
+    session, io = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 10), realtime=True)
+    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    assert ears.aligned[0]
+    await session.close()
+
+
+async def test_words_that_already_read_unfinished_are_not_aligned() -> None:
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words = "Could you send an email to"
+    session, _ = await session_with(ears, model)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+    assert ears.aligned[:1] == [False]  # no ~20 ms alignment pass for them
+    assert not any(ears.aligned)
+    await session.close()
+
+
+def test_the_last_word_threshold_is_checked_and_reaches_the_policy() -> None:
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "end_of_turn_last_word_ms": -1})
+    assert "end_of_turn_last_word_ms" in str(bad.value)
+    config = build_config({"dev": True, "end_of_turn_last_word_ms": 120})
+    assert end_of_turn(config).last_word_min_s == pytest.approx(0.12)
+    assert end_of_turn(build_config({"dev": True})).last_word_min_s == pytest.approx(0.08)
