@@ -23,10 +23,13 @@ those rules and only measured (they carried over to none of it); the second
 round of rules was written from the failures of both, and ``test2``, written
 before that round, is only measured: how the rules carry over to phrases
 they were not made for.
-The words' verdict is the rules' and, for a question, Whisper's own
-(``EndOfTurn.question_end``: its probability of a sentence end at the "?");
+The words' verdict is the rules', for a question Whisper's own
+(``EndOfTurn.question_end``: its probability of a sentence end at the "?"),
+and the sound under the last word (``EndOfTurn.last_word_min_s``: a word
+Whisper added to a cut phrase lies where the sound has stopped);
 ``doubts`` shows, for questions and statements apart, how many unfinished
-and complete ones each threshold of that probability would hold back.
+and complete ones each threshold of that probability would hold back, and
+``unheard`` how many each threshold of the sound under the last word would.
 Writes ``bench-results/end_of_turn.json``.
 
     PYTHONPATH=. .venv/bin/python -m tests.bench.bench_end_of_turn

@@ -582,6 +582,20 @@ def test_speculation_starts_before_the_pause_or_not_at_all() -> None:
         ("Call my sister. Call", False, None),  # ended by itself: the person said "Call"
         ("Call my sister. Then", True, None),  # cut, but not a repetition: try again
         ("Call my sister tonight.", True, None),
+        # Its end said again, a loop too: the last word lies past the sound, and the
+        # words would not read as complete (``EndOfTurn.last_word_min_s``).
+        (
+            "Can you buy flowers for my mother? Flowers for my mother?",
+            False,
+            "Can you buy flowers for my mother?",
+        ),
+        (
+            "Can you buy flowers for my mother? For my mother? For",
+            True,
+            "Can you buy flowers for my mother?",
+        ),
+        ("Is it ready? Ready?", False, None),  # one word: kept
+        ("Is it for my mother? For my father?", False, None),  # not its end
         ("", False, None),
     ],
 )

@@ -42,6 +42,14 @@ rather than another word. Its language model has read many sentences: after
 stops, and puts a "?" there with less conviction than after a whole question.
 The end-of-turn policy (``endpoint.EndOfTurn``) reads it beside the words.
 
+And where its last word lies: cut where a person hesitates, Whisper often
+completes the phrase ("Could you send an email to" becomes "... to me?").
+Asked (``AlignWhen``), the transcriber aligns the kept text's tokens on the
+decode's own encoder output (the cross-attention alignment of faster-whisper's
+word timestamps, a decoder pass of ~20 ms on a core) and gives where the last
+word starts (``Transcript.last_word_s``) beside where the sound ends: a word
+Whisper added lies where the sound has already stopped.
+
 One model serves every session: CTranslate2 runs ``workers`` transcriptions in
 parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
 """
@@ -309,7 +317,7 @@ class Transcriber:
                     break
             ends_here = self._ends_here(last, text)
             last_word_s = sound_end_s = None
-            if text and align is not None and align(text, ends_here):
+            if text and align is not None and wanted() and align(text, ends_here):
                 last_word_s = self._last_word_s(last, text, audio_frames)
                 sound_end_s = last_sound_s(audio16k)
         finally:
@@ -338,8 +346,8 @@ class Transcriber:
         aligned = self._model.find_alignment(
             self._tokenizer, [decoded.tokens[: step + 1]], decoded.encoded,
             min(audio_frames, decoded.window),
-        )[0]  # fmt: skip
-        return last_word_start(aligned)
+        )  # fmt: skip
+        return last_word_start(aligned[0]) if aligned else None
 
     def _decode(
         self, samples: np.ndarray, window: int, budget: int, wanted: Wanted

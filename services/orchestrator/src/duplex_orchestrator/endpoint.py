@@ -34,7 +34,14 @@ more speech, up to the silence that ends any turn (``--vad-end-ms``):
   sentence going on tells it so too; below ``question_end`` (0.85) the words do
   not read as complete. Only for questions: a statement can always take more
   ("... tonight", "... at seven"), so Whisper doubts complete ones as much as
-  unfinished ones (``tests.bench.bench_end_of_turn`` measures both);
+  unfinished ones (``tests.bench.bench_end_of_turn`` measures both).
+  And for any turn, the sound under the last word
+  (``asr.Transcript.last_word_sound_s``): cut at a hesitation, Whisper often
+  completes the phrase ("Could you send an email to" heard as "... to me?"),
+  and its alignment puts such a word where the sound has stopped; with less
+  than ``last_word_min_s`` (80 ms) of sound under it the words do not read as
+  complete. Whisper is asked for it (``wants_last_word``) only when the words
+  otherwise read complete;
 - Smart Turn v3.2 (``smart_turn.SmartTurn``), a learned model of whether the
   speech sounds finished (intonation, pace), on the last 8 s of audio.
 

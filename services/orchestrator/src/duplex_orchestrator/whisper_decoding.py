@@ -81,18 +81,21 @@ def looks_looped(text: str) -> bool:
 
 
 def before_repetition(text: str, *, cut: bool) -> str | None:
-    """The text before Whisper began saying its last sentence again, or None.
+    """The text before Whisper began saying its last sentence (or its end) again, or None.
 
     "Call my sister. Call my sister. Call" is a loop on a short window; what
-    was said is "Call my sister." When the decode was ``cut`` by its token
-    budget, a last fragment that begins the previous sentence again counts.
-    Someone who really says a sentence twice loses the repetition, not a word
+    was said is "Call my sister." So is a sentence of two words or more that
+    repeats the end of the one before ("... flowers for my mother? Flowers for
+    my mother?"). When the decode was ``cut`` by its token budget, a last
+    fragment that begins the previous sentence again counts. Someone who
+    really says a sentence (or its end) twice loses the repetition, not a word
     of meaning.
     """
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
     for i in range(1, len(sentences)):
         said, again = sentences[i - 1].lower(), sentences[i].lower()
-        if again == said or (cut and i == len(sentences) - 1 and said.startswith(again)):
+        its_end = len(again.split()) >= 2 and said.endswith(f" {again}")
+        if again == said or its_end or (cut and i == len(sentences) - 1 and said.startswith(again)):
             return " ".join(sentences[:i])
     return None
 
