@@ -320,6 +320,18 @@ def unheard(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
+def _below_table(
+    title: str, first: str, groups: dict[str, dict[str, int]], thresholds: tuple[float, ...]
+) -> list[str]:
+    """Lines of a table: per group, its clips and how many fall below each threshold."""
+    lines = ["", *title.splitlines()]
+    lines.append(f"{first:<26} {'n':>4} " + " ".join(f"{t:>5}" for t in thresholds))
+    for name, by in groups.items():
+        cells = " ".join(f"{by.get(str(t), 0):>5}" for t in thresholds)
+        lines.append(f"{name:<26} {by['n']:>4} {cells}")
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "End of turn at a 200 ms pause (transcript+smart-turn)",
@@ -336,24 +348,16 @@ def render(results: dict[str, Any]) -> str:
             f" {group['sure_complete']:>15} {group['words_complete']:>18}"
             f" {group['smart_turn_complete']:>21}"
         )
-    lines += [
-        "",
-        "Whisper's doubt, where the rules read complete: clips, and how many have its",
+    lines += _below_table(
+        "Whisper's doubt, where the rules read complete: clips, and how many have its\n"
         "probability of a sentence end below each threshold (questions only count)",
-        f"{'phrases, last mark':<26} {'n':>4} " + " ".join(f"{t:>5}" for t in THRESHOLDS),
-    ]
-    for name, by in results["doubts"].items():
-        cells = " ".join(f"{by.get(str(t), 0):>5}" for t in THRESHOLDS)
-        lines.append(f"{name:<26} {by['n']:>4} {cells}")
-    lines += [
-        "",
-        "Sound under the last word, where the rules and Whisper read complete: clips,",
+        "phrases, last mark", results["doubts"], THRESHOLDS,
+    )  # fmt: skip
+    lines += _below_table(
+        "Sound under the last word, where the rules and Whisper read complete: clips,\n"
         "and how many have less than each threshold (s) under their last word",
-        f"{'phrases':<26} {'n':>4} " + " ".join(f"{t:>5}" for t in LAST_WORD_THRESHOLDS),
-    ]
-    for name, by in results["unheard"].items():
-        cells = " ".join(f"{by.get(str(t), 0):>5}" for t in LAST_WORD_THRESHOLDS)
-        lines.append(f"{name:<26} {by['n']:>4} {cells}")
+        "phrases", results["unheard"], LAST_WORD_THRESHOLDS,
+    )  # fmt: skip
     lines += [
         "",
         "unfinished phrases the rules took for complete (alone / cut from the whole),",

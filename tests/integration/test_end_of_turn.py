@@ -10,7 +10,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import Transcriber, as_float32, window_frames
+from duplex_orchestrator.asr import AlignWhen, Transcriber, Transcript, as_float32, window_frames
 from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_vad import hiss, keyboard, music, to_int16
@@ -40,24 +40,38 @@ def test_smart_turn_hears_a_finished_question_and_an_unfinished_thought(
     )
 
 
-def test_whisper_doubts_a_question_end_where_a_sentence_was_cut_not_where_it_ended() -> None:
-    """A question cut where a person would hesitate, in the voice of a sentence going
-    on: Whisper writes "?" there, but with less conviction than after a whole one, so
-    the words no longer read as complete (``EndOfTurn.question_end``). Kokoro's voice:
-    Piper's varies from one synthesis to the next, and with it Whisper's "?"."""
+def hesitated_and_finished(
+    first: str, rest: str, whole: str, align: AlignWhen | None = None
+) -> tuple[Transcript, Transcript]:
+    """Whisper's transcripts at a 200 ms pause: of ``first`` cut from ``first rest`` (a
+    hesitation, in the voice of a sentence going on), and of the question ``whole``.
+    Kokoro's voice: Piper's varies from one synthesis to the next, and with it Whisper."""
     from faster_whisper import WhisperModel
 
     from tests.bench.bench_end_of_turn import cut_head
 
     voice = "kokoro-82m-en-kumo"
     aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
-    whisper, policy = Transcriber(DEFAULT_DIR, workers=1), EndOfTurn()
-    cut = cut_head(aligner, "Is it possible to change", "my seat on the plane?", voice)
+    whisper = Transcriber(DEFAULT_DIR, workers=1)
+    cut = cut_head(aligner, first, rest, voice)
     assert cut is not None
-    whole = speech_16k("Can you recommend a good book about history?", voice=voice)
     pause = np.zeros(3200, np.int16)
-    hesitated = whisper.transcribe(np.concatenate([cut, pause]))
-    finished = whisper.transcribe(np.concatenate([whole, pause]))
+    hesitated = whisper.transcribe(np.concatenate([cut, pause]), align=align)
+    finished = whisper.transcribe(
+        np.concatenate([speech_16k(whole, voice=voice), pause]), align=align
+    )
+    return hesitated, finished
+
+
+def test_whisper_doubts_a_question_end_where_a_sentence_was_cut_not_where_it_ended() -> None:
+    """A question cut where a person would hesitate: Whisper writes "?" there, but with
+    less conviction than after a whole one, so the words no longer read as complete
+    (``EndOfTurn.question_end``)."""
+    policy = EndOfTurn()
+    hesitated, finished = hesitated_and_finished(
+        "Is it possible to change", "my seat on the plane?",
+        "Can you recommend a good book about history?",
+    )  # fmt: skip
     assert transcript_complete(hesitated.text), hesitated.text  # the rules alone: complete
     assert hesitated.ends_here is not None
     assert finished.ends_here is not None
@@ -70,20 +84,11 @@ def test_a_word_whisper_added_at_a_hesitation_has_no_sound_under_it() -> None:
     """Cut after "Could you send an email to", Whisper hears "... to me?", sure of its
     "?": the rules and its doubt read that as complete. Aligned on the audio, "me"
     starts where the sound has stopped; the whole question's last word has its sound."""
-    from faster_whisper import WhisperModel
-
-    from tests.bench.bench_end_of_turn import cut_head
-
-    voice = "kokoro-82m-en-kumo"
-    aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
-    whisper, policy = Transcriber(DEFAULT_DIR, workers=1), EndOfTurn()
-    cut = cut_head(aligner, "Could you send an email to", "my boss about the meeting?", voice)
-    assert cut is not None
-    whole = speech_16k("Could you send an email to my boss?", voice=voice)
-    pause = np.zeros(3200, np.int16)
-    align = policy.wants_last_word
-    hesitated = whisper.transcribe(np.concatenate([cut, pause]), align=align)
-    finished = whisper.transcribe(np.concatenate([whole, pause]), align=align)
+    policy = EndOfTurn()
+    hesitated, finished = hesitated_and_finished(
+        "Could you send an email to", "my boss about the meeting?",
+        "Could you send an email to my boss?", align=policy.wants_last_word,
+    )  # fmt: skip
     assert words_of(hesitated.text).endswith("email to me"), hesitated.text
     assert policy.words_complete(hesitated.text, hesitated.ends_here), hesitated.ends_here
     assert hesitated.last_word_sound_s is not None
