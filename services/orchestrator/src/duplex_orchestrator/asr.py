@@ -182,7 +182,7 @@ class Transcript:
 Wanted = Callable[[], bool]
 """Asked between the steps of a transcription: False once its result can no longer be
 used (a speculation the user spoke past), so the rest of the work is skipped."""
-AlignWhen = Callable[[str, "float | None"], bool]
+AlignWhen = Callable[[str, float | None], bool]
 """Asked with the decoded text and its ``ends_here``: whether to align the words on the
 audio for ``Transcript.last_word_s`` (a decoder pass, ~20 ms on a core)."""
 
