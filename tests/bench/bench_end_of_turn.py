@@ -283,21 +283,32 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
+def _count_below(
+    values: list[tuple[str, float]], thresholds: tuple[float, ...]
+) -> dict[str, dict[str, int]]:
+    """Per group of (group, value) pairs: how many, and how many below each threshold."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in values:
+        group = out.setdefault(name, {"n": 0})
+        group["n"] += 1
+        for threshold in thresholds:
+            group[str(threshold)] = group.get(str(threshold), 0) + (value < threshold)
+    return dict(sorted(out.items()))
+
+
 def doubts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per kind and last mark ("?" or "."), over the clips whose words the rules call
     complete: how many, and how many Whisper doubts (``ends_here`` below each of
     ``THRESHOLDS``). Doubting an unfinished phrase saves the user from being cut off;
     doubting a complete one makes its answer wait for the full silence."""
-    out: dict[str, dict[str, int]] = {}
-    for row in rows:
-        mark = final_mark(row["heard"])
-        if not row["rules_complete"] or mark not in ("?", ".") or row["ends_here"] is None:
-            continue
-        group = out.setdefault(f"{row['kind']} {mark}", {"n": 0})
-        group["n"] += 1
-        for threshold in THRESHOLDS:
-            group[str(threshold)] = group.get(str(threshold), 0) + (row["ends_here"] < threshold)
-    return dict(sorted(out.items()))
+    values = [
+        (f"{row['kind']} {final_mark(row['heard'])}", row["ends_here"])
+        for row in rows
+        if row["rules_complete"]
+        and final_mark(row["heard"]) in ("?", ".")
+        and row["ends_here"] is not None
+    ]
+    return _count_below(values, THRESHOLDS)
 
 
 LAST_WORD_THRESHOLDS = (0.04, 0.06, 0.08, 0.1, 0.12, 0.16)
@@ -308,16 +319,12 @@ def unheard(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     ``ends_here``: how many, and how many have less sound under their last word
     (``last_word_sound_s``) than each of ``LAST_WORD_THRESHOLDS``. Fewer than that
     under an unfinished phrase's last word is a word Whisper added (its completion)."""
-    out: dict[str, dict[str, int]] = {}
-    for row in rows:
-        if not row["sure_complete"] or row["last_word_sound_s"] is None:
-            continue
-        group = out.setdefault(row["kind"], {"n": 0})
-        group["n"] += 1
-        for threshold in LAST_WORD_THRESHOLDS:
-            below = row["last_word_sound_s"] < threshold
-            group[str(threshold)] = group.get(str(threshold), 0) + below
-    return dict(sorted(out.items()))
+    values = [
+        (row["kind"], row["last_word_sound_s"])
+        for row in rows
+        if row["sure_complete"] and row["last_word_sound_s"] is not None
+    ]
+    return _count_below(values, LAST_WORD_THRESHOLDS)
 
 
 def _below_table(

@@ -315,10 +315,13 @@ class Transcriber:
                     text = said
                 if said is not None or (last.ended and not looks_looped(text)):
                     break
-            ends_here = self._ends_here(last, text)
+            # The token that closes the kept text: where Whisper's doubt is read and
+            # what the alignment covers.
+            step = closing_step(last.tokens, text, self._tokenizer.decode) if text else None
+            ends_here = self._ends_here(last, step)
             last_word_s = sound_end_s = None
-            if text and align is not None and wanted() and align(text, ends_here):
-                last_word_s = self._last_word_s(last, text, audio_frames)
+            if step is not None and align is not None and wanted() and align(text, ends_here):
+                last_word_s = self._last_word_s(last, step, audio_frames)
                 sound_end_s = last_sound_s(audio16k)
         finally:
             with self._busy_lock:
@@ -329,20 +332,17 @@ class Transcriber:
             last_word_s=last_word_s, sound_end_s=sound_end_s,
         )  # fmt: skip
 
-    def _ends_here(self, decoded: _Decoded, text: str) -> float | None:
-        """Whisper's probability of a sentence end at the token that closes ``text`` (the
-        decode's text, or the part of it kept before a repetition)."""
-        step = closing_step(decoded.tokens, text, self._tokenizer.decode) if text else None
+    def _ends_here(self, decoded: _Decoded, step: int | None) -> float | None:
+        """Whisper's probability of a sentence end at ``step``, the token that closes the
+        kept text (the decode's text, or the part of it before a repetition)."""
         if step is None or decoded.tokens[step] not in self._end_set:
             return None  # no final punctuation of its own (or an empty text)
         return probability_of(np.asarray(decoded.logits[step]), self._ends)
 
-    def _last_word_s(self, decoded: _Decoded, text: str, audio_frames: int) -> float | None:
-        """Where the alignment of ``text``'s tokens on the audio puts its last word's start
-        (Whisper's cross-attention, as faster-whisper's word timestamps: ~20 ms on a core)."""
-        step = closing_step(decoded.tokens, text, self._tokenizer.decode)
-        if step is None:
-            return None
+    def _last_word_s(self, decoded: _Decoded, step: int, audio_frames: int) -> float | None:
+        """Where the alignment of the kept text's tokens (up to ``step``) on the audio puts
+        its last word's start (Whisper's cross-attention, as faster-whisper's word
+        timestamps: ~20 ms on a core)."""
         aligned = self._model.find_alignment(
             self._tokenizer, [decoded.tokens[: step + 1]], decoded.encoded,
             min(audio_frames, decoded.window),
