@@ -82,12 +82,13 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
 
 
 @cache  # one synthesis per run: every mode and variant hears the same recordings
-def clips(held_out: bool = False) -> list[tuple[str, np.ndarray]]:
+def clips(held_out: str | None = None) -> list[tuple[str, np.ndarray]]:
     """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound.
 
-    ``held_out``: the hesitations are the end-of-turn bench's ``test2`` phrases,
-    which no end-of-turn rule was written from, their first half cut from the
-    whole sentence (``bench_end_of_turn.cut_head``), in Piper's and Kokoro's voices.
+    ``held_out``: the hesitations are that set of the end-of-turn bench's phrases
+    (``test2``, ``test3``: sets written before the rules they measure), their first
+    half cut from the whole sentence (``bench_end_of_turn.cut_head``), in Piper's and
+    Kokoro's voices.
     """
     voices = (*SPEAKERS, *espeak_speakers())
     out = [("complete", spoken(text, voice, lead_s=0.3)) for text in COMPLETE for voice in voices]
@@ -99,7 +100,7 @@ def clips(held_out: bool = False) -> list[tuple[str, np.ndarray]]:
 
         aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
         for voice in SPEAKERS[:2]:
-            for first, rest in UNFINISHED["test2"]:
+            for first, rest in UNFINISHED[held_out]:
                 head = cut_head(aligner, first, rest, voice)
                 if head is not None:
                     tail = spoken(rest, voice)
@@ -169,7 +170,7 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
 
 
 async def conversations(
-    ws_url: str, speakers: int, rounds: int, held_out: bool = False
+    ws_url: str, speakers: int, rounds: int, held_out: str | None = None
 ) -> dict[str, Any]:
     data = clips(held_out)
     complete = [c for c in data if c[0] == "complete"]
@@ -369,9 +370,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--held-out",
-        action="store_true",
-        help="hesitations from phrases no end-of-turn rule was written from, cut from the "
-        "whole sentence (bench_end_of_turn's test2), instead of the four written against",
+        nargs="?",
+        const="test2",
+        choices=["test2", "test3"],
+        help="hesitations from phrases written before the rules that judge them, cut from "
+        "the whole sentence (bench_end_of_turn's test2, the default, or test3), instead of "
+        "the four the rules were written against",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()
