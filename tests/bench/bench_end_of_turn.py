@@ -7,9 +7,13 @@ it, and duplex's own policy (``EndOfTurn.decide``) gives its verdict:
 
 - an *unfinished* phrase (the first half of a question, cut where people
   hesitate) must wait: ``complete`` cuts the user off at any hesitation,
-  ``doubted`` at one longer than ``--end-of-turn-doubt-ms`` (500 ms);
+  ``doubted`` at one longer than the doubt's silence (``--end-of-turn-doubt-ms``,
+  500 ms, for a question, ``--end-of-turn-statement-doubt-ms``, 700 ms, for a
+  statement); ``cut at 0.6 s`` counts those a hesitation as long as the
+  conversation bench's would cut;
 - a *complete* question should be answered at the pause: ``doubted`` costs
-  300 ms more, ``incomplete`` 800 ms more (the full silence).
+  the doubt's silence, ``incomplete`` the full silence (1 s); ``wait`` is the
+  mean silence before the reply may sound.
 
 Unfinished phrases are heard two ways: spoken alone (a voice ends any text
 as a finished sentence, so this tests the words) and cut from the whole
@@ -48,10 +52,12 @@ from typing import Any
 import numpy as np
 
 from duplex_orchestrator.asr import Transcriber
+from duplex_orchestrator.config import OrchestratorConfig, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, final_mark, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_asr import QUESTIONS
 from tests.bench.bench_conversation import HESITATIONS, spoken
+from tests.bench.bench_conversation import PAUSE_S as HESITATION_S
 from tests.bench.bench_worker import publish
 from tests.support.orchestrator import silence
 from tests.support.speech import ROOT, SPEAKERS, espeak_speakers
@@ -295,7 +301,21 @@ def judged(
                 "verdict": policy.decide(heard, probability, ends_here, under_last).value,
             }
         )
+        rows[-1]["wait_ms"] = wait_ms(rows[-1]["verdict"], heard, build_config({"dev": True}))
     return rows
+
+
+def wait_ms(verdict: str, heard: str, config: OrchestratorConfig) -> int:
+    """The silence after the last sound before a reply may sound, by the verdict at the
+    pause: the pause, the doubt's silence (a question's or a statement's), or the full
+    silence that ends any turn."""
+    if verdict == "complete":
+        return config.end_of_turn_pause_ms
+    if verdict == "doubted":
+        if final_mark(heard) in (".", "!"):
+            return config.end_of_turn_statement_doubt_ms
+        return config.end_of_turn_doubt_ms
+    return config.turn_silence_ms(judged=True)
 
 
 def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -311,6 +331,8 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "sure_complete": 0,
                 "words_complete": 0,
                 "smart_turn_complete": 0,
+                "cut_at_hesitation": 0,
+                "wait_ms": 0.0,
             },
         )
         group["n"] += 1
@@ -319,8 +341,11 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         group["sure_complete"] += row["sure_complete"]
         group["words_complete"] += row["words_complete"]
         group["smart_turn_complete"] += row["smart_turn"] >= 0.5
+        group["cut_at_hesitation"] += row["wait_ms"] <= HESITATION_S * 1000
+        group["wait_ms"] += row["wait_ms"]
     for group in out.values():
         group["verdicts"] = dict(group["verdicts"])
+        group["wait_ms"] = round(group["wait_ms"] / group["n"])
     return out
 
 
@@ -389,7 +414,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{'phrases':<24} {'n':>4} {'complete':>9} {'doubted':>8} {'incomplete':>11}"
         f" {'rules: complete':>16} {'+ Whisper sure':>15} {'+ last word heard':>18}"
-        f" {'Smart Turn: complete':>21}",
+        f" {'Smart Turn: complete':>21} {'cut at 0.6 s':>13} {'wait ms':>8}",
     ]
     for name, group in results["tally"].items():
         v = group["verdicts"]
@@ -397,7 +422,8 @@ def render(results: dict[str, Any]) -> str:
             f"{name:<24} {group['n']:>4} {v.get('complete', 0):>9} {v.get('doubted', 0):>8}"
             f" {v.get('incomplete', 0):>11} {group['rules_complete']:>16}"
             f" {group['sure_complete']:>15} {group['words_complete']:>18}"
-            f" {group['smart_turn_complete']:>21}"
+            f" {group['smart_turn_complete']:>21} {group['cut_at_hesitation']:>13}"
+            f" {group['wait_ms']:>8}"
         )
     lines += _below_table(
         "Whisper's doubt, where the rules read complete: clips, and how many have its\n"

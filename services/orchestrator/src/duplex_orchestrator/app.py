@@ -173,6 +173,7 @@ def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
         threshold=config.smart_turn_threshold,
         question_end=config.end_of_turn_question_end,
         last_word_min_s=config.end_of_turn_last_word_ms / 1000,
+        statement_end=config.end_of_turn_statement_end,
     )
 
 
@@ -220,6 +221,7 @@ def build_app(
             end_frames=max(2, config.turn_silence_ms(judged=policy.mode != "silence") // 20),
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
             doubt_frames=max(1, config.end_of_turn_doubt_ms // 20),
+            statement_doubt_frames=max(1, config.end_of_turn_statement_doubt_ms // 20),
             gap_frames=config.speculate_ms // 20,
             busy_gap_frames=busy_gap_frames(config),
             end_of_turn=policy,

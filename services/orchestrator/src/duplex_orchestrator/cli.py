@@ -123,8 +123,20 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     add(
         "--end-of-turn-doubt-ms",
         type=int,
-        help="silence that ends a turn whose words read as complete while Smart Turn "
+        help="silence that ends a question whose words read as complete while Smart Turn "
         "doubts it (default 500)",
+    )
+    add(
+        "--end-of-turn-statement-doubt-ms",
+        type=int,
+        help="the same for a statement, doubted by Smart Turn or by Whisper "
+        "(--end-of-turn-statement-end) (default 700)",
+    )
+    add(
+        "--end-of-turn-statement-end",
+        type=float,
+        help="Whisper's probability that a statement ends at its full stop, below which "
+        "the turn is doubted (default 0.75; 0: never)",
     )
     add(
         "--end-of-turn-question-end",

@@ -103,8 +103,16 @@ class OrchestratorConfig(BaseModel):
     end_of_turn_pause_ms: int = Field(default=200, ge=60, le=2000)
     """Silence after which completeness is judged."""
     end_of_turn_doubt_ms: int = Field(default=500, ge=60, le=3000)
-    """Silence that ends a turn whose words read as complete while Smart Turn doubts
-    it (``transcript+smart-turn``); at or above vad_end_ms: only the full silence does."""
+    """Silence that ends a question whose words read as complete while Smart Turn
+    doubts it (``transcript+smart-turn``); at or above vad_end_ms: only the full
+    silence does."""
+    end_of_turn_statement_doubt_ms: int = Field(default=700, ge=60, le=3000)
+    """The same for a statement, doubted by Smart Turn or by Whisper (see
+    end_of_turn_statement_end): a statement's first half is often a whole sentence
+    ("I need to pick up."), so a hesitation hides there more than in a question."""
+    end_of_turn_statement_end: float = Field(default=0.75, ge=0, le=1)
+    """Whisper's probability that a statement ends at its full stop, below which the
+    turn is doubted and ends after end_of_turn_statement_doubt_ms (0: never)."""
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""
@@ -181,11 +189,12 @@ class OrchestratorConfig(BaseModel):
                 f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}) must be shorter than "
                 f"vad_end_ms ({self.vad_end_ms}), the silence that ends any turn"
             )
-        if judged and self.end_of_turn_doubt_ms <= self.end_of_turn_pause_ms:
-            raise ValueError(
-                f"end_of_turn_doubt_ms ({self.end_of_turn_doubt_ms}) must be longer than "
-                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), where the judges are asked"
-            )
+        for name in ("end_of_turn_doubt_ms", "end_of_turn_statement_doubt_ms"):
+            if judged and getattr(self, name) <= self.end_of_turn_pause_ms:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must be longer than end_of_turn_pause_ms "
+                    f"({self.end_of_turn_pause_ms}), where the judges are asked"
+                )
         if judged and self.speculate_ms >= self.end_of_turn_pause_ms:
             raise ValueError(
                 f"speculate_ms ({self.speculate_ms}) must be shorter than "

@@ -10,12 +10,13 @@ judged complete ends there, a doubted one after the doubt's silence
 (``--end-of-turn-doubt-ms``), any other at the end. The session owns the turn
 itself (its audio, history and reply): the judge calls back to end it.
 
-With both judges (``transcript+smart-turn``), words that read complete settle
-it: the turn ends at this pause if Smart Turn agrees, after the doubt's silence
-if not, unless the user speaks first. So the judge ends it *provisionally* as
-soon as the words are in, and the reply is prepared while Smart Turn listens:
-its sound is held until Smart Turn's "complete" or the doubt's silence confirms
-the turn (``confirm``), and speech before that withdraws it unheard.
+Words that read complete settle it: the turn ends at this pause if Smart
+Turn agrees (when it judges too) and Whisper did not doubt a statement's end,
+after the doubt's silence if not, unless the user speaks first. So the judge
+ends it *provisionally* as soon as the words are in, and the reply is prepared
+while Smart Turn listens: its sound is held until Smart Turn's "complete" or
+the doubt's silence confirms the turn (``confirm``), and speech before that
+withdraws it unheard.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class Speculation:
 
     def tasks(self) -> list[asyncio.Task[Any]]:
         return [self.asr, *([self.turn] if self.turn else [])]
+
+    def words(self) -> str | None:
+        """The transcript's text, if it is in."""
+        asr = self.asr
+        if not asr.done() or asr.cancelled() or asr.exception() is not None:
+            return None
+        return asr.result().text
 
 
 EndTurn = Callable[[Speculation, str], Awaitable[None]]
@@ -191,13 +199,18 @@ class TurnJudge:
             last_word_sound_s = transcript.last_word_sound_s
             if not policy.words_complete(text, ends_here, last_word_sound_s):
                 return  # the words already say "not yet": no need to ask the model
-        if policy.uses_transcript and policy.uses_smart_turn:
-            # The words settle it (see the module docstring): end it now, provisionally.
+            # The words settle it (see the module docstring): end it now, provisionally
+            # unless they alone judge and leave no doubt.
             if detector.pauses != pause or not detector.in_speech:
                 return  # speech went on, or the silence already ended the turn
+            verdict = policy.decide(text, None, ends_here, last_word_sound_s)
+            if not policy.uses_smart_turn and verdict is Verdict.COMPLETE:
+                await self._end_turn(speculation, "judged_complete")
+                return
             await self._end_turn(speculation, "provisional")
-            probability = await self._probability(speculation) if model else None
-            verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
+            if policy.uses_smart_turn and model is not None:
+                probability = await self._probability(speculation)
+                verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             return  # doubted: the doubt's silence confirms it, or speech withdraws it

@@ -203,8 +203,9 @@ class VoiceSession:
         if confirmed:
             metrics.TURN_ENDS.labels(by=by).inc()
         task = await self._end_turn(asr, ended_at)
+        doubt_frames = self._services.doubt_frames_for(speculation.words())
         self._judged = _JudgedTurn(
-            audio, self._clock(), task, history, speculation, silent, confirmed
+            audio, self._clock(), task, history, speculation, silent, doubt_frames, confirmed
         )
 
     def _confirm_judged_turn(self, speculation: Speculation, by: str = "judged_complete") -> None:
@@ -218,13 +219,14 @@ class VoiceSession:
             self._reply.recheck()
 
     def _silence_went_on(self) -> None:
-        """After each frame: a provisional end that Smart Turn doubted (or has not
-        answered) is confirmed once the silence reaches the doubt's length."""
+        """After each frame: a provisional end that Smart Turn or Whisper doubted (or
+        Smart Turn has not answered) is confirmed once the silence reaches the doubt's
+        length, a question's or a statement's (``Services.doubt_frames_for``)."""
         judged = self._judged
         if judged is None or judged.confirmed:
             return
         judged.silent_frames += 1
-        if judged.silent_frames >= self._services.doubt_frames:
+        if judged.silent_frames >= judged.doubt_frames:
             self._confirm_judged_turn(judged.speculation, "judged_after_doubt")
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
@@ -279,7 +281,7 @@ class VoiceSession:
         services, judged = self._services, self._judged
         unconfirmed = 0
         if judged is not None and not judged.confirmed:
-            unconfirmed = max(0, services.doubt_frames - judged.silent_frames)
+            unconfirmed = max(0, judged.doubt_frames - judged.silent_frames)
         return services.sound_hold_max_s + unconfirmed * 0.02
 
     def _set_speaking(self, speaking: bool) -> None:
@@ -480,6 +482,8 @@ class _JudgedTurn:
     speculation: Speculation
     silent_frames: int
     """The silence since its last speech frame, in 20 ms frames."""
+    doubt_frames: int
+    """The silence that confirms it if Smart Turn or Whisper doubted it."""
     confirmed: bool = True
     """False while a provisional end waits for Smart Turn or the doubt's silence."""
 

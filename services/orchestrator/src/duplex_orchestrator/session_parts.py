@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from duplex_orchestrator.asr import SpeechToText
-from duplex_orchestrator.endpoint import EndOfTurn
+from duplex_orchestrator.endpoint import EndOfTurn, final_mark
 from duplex_orchestrator.events import Event
 from duplex_orchestrator.llm import LLMBridge
 from duplex_orchestrator.protocol import ProtocolError
@@ -56,8 +56,10 @@ class Services:
     pause_frames: int = 10
     """Silence inside speech (20 ms frames) at which the turn's completeness is judged."""
     doubt_frames: int = 25
-    """Silence inside speech (20 ms frames) that ends a turn whose words read as
+    """Silence inside speech (20 ms frames) that ends a question whose words read as
     complete though Smart Turn doubted it (``end_frames`` or more: never sooner)."""
+    statement_doubt_frames: int = 35
+    """The same for a statement, doubted by Smart Turn or by Whisper."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     while no other session's user is speaking (0: at the pause)."""
@@ -76,6 +78,13 @@ class Services:
     stall_s: float = 0.5
     """Silence on a reply stream before its worker is probed."""
     probe_timeout_s: float = 0.75
+
+    def doubt_frames_for(self, words: str | None) -> int:
+        """The doubt's silence for a turn ended at a pause on these words: a
+        statement's, or a question's (None: the words are not in)."""
+        if words is not None and final_mark(words) in (".", "!"):
+            return self.statement_doubt_frames
+        return self.doubt_frames
 
 
 class TurnModel(Protocol):
