@@ -349,7 +349,7 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 def _count_below(
@@ -368,8 +368,9 @@ def _count_below(
 def doubts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per kind and last mark ("?" or "."), over the clips whose words the rules call
     complete: how many, and how many Whisper doubts (``ends_here`` below each of
-    ``THRESHOLDS``). Doubting an unfinished phrase saves the user from being cut off;
-    doubting a complete one makes its answer wait for the full silence."""
+    ``THRESHOLDS``). Doubting an unfinished phrase saves the user from being
+    cut off; doubting a complete one makes its answer wait: a question for the full
+    silence (``question_end``), a statement for the doubt's (``statement_end``)."""
     values = [
         (f"{row['kind']} {final_mark(row['heard'])}", row["ends_here"])
         for row in rows
@@ -427,7 +428,8 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += _below_table(
         "Whisper's doubt, where the rules read complete: clips, and how many have its\n"
-        "probability of a sentence end below each threshold (questions only count)",
+        "probability of a sentence end below each threshold (a question below 0.85 waits\n"
+        "for the full silence, a statement below 0.75 for a statement's doubt)",
         "phrases, last mark", results["doubts"], THRESHOLDS,
     )  # fmt: skip
     lines += _below_table(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from duplex_orchestrator.asr import AlignWhen, Transcriber, Transcript, as_float32, window_frames
-from duplex_orchestrator.endpoint import EndOfTurn, transcript_complete
+from duplex_orchestrator.endpoint import EndOfTurn, Verdict, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_vad import hiss, keyboard, music, to_int16
 from tests.support.orchestrator import cough, words_of
@@ -101,6 +101,34 @@ def test_a_word_whisper_added_at_a_hesitation_has_no_sound_under_it() -> None:
         hesitated.text, hesitated.ends_here, hesitated.last_word_sound_s
     )
     assert policy.words_complete(finished.text, finished.ends_here, finished.last_word_sound_s)
+
+
+def test_whisper_doubts_a_statement_cut_where_a_person_hesitates() -> None:
+    """Cut after "Remind me tomorrow morning to", Whisper hears a whole sentence,
+    "Remind me tomorrow morning.", and the rules read it complete; but its language
+    model still expects more there, far more than after a whole statement, so the
+    turn is doubted even where Smart Turn is sure, and waits a statement's doubt."""
+    policy = EndOfTurn()
+    hesitated, finished = hesitated_and_finished(
+        "Remind me tomorrow morning to", "call the dentist.",
+        "Please remind me to call my sister tonight.", align=policy.wants_last_word,
+    )  # fmt: skip
+    assert words_of(hesitated.text) == "remind me tomorrow morning", hesitated.text
+    assert policy.words_complete(hesitated.text, hesitated.ends_here, hesitated.last_word_sound_s)
+    assert hesitated.ends_here is not None
+    assert finished.ends_here is not None
+    print(f"Whisper's sentence end: {hesitated.ends_here:.2f} after {hesitated.text!r}, "
+          f"{finished.ends_here:.2f} after {finished.text!r}")  # fmt: skip
+    assert hesitated.ends_here < policy.statement_end < finished.ends_here
+    sure = 0.9  # Smart Turn's "complete": the words' doubt is enough
+    assert (
+        policy.decide(hesitated.text, sure, hesitated.ends_here, hesitated.last_word_sound_s)
+        is Verdict.DOUBTED
+    )
+    assert (
+        policy.decide(finished.text, sure, finished.ends_here, finished.last_word_sound_s)
+        is Verdict.COMPLETE
+    )
 
 
 @pytest.mark.parametrize("voice", SPEAKERS)
