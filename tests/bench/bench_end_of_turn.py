@@ -53,7 +53,7 @@ import numpy as np
 
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig, build_config
-from duplex_orchestrator.endpoint import EndOfTurn, final_mark, transcript_complete
+from duplex_orchestrator.endpoint import EndOfTurn, final_mark, is_statement, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_asr import QUESTIONS
 from tests.bench.bench_conversation import HESITATIONS, spoken
@@ -312,7 +312,7 @@ def wait_ms(verdict: str, heard: str, config: OrchestratorConfig) -> int:
     if verdict == "complete":
         return config.end_of_turn_pause_ms
     if verdict == "doubted":
-        if final_mark(heard) in (".", "!"):
+        if is_statement(heard):
             return config.end_of_turn_statement_doubt_ms
         return config.end_of_turn_doubt_ms
     return config.turn_silence_ms(judged=True)

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from duplex_orchestrator.asr import SpeechToText
-from duplex_orchestrator.endpoint import EndOfTurn, final_mark
+from duplex_orchestrator.endpoint import EndOfTurn, is_statement
 from duplex_orchestrator.events import Event
 from duplex_orchestrator.llm import LLMBridge
 from duplex_orchestrator.protocol import ProtocolError
@@ -82,7 +82,7 @@ class Services:
     def doubt_frames_for(self, words: str | None) -> int:
         """The doubt's silence for a turn ended at a pause on these words: a
         statement's, or a question's (None: the words are not in)."""
-        if words is not None and final_mark(words) in (".", "!"):
+        if words is not None and is_statement(words):
             return self.statement_doubt_frames
         return self.doubt_frames
 
