@@ -51,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
+from duplex_orchestrator.app import end_of_turn
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig, build_config
-from duplex_orchestrator.endpoint import EndOfTurn, final_mark, is_statement, transcript_complete
+from duplex_orchestrator.endpoint import final_mark, is_statement, transcript_complete
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_asr import QUESTIONS
 from tests.bench.bench_conversation import HESITATIONS, spoken
@@ -278,9 +279,14 @@ def clips(aligner: Any, voices: list[str], splits: list[str] | None = None) -> l
 
 
 def judged(
-    transcriber: Transcriber, smart_turn: SmartTurn, policy: EndOfTurn, clips: list[dict[str, Any]]
+    transcriber: Transcriber,
+    smart_turn: SmartTurn,
+    config: OrchestratorConfig,
+    clips: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """One row per clip: what Whisper heard at the pause and what each judge said."""
+    """One row per clip: what Whisper heard at the pause, what each judge said, and how
+    long the reply waits, by the orchestrator's ``config``."""
+    policy = end_of_turn(config)
     rows = []
     for clip in clips:
         audio = np.concatenate([clip["audio"], silence(PAUSE_S)])
@@ -288,6 +294,7 @@ def judged(
         heard, ends_here = transcript.text, transcript.ends_here
         under_last = transcript.last_word_sound_s
         probability = smart_turn.probability(audio)
+        verdict = policy.decide(heard, probability, ends_here, under_last).value
         rows.append(
             {k: v for k, v in clip.items() if k != "audio"}
             | {
@@ -298,10 +305,10 @@ def judged(
                 "last_word_sound_s": under_last,
                 "words_complete": policy.words_complete(heard, ends_here, under_last),
                 "smart_turn": probability,
-                "verdict": policy.decide(heard, probability, ends_here, under_last).value,
+                "verdict": verdict,
+                "wait_ms": wait_ms(verdict, heard, config),
             }
         )
-        rows[-1]["wait_ms"] = wait_ms(rows[-1]["verdict"], heard, build_config({"dev": True}))
     return rows
 
 
@@ -470,8 +477,8 @@ def main() -> None:
     aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
     voices = [*SPEAKERS, *espeak_speakers()]
     transcriber = Transcriber(DEFAULT_DIR, workers=1, threads=1)
-    policy = EndOfTurn()
-    rows = judged(transcriber, SmartTurn(), policy, clips(aligner, voices, args.splits))
+    config = build_config({"dev": True})  # the orchestrator's defaults
+    rows = judged(transcriber, SmartTurn(), config, clips(aligner, voices, args.splits))
     results = {"rows": rows, "tally": tally(rows), "doubts": doubts(rows), "unheard": unheard(rows)}
     publish(results, args.out, render)
 

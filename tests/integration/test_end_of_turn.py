@@ -6,6 +6,9 @@ Whisper base from its PyPI parts. Speech is Piper's and Kokoro's.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 import jiwer
 import numpy as np
 import pytest
@@ -40,19 +43,24 @@ def test_smart_turn_hears_a_finished_question_and_an_unfinished_thought(
     )
 
 
+@cache
+def _whispers() -> tuple[Any, Transcriber]:
+    """Whisper for word timestamps (to cut a phrase) and duplex's transcriber, loaded once."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(DEFAULT_DIR), compute_type="int8"), Transcriber(DEFAULT_DIR, workers=1)
+
+
 def hesitated_and_finished(
     first: str, rest: str, whole: str, align: AlignWhen | None = None
 ) -> tuple[Transcript, Transcript]:
     """Whisper's transcripts at a 200 ms pause: of ``first`` cut from ``first rest`` (a
-    hesitation, in the voice of a sentence going on), and of the question ``whole``.
+    hesitation, in the voice of a sentence going on), and of the whole turn ``whole``.
     Kokoro's voice: Piper's varies from one synthesis to the next, and with it Whisper."""
-    from faster_whisper import WhisperModel
-
     from tests.bench.bench_end_of_turn import cut_head
 
     voice = "kokoro-82m-en-kumo"
-    aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
-    whisper = Transcriber(DEFAULT_DIR, workers=1)
+    aligner, whisper = _whispers()
     cut = cut_head(aligner, first, rest, voice)
     assert cut is not None
     pause = np.zeros(3200, np.int16)
