@@ -199,6 +199,7 @@ async def session_with(
     mode: EndOfTurnMode = "transcript+smart-turn",
     sound_hold_max_s: float = 0.14,
     classifier: Callable[[], FrameClassifier] = WebRtcClassifier,
+    patience_turns: int = 6,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -215,6 +216,7 @@ async def session_with(
         smart_turn=turn_model,
         sound_hold_max_s=sound_hold_max_s,
         classifier=classifier,
+        patience_turns=patience_turns,
     )
     session = VoiceSession(io, services)
     await session.handle(Start(model="", sample_rate=16000))

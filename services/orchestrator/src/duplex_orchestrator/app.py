@@ -222,6 +222,7 @@ def build_app(
             pause_frames=max(1, config.end_of_turn_pause_ms // 20),
             doubt_frames=max(1, config.end_of_turn_doubt_ms // 20),
             statement_doubt_frames=max(1, config.end_of_turn_statement_doubt_ms // 20),
+            patience_turns=config.end_of_turn_patience_turns,
             gap_frames=config.speculate_ms // 20,
             busy_gap_frames=busy_gap_frames(config),
             end_of_turn=policy,

@@ -133,6 +133,13 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "(--end-of-turn-statement-end) (default 700)",
     )
     add(
+        "--end-of-turn-patience-turns",
+        type=int,
+        help="how many of a user's latest turns the session learns their pauses from: a "
+        "statement's reply waits out the longest pause the user went on after (default 6; "
+        "0: off)",
+    )
+    add(
         "--end-of-turn-statement-end",
         type=float,
         help="Whisper's probability that a statement ends at its full stop, below which "

@@ -110,6 +110,10 @@ class OrchestratorConfig(BaseModel):
     """The same for a statement, doubted by Smart Turn or by Whisper (see
     end_of_turn_statement_end): a statement's first half is often a whole sentence
     ("I need to pick up."), so a hesitation hides there more than in a question."""
+    end_of_turn_patience_turns: int = Field(default=6, ge=0, le=100)
+    """How many of a user's latest turns the session remembers their longest pause in:
+    a reply to a statement (or to a doubted turn) ended at a pause sounds only once
+    the silence is longer than the longest pause this user went on after (0: off)."""
     end_of_turn_statement_end: float = Field(default=0.75, ge=0, le=1)
     """Whisper's probability that a statement ends at its full stop, below which the
     turn is doubted and ends after end_of_turn_statement_doubt_ms (0: never)."""

@@ -26,7 +26,8 @@ ASR_LATENCY = Histogram(
 TURN_ENDS = Counter(
     "duplex_turn_ends_total",
     "How user turns ended: judged_complete at a pause, judged_after_doubt (the words "
-    "read complete, Smart Turn doubted: a longer silence), silence (the longest wait), "
+    "read complete, Smart Turn doubted: a longer silence), judged_after_patience (judged "
+    "complete, but this user has gone on after a longer pause), silence (the longest wait), "
     "too_long (cut), continued (ended at a pause, then the user went on)",
     ["by"],
 )

@@ -28,6 +28,7 @@ import soxr
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript, Wanted
 from duplex_orchestrator.clone import ClipRecorder, VoiceReference
+from duplex_orchestrator.endpoint import is_statement
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
@@ -40,6 +41,7 @@ from duplex_orchestrator.events import (
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.judging import Speculation, TurnJudge
 from duplex_orchestrator.llm import LLMError
+from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.protocol import (
     CloneClear,
     CloneEnd,
@@ -105,6 +107,7 @@ class VoiceSession:
             self._confirm_judged_turn,
         )
         self._judged: _JudgedTurn | None = None
+        self._patience = Patience(services.patience_turns, services.end_frames)
         self._speaking = False
         self._client_text: ClientText | None = None
         self._history: list[dict[str, str]] = []
@@ -193,26 +196,35 @@ class VoiceSession:
         """End the turn at a silence shorter than the one that ends any turn; speech
         soon after continues it (``_continue_judged_turn``). A ``provisional`` end is
         confirmed by Smart Turn (``_confirm_judged_turn``) or the doubt's silence
-        (``_silence_went_on``); until then its reply makes no sound (``_sound_held``)."""
+        (``_silence_went_on``); until then its reply makes no sound (``_sound_held``).
+
+        A user who has gone on after longer pauses (``Patience``) is waited for: the
+        doubt's silence is at least their longest pause and a margin, and a statement
+        (whose first half the judges often call complete) is confirmed no sooner."""
         asr = speculation.claim()  # before the VAD moves on: its words are the turn's
         silent = self._vad.detector.silent_frames
         ended_at = self._clock() - silent * 0.02
         history = len(self._history)
         audio = self._vad.end_turn()
-        confirmed = by != "provisional"
-        if confirmed:
-            metrics.TURN_ENDS.labels(by=by).inc()
         task = await self._end_turn(asr, ended_at)
-        doubt_frames = self._services.doubt_frames_for(speculation.words())
-        self._judged = _JudgedTurn(
-            audio, self._clock(), task, history, speculation, silent, doubt_frames, confirmed
-        )
+        words = speculation.words()
+        patience = self._patience.hold_frames()
+        least = patience if words is None or is_statement(words) else 0
+        doubt = max(self._services.doubt_frames_for(words), patience)
+        judged = _JudgedTurn(audio, self._clock(), task, history, speculation, silent, doubt, least)
+        self._judged = judged
+        if by != "provisional":
+            self._confirm_judged_turn(speculation, by)
 
     def _confirm_judged_turn(self, speculation: Speculation, by: str = "judged_complete") -> None:
-        """The turn ended provisionally on ``speculation`` is over: its reply may sound."""
+        """The turn ended provisionally on ``speculation`` is over: its reply may sound
+        (a judge's "complete" waits for the user's learned pause, ``least_frames``)."""
         judged = self._judged
         if judged is None or judged.confirmed or judged.speculation is not speculation:
             return  # continued meanwhile, or confirmed already
+        if by == "judged_complete" and judged.silent_frames < judged.least_frames:
+            judged.judged_complete = True  # the user's pause, then ``_silence_went_on``
+            return
         judged.confirmed = True
         metrics.TURN_ENDS.labels(by=by).inc()
         if self._reply is not None:
@@ -221,15 +233,22 @@ class VoiceSession:
     def _silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or
         Smart Turn has not answered) is confirmed once the silence reaches the doubt's
-        length, a question's or a statement's (``Services.doubt_frames_for``)."""
+        length, a question's or a statement's (``Services.doubt_frames_for``); one
+        judged complete, once it reaches the user's learned pause."""
         judged = self._judged
-        if judged is None or judged.confirmed:
+        if judged is None:
             return
-        judged.silent_frames += 1
-        if judged.silent_frames >= judged.doubt_frames:
+        judged.silent_frames += 1  # counted on: a continuation's pause (``Patience``)
+        if judged.confirmed:
+            return
+        if judged.judged_complete and judged.silent_frames >= judged.least_frames:
+            self._confirm_judged_turn(judged.speculation, "judged_after_patience")
+        elif judged.silent_frames >= judged.doubt_frames:
             self._confirm_judged_turn(judged.speculation, "judged_after_doubt")
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
+        self._patience.went_on(self._vad.detector.longest_pause)
+        self._patience.turn_ended()
         await self._io.event(VadState("speech_end"))
         self._set_speaking(False)
         self._judge.settle(used=asr)
@@ -247,6 +266,10 @@ class VoiceSession:
         if not self._may_go_on(judged):
             return False
         judged.task.cancel()
+        # The silence it was ended in was a pause inside the turn: the onset's run of
+        # speech frames was counted in it.
+        self._patience.turn_reopened()
+        self._patience.went_on(max(0, judged.silent_frames - self._services.onset_frames + 1))
         if self._reply is not None and not self._reply.finished:
             await self._stop_reply()
             await self._io.flush_audio()
@@ -484,8 +507,13 @@ class _JudgedTurn:
     """The silence since its last speech frame, in 20 ms frames."""
     doubt_frames: int
     """The silence that confirms it if Smart Turn or Whisper doubted it."""
-    confirmed: bool = True
+    least_frames: int
+    """The silence before a judge's "complete" confirms it: the user's learned pause,
+    for a statement (0: none)."""
+    confirmed: bool = False
     """False while a provisional end waits for Smart Turn or the doubt's silence."""
+    judged_complete: bool = False
+    """A judge called it complete, and it waits for ``least_frames`` of silence."""
 
 
 async def _once(text: str) -> AsyncIterator[str]:

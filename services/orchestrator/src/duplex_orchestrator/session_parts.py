@@ -60,6 +60,9 @@ class Services:
     complete though Smart Turn doubted it (``end_frames`` or more: never sooner)."""
     statement_doubt_frames: int = 35
     """The same for a statement, doubted by Smart Turn or by Whisper."""
+    patience_turns: int = 6
+    """How many of its user's latest turns a session learns their pauses from
+    (``patience.Patience``; 0: off)."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     while no other session's user is speaking (0: at the pause)."""

@@ -76,6 +76,9 @@ class SpeechDetector:
     pauses: int = field(default=0, init=False)
     """Counts onsets and every return to speech after silence: a judgement made at
     a pause still applies only while this has not changed."""
+    longest_pause: int = field(default=0, init=False)
+    """The longest silence inside the current utterance that speech followed (frames;
+    0 from each onset): how long this user pauses and goes on."""
     _run: int = field(default=0, init=False)
 
     @property
@@ -100,10 +103,12 @@ class SpeechDetector:
             if self._run >= self.onset_frames:
                 self.in_speech, self._run = True, 0
                 self.pauses += 1
+                self.longest_pause = 0
                 return VadEvent.SPEECH_START
             return None
         if speech and self._run > 0:
             self.pauses += 1
+            self.longest_pause = max(self.longest_pause, self._run)
         self._run = 0 if speech else self._run + 1
         if self._run >= self.end_frames:
             self.in_speech, self._run = False, 0

@@ -1,0 +1,63 @@
+"""How long this user pauses inside a turn: learned per session, pure (no I/O, no clock).
+
+The end-of-turn judges read the words and the sound of one moment; a person
+who hesitates mid-sentence ("I have a meeting … with my manager at noon")
+leaves a first half that every judge may call complete. What the judges
+cannot see, the session can: whether *this* user went on after a silence
+long enough to be judged, and how long that silence was. As LiveKit's
+dynamic endpointing learns its delays from the pauses between a user's
+utterances, ``Patience`` remembers the longest such pause in the user's last
+few turns; the session then holds the first sound of a reply to a turn
+ended at a pause until the silence is longer than that pause (see
+``session``: statements and doubted turns only, where the judges go wrong).
+
+Everything is in 20 ms VAD frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+MARGIN_FRAMES = 5
+"""100 ms beyond the longest pause heard: the same person's pauses vary."""
+
+
+@dataclass
+class Patience:
+    turns: int = 6
+    """How many of the user's latest turns it remembers (0: it learns nothing)."""
+    max_frames: int = 50
+    """It never holds longer than this: the silence that ends any turn."""
+    _remembered: deque[int] = field(default_factory=deque, init=False)
+    """The longest pause the user went on after, per remembered turn, oldest first."""
+    _open: int = field(default=0, init=False)
+    """The same for the turn in progress."""
+
+    def went_on(self, silent_frames: int) -> None:
+        """The user spoke again after this silence inside their turn (or after a turn
+        that was ended at a pause, and so goes on)."""
+        if self.turns > 0:
+            self._open = max(self._open, silent_frames)
+
+    def turn_ended(self) -> None:
+        """The turn in progress is over: remember its longest pause, forget the oldest."""
+        if self.turns == 0:
+            return
+        self._remembered.append(self._open)
+        self._open = 0
+        while len(self._remembered) > self.turns:
+            self._remembered.popleft()
+
+    def turn_reopened(self) -> None:
+        """The turn last ended goes on after all: it is the turn in progress again."""
+        if self._remembered:
+            self._open = max(self._open, self._remembered.pop())
+
+    def hold_frames(self) -> int:
+        """The silence a reply's first sound waits for after a turn ended at a pause:
+        the longest pause remembered (this turn's too) plus a margin, 0 if none."""
+        longest = max(self._open, *self._remembered, 0)
+        if longest == 0:
+            return 0
+        return min(longest + MARGIN_FRAMES, self.max_frames)

@@ -1,0 +1,177 @@
+"""A session learns how long its user pauses inside a turn, and waits that long.
+
+The judges read one moment of one turn; a person who hesitated in an earlier
+turn, or in this one, and went on, is likely to again. After such a pause the
+reply to a statement ended at a pause (the judges call its first half complete
+most often) sounds only once the silence is longer than the pause the user went
+on after (``patience.Patience``); a question judged complete still answers at once.
+"""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY
+
+from duplex_orchestrator.cli import orchestrator_parser
+from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.events import TtsEnd, TtsStart
+from duplex_orchestrator.patience import MARGIN_FRAMES, Patience
+from duplex_orchestrator.session import VoiceSession
+from duplex_orchestrator.vad import SpeechDetector
+from tests.support.fake_ears import Ears, voiced
+from tests.support.fake_worker import FakeWorker
+from tests.support.session_io import Recorded
+from tests.unit.test_end_of_turn import (
+    END_FRAMES,
+    PAUSE_FRAMES,
+    FixedTurnModel,
+    feed,
+    session_with,
+    silence,
+)
+
+HESITATION_FRAMES = 30  # 600 ms, the conversation bench's hesitation
+
+
+@pytest.mark.parametrize(
+    ("turns", "pauses", "hold"),
+    [
+        (6, [[]], 0),  # no pause heard: no hold
+        (6, [[30]], 30 + MARGIN_FRAMES),  # this turn's own pause
+        (6, [[12, 30, 20]], 30 + MARGIN_FRAMES),  # its longest
+        (6, [[30], [], [], [], [], []], 30 + MARGIN_FRAMES),  # the sixth latest: remembered
+        (6, [[30], [], [], [], [], [], []], 0),  # the seventh: forgotten
+        (2, [[30], [15], []], 15 + MARGIN_FRAMES),
+        (6, [[48]], 50),  # never past the silence that ends any turn
+        (0, [[30]], 0),  # off
+    ],
+)
+def test_the_hold_is_the_longest_pause_of_the_latest_turns(
+    turns: int, pauses: list[list[int]], hold: int
+) -> None:
+    patience = Patience(turns, max_frames=50)
+    for turn in pauses:  # each turn: the pauses the user went on after, then its end
+        for pause in turn:
+            patience.went_on(pause)
+        patience.turn_ended()
+    assert patience.hold_frames() == hold
+
+
+def test_a_turn_that_goes_on_after_its_end_is_one_turn() -> None:
+    patience = Patience(turns=2, max_frames=50)
+    patience.went_on(20)
+    patience.turn_ended()
+    patience.turn_ended()  # ended at a pause ...
+    patience.turn_reopened()  # ... and went on: still two turns remembered
+    patience.went_on(25)
+    patience.turn_ended()
+    assert patience.hold_frames() == 25 + MARGIN_FRAMES
+    patience.turn_ended()
+    patience.turn_ended()
+    assert patience.hold_frames() == 0
+
+
+def test_the_detector_reports_the_longest_pause_speech_followed() -> None:
+    detector = SpeechDetector(onset_frames=2, end_frames=40, pause_frames=10)
+    for is_speech in [True] * 5 + [False] * 12 + [True] * 3 + [False] * 7 + [True] * 2:
+        detector.push(is_speech, 0.0)
+    assert detector.longest_pause == 12
+    for _ in range(40):  # the end of the turn: no speech followed, not a pause
+        detector.push(False, 0.0)
+    assert detector.longest_pause == 12
+    for _ in range(2):  # the next turn's onset
+        detector.push(True, 0.0)
+    assert detector.longest_pause == 0
+
+
+def turn_ends(by: str) -> float:
+    return REGISTRY.get_sample_value("duplex_turn_ends_total", {"by": by}) or 0.0
+
+
+async def hesitant_turn(session: VoiceSession, ears: Ears, io: Recorded) -> None:
+    """A statement with a 600 ms hesitation the judges rightly call incomplete."""
+    ears.words, ears.ends_here = "I would like to order", None
+    await feed(session, voiced(0.6))
+    await feed(session, silence(HESITATION_FRAMES), realtime=True)
+    ears.words, ears.ends_here = "I would like to order a large pizza.", 0.95
+    await feed(session, voiced(0.4))
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsEnd)
+
+
+async def sounds_after(session: VoiceSession, io: Recorded) -> int:
+    """Silence after the next turn, a frame at a time: how much of it passed (frames,
+    from the pause) before its reply's first sound."""
+    starts = len(io.of(TtsStart))
+    for frames in range(END_FRAMES):
+        await feed(session, silence(1), realtime=True)
+        if len(io.of(TtsStart)) > starts:
+            return frames
+    return END_FRAMES
+
+
+@pytest.mark.parametrize(
+    ("words", "patience_turns", "held"),
+    [
+        ("I need to pick up the kids.", 6, True),
+        ("What time is it?", 6, False),  # a question both judges call complete
+        ("I need to pick up the kids.", 0, False),  # patience off: as before
+    ],
+)
+async def test_after_a_hesitation_a_statement_waits_out_the_users_pause(
+    words: str, patience_turns: int, held: bool
+) -> None:
+    ears, worker = Ears(), FakeWorker()
+    session, io = await session_with(
+        ears, FixedTurnModel(0.9), worker, patience_turns=patience_turns
+    )
+    await hesitant_turn(session, ears, io)
+    before = turn_ends("judged_after_patience")
+    ears.words, ears.ends_here = words, 0.95  # the judges leave no doubt
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES))
+    waited = PAUSE_FRAMES + await sounds_after(session, io)
+    if held:  # past the pause the user went on after, not at the judged pause
+        assert waited >= HESITATION_FRAMES
+        assert turn_ends("judged_after_patience") == before + 1
+    else:
+        assert waited < HESITATION_FRAMES - 5
+        assert turn_ends("judged_after_patience") == before
+    (_, end) = await io.wait_for(TtsEnd, 2)
+    assert not end.interrupted
+    assert end.frames > 0
+    await session.close()
+
+
+async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time() -> None:
+    """A statement every judge calls complete, answered at the pause: the user goes on
+    after 600 ms (the reply is withdrawn). Their next statement waits that long."""
+    ears, worker = Ears(), FakeWorker()
+    session, io = await session_with(ears, FixedTurnModel(0.9), worker)
+    ears.words, ears.ends_here = "I have a meeting.", 0.95
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES))
+    first = PAUSE_FRAMES + await sounds_after(session, io)
+    assert first < HESITATION_FRAMES - 5  # nothing learned yet: answered at the pause
+    await feed(session, silence(HESITATION_FRAMES - first), realtime=True)
+    ears.words = "I have a meeting with my manager at noon."
+    continued = turn_ends("continued")
+    await feed(session, voiced(0.4))  # the user goes on
+    assert turn_ends("continued") == continued + 1
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsEnd, 2)
+    ears.words = "It is about the budget."
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES))
+    assert PAUSE_FRAMES + await sounds_after(session, io) >= HESITATION_FRAMES
+    await session.close()
+
+
+def test_patience_is_configured() -> None:
+    args = vars(orchestrator_parser().parse_args(["--dev", "--end-of-turn-patience-turns", "0"]))
+    args.pop("config")
+    assert build_config(args).end_of_turn_patience_turns == 0
+    assert build_config({"dev": True}).end_of_turn_patience_turns == 6
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "end_of_turn_patience_turns": -1})
+    assert "end_of_turn_patience_turns" in str(bad.value)
