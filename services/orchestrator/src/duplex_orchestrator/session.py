@@ -19,7 +19,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import TypeGuard
 
 import numpy as np
@@ -39,7 +38,7 @@ from duplex_orchestrator.events import (
     Voice,
 )
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
-from duplex_orchestrator.judging import Speculation, TurnJudge
+from duplex_orchestrator.judging import JudgedTurn, Speculation, TurnJudge
 from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.protocol import (
@@ -106,7 +105,7 @@ class VoiceSession:
             self._end_judged_turn,
             self._confirm_judged_turn,
         )
-        self._judged: _JudgedTurn | None = None
+        self._judged: JudgedTurn | None = None
         self._patience = Patience(services.patience_turns, services.end_frames)
         self._speaking = False
         self._client_text: ClientText | None = None
@@ -211,7 +210,7 @@ class VoiceSession:
         patience = self._patience.hold_frames()
         least = patience if words is None or is_statement(words) else 0
         doubt = max(self._services.doubt_frames_for(words), patience)
-        judged = _JudgedTurn(audio, self._clock(), task, history, speculation, silent, doubt, least)
+        judged = JudgedTurn(audio, self._clock(), task, history, speculation, silent, doubt, least)
         self._judged = judged
         if by != "provisional":
             self._confirm_judged_turn(speculation, by)
@@ -222,9 +221,8 @@ class VoiceSession:
         judged = self._judged
         if judged is None or judged.confirmed or judged.speculation is not speculation:
             return  # continued meanwhile, or confirmed already
-        if by == "judged_complete" and judged.silent_frames < judged.least_frames:
-            judged.judged_complete = True  # the user's pause, then ``_silence_went_on``
-            return
+        if by == "judged_complete" and not judged.agreed():
+            return  # after the user's pause: ``_silence_went_on``
         judged.confirmed = True
         metrics.TURN_ENDS.labels(by=by).inc()
         if self._reply is not None:
@@ -236,15 +234,8 @@ class VoiceSession:
         length, a question's or a statement's (``Services.doubt_frames_for``); one
         judged complete, once it reaches the user's learned pause."""
         judged = self._judged
-        if judged is None:
-            return
-        judged.silent_frames += 1  # counted on: a continuation's pause (``Patience``)
-        if judged.confirmed:
-            return
-        if judged.judged_complete and judged.silent_frames >= judged.least_frames:
-            self._confirm_judged_turn(judged.speculation, "judged_after_patience")
-        elif judged.silent_frames >= judged.doubt_frames:
-            self._confirm_judged_turn(judged.speculation, "judged_after_doubt")
+        if judged is not None and (by := judged.silence()) is not None:
+            self._confirm_judged_turn(judged.speculation, by)
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
         self._patience.went_on(self._vad.detector.longest_pause)
@@ -266,10 +257,8 @@ class VoiceSession:
         if not self._may_go_on(judged):
             return False
         judged.task.cancel()
-        # The silence it was ended in was a pause inside the turn: the onset's run of
-        # speech frames was counted in it.
-        self._patience.turn_reopened()
-        self._patience.went_on(max(0, judged.silent_frames - self._services.onset_frames + 1))
+        self._patience.turn_reopened()  # the silence it ended in was a pause inside it
+        self._patience.went_on(judged.pause_before(self._services.onset_frames))
         if self._reply is not None and not self._reply.finished:
             await self._stop_reply()
             await self._io.flush_audio()
@@ -292,7 +281,7 @@ class VoiceSession:
         vad = self._vad
         return not judged.confirmed or vad.sounding or vad.detector.onset_pending
 
-    def _may_go_on(self, judged: _JudgedTurn | None) -> TypeGuard[_JudgedTurn]:
+    def _may_go_on(self, judged: JudgedTurn | None) -> TypeGuard[JudgedTurn]:
         """Whether speech now would continue this turn ended at a pause: within the
         continue window (a client that stopped sending audio never confirms it)."""
         window = self._services.end_of_turn.continue_window_ms / 1000
@@ -302,9 +291,7 @@ class VoiceSession:
         """The longest a new reply's first sound may wait: until an unconfirmed turn's
         doubt is over (the VAD may stop hearing the client), then an onset's run."""
         services, judged = self._services, self._judged
-        unconfirmed = 0
-        if judged is not None and not judged.confirmed:
-            unconfirmed = max(0, judged.doubt_frames - judged.silent_frames)
+        unconfirmed = judged.unconfirmed_frames() if judged is not None else 0
         return services.sound_hold_max_s + unconfirmed * 0.02
 
     def _set_speaking(self, speaking: bool) -> None:
@@ -491,29 +478,6 @@ class VoiceSession:
         with contextlib.suppress(Exception):
             await self._stop_reply()
         await self._speaker.close()
-
-
-@dataclass
-class _JudgedTurn:
-    """A turn ended at a pause because it sounded complete; speech may yet continue it."""
-
-    audio: np.ndarray
-    ended_at: float
-    task: asyncio.Task[None]
-    history: int
-    """Length of the history before this turn's words were added."""
-    speculation: Speculation
-    silent_frames: int
-    """The silence since its last speech frame, in 20 ms frames."""
-    doubt_frames: int
-    """The silence that confirms it if Smart Turn or Whisper doubted it."""
-    least_frames: int
-    """The silence before a judge's "complete" confirms it: the user's learned pause,
-    for a statement (0: none)."""
-    confirmed: bool = False
-    """False while a provisional end waits for Smart Turn or the doubt's silence."""
-    judged_complete: bool = False
-    """A judge called it complete, and it waits for ``least_frames`` of silence."""
 
 
 async def _once(text: str) -> AsyncIterator[str]:
