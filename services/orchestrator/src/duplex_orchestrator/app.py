@@ -223,6 +223,7 @@ def build_app(
             doubt_frames=max(1, config.end_of_turn_doubt_ms // 20),
             statement_doubt_frames=max(1, config.end_of_turn_statement_doubt_ms // 20),
             patience_turns=config.end_of_turn_patience_turns,
+            patience_from_pauses=config.end_of_turn_patience_from == "pauses",
             gap_frames=config.speculate_ms // 20,
             busy_gap_frames=busy_gap_frames(config),
             end_of_turn=policy,

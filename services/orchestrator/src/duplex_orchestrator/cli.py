@@ -140,6 +140,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "0: off)",
     )
     add(
+        "--end-of-turn-patience-from",
+        choices=["pauses", "false-ends"],
+        help="what the session learns a user's pauses from: every pause inside a turn the "
+        "user went on after (default), or only turns ended at a pause the user went on after",
+    )
+    add(
         "--end-of-turn-statement-end",
         type=float,
         help="Whisper's probability that a statement ends at its full stop, below which "

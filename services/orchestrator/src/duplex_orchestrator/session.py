@@ -238,7 +238,8 @@ class VoiceSession:
             self._confirm_judged_turn(judged.speculation, by)
 
     async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
-        self._patience.went_on(self._vad.detector.longest_pause)
+        if self._services.patience_from_pauses:
+            self._patience.went_on(self._vad.detector.longest_pause)
         self._patience.turn_ended()
         await self._io.event(VadState("speech_end"))
         self._set_speaking(False)

@@ -63,6 +63,9 @@ class Services:
     patience_turns: int = 6
     """How many of its user's latest turns a session learns their pauses from
     (``patience.Patience``; 0: off)."""
+    patience_from_pauses: bool = True
+    """It learns from every pause inside a turn the user went on after; False: only
+    from turns ended at a pause that the user went on after."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     while no other session's user is speaking (0: at the pause)."""
