@@ -199,7 +199,8 @@ async def session_with(
     mode: EndOfTurnMode = "transcript+smart-turn",
     sound_hold_max_s: float = 0.14,
     classifier: Callable[[], FrameClassifier] = WebRtcClassifier,
-    patience_turns: int = 6,
+    patience_turns: int = 10,
+    patience_from_pauses: bool = False,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -217,6 +218,7 @@ async def session_with(
         sound_hold_max_s=sound_hold_max_s,
         classifier=classifier,
         patience_turns=patience_turns,
+        patience_from_pauses=patience_from_pauses,
     )
     session = VoiceSession(io, services)
     await session.handle(Start(model="", sample_rate=16000))

@@ -1,19 +1,23 @@
 """A session learns how long its user pauses inside a turn, and waits that long.
 
-The judges read one moment of one turn; a person who hesitated in an earlier
-turn, or in this one, and went on, is likely to again. After such a pause the
-reply to a statement ended at a pause (the judges call its first half complete
-most often) sounds only once the silence is longer than the pause the user went
-on after (``patience.Patience``); a question judged complete still answers at once.
+The judges read one moment of one turn; a user who went on after a turn was
+ended at a pause (a false end), or with ``--end-of-turn-patience-from pauses``
+after any pause inside a turn, is likely to again. After that the reply to a
+statement ended at a pause (the judges call its first half complete most often)
+sounds only once the silence is longer than the pause the user went on after
+(``patience.Patience``); a question judged complete still answers at once.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from prometheus_client import REGISTRY
 
 from duplex_orchestrator.cli import orchestrator_parser
 from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.endpoint import EndOfTurn
 from duplex_orchestrator.events import TtsEnd, TtsStart
 from duplex_orchestrator.patience import MARGIN_FRAMES, Patience
 from duplex_orchestrator.session import VoiceSession
@@ -97,6 +101,13 @@ async def hesitant_turn(session: VoiceSession, ears: Ears, io: Recorded) -> None
     await feed(session, voiced(0.4))
     await feed(session, silence(END_FRAMES))
     await io.wait_for(TtsEnd)
+    await past_continue_window()
+
+
+async def past_continue_window() -> None:
+    """Wait until speech would start a new turn, not continue the last (its silence
+    was fed faster than real time)."""
+    await asyncio.sleep(EndOfTurn("transcript").continue_window_ms / 1000 + 0.05)
 
 
 async def sounds_after(session: VoiceSession, io: Recorded) -> int:
@@ -111,19 +122,25 @@ async def sounds_after(session: VoiceSession, io: Recorded) -> int:
 
 
 @pytest.mark.parametrize(
-    ("words", "patience_turns", "held"),
+    ("words", "patience_turns", "from_pauses", "held"),
     [
-        ("I need to pick up the kids.", 6, True),
-        ("What time is it?", 6, False),  # a question both judges call complete
-        ("I need to pick up the kids.", 0, False),  # patience off: as before
+        ("I need to pick up the kids.", 10, True, True),
+        ("What time is it?", 10, True, False),  # a question both judges call complete
+        ("I need to pick up the kids.", 0, True, False),  # patience off: as before
+        # By default only a false end teaches it: this hesitation was judged right.
+        ("I need to pick up the kids.", 10, False, False),
     ],
 )
 async def test_after_a_hesitation_a_statement_waits_out_the_users_pause(
-    words: str, patience_turns: int, held: bool
+    words: str, patience_turns: int, from_pauses: bool, held: bool
 ) -> None:
     ears, worker = Ears(), FakeWorker()
     session, io = await session_with(
-        ears, FixedTurnModel(0.9), worker, patience_turns=patience_turns
+        ears,
+        FixedTurnModel(0.9),
+        worker,
+        patience_turns=patience_turns,
+        patience_from_pauses=from_pauses,
     )
     await hesitant_turn(session, ears, io)
     before = turn_ends("judged_after_patience")
@@ -143,11 +160,22 @@ async def test_after_a_hesitation_a_statement_waits_out_the_users_pause(
     await session.close()
 
 
-async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time() -> None:
+@pytest.mark.parametrize(
+    ("words", "probability", "held"),
+    [
+        ("It is about the budget.", 0.9, True),  # a statement both judges call complete
+        ("Is it about the budget?", 0.1, True),  # a question Smart Turn doubts (500 ms)
+        ("Is it about the budget?", 0.9, False),  # a question both call complete
+    ],
+)
+async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time(
+    words: str, probability: float, held: bool
+) -> None:
     """A statement every judge calls complete, answered at the pause: the user goes on
-    after 600 ms (the reply is withdrawn). Their next statement waits that long."""
-    ears, worker = Ears(), FakeWorker()
-    session, io = await session_with(ears, FixedTurnModel(0.9), worker)
+    after 600 ms (the reply is withdrawn). Their next statement, or a doubted question,
+    waits that long; a question both judges call complete does not."""
+    ears, worker, model = Ears(), FakeWorker(), FixedTurnModel(0.9)
+    session, io = await session_with(ears, model, worker)
     ears.words, ears.ends_here = "I have a meeting.", 0.95
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES))
@@ -160,18 +188,28 @@ async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time() 
     assert turn_ends("continued") == continued + 1
     await feed(session, silence(END_FRAMES))
     await io.wait_for(TtsEnd, 2)
-    ears.words = "It is about the budget."
+    await past_continue_window()
+    ears.words, model.value = words, probability
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES))
-    assert PAUSE_FRAMES + await sounds_after(session, io) >= HESITATION_FRAMES
+    waited = PAUSE_FRAMES + await sounds_after(session, io)
+    if held:
+        assert waited >= HESITATION_FRAMES
+    else:
+        assert waited < HESITATION_FRAMES - 5
     await session.close()
 
 
 def test_patience_is_configured() -> None:
-    args = vars(orchestrator_parser().parse_args(["--dev", "--end-of-turn-patience-turns", "0"]))
+    flags = ["--dev", "--end-of-turn-patience-turns", "0", "--end-of-turn-patience-from", "pauses"]
+    args = vars(orchestrator_parser().parse_args(flags))
     args.pop("config")
-    assert build_config(args).end_of_turn_patience_turns == 0
-    assert build_config({"dev": True}).end_of_turn_patience_turns == 6
+    config = build_config(args)
+    assert config.end_of_turn_patience_turns == 0
+    assert config.end_of_turn_patience_from == "pauses"
+    config = build_config({"dev": True})
+    assert config.end_of_turn_patience_turns == 10
+    assert config.end_of_turn_patience_from == "false-ends"
     with pytest.raises(ConfigError) as bad:
         build_config({"dev": True, "end_of_turn_patience_turns": -1})
     assert "end_of_turn_patience_turns" in str(bad.value)

@@ -136,14 +136,14 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "--end-of-turn-patience-turns",
         type=int,
         help="how many of a user's latest turns the session learns their pauses from: a "
-        "statement's reply waits out the longest pause the user went on after (default 6; "
+        "statement's reply waits out the longest pause the user went on after (default 10; "
         "0: off)",
     )
     add(
         "--end-of-turn-patience-from",
-        choices=["pauses", "false-ends"],
-        help="what the session learns a user's pauses from: every pause inside a turn the "
-        "user went on after (default), or only turns ended at a pause the user went on after",
+        choices=["false-ends", "pauses"],
+        help="what the session learns a user's pauses from: turns ended at a pause that the "
+        "user went on after (default), or every pause inside a turn the user went on after",
     )
     add(
         "--end-of-turn-statement-end",

@@ -110,14 +110,14 @@ class OrchestratorConfig(BaseModel):
     """The same for a statement, doubted by Smart Turn or by Whisper (see
     end_of_turn_statement_end): a statement's first half is often a whole sentence
     ("I need to pick up."), so a hesitation hides there more than in a question."""
-    end_of_turn_patience_turns: int = Field(default=6, ge=0, le=100)
+    end_of_turn_patience_turns: int = Field(default=10, ge=0, le=100)
     """How many of a user's latest turns the session remembers their longest pause in:
     a reply to a statement (or to a doubted turn) ended at a pause sounds only once
     the silence is longer than the longest pause this user went on after (0: off)."""
-    end_of_turn_patience_from: Literal["pauses", "false-ends"] = "pauses"
-    """What it learns from: every pause inside a turn the user went on after (one
-    judged or not), or only ``false-ends``, turns ended at a pause that the user went
-    on after (the judges were wrong for this user)."""
+    end_of_turn_patience_from: Literal["false-ends", "pauses"] = "false-ends"
+    """What it learns from: ``false-ends``, turns ended at a pause that the user went
+    on after (the judges were wrong for this user), or every pause inside a turn the
+    user went on after, judged or not (``pauses``: every hesitant user waits longer)."""
     end_of_turn_statement_end: float = Field(default=0.75, ge=0, le=1)
     """Whisper's probability that a statement ends at its full stop, below which the
     turn is doubted and ends after end_of_turn_statement_doubt_ms (0: never)."""

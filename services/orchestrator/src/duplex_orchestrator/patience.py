@@ -3,13 +3,16 @@
 The end-of-turn judges read the words and the sound of one moment; a person
 who hesitates mid-sentence ("I have a meeting … with my manager at noon")
 leaves a first half that every judge may call complete. What the judges
-cannot see, the session can: whether *this* user went on after a silence
-long enough to be judged, and how long that silence was. As LiveKit's
-dynamic endpointing learns its delays from the pauses between a user's
-utterances, ``Patience`` remembers the longest such pause in the user's last
-few turns; the session then holds the first sound of a reply to a turn
-ended at a pause until the silence is longer than that pause (see
-``session``: statements and doubted turns only, where the judges go wrong).
+cannot see, the session can: that *this* user went on after a turn was ended
+at a pause (a false end: the judges were wrong for them), and how long that
+pause was. As LiveKit's dynamic endpointing raises its delay after such an
+interruption, ``Patience`` remembers the longest such pause in the user's
+last few turns; the session then holds the first sound of a reply to a turn
+ended at a pause until the silence is longer than that pause (``session``:
+statements and doubted turns only, where the judges go wrong). It may also
+learn from every pause a user went on after, judged incomplete or not
+(``--end-of-turn-patience-from pauses``); that makes every hesitant user wait
+longer, where the judges handle their hesitations well too (README).
 
 Everything is in 20 ms VAD frames.
 """
@@ -25,7 +28,7 @@ MARGIN_FRAMES = 5
 
 @dataclass
 class Patience:
-    turns: int = 6
+    turns: int = 10
     """How many of the user's latest turns it remembers (0: it learns nothing)."""
     max_frames: int = 50
     """It never holds longer than this: the silence that ends any turn."""

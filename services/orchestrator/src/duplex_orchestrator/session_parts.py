@@ -60,12 +60,12 @@ class Services:
     complete though Smart Turn doubted it (``end_frames`` or more: never sooner)."""
     statement_doubt_frames: int = 35
     """The same for a statement, doubted by Smart Turn or by Whisper."""
-    patience_turns: int = 6
+    patience_turns: int = 10
     """How many of its user's latest turns a session learns their pauses from
     (``patience.Patience``; 0: off)."""
-    patience_from_pauses: bool = True
-    """It learns from every pause inside a turn the user went on after; False: only
-    from turns ended at a pause that the user went on after."""
+    patience_from_pauses: bool = False
+    """It learns only from turns ended at a pause that the user went on after; True:
+    from every pause inside a turn the user went on after too."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     while no other session's user is speaking (0: at the pause)."""
