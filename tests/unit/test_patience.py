@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from prometheus_client import REGISTRY
 
 from duplex_orchestrator.cli import orchestrator_parser
 from duplex_orchestrator.config import ConfigError, build_config
@@ -33,6 +32,7 @@ from tests.unit.test_end_of_turn import (
     session_with,
     silence,
 )
+from tests.unit.test_statement_doubt import turn_ends
 
 HESITATION_FRAMES = 30  # 600 ms, the conversation bench's hesitation
 
@@ -86,10 +86,6 @@ def test_the_detector_reports_the_longest_pause_speech_followed() -> None:
     for _ in range(2):  # the next turn's onset
         detector.push(True, 0.0)
     assert detector.longest_pause == 0
-
-
-def turn_ends(by: str) -> float:
-    return REGISTRY.get_sample_value("duplex_turn_ends_total", {"by": by}) or 0.0
 
 
 async def hesitant_turn(session: VoiceSession, ears: Ears, io: Recorded) -> None:
