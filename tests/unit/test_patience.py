@@ -24,6 +24,7 @@ from duplex_orchestrator.vad import SpeechDetector
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeWorker
 from tests.support.session_io import Recorded
+from tests.support.waiting import eventually
 from tests.unit.test_end_of_turn import (
     END_FRAMES,
     PAUSE_FRAMES,
@@ -106,10 +107,12 @@ async def past_continue_window() -> None:
     await asyncio.sleep(EndOfTurn("transcript").continue_window_ms / 1000 + 0.05)
 
 
-async def sounds_after(session: VoiceSession, io: Recorded) -> int:
-    """Silence after the next turn, a frame at a time: how much of it passed (frames,
-    from the pause) before its reply's first sound."""
-    starts = len(io.of(TtsStart))
+async def sounds_after(session: VoiceSession, io: Recorded, worker: FakeWorker) -> int:
+    """Silence after the next turn, a frame at a time once its reply is under way: how
+    much of it passed (frames, from the pause) before the reply's first sound. Counted
+    in frames fed, not time: how long the reply takes to start does not count."""
+    starts, texts = len(io.of(TtsStart)), len(worker.texts)
+    await eventually(lambda: len(worker.texts) > texts, every_s=0.005)
     for frames in range(END_FRAMES):
         await feed(session, silence(1), realtime=True)
         if len(io.of(TtsStart)) > starts:
@@ -143,7 +146,7 @@ async def test_after_a_hesitation_a_statement_waits_out_the_users_pause(
     ears.words, ears.ends_here = words, 0.95  # the judges leave no doubt
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES))
-    waited = PAUSE_FRAMES + await sounds_after(session, io)
+    waited = PAUSE_FRAMES + await sounds_after(session, io, worker)
     if held:  # past the pause the user went on after, not at the judged pause
         assert waited >= HESITATION_FRAMES
         assert turn_ends("judged_after_patience") == before + 1
@@ -175,7 +178,7 @@ async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time(
     ears.words, ears.ends_here = "I have a meeting.", 0.95
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES))
-    first = PAUSE_FRAMES + await sounds_after(session, io)
+    first = PAUSE_FRAMES + await sounds_after(session, io, worker)
     assert first < HESITATION_FRAMES - 5  # nothing learned yet: answered at the pause
     await feed(session, silence(HESITATION_FRAMES - first), realtime=True)
     ears.words = "I have a meeting with my manager at noon."
@@ -188,7 +191,7 @@ async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time(
     ears.words, model.value = words, probability
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES))
-    waited = PAUSE_FRAMES + await sounds_after(session, io)
+    waited = PAUSE_FRAMES + await sounds_after(session, io, worker)
     if held:
         assert waited >= HESITATION_FRAMES
     else:
