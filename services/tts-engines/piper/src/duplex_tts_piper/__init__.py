@@ -15,6 +15,7 @@ both makes a text sound the same every time).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -46,18 +47,10 @@ _ESPEAK_LOCK = threading.Lock()
 class PiperModel(ClauseModel):
     """A Piper voice; its graph split (``streaming``) when it can be, else whole."""
 
-    def __init__(
-        self,
-        voice: PiperVoice,
-        split: SplitVoice | None = None,
-        noise: tuple[float | None, float | None] = (None, None),
-    ) -> None:
-        """``voice.session`` (and a split's two) are ``ArenaSession``s; ``noise`` is
-        (``noise_scale``, ``noise_w_scale``), None for the voice's own."""
+    def __init__(self, voice: PiperVoice, split: SplitVoice | None = None) -> None:
+        """``voice.session`` (and a split's two) are ``ArenaSession``s."""
         super().__init__(int(voice.config.sample_rate))
         self._voice, self._split = voice, split
-        self._noise_scale = voice.config.noise_scale if noise[0] is None else noise[0]
-        self._noise_w_scale = voice.config.noise_w_scale if noise[1] is None else noise[1]
         whole = [cast(ArenaSession, voice.session)]
         self._sessions = whole if split is None else [split.front, split.decoder]
 
@@ -76,12 +69,7 @@ class PiperModel(ClauseModel):
                 raise AdapterError(f"unknown speaker {options.speaker!r} for this voice")
         # Piper's per-sentence peak normalization would make loudness jump
         # between clauses; the worker applies one calibrated gain instead.
-        config = SynthesisConfig(
-            speaker_id=speaker_id,
-            noise_scale=self._noise_scale,
-            noise_w_scale=self._noise_w_scale,
-            normalize_audio=False,
-        )
+        config = SynthesisConfig(speaker_id=speaker_id, normalize_audio=False)
         with _ESPEAK_LOCK:
             sentences = self._voice.phonemize(text)
         for phonemes in sentences:
@@ -97,7 +85,7 @@ class PiperModel(ClauseModel):
     def _feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
         """The graph's inputs, as ``PiperVoice.phoneme_ids_to_audio`` gives them."""
         voice = self._voice.config
-        scales = [self._noise_scale, voice.length_scale, self._noise_w_scale]
+        scales = [voice.noise_scale, voice.length_scale, voice.noise_w_scale]
         return {
             "input": np.array([ids], dtype=np.int64),
             "input_lengths": np.array([len(ids)], dtype=np.int64),
@@ -120,17 +108,23 @@ class PiperFamily(TTSFamily):
             options = cpu_session_options()
             return ArenaSession(ort.InferenceSession(model, options, providers=providers))
 
-        noise = (_noise_param(spec, "noise_scale"), _noise_param(spec, "noise_w_scale"))
+        noise_scale = _noise_param(spec, "noise_scale")
+        noise_w_scale = _noise_param(spec, "noise_w_scale")
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+            # Both ways of speaking (whole, and in chunks) read the scales from here.
+            config = dataclasses.replace(
+                config,
+                noise_scale=config.noise_scale if noise_scale is None else noise_scale,
+                noise_w_scale=config.noise_w_scale if noise_w_scale is None else noise_w_scale,
+            )
             chunks = bool(spec.params.get("decode_in_chunks", True))
             halves = _halves(model_path, self.cache_dir) if chunks else None
             if halves is None:
-                whole = PiperVoice(session=session(str(model_path)), config=config)
-                return PiperModel(whole, noise=noise)
+                return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
             front, decoder = session(halves[0]), session(halves[1])
             chunked = SplitVoice(front, decoder, halves[2], halves[3])
-            return PiperModel(PiperVoice(session=front, config=config), chunked, noise)
+            return PiperModel(PiperVoice(session=front, config=config), chunked)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
 
