@@ -2,15 +2,18 @@
 
 The page speaks each voice over ``/ws`` like any client; these two calls add
 what a comparison needs. Audio posted for measuring is read into memory,
-measured and dropped: never written or logged.
+measured and dropped: never written or logged. Measuring runs in a thread,
+off the event loop that paces every session's audio; pyloudnorm (and the
+scipy.signal it pulls in, ~3 s to import on a small CPU) is imported there on
+the first measurement, so an orchestrator starts without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
-import pyloudnorm
 from aiohttp import web
 
 from duplex_orchestrator.registry.base import Registry
@@ -24,6 +27,8 @@ _BLOCK_S = 0.4  # BS.1770's gating block: shorter audio has no integrated loudne
 
 def loudness(pcm: bytes, rate: int = LAB_RATE) -> dict[str, float | None]:
     """Integrated loudness (LUFS, ITU-R BS.1770-4 via pyloudnorm), sample peak and length."""
+    import pyloudnorm
+
     samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64) / 32768.0
     seconds = len(samples) / rate
     peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
@@ -77,7 +82,7 @@ async def measure(request: web.Request) -> web.StreamResponse:
                 {"error": "too_large", "message": f"at most {MAX_MEASURED_S} s of audio"},
                 status=413,
             )
-    return web.json_response(loudness(bytes(body)))
+    return web.json_response(await asyncio.to_thread(loudness, bytes(body)))
 
 
 def setup(app: web.Application) -> None:

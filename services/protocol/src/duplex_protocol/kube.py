@@ -12,6 +12,10 @@ merge-patches are used for what a component owns alone: single writers need
 no compare-and-swap, and they work the same on emulators without PUT. The
 operator applies the objects it owns with server-side apply, so a field
 dropped from what it wants is removed, and fields other managers own stay.
+
+kubernetes_asyncio is imported when a client is made, not with this module:
+its package loads every API model (about 3 s on a small CPU), which a worker
+or orchestrator without a cluster should not pay at each start.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client import ApiClient, Configuration
 
 _SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 _DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -85,6 +89,13 @@ class KubeConfig:
 
     async def configuration(self) -> Configuration:
         """A kubernetes_asyncio client configuration (host, TLS, credentials)."""
+        from kubernetes_asyncio.client import Configuration
+        from kubernetes_asyncio.config import (
+            ConfigException,
+            load_incluster_config,
+            load_kube_config,
+        )
+
         config = Configuration()
         if self.url:
             config.host = self.url
@@ -112,11 +123,15 @@ async def bearer_token(config: Configuration) -> str:
 
 class KubeClient:
     def __init__(self, config: KubeConfig, timeout_s: float = 10.0) -> None:
+        import kubernetes_asyncio.client  # noqa: F401  (the slow import, at setup, off the loop's hot path)
+
         self._config = config
         self._timeout = timeout_s
         self._api: ApiClient | None = None
 
     async def _client(self) -> ApiClient:
+        from kubernetes_asyncio.client import ApiClient
+
         if self._api is None:
             self._api = ApiClient(await self._config.configuration())
         return self._api
@@ -131,6 +146,8 @@ class KubeClient:
         content_type: str = "application/json",
         deadline: float | aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
         api = await self._client()
         try:
             response: aiohttp.ClientResponse = await api.call_api(

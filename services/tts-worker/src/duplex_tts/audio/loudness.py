@@ -1,11 +1,15 @@
-"""Loudness measurement (ITU-R BS.1770 via pyloudnorm) and gain calibration."""
+"""Loudness measurement (ITU-R BS.1770 via pyloudnorm) and gain calibration.
+
+pyloudnorm is imported on the first measurement (a model's warm-up, in a
+thread): it pulls in scipy.signal, ~3 s on a small CPU, which a worker that
+stops at a bad flag or voicepack should not pay first.
+"""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pyloudnorm
 
 from duplex_tts.audio.framing import FloatArray
 
@@ -19,6 +23,8 @@ def integrated_loudness(samples: FloatArray, sample_rate: int) -> float:
     """Integrated loudness in LUFS; -inf for silence or audio shorter than 400 ms."""
     if samples.size < int(_MIN_SECONDS * sample_rate) or not np.any(samples):
         return -math.inf
+    import pyloudnorm
+
     meter = pyloudnorm.Meter(sample_rate)
     return float(meter.integrated_loudness(samples.astype(np.float64)))
 
