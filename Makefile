@@ -9,6 +9,10 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_BOOT)/bin/uv)
 # which `make torch-engines` adds once: PyPI's torch and torchaudio of one version
 # (CUDA builds that also run on the CPU; a CPU torch cannot load PyPI's torchaudio).
 SYNC := $(UV) sync --frozen --inexact --group test --group lint
+# Installs write bytecode (.pyc) as the images do: where PYTHONDONTWRITEBYTECODE is
+# set (as on these machines) no import ever caches one, and every process (each
+# worker, orchestrator, test run) compiled its libraries again: ~2x the start time.
+export UV_COMPILE_BYTECODE := 1
 TORCH_ENGINES := services/tts-engines/csm services/tts-engines/xtts
 RUN := $(UV) run --frozen --no-sync
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
