@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -312,6 +313,39 @@ async def test_words_that_read_complete_end_the_turn_after_a_longer_silence_if_d
     assert len(io.frames) == end.frames > 0
     assert turn_ends("judged_after_doubt") == before + 1
     await session.close()
+
+
+class LateTurnModel(FixedTurnModel):
+    """Smart Turn on a loaded CPU: it answers only once ``answer`` is set."""
+
+    def __init__(self, probability: float) -> None:
+        super().__init__(probability)
+        self.answer = threading.Event()
+
+    def probability(self, audio16k: np.ndarray) -> float:
+        self.answer.wait(10)
+        return super().probability(audio16k)
+
+
+async def test_a_turn_smart_turn_has_not_judged_by_the_doubts_silence_is_counted_apart() -> None:
+    """The words read complete and Smart Turn is slow: the doubt's silence confirms the
+    turn as it would a doubted one, but counted as ``judged_unanswered``, so a bench
+    tells a late model from one that doubts."""
+    ears, model = Ears(), LateTurnModel(0.1)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model)
+    doubted, unanswered = turn_ends("judged_after_doubt"), turn_ends("judged_unanswered")
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(DOUBT_FRAMES + 5), realtime=True)
+        (end,) = await io.wait_for(TtsEnd)
+        assert len(io.frames) == end.frames > 0
+        assert model.calls == 0  # still thinking
+        assert turn_ends("judged_unanswered") == unanswered + 1
+        assert turn_ends("judged_after_doubt") == doubted
+    finally:
+        model.answer.set()
+        await session.close()
 
 
 async def test_speech_before_a_doubted_turn_is_confirmed_continues_it_unheard() -> None:

@@ -80,6 +80,8 @@ EndTurn = Callable[[Speculation, str], Awaitable[None]]
 (the ``duplex_turn_ends_total`` label, or ``provisional``: to be confirmed)."""
 Confirm = Callable[[Speculation], None]
 """Smart Turn agrees that the turn ended provisionally on this speculation is complete."""
+Doubt = Callable[[Speculation], None]
+"""The judges answered, and doubt the turn ended provisionally on this speculation."""
 
 
 class TurnJudge:
@@ -90,12 +92,14 @@ class TurnJudge:
         transcribe: Transcribe,
         end_turn: EndTurn,
         confirm: Confirm,
+        doubt: Doubt,
     ) -> None:
         self._services = services
         self._detector = detector
         self._transcribe = transcribe
         self._end_turn = end_turn
         self._confirm = confirm
+        self._doubt = doubt
         self.speculation: Speculation | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -213,7 +217,9 @@ class TurnJudge:
                 verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
-            return  # doubted: the doubt's silence confirms it, or speech withdraws it
+            else:  # doubted: the doubt's silence confirms it, or speech withdraws it
+                self._doubt(speculation)
+            return
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)
         if detector.pauses != pause or not detector.in_speech:
@@ -257,6 +263,9 @@ class JudgedTurn:
     for a statement (0: none)."""
     confirmed: bool = False
     """False while a provisional end waits for Smart Turn or the doubt's silence."""
+    doubted: bool = False
+    """The judges answered and doubted it (else the doubt's silence ran out before
+    Smart Turn answered: ``judged_unanswered``)."""
     judged_complete: bool = False
     """A judge called it complete, and it waits for ``least_frames`` of silence."""
 
@@ -275,7 +284,7 @@ class JudgedTurn:
         if self.judged_complete and self.silent_frames >= self.least_frames:
             return "judged_after_patience"
         if self.silent_frames >= self.doubt_frames:
-            return "judged_after_doubt"
+            return "judged_after_doubt" if self.doubted else "judged_unanswered"
         return None
 
     def unconfirmed_frames(self) -> int:

@@ -26,7 +26,9 @@ ASR_LATENCY = Histogram(
 TURN_ENDS = Counter(
     "duplex_turn_ends_total",
     "How user turns ended: judged_complete at a pause, judged_after_doubt (the words "
-    "read complete, Smart Turn doubted: a longer silence), judged_after_patience (judged "
+    "read complete, Smart Turn or Whisper doubted: a longer silence), judged_unanswered "
+    "(the words read complete, Smart Turn had not answered by that silence), "
+    "judged_after_patience (judged "
     "complete, but this user has gone on after a longer pause), silence (the longest wait), "
     "too_long (cut), continued (ended at a pause, then the user went on)",
     ["by"],

@@ -104,6 +104,7 @@ class VoiceSession:
             self._transcribe_partial,
             self._end_judged_turn,
             self._confirm_judged_turn,
+            self._doubt_judged_turn,
         )
         self._judged: JudgedTurn | None = None
         self._patience = Patience(services.patience_turns, services.end_frames)
@@ -227,6 +228,13 @@ class VoiceSession:
         metrics.TURN_ENDS.labels(by=by).inc()
         if self._reply is not None:
             self._reply.recheck()
+
+    def _doubt_judged_turn(self, speculation: Speculation) -> None:
+        """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
+        silence confirms it (counted as ``judged_after_doubt``)."""
+        judged = self._judged
+        if judged is not None and judged.speculation is speculation:
+            judged.doubted = True
 
     def _silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or
