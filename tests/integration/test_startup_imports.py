@@ -11,8 +11,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.support.emulator import start_pod_worker
+from tests.support.voicepacks import write_mock_pack
 
 SLOW = ("kubernetes_asyncio", "scipy.signal", "pyloudnorm")
+
+
+def _imports(package: str, line: str) -> bool:
+    """A line of ``-X importtime`` (``import time: self | cumulative |   name``) for it."""
+    return line.startswith("import time:") and line.rsplit("|", 1)[-1].strip().startswith(package)
 
 
 def _loaded_after_import(module: str) -> list[str]:
@@ -45,3 +54,17 @@ def test_the_kubernetes_client_is_loaded_when_a_client_is_made() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "True"
+
+
+def test_a_pod_worker_loads_its_cluster_client_before_it_serves(k8s: str, tmp_path: Path) -> None:
+    """Not on the event loop after SERVING, where the first sessions would wait for it
+    (and the memory it takes would land on their models' account)."""
+    packs = tmp_path / "packs"
+    write_mock_pack(packs, "mock")
+    log = tmp_path / "worker.log"
+    worker = start_pod_worker(k8s, "imports-0", packs, log, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    worker.stop()
+    lines = log.read_text().splitlines()
+    imported = next(i for i, line in enumerate(lines) if _imports("kubernetes_asyncio", line))
+    ready = next(i for i, line in enumerate(lines) if '"event": "ready"' in line)
+    assert imported < ready

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -23,27 +27,38 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_duplex_up_serves_and_stops_both_processes_on_ctrl_c() -> None:
+@dataclass
+class Up:
+    proc: subprocess.Popen[str]
+    port: int
+    worker_port: int
+    output: list[str] = field(default_factory=list)
+
+    def children(self) -> list[int]:
+        path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        with open(path, encoding="ascii") as listed:
+            return [int(pid) for pid in listed.read().split()]
+
+    def rest_of_output(self) -> str:
+        assert self.proc.stdout is not None
+        return "".join([*self.output, self.proc.stdout.read()])
+
+
+@contextmanager
+def duplex_up() -> Iterator[Up]:
+    """`duplex up` on free ports, once it says it is up; both ports closed after."""
     port, worker_port = free_port(), free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DUPLEX_CACHE": str(ROOT / ".cache")}
+    command = [sys.executable, "-m", "duplex_orchestrator.cli", "up", "--port", str(port)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "duplex_orchestrator.cli",
-            "up",
-            "--port",
-            str(port),
-            "--worker-port",
-            str(worker_port),
-        ],
+        [*command, "--worker-port", str(worker_port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    output: list[str] = []
+    up = Up(proc, port, worker_port)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 180
@@ -51,16 +66,11 @@ def test_duplex_up_serves_and_stops_both_processes_on_ctrl_c() -> None:
             line = proc.stdout.readline()
             if not line:
                 break
-            output.append(line)
+            up.output.append(line)
             if "duplex is up" in line:
+                up.output.append(proc.stdout.readline())
                 break
-        text = "".join(output)
-        assert f"open http://127.0.0.1:{port}" in "".join([*output, proc.stdout.readline()]), text
-        assert "DEV MODE" in text or "dev mode" in text
-        convo = asyncio.run(client.say(f"ws://127.0.0.1:{port}/ws", "", "Hello from duplex up."))
-        assert len(convo.audio) > 48000  # over half a second of speech
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        yield up
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -70,3 +80,33 @@ def test_duplex_up_serves_and_stops_both_processes_on_ctrl_c() -> None:
         time.sleep(0.1)
     assert not port_open(port)
     assert not port_open(worker_port)
+
+
+def test_duplex_up_serves_and_stops_both_processes_on_ctrl_c() -> None:
+    with duplex_up() as up:
+        text = "".join(up.output)
+        assert f"open http://127.0.0.1:{up.port}" in text, text
+        assert "DEV MODE" in text or "dev mode" in text
+        convo = asyncio.run(client.say(f"ws://127.0.0.1:{up.port}/ws", "", "Hello from duplex up."))
+        assert len(convo.audio) > 48000  # over half a second of speech
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(timeout=30) == 0
+
+
+def test_a_second_ctrl_c_while_stopping_kills_what_is_left_without_a_traceback() -> None:
+    """An impatient second Ctrl-C used to interrupt the wait for the children: a
+    traceback, and a child left running on its port."""
+    with duplex_up() as up:
+        worker_pid = up.children()[0]
+        os.kill(worker_pid, signal.SIGSTOP)  # a worker slow to stop: still there at the 2nd
+        try:
+            up.proc.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            assert up.proc.poll() is None  # waiting for the worker
+            up.proc.send_signal(signal.SIGINT)
+            assert up.proc.wait(timeout=30) == 0
+            assert not os.path.exists(f"/proc/{worker_pid}")  # killed and reaped
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker_pid, signal.SIGKILL)  # never left behind, even by a failure
+        assert "Traceback" not in up.rest_of_output()

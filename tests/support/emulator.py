@@ -123,10 +123,17 @@ def cpu_pool(replicas: int = 2) -> dict[str, Any]:
 
 
 def start_pod_worker(
-    url: str, pod: str, packs: Path, log_path: Path, *args: str, default_model: str = "mock"
+    url: str,
+    pod: str,
+    packs: Path,
+    log_path: Path,
+    *args: str,
+    default_model: str = "mock",
+    env: dict[str, str] | None = None,
 ) -> WorkerProcess:
     """A mock-family worker that writes its Lease as pod ``pod`` of the ``cpu`` pool would."""
     env = {
+        **(env or {}),
         "DUPLEX_KUBE_URL": url,
         "POD_NAME": pod,
         "POD_NAMESPACE": NS,

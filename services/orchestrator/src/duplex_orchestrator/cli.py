@@ -470,8 +470,10 @@ def _up(args: Any) -> int:
         for child in children:
             try:
                 child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                # Stuck, or Ctrl-C again: kill it rather than leave it holding its port.
                 child.kill()
+                child.wait()
 
 
 if __name__ == "__main__":

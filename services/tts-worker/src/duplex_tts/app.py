@@ -122,6 +122,9 @@ async def serve(config: WorkerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    # Made before serving: a cluster's client is imported now, not on the loop once
+    # sessions may come (about a second on a small CPU).
+    lease = _lease_writer(config, servicer)
     try:
         try:
             await manager.load(config.default_model, keep=True)
@@ -135,7 +138,6 @@ async def serve(config: WorkerConfig) -> None:
             asyncio.create_task(manager.run_sweeper()),
             asyncio.create_task(_reap_idle_sessions(servicer)),
         ]
-        lease = _lease_writer(config, servicer)
         if lease is not None:
             background.append(asyncio.create_task(lease.run()))
         await stop.wait()
