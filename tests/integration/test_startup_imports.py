@@ -24,15 +24,18 @@ def _imports(package: str, line: str) -> bool:
     return line.startswith("import time:") and line.rsplit("|", 1)[-1].strip().startswith(package)
 
 
-def _loaded_after_import(module: str) -> list[str]:
-    probe = (
-        f"import sys, json, {module}; "
-        f"print(json.dumps(sorted(m for m in {SLOW!r} if m in sys.modules)))"
-    )
+def _probe(code: str) -> str:
+    """The last line ``code`` prints in a fresh interpreter."""
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _loaded_after_import(module: str) -> list[str]:
+    code = f"import sys, json, {module}; "
+    code += f"print(json.dumps(sorted(m for m in {SLOW!r} if m in sys.modules)))"
+    loaded: list[str] = json.loads(_probe(code))
     return loaded
 
 
@@ -45,15 +48,12 @@ def test_the_orchestrator_process_starts_without_the_kubernetes_client_or_scipy(
 
 
 def test_the_kubernetes_client_is_loaded_when_a_client_is_made() -> None:
-    probe = (
+    code = (
         "import sys; from duplex_protocol.kube import KubeClient, KubeConfig; "
         "KubeClient(KubeConfig('http://127.0.0.1:1')); "
         "print('kubernetes_asyncio.client' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "True"
+    assert _probe(code) == "True"
 
 
 def test_a_pod_worker_loads_its_cluster_client_before_it_serves(k8s: str, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -44,7 +43,7 @@ class Up:
         return "".join([*self.output, self.proc.stdout.read()])
 
 
-@contextmanager
+@contextlib.contextmanager
 def duplex_up() -> Iterator[Up]:
     """`duplex up` on free ports, once it says it is up; both ports closed after."""
     port, worker_port = free_port(), free_port()
