@@ -76,6 +76,17 @@ def test_a_turn_that_goes_on_after_its_end_is_one_turn() -> None:
     assert patience.hold_frames() == 0
 
 
+def test_a_false_end_holds_the_ending_turn_and_exactly_the_configured_turns_after_it() -> None:
+    """``turn_ended`` answers for the turn it ends, before that turn is remembered."""
+    patience = Patience(turns=2, max_frames=50)
+    assert patience.turn_ended() == 0
+    patience.turn_ended()  # ended at a pause ...
+    patience.turn_reopened()  # ... and the user went on after 600 ms
+    patience.went_on(HESITATION_FRAMES)
+    held = HESITATION_FRAMES + MARGIN_FRAMES
+    assert [patience.turn_ended() for _ in range(4)] == [held, held, held, 0]
+
+
 def test_the_detector_reports_the_longest_pause_speech_followed() -> None:
     detector = SpeechDetector(onset_frames=2, end_frames=40, pause_frames=10)
     for is_speech in [True] * 5 + [False] * 12 + [True] * 3 + [False] * 7 + [True] * 2:
@@ -196,6 +207,39 @@ async def test_a_user_who_went_on_after_a_reply_began_is_waited_for_next_time(
         assert waited >= HESITATION_FRAMES
     else:
         assert waited < HESITATION_FRAMES - 5
+    await session.close()
+
+
+async def test_a_false_end_holds_as_many_later_turns_as_configured() -> None:
+    """With ``--end-of-turn-patience-turns 2`` the two statements after a false end wait
+    out the user's pause, the third does not (the session asked its hold only after it
+    had counted the ending turn among the remembered ones, so it held one fewer)."""
+    ears, worker = Ears(), FakeWorker()
+    session, io = await session_with(ears, FixedTurnModel(0.9), worker, patience_turns=2)
+    ears.words, ears.ends_here = "I have a meeting.", 0.95
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES))
+    first = PAUSE_FRAMES + await sounds_after(session, io, worker)
+    await feed(session, silence(HESITATION_FRAMES - first), realtime=True)
+    ears.words = "I have a meeting with my manager at noon."
+    continued = turn_ends("continued")
+    await feed(session, voiced(0.4))  # the user goes on: a false end
+    assert turn_ends("continued") == continued + 1
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsEnd, 2)
+    waited = []
+    for n in range(3):
+        await past_continue_window()
+        ears.words = f"It is about the budget number {n}."
+        ends = len(io.of(TtsEnd))
+        await feed(session, voiced(0.6))
+        await feed(session, silence(PAUSE_FRAMES))
+        waited.append(PAUSE_FRAMES + await sounds_after(session, io, worker))
+        await feed(session, silence(END_FRAMES))
+        await io.wait_for(TtsEnd, ends + 1)
+    assert waited[0] >= HESITATION_FRAMES
+    assert waited[1] >= HESITATION_FRAMES
+    assert waited[2] < HESITATION_FRAMES - 5
     await session.close()
 
 

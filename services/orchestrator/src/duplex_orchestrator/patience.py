@@ -43,14 +43,18 @@ class Patience:
         if self.turns > 0:
             self._open = max(self._open, silent_frames)
 
-    def turn_ended(self) -> None:
-        """The turn in progress is over: remember its longest pause, forget the oldest."""
-        if self.turns == 0:
-            return
-        self._remembered.append(self._open)
-        self._open = 0
-        while len(self._remembered) > self.turns:
-            self._remembered.popleft()
+    def turn_ended(self) -> int:
+        """The turn in progress is over: the hold its reply waits for (``hold_frames``,
+        asked before this turn joins the remembered ones, so a false end holds the
+        ``turns`` turns after it, not one fewer); then remember its longest pause and
+        forget the oldest."""
+        hold = self.hold_frames()
+        if self.turns > 0:
+            self._remembered.append(self._open)
+            self._open = 0
+            while len(self._remembered) > self.turns:
+                self._remembered.popleft()
+        return hold
 
     def turn_reopened(self) -> None:
         """The turn last ended goes on after all: it is the turn in progress again."""
@@ -58,8 +62,9 @@ class Patience:
             self._open = max(self._open, self._remembered.pop())
 
     def hold_frames(self) -> int:
-        """The silence a reply's first sound waits for after a turn ended at a pause:
-        the longest pause remembered (this turn's too) plus a margin, 0 if none."""
+        """The silence a reply's first sound waits for after the turn in progress ends
+        at a pause: the longest pause in it and in the ``turns`` turns before it, plus a
+        margin; 0 if none."""
         longest = max(self._open, *self._remembered, 0)
         if longest == 0:
             return 0

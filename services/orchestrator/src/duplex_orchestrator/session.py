@@ -206,9 +206,8 @@ class VoiceSession:
         ended_at = self._clock() - silent * 0.02
         history = len(self._history)
         audio = self._vad.end_turn()
-        task = await self._end_turn(asr, ended_at)
+        task, patience = await self._end_turn(asr, ended_at)
         words = speculation.words()
-        patience = self._patience.hold_frames()
         least = patience if words is None or is_statement(words) else 0
         doubt = max(self._services.doubt_frames_for(words), patience)
         judged = JudgedTurn(audio, self._clock(), task, history, speculation, silent, doubt, least)
@@ -245,10 +244,14 @@ class VoiceSession:
         if judged is not None and (by := judged.silence()) is not None:
             self._confirm_judged_turn(judged.speculation, by)
 
-    async def _end_turn(self, asr: asyncio.Task[Transcript], ended_at: float) -> asyncio.Task[None]:
+    async def _end_turn(
+        self, asr: asyncio.Task[Transcript], ended_at: float
+    ) -> tuple[asyncio.Task[None], int]:
+        """End the turn on ``asr``'s words: the task that answers them, and the frames of
+        silence the user's patience holds its reply for (``Patience.turn_ended``)."""
         if self._services.patience_from_pauses:
             self._patience.went_on(self._vad.detector.longest_pause)
-        self._patience.turn_ended()
+        patience = self._patience.turn_ended()
         await self._io.event(VadState("speech_end"))
         self._set_speaking(False)
         self._judge.settle(used=asr)
@@ -257,7 +260,7 @@ class VoiceSession:
         task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
         self._asr_tasks.add(task)
         task.add_done_callback(self._asr_tasks.discard)
-        return task
+        return task, patience
 
     async def _continue_judged_turn(self) -> bool:
         """Speech soon after a turn judged complete: it was not. Cancel its reply
