@@ -290,7 +290,7 @@ def judged(
     rows = []
     for clip in clips:
         audio = np.concatenate([clip["audio"], silence(PAUSE_S)])
-        transcript = transcriber.transcribe(audio, align=policy.wants_last_word)
+        transcript = transcriber.transcribe(audio, align=policy.wants_last_word).aligned()
         heard, ends_here = transcript.text, transcript.ends_here
         under_last = transcript.last_word_sound_s
         probability = smart_turn.probability(audio)

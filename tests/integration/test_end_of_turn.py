@@ -64,10 +64,10 @@ def hesitated_and_finished(
     cut = cut_head(aligner, first, rest, voice)
     assert cut is not None
     pause = np.zeros(3200, np.int16)
-    hesitated = whisper.transcribe(np.concatenate([cut, pause]), align=align)
+    hesitated = whisper.transcribe(np.concatenate([cut, pause]), align=align).aligned()
     finished = whisper.transcribe(
         np.concatenate([speech_16k(whole, voice=voice), pause]), align=align
-    )
+    ).aligned()
     return hesitated, finished
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
+
 import numpy as np
 
 from duplex_orchestrator.asr import AlignWhen, Transcript, Wanted
@@ -17,7 +20,11 @@ class Ears:
         self.last_word_sound_s = 0.3
         """Sound under the last word, given when the session asks for the alignment."""
         self.aligned: list[bool] = []
-        """Whether each transcription was aligned (its ``align`` said yes), in order."""
+        """Whether each transcription came with an aligner (its ``align`` said yes), in order."""
+        self.alignments = 0
+        """How many alignments were run."""
+        self.alignment_gate: threading.Event | None = None
+        """When set by a test: each alignment waits for it (at most 10 s)."""
         self.fail = False
         self.heard: list[float] = []
         """Seconds of audio of each transcription, in order."""
@@ -36,14 +43,20 @@ class Ears:
             return Transcript("", 0.01, seconds, abandoned=True)
         aligned = align is not None and align(self.words, self.ends_here)
         self.aligned.append(aligned)
-        last_word_s = sound_end_s = None
-        if aligned:  # the last sound 200 ms before the audio's end, as at the pause
-            sound_end_s = max(0.0, seconds - 0.2)
-            last_word_s = sound_end_s - self.last_word_sound_s
-        return Transcript(
-            self.words, 0.01, seconds, ends_here=self.ends_here,
-            last_word_s=last_word_s, sound_end_s=sound_end_s,
-        )  # fmt: skip
+        transcript = Transcript(self.words, 0.01, seconds, ends_here=self.ends_here)
+        if not aligned:
+            return transcript
+        # The last sound 200 ms before the audio's end, as at the pause.
+        sound_end_s = max(0.0, seconds - 0.2)
+        last_word_s = sound_end_s - self.last_word_sound_s
+
+        def aligner() -> Transcript:
+            if self.alignment_gate is not None:
+                self.alignment_gate.wait(10)
+            self.alignments += 1
+            return replace(transcript, last_word_s=last_word_s, sound_end_s=sound_end_s)
+
+        return replace(transcript, aligner=aligner)
 
 
 def voiced(seconds: float) -> np.ndarray:

@@ -8,6 +8,8 @@ sound under it. The pure pieces, the policy, and a session with fake ears.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -15,18 +17,23 @@ from duplex_orchestrator.app import end_of_turn
 from duplex_orchestrator.asr import Transcript, last_word_start
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict
-from duplex_orchestrator.events import TtsEnd, VadState
+from duplex_orchestrator.events import Asr, TtsEnd, TtsStart, VadState
+from duplex_orchestrator.session import VoiceSession
 from duplex_orchestrator.vad import last_sound_s
 from tests.support.fake_ears import Ears, voiced
+from tests.support.fake_worker import FakeWorker
+from tests.support.session_io import Recorded
+from tests.support.waiting import eventually
 from tests.unit.test_end_of_turn import (
-    DOUBT_FRAMES,
     END_FRAMES,
     PAUSE_FRAMES,
     FixedTurnModel,
     feed,
     session_with,
     silence,
+    turn_ends,
 )
+from tests.unit.test_patience import sounds_after
 
 COMPLETE, INCOMPLETE = Verdict.COMPLETE, Verdict.INCOMPLETE
 
@@ -92,22 +99,94 @@ def test_the_words_are_aligned_only_where_that_can_change_the_verdict() -> None:
     assert not EndOfTurn("smart-turn").wants_last_word("Send a message to me.", None)
 
 
-async def test_a_turn_whose_last_word_whisper_did_not_hear_waits_for_more_speech() -> None:
+async def test_a_last_word_whisper_did_not_hear_sounds_only_after_the_full_silence() -> None:
     """Whisper completed the phrase at a hesitation: the words read complete to the
-    rules, but the aligned last word has no sound under it, so the turn waits for
-    more speech or the full silence, whatever Smart Turn says."""
-    ears, model = Ears(), FixedTurnModel(0.9)
+    rules, so the turn ends provisionally at the pause and its reply is prepared while
+    the words are aligned; the aligned last word has no sound under it, so the words
+    did not read complete after all, and the reply makes no sound before the full
+    silence, whatever Smart Turn says (counted as ended by ``silence``)."""
+    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
     ears.words, ears.last_word_sound_s = "Could you send an email to me?", 0.01
-    session, io = await session_with(ears, model)
+    session, io = await session_with(ears, model, worker)
+    by_silence = turn_ends("silence")
     await feed(session, voiced(0.6))
-    await feed(session, silence(DOUBT_FRAMES + 5), realtime=True)
-    assert [e.state for e in io.of(VadState)] == ["speech_start"]  # still the user's turn
-    assert ears.aligned[:1] == [True]  # the judged transcript was aligned
-    assert model.calls == 0  # the words said "not yet": Smart Turn was not asked
-    await feed(session, silence(END_FRAMES))
-    await io.wait_for(TtsEnd)
-    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]
+    await feed(session, silence(PAUSE_FRAMES))
+    waited = PAUSE_FRAMES + await sounds_after(session, io, worker)
+    assert waited >= END_FRAMES - 1  # the full silence (to a frame), not a doubt's
+    assert ears.aligned[:1] == [True]  # the judged transcript came with an aligner
+    assert ears.alignments == 1
+    assert turn_ends("silence") == by_silence + 1
+    (end,) = await io.wait_for(TtsEnd)
+    assert not end.interrupted
     await session.close()
+
+
+async def test_a_reply_already_waiting_when_the_last_word_is_found_unsaid_waits_longer() -> None:
+    """The alignment answers after the reply's first frame is already held (with the
+    bound of a question's doubt): that hold now lasts to the full silence."""
+    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
+    ears.words, ears.last_word_sound_s = "Could you send an email to me?", 0.01
+    ears.alignment_gate = threading.Event()
+    session, io = await session_with(ears, model, worker)
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(PAUSE_FRAMES))
+        await eventually(lambda: bool(worker.texts), 5, every_s=0.005)  # under way
+    finally:
+        ears.alignment_gate.set()
+    await eventually(lambda: ears.alignments == 1, 5, every_s=0.005)
+    waited = PAUSE_FRAMES + await sounds_after_released(session, io)
+    assert waited >= END_FRAMES - 1
+    await session.close()
+
+
+async def test_a_user_who_goes_on_after_an_unheard_last_word_hears_nothing_of_the_reply() -> None:
+    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
+    ears.words, ears.last_word_sound_s = "Could you send an email to me?", 0.01
+    session, io = await session_with(ears, model, worker)
+    continued = turn_ends("continued")
+    await feed(session, voiced(0.6))
+    await feed(session, silence(30), realtime=True)  # a 600 ms hesitation
+    ears.words, ears.last_word_sound_s = "Could you send an email to my boss?", 0.3
+    await feed(session, voiced(0.4))  # the user goes on
+    assert turn_ends("continued") == continued + 1
+    assert not io.of(TtsStart)  # withdrawn unheard
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsStart)
+    finals = [e.text for e in io.of(Asr) if e.final]
+    assert finals[-1] == "Could you send an email to my boss?"  # answered whole, once
+    await session.close()
+
+
+async def test_the_reply_is_prepared_while_the_words_are_aligned() -> None:
+    """The alignment (a decoder pass, 20-50 ms on a CPU) runs beside the reply's
+    preparation, not before it; the reply's first sound waits for its verdict."""
+    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
+    ears.words, ears.last_word_sound_s = "Could you send an email to my boss?", 0.3
+    ears.alignment_gate = threading.Event()
+    session, io = await session_with(ears, model, worker)
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(PAUSE_FRAMES))
+        await eventually(lambda: bool(worker.texts), 5, every_s=0.005)  # under way
+        await feed(session, silence(5), realtime=True)
+        assert not io.of(TtsStart)  # held: the alignment has not answered
+        assert ears.alignments == 0
+    finally:
+        ears.alignment_gate.set()
+    frames = await sounds_after_released(session, io)
+    assert frames < 5  # the last word has its sound: it speaks at once
+    assert ears.alignments == 1
+    await session.close()
+
+
+async def sounds_after_released(session: VoiceSession, io: Recorded) -> int:
+    """Silence, a frame at a time, until the reply's first sound: how many frames."""
+    for frames in range(END_FRAMES):
+        if io.of(TtsStart):
+            return frames
+        await feed(session, silence(1), realtime=True)
+    return END_FRAMES
 
 
 async def test_a_turn_whose_last_word_was_heard_ends_at_the_pause() -> None:
@@ -127,8 +206,9 @@ async def test_words_that_already_read_unfinished_are_not_aligned() -> None:
     session, _ = await session_with(ears, model)
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
-    assert ears.aligned[:1] == [False]  # no ~20 ms alignment pass for them
+    assert ears.aligned[:1] == [False]  # no alignment pass for them
     assert not any(ears.aligned)
+    assert ears.alignments == 0
     await session.close()
 
 

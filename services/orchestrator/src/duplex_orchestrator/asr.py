@@ -44,11 +44,13 @@ The end-of-turn policy (``endpoint.EndOfTurn``) reads it beside the words.
 
 And where its last word lies: cut where a person hesitates, Whisper often
 completes the phrase ("Could you send an email to" becomes "... to me?").
-Asked (``AlignWhen``), the transcriber aligns the kept text's tokens on the
-decode's own encoder output (the cross-attention alignment of faster-whisper's
-word timestamps, a decoder pass of ~20 ms on a core) and gives where the last
-word starts (``Transcript.last_word_s``) beside where the sound ends: a word
-Whisper added lies where the sound has already stopped.
+Asked (``AlignWhen``), the transcript comes with an ``aligner`` that aligns the
+kept text's tokens on the decode's own encoder output (the cross-attention
+alignment of faster-whisper's word timestamps, a decoder pass of 20-50 ms on a
+core) and gives where the last word starts (``Transcript.last_word_s``) beside
+where the sound ends: a word Whisper added lies where the sound has already
+stopped. It is a separate step so that the session can run it while the reply
+is being prepared, not before.
 
 One model serves every session: CTranslate2 runs ``workers`` transcriptions in
 parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
@@ -61,7 +63,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol
@@ -168,6 +170,13 @@ class Transcript:
     sound_end_s: float | None = None
     """Where the audio's last frame above the speech floor ends (``vad.last_sound_s``),
     in seconds; given with ``last_word_s``."""
+    aligner: Callable[[], Transcript] | None = field(default=None, repr=False, compare=False)
+    """Given when ``AlignWhen`` said yes: blocking, aligns the words on the audio (a
+    decoder pass) and returns this transcript with ``last_word_s`` and ``sound_end_s``."""
+
+    def aligned(self) -> Transcript:
+        """Blocking: this transcript aligned (``aligner``), or itself if it has none."""
+        return self.aligner() if self.aligner is not None else self
 
     @property
     def last_word_sound_s(self) -> float | None:
@@ -183,8 +192,8 @@ Wanted = Callable[[], bool]
 """Asked between the steps of a transcription: False once its result can no longer be
 used (a speculation the user spoke past), so the rest of the work is skipped."""
 AlignWhen = Callable[[str, float | None], bool]
-"""Asked with the decoded text and its ``ends_here``: whether to align the words on the
-audio for ``Transcript.last_word_s`` (a decoder pass, ~20 ms on a core)."""
+"""Asked with the decoded text and its ``ends_here``: whether the transcript should come
+with an ``aligner`` for ``Transcript.last_word_s`` (a decoder pass, 20-50 ms on a core)."""
 
 
 _NO_SPEECH, _LOW_LOGPROB = 0.5, -1.0
@@ -319,18 +328,31 @@ class Transcriber:
             # what the alignment covers.
             step = closing_step(last.tokens, text, self._tokenizer.decode) if text else None
             ends_here = self._ends_here(last, step)
-            last_word_s = sound_end_s = None
-            if step is not None and align is not None and wanted() and align(text, ends_here):
-                last_word_s = self._last_word_s(last, step, audio_frames)
-                sound_end_s = last_sound_s(audio16k)
         finally:
             with self._busy_lock:
                 self._busy -= 1
         seconds = time.perf_counter() - started
-        return Transcript(
-            text, seconds, len(samples) / 16000, ends_here=ends_here,
-            last_word_s=last_word_s, sound_end_s=sound_end_s,
-        )  # fmt: skip
+        transcript = Transcript(text, seconds, len(samples) / 16000, ends_here=ends_here)
+        if step is not None and align is not None and wanted() and align(text, ends_here):
+
+            def aligner(closing: int = step, decoded: _Decoded = last) -> Transcript:
+                return self._aligned(transcript, decoded, closing, audio_frames, audio16k)
+
+            transcript = replace(transcript, aligner=aligner)
+        return transcript
+
+    def _aligned(
+        self, transcript: Transcript, decoded: _Decoded, step: int, frames: int, audio: np.ndarray
+    ) -> Transcript:
+        """``transcript`` with where its last word starts and where the sound ends."""
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            last_word_s = self._last_word_s(decoded, step, frames)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+        return replace(transcript, last_word_s=last_word_s, sound_end_s=last_sound_s(audio))
 
     def _ends_here(self, decoded: _Decoded, step: int | None) -> float | None:
         """Whisper's probability of a sentence end at ``step``, the token that closes the
@@ -342,7 +364,7 @@ class Transcriber:
     def _last_word_s(self, decoded: _Decoded, step: int, audio_frames: int) -> float | None:
         """Where the alignment of the kept text's tokens (up to ``step``) on the audio puts
         its last word's start (Whisper's cross-attention, as faster-whisper's word
-        timestamps: ~20 ms on a core)."""
+        timestamps: 20-50 ms on a core)."""
         aligned = self._model.find_alignment(
             self._tokenizer, [decoded.tokens[: step + 1]], decoded.encoded,
             min(audio_frames, decoded.window),

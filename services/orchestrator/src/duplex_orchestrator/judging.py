@@ -11,17 +11,21 @@ judged complete ends there, a doubted one after the doubt's silence
 itself (its audio, history and reply): the judge calls back to end it.
 
 Words that read complete settle it: the turn ends at this pause if Smart
-Turn agrees (when it judges too) and Whisper did not doubt a statement's end,
-after the doubt's silence if not, unless the user speaks first. So the judge
-ends it *provisionally* as soon as the words are in, and the reply is prepared
-while Smart Turn listens: its sound is held until Smart Turn's "complete" or
-the doubt's silence confirms the turn (``confirm``), and speech before that
-withdraws it unheard.
+Turn agrees (when it judges too), Whisper did not doubt a statement's end and
+the last word has sound under it, after the doubt's silence if not, unless the
+user speaks first. So the judge ends it *provisionally* as soon as the words
+are in, and the reply is prepared while Smart Turn listens and the words are
+aligned on the audio: its sound is held until both say "complete" or the
+doubt's silence confirms the turn (``confirm``), and speech before that
+withdraws it unheard. A last word with no sound under it (Whisper completed a
+phrase the user left hanging) means the words did not read complete after all:
+only the full silence confirms that turn (``doubt`` with ``unsaid``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,8 +84,12 @@ EndTurn = Callable[[Speculation, str], Awaitable[None]]
 (the ``duplex_turn_ends_total`` label, or ``provisional``: to be confirmed)."""
 Confirm = Callable[[Speculation], None]
 """Smart Turn agrees that the turn ended provisionally on this speculation is complete."""
-Doubt = Callable[[Speculation], None]
-"""The judges answered, and doubt the turn ended provisionally on this speculation."""
+Doubt = Callable[[Speculation, bool], None]
+"""The judges answered, and doubt the turn ended provisionally on this speculation;
+``unsaid``: its last word has no sound under it, so the words do not read complete
+after all and only the full silence confirms it."""
+
+log = logging.getLogger(__name__)
 
 
 class TurnJudge:
@@ -102,6 +110,7 @@ class TurnJudge:
         self._doubt = doubt
         self.speculation: Speculation | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._aligning: set[asyncio.Task[float | None]] = set()
 
     def current(self) -> Speculation | None:
         """The speculation, if no speech has come since its audio was cut."""
@@ -166,7 +175,7 @@ class TurnJudge:
     def tasks(self) -> list[asyncio.Task[Any]]:
         """Everything still running, for the session to cancel at its close."""
         speculation = self.speculation
-        return [*self._tasks, *(speculation.tasks() if speculation else ())]
+        return [*self._tasks, *self._aligning, *(speculation.tasks() if speculation else ())]
 
     def _speculate(self, utterance: np.ndarray, at: str, *, with_turn_model: bool) -> Speculation:
         """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
@@ -195,37 +204,57 @@ class TurnJudge:
         pause = speculation.mark
         text: str | None = None
         ends_here: float | None = None
-        last_word_sound_s: float | None = None
         probability: float | None = None
         if policy.uses_transcript:
             transcript = await speculation.asr
             text, ends_here = transcript.text, transcript.ends_here
-            last_word_sound_s = transcript.last_word_sound_s
-            if not policy.words_complete(text, ends_here, last_word_sound_s):
+            if not policy.words_complete(text, ends_here):
                 return  # the words already say "not yet": no need to ask the model
             # The words settle it (see the module docstring): end it now, provisionally
             # unless they alone judge and leave no doubt.
             if detector.pauses != pause or not detector.in_speech:
                 return  # speech went on, or the silence already ended the turn
-            verdict = policy.decide(text, None, ends_here, last_word_sound_s)
-            if not policy.uses_smart_turn and verdict is Verdict.COMPLETE:
+            alone = transcript.aligner is None and not policy.uses_smart_turn
+            if alone and policy.decide(text, None, ends_here) is Verdict.COMPLETE:
                 await self._end_turn(speculation, "judged_complete")
                 return
+            aligning = self._last_word_sound(transcript)  # beside the reply's preparation
             await self._end_turn(speculation, "provisional")
             if policy.uses_smart_turn and model is not None:
                 probability = await self._probability(speculation)
-                verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
+            last_word_sound_s = await aligning if aligning is not None else None
+            verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             else:  # doubted: the doubt's silence confirms it, or speech withdraws it
-                self._doubt(speculation)
+                self._doubt(speculation, verdict is Verdict.INCOMPLETE)
             return
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
-        if policy.decide(text, probability, ends_here, last_word_sound_s) is Verdict.COMPLETE:
+        if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
             await self._end_turn(speculation, "judged_complete")
+
+    def _last_word_sound(self, transcript: Transcript) -> asyncio.Task[float | None] | None:
+        """The sound under the transcript's last word, aligned in a thread (None: not
+        asked for; a failed alignment answers None, which holds nothing back)."""
+        aligner = transcript.aligner
+        if aligner is None:
+            return None
+
+        async def align() -> float | None:
+            try:
+                aligned = await asyncio.to_thread(aligner)
+            except Exception:
+                log.exception("alignment failed", extra={"event": "alignment_error"})
+                return None
+            return aligned.last_word_sound_s
+
+        task = asyncio.create_task(align())
+        self._aligning.add(task)
+        task.add_done_callback(self._aligning.discard)
+        return task
 
     async def _probability(self, speculation: Speculation) -> float:
         """Smart Turn's, asked at the gap or now: after Whisper, not beside it (on a small
@@ -268,6 +297,16 @@ class JudgedTurn:
     Smart Turn answered: ``judged_unanswered``)."""
     judged_complete: bool = False
     """A judge called it complete, and it waits for ``least_frames`` of silence."""
+    ends_by_silence: bool = False
+    """Its words turned out not to read complete (``unsaid``): the full silence ends it."""
+
+    def unsaid(self, end_frames: int) -> int:
+        """Its last word has no sound under it: only ``end_frames`` of silence, the
+        silence that ends any turn, confirms it. The frames its doubt grew by."""
+        longer = max(0, end_frames - self.doubt_frames)
+        self.doubt_frames += longer
+        self.ends_by_silence = True
+        return longer
 
     def agreed(self) -> bool:
         """A judge calls it complete: whether that confirms it now (or, within the
@@ -284,6 +323,8 @@ class JudgedTurn:
         if self.judged_complete and self.silent_frames >= self.least_frames:
             return "judged_after_patience"
         if self.silent_frames >= self.doubt_frames:
+            if self.ends_by_silence:
+                return "silence"
             return "judged_after_doubt" if self.doubted else "judged_unanswered"
         return None
 

@@ -228,12 +228,19 @@ class VoiceSession:
         if self._reply is not None:
             self._reply.recheck()
 
-    def _doubt_judged_turn(self, speculation: Speculation) -> None:
+    def _doubt_judged_turn(self, speculation: Speculation, unsaid: bool) -> None:
         """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
-        silence confirms it (counted as ``judged_after_doubt``)."""
+        silence confirms it (counted as ``judged_after_doubt``). ``unsaid``: its last
+        word has no sound under it, so only the full silence does (``silence``), and a
+        reply already waiting for its first sound waits that much longer."""
         judged = self._judged
-        if judged is not None and judged.speculation is speculation:
-            judged.doubted = True
+        if judged is None or judged.speculation is not speculation:
+            return
+        judged.doubted = True
+        if unsaid:
+            longer = judged.unsaid(self._services.end_frames)
+            if self._reply is not None:
+                self._reply.hold_longer(longer * 0.02)
 
     def _silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or
