@@ -101,6 +101,7 @@ def test_a_word_whisper_added_at_a_hesitation_has_no_sound_under_it() -> None:
     assert policy.words_complete(hesitated.text, hesitated.ends_here), hesitated.ends_here
     assert hesitated.last_word_sound_s is not None
     assert finished.last_word_sound_s is not None
+    assert hesitated.aligner is None  # aligned once: nothing left to align
     assert hesitated.last_word_sound_s < policy.last_word_min_s < finished.last_word_sound_s
     assert finished.last_word_sound_s > 0.15  # "boss" is heard, with room to spare
     print(f"sound under the last word: {hesitated.last_word_sound_s:+.3f} s of {hesitated.text!r}, "

@@ -25,6 +25,7 @@ from tests.support.fake_worker import FakeWorker
 from tests.support.session_io import Recorded
 from tests.support.waiting import eventually
 from tests.unit.test_end_of_turn import (
+    DOUBT_FRAMES,
     END_FRAMES,
     PAUSE_FRAMES,
     FixedTurnModel,
@@ -137,6 +138,27 @@ async def test_a_reply_already_waiting_when_the_last_word_is_found_unsaid_waits_
     await eventually(lambda: ears.alignments == 1, 5, every_s=0.005)
     waited = PAUSE_FRAMES + await sounds_after_released(session, io)
     assert waited >= END_FRAMES - 1
+    await session.close()
+
+
+async def test_until_the_alignment_answers_only_the_full_silence_confirms_the_turn() -> None:
+    """Under load the alignment may wait behind other sessions' transcriptions; the
+    doubt's silence does not confirm words whose last word is not yet placed (before,
+    the turn did not even end on them), while the alignment's answer does."""
+    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
+    ears.words, ears.last_word_sound_s = "Could you send an email to my boss?", 0.3
+    ears.alignment_gate = threading.Event()
+    session, io = await session_with(ears, model, worker)
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(PAUSE_FRAMES))
+        await eventually(lambda: bool(worker.texts), 5, every_s=0.005)  # under way
+        await feed(session, silence(DOUBT_FRAMES + 5 - PAUSE_FRAMES), realtime=True)
+        assert not io.of(TtsStart)  # past the doubt's silence, still held
+    finally:
+        ears.alignment_gate.set()
+    frames = await sounds_after_released(session, io)
+    assert frames < 10  # its last word has its sound: it speaks now
     await session.close()
 
 

@@ -332,14 +332,14 @@ class Transcriber:
             with self._busy_lock:
                 self._busy -= 1
         seconds = time.perf_counter() - started
-        transcript = Transcript(text, seconds, len(samples) / 16000, ends_here=ends_here)
-        if step is not None and align is not None and wanted() and align(text, ends_here):
+        heard = Transcript(text, seconds, len(samples) / 16000, ends_here=ends_here)
+        if step is None or align is None or not wanted() or not align(text, ends_here):
+            return heard
 
-            def aligner(closing: int = step, decoded: _Decoded = last) -> Transcript:
-                return self._aligned(transcript, decoded, closing, audio_frames, audio16k)
+        def aligner(closing: int = step, decoded: _Decoded = last) -> Transcript:
+            return self._aligned(heard, decoded, closing, audio_frames, audio16k)
 
-            transcript = replace(transcript, aligner=aligner)
-        return transcript
+        return replace(heard, aligner=aligner)
 
     def _aligned(
         self, transcript: Transcript, decoded: _Decoded, step: int, frames: int, audio: np.ndarray
@@ -352,7 +352,8 @@ class Transcriber:
         finally:
             with self._busy_lock:
                 self._busy -= 1
-        return replace(transcript, last_word_s=last_word_s, sound_end_s=last_sound_s(audio))
+        sound_end_s = last_sound_s(audio)
+        return replace(transcript, last_word_s=last_word_s, sound_end_s=sound_end_s, aligner=None)
 
     def _ends_here(self, decoded: _Decoded, step: int | None) -> float | None:
         """Whisper's probability of a sentence end at ``step``, the token that closes the

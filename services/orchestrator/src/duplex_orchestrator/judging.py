@@ -62,6 +62,10 @@ class Speculation:
     """Smart Turn's probability, once asked."""
     claimed: bool = False
     """The turn ended on it: its transcript is the turn's, whatever speech follows."""
+    aligning: bool = False
+    """Its words are being aligned on the audio (the sound under the last word): until
+    that answers, only the full silence confirms a turn ended on them, as before the
+    words were in (``JudgedTurn.silence``)."""
 
     def claim(self) -> asyncio.Task[Transcript]:
         """The turn ends on this speculation: its transcription must finish."""
@@ -219,10 +223,12 @@ class TurnJudge:
                 await self._end_turn(speculation, "judged_complete")
                 return
             aligning = self._last_word_sound(transcript)  # beside the reply's preparation
+            speculation.aligning = aligning is not None
             await self._end_turn(speculation, "provisional")
             if policy.uses_smart_turn and model is not None:
                 probability = await self._probability(speculation)
             last_word_sound_s = await aligning if aligning is not None else None
+            speculation.aligning = False
             verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
@@ -287,6 +293,9 @@ class JudgedTurn:
     """Frames since its last speech frame (counted on after it is confirmed)."""
     doubt_frames: int
     """The silence that confirms it if Smart Turn or Whisper doubted it."""
+    end_frames: int
+    """The silence that ends any turn: what confirms it while its words are not settled
+    (``Speculation.aligning``) or once they turned out unfinished (``ends_by_silence``)."""
     least_frames: int
     """The silence before a judge's "complete" confirms it: the user's learned pause,
     for a statement (0: none)."""
@@ -298,15 +307,13 @@ class JudgedTurn:
     judged_complete: bool = False
     """A judge called it complete, and it waits for ``least_frames`` of silence."""
     ends_by_silence: bool = False
-    """Its words turned out not to read complete (``unsaid``): the full silence ends it."""
+    """Its words turned out not to read complete (the last word has no sound under it):
+    the full silence ends it."""
 
-    def unsaid(self, end_frames: int) -> int:
-        """Its last word has no sound under it: only ``end_frames`` of silence, the
-        silence that ends any turn, confirms it. The frames its doubt grew by."""
-        longer = max(0, end_frames - self.doubt_frames)
-        self.doubt_frames += longer
-        self.ends_by_silence = True
-        return longer
+    def _silence_needed(self) -> int:
+        if self.ends_by_silence or self.speculation.aligning:
+            return self.end_frames
+        return self.doubt_frames
 
     def agreed(self) -> bool:
         """A judge calls it complete: whether that confirms it now (or, within the
@@ -322,15 +329,15 @@ class JudgedTurn:
             return None
         if self.judged_complete and self.silent_frames >= self.least_frames:
             return "judged_after_patience"
-        if self.silent_frames >= self.doubt_frames:
-            if self.ends_by_silence:
+        if self.silent_frames >= self._silence_needed():
+            if self.ends_by_silence or self.speculation.aligning:
                 return "silence"
             return "judged_after_doubt" if self.doubted else "judged_unanswered"
         return None
 
     def unconfirmed_frames(self) -> int:
         """The silence still to come before the doubt's confirms it (0: confirmed)."""
-        return 0 if self.confirmed else max(0, self.doubt_frames - self.silent_frames)
+        return 0 if self.confirmed else max(0, self._silence_needed() - self.silent_frames)
 
     def pause_before(self, onset_frames: int) -> int:
         """Speech resumed with an onset of ``onset_frames``, counted in ``silent_frames``

@@ -31,7 +31,6 @@ class Reply:
         self._held = held
         self._hold_max_s = hold_max_s
         self._rechecked: asyncio.Event | None = None
-        self._hold_timeout: asyncio.Timeout | None = None
         self.paused = False
         self.stopped = False
         self.finished = False
@@ -69,20 +68,13 @@ class Reply:
         self._rechecked = asyncio.Event()
         try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._hold_max_s) as self._hold_timeout:
+                async with asyncio.timeout(self._hold_max_s):
                     while not self.stopped and self._held():
                         await self._rechecked.wait()
                         self._rechecked.clear()
         finally:
-            self._rechecked = self._hold_timeout = None
+            self._rechecked = None
         return True
-
-    def hold_longer(self, seconds: float) -> None:
-        """The turn's doubt grew: the first sound may wait ``seconds`` more."""
-        self._hold_max_s += seconds
-        timeout = self._hold_timeout
-        if timeout is not None and (when := timeout.when()) is not None:
-            timeout.reschedule(when + seconds)
 
     @property
     def holding(self) -> bool:

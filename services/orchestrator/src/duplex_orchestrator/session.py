@@ -210,7 +210,10 @@ class VoiceSession:
         words = speculation.words()
         least = patience if words is None or is_statement(words) else 0
         doubt = max(self._services.doubt_frames_for(words), patience)
-        judged = JudgedTurn(audio, self._clock(), task, history, speculation, silent, doubt, least)
+        end = self._services.end_frames
+        judged = JudgedTurn(
+            audio, self._clock(), task, history, speculation, silent, doubt, end, least
+        )
         self._judged = judged
         if by != "provisional":
             self._confirm_judged_turn(speculation, by)
@@ -231,16 +234,12 @@ class VoiceSession:
     def _doubt_judged_turn(self, speculation: Speculation, unsaid: bool) -> None:
         """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
         silence confirms it (counted as ``judged_after_doubt``). ``unsaid``: its last
-        word has no sound under it, so only the full silence does (``silence``), and a
-        reply already waiting for its first sound waits that much longer."""
+        word has no sound under it, so only the full silence does (``silence``)."""
         judged = self._judged
         if judged is None or judged.speculation is not speculation:
             return
         judged.doubted = True
-        if unsaid:
-            longer = judged.unsaid(self._services.end_frames)
-            if self._reply is not None:
-                self._reply.hold_longer(longer * 0.02)
+        judged.ends_by_silence = unsaid
 
     def _silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or
