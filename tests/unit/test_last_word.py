@@ -29,6 +29,7 @@ from tests.unit.test_end_of_turn import (
     END_FRAMES,
     PAUSE_FRAMES,
     FixedTurnModel,
+    LateTurnModel,
     feed,
     session_with,
     silence,
@@ -160,6 +161,25 @@ async def test_until_the_alignment_answers_only_the_full_silence_confirms_the_tu
     frames = await sounds_after_released(session, io)
     assert frames < 10  # its last word has its sound: it speaks now
     await session.close()
+
+
+async def test_an_unsaid_last_word_holds_the_turn_while_smart_turn_has_not_answered() -> None:
+    """Smart Turn is late (a loaded CPU) and the alignment found the last word unsaid:
+    the doubt's silence does not confirm the turn, only the full silence does."""
+    ears, model, worker = Ears(), LateTurnModel(0.9), FakeWorker()
+    ears.words, ears.last_word_sound_s = "Could you send an email to me?", 0.01
+    session, io = await session_with(ears, model, worker)
+    by_silence = turn_ends("silence")
+    try:
+        await feed(session, voiced(0.6))
+        await feed(session, silence(PAUSE_FRAMES))
+        waited = PAUSE_FRAMES + await sounds_after(session, io, worker)
+        assert waited >= END_FRAMES - 1
+        assert model.calls == 0  # still thinking
+        assert turn_ends("silence") == by_silence + 1
+    finally:
+        model.answer.set()
+        await session.close()
 
 
 async def test_a_user_who_goes_on_after_an_unheard_last_word_hears_nothing_of_the_reply() -> None:

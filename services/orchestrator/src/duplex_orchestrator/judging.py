@@ -66,6 +66,10 @@ class Speculation:
     """Its words are being aligned on the audio (the sound under the last word): until
     that answers, only the full silence confirms a turn ended on them, as before the
     words were in (``JudgedTurn.silence``)."""
+    unsaid: bool = False
+    """Aligned, its last word has no sound under it (Whisper completed a phrase the user
+    left hanging): the words do not read complete after all, and only the full silence
+    confirms a turn ended on them, whatever Smart Turn says."""
 
     def claim(self) -> asyncio.Task[Transcript]:
         """The turn ends on this speculation: its transcription must finish."""
@@ -88,10 +92,8 @@ EndTurn = Callable[[Speculation, str], Awaitable[None]]
 (the ``duplex_turn_ends_total`` label, or ``provisional``: to be confirmed)."""
 Confirm = Callable[[Speculation], None]
 """Smart Turn agrees that the turn ended provisionally on this speculation is complete."""
-Doubt = Callable[[Speculation, bool], None]
-"""The judges answered, and doubt the turn ended provisionally on this speculation;
-``unsaid``: its last word has no sound under it, so the words do not read complete
-after all and only the full silence confirms it."""
+Doubt = Callable[[Speculation], None]
+"""The judges answered, and doubt the turn ended provisionally on this speculation."""
 
 log = logging.getLogger(__name__)
 
@@ -222,18 +224,16 @@ class TurnJudge:
             if alone and policy.decide(text, None, ends_here) is Verdict.COMPLETE:
                 await self._end_turn(speculation, "judged_complete")
                 return
-            aligning = self._last_word_sound(transcript)  # beside the reply's preparation
-            speculation.aligning = aligning is not None
+            aligning = self._last_word_sound(speculation, transcript)  # beside the reply
             await self._end_turn(speculation, "provisional")
             if policy.uses_smart_turn and model is not None:
                 probability = await self._probability(speculation)
             last_word_sound_s = await aligning if aligning is not None else None
-            speculation.aligning = False
             verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             else:  # doubted: the doubt's silence confirms it, or speech withdraws it
-                self._doubt(speculation, verdict is Verdict.INCOMPLETE)
+                self._doubt(speculation)
             return
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)
@@ -242,20 +242,30 @@ class TurnJudge:
         if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
             await self._end_turn(speculation, "judged_complete")
 
-    def _last_word_sound(self, transcript: Transcript) -> asyncio.Task[float | None] | None:
-        """The sound under the transcript's last word, aligned in a thread (None: not
-        asked for; a failed alignment answers None, which holds nothing back)."""
+    def _last_word_sound(
+        self, speculation: Speculation, transcript: Transcript
+    ) -> asyncio.Task[float | None] | None:
+        """The sound under the last word of ``speculation``'s transcript, aligned in a
+        thread (None: not asked for; a failed alignment answers None, which holds
+        nothing back). ``speculation.aligning`` meanwhile, then ``unsaid`` at once,
+        whether or not Smart Turn has answered."""
         aligner = transcript.aligner
         if aligner is None:
             return None
+        policy = self._services.end_of_turn
+        speculation.aligning = True
 
         async def align() -> float | None:
+            sound: float | None = None
             try:
-                aligned = await asyncio.to_thread(aligner)
+                sound = (await asyncio.to_thread(aligner)).last_word_sound_s
             except Exception:
                 log.exception("alignment failed", extra={"event": "alignment_error"})
-                return None
-            return aligned.last_word_sound_s
+            finally:
+                text, ends_here = transcript.text, transcript.ends_here
+                speculation.unsaid = not policy.words_complete(text, ends_here, sound)
+                speculation.aligning = False
+            return sound
 
         task = asyncio.create_task(align())
         self._aligning.add(task)
@@ -295,7 +305,7 @@ class JudgedTurn:
     """The silence that confirms it if Smart Turn or Whisper doubted it."""
     end_frames: int
     """The silence that ends any turn: what confirms it while its words are not settled
-    (``Speculation.aligning``) or once they turned out unfinished (``ends_by_silence``)."""
+    (``Speculation.aligning``) or once they turned out unfinished (``unsaid``)."""
     least_frames: int
     """The silence before a judge's "complete" confirms it: the user's learned pause,
     for a statement (0: none)."""
@@ -306,14 +316,14 @@ class JudgedTurn:
     Smart Turn answered: ``judged_unanswered``)."""
     judged_complete: bool = False
     """A judge called it complete, and it waits for ``least_frames`` of silence."""
-    ends_by_silence: bool = False
-    """Its words turned out not to read complete (the last word has no sound under it):
-    the full silence ends it."""
 
     def _silence_needed(self) -> int:
-        if self.ends_by_silence or self.speculation.aligning:
+        if self._words_unsettled():
             return self.end_frames
         return self.doubt_frames
+
+    def _words_unsettled(self) -> bool:
+        return self.speculation.aligning or self.speculation.unsaid
 
     def agreed(self) -> bool:
         """A judge calls it complete: whether that confirms it now (or, within the
@@ -330,7 +340,7 @@ class JudgedTurn:
         if self.judged_complete and self.silent_frames >= self.least_frames:
             return "judged_after_patience"
         if self.silent_frames >= self._silence_needed():
-            if self.ends_by_silence or self.speculation.aligning:
+            if self._words_unsettled():
                 return "silence"
             return "judged_after_doubt" if self.doubted else "judged_unanswered"
         return None

@@ -231,15 +231,13 @@ class VoiceSession:
         if self._reply is not None:
             self._reply.recheck()
 
-    def _doubt_judged_turn(self, speculation: Speculation, unsaid: bool) -> None:
+    def _doubt_judged_turn(self, speculation: Speculation) -> None:
         """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
-        silence confirms it (counted as ``judged_after_doubt``). ``unsaid``: its last
-        word has no sound under it, so only the full silence does (``silence``)."""
+        silence confirms it (counted as ``judged_after_doubt``), or the full silence if
+        its last word turned out unsaid (``silence``: ``Speculation.unsaid``)."""
         judged = self._judged
-        if judged is None or judged.speculation is not speculation:
-            return
-        judged.doubted = True
-        judged.ends_by_silence = unsaid
+        if judged is not None and judged.speculation is speculation:
+            judged.doubted = True
 
     def _silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or
