@@ -19,7 +19,9 @@ aligned on the audio: its sound is held until both say "complete" or the
 doubt's silence confirms the turn (``confirm``), and speech before that
 withdraws it unheard. A last word with no sound under it (Whisper completed a
 phrase the user left hanging) means the words did not read complete after all:
-only the full silence confirms that turn (``doubt`` with ``unsaid``).
+only the full silence confirms that turn (``Speculation.unsaid``), as it does
+while the alignment has not answered (``Speculation.aligning``: under load it
+waits behind other sessions' transcriptions).
 """
 
 from __future__ import annotations
