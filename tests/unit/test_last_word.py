@@ -123,19 +123,26 @@ async def test_a_last_word_whisper_did_not_hear_sounds_only_after_the_full_silen
     await session.close()
 
 
-async def test_a_reply_already_waiting_when_the_last_word_is_found_unsaid_waits_longer() -> None:
-    """The alignment answers after the reply's first frame is already held (with the
-    bound of a question's doubt): that hold now lasts to the full silence."""
-    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
-    ears.words, ears.last_word_sound_s = "Could you send an email to me?", 0.01
-    ears.alignment_gate = threading.Event()
-    session, io = await session_with(ears, model, worker)
-    try:
-        await feed(session, voiced(0.6))
-        await feed(session, silence(PAUSE_FRAMES))
-        await eventually(lambda: bool(worker.texts), 5, every_s=0.005)  # under way
-    finally:
-        ears.alignment_gate.set()
+async def aligning(
+    words: str, last_word_sound_s: float
+) -> tuple[VoiceSession, Recorded, Ears, threading.Event]:
+    """A session whose turn ended provisionally on ``words`` at the pause, its reply
+    already under way (the worker has its text) while the words' alignment is held
+    back until the returned gate is set (the caller sets it, also when it fails)."""
+    ears, worker, gate = Ears(), FakeWorker(), threading.Event()
+    ears.words, ears.last_word_sound_s, ears.alignment_gate = words, last_word_sound_s, gate
+    session, io = await session_with(ears, FixedTurnModel(0.9), worker)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES))
+    await eventually(lambda: bool(worker.texts), 5, every_s=0.005)
+    assert ears.alignments == 0  # the reply is prepared while the words are aligned
+    return session, io, ears, gate
+
+
+async def test_a_held_reply_whose_last_word_is_found_unsaid_waits_for_the_full_silence() -> None:
+    """The alignment answers after the reply's first frame is already held."""
+    session, io, ears, gate = await aligning("Could you send an email to me?", 0.01)
+    gate.set()
     await eventually(lambda: ears.alignments == 1, 5, every_s=0.005)
     waited = PAUSE_FRAMES + await sounds_after_released(session, io)
     assert waited >= END_FRAMES - 1
@@ -143,21 +150,17 @@ async def test_a_reply_already_waiting_when_the_last_word_is_found_unsaid_waits_
 
 
 async def test_until_the_alignment_answers_only_the_full_silence_confirms_the_turn() -> None:
-    """Under load the alignment may wait behind other sessions' transcriptions; the
-    doubt's silence does not confirm words whose last word is not yet placed (before,
-    the turn did not even end on them), while the alignment's answer does."""
-    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
-    ears.words, ears.last_word_sound_s = "Could you send an email to my boss?", 0.3
-    ears.alignment_gate = threading.Event()
-    session, io = await session_with(ears, model, worker)
+    """The reply is prepared while the words are aligned (a decoder pass, 20-50 ms on
+    a CPU), not after. Under load the alignment may wait behind other sessions'
+    transcriptions; the doubt's silence does not confirm words whose last word is not
+    yet placed (before, the turn did not even end on them); the alignment's answer
+    does, at once."""
+    session, io, _, gate = await aligning("Could you send an email to my boss?", 0.3)
     try:
-        await feed(session, voiced(0.6))
-        await feed(session, silence(PAUSE_FRAMES))
-        await eventually(lambda: bool(worker.texts), 5, every_s=0.005)  # under way
         await feed(session, silence(DOUBT_FRAMES + 5 - PAUSE_FRAMES), realtime=True)
         assert not io.of(TtsStart)  # past the doubt's silence, still held
     finally:
-        ears.alignment_gate.set()
+        gate.set()
     frames = await sounds_after_released(session, io)
     assert frames < 10  # its last word has its sound: it speaks now
     await session.close()
@@ -197,28 +200,6 @@ async def test_a_user_who_goes_on_after_an_unheard_last_word_hears_nothing_of_th
     await io.wait_for(TtsStart)
     finals = [e.text for e in io.of(Asr) if e.final]
     assert finals[-1] == "Could you send an email to my boss?"  # answered whole, once
-    await session.close()
-
-
-async def test_the_reply_is_prepared_while_the_words_are_aligned() -> None:
-    """The alignment (a decoder pass, 20-50 ms on a CPU) runs beside the reply's
-    preparation, not before it; the reply's first sound waits for its verdict."""
-    ears, model, worker = Ears(), FixedTurnModel(0.9), FakeWorker()
-    ears.words, ears.last_word_sound_s = "Could you send an email to my boss?", 0.3
-    ears.alignment_gate = threading.Event()
-    session, io = await session_with(ears, model, worker)
-    try:
-        await feed(session, voiced(0.6))
-        await feed(session, silence(PAUSE_FRAMES))
-        await eventually(lambda: bool(worker.texts), 5, every_s=0.005)  # under way
-        await feed(session, silence(5), realtime=True)
-        assert not io.of(TtsStart)  # held: the alignment has not answered
-        assert ears.alignments == 0
-    finally:
-        ears.alignment_gate.set()
-    frames = await sounds_after_released(session, io)
-    assert frames < 5  # the last word has its sound: it speaks at once
-    assert ears.alignments == 1
     await session.close()
 
 
