@@ -210,8 +210,6 @@ class TurnJudge:
         policy, model = self._services.end_of_turn, self._services.smart_turn
         detector = self._detector
         pause = speculation.mark
-        text: str | None = None
-        ends_here: float | None = None
         probability: float | None = None
         if policy.uses_transcript:
             transcript = await speculation.asr
@@ -241,7 +239,7 @@ class TurnJudge:
             probability = await self._probability(speculation)
         if detector.pauses != pause or not detector.in_speech:
             return  # speech went on, or the silence already ended the turn
-        if policy.decide(text, probability, ends_here) is Verdict.COMPLETE:
+        if policy.decide(None, probability) is Verdict.COMPLETE:  # Smart Turn alone
             await self._end_turn(speculation, "judged_complete")
 
     def _last_word_sound(
