@@ -164,9 +164,9 @@ async def test_an_idle_worker_gives_back_the_memory_long_clauses_needed(
 def test_a_clause_is_decoded_in_chunks_into_the_samples_of_one_pass(
     cache: str, tmp_path: Path
 ) -> None:
-    """The voice's graph is cut before its decoder (into the cache, or in memory when
-    the cache cannot be written); with the noise off, the chunks join into exactly
-    what the whole graph gives, and the first is ~0.19 s long."""
+    """The voice's graph is cut before its flow and its decoder (into the cache, or in
+    memory when the cache cannot be written); with the noise off, the chunks join into
+    exactly what the whole graph gives, and the first is ~0.19 s long."""
     spec = load_catalog(VOICEPACKS).models["piper-en-us-joe-medium"]
     cache_dir = None
     if cache == "unwritable":
@@ -174,6 +174,8 @@ def test_a_clause_is_decoded_in_chunks_into_the_samples_of_one_pass(
         cache_dir.write_text("")  # no folder can be made under a file, even as root
     model = cast(Any, get_family("piper", cache_dir).load(spec, "cpu", None))
     assert model._split is not None
+    assert model._split.flow is not None  # run on windows: 4 couplings of 4 width-5 convs
+    assert model._split.cut.flow_context == 32
     ids = model._voice.phonemes_to_ids(model._voice.phonemize(SENTENCES[1])[0])
     feeds = {**model._feeds(ids), "scales": np.array([0.0, 1.0, 0.0], np.float32)}
     chunks = list(model._split.speak(feeds))

@@ -37,7 +37,7 @@ from duplex_tts.adapters import (
 from duplex_tts.adapters.onnx_arena import ArenaSession, cpu_session_options
 from duplex_tts.adapters.sources import pack_path, require_files, weights_package
 from duplex_tts.catalog import ModelSpec
-from duplex_tts_piper.streaming import SplitVoice, cached_split, split_graph
+from duplex_tts_piper.streaming import SplitGraph, SplitVoice, cached_split, split_graph
 
 # espeak-ng (Piper's phonemizer) keeps process-global state and is not
 # thread-safe; the ONNX inference that follows it is, and runs unlocked.
@@ -52,7 +52,7 @@ class PiperModel(ClauseModel):
         super().__init__(int(voice.config.sample_rate))
         self._voice, self._split = voice, split
         whole = [cast(ArenaSession, voice.session)]
-        self._sessions = whole if split is None else [split.front, split.decoder]
+        self._sessions = whole if split is None else split.sessions
 
     def release_memory(self) -> None:
         with contextlib.ExitStack() as shrinking:
@@ -119,11 +119,12 @@ class PiperFamily(TTSFamily):
                 noise_w_scale=config.noise_w_scale if noise_w_scale is None else noise_w_scale,
             )
             chunks = bool(spec.params.get("decode_in_chunks", True))
-            halves = _halves(model_path, self.cache_dir) if chunks else None
-            if halves is None:
+            parts = _parts(model_path, self.cache_dir) if chunks else None
+            if parts is None:
                 return PiperModel(PiperVoice(session=session(str(model_path)), config=config))
-            front, decoder = session(halves[0]), session(halves[1])
-            chunked = SplitVoice(front, decoder, halves[2], halves[3])
+            front, decoder = session(parts.front), session(parts.decoder)
+            flow = None if parts.flow is None else session(parts.flow)
+            chunked = SplitVoice(front, decoder, parts.cut, flow)
             return PiperModel(PiperVoice(session=front, config=config), chunked)
         except Exception as exc:
             raise AdapterError(f"piper could not load {model_path}: {exc}") from exc
@@ -143,17 +144,15 @@ def _noise_param(spec: ModelSpec, name: str) -> float | None:
     return float(value)
 
 
-def _halves(model_path: Path, cache_dir: Path) -> tuple[str | bytes, str | bytes, str, str] | None:
-    """The voice's two halves (files in the cache, or bytes when it is read-only:
-    ~60 MB more held) and the tensors between them; None when it cannot be cut."""
+def _parts(model_path: Path, cache_dir: Path) -> SplitGraph | None:
+    """The voice's parts (files in the cache, or bytes when it is read-only: ~60 MB
+    more held) and the tensors between them; None when it cannot be cut."""
     try:
-        cut = cached_split(model_path, cache_dir)
-        return None if cut is None else (str(cut[0]), str(cut[1]), cut[2], cut[3])
+        return cached_split(model_path, cache_dir)
     except OSError:
         import onnx
 
-        split = split_graph(onnx.load(str(model_path)))
-        return None if split is None else (split.front, split.decoder, split.latent, split.audio)
+        return split_graph(onnx.load(str(model_path)))
 
 
 def _resolve(spec: ModelSpec) -> tuple[Path, Path]:
