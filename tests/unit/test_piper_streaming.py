@@ -41,6 +41,7 @@ def vits_like(
     """x [1, 2, T] → front (prior = x times scale; mask = ones [1, 1, T]) → flow → times
     the mask → /dec/ (conv k=5, 4-fold upsampling, tanh) → output. ``flow``:
     "convolutions", "attention" (a softmax over all frames, as VITS2's flows have),
+    "rolled" (frames shifted round by one: frame-wise operations, along the frames),
     or "none" (the front's output goes to the decoder)."""
     rng = np.random.default_rng(0)
 
@@ -54,6 +55,8 @@ def vits_like(
         weight("flow.conv2.weight", 2, 2, 3),
         numpy_helper.from_array(np.array([0], np.int64), "zero"),
         numpy_helper.from_array(np.array([1], np.int64), "one"),
+        numpy_helper.from_array(np.array([2], np.int64), "two"),
+        numpy_helper.from_array(np.array([2**40], np.int64), "all"),
     ]
     front = [
         helper.make_node("Mul", ["x", "scale"], ["/Mul_output_0"], name="/Mul"),
@@ -93,6 +96,21 @@ def vits_like(
                 helper.make_node(
                     "MatMul", ["/flow/Add_output_0", "/flow/w_output_0"],
                     ["/flow/conv1_output_0"], name="/flow/mix",
+                ),
+            ]  # fmt: skip
+        if flow == "rolled":  # each frame takes the next one's, the last the first's
+            mixing = [
+                helper.make_node(
+                    "Slice", ["/flow/Add_output_0", "one", "all", "two"],
+                    ["/flow/later_output_0"], name="/flow/later",
+                ),
+                helper.make_node(
+                    "Slice", ["/flow/Add_output_0", "zero", "one", "two"],
+                    ["/flow/first_output_0"], name="/flow/first",
+                ),
+                helper.make_node(
+                    "Concat", ["/flow/later_output_0", "/flow/first_output_0"],
+                    ["/flow/conv1_output_0"], name="/flow/roll", axis=2,
                 ),
             ]  # fmt: skip
         middle = [
@@ -205,7 +223,7 @@ def test_the_graph_is_cut_where_the_flow_and_the_decoder_begin() -> None:
     assert node_names(split.decoder) == ["/dec/conv", "/dec/up", "/dec/Tanh"]
 
 
-@pytest.mark.parametrize("flow", ["attention", "none"])
+@pytest.mark.parametrize("flow", ["attention", "rolled", "none"])
 def test_a_flow_that_cannot_run_on_windows_stays_in_the_front(flow: str) -> None:
     split = split_graph(vits_like(flow=flow))
     assert split is not None

@@ -20,10 +20,12 @@ first on the first chunk's frames alone, then on up to ``FLOW_RUN_FRAMES`` at
 a time, each run with ``Cut.flow_context`` frames of the prior on both sides,
 cut off again. That context is the flow's receptive field, summed from its
 convolutions (Piper's: 4 couplings of 4 convolutions of width 5, 32 frames),
-so the runs too join into what one pass gives; the flow is cut out only when
-every operation in it works frame by frame or as such a convolution (a flow
-with attention over time, as in VITS2, stays in the front), and fed by the
-prior and a mask alone.
+so the runs too join into what one pass gives. The flow is cut out only when
+it is fed by the prior and a mask alone, every operation in it works frame
+by frame or as such a convolution (a flow with attention over time, as in
+VITS2's, stays in the front), and, run once at the cut on two windows of
+random frames, it gives what one run gives (a slice or a join along the
+frames would not).
 
 A graph whose decoder takes more than the latent frames (a multi-speaker
 voice feeds it a speaker embedding too) is not split: it runs whole.
@@ -134,13 +136,14 @@ def split_graph(model: Any) -> SplitGraph | None:
     back = extractor.extract_model([latent], [audio]).SerializeToString()
     first = [i.name for i in model.graph.input]
     flow = _flow_cut(model.graph, region, feeds)
-    if flow is None:
-        front = extractor.extract_model(first, [latent]).SerializeToString()
-        return SplitGraph(front, back, Cut(latent, audio))
-    cut = Cut(latent, audio, *flow)
-    front = extractor.extract_model(first, [cut.prior, cut.mask]).SerializeToString()
-    middle = extractor.extract_model([cut.prior, cut.mask], [latent]).SerializeToString()
-    return SplitGraph(front, back, cut, middle)
+    if flow is not None:
+        cut = Cut(latent, audio, *flow)
+        middle = extractor.extract_model([cut.prior, cut.mask], [latent]).SerializeToString()
+        if _windows_join(middle, cut):
+            front = extractor.extract_model(first, [cut.prior, cut.mask]).SerializeToString()
+            return SplitGraph(front, back, cut, middle)
+    front = extractor.extract_model(first, [latent]).SerializeToString()
+    return SplitGraph(front, back, Cut(latent, audio))
 
 
 def _flow_region(graph: Any, latent: str) -> list[Any]:
@@ -213,6 +216,38 @@ def _conv_reach(node: Any) -> int | None:
     begin = int(next(iter(attrs.get("pads", [0]))))
     width = dilation * (int(kernel[0]) - 1)
     return max(begin, width - begin)
+
+
+def _windows_join(flow: bytes, cut: Cut) -> bool:
+    """Whether the flow, run on two windows of random frames with ``cut.flow_context``
+    beyond each, gives what one run gives (to well under a 16-bit sample): the reach
+    was summed right, and nothing in it reads the whole clause (a slice or a join
+    along the frames would)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(flow, providers=["CPUExecutionProvider"])
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    channels = shapes[cut.prior][1]
+    if not isinstance(channels, int):
+        return False
+    context = cut.flow_context
+    total = 4 * context + 2 * FIRST_FRAMES
+    middle = total // 2
+    prior = np.random.default_rng(0).normal(size=(1, channels, total)).astype(np.float32)
+    mask = np.ones((1, 1, total), np.float32)
+
+    def run(low: int, high: int) -> np.ndarray:
+        feeds = {
+            cut.prior: np.ascontiguousarray(prior[..., low:high]),
+            cut.mask: np.ascontiguousarray(mask[..., low:high]),
+        }
+        return np.asarray(session.run([cut.latent], feeds)[0])
+
+    whole = run(0, total)
+    left = run(0, middle + context)[..., :middle]
+    right = run(middle - context, total)[..., context:]
+    error = np.abs(np.concatenate([left, right], axis=-1) - whole).max()
+    return bool(error <= 1e-5 * max(1.0, float(np.abs(whole).max())))
 
 
 def cached_split(model_path: Path, cache_dir: Path) -> SplitGraph | None:
