@@ -43,6 +43,28 @@ class BrokenLLM:
         raise LLMError("the LLM endpoint answered 500")
 
 
+class EndlessLLM:
+    """Streams a reply a word at a time for as long as it is read, keeping each stream
+    (so only the session can end one: collecting it would end it too) and counting
+    the streams ended."""
+
+    def __init__(self) -> None:
+        self.streams: list[AsyncIterator[str]] = []
+        self.ended = 0
+
+    def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        stream = self._words()
+        self.streams.append(stream)
+        return stream
+
+    async def _words(self) -> AsyncIterator[str]:
+        try:
+            for i in range(1000):
+                yield f"Word {i}." if i == 0 else f" Word {i}."
+        finally:
+            self.ended += 1
+
+
 async def say_aloud(session: VoiceSession, seconds: float = 0.6) -> None:
     """Speech then enough silence to end the turn, in 20 ms frames at 16 kHz."""
     audio = np.concatenate([voiced(seconds), np.zeros(320 * (END_FRAMES + 5), np.int16)])
@@ -156,6 +178,21 @@ async def test_interrupt_stops_the_reply_and_flushes_the_client() -> None:
     assert worker.controls == ["stop"]
     assert io.flushes == 1
     assert io.of(BargeIn)[-1].action == "stop"
+    await session.close()
+
+
+async def test_a_reply_stopped_mid_stream_ends_its_llm_stream_with_it() -> None:
+    """An OpenAI-compatible LLM's HTTP stream closes when its reply is stopped, so the
+    model stops writing; not whenever the abandoned generator would be collected."""
+    worker = FakeWorker(frames_per_chunk=50, frame_s=0.004)
+    llm = EndlessLLM()
+    session, io, _ = await started(worker, llm=llm)
+    await say_aloud(session)
+    await io.wait_for(TtsStart)
+    await session.handle(Interrupt())  # returns once the reply is over
+    assert (await io.wait_for(TtsEnd))[0].interrupted
+    assert len(llm.streams) == 1
+    assert llm.ended == 1
     await session.close()
 
 

@@ -34,6 +34,17 @@ class ReplayableText:
             self._seen.append(delta)
             yield delta
 
+    async def aclose(self) -> None:
+        """End the source now if it was left unfinished (a reply stopped, failed or cut
+        short): an LLM's HTTP stream closes, so the model stops writing a reply no one
+        hears, instead of whenever the abandoned generator is collected. A source that
+        is running (a cancelled consumer is inside it) is ended by that cancellation."""
+        close = getattr(self._source, "aclose", None)
+        if self._done or close is None or getattr(self._source, "ag_running", False):
+            return
+        self._done = True
+        await close()
+
 
 class TextTooLong(Exception):
     """A client streamed more text into one reply than it may carry."""

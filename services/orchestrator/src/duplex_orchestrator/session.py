@@ -446,6 +446,10 @@ class VoiceSession:
         except LLMError as exc:
             await self._speaker.error("llm_failed", str(exc))
         finally:
+            try:
+                await text.aclose()
+            except Exception:  # its cleanup failed: the reply is over all the same
+                log.exception("closing a reply's text source failed", extra={"event": "llm_close"})
             reply.finished = True
             if self._reply is reply:
                 self.turns.reply_finished()
