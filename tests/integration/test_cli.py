@@ -27,7 +27,7 @@ LONG = " ".join(f"Sentence number {i} of a long reply." for i in range(40))
 
 def duplex(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "duplex_orchestrator.cli", *args],
+        [sys.executable, "-m", "duplex_orchestrator.duplex_command", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

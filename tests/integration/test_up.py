@@ -45,12 +45,16 @@ class Up:
 
 @contextlib.contextmanager
 def duplex_up() -> Iterator[Up]:
-    """`duplex up` on free ports, once it says it is up; both ports closed after."""
+    """`duplex up` on free ports, once it says it is up; both ports closed after.
+
+    The worker's metrics are off: with the default port, two stacks on one host (these
+    tests on two pytest workers) collide, and the second worker exits at start."""
     port, worker_port = free_port(), free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DUPLEX_CACHE": str(ROOT / ".cache")}
-    command = [sys.executable, "-m", "duplex_orchestrator.cli", "up", "--port", str(port)]
+    command = [sys.executable, "-m", "duplex_orchestrator.duplex_command", "up"]
+    ports = ["--port", str(port), "--worker-port", str(worker_port), "--worker-metrics-port", "0"]
     proc = subprocess.Popen(
-        [*command, "--worker-port", str(worker_port)],
+        [*command, *ports],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from duplex_operator.cli import parser as operator_parser
-from duplex_orchestrator.cli import duplex_parser, orchestrator_parser
+from duplex_orchestrator.cli import orchestrator_parser
+from duplex_orchestrator.duplex_command import duplex_parser
 from duplex_tts.cli import parser as worker_parser
 
 

@@ -1,0 +1,219 @@
+"""The ``duplex`` command: ``duplex up`` (a local stack), ``duplex say`` and ``duplex talk``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def duplex_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duplex", description="duplex: realtime voice agents.")
+    sub = p.add_subparsers(dest="command", required=True, help="what to do")
+    up = sub.add_parser("up", help="start one worker and one orchestrator (dev mode)")
+    up.add_argument("--port", type=int, default=8080, help="orchestrator HTTP port (default 8080)")
+    up.add_argument("--worker-port", type=int, default=7001, help="worker gRPC port (default 7001)")
+    up.add_argument(
+        "--worker-metrics-port",
+        type=int,
+        default=9101,
+        help="worker Prometheus port (default 9101; 0: none, so two stacks can share a host)",
+    )
+    up.add_argument(
+        "--voicepacks",
+        type=Path,
+        default=Path("voicepacks"),
+        help="voicepack folder the worker reads (default ./voicepacks)",
+    )
+    up.add_argument(
+        "--model",
+        default="piper-en-us-joe-medium",
+        help="voice of new sessions, loaded at start (default piper-en-us-joe-medium)",
+    )
+    up.add_argument(
+        "--families",
+        default="piper,kokoro,mock",
+        help="TTS families the worker serves; others load on demand (default piper,kokoro,mock)",
+    )
+    for name, helptext in (
+        ("say", "speak a text and save the reply"),
+        ("talk", "send a WAV as if spoken"),
+    ):
+        s = sub.add_parser(name, help=helptext)
+        if name == "say":
+            s.add_argument("text", help="what to say (the echo bridge speaks it back)")
+        else:
+            s.add_argument("--wav", type=Path, required=True, help="mono PCM16 WAV, any rate")
+        s.add_argument("--model", default="", help="voice to answer with (default: the server's)")
+        s.add_argument(
+            "--out", type=Path, default=Path("reply.wav"), help="reply WAV (default reply.wav)"
+        )
+        s.add_argument(
+            "--url",
+            default=os.environ.get("DUPLEX_URL", "ws://127.0.0.1:8080/ws"),
+            help="orchestrator WebSocket (default $DUPLEX_URL, else ws://127.0.0.1:8080/ws)",
+        )
+        s.add_argument(
+            "--key",
+            default=os.environ.get("DUPLEX_API_KEY", ""),
+            help="API key (default $DUPLEX_API_KEY; none in dev mode)",
+        )
+        s.add_argument(
+            "--timeout", type=float, default=60.0, help="seconds to wait for the reply (default 60)"
+        )
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = duplex_parser()
+    args = p.parse_args(argv)
+    if args.command == "up":
+        raise SystemExit(_up(args))
+    raise SystemExit(asyncio.run(_client(args)))
+
+
+async def _client(args: Any) -> int:
+    import aiohttp
+
+    from duplex_orchestrator import client
+
+    try:
+        if args.command == "say":
+            convo = await client.say(
+                args.url, args.key, args.text, args.model, timeout_s=args.timeout
+            )
+        else:
+            convo = await client.talk(
+                args.url,
+                args.key,
+                client.read_wav_16k(args.wav),
+                args.model,
+                timeout_s=args.timeout,
+            )
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        print(f"duplex {args.command}: {exc}", file=sys.stderr)
+        return 1
+    for event in convo.events:
+        if event["type"] == "asr" and event.get("final"):
+            print(f"heard:  {event['text']}")
+        elif event["type"] == "latency":
+            print(
+                "latency: " + ", ".join(f"{k} {v}" for k, v in event.items() if k.endswith("_ms"))
+            )
+        elif event["type"] == "error":
+            print(f"error:  {event['code']}: {event['message']}", file=sys.stderr)
+    reply = "".join(convo.texts("reply"))
+    if reply:
+        print(f"reply:  {reply}")
+    if not convo.audio:
+        print(f"duplex {args.command}: no reply audio", file=sys.stderr)
+        return 1
+    convo.save(args.out)
+    print(f"saved {len(convo.audio) / 96000:.2f} s of reply audio to {args.out}")
+    if not convo.ended:
+        print(
+            f"duplex {args.command}: the reply did not finish (timed out or failed); "
+            "the audio saved is partial",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _up(args: Any) -> int:
+    python = sys.executable
+    worker = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "duplex_tts",
+            "--adapter",
+            args.families,
+            "--default-model",
+            args.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.worker_port),
+            "--metrics-port",
+            str(args.worker_metrics_port),
+            "--voicepacks",
+            str(args.voicepacks),
+        ]
+    )
+    orchestrator = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "duplex_orchestrator",
+            "--dev",
+            "--port",
+            str(args.port),
+            "--worker",
+            f"127.0.0.1:{args.worker_port}",
+            "--default-model",
+            args.model,
+            # A local stack: WebRTC media stays on loopback, like everything else here.
+            "--rtc-host",
+            "127.0.0.1",
+            "--rtc-peer-network",
+            "127.0.0.1",
+        ]
+    )
+    children = (worker, orchestrator)
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        url = f"http://127.0.0.1:{args.port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if any(c.poll() is not None for c in children):
+                print(
+                    "duplex up: a process exited during start-up; see its log above",
+                    file=sys.stderr,
+                )
+                return 1
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        else:
+            print("duplex up: not healthy after 180 s", file=sys.stderr)
+            return 1
+        print(
+            f"\nduplex is up (dev mode, no API key): open {url}\nPress Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                # Stuck, or Ctrl-C again: kill it rather than leave it holding its port.
+                child.kill()
+                child.wait()
+
+
+if __name__ == "__main__":
+    main()
