@@ -12,11 +12,15 @@ never written or logged.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 
+from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.protocol import ProtocolError
+from duplex_orchestrator.vad import VAD_RATE
 
 MIN_CLIP_S = 3.0
 MAX_CLIP_S = 30.0  # XTTS reads at most 30 s; more is cut, not refused
@@ -63,3 +67,12 @@ class ClipRecorder:
                 f"{MIN_CLIP_S:.0f} s of speech (6 to 10 s clones best)",
             )
         return np.concatenate(self._parts)
+
+
+async def reference_of(recorder: ClipRecorder, transcriber: SpeechToText) -> VoiceReference:
+    """The finished clip and Whisper's transcript of it, made in a thread
+    (``ProtocolError`` when the clip is too short)."""
+    clip, rate = recorder.finish(), recorder.sample_rate
+    audio16k = clip if rate == VAD_RATE else soxr.resample(clip, rate, VAD_RATE)
+    transcript = await asyncio.to_thread(transcriber.transcribe, audio16k)
+    return VoiceReference(clip.astype("<i2").tobytes(), rate, transcript.text)

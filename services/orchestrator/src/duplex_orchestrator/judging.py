@@ -67,7 +67,7 @@ class Speculation:
     aligning: bool = False
     """Its words are being aligned on the audio (the sound under the last word): until
     that answers, only the full silence confirms a turn ended on them, as before the
-    words were in (``JudgedTurn.silence``)."""
+    words were in (``pause_ends.JudgedTurn.silence``)."""
     unsaid: bool = False
     """Aligned, its last word has no sound under it (Whisper completed a phrase the user
     left hanging): the words do not read complete after all, and only the full silence
@@ -282,74 +282,3 @@ class TurnJudge:
                 asyncio.to_thread(model.probability, speculation.audio)
             )
         return await speculation.turn
-
-
-@dataclass
-class JudgedTurn:
-    """A turn ended at a pause because it sounded complete; speech may yet continue it.
-
-    Its confirmation is counted here, in 20 ms frames of the silence after it: a
-    judge's "complete" (``agreed``), the user's learned pause (``least_frames``), the
-    doubt's silence (``doubt_frames``). The session owns what follows (sound, metrics).
-    """
-
-    audio: np.ndarray
-    ended_at: float
-    task: asyncio.Task[None]
-    history: int
-    """Length of the history before this turn's words were added."""
-    speculation: Speculation
-    silent_frames: int
-    """Frames since its last speech frame (counted on after it is confirmed)."""
-    doubt_frames: int
-    """The silence that confirms it if Smart Turn or Whisper doubted it."""
-    end_frames: int
-    """The silence that ends any turn: what confirms it while its words are not settled
-    (``Speculation.aligning``) or once they turned out unfinished (``unsaid``)."""
-    least_frames: int
-    """The silence before a judge's "complete" confirms it: the user's learned pause,
-    for a statement (0: none)."""
-    confirmed: bool = False
-    """False while a provisional end waits for Smart Turn or the doubt's silence."""
-    doubted: bool = False
-    """The judges answered and doubted it (else the doubt's silence ran out before
-    Smart Turn answered: ``judged_unanswered``)."""
-    judged_complete: bool = False
-    """A judge called it complete, and it waits for ``least_frames`` of silence."""
-
-    def _silence_needed(self) -> int:
-        if self._words_unsettled():
-            return self.end_frames
-        return self.doubt_frames
-
-    def _words_unsettled(self) -> bool:
-        return self.speculation.aligning or self.speculation.unsaid
-
-    def agreed(self) -> bool:
-        """A judge calls it complete: whether that confirms it now (or, within the
-        user's learned pause, once the silence outlasts it: ``silence``)."""
-        self.judged_complete = True
-        return self.silent_frames >= self.least_frames
-
-    def silence(self) -> str | None:
-        """One more frame after it: how it is confirmed now (the ``duplex_turn_ends_total``
-        label), or None."""
-        self.silent_frames += 1
-        if self.confirmed:
-            return None
-        if self.judged_complete and self.silent_frames >= self.least_frames:
-            return "judged_after_patience"
-        if self.silent_frames >= self._silence_needed():
-            if self._words_unsettled():
-                return "silence"
-            return "judged_after_doubt" if self.doubted else "judged_unanswered"
-        return None
-
-    def unconfirmed_frames(self) -> int:
-        """The silence still to come before the doubt's confirms it (0: confirmed)."""
-        return 0 if self.confirmed else max(0, self._silence_needed() - self.silent_frames)
-
-    def pause_before(self, onset_frames: int) -> int:
-        """Speech resumed with an onset of ``onset_frames``, counted in ``silent_frames``
-        but the last: the pause the user went on after."""
-        return max(0, self.silent_frames - onset_frames + 1)

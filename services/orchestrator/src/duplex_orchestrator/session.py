@@ -19,14 +19,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import TypeGuard
 
 import numpy as np
-import soxr
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript, Wanted
-from duplex_orchestrator.clone import ClipRecorder, VoiceReference
+from duplex_orchestrator.clone import ClipRecorder, reference_of
 from duplex_orchestrator.endpoint import is_statement
 from duplex_orchestrator.events import (
     Asr,
@@ -38,9 +36,10 @@ from duplex_orchestrator.events import (
     Voice,
 )
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
-from duplex_orchestrator.judging import JudgedTurn, Speculation, TurnJudge
+from duplex_orchestrator.judging import Speculation, TurnJudge
 from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.patience import Patience
+from duplex_orchestrator.pause_ends import JudgedTurn, PauseEnds
 from duplex_orchestrator.protocol import (
     CloneClear,
     CloneEnd,
@@ -98,15 +97,15 @@ class VoiceSession:
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
         self._asr_generation = 0
+        self._pause_ends = PauseEnds(services, self._vad, clock, self._recheck_reply)
         self._judge = TurnJudge(
             services,
             self._vad.detector,
             self._transcribe_partial,
             self._end_judged_turn,
-            self._confirm_judged_turn,
-            self._doubt_judged_turn,
+            self._pause_ends.confirm,
+            self._pause_ends.doubt,
         )
-        self._judged: JudgedTurn | None = None
         self._patience = Patience(services.patience_turns, services.end_frames)
         self._speaking = False
         self._client_text: ClientText | None = None
@@ -188,15 +187,14 @@ class VoiceSession:
                 asr = speculation.claim() if speculation else None
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
                 await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
-            self._silence_went_on()
-            if self._reply is not None:
-                self._reply.recheck()  # a first sound held for this frame's verdict
+            self._pause_ends.silence_went_on()
+            self._recheck_reply()  # a first sound held for this frame's verdict
 
     async def _end_judged_turn(self, speculation: Speculation, by: str) -> None:
         """End the turn at a silence shorter than the one that ends any turn; speech
         soon after continues it (``_continue_judged_turn``). A ``provisional`` end is
-        confirmed by Smart Turn (``_confirm_judged_turn``) or the doubt's silence
-        (``_silence_went_on``); until then its reply makes no sound (``_sound_held``).
+        confirmed by Smart Turn or the doubt's silence (``PauseEnds``); until then its
+        reply makes no sound (``PauseEnds.sound_held``).
 
         A user who has gone on after longer pauses (``Patience``) is waited for: the
         doubt's silence is at least their longest pause and a margin, and a statement
@@ -214,39 +212,7 @@ class VoiceSession:
         judged = JudgedTurn(
             audio, self._clock(), task, history, speculation, silent, doubt, end, least
         )
-        self._judged = judged
-        if by != "provisional":
-            self._confirm_judged_turn(speculation, by)
-
-    def _confirm_judged_turn(self, speculation: Speculation, by: str = "judged_complete") -> None:
-        """The turn ended provisionally on ``speculation`` is over: its reply may sound
-        (a judge's "complete" waits for the user's learned pause, ``least_frames``)."""
-        judged = self._judged
-        if judged is None or judged.confirmed or judged.speculation is not speculation:
-            return  # continued meanwhile, or confirmed already
-        if by == "judged_complete" and not judged.agreed():
-            return  # after the user's pause: ``_silence_went_on``
-        judged.confirmed = True
-        metrics.TURN_ENDS.labels(by=by).inc()
-        if self._reply is not None:
-            self._reply.recheck()
-
-    def _doubt_judged_turn(self, speculation: Speculation) -> None:
-        """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
-        silence confirms it (counted as ``judged_after_doubt``), or the full silence if
-        its last word turned out unsaid (``silence``: ``Speculation.unsaid``)."""
-        judged = self._judged
-        if judged is not None and judged.speculation is speculation:
-            judged.doubted = True
-
-    def _silence_went_on(self) -> None:
-        """After each frame: a provisional end that Smart Turn or Whisper doubted (or
-        Smart Turn has not answered) is confirmed once the silence reaches the doubt's
-        length, a question's or a statement's (``Services.doubt_frames_for``); one
-        judged complete, once it reaches the user's learned pause."""
-        judged = self._judged
-        if judged is not None and (by := judged.silence()) is not None:
-            self._confirm_judged_turn(judged.speculation, by)
+        self._pause_ends.opened(judged, by)
 
     async def _end_turn(
         self, asr: asyncio.Task[Transcript], ended_at: float
@@ -259,7 +225,7 @@ class VoiceSession:
         await self._io.event(VadState("speech_end"))
         self._set_speaking(False)
         self._judge.settle(used=asr)
-        self._judged = None
+        self._pause_ends.clear()
         waited_ms = round((self._clock() - ended_at) * 1000, 1)
         task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
         self._asr_tasks.add(task)
@@ -269,8 +235,8 @@ class VoiceSession:
     async def _continue_judged_turn(self) -> bool:
         """Speech soon after a turn judged complete: it was not. Cancel its reply
         (flushing anything sent), forget its words, and let this speech extend it."""
-        judged, self._judged = self._judged, None
-        if not self._may_go_on(judged):
+        judged = self._pause_ends.reopened()
+        if judged is None:
             return False
         judged.task.cancel()
         self._patience.turn_reopened()  # the silence it ended in was a pause inside it
@@ -285,30 +251,10 @@ class VoiceSession:
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
 
-    def _sound_held(self) -> bool:
-        """Whether a reply's first sound waits now: the turn was ended at a pause and
-        is not confirmed yet, or the user may have begun a word, which would continue
-        the turn and withdraw its reply (``_continue_judged_turn``): a sound well above
-        the pause's, or speech that may yet make an onset. Sent, that first sound
-        would reach the client before the onset's flush."""
-        judged = self._judged
-        if not self._may_go_on(judged):
-            return False  # speech now would be a barge-in, not the turn going on
-        vad = self._vad
-        return not judged.confirmed or vad.sounding or vad.detector.onset_pending
-
-    def _may_go_on(self, judged: JudgedTurn | None) -> TypeGuard[JudgedTurn]:
-        """Whether speech now would continue this turn ended at a pause: within the
-        continue window (a client that stopped sending audio never confirms it)."""
-        window = self._services.end_of_turn.continue_window_ms / 1000
-        return judged is not None and self._clock() - judged.ended_at <= window
-
-    def _hold_max_s(self) -> float:
-        """The longest a new reply's first sound may wait: until an unconfirmed turn's
-        doubt is over (the VAD may stop hearing the client), then an onset's run."""
-        services, judged = self._services, self._judged
-        unconfirmed = judged.unconfirmed_frames() if judged is not None else 0
-        return services.sound_hold_max_s + unconfirmed * 0.02
+    def _recheck_reply(self) -> None:
+        """A reply's first sound held (``PauseEnds.sound_held``) may go now."""
+        if self._reply is not None:
+            self._reply.recheck()
 
     def _set_speaking(self, speaking: bool) -> None:
         """Count this session's user among those speaking now (``Services.speaking``)."""
@@ -416,7 +362,7 @@ class VoiceSession:
         await self._stop_reply()
         self._turn += 1
         self.turns.reply_started()
-        reply = Reply(self._turn, self._sound_held, self._hold_max_s())
+        reply = Reply(self._turn, self._pause_ends.sound_held, self._pause_ends.hold_max_s())
         self._reply = reply
         self._reply_task = asyncio.create_task(
             self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)
@@ -467,19 +413,14 @@ class VoiceSession:
             recorder, self._clip = self._clip, None
             if recorder is None:
                 raise ProtocolError("not_recording", 'send {"type": "clone_start"} first')
-            clip = recorder.finish()
-            audio16k = clip
-            if self._rate != VAD_RATE:
-                audio16k = soxr.resample(clip, self._rate, VAD_RATE)
-            transcript = await asyncio.to_thread(self._services.transcriber.transcribe, audio16k)
-            reference = VoiceReference(clip.astype("<i2").tobytes(), self._rate, transcript.text)
+            reference = await reference_of(recorder, self._services.transcriber)
             self._speaker.reference = reference
             log.info(  # the figures only: never the clip or its words
                 "voice clip set",
                 extra={"event": "voice_clip", "session_id": self.id, "seconds": reference.seconds},
             )
             seconds = round(reference.seconds, 2)
-            await self._io.event(Voice(cloned=True, seconds=seconds, transcript=transcript.text))
+            await self._io.event(Voice(cloned=True, seconds=seconds, transcript=reference.text))
         else:
             self._clip = None
             self._speaker.reference = None

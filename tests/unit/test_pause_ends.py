@@ -1,0 +1,127 @@
+"""A turn ended at a pause: how it is confirmed, and when its reply's first sound waits."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from duplex_orchestrator import metrics
+from duplex_orchestrator.endpoint import EndOfTurn
+from duplex_orchestrator.judging import Speculation
+from duplex_orchestrator.pause_ends import JudgedTurn, PauseEnds
+from duplex_orchestrator.session_parts import Services
+from duplex_orchestrator.vad import Vad
+
+NOTHING = cast(Any, None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ends_count(by: str) -> float:
+    return metrics.TURN_ENDS.labels(by=by)._value.get()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def setup() -> tuple[PauseEnds, Clock, list[str]]:
+    clock, rechecked = Clock(), []
+    services = Services(NOTHING, NOTHING, NOTHING, "piper", sound_hold_max_s=0.14)
+    services.end_of_turn = EndOfTurn("transcript+smart-turn", continue_window_ms=1000)
+    ends = PauseEnds(services, Vad(), clock, lambda: rechecked.append("recheck"))
+    return ends, clock, rechecked
+
+
+def turn_at(clock: Clock, *, doubt: int = 25, least: int = 0, silent: int = 10) -> JudgedTurn:
+    speculation = Speculation("gap", 1, np.zeros(160, np.int16))
+    task = cast("asyncio.Task[None]", NOTHING)
+    audio = np.zeros(160, np.int16)
+    return JudgedTurn(audio, clock(), task, 0, speculation, silent, doubt, 50, least)
+
+
+def test_a_provisional_end_holds_the_sound_until_a_judge_confirms_it(setup: Any) -> None:
+    ends, clock, rechecked = setup
+    turn = turn_at(clock)
+    before = ends_count("judged_complete")
+    ends.opened(turn, "provisional")
+    assert ends.sound_held()
+    assert not turn.confirmed
+    ends.confirm(turn.speculation)
+    assert turn.confirmed
+    assert not ends.sound_held()
+    assert rechecked == ["recheck"]
+    ends.confirm(turn.speculation)  # once only
+    assert rechecked == ["recheck"]
+    assert ends_count("judged_complete") == before + 1
+
+
+def test_a_judge_within_the_users_learned_pause_waits_it_out(setup: Any) -> None:
+    ends, clock, rechecked = setup
+    turn = turn_at(clock, least=13, silent=10)
+    ends.opened(turn, "provisional")
+    ends.confirm(turn.speculation)  # the judge agrees at 10 frames of silence
+    assert not turn.confirmed
+    assert rechecked == []
+    for _ in range(2):
+        ends.silence_went_on()
+    assert not turn.confirmed
+    ends.silence_went_on()  # the 13th frame
+    assert turn.confirmed
+    assert rechecked == ["recheck"]
+
+
+def test_a_doubted_turn_is_confirmed_by_the_doubts_silence(setup: Any) -> None:
+    ends, clock, _ = setup
+    turn = turn_at(clock, doubt=25, silent=10)
+    before = ends_count("judged_after_doubt")
+    ends.opened(turn, "provisional")
+    ends.doubt(turn.speculation)
+    assert ends.hold_max_s() == pytest.approx(0.14 + 15 * 0.02)  # 15 frames to go
+    for _ in range(14):
+        ends.silence_went_on()
+    assert not turn.confirmed
+    ends.silence_went_on()
+    assert turn.confirmed
+    assert ends.hold_max_s() == pytest.approx(0.14)
+    assert ends_count("judged_after_doubt") == before + 1
+
+
+def test_a_judges_verdict_on_another_speculation_is_ignored(setup: Any) -> None:
+    ends, clock, rechecked = setup
+    turn = turn_at(clock)
+    ends.opened(turn, "provisional")
+    stale = Speculation("gap", 0, np.zeros(160, np.int16))
+    ends.confirm(stale)
+    ends.doubt(stale)
+    assert not turn.confirmed
+    assert not turn.doubted
+    assert rechecked == []
+
+
+def test_speech_continues_the_turn_only_within_the_continue_window(setup: Any) -> None:
+    ends, clock, _ = setup
+    turn = turn_at(clock)
+    ends.opened(turn, "judged_complete")
+    clock.now += 0.9
+    assert ends.reopened() is turn
+    assert ends.reopened() is None  # forgotten once reopened
+    ends.opened(turn, "judged_complete")
+    clock.now += 0.2  # 1.1 s after the turn ended: a barge-in, not the turn going on
+    assert not ends.sound_held()
+    assert ends.reopened() is None
+
+
+def test_after_another_turn_ended_nothing_is_held(setup: Any) -> None:
+    ends, clock, _ = setup
+    ends.opened(turn_at(clock), "provisional")
+    ends.clear()
+    assert not ends.sound_held()
+    assert ends.reopened() is None
+    assert ends.hold_max_s() == pytest.approx(0.14)
