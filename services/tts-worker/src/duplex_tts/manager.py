@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from duplex_tts import metrics
@@ -39,38 +38,21 @@ from duplex_tts.adapters import (
 from duplex_tts.catalog import Catalog, ModelSpec
 from duplex_tts.eviction import EvictionPolicy, Residency, make_room, next_check, ttl_expired
 from duplex_tts.memory import release_freed_memory, rss_bytes
+from duplex_tts.model_types import (
+    LoadFailed,
+    ModelError,
+    ModelHandle,
+    ModelInUse,
+    ModelStatus,
+    NoCapacity,
+    State,
+    UnknownModel,
+)
 from duplex_tts.scheduler import Executors
 from duplex_tts.warmup import warm_up, warmup_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class ModelError(Exception):
-    """Base of the manager's errors; each maps to one gRPC status code."""
-
-
-class UnknownModel(ModelError):
-    pass
-
-
-class NoCapacity(ModelError):
-    pass
-
-
-class LoadFailed(ModelError):
-    pass
-
-
-class ModelInUse(ModelError):
-    pass
-
-
-class State(enum.Enum):
-    AVAILABLE = "available"
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
 
 
 @dataclass
@@ -93,39 +75,6 @@ class _Entry:
     error: str = ""
     load_task: asyncio.Task[None] | None = None
     base: ModelHandle | None = None
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """A read-only view of one catalog entry, for ListModels and logs."""
-
-    spec: ModelSpec
-    state: State
-    refs: int
-    pinned: bool
-    loaded_at_wall: float
-    last_used_wall: float
-    load_ms: int
-    error: str
-    memory_bytes: int = 0
-    kept: bool = False
-
-
-@dataclass
-class ModelHandle:
-    """A counted reference to a ready model; release it exactly once."""
-
-    model_id: str
-    model: TTSModel
-    gain: float
-    executor: Executor
-    _manager: ModelManager = field(repr=False)
-    _released: bool = False
-
-    def release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._manager._release(self.model_id)
 
 
 class ModelManager:
@@ -194,7 +143,7 @@ class ModelManager:
         assert entry.model is not None
         assert entry.executor is not None
         self._touch(entry)
-        return ModelHandle(model_id, entry.model, entry.gain, entry.executor, self)
+        return ModelHandle(model_id, entry.model, entry.gain, entry.executor, self._release)
 
     def _release(self, model_id: str) -> None:
         entry = self._entries.get(model_id)
@@ -446,3 +395,16 @@ class ModelManager:
             memory_bytes=entry.memory_bytes,  # set at load, zeroed at unload
             kept=entry.kept,
         )
+
+
+__all__ = [  # the public types are re-exported: this module is where callers find them
+    "LoadFailed",
+    "ModelError",
+    "ModelHandle",
+    "ModelInUse",
+    "ModelManager",
+    "ModelStatus",
+    "NoCapacity",
+    "State",
+    "UnknownModel",
+]

@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 
 from duplex_protocol import FRAME_MS, MAX_TEXT_CHUNK_BYTES, SAMPLE_RATE
-from duplex_protocol.lease import ResidentModel, WorkerState
+from duplex_protocol.lease import WorkerState
 from duplex_protocol.text import MAX_ID_CHARS, clean_text, shown
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
@@ -33,13 +33,12 @@ from duplex_tts.manager import (
     ModelInUse,
     ModelManager,
     NoCapacity,
-    State,
     UnknownModel,
 )
 from duplex_tts.memory import memory_limit_bytes, rss_bytes
 from duplex_tts.sessions import Session, SessionTable
 from duplex_tts.stream import QueueDepth, Text, TextError, Utterance
-from duplex_tts.views import iso, model_info
+from duplex_tts.views import model_info, model_memory, resident_models
 
 log = logging.getLogger(__name__)
 
@@ -387,19 +386,13 @@ class TTSServicer(pb_grpc.TTSServicer):
             max_sessions=cfg.max_sessions,
             active_sessions=len(self.sessions),
             queue_depth=self._queue_depth.value,
-            p50_first_audio_ms=statistics.median(self._first_audio_ms)
-            if self._first_audio_ms
-            else 0.0,
+            p50_first_audio_ms=self._p50_first_audio_ms(),
             resident_models=self._manager.resident_ids(),
             default_model=cfg.default_model,
             resident_cap=cfg.resident_cap,
             memory_bytes=rss_bytes(),
             version=__version__,
-            model_memory_bytes={
-                s.spec.id: s.memory_bytes
-                for s in self._manager.statuses()
-                if s.state is State.READY
-            },
+            model_memory_bytes=model_memory(self._manager.statuses()),
             memory_limit_bytes=memory_limit_bytes(),
         )
 
@@ -413,31 +406,19 @@ class TTSServicer(pb_grpc.TTSServicer):
             models=[s.spec.id for s in statuses],
             languages={s.spec.id: list(s.spec.languages) for s in statuses},
             model_families={s.spec.id: s.spec.family for s in statuses},
-            resident=[
-                ResidentModel(
-                    id=s.spec.id,
-                    state=s.state.value,
-                    last_used=iso(s.last_used_wall),
-                    loaded_at=iso(s.loaded_at_wall),
-                    load_ms=s.load_ms,
-                    refs=s.refs,
-                    pinned=s.pinned,
-                    memory_bytes=s.memory_bytes,
-                )
-                for s in statuses
-                if s.state in (State.READY, State.LOADING)
-            ],
+            resident=resident_models(statuses),
             queue_depth=self._queue_depth.value,
             active_sessions=len(self.sessions),
             max_sessions=cfg.max_sessions,
-            p50_first_audio_ms=statistics.median(self._first_audio_ms)
-            if self._first_audio_ms
-            else 0.0,
+            p50_first_audio_ms=self._p50_first_audio_ms(),
             memory_bytes=rss_bytes(),
             memory_limit_bytes=memory_limit_bytes(),
             resident_cap=cfg.resident_cap,
             ready=not self.draining,
         )
+
+    def _p50_first_audio_ms(self) -> float:
+        return statistics.median(self._first_audio_ms) if self._first_audio_ms else 0.0
 
     def end_idle_sessions(self) -> None:
         for session_id in self.sessions.idle(self._config.session_idle_timeout_s):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from duplex_protocol.lease import rfc3339_micro
+from duplex_protocol.lease import ResidentModel, rfc3339_micro
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from duplex_tts.manager import ModelStatus, State
+from duplex_tts.model_types import ModelStatus, State
 
 _STATE = {
     State.AVAILABLE: pb.MODEL_STATE_AVAILABLE,
@@ -39,3 +39,26 @@ def model_info(status: ModelStatus) -> pb.ModelInfo:
 
 def iso(epoch: float) -> str:
     return rfc3339_micro(datetime.fromtimestamp(epoch, UTC)) if epoch else ""
+
+
+def resident_models(statuses: list[ModelStatus]) -> list[ResidentModel]:
+    """The Lease's ``resident``: the models loaded or loading."""
+    return [
+        ResidentModel(
+            id=s.spec.id,
+            state=s.state.value,
+            last_used=iso(s.last_used_wall),
+            loaded_at=iso(s.loaded_at_wall),
+            load_ms=s.load_ms,
+            refs=s.refs,
+            pinned=s.pinned,
+            memory_bytes=s.memory_bytes,
+        )
+        for s in statuses
+        if s.state in (State.READY, State.LOADING)
+    ]
+
+
+def model_memory(statuses: list[ModelStatus]) -> dict[str, int]:
+    """GetCapabilities' ``model_memory_bytes``: each ready model's."""
+    return {s.spec.id: s.memory_bytes for s in statuses if s.state is State.READY}
