@@ -32,7 +32,7 @@ from duplex_orchestrator.asr import (
     window_features,
     window_frames,
 )
-from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.config import OrchestratorConfig, build_config
 from tests.bench import bench_orchestrator
 from tests.bench.bench_worker import publish, summary
 from tests.support.orchestrator import words_of
@@ -49,13 +49,17 @@ QUESTIONS = [
     "Turn off the lights in the kitchen, please.",
     "What is the capital city of Australia?",
 ]
+PENALTY = build_config({"dev": True}).asr_repetition_penalty
+"""The orchestrator's default penalty on tokens Whisper already wrote (against loops)."""
 WINDOWS = {
-    "fitted": (1.0, 2.0),
-    "fitted-5s": (5.0, 3.0),
-    "fitted-pad1": (5.0, 1.0),
-    "full-30s": (0.0, 0.0),
+    "fitted": (1.0, 2.0, PENALTY),
+    "fitted-no-penalty": (1.0, 2.0, 1.0),
+    "fitted-5s": (5.0, 3.0, PENALTY),
+    "fitted-pad1": (5.0, 1.0, PENALTY),
+    "full-30s": (0.0, 0.0, PENALTY),
 }
-"""Encoder window configurations: (window_step_s, pad_s); step 0 is Whisper's 30 s."""
+"""Decoding configurations: (window_step_s, pad_s, repetition_penalty); step 0 is
+Whisper's 30 s window."""
 
 
 def utterances() -> list[tuple[str, str, np.ndarray]]:
@@ -187,17 +191,21 @@ def main() -> None:
     data = utterances()
     results: dict[str, Any] = {"cores": os.cpu_count(), "windows": {}, "concurrency": []}
     cores = os.cpu_count() or 1
-    for name, (step, pad) in WINDOWS.items():
+    for name, (step, pad, penalty) in WINDOWS.items():
         transcriber = Transcriber(
-            DEFAULT_DIR, workers=1, threads=cores, window_step_s=step, pad_s=pad
-        )
+            DEFAULT_DIR, workers=1, threads=cores, window_step_s=step, pad_s=pad,
+            repetition_penalty=penalty,
+        )  # fmt: skip
         transcriber.transcribe(data[0][2])  # warm up
         results["windows"][name] = accuracy(transcriber, data)
-    one_thread = Transcriber(DEFAULT_DIR, workers=1, threads=1)
+    one_thread = Transcriber(DEFAULT_DIR, workers=1, threads=1, repetition_penalty=PENALTY)
     one_thread.transcribe(data[0][2])
     results["anatomy"] = anatomy(one_thread, data)
     for workers in sorted({1, max(1, cores // 2), cores}):
-        transcriber = Transcriber(DEFAULT_DIR, workers=workers, threads=max(1, cores // workers))
+        threads = max(1, cores // workers)
+        transcriber = Transcriber(
+            DEFAULT_DIR, workers=workers, threads=threads, repetition_penalty=PENALTY
+        )
         transcriber.transcribe(data[0][2])
         for speakers in args.speakers:
             row = concurrent(transcriber, data, speakers, args.rounds)

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from duplex_orchestrator.app import end_of_turn
+from duplex_orchestrator.app import end_of_turn, make_transcriber
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig, build_config
 from duplex_orchestrator.endpoint import final_mark, is_statement, transcript_complete
@@ -471,13 +471,20 @@ def main() -> None:
         "--splits", nargs="+", choices=sorted(UNFINISHED), default=sorted(UNFINISHED),
         help="the phrase sets to hear (default: all)",
     )  # fmt: skip
+    parser.add_argument(
+        "--asr-repetition-penalty", type=float,
+        help="the orchestrator's flag of that name (default: its default)",
+    )  # fmt: skip
     args = parser.parse_args()
     from faster_whisper import WhisperModel
 
     aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
     voices = [*SPEAKERS, *espeak_speakers()]
-    transcriber = Transcriber(DEFAULT_DIR, workers=1, threads=1)
-    config = build_config({"dev": True})  # the orchestrator's defaults
+    flags = {"dev": True, "asr_model_dir": DEFAULT_DIR, "asr_workers": 1, "asr_threads": 1}
+    if args.asr_repetition_penalty is not None:
+        flags["asr_repetition_penalty"] = args.asr_repetition_penalty
+    config = build_config(flags)  # the orchestrator's defaults, one Whisper on one core
+    transcriber = make_transcriber(config)
     rows = judged(transcriber, SmartTurn(), config, clips(aligner, voices, args.splits))
     results = {"rows": rows, "tally": tally(rows), "doubts": doubts(rows), "unheard": unheard(rows)}
     publish(results, args.out, render)

@@ -30,6 +30,7 @@ from duplex_orchestrator.asr import (
     window_features,
     window_frames,
     windows_to_try,
+    without_penalty,
 )
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
@@ -689,6 +690,22 @@ def test_the_probability_of_a_sentence_end_is_the_softmax_mass_of_its_tokens() -
     assert probability_of(logits, [1, 2, 4]) == pytest.approx(0.35)
     suppressed = np.array([np.finfo(np.float32).min, 1.0, 1.0], np.float32)  # as CTranslate2
     assert probability_of(suppressed, [1]) == pytest.approx(0.5)
+
+
+def test_whispers_doubt_is_read_before_the_repetition_penalty() -> None:
+    """CTranslate2's returned logits carry its penalty on the tokens written so far (a
+    positive logit divided, a negative one multiplied, once per token however often it
+    was written): undone, the step's logits are the model's own."""
+    own = np.array([4.0, -2.0, 3.0, 1.5, np.finfo(np.float32).min], np.float32)
+    penalized = own.copy()
+    penalized[[0, 1]] = np.array([4.0 / 1.1, -2.0 * 1.1], np.float32)
+    restored = without_penalty(penalized, [1, 0, 1, 4], 1.1)
+    np.testing.assert_allclose(restored[:4], own[:4], rtol=1e-6)
+    assert restored[4] < -1e37  # a suppressed token stays out of reach
+    assert probability_of(restored, [2]) == pytest.approx(probability_of(own, [2]))
+    assert probability_of(penalized, [2]) > probability_of(own, [2])  # what it would be
+    assert without_penalty(penalized, [], 1.1) is penalized
+    assert without_penalty(penalized, [0], 1.0) is penalized
 
 
 def test_the_question_end_threshold_is_a_probability_and_reaches_the_policy() -> None:

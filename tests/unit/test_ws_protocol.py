@@ -136,6 +136,14 @@ def test_config_llm_url_selects_the_openai_bridge() -> None:
         build_config({"dev": True, "vad_aggressiveness": 7})
 
 
+def test_config_whispers_repetition_penalty_is_checked() -> None:
+    assert build_config({"dev": True}).asr_repetition_penalty == 1.1
+    assert build_config({"dev": True, "asr_repetition_penalty": 1}).asr_repetition_penalty == 1
+    for bad in (0.5, 3):  # below 1 favours repeats; 2 is already far past what loops need
+        with pytest.raises(ConfigError, match="asr_repetition_penalty"):
+            build_config({"dev": True, "asr_repetition_penalty": bad})
+
+
 def test_a_voice_clip_is_capped_and_must_be_long_enough() -> None:
     recorder = ClipRecorder(16000)
     frame = np.ones(320, np.int16)

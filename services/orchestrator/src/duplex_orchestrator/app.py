@@ -150,6 +150,7 @@ def make_transcriber(config: OrchestratorConfig) -> Transcriber:
         threads=config.asr_threads,
         window_step_s=config.asr_window_step_s,
         pad_s=config.asr_pad_s,
+        repetition_penalty=config.asr_repetition_penalty,
     )
 
 

@@ -24,8 +24,13 @@ repetition: the sentence Whisper heard, at no second pass. A decode that
 loops otherwise (gzip ratio above 2.4, as Whisper's own fallback uses) or
 runs out of tokens (``token_budget``: about 6 per second of audio, so a loop
 is cut short) is decoded again with 3 s more padding and twice the tokens,
-and only if that fails too on the full 30 s window. The word error rate and latency of
-each choice are measured by ``tests.bench.bench_asr``.
+and only if that fails too on the full 30 s window. Fewer loops start at all: the
+decoder's logits of tokens already written are divided by ``repetition_penalty``
+(CTranslate2's; ``REPETITION_PENALTY`` by default), which lets the sentence's end win
+over its start said again. Whisper's doubt (below) is read from the logits as they
+were before that penalty (``without_penalty``): it keeps loops from starting, and is
+no belief of the model's. The word error rate and latency of each choice are
+measured by ``tests.bench.bench_asr``.
 
 Forcing the words already heard as a decoder prefix (incremental decoding)
 was measured and saves nothing here: CTranslate2 spends about as long on a
@@ -74,6 +79,7 @@ from duplex_orchestrator.vad import last_sound_s
 from duplex_orchestrator.whisper_decoding import (
     FULL_WINDOW_FRAMES,
     HOP,
+    REPETITION_PENALTY,
     RETRY_PAD_S,
     as_float32,
     before_repetition,
@@ -88,10 +94,12 @@ from duplex_orchestrator.whisper_decoding import (
     window_features,
     window_frames,
     windows_to_try,
+    without_penalty,
 )
 
 __all__ = [  # the decode's pure pieces, re-exported: they are part of this module's API
     "FULL_WINDOW_FRAMES",
+    "REPETITION_PENALTY",
     "RETRY_PAD_S",
     "AlignWhen",
     "SpeechToText",
@@ -114,6 +122,7 @@ __all__ = [  # the decode's pure pieces, re-exported: they are part of this modu
     "window_features",
     "window_frames",
     "windows_to_try",
+    "without_penalty",
 ]
 
 _FILES = ("config.json", "tokenizer.json", "vocabulary.json")
@@ -243,7 +252,8 @@ class Transcriber:
     """faster-whisper's model on CPU int8 by default (``device="cuda"`` for float16 on GPU).
 
     ``window_step_s`` / ``pad_s`` size the encoder window (see the module
-    docstring; ``window_step_s=0`` decodes on Whisper's full 30 s window).
+    docstring; ``window_step_s=0`` decodes on Whisper's full 30 s window);
+    ``repetition_penalty`` (1: none) keeps Whisper from saying the sentence again.
     ``workers`` transcriptions run in parallel, each on ``threads`` cores.
     """
 
@@ -258,6 +268,7 @@ class Transcriber:
         workers: int = 0,
         window_step_s: float = 1.0,
         pad_s: float = 2.0,
+        repetition_penalty: float = REPETITION_PENALTY,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -268,6 +279,7 @@ class Transcriber:
         self.workers = workers or default_workers()
         threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
         self.window_step_s, self.pad_s = window_step_s, pad_s
+        self.repetition_penalty = repetition_penalty
         self._model: Any = WhisperModel(
             str(path),
             device=device,
@@ -360,7 +372,9 @@ class Transcriber:
         kept text (the decode's text, or the part of it before a repetition)."""
         if step is None or decoded.tokens[step] not in self._end_set:
             return None  # no final punctuation of its own (or an empty text)
-        return probability_of(np.asarray(decoded.logits[step]), self._ends)
+        logits = np.asarray(decoded.logits[step])
+        written = decoded.tokens[:step]
+        return probability_of(without_penalty(logits, written, self.repetition_penalty), self._ends)
 
     def _last_word_s(self, decoded: _Decoded, step: int, audio_frames: int) -> float | None:
         """Where the alignment of the kept text's tokens (up to ``step``) on the audio puts
@@ -392,6 +406,7 @@ class Transcriber:
             [self._prompt],
             beam_size=1,
             max_length=max_length,
+            repetition_penalty=self.repetition_penalty,
             return_scores=True,
             return_logits_vocab=True,  # for ends_here: about 2 ms a decode
             suppress_blank=True,

@@ -86,6 +86,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         help="silence after the utterance inside the fitted window (default 2)",
     )
     add(
+        "--asr-repetition-penalty",
+        type=float,
+        help="penalty on tokens Whisper already wrote, against its loops on a short "
+        "window (default 1.1; 1: none)",
+    )
+    add(
         "--vad",
         choices=["webrtc", "silero"],
         help="per-frame speech classifier: Silero VAD (default) or webrtcvad",

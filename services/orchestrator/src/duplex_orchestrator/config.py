@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from duplex_orchestrator.endpoint import EndOfTurnMode
 from duplex_orchestrator.vad import VadKind
+from duplex_orchestrator.whisper_decoding import REPETITION_PENALTY
 
 
 class ConfigError(Exception):
@@ -83,6 +84,8 @@ class OrchestratorConfig(BaseModel):
     """Whisper's encoder window fits the utterance in steps of this; 0: always 30 s."""
     asr_pad_s: float = Field(default=2.0, ge=0, le=10)
     """Silence added after the utterance inside the fitted window."""
+    asr_repetition_penalty: float = Field(default=REPETITION_PENALTY, ge=1, le=2)
+    """CTranslate2's penalty on tokens Whisper already wrote, against its loops (1: none)."""
     vad: VadKind = "silero"
     """The per-frame speech classifier: Silero VAD or webrtcvad (``bench_vad`` compares
     them: Silero found no speech in coughs, typing, music or knocks; webrtcvad did)."""

@@ -20,6 +20,10 @@ _FRAMES_PER_S = 100
 HOP = 160  # samples per mel frame at 16 kHz
 _MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
 RETRY_PAD_S = 3.0
+REPETITION_PENALTY = 1.1
+"""CTranslate2's penalty on the logits of tokens a decode already wrote: the sentence's
+end then wins over its start said again (Whisper's loop on a short window), and no
+clearly heard word changes (``tests.bench.bench_asr``)."""
 
 
 def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
@@ -133,6 +137,23 @@ def sentence_end_tokens(tokenizer: Any) -> list[int]:
         if piece and set(piece) <= set(".?!") and ".." not in piece:
             ends.append(token)
     return [*ends, tokenizer.eot]
+
+
+def without_penalty(logits: np.ndarray, written: list[int], penalty: float) -> np.ndarray:
+    """One decoder step's logits as the model gave them, before CTranslate2's repetition
+    ``penalty`` on the tokens ``written`` before that step (a positive logit divided by
+    it, a negative one multiplied), which its returned logits include. Whisper's doubt
+    is read from these: the penalty keeps a loop from starting, not a belief."""
+    if penalty == 1.0 or not written:
+        return logits
+    restored = logits.astype(np.float32, copy=True)
+    ids = np.unique(np.asarray(written, dtype=np.int64))
+    values = restored[ids]
+    positive = values > 0
+    values[positive] *= penalty
+    values[~positive] /= penalty
+    restored[ids] = values
+    return restored
 
 
 def probability_of(logits: np.ndarray, tokens: list[int]) -> float:
