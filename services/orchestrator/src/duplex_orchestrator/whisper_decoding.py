@@ -22,8 +22,9 @@ _MAX_COMPRESSION = 2.4  # Whisper's own threshold for a looping decode
 RETRY_PAD_S = 3.0
 REPETITION_PENALTY = 1.1
 """CTranslate2's penalty on the logits of tokens a decode already wrote: the sentence's
-end then wins over its start said again (Whisper's loop on a short window), and no
-clearly heard word changes (``tests.bench.bench_asr``)."""
+end then wins over its start said again (Whisper's loop on a short window), and a word
+said twice rarely changes (once in 60 questions, "the kitchen" heard as "a kitchen";
+the word error rate the same: ``tests.bench.bench_asr``'s ``fitted-no-penalty``)."""
 
 
 def window_frames(audio_frames: int, pad_s: float, step_s: float) -> int:
