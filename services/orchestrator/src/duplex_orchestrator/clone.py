@@ -13,14 +13,19 @@ never written or logged.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
 from duplex_orchestrator.asr import SpeechToText
+from duplex_orchestrator.events import CloneRecording, Event, Voice
 from duplex_orchestrator.protocol import ProtocolError
 from duplex_orchestrator.vad import VAD_RATE
+
+log = logging.getLogger(__name__)
 
 MIN_CLIP_S = 3.0
 MAX_CLIP_S = 30.0  # XTTS reads at most 30 s; more is cut, not refused
@@ -76,3 +81,42 @@ async def reference_of(recorder: ClipRecorder, transcriber: SpeechToText) -> Voi
     audio16k = clip if rate == VAD_RATE else soxr.resample(clip, rate, VAD_RATE)
     transcript = await asyncio.to_thread(transcriber.transcribe, audio16k)
     return VoiceReference(clip.astype("<i2").tobytes(), rate, transcript.text)
+
+
+class VoiceClip:
+    """A session's clip messages: ``start`` records, ``end`` makes the reference,
+    ``clear`` drops it; each tells the client (``emit``) what it did."""
+
+    def __init__(
+        self, transcriber: SpeechToText, emit: Callable[[Event], Awaitable[None]], session_id: str
+    ) -> None:
+        self._transcriber = transcriber
+        self._emit = emit
+        self._session_id = session_id
+        self.recorder: ClipRecorder | None = None
+
+    async def start(self, sample_rate: int) -> None:
+        self.recorder = ClipRecorder(sample_rate)
+        await self._emit(CloneRecording(max_s=self.recorder.limit / sample_rate))
+
+    async def end(self) -> VoiceReference:
+        """The reference made from the clip recorded since ``start``."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            raise ProtocolError("not_recording", 'send {"type": "clone_start"} first')
+        reference = await reference_of(recorder, self._transcriber)
+        log.info(  # the figures only: never the clip or its words
+            "voice clip set",
+            extra={
+                "event": "voice_clip",
+                "session_id": self._session_id,
+                "seconds": reference.seconds,
+            },
+        )
+        seconds = round(reference.seconds, 2)
+        await self._emit(Voice(cloned=True, seconds=seconds, transcript=reference.text))
+        return reference
+
+    async def clear(self) -> None:
+        self.recorder = None
+        await self._emit(Voice(cloned=False))

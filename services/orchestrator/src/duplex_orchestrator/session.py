@@ -6,9 +6,10 @@ delivers what the session emits through its ``SessionIO``: typed events
 (``duplex_orchestrator.events``), which it serializes its own way, and the
 worker's 20 ms frames at 48 kHz. Turn decisions come from the pure ``Turns``
 state machine; this module does the I/O around them: VAD on 20 ms frames,
-Whisper in a thread, the LLM stream. Judging when the turn ends (speculation
-at the gap, the judges at the pause) is the ``TurnJudge``'s (``judging``);
-speaking a reply (routing, worker streams, retries) is the ``Speaker``'s.
+Whisper (``transcriptions``), the LLM stream, the voice clip (``clone``).
+Judging when the turn ends (speculation at the gap, the judges at the pause)
+is the ``TurnJudge``'s (``judging``); speaking a reply (routing, worker
+streams, retries) is the ``Speaker``'s.
 """
 
 from __future__ import annotations
@@ -23,17 +24,15 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 
 from duplex_orchestrator import metrics
-from duplex_orchestrator.asr import Transcript, Wanted
-from duplex_orchestrator.clone import ClipRecorder, reference_of
+from duplex_orchestrator.asr import Transcript
+from duplex_orchestrator.clone import VoiceClip
 from duplex_orchestrator.endpoint import is_statement
 from duplex_orchestrator.events import (
     Asr,
     BargeIn,
-    CloneRecording,
     Pong,
     Ready,
     VadState,
-    Voice,
 )
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.judging import Speculation, TurnJudge
@@ -56,6 +55,7 @@ from duplex_orchestrator.protocol import (
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
+from duplex_orchestrator.transcriptions import Transcriptions
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_RATE, SpeechDetector, Vad, VadEvent
 
@@ -96,12 +96,14 @@ class VoiceSession:
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
-        self._asr_generation = 0
         self._pause_ends = PauseEnds(services, self._vad, clock, self._recheck_reply)
+        self._transcriptions = Transcriptions(
+            services, io.event, lambda: self._judge.speculation is not None
+        )
         self._judge = TurnJudge(
             services,
             self._vad.detector,
-            self._transcribe_partial,
+            self._transcriptions.partial,
             self._end_judged_turn,
             self._pause_ends.confirm,
             self._pause_ends.doubt,
@@ -112,7 +114,7 @@ class VoiceSession:
         self._history: list[dict[str, str]] = []
         self._turn = 0
         self._speech_started_at = 0.0
-        self._clip: ClipRecorder | None = None
+        self._clip = VoiceClip(services.transcriber, io.event, self.id)
 
     # ---- messages ------------------------------------------------------
 
@@ -123,7 +125,7 @@ class VoiceSession:
     @property
     def recording_clip(self) -> bool:
         """Between clone_start and clone_end: audio is a voice clip, not speech."""
-        return self._clip is not None
+        return self._clip.recorder is not None
 
     async def handle(self, message: Message) -> None:
         if isinstance(message, Start):
@@ -168,10 +170,10 @@ class VoiceSession:
         """
         if not self.started:
             raise ProtocolError("not_started", 'send {"type": "start"} before audio')
-        if self._clip is not None:  # a voice clip, not speech to answer
+        if self._clip.recorder is not None:  # a voice clip, not speech to answer
             if source is None and self._rate != VAD_RATE:
                 raise ValueError("a voice clip needs the client's audio at its own rate")
-            self._clip.push(pcm16k if source is None else source)
+            self._clip.recorder.push(pcm16k if source is None else source)
             return
         for _frame, result in self._vad.feed(pcm16k):
             if result.event is VadEvent.SPEECH_START:
@@ -186,7 +188,7 @@ class VoiceSession:
                 speculation = self._judge.current() if result.by_silence else None
                 asr = speculation.claim() if speculation else None
                 metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
-                await self._end_turn(asr or self._transcribe_latest(result.utterance), ended_at)
+                await self._end_turn(asr or self._transcriptions.latest(result.utterance), ended_at)
             self._pause_ends.silence_went_on()
             self._recheck_reply()  # a first sound held for this frame's verdict
 
@@ -275,41 +277,6 @@ class VoiceSession:
         if Action.PAUSE_TTS in decision.actions and self._reply is not None:
             await self._reply.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
-
-    def _transcribe_partial(
-        self, utterance: np.ndarray, wanted: Wanted
-    ) -> asyncio.Task[Transcript]:
-        return self._transcribe_latest(utterance, partial=True, wanted=wanted)
-
-    def _transcribe_latest(
-        self, utterance: np.ndarray, *, partial: bool = False, wanted: Wanted | None = None
-    ) -> asyncio.Task[Transcript]:
-        """Start transcribing; anything started earlier in this session is superseded.
-
-        It never waits for an earlier transcription of this session; a speculative
-        one stops early once ``wanted`` says its words can no longer be the turn's.
-        A ``partial`` (speculative) result is shown to the client as it lands,
-        unless the turn has ended meanwhile (the final result follows).
-        """
-        self._asr_generation += 1
-        generation = self._asr_generation
-
-        async def run() -> Transcript:
-            transcriber = self._services.transcriber
-            # A judged (speculative) transcript says where its last word lies, when
-            # that can change the verdict; the final one at the full silence need not.
-            align = self._services.end_of_turn.wants_last_word if partial else None
-            transcript = await asyncio.to_thread(transcriber.transcribe, utterance, wanted, align)
-            if (
-                partial
-                and self._judge.speculation is not None
-                and generation == self._asr_generation
-                and transcript.text
-            ):
-                await self._io.event(Asr(transcript.text, final=False))
-            return transcript
-
-        return asyncio.create_task(run())
 
     async def _finish_turn(
         self, asr: asyncio.Task[Transcript], ended_at: float, waited_ms: float
@@ -407,24 +374,12 @@ class VoiceSession:
     async def _clone(self, message: CloneStart | CloneEnd | CloneClear) -> None:
         if isinstance(message, CloneStart):
             await self._interrupt()  # the clip is the user's voice, not the agent's
-            self._clip = ClipRecorder(self._rate)
-            await self._io.event(CloneRecording(max_s=self._clip.limit / self._rate))
+            await self._clip.start(self._rate)
         elif isinstance(message, CloneEnd):
-            recorder, self._clip = self._clip, None
-            if recorder is None:
-                raise ProtocolError("not_recording", 'send {"type": "clone_start"} first')
-            reference = await reference_of(recorder, self._services.transcriber)
-            self._speaker.reference = reference
-            log.info(  # the figures only: never the clip or its words
-                "voice clip set",
-                extra={"event": "voice_clip", "session_id": self.id, "seconds": reference.seconds},
-            )
-            seconds = round(reference.seconds, 2)
-            await self._io.event(Voice(cloned=True, seconds=seconds, transcript=reference.text))
+            self._speaker.reference = await self._clip.end()
         else:
-            self._clip = None
+            await self._clip.clear()
             self._speaker.reference = None
-            await self._io.event(Voice(cloned=False))
 
     # ---- model switch, close ------------------------------------------
 
