@@ -19,7 +19,7 @@ import numpy as np
 
 from duplex_protocol import FRAME_MS, MAX_TEXT_CHUNK_BYTES, SAMPLE_RATE
 from duplex_protocol.lease import WorkerState
-from duplex_protocol.text import MAX_ID_CHARS, clean_text, shown
+from duplex_protocol.text import MAX_ID_CHARS, shown
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_tts import __version__, metrics
@@ -37,7 +37,8 @@ from duplex_tts.manager import (
 )
 from duplex_tts.memory import memory_limit_bytes, rss_bytes
 from duplex_tts.sessions import Session, SessionTable
-from duplex_tts.stream import QueueDepth, Text, TextError, Utterance
+from duplex_tts.stream import QueueDepth, TextError, Utterance
+from duplex_tts.text_in import read_text
 from duplex_tts.views import model_info, model_memory, resident_models
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class TTSServicer(pb_grpc.TTSServicer):
         session.utterance = utterance
         fields = {"session_id": session.id, "model": handle.model_id}
         reader = asyncio.create_task(
-            self._read_text(first, request_iterator, utterance, session.id)
+            read_text(first, request_iterator, utterance, session.id, self._config.log_text)
         )
         utterance.start()
         self.idle.started()
@@ -256,56 +257,6 @@ class TTSServicer(pb_grpc.TTSServicer):
                     "seconds": round(time.perf_counter() - started, 3),
                     "first_audio_ms": round((utterance.first_audio_s or 0) * 1000, 1),
                 },
-            )
-
-    async def _read_text(
-        self,
-        first: pb.TextChunk,
-        request_iterator: AsyncIterator[pb.TextChunk],
-        utterance: Utterance,
-        session_id: str,
-    ) -> None:
-        try:
-            chunk = first
-            while True:
-                self._check_chunk(chunk, session_id)
-                if self._config.log_text:
-                    log.debug(
-                        "text",
-                        extra={"event": "text", "session_id": session_id, "text": chunk.text},
-                    )
-                # Control characters (a NUL breaks Piper's front end) become spaces.
-                utterance.feed(Text(clean_text(chunk.text), chunk.is_final))
-                if chunk.is_final:
-                    return
-                await utterance.room_for_text()  # backpressure up to the caller
-                try:
-                    chunk = await anext(request_iterator)
-                except StopAsyncIteration:
-                    utterance.end_of_input()
-                    return
-        except TextError as exc:
-            utterance.fail(exc)
-        except (grpc.RpcError, asyncio.InvalidStateError):
-            utterance.stop()  # the request side broke; end the utterance cleanly
-        except Exception as exc:
-            log.exception(
-                "reading text failed", extra={"event": "read_error", "session_id": session_id}
-            )
-            utterance.fail(exc)
-
-    @staticmethod
-    def _check_chunk(chunk: pb.TextChunk, session_id: str) -> None:
-        if chunk.session_id != session_id:
-            raise TextError(
-                f"TextChunk.session_id {shown(chunk.session_id)} does not match "
-                f"the stream's session {session_id!r}"
-            )
-        size = len(chunk.text.encode("utf-8"))
-        if size > MAX_TEXT_CHUNK_BYTES:
-            raise TextError(
-                f"TextChunk.text is {size} bytes; the limit is {MAX_TEXT_CHUNK_BYTES}: "
-                "send it in smaller chunks"
             )
 
     # ---- control -------------------------------------------------------
