@@ -23,7 +23,8 @@ from duplex_operator import (
     voicemodel_status,
     worker_role,
 )
-from duplex_operator.builders import WorkerImage, WorkerWire
+from duplex_operator.builders import WorkerWire
+from duplex_operator.images import WorkerImage
 from duplex_operator.kube import SharedListing
 from duplex_operator.status import status_changes
 from duplex_protocol.lease import LeaseView, ResidentModel, WorkerState, read_lease

@@ -4,7 +4,7 @@ One pod per GPU: a GPU pool requests ``gpu.count`` of the device plugin's
 resource per pod (1 by default), so N GPUs make N pods, each a stable
 StatefulSet name behind a headless Service. CPU pools request no GPU. A pool
 without ``spec.image`` gets the first catalog image whose engines serve all
-its families (``pick_image``).
+its families (``images.pick_image``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from duplex_operator.images import WorkerImage, pick_image
 from duplex_protocol.lease import LABELS, LEASE_DURATION_S, POOL_LABEL, lease_name
 
 GRPC_PORT = 7001
@@ -24,45 +25,6 @@ VOICEPACKS = "/app/voicepacks"
 SERVICE = "duplex.tts.v1.TTS"
 DRAIN_TIMEOUT_S = 20
 """How long a stopping worker waits for its open sessions to end."""
-
-
-class NoWorkerImage(ValueError):
-    """No image is given for a pool and none in the catalog serves its families."""
-
-
-@dataclass(frozen=True)
-class WorkerImage:
-    """One worker image and the engine families installed in it."""
-
-    image: str
-    families: frozenset[str]
-    cuda: bool = False
-    """Carries CUDA runtimes (the torch variant): preferred by ``device: cuda`` pools."""
-
-
-def worker_images(text: str) -> list[WorkerImage]:
-    """The catalog the chart passes as ``DUPLEX_WORKER_IMAGES``: a JSON list of
-    ``{"image": ..., "families": [...], "cuda": bool}``, in order of preference."""
-    if not text.strip():
-        return []
-    return [
-        WorkerImage(str(e["image"]), frozenset(e["families"]), bool(e.get("cuda", False)))
-        for e in json.loads(text)
-    ]
-
-
-def pick_image(families: Sequence[str], device: str, catalog: Sequence[WorkerImage]) -> str:
-    """The first image whose engines serve every family (a CUDA one first for cuda pools)."""
-    serving = [w for w in catalog if set(families) <= w.families]
-    if device == "cuda":
-        serving.sort(key=lambda w: not w.cuda)  # stable: catalog order otherwise
-    if not serving:
-        known = "; ".join(f"{w.image}: {', '.join(sorted(w.families))}" for w in catalog)
-        raise NoWorkerImage(
-            f"no worker image serves families {sorted(families)} (known: {known or 'none'}); "
-            "set spec.image or add an image to the operator's workerImages"
-        )
-    return serving[0].image
 
 
 @dataclass(frozen=True)

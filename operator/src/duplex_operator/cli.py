@@ -24,9 +24,10 @@ import kopf
 from aiohttp import web
 from prometheus_client import start_http_server
 
-from duplex_operator.builders import WorkerWire, worker_images
+from duplex_operator.builders import WorkerWire
 from duplex_operator.election import LeaderElector
 from duplex_operator.handlers import build_registry
+from duplex_operator.images import worker_images
 from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
 from duplex_protocol.kube import KubeConfig, KubeConfigError
 from duplex_protocol.logs import setup_logging

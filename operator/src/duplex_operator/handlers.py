@@ -27,9 +27,7 @@ import kopf
 from duplex_operator import metrics
 from duplex_operator.autoscaling import AutoscalingSpec, InvalidAutoscaling, WorkerLoad, decide
 from duplex_operator.builders import (
-    NoWorkerImage,
     PoolSpec,
-    WorkerImage,
     WorkerWire,
     headless_service,
     service_account,
@@ -38,6 +36,7 @@ from duplex_operator.builders import (
     vacant_leases,
     worker_role,
 )
+from duplex_operator.images import NoWorkerImage, WorkerImage
 from duplex_operator.kube import (
     POOLS,
     SharedListing,
