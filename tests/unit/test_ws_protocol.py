@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from duplex_orchestrator.clone import MAX_CLIP_S, ClipRecorder, VoiceReference
+from duplex_orchestrator.clone import MAX_CLIP_S, ClipRecorder, VoiceClip, VoiceReference
 from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.events import Event
 from duplex_orchestrator.feeds import ClientText, ReplayableText
 from duplex_orchestrator.llm import EchoBridge, LLMError, _sse_delta
 from duplex_orchestrator.protocol import (
@@ -23,6 +24,7 @@ from duplex_orchestrator.protocol import (
     frame_bytes,
     parse,
 )
+from tests.support.fake_ears import Ears
 
 
 @pytest.mark.parametrize(
@@ -158,3 +160,32 @@ def test_a_voice_clip_is_capped_and_must_be_long_enough() -> None:
     assert clip.size == MAX_CLIP_S * 16000
     reference = VoiceReference(clip.astype("<i2").tobytes(), 16000, "hello")
     assert reference.seconds == MAX_CLIP_S
+
+
+async def test_a_finished_clip_is_in_use_before_the_client_hears_of_it() -> None:
+    happened: list[str] = []
+    ears = Ears()
+    ears.words = "the clip's words"
+
+    def use(reference: VoiceReference | None) -> None:
+        happened.append("cleared" if reference is None else f"using {reference.text}")
+
+    async def emit(event: Event) -> None:
+        happened.append(type(event).__name__)
+
+    clip = VoiceClip(ears, use, emit, "s1")
+    with pytest.raises(ProtocolError, match="clone_start"):
+        await clip.end()  # nothing recorded
+    await clip.start(48000)
+    assert clip.recorder is not None
+    clip.recorder.push(np.ones(48000 * 4, np.int16))
+    await clip.end()
+    await clip.clear()
+    assert happened == [
+        "CloneRecording",
+        "using the clip's words",
+        "Voice",
+        "cleared",
+        "Voice",
+    ]
+    assert ears.heard == [4.0]  # transcribed at 16 kHz

@@ -84,13 +84,18 @@ async def reference_of(recorder: ClipRecorder, transcriber: SpeechToText) -> Voi
 
 
 class VoiceClip:
-    """A session's clip messages: ``start`` records, ``end`` makes the reference,
-    ``clear`` drops it; each tells the client (``emit``) what it did."""
+    """A session's clip messages: ``start`` records, ``end`` makes the reference and
+    ``use``s it, ``clear`` uses none; each then tells the client (``emit``)."""
 
     def __init__(
-        self, transcriber: SpeechToText, emit: Callable[[Event], Awaitable[None]], session_id: str
+        self,
+        transcriber: SpeechToText,
+        use: Callable[[VoiceReference | None], None],
+        emit: Callable[[Event], Awaitable[None]],
+        session_id: str,
     ) -> None:
         self._transcriber = transcriber
+        self._use = use
         self._emit = emit
         self._session_id = session_id
         self.recorder: ClipRecorder | None = None
@@ -99,12 +104,13 @@ class VoiceClip:
         self.recorder = ClipRecorder(sample_rate)
         await self._emit(CloneRecording(max_s=self.recorder.limit / sample_rate))
 
-    async def end(self) -> VoiceReference:
-        """The reference made from the clip recorded since ``start``."""
+    async def end(self) -> None:
+        """Use the reference made from the clip recorded since ``start``."""
         recorder, self.recorder = self.recorder, None
         if recorder is None:
             raise ProtocolError("not_recording", 'send {"type": "clone_start"} first')
         reference = await reference_of(recorder, self._transcriber)
+        self._use(reference)  # before the client hears of it: its next reply has the voice
         log.info(  # the figures only: never the clip or its words
             "voice clip set",
             extra={
@@ -115,8 +121,8 @@ class VoiceClip:
         )
         seconds = round(reference.seconds, 2)
         await self._emit(Voice(cloned=True, seconds=seconds, transcript=reference.text))
-        return reference
 
     async def clear(self) -> None:
         self.recorder = None
+        self._use(None)
         await self._emit(Voice(cloned=False))

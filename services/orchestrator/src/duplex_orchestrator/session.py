@@ -25,7 +25,7 @@ import numpy as np
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript
-from duplex_orchestrator.clone import VoiceClip
+from duplex_orchestrator.clone import VoiceClip, VoiceReference
 from duplex_orchestrator.endpoint import is_statement
 from duplex_orchestrator.events import (
     Asr,
@@ -114,7 +114,7 @@ class VoiceSession:
         self._history: list[dict[str, str]] = []
         self._turn = 0
         self._speech_started_at = 0.0
-        self._clip = VoiceClip(services.transcriber, io.event, self.id)
+        self._clip = VoiceClip(services.transcriber, self._use_voice, io.event, self.id)
 
     # ---- messages ------------------------------------------------------
 
@@ -376,10 +376,12 @@ class VoiceSession:
             await self._interrupt()  # the clip is the user's voice, not the agent's
             await self._clip.start(self._rate)
         elif isinstance(message, CloneEnd):
-            self._speaker.reference = await self._clip.end()
+            await self._clip.end()
         else:
             await self._clip.clear()
-            self._speaker.reference = None
+
+    def _use_voice(self, reference: VoiceReference | None) -> None:
+        self._speaker.reference = reference
 
     # ---- model switch, close ------------------------------------------
 
