@@ -1,9 +1,8 @@
 """duplex operator: turns TTSWorker and VoiceModel resources into worker pods and resident models.
 
 Pure builders (spec in, manifest out) live in ``builders``, the image catalog
-in ``images``; placement and
-status decisions in ``placement`` and ``status``; the kopf handlers that call
-them are thin.
+in ``images``; placement and status decisions in ``placement`` and
+``status``; the kopf handlers that call them are thin.
 """
 
 from duplex_operator.builders import (
