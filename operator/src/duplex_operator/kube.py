@@ -29,7 +29,9 @@ _PATHS = {
     ): "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
     ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
 }
-POOLS = "/apis/duplex.dev/v1alpha1/namespaces/{ns}/ttsworkers"
+GROUP, VERSION = "duplex.dev", "v1alpha1"
+"""The API group and version of TTSWorker and VoiceModel."""
+POOLS = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/ttsworkers"
 
 
 def collection(manifest: dict[str, Any]) -> str:
