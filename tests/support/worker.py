@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_protocol.wire import WireSecurity
+from tests.support.voicepacks import quiet_voicepacks
 
 ROOT = Path(__file__).resolve().parents[2]
 VOICEPACKS = ROOT / "voicepacks"
@@ -89,7 +90,9 @@ def start_worker(
     """Start a worker on a free port and wait for health SERVING.
 
     ``env``: extra variables; ``security``: how to reach a worker started with TLS;
-    ``port``: a fixed port (to restart a worker where it was).
+    ``port``: a fixed port (to restart a worker where it was). Without ``--voicepacks``
+    in ``args`` it serves ``quiet_voicepacks()``: a test judging what it says hears the
+    same audio every run.
     """
     port = port or free_port()
     cmd = [
@@ -104,8 +107,8 @@ def start_worker(
         "0",
         *args,
     ]
-    if "--voicepacks" not in args:
-        cmd += ["--voicepacks", str(VOICEPACKS)]
+    if "--voicepacks" not in args:  # the shipped voices, Piper's without noise
+        cmd += ["--voicepacks", str(quiet_voicepacks())]
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
         cmd,
