@@ -59,9 +59,15 @@ class Ears:
         return replace(transcript, aligner=aligner)
 
 
-def voiced(seconds: float) -> np.ndarray:
-    """A harmonic tone with a syllable-like envelope: webrtcvad calls it speech."""
-    t = np.arange(int(seconds * 16000)) / 16000
-    harmonics = sum(np.sin(2 * np.pi * 180 * h * t) / h for h in range(1, 10))
+def voiced(seconds: float, ending_hz: float = 180.0) -> np.ndarray:
+    """A harmonic tone with a syllable-like envelope: webrtcvad calls it speech. Its
+    pitch is 180 Hz, gliding to ``ending_hz`` over the last 0.4 s (a statement's
+    end falls; a hesitation's stays up)."""
+    samples = int(seconds * 16000)
+    glide = min(samples, 6400)
+    hz = np.concatenate([np.full(samples - glide, 180.0), np.geomspace(180.0, ending_hz, glide)])
+    phase = 2 * np.pi * np.cumsum(hz) / 16000
+    t = np.arange(samples) / 16000
+    harmonics = sum(np.sin(h * phase) / h for h in range(1, 10))
     envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
     return (0.5 * 32767 * harmonics * envelope / 3).astype(np.int16)

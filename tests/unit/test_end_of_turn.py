@@ -203,6 +203,7 @@ async def session_with(
     classifier: Callable[[], FrameClassifier] = WebRtcClassifier,
     patience_turns: int = 10,
     patience_from_pauses: bool = False,
+    pitch_rise_st: float = 3.0,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -215,7 +216,7 @@ async def session_with(
         doubt_frames=DOUBT_FRAMES,
         gap_frames=gap_frames,
         busy_gap_frames=busy_gap_frames,
-        end_of_turn=EndOfTurn(mode),
+        end_of_turn=EndOfTurn(mode, pitch_rise_st=pitch_rise_st),
         smart_turn=turn_model,
         sound_hold_max_s=sound_hold_max_s,
         classifier=classifier,

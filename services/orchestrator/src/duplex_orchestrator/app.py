@@ -175,6 +175,7 @@ def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
         question_end=config.end_of_turn_question_end,
         last_word_min_s=config.end_of_turn_last_word_ms / 1000,
         statement_end=config.end_of_turn_statement_end,
+        pitch_rise_st=config.end_of_turn_pitch_rise_st,
     )
 
 

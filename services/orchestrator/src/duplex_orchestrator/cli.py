@@ -151,6 +151,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "the turn is doubted (default 0.75; 0: never)",
     )
     add(
+        "--end-of-turn-pitch-rise-st",
+        type=float,
+        help="semitones above the user's usual statement end at or past which a "
+        "statement's pitch has not fallen and the turn is doubted (default 3; 0: never)",
+    )
+    add(
         "--end-of-turn-question-end",
         type=float,
         help="Whisper's probability that a question ends at its '?', below which the "

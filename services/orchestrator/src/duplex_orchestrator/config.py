@@ -124,6 +124,11 @@ class OrchestratorConfig(BaseModel):
     end_of_turn_statement_end: float = Field(default=0.75, ge=0, le=1)
     """Whisper's probability that a statement ends at its full stop, below which the
     turn is doubted and ends after end_of_turn_statement_doubt_ms (0: never)."""
+    end_of_turn_pitch_rise_st: float = Field(default=3.0, ge=0, le=24)
+    """Semitones above this user's usual statement end (learned over their last 10
+    statements, once 3 are heard) at or past which a statement's pitch has not
+    fallen: the turn is doubted and ends after end_of_turn_statement_doubt_ms
+    (0: never)."""
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""

@@ -50,9 +50,10 @@ default), ``transcript``, ``smart-turn``, or ``silence`` (the pause is never
 the end; only the full silence is, as before).
 
 When the words read as complete but the turn is *doubted*, it ends after a
-shorter silence than the one that ends any turn: Smart Turn doubts it, or
+shorter silence than the one that ends any turn: Smart Turn doubts it,
 Whisper's probability of a sentence end at a statement's full stop is below
-``statement_end`` (0.75). A statement's first half is often a sentence in its
+``statement_end`` (0.75), or a statement's pitch ends ``pitch_rise_st`` above
+this user's usual statement end (``prosody``). A statement's first half is often a sentence in its
 own right ("I need to pick up.", "My daughter wants to learn."), which no rule
 can tell from a whole turn; Whisper still expects more there more often than
 after a complete statement, but not so much more that its words should wait
@@ -328,6 +329,9 @@ class EndOfTurn:
     statement_end: float = 0.75
     """Whisper's probability that a statement ends at its full stop, below which the
     turn is doubted, as by Smart Turn: it ends after the doubt's silence (0: never)."""
+    pitch_rise_st: float = 3.0
+    """Semitones above the user's usual statement end (``prosody``) at or past which a
+    statement's pitch has not fallen, and the turn is doubted too (0: never)."""
 
     @property
     def uses_smart_turn(self) -> bool:
@@ -374,8 +378,10 @@ class EndOfTurn:
         probability: float | None,
         ends_here: float | None = None,
         last_word_sound_s: float | None = None,
+        above_usual_st: float | None = None,
     ) -> Verdict:
-        """The verdict at a pause. A judge that could not answer (None) says no."""
+        """The verdict at a pause. A judge that could not answer (None) says no;
+        ``above_usual_st``: the pitch's end against the user's usual (None: unknown)."""
         heard_finished = probability is not None and probability >= self.threshold
         if self.mode == "silence" or (not self.uses_transcript and not heard_finished):
             return Verdict.INCOMPLETE
@@ -387,4 +393,6 @@ class EndOfTurn:
             return Verdict.DOUBTED
         if self.statement_doubted(transcript, ends_here):
             return Verdict.DOUBTED
+        if self.pitch_rise_st > 0 and (above_usual_st or 0.0) >= self.pitch_rise_st:
+            return Verdict.DOUBTED if is_statement(transcript) else Verdict.COMPLETE
         return Verdict.COMPLETE

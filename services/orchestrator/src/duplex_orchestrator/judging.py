@@ -36,9 +36,10 @@ import numpy as np
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript, Wanted
-from duplex_orchestrator.endpoint import Verdict
+from duplex_orchestrator.endpoint import Verdict, is_statement
+from duplex_orchestrator.prosody import PitchHabit, final_fall_st
 from duplex_orchestrator.session_parts import Services
-from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector
+from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector
 
 Transcribe = Callable[[np.ndarray, Wanted], "asyncio.Task[Transcript]"]
 """Starts a speculative transcription of the utterance so far, abandoned once unwanted."""
@@ -117,8 +118,11 @@ class TurnJudge:
         self._confirm = confirm
         self._doubt = doubt
         self.speculation: Speculation | None = None
+        self.pitch = PitchHabit()
+        """This user's usual statement end; the session forgets a turn they went on with."""
         self._tasks: set[asyncio.Task[None]] = set()
-        self._aligning: set[asyncio.Task[float | None]] = set()
+        self._measuring: set[asyncio.Task[float | None]] = set()
+        """Alignments and pitch measures, beside a reply."""
 
     def current(self) -> Speculation | None:
         """The speculation, if no speech has come since its audio was cut."""
@@ -183,7 +187,7 @@ class TurnJudge:
     def tasks(self) -> list[asyncio.Task[Any]]:
         """Everything still running, for the session to cancel at its close."""
         speculation = self.speculation
-        return [*self._tasks, *self._aligning, *(speculation.tasks() if speculation else ())]
+        return [*self._tasks, *self._measuring, *(speculation.tasks() if speculation else ())]
 
     def _speculate(self, utterance: np.ndarray, at: str, *, with_turn_model: bool) -> Speculation:
         """Transcribe the utterance so far, and ask Smart Turn now if ``with_turn_model``."""
@@ -220,16 +224,18 @@ class TurnJudge:
             # unless they alone judge and leave no doubt.
             if detector.pauses != pause or not detector.in_speech:
                 return  # speech went on, or the silence already ended the turn
-            alone = transcript.aligner is None and not policy.uses_smart_turn
+            falling = self._fall(speculation, text)  # beside the reply, as the alignment
+            alone = transcript.aligner is None and not policy.uses_smart_turn and falling is None
             if alone and policy.decide(text, None, ends_here) is Verdict.COMPLETE:
                 await self._end_turn(speculation, "judged_complete")
                 return
-            aligning = self._last_word_sound(speculation, transcript)  # beside the reply
+            aligning = self._last_word_sound(speculation, transcript)
             await self._end_turn(speculation, "provisional")
             if policy.uses_smart_turn and model is not None:
                 probability = await self._probability(speculation)
             last_word_sound_s = await aligning if aligning is not None else None
-            verdict = policy.decide(text, probability, ends_here, last_word_sound_s)
+            above_usual = await self._above_usual(speculation, falling)
+            verdict = policy.decide(text, probability, ends_here, last_word_sound_s, above_usual)
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             else:  # doubted: the doubt's silence confirms it, or speech withdraws it
@@ -268,9 +274,36 @@ class TurnJudge:
             return sound
 
         task = asyncio.create_task(align())
-        self._aligning.add(task)
-        task.add_done_callback(self._aligning.discard)
+        self._measuring.add(task)
+        task.add_done_callback(self._measuring.discard)
         return task
+
+    def _fall(self, speculation: Speculation, text: str) -> asyncio.Task[float | None] | None:
+        """How far the pitch fell at the end of a statement (``prosody``), measured in
+        a thread; None where the policy does not ask or the words are a question."""
+        if self._services.end_of_turn.pitch_rise_st <= 0 or not is_statement(text):
+            return None
+        task = asyncio.create_task(asyncio.to_thread(final_fall_st, speculation.audio, VAD_RATE))
+        self._measuring.add(task)
+        task.add_done_callback(self._measuring.discard)
+        return task
+
+    async def _above_usual(
+        self, speculation: Speculation, falling: asyncio.Task[float | None] | None
+    ) -> float | None:
+        """The statement's end against this user's usual one (None: unknown); then the
+        turn's own fall joins what is usual for them (``PitchHabit.heard``)."""
+        if falling is None:
+            return None
+        try:
+            fall = await falling
+        except Exception:  # the judge holds nothing back for a measure it lacks
+            log.exception("pitch failed", extra={"event": "pitch_error"})
+            return None
+        above = self.pitch.above_usual_st(fall)
+        if fall is not None:
+            self.pitch.heard(speculation, fall)
+        return above
 
     async def _probability(self, speculation: Speculation) -> float:
         """Smart Turn's, asked at the gap or now: after Whisper, not beside it (on a small

@@ -242,6 +242,7 @@ class VoiceSession:
             return False
         judged.task.cancel()
         self._patience.turn_reopened()  # the silence it ended in was a pause inside it
+        self._judge.pitch.forget(judged.speculation)  # and its pitch no end of theirs
         self._patience.went_on(judged.pause_before(self._services.onset_frames))
         if self._reply is not None and not self._reply.finished:
             await self._stop_reply()

@@ -1,0 +1,106 @@
+"""The pitch at a statement's end, against this user's own: a judge of the end of turn.
+
+A statement's first half is often a sentence in its own right ("I need to pick
+up.", "My daughter wants to learn."): the words, Whisper and Smart Turn may all
+call it complete. What a listener hears is the voice: at the end of a
+statement it falls, at a hesitation it stays up. How far it falls differs from
+one voice to the next (of the bench's voices, Piper's hardly falls at a full
+stop, Kokoro's by about 4 semitones), so one threshold for all holds back
+many whole statements; ``PitchHabit`` learns the fall of *this* user's
+statements over the session's turns, and a statement that ends well above
+that fall is doubted (``endpoint.EndOfTurn.pitch_rise_st``): it ends after the
+doubt's silence, not at the pause.
+
+``final_fall_st`` is the measure: over the last ``TAIL_S`` of the utterance,
+the median pitch of the last ``END_S`` of voiced speech against the median of
+all of it, in semitones (negative: it fell). Praat's autocorrelation pitch
+(``praat-parselmouth``: ~6 ms for 1.6 s on one core) tracks it. Everything
+but ``pitch_track`` is pure.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TAIL_S = 1.6
+"""The part of the utterance heard: its last phrase, not the whole turn's range."""
+END_S = 0.1
+"""The end whose pitch counts: the last 100 ms of voiced speech."""
+FRAME_S = 0.01
+MIN_VOICED_FRAMES = 8
+"""Fewer voiced frames than this (a whisper, a cough) give no measure."""
+PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 60.0, 450.0
+
+
+def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The pitch of the last ``TAIL_S`` of ``audio`` (int16 or float), Hz per 10 ms
+    frame, 0 where unvoiced."""
+    import parselmouth  # imported on first use: the orchestrator starts without it
+
+    tail = np.asarray(audio[-int(TAIL_S * sample_rate) :], dtype=np.float64)
+    if audio.dtype == np.int16:
+        tail /= 32768.0
+    if tail.size < int(0.1 * sample_rate):
+        return np.zeros(0)
+    pitch = parselmouth.Sound(tail, sample_rate).to_pitch_ac(
+        time_step=FRAME_S, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
+    )
+    return np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
+
+
+def fall_of(track_hz: np.ndarray) -> float | None:
+    """Semitones from the median of the voiced frames to the median of the last
+    ``END_S`` of them (None: too little voice to tell)."""
+    voiced = np.flatnonzero(track_hz > 0)
+    if voiced.size < MIN_VOICED_FRAMES:
+        return None
+    semitones = 12 * np.log2(track_hz[voiced] / 100.0)
+    end = voiced >= voiced[-1] - round(END_S / FRAME_S)
+    return float(np.median(semitones[end]) - np.median(semitones))
+
+
+def final_fall_st(audio: np.ndarray, sample_rate: int) -> float | None:
+    """How far the pitch fell at the end of ``audio``, in semitones (``fall_of``)."""
+    return fall_of(pitch_track(audio, sample_rate))
+
+
+@dataclass
+class PitchHabit:
+    """How far this user's pitch falls at the end of a statement, learned per session.
+
+    The judge tells it each statement's fall as a turn ends on it (``heard``); a turn
+    the user then goes on with is forgotten (``forget``: it was not their end). Until
+    ``min_turns`` are known it has no opinion."""
+
+    turns: int = 10
+    """How many of the user's latest statements it remembers."""
+    min_turns: int = 3
+    """Statements heard before it judges (0 is never: it needs one at least)."""
+    _falls: deque[tuple[Hashable, float]] = field(default_factory=deque, init=False)
+
+    def heard(self, turn: Hashable, fall_st: float) -> None:
+        """A turn ended on a statement whose pitch fell by ``fall_st``."""
+        self._falls.append((turn, fall_st))
+        while len(self._falls) > self.turns:
+            self._falls.popleft()
+
+    def forget(self, turn: Hashable) -> None:
+        """The user went on: that turn's end was a pause inside it."""
+        self._falls = deque((t, f) for t, f in self._falls if t is not turn)
+
+    def usual_fall_st(self) -> float | None:
+        """The median fall of the remembered statements (None: too few yet)."""
+        if len(self._falls) < max(1, self.min_turns):
+            return None
+        return float(np.median([fall for _, fall in self._falls]))
+
+    def above_usual_st(self, fall_st: float | None) -> float | None:
+        """How far above this user's usual end a statement's end is (None: unknown)."""
+        usual = self.usual_fall_st()
+        if usual is None or fall_st is None:
+            return None
+        return fall_st - usual
