@@ -36,7 +36,10 @@ Whisper added to a cut phrase lies where the sound has stopped);
 ``doubts`` shows, for questions and statements apart, how many unfinished
 and complete ones each threshold of that probability would hold back, and
 ``unheard`` how many each threshold of the sound under the last word would.
-Writes ``bench-results/end_of_turn.json``.
+A statement's pitch (``prosody``) is judged against its voice's usual end,
+taken from that voice's other phrase sets (``pitch_end``); ``pitch: doubted``
+counts the verdicts it changed. ``--clips FILE`` keeps the spoken clips
+(~18 minutes to make) for the next run. Writes ``bench-results/end_of_turn.json``.
 
     PYTHONPATH=. .venv/bin/python -m tests.bench.bench_end_of_turn
 """
@@ -44,6 +47,7 @@ Writes ``bench-results/end_of_turn.json``.
 from __future__ import annotations
 
 import argparse
+import pickle
 import re
 from collections import Counter
 from pathlib import Path
@@ -55,11 +59,13 @@ from duplex_orchestrator.app import end_of_turn, make_transcriber
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig, build_config
 from duplex_orchestrator.endpoint import final_mark, is_statement, transcript_complete
+from duplex_orchestrator.prosody import final_fall_st
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_asr import QUESTIONS
 from tests.bench.bench_conversation import HESITATIONS, spoken
 from tests.bench.bench_conversation import PAUSE_S as HESITATION_S
 from tests.bench.bench_worker import publish
+from tests.bench.pitch_end import with_pitch
 from tests.support.orchestrator import silence
 from tests.support.speech import ROOT, SPEAKERS, espeak_speakers
 from tests.support.whisper import DEFAULT_DIR
@@ -295,6 +301,7 @@ def judged(
         under_last = transcript.last_word_sound_s
         probability = smart_turn.probability(audio)
         verdict = policy.decide(heard, probability, ends_here, under_last).value
+        fall = final_fall_st(audio, 16000) if is_statement(heard) else None
         rows.append(
             {k: v for k, v in clip.items() if k != "audio"}
             | {
@@ -305,10 +312,15 @@ def judged(
                 "last_word_sound_s": under_last,
                 "words_complete": policy.words_complete(heard, ends_here, under_last),
                 "smart_turn": probability,
-                "verdict": verdict,
-                "wait_ms": wait_ms(verdict, heard, config),
+                "verdict_without_pitch": verdict,
+                "fall_st": fall,
             }
         )
+    if policy.pitch_rise_st > 0:
+        with_pitch(rows, policy)
+    for row in rows:
+        row.setdefault("verdict", row["verdict_without_pitch"])
+        row["wait_ms"] = wait_ms(row["verdict"], row["heard"], config)
     return rows
 
 
@@ -339,6 +351,7 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "words_complete": 0,
                 "smart_turn_complete": 0,
                 "cut_at_hesitation": 0,
+                "pitch_doubted": 0,
                 "wait_ms": 0.0,
             },
         )
@@ -349,6 +362,7 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         group["words_complete"] += row["words_complete"]
         group["smart_turn_complete"] += row["smart_turn"] >= 0.5
         group["cut_at_hesitation"] += row["wait_ms"] <= HESITATION_S * 1000
+        group["pitch_doubted"] += row["verdict"] != row["verdict_without_pitch"]
         group["wait_ms"] += row["wait_ms"]
     for group in out.values():
         group["verdicts"] = dict(group["verdicts"])
@@ -422,7 +436,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{'phrases':<24} {'n':>4} {'complete':>9} {'doubted':>8} {'incomplete':>11}"
         f" {'rules: complete':>16} {'+ Whisper sure':>15} {'+ last word heard':>18}"
-        f" {'Smart Turn: complete':>21} {'cut at 0.6 s':>13} {'wait ms':>8}",
+        f" {'Smart Turn: complete':>21} {'pitch: doubted':>15} {'cut at 0.6 s':>13}"
+        f" {'wait ms':>8}",
     ]
     for name, group in results["tally"].items():
         v = group["verdicts"]
@@ -430,7 +445,8 @@ def render(results: dict[str, Any]) -> str:
             f"{name:<24} {group['n']:>4} {v.get('complete', 0):>9} {v.get('doubted', 0):>8}"
             f" {v.get('incomplete', 0):>11} {group['rules_complete']:>16}"
             f" {group['sure_complete']:>15} {group['words_complete']:>18}"
-            f" {group['smart_turn_complete']:>21} {group['cut_at_hesitation']:>13}"
+            f" {group['smart_turn_complete']:>21} {group['pitch_doubted']:>15}"
+            f" {group['cut_at_hesitation']:>13}"
             f" {group['wait_ms']:>8}"
         )
     lines += _below_table(
@@ -472,6 +488,14 @@ def main() -> None:
         help="the phrase sets to hear (default: all)",
     )  # fmt: skip
     parser.add_argument(
+        "--clips", type=Path,
+        help="a cache of the spoken clips (pickle): read if there, else written",
+    )  # fmt: skip
+    parser.add_argument(
+        "--end-of-turn-pitch-rise-st", type=float,
+        help="the orchestrator's flag of that name (default: its default; 0: off)",
+    )  # fmt: skip
+    parser.add_argument(
         "--asr-repetition-penalty", type=float,
         help="the orchestrator's flag of that name (default: its default)",
     )  # fmt: skip
@@ -481,11 +505,18 @@ def main() -> None:
     aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
     voices = [*SPEAKERS, *espeak_speakers()]
     flags = {"dev": True, "asr_model_dir": DEFAULT_DIR, "asr_workers": 1, "asr_threads": 1}
-    if args.asr_repetition_penalty is not None:
-        flags["asr_repetition_penalty"] = args.asr_repetition_penalty
+    for flag in ("asr_repetition_penalty", "end_of_turn_pitch_rise_st"):
+        if getattr(args, flag) is not None:
+            flags[flag] = getattr(args, flag)
     config = build_config(flags)  # the orchestrator's defaults, one Whisper on one core
     transcriber = make_transcriber(config)
-    rows = judged(transcriber, SmartTurn(), config, clips(aligner, voices, args.splits))
+    if args.clips is not None and args.clips.exists():
+        spoken_clips = pickle.loads(args.clips.read_bytes())  # a cache this bench wrote
+    else:
+        spoken_clips = clips(aligner, voices, args.splits)
+        if args.clips is not None:
+            args.clips.write_bytes(pickle.dumps(spoken_clips))
+    rows = judged(transcriber, SmartTurn(), config, spoken_clips)
     results = {"rows": rows, "tally": tally(rows), "doubts": doubts(rows), "unheard": unheard(rows)}
     publish(results, args.out, render)
 

@@ -39,6 +39,12 @@ def test_too_little_voice_gives_no_fall() -> None:
     assert fall_of(np.zeros(0)) is None
 
 
+def test_an_end_past_an_octave_is_the_trackers_jump_not_the_voice() -> None:
+    assert fall_of(track((120.0, 100), (240.0, 11))) == pytest.approx(12.0)
+    assert fall_of(track((120.0, 100), (250.0, 11))) is None
+    assert fall_of(track((240.0, 100), (115.0, 11))) is None
+
+
 def test_a_falling_voice_falls_and_a_rising_one_does_not() -> None:
     falling = final_fall_st(np.concatenate([glide(180, 180), glide(180, 110, 0.4)]), RATE)
     level = final_fall_st(glide(150, 150), RATE)

@@ -34,6 +34,9 @@ FRAME_S = 0.01
 MIN_VOICED_FRAMES = 8
 """Fewer voiced frames than this (a whisper, a cough) give no measure."""
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 60.0, 450.0
+MAX_FALL_ST = 12.0
+"""An end more than an octave from the median is the tracker's octave jump (on the
+end-of-turn bench a Piper "Stop the music." read 28 semitones up), not the voice."""
 
 
 def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -54,13 +57,14 @@ def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def fall_of(track_hz: np.ndarray) -> float | None:
     """Semitones from the median of the voiced frames to the median of the last
-    ``END_S`` of them (None: too little voice to tell)."""
+    ``END_S`` of them (None: too little voice, or an octave jump, to tell)."""
     voiced = np.flatnonzero(track_hz > 0)
     if voiced.size < MIN_VOICED_FRAMES:
         return None
     semitones = 12 * np.log2(track_hz[voiced] / 100.0)
     end = voiced >= voiced[-1] - round(END_S / FRAME_S)
-    return float(np.median(semitones[end]) - np.median(semitones))
+    fall = float(np.median(semitones[end]) - np.median(semitones))
+    return fall if abs(fall) <= MAX_FALL_ST else None
 
 
 def final_fall_st(audio: np.ndarray, sample_rate: int) -> float | None:
