@@ -87,6 +87,18 @@ def test_a_turn_the_user_went_on_with_is_forgotten() -> None:
     assert habit.usual_fall_st() == -4.0
 
 
+def test_a_turn_forgotten_before_its_measure_came_is_not_learned_after() -> None:
+    """Under load the pitch is measured after Smart Turn and the alignment answer; the
+    user may have gone on by then."""
+    habit = PitchHabit(min_turns=1)
+    late = object()
+    habit.forget(late)
+    habit.heard(late, 2.0)
+    assert habit.usual_fall_st() is None
+    habit.heard(object(), -3.0)
+    assert habit.usual_fall_st() == -3.0
+
+
 def test_the_habit_remembers_only_the_latest_turns() -> None:
     habit = PitchHabit(turns=3, min_turns=1)
     for turn, fall in enumerate([-9.0, -9.0, -1.0, -1.0, -2.0]):

@@ -11,9 +11,10 @@ judged complete ends there, a doubted one after the doubt's silence
 itself (its audio, history and reply): the judge calls back to end it.
 
 Words that read complete settle it: the turn ends at this pause if Smart
-Turn agrees (when it judges too), Whisper did not doubt a statement's end and
-the last word has sound under it, after the doubt's silence if not, unless the
-user speaks first. So the judge ends it *provisionally* as soon as the words
+Turn agrees (when it judges too), Whisper did not doubt a statement's end,
+its pitch fell as this user's statements do (``prosody``) and the last word
+has sound under it, after the doubt's silence if not, unless the user speaks
+first. So the judge ends it *provisionally* as soon as the words
 are in, and the reply is prepared while Smart Turn listens and the words are
 aligned on the audio: its sound is held until both say "complete" or the
 doubt's silence confirms the turn (``confirm``), and speech before that

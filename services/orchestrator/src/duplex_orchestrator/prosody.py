@@ -85,16 +85,21 @@ class PitchHabit:
     min_turns: int = 3
     """Statements heard before it judges (0 is never: it needs one at least)."""
     _falls: deque[tuple[Hashable, float]] = field(default_factory=deque, init=False)
+    _forgotten: deque[Hashable] = field(default_factory=lambda: deque(maxlen=4), init=False)
+    """The latest turns forgotten: one may be heard after (its measure came late)."""
 
     def heard(self, turn: Hashable, fall_st: float) -> None:
         """A turn ended on a statement whose pitch fell by ``fall_st``."""
+        if any(t is turn for t in self._forgotten):
+            return
         self._falls.append((turn, fall_st))
         while len(self._falls) > self.turns:
             self._falls.popleft()
 
     def forget(self, turn: Hashable) -> None:
-        """The user went on: that turn's end was a pause inside it."""
+        """The user went on: that turn's end was a pause inside it (heard or not yet)."""
         self._falls = deque((t, f) for t, f in self._falls if t is not turn)
+        self._forgotten.append(turn)
 
     def usual_fall_st(self) -> float | None:
         """The median fall of the remembered statements (None: too few yet)."""
