@@ -209,8 +209,9 @@ async def conversations(
 
 def counters(url: str) -> dict[str, float]:
     """The orchestrator's ``duplex_asr_speculations_total`` as ``"at/outcome": count``,
-    ``duplex_turn_ends_total`` as ``"ended by": count`` and ``duplex_reply_holds_total``
-    as ``"first sound held/outcome": count``."""
+    ``duplex_turn_ends_total`` as ``"ended by": count``, ``duplex_reply_holds_total``
+    as ``"first sound held/outcome": count`` and ``duplex_pitch_doubts_total`` as
+    ``"pitch doubted"``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
     out: dict[str, float] = {}
@@ -222,6 +223,8 @@ def counters(url: str) -> dict[str, float]:
                 out[f"ended by {s.labels['by']}"] = s.value
             elif family.name == "duplex_reply_holds" and s.name.endswith("_total"):
                 out[f"first sound held/{s.labels['outcome']}"] = s.value
+            elif family.name == "duplex_pitch_doubts" and s.name.endswith("_total"):
+                out["pitch doubted"] = s.value
     return out
 
 

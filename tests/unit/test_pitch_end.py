@@ -10,6 +10,7 @@ that is doubted, and its reply waits for a statement's doubt (700 ms), past a
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from duplex_orchestrator.app import end_of_turn
 from duplex_orchestrator.cli import orchestrator_parser
@@ -64,6 +65,10 @@ def test_the_pitch_rise_is_configured_in_semitones() -> None:
     assert args.end_of_turn_pitch_rise_st == 4.5
 
 
+def pitch_doubts() -> float:
+    return REGISTRY.get_sample_value("duplex_pitch_doubts_total") or 0.0
+
+
 async def under_way(worker: FakeWorker, texts_before: int) -> None:
     """The turn ended: its reply's text is reaching the worker."""
     await eventually(lambda: len(worker.texts) > texts_before, every_s=0.005)
@@ -94,6 +99,7 @@ async def test_after_three_falling_statements_a_level_one_waits_for_a_statements
     worker = FakeWorker()
     session, io = await session_with(ears, model, worker)
     doubted = turn_ends("judged_after_doubt")
+    by_pitch = pitch_doubts()
     try:
         # Unknown yet: a level end is answered at the pause, and learned from.
         assert await statement(session, io, worker, LEVEL_HZ) < HESITATION_FRAMES
@@ -103,7 +109,9 @@ async def test_after_three_falling_statements_a_level_one_waits_for_a_statements
         # is doubted, and its reply waits past a hesitation.
         assert await statement(session, io, worker, LEVEL_HZ) >= STATEMENT_DOUBT_FRAMES
         assert turn_ends("judged_after_doubt") == doubted + 1
+        assert pitch_doubts() == by_pitch + 1
         assert await statement(session, io, worker, FALLING_HZ) < HESITATION_FRAMES
+        assert pitch_doubts() == by_pitch + 1
     finally:
         await session.close()
 

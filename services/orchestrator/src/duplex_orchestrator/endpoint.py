@@ -393,6 +393,11 @@ class EndOfTurn:
             return Verdict.DOUBTED
         if self.statement_doubted(transcript, ends_here):
             return Verdict.DOUBTED
-        if self.pitch_rise_st > 0 and (above_usual_st or 0.0) >= self.pitch_rise_st:
-            return Verdict.DOUBTED if is_statement(transcript) else Verdict.COMPLETE
+        if self.pitch_doubted(transcript, above_usual_st):
+            return Verdict.DOUBTED
         return Verdict.COMPLETE
+
+    def pitch_doubted(self, transcript: str, above_usual_st: float | None) -> bool:
+        """A statement ending ``pitch_rise_st`` or more above the user's usual end."""
+        rise = self.pitch_rise_st
+        return rise > 0 and (above_usual_st or 0.0) >= rise and is_statement(transcript)

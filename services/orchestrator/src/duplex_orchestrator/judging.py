@@ -237,6 +237,8 @@ class TurnJudge:
             last_word_sound_s = await aligning if aligning is not None else None
             above_usual = await self._above_usual(speculation, falling)
             verdict = policy.decide(text, probability, ends_here, last_word_sound_s, above_usual)
+            if verdict is Verdict.DOUBTED and policy.pitch_doubted(text, above_usual):
+                metrics.PITCH_DOUBTS.inc()
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             else:  # doubted: the doubt's silence confirms it, or speech withdraws it

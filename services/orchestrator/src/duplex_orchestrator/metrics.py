@@ -33,6 +33,11 @@ TURN_ENDS = Counter(
     "too_long (cut), continued (ended at a pause, then the user went on)",
     ["by"],
 )
+PITCH_DOUBTS = Counter(
+    "duplex_pitch_doubts_total",
+    "Statements whose words read complete, doubted because their pitch ended "
+    "--end-of-turn-pitch-rise-st or more above this user's usual statement end",
+)
 REPLY_HOLDS = Counter(
     "duplex_reply_holds_total",
     "Replies to a turn ended at a pause whose first sound waited, for Smart Turn or "
