@@ -9,9 +9,14 @@ that is doubted, and its reply waits for a statement's doubt (700 ms), past a
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from duplex_orchestrator import judging
 from duplex_orchestrator.app import end_of_turn
 from duplex_orchestrator.cli import orchestrator_parser
 from duplex_orchestrator.config import ConfigError, build_config
@@ -151,5 +156,35 @@ async def test_a_turn_the_user_went_on_with_teaches_nothing_of_their_ends() -> N
         assert sum(not end.interrupted for end in io.of(TtsEnd)) == 3
         ears.words = "I need to pick up the kids."
         assert await statement(session, io, worker, LEVEL_HZ) < HESITATION_FRAMES
+    finally:
+        await session.close()
+
+
+async def test_until_the_habit_can_judge_its_measure_does_not_hold_the_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tracker's first call imports it (~0.25 s; more on a loaded CPU, where a
+    reply waiting for it let the user's next words miss the turn's continue window):
+    while the session knows too few of the user's statements to judge, the reply
+    does not wait for the measure, which is learned from when it comes."""
+    measures = iter([(0.8, -5.0), (0.8, -5.0), (0.8, -5.0), (0.0, 0.0)])
+
+    def slow_tracker(audio: np.ndarray, sample_rate: int) -> float:
+        delay_s, fall = next(measures)
+        time.sleep(delay_s)
+        return fall
+
+    monkeypatch.setattr(judging, "final_fall_st", slow_tracker)
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words, ears.ends_here = "I need to pick up the kids.", 0.95
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker)
+    by_pitch = pitch_doubts()
+    try:
+        for _ in range(3):  # answered at the pause: 0.8 s is 40 frames
+            assert await statement(session, io, worker, FALLING_HZ) < HESITATION_FRAMES
+            await asyncio.sleep(0.8)  # the measure lands, and is learned
+        assert await statement(session, io, worker, FALLING_HZ) >= STATEMENT_DOUBT_FRAMES
+        assert pitch_doubts() == by_pitch + 1  # 0 against the usual -5: doubted
     finally:
         await session.close()

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from duplex_orchestrator import lab, metrics
+from duplex_orchestrator import lab, metrics, prosody
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn
@@ -205,6 +205,8 @@ def build_app(
             if policy.uses_smart_turn
             else None
         )
+        if policy.pitch_rise_st > 0:
+            await asyncio.to_thread(prosody.warm_up)
         classifier = await asyncio.to_thread(speech_classifier, config)
         await registry.refresh()
         if not any(w.healthy for w in registry.snapshot()):

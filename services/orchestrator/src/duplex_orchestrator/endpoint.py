@@ -53,17 +53,18 @@ When the words read as complete but the turn is *doubted*, it ends after a
 shorter silence than the one that ends any turn: Smart Turn doubts it,
 Whisper's probability of a sentence end at a statement's full stop is below
 ``statement_end`` (0.75), or a statement's pitch ends ``pitch_rise_st`` above
-this user's usual statement end (``prosody``). A statement's first half is often a sentence in its
-own right ("I need to pick up.", "My daughter wants to learn."), which no rule
-can tell from a whole turn; Whisper still expects more there more often than
-after a complete statement, but not so much more that its words should wait
-for the full silence. A doubted question ends after ``--end-of-turn-doubt-ms``
-(500 ms: Smart Turn doubts many complete short questions, "Do you think
-so?"), a doubted statement after ``--end-of-turn-statement-doubt-ms`` (700
-ms: past a 0.6 s hesitation). On the end-of-turn bench's ``test3``, written
-before these were measured, unfinished phrases cut from their sentence were
-answered within 600 ms 17 times in 76 before and 6 after, while complete
-turns of all its sets waited 33 ms longer on average.
+this user's usual statement end (``prosody``). A statement's first half is
+often a sentence in its own right ("I need to pick up.", "My daughter wants
+to learn."), which no rule can tell from a whole turn; Whisper still expects
+more there more often than after a complete statement, but not so much more
+that its words should wait for the full silence. A doubted question ends
+after ``--end-of-turn-doubt-ms`` (500 ms: Smart Turn doubts many complete
+short questions, "Do you think so?"), a doubted statement after
+``--end-of-turn-statement-doubt-ms`` (700 ms: past a 0.6 s hesitation). On
+the end-of-turn bench's ``test3``, written before these were measured,
+unfinished phrases cut from their sentence were answered within 600 ms 17
+times in 76 before and 6 after, while complete turns of all its sets waited
+33 ms longer on average.
 """
 
 from __future__ import annotations

@@ -295,18 +295,33 @@ class TurnJudge:
         self, speculation: Speculation, falling: asyncio.Task[float | None] | None
     ) -> float | None:
         """The statement's end against this user's usual one (None: unknown); then the
-        turn's own fall joins what is usual for them (``PitchHabit.heard``)."""
+        turn's own fall joins what is usual for them (``PitchHabit.heard``). Until the
+        habit can judge, the verdict does not wait for the measure: it learns after."""
         if falling is None:
             return None
-        try:
-            fall = await falling
-        except Exception:  # the judge holds nothing back for a measure it lacks
-            log.exception("pitch failed", extra={"event": "pitch_error"})
+        if self.pitch.usual_fall_st() is None:
+            falling.add_done_callback(lambda done: self._learn(speculation, done))
             return None
-        above = self.pitch.above_usual_st(fall)
+        await asyncio.wait([falling])
+        above = self.pitch.above_usual_st(self._measured(falling))
+        self._learn(speculation, falling)
+        return above
+
+    def _learn(self, speculation: Speculation, falling: asyncio.Task[float | None]) -> None:
+        fall = self._measured(falling)
         if fall is not None:
             self.pitch.heard(speculation, fall)
-        return above
+
+    @staticmethod
+    def _measured(falling: asyncio.Task[float | None]) -> float | None:
+        """A finished measure's fall; None if it failed (the judge holds nothing back
+        for a measure it lacks) or was cancelled."""
+        if falling.cancelled():
+            return None
+        if (error := falling.exception()) is not None:
+            log.error("pitch failed", exc_info=error, extra={"event": "pitch_error"})
+            return None
+        return falling.result()
 
     async def _probability(self, speculation: Speculation) -> float:
         """Smart Turn's, asked at the gap or now: after Whisper, not beside it (on a small

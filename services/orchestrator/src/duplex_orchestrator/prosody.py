@@ -14,7 +14,7 @@ doubt's silence, not at the pause.
 ``final_fall_st`` is the measure: over the last ``TAIL_S`` of the utterance,
 the median pitch of the last ``END_S`` of voiced speech against the median of
 all of it, in semitones (negative: it fell). Praat's autocorrelation pitch
-(``praat-parselmouth``: ~6 ms for 1.6 s on one core) tracks it. Everything
+(``praat-parselmouth``: ~5 ms for 1.6 s on one core) tracks it. Everything
 but ``pitch_track`` is pure.
 """
 
@@ -53,6 +53,11 @@ def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         time_step=FRAME_S, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ
     )
     return np.asarray(pitch.selected_array["frequency"], dtype=np.float64)
+
+
+def warm_up() -> None:
+    """Import the tracker and run it once (~0.25 s), before the first user needs it."""
+    pitch_track(np.zeros(int(TAIL_S * 16000), dtype=np.int16), 16000)
 
 
 def fall_of(track_hz: np.ndarray) -> float | None:
