@@ -25,6 +25,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
+import parselmouth  # at import, not first use: loading it holds the GIL ~0.25 s
 
 TAIL_S = 1.6
 """The part of the utterance heard: its last phrase, not the whole turn's range."""
@@ -42,8 +43,6 @@ end-of-turn bench a Piper "Stop the music." read 28 semitones up), not the voice
 def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """The pitch of the last ``TAIL_S`` of ``audio`` (int16 or float), Hz per 10 ms
     frame, 0 where unvoiced."""
-    import parselmouth  # imported on first use: the orchestrator starts without it
-
     tail = np.asarray(audio[-int(TAIL_S * sample_rate) :], dtype=np.float64)
     if audio.dtype == np.int16:
         tail /= 32768.0
@@ -56,7 +55,7 @@ def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Import the tracker and run it once (~0.25 s), before the first user needs it."""
+    """Run the tracker once, before the first user needs it."""
     pitch_track(np.zeros(int(TAIL_S * 16000), dtype=np.int16), 16000)
 
 
