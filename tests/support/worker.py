@@ -20,10 +20,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_protocol.wire import WireSecurity
+from tests.support.voicepacks import VOICEPACKS as VOICEPACKS
 from tests.support.voicepacks import quiet_voicepacks
 
 ROOT = Path(__file__).resolve().parents[2]
-VOICEPACKS = ROOT / "voicepacks"
 
 
 def free_port() -> int:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,17 +276,18 @@ class TurnJudge:
                 speculation.aligning = False
             return sound
 
-        task = asyncio.create_task(align())
-        self._measuring.add(task)
-        task.add_done_callback(self._measuring.discard)
-        return task
+        return self._beside(align())
 
     def _fall(self, speculation: Speculation, text: str) -> asyncio.Task[float | None] | None:
         """How far the pitch fell at the end of a statement (``prosody``), measured in
         a thread; None where the policy does not ask or the words are a question."""
         if self._services.end_of_turn.pitch_rise_st <= 0 or not is_statement(text):
             return None
-        task = asyncio.create_task(asyncio.to_thread(final_fall_st, speculation.audio, VAD_RATE))
+        return self._beside(asyncio.to_thread(final_fall_st, speculation.audio, VAD_RATE))
+
+    def _beside(self, measure: Coroutine[Any, Any, float | None]) -> asyncio.Task[float | None]:
+        """Run a measure beside the reply, cancelled with the session if still running."""
+        task = asyncio.create_task(measure)
         self._measuring.add(task)
         task.add_done_callback(self._measuring.discard)
         return task

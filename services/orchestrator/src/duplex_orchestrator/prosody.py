@@ -87,7 +87,7 @@ class PitchHabit:
     turns: int = 10
     """How many of the user's latest statements it remembers."""
     min_turns: int = 3
-    """Statements heard before it judges (0 is never: it needs one at least)."""
+    """Statements heard before it judges (at least one, whatever is set)."""
     _falls: deque[tuple[Hashable, float]] = field(default_factory=deque, init=False)
     _forgotten: deque[Hashable] = field(default_factory=lambda: deque(maxlen=4), init=False)
     """The latest turns forgotten: one may be heard after (its measure came late)."""
