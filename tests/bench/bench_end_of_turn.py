@@ -320,7 +320,9 @@ def judged(
         with_pitch(rows, policy)
     for row in rows:
         row.setdefault("verdict", row["verdict_without_pitch"])
+        row.setdefault("verdict_first", row["verdict"])
         row["wait_ms"] = wait_ms(row["verdict"], row["heard"], config)
+        row["wait_ms_first"] = wait_ms(row["verdict_first"], row["heard"], config)
     return rows
 
 
@@ -353,6 +355,9 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "cut_at_hesitation": 0,
                 "pitch_doubted": 0,
                 "wait_ms": 0.0,
+                "first_pitch_doubted": 0,
+                "first_cut_at_hesitation": 0,
+                "first_wait_ms": 0.0,
             },
         )
         group["n"] += 1
@@ -364,9 +369,14 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         group["cut_at_hesitation"] += row["wait_ms"] <= HESITATION_S * 1000
         group["pitch_doubted"] += row["verdict"] != row["verdict_without_pitch"]
         group["wait_ms"] += row["wait_ms"]
+        # The same for a user's first statements, judged against the first usual fall.
+        group["first_pitch_doubted"] += row["verdict_first"] != row["verdict_without_pitch"]
+        group["first_cut_at_hesitation"] += row["wait_ms_first"] <= HESITATION_S * 1000
+        group["first_wait_ms"] += row["wait_ms_first"]
     for group in out.values():
         group["verdicts"] = dict(group["verdicts"])
         group["wait_ms"] = round(group["wait_ms"] / group["n"])
+        group["first_wait_ms"] = round(group["first_wait_ms"] / group["n"])
     return out
 
 
@@ -449,6 +459,16 @@ def render(results: dict[str, Any]) -> str:
             f" {group['cut_at_hesitation']:>13}"
             f" {group['wait_ms']:>8}"
         )
+    lines += [
+        "",
+        "A user's first statements (their usual end not known yet: the first usual fall)",
+        f"{'phrases':<24} {'n':>4} {'pitch: doubted':>15} {'cut at 0.6 s':>13} {'wait ms':>8}",
+    ]
+    for name, group in results["tally"].items():
+        lines.append(
+            f"{name:<24} {group['n']:>4} {group['first_pitch_doubted']:>15}"
+            f" {group['first_cut_at_hesitation']:>13} {group['first_wait_ms']:>8}"
+        )
     lines += _below_table(
         "Whisper's doubt, where the rules read complete: clips, and how many have its\n"
         "probability of a sentence end below each threshold (a question below 0.85 waits\n"
@@ -496,6 +516,10 @@ def main() -> None:
         help="the orchestrator's flag of that name (default: its default; 0: off)",
     )  # fmt: skip
     parser.add_argument(
+        "--end-of-turn-pitch-first-fall-st",
+        help="the orchestrator's flag of that name (default: its default; off: none)",
+    )  # fmt: skip
+    parser.add_argument(
         "--asr-repetition-penalty", type=float,
         help="the orchestrator's flag of that name (default: its default)",
     )  # fmt: skip
@@ -505,7 +529,9 @@ def main() -> None:
     aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
     voices = [*SPEAKERS, *espeak_speakers()]
     flags = {"dev": True, "asr_model_dir": DEFAULT_DIR, "asr_workers": 1, "asr_threads": 1}
-    for flag in ("asr_repetition_penalty", "end_of_turn_pitch_rise_st"):
+    for flag in (
+        "asr_repetition_penalty", "end_of_turn_pitch_rise_st", "end_of_turn_pitch_first_fall_st"
+    ):  # fmt: skip
         if getattr(args, flag) is not None:
             flags[flag] = getattr(args, flag)
     config = build_config(flags)  # the orchestrator's defaults, one Whisper on one core

@@ -6,7 +6,9 @@ for a clip of one phrase set (split), the usual fall is the median of that
 voice's complete statements in the *other* sets that the other judges let
 end at the pause, so no clip's own set teaches the judge about it. A user
 the session has heard only three to five statements from has a noisier usual
-fall (README, *the pitch at a statement's end*).
+fall (README, *the pitch at a statement's end*). A user it has heard fewer
+than three from is judged against the policy's first usual fall
+(``pitch_first_fall_st``): each row's ``verdict_first`` is that verdict.
 """
 
 from __future__ import annotations
@@ -40,13 +42,20 @@ def usual_falls(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
 
 def with_pitch(rows: list[dict[str, Any]], policy: EndOfTurn) -> None:
     """Each row's verdict with the pitch judge (``above_usual_st`` and ``verdict``),
-    from the other judges' answers in it."""
+    from the other judges' answers in it; ``verdict_first``: the same for a user whose
+    statements are not known yet."""
     usual = usual_falls(rows)
     for row in rows:
-        known = usual.get((row["voice"], row["split"]))
-        fall = row["fall_st"]
-        above = None if known is None or fall is None else fall - known
-        row["above_usual_st"] = above
-        row["verdict"] = policy.decide(
-            row["heard"], row["smart_turn"], row["ends_here"], row["last_word_sound_s"], above
-        ).value
+        row["above_usual_st"] = _above(row["fall_st"], usual.get((row["voice"], row["split"])))
+        row["verdict"] = _verdict(row, policy, row["above_usual_st"])
+        first = _above(row["fall_st"], policy.pitch_first_fall_st)
+        row["verdict_first"] = _verdict(row, policy, first)
+
+
+def _above(fall: float | None, usual: float | None) -> float | None:
+    return None if fall is None or usual is None else fall - usual
+
+
+def _verdict(row: dict[str, Any], policy: EndOfTurn, above: float | None) -> str:
+    heard, smart_turn = row["heard"], row["smart_turn"]
+    return policy.decide(heard, smart_turn, row["ends_here"], row["last_word_sound_s"], above).value

@@ -59,10 +59,14 @@ class Ears:
         return replace(transcript, aligner=aligner)
 
 
-def voiced(seconds: float, ending_hz: float = 180.0) -> np.ndarray:
+STATEMENT_END_HZ = 120.0
+"""A statement's end: 7 semitones down from 180 Hz, more than most voices fall."""
+
+
+def voiced(seconds: float, ending_hz: float = STATEMENT_END_HZ) -> np.ndarray:
     """A harmonic tone with a syllable-like envelope: webrtcvad calls it speech. Its
     pitch is 180 Hz, gliding to ``ending_hz`` over the last 0.4 s (a statement's
-    end falls; a hesitation's stays up)."""
+    end falls, as by default; a hesitation's stays up at 180)."""
     samples = int(seconds * 16000)
     glide = min(samples, 6400)
     hz = np.concatenate([np.full(samples - glide, 180.0), np.geomspace(180.0, ending_hz, glide)])

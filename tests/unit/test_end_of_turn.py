@@ -204,6 +204,7 @@ async def session_with(
     patience_turns: int = 10,
     patience_from_pauses: bool = False,
     pitch_rise_st: float = 3.0,
+    pitch_first_fall_st: float | None = EndOfTurn.pitch_first_fall_st,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -216,7 +217,9 @@ async def session_with(
         doubt_frames=DOUBT_FRAMES,
         gap_frames=gap_frames,
         busy_gap_frames=busy_gap_frames,
-        end_of_turn=EndOfTurn(mode, pitch_rise_st=pitch_rise_st),
+        end_of_turn=EndOfTurn(
+            mode, pitch_rise_st=pitch_rise_st, pitch_first_fall_st=pitch_first_fall_st
+        ),
         smart_turn=turn_model,
         sound_hold_max_s=sound_hold_max_s,
         classifier=classifier,

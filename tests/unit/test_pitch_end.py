@@ -4,7 +4,7 @@ Its words may read as complete, and Smart Turn and Whisper may agree, where a
 person only hesitates ("I need to pick up. … the kids"). The session learns how
 far this user's pitch falls at a statement's end; a statement ending well above
 that is doubted, and its reply waits for a statement's doubt (700 ms), past a
-0.6 s hesitation.
+0.6 s hesitation. Until it has heard three, it takes a fall most voices make.
 """
 
 from __future__ import annotations
@@ -59,6 +59,26 @@ def test_a_statement_ending_above_the_users_usual_end_is_doubted(
     assert policy.decide(text, 0.9, 0.95, None, above_usual_st) is verdict
 
 
+def test_the_first_usual_fall_is_configured_in_semitones_or_off() -> None:
+    assert end_of_turn(build_config({"dev": True})).pitch_first_fall_st == -3.5
+    for off in ("off", "OFF", None):
+        config = build_config({"dev": True, "end_of_turn_pitch_first_fall_st": off})
+        expected = None if off is not None else -3.5  # a flag not given: the default
+        assert end_of_turn(config).pitch_first_fall_st == expected
+    with pytest.raises(ConfigError) as bad:
+        build_config({"dev": True, "end_of_turn_pitch_first_fall_st": 2})  # a rise
+    assert "end_of_turn_pitch_first_fall_st" in str(bad.value)
+    parser = orchestrator_parser()
+    cases: list[tuple[str, float | str]] = [("-4", -4.0), ("off", "off")]
+    for given, parsed in cases:
+        args = parser.parse_args(["--end-of-turn-pitch-first-fall-st", given])
+        assert args.end_of_turn_pitch_first_fall_st == parsed
+        config = build_config(vars(args) | {"dev": True})
+        assert config.end_of_turn_pitch_first_fall_st == (None if given == "off" else -4.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--end-of-turn-pitch-first-fall-st", "low"])
+
+
 def test_the_pitch_rise_is_configured_in_semitones() -> None:
     assert end_of_turn(build_config({"dev": True})).pitch_rise_st == 3.0
     config = build_config({"dev": True, "end_of_turn_pitch_rise_st": 0})
@@ -98,15 +118,48 @@ async def statement(
     return silent
 
 
+async def test_a_users_first_statement_ending_level_waits_for_a_statements_doubt() -> None:
+    """Before the session knows the user, their statement's end is judged against a
+    fall most voices make (``--end-of-turn-pitch-first-fall-st``)."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words, ears.ends_here = "I need to pick up the kids.", 0.95
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker, pitch_first_fall_st=-3.5)
+    by_pitch = pitch_doubts()
+    try:
+        assert await statement(session, io, worker, LEVEL_HZ) >= STATEMENT_DOUBT_FRAMES
+        assert pitch_doubts() == by_pitch + 1
+        assert await statement(session, io, worker, FALLING_HZ) < HESITATION_FRAMES
+        assert pitch_doubts() == by_pitch + 1
+    finally:
+        await session.close()
+
+
+async def test_a_user_known_to_end_level_is_no_longer_doubted_for_it() -> None:
+    """A voice that hardly falls at a full stop is doubted at first, not once the
+    session has heard three of its statements: its own end is then the usual."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words, ears.ends_here = "I need to pick up the kids.", 0.95
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker, pitch_first_fall_st=-3.5)
+    try:
+        waits = [await statement(session, io, worker, LEVEL_HZ) for _ in range(4)]
+        assert all(wait >= STATEMENT_DOUBT_FRAMES for wait in waits[:3])
+        assert waits[3] < HESITATION_FRAMES
+    finally:
+        await session.close()
+
+
 async def test_after_three_falling_statements_a_level_one_waits_for_a_statements_doubt() -> None:
     ears, model = Ears(), FixedTurnModel(0.9)
     ears.words, ears.ends_here = "I need to pick up the kids.", 0.95
     worker = FakeWorker()
-    session, io = await session_with(ears, model, worker)
+    session, io = await session_with(ears, model, worker, pitch_first_fall_st=None)
     doubted = turn_ends("judged_after_doubt")
     by_pitch = pitch_doubts()
     try:
-        # Unknown yet: a level end is answered at the pause, and learned from.
+        # Unknown yet, and no first usual fall: a level end is answered at the pause,
+        # and learned from.
         assert await statement(session, io, worker, LEVEL_HZ) < HESITATION_FRAMES
         for _ in range(3):
             assert await statement(session, io, worker, FALLING_HZ) < HESITATION_FRAMES
@@ -136,11 +189,13 @@ async def test_with_the_pitch_judge_off_a_level_statement_ends_at_the_pause() ->
 
 async def test_a_turn_the_user_went_on_with_teaches_nothing_of_their_ends() -> None:
     """Three falling "ends" the user went on after (each turn then closing as a
-    question) were not their ends: the session still knows nothing of them, and a
-    level statement is answered at the pause."""
+    question) were not their ends: the session still knows nothing of them, and (no
+    first usual fall) a level statement is answered at the pause."""
     ears, model = Ears(), FixedTurnModel(0.9)
     worker = FakeWorker()
-    session, io = await session_with(ears, model, worker, patience_turns=0)
+    session, io = await session_with(
+        ears, model, worker, patience_turns=0, pitch_first_fall_st=None
+    )
     try:
         for _ in range(3):
             ears.words, ears.ends_here = "I need to pick up.", 0.95
@@ -165,8 +220,9 @@ async def test_until_the_habit_can_judge_its_measure_does_not_hold_the_reply(
 ) -> None:
     """The tracker's first call imports it (~0.25 s; more on a loaded CPU, where a
     reply waiting for it let the user's next words miss the turn's continue window):
-    while the session knows too few of the user's statements to judge, the reply
-    does not wait for the measure, which is learned from when it comes."""
+    while the session knows too few of the user's statements to judge (and takes no
+    first usual fall), the reply does not wait for the measure, which is learned
+    from when it comes."""
     measures = iter([(0.8, -5.0), (0.8, -5.0), (0.8, -5.0), (0.0, 0.0)])
 
     def slow_tracker(audio: np.ndarray, sample_rate: int) -> float:
@@ -178,7 +234,7 @@ async def test_until_the_habit_can_judge_its_measure_does_not_hold_the_reply(
     ears, model = Ears(), FixedTurnModel(0.9)
     ears.words, ears.ends_here = "I need to pick up the kids.", 0.95
     worker = FakeWorker()
-    session, io = await session_with(ears, model, worker)
+    session, io = await session_with(ears, model, worker, pitch_first_fall_st=None)
     by_pitch = pitch_doubts()
     try:
         for _ in range(3):  # answered at the pause: 0.8 s is 40 frames

@@ -75,6 +75,17 @@ def test_the_habit_judges_only_after_enough_statements() -> None:
     assert habit.above_usual_st(None) is None
 
 
+def test_until_it_knows_the_user_the_habit_takes_the_first_usual_fall() -> None:
+    habit = PitchHabit(turns=10, min_turns=3, first_usual_fall_st=-3.5)
+    assert habit.above_usual_st(0.0) == 3.5
+    for turn, fall in enumerate([-1.0, 0.0]):
+        habit.heard(turn, fall)
+    assert habit.usual_fall_st() == -3.5
+    habit.heard(2, -0.5)
+    assert habit.usual_fall_st() == -0.5  # theirs, once three are heard
+    assert habit.above_usual_st(0.0) == 0.5
+
+
 def test_a_turn_the_user_went_on_with_is_forgotten() -> None:
     habit = PitchHabit(min_turns=1)
     first, second = object(), object()

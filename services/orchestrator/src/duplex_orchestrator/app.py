@@ -176,6 +176,7 @@ def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
         last_word_min_s=config.end_of_turn_last_word_ms / 1000,
         statement_end=config.end_of_turn_statement_end,
         pitch_rise_st=config.end_of_turn_pitch_rise_st,
+        pitch_first_fall_st=config.end_of_turn_pitch_first_fall_st,
     )
 
 

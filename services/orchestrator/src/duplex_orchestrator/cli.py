@@ -9,6 +9,15 @@ from pathlib import Path
 from duplex_orchestrator.config import ConfigError, OrchestratorConfig, build_config
 
 
+def _semitones_or_off(value: str) -> float | str:
+    if value.strip().lower() == "off":
+        return "off"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not semitones or 'off'") from None
+
+
 def orchestrator_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="duplex-orchestrator",
@@ -155,6 +164,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         type=float,
         help="semitones above the user's usual statement end at or past which a "
         "statement's pitch has not fallen and the turn is doubted (default 3; 0: never)",
+    )
+    add(
+        "--end-of-turn-pitch-first-fall-st",
+        type=_semitones_or_off,
+        help="the usual statement end (semitones, negative: a fall) taken for a user until "
+        "three of their statements are heard (default -3.5; off: no pitch judge until then)",
     )
     add(
         "--end-of-turn-question-end",

@@ -129,6 +129,10 @@ class OrchestratorConfig(BaseModel):
     statements, once 3 are heard) at or past which a statement's pitch has not
     fallen: the turn is doubted and ends after end_of_turn_statement_doubt_ms
     (0: never)."""
+    end_of_turn_pitch_first_fall_st: float | None = Field(default=-3.5, ge=-12, le=0)
+    """The usual statement end, in semitones, taken for a user until the session has
+    heard three of their statements (most voices fall 2 to 6 at a full stop); "off"
+    (or null): no pitch judge for a user's first statements."""
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""
@@ -184,6 +188,11 @@ class OrchestratorConfig(BaseModel):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("end_of_turn_pitch_first_fall_st", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() == "off" else value
 
     @model_validator(mode="after")
     def _check(self) -> OrchestratorConfig:

@@ -119,7 +119,7 @@ class TurnJudge:
         self._confirm = confirm
         self._doubt = doubt
         self.speculation: Speculation | None = None
-        self.pitch = PitchHabit()
+        self.pitch = PitchHabit(first_usual_fall_st=services.end_of_turn.pitch_first_fall_st)
         """This user's usual statement end; the session forgets a turn they went on with."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._measuring: set[asyncio.Task[float | None]] = set()

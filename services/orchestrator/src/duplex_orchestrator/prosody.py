@@ -9,7 +9,10 @@ stop, Kokoro's by about 4 semitones), so one threshold for all holds back
 many whole statements; ``PitchHabit`` learns the fall of *this* user's
 statements over the session's turns, and a statement that ends well above
 that fall is doubted (``endpoint.EndOfTurn.pitch_rise_st``): it ends after the
-doubt's silence, not at the pause.
+doubt's silence, not at the pause. Until it has heard a few, a user's usual fall
+is taken to be that of most voices (``first_usual_fall_st``, -3.5 semitones by
+default: the bench's five voices fall by 2.1 to 5.9 at a full stop, median 3.2),
+so a statement that ends level is doubted from the first turn.
 
 ``final_fall_st`` is the measure: over the last ``TAIL_S`` of the utterance,
 the median pitch of the last ``END_S`` of voiced speech against the median of
@@ -82,12 +85,15 @@ class PitchHabit:
 
     The judge tells it each statement's fall as a turn ends on it (``heard``); a turn
     the user then goes on with is forgotten (``forget``: it was not their end). Until
-    ``min_turns`` are known it has no opinion."""
+    ``min_turns`` are known it takes ``first_usual_fall_st`` for theirs (None: it has
+    no opinion)."""
 
     turns: int = 10
     """How many of the user's latest statements it remembers."""
     min_turns: int = 3
-    """Statements heard before it judges (at least one, whatever is set)."""
+    """Statements heard before it judges by them (at least one, whatever is set)."""
+    first_usual_fall_st: float | None = None
+    """The usual fall taken for a user until ``min_turns`` are heard (None: none)."""
     _falls: deque[tuple[Hashable, float]] = field(default_factory=deque, init=False)
     _forgotten: deque[Hashable] = field(default_factory=lambda: deque(maxlen=4), init=False)
     """The latest turns forgotten: one may be heard after (its measure came late)."""
@@ -106,9 +112,10 @@ class PitchHabit:
         self._forgotten.append(turn)
 
     def usual_fall_st(self) -> float | None:
-        """The median fall of the remembered statements (None: too few yet)."""
+        """The median fall of the remembered statements; too few yet, the first usual
+        fall (None: none)."""
         if len(self._falls) < max(1, self.min_turns):
-            return None
+            return self.first_usual_fall_st
         return float(np.median([fall for _, fall in self._falls]))
 
     def above_usual_st(self, fall_st: float | None) -> float | None:

@@ -1,0 +1,244 @@
+"""The words of a finished turn: rules of English, pure, no I/O (``transcript_complete``).
+
+A turn with no final punctuation, ending in "...", a statement ending on a word
+that needs a continuation ("to", "the", "and", "about", ...) or on an
+infinitive ("I would like to order."), a request ending on a verb that wants
+two objects and has one ("Could you remind me?"), a wh-question whose "do" or
+modal has its subject but no verb ("What time does the museum?", "Where can
+I?"), a clause that is only its subject and a verb that needs an object
+("Could you please find?", "I really want."), a wish ending on "if you could",
+a "to" or an infinitive still missing its verb or object ("How much would it
+cost to?", "Tell me how to make."), a question ending on a preposition with no
+wh-word to be its object ("Can you book me a flight to?") or on a relative
+pronoun ("Do you know anyone who?"), or any turn, even a question, ending on a
+determiner or a conjunction or on a determiner and a preposition ("Can you
+tell me the about?", Whisper's hearing of "about" and a pause) is not
+complete. These are rules of English, not a model:
+``tests.bench.bench_end_of_turn`` measures how they carry over to phrases they
+were not written for. The end-of-turn policy (``endpoint``) reads them beside
+Whisper's doubt, the sound under the last word, Smart Turn and the pitch.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Words a statement cannot end on: articles, prepositions, conjunctions,
+# possessives, fillers. A question may ("What is it about?"), so "?" and "!"
+# are complete whatever the last word.
+_CONTINUES = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "about",
+        "from",
+        "into",
+        "onto",
+        "by",
+        "as",
+        "than",
+        "and",
+        "or",
+        "but",
+        "because",
+        "if",
+        "that",
+        "which",
+        "whose",
+        "when",
+        "where",
+        "while",
+        "although",
+        "though",
+        "unless",
+        "until",
+        "my",
+        "your",
+        "his",
+        "her",
+        "our",
+        "their",
+        "very",
+        "um",
+        "uh",
+        "er",
+        "erm",
+        "hmm",
+    ]
+)
+# "remind me", "tell us": a request that still lacks what to remind or tell
+# ("Can you help me?" is complete, so help is not here).
+_WANTS_TWO = frozenset(
+    ["remind", "tell", "show", "give", "send", "bring", "teach", "buy", "get", "find", "book"]
+)
+# "like to order", "want to book": a wish whose infinitive has no object yet
+# (a "to" after other words is often a preposition: "Welcome to London.").
+_WANTING = frozenset(
+    ["like", "love", "want", "need", "wish", "hope", "going", "trying", "try", "plan", "have"]
+)
+# What no sentence, not even a question, ends on: a determiner wants its noun, a
+# conjunction its second half ("Can you give me the?", "Is it red and?"), and a
+# determiner right before a closing preposition is a misheard word ("Can you tell
+# me the about?" for "about" then a pause). "his" and "her" are pronouns too.
+_DETERMINERS = frozenset(["a", "an", "the", "my", "your", "our", "their"])
+_NEVER_LAST = _DETERMINERS | frozenset(["and", "or", "but", "because", "whether"])
+# "What time does the museum?", "Where can I?": after a wh-word, "do" or a modal and
+# its subject still want the verb ("open", "buy tickets"). "Why" is left out: "Why
+# would I?" is whole as it stands.
+_WH = frozenset(["what", "when", "where", "which", "who", "whom", "whose", "how"])
+_DO_OR_MODAL = frozenset(
+    [
+        "do",
+        "does",
+        "did",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "shall",
+        "may",
+        "might",
+        "must",
+    ]
+)
+_SUBJECTS = frozenset(["i", "you", "he", "she", "it", "we", "they"])
+# Verbs that cannot go without their object ("Could you please find?", "I really
+# want."): a clause that is only its subject (or "do"/a modal and its subject) and
+# one of these has not said what. Verbs that may stand alone ("Can you help?",
+# "Can you check?", "Could you explain?") are not here.
+_NEEDS_OBJECT = frozenset(
+    [
+        "want",
+        "need",
+        "find",
+        "get",
+        "bring",
+        "buy",
+        "put",
+        "give",
+        "send",
+        "make",
+        "take",
+        "translate",
+        "fetch",
+        "grab",
+        "add",
+        "describe",
+        "mention",
+        "recommend",
+    ]
+)
+# Words a clause's core is read without: "Could you please find?" is "could you find".
+_SOFTENERS = frozenset(
+    ["please", "really", "just", "also", "kindly", "still", "actually", "maybe", "perhaps"]
+)
+# Words before which a last "to" is an infinitive still missing its verb, even in a
+# question ("How much would it cost to?", "Is it possible to?"); "Who are you
+# talking to?" keeps its preposition.
+_TAKES_INFINITIVE = frozenset(
+    ["cost", "costs", "take", "takes", "way", "able", "possible", "supposed", "allowed", "how"]
+)
+# Prepositions a question ends on only when a wh-word is their object ("Where is it
+# from?", "Who is it for?"); with none ("Can you book me a flight to?") the object is
+# still to come. Particles that end questions whole ("Can I come in?", "Is it on?")
+# are not here.
+_STRANDED = frozenset(["to", "for", "with", "about", "from", "of", "at", "into", "onto"])
+# A relative pronoun after other words wants its clause ("Do you know anyone who?").
+_RELATIVE = frozenset(["who", "whom", "whose", "which"])
+_CLAUSE_BREAK = re.compile(r"[,;:]|[.?!]\s")
+_FINAL = re.compile(r"[.?!]['\")\]]*$")
+_WORDS = re.compile(r"[a-z']+")
+
+
+def final_mark(text: str) -> str:
+    """The text's closing ".", "?" or "!" (past quotes and brackets), or "" if none."""
+    match = _FINAL.search(text.strip())
+    return match.group()[0] if match else ""
+
+
+def is_statement(text: str) -> bool:
+    """Whether the text closes as a statement (".", "!"), not a question or unclosed."""
+    return final_mark(text) in (".", "!")
+
+
+def transcript_complete(text: str) -> bool:
+    """Whether a (partial) transcript reads as a finished turn."""
+    text = text.strip()
+    if not text or text.endswith(("...", "…", ",", "-", "—")) or not _FINAL.search(text):
+        return False
+    words = [w.strip("'") for w in _WORDS.findall(text.lower())]
+    # "Could you remind me?", "Can you tell me about?": of what, about what?
+    for asks in (words[-2:], words[-3:-1] if words and words[-1] in _CONTINUES else []):
+        if len(asks) == 2 and asks[0] in _WANTS_TWO and asks[1] in ("me", "us"):
+            return False
+    if words and (
+        words[-1] in _NEVER_LAST
+        or (len(words) >= 2 and words[-1] in _CONTINUES and words[-2] in _DETERMINERS)
+    ):
+        return False
+    if _wants_its_verb(words) or _lacks_its_object(text) or _wants_its_infinitive(words):
+        return False
+    if len(words) >= 2 and (
+        words[-1] in _RELATIVE or (words[-1] in _STRANDED and not _WH.intersection(words))
+    ):
+        return False
+    if text.endswith(("?", "!")):
+        return True
+    if len(words) >= 3 and words[-2] == "to" and words[-3] in _WANTING:
+        return False  # "I would like to order.": what to order is still to come
+    return bool(words) and words[-1] not in _CONTINUES
+
+
+def _wants_its_verb(words: list[str]) -> bool:
+    """A wh-question ending on "do" or a modal and its subject: a pronoun ("can I")
+    or a determiner and a noun ("does the museum")."""
+    for aux_at in (-2, -3):
+        if len(words) < 1 - aux_at:
+            continue
+        aux, subject = words[aux_at], words[aux_at + 1 :]
+        named = subject[0] in _SUBJECTS if len(subject) == 1 else subject[0] in _DETERMINERS
+        if aux in _DO_OR_MODAL and named and any(w in _WH for w in words[:aux_at]):
+            return True
+    return False
+
+
+def _lacks_its_object(text: str) -> bool:
+    """The last clause is a verb that needs an object and has none: its subject and
+    the verb ("I really want"), "do" or a modal, its subject and the verb ("Could
+    you please find"), the verb alone ("Please translate"), or a wish ending on
+    "if" or "whether", a subject and a past modal ("I was wondering if you could")."""
+    clause = _CLAUSE_BREAK.split(text.lower().rstrip(".?!'\")]"))[-1]
+    core = [w for w in _WORDS.findall(clause) if w not in _SOFTENERS]
+    if len(core) >= 3 and core[-3] in ("if", "whether") and core[-2] in _SUBJECTS:
+        return core[-1] in ("could", "would", "might")
+    if not core or core[-1] not in _NEEDS_OBJECT:
+        return False
+    return (
+        len(core) == 1
+        or (len(core) == 2 and core[0] in _SUBJECTS)
+        or (len(core) == 3 and core[0] in _DO_OR_MODAL and core[1] in _SUBJECTS)
+    )
+
+
+def _wants_its_infinitive(words: list[str]) -> bool:
+    """A last "to" after a word that takes an infinitive ("cost to", "possible to"), or
+    a last infinitive that needs an object after a wish or "how" ("Tell me how to
+    make", "I need to buy") with no "what", "which" or "who" before to be it."""
+    if len(words) >= 2 and words[-1] == "to" and words[-2] in _TAKES_INFINITIVE:
+        return True
+    return (
+        len(words) >= 3
+        and words[-2] == "to"
+        and words[-1] in _NEEDS_OBJECT
+        and words[-3] in _WANTING | {"how", "where", "when"}
+        and not {"what", "which", "who", "whom"}.intersection(words[:-3])
+    )
