@@ -58,7 +58,7 @@ import numpy as np
 from duplex_orchestrator.app import end_of_turn, make_transcriber
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig, build_config
-from duplex_orchestrator.endpoint import end_kind, final_mark, is_statement, transcript_complete
+from duplex_orchestrator.endpoint import final_mark, is_statement, transcript_complete
 from duplex_orchestrator.prosody import final_fall_st
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_asr import QUESTIONS
@@ -301,7 +301,7 @@ def judged(
         under_last = transcript.last_word_sound_s
         probability = smart_turn.probability(audio)
         verdict = policy.decide(heard, probability, ends_here, under_last).value
-        fall = final_fall_st(audio, 16000) if end_kind(heard) is not None else None
+        fall = final_fall_st(audio, 16000) if is_statement(heard) else None
         rows.append(
             {k: v for k, v in clip.items() if k != "audio"}
             | {
@@ -316,23 +316,24 @@ def judged(
                 "fall_st": fall,
             }
         )
-    with_pitch(rows, policy)
+    if policy.pitch_rise_st > 0:
+        with_pitch(rows, policy)
     for row in rows:
-        row["wait_ms"] = wait_ms(row["verdict"], row["heard"], config, row["pitch_doubted"])
-        row["wait_ms_first"] = wait_ms(
-            row["verdict_first"], row["heard"], config, row["first_pitch_doubted"]
-        )
+        row.setdefault("verdict", row["verdict_without_pitch"])
+        row.setdefault("verdict_first", row["verdict"])
+        row["wait_ms"] = wait_ms(row["verdict"], row["heard"], config)
+        row["wait_ms_first"] = wait_ms(row["verdict_first"], row["heard"], config)
     return rows
 
 
-def wait_ms(verdict: str, heard: str, config: OrchestratorConfig, by_pitch: bool = False) -> int:
+def wait_ms(verdict: str, heard: str, config: OrchestratorConfig) -> int:
     """The silence after the last sound before a reply may sound, by the verdict at the
-    pause: the pause, the doubt's silence (a question's, or a statement's for a
-    statement or a turn doubted ``by_pitch``), or the full silence that ends any turn."""
+    pause: the pause, the doubt's silence (a question's or a statement's), or the full
+    silence that ends any turn."""
     if verdict == "complete":
         return config.end_of_turn_pause_ms
     if verdict == "doubted":
-        if is_statement(heard) or by_pitch:
+        if is_statement(heard):
             return config.end_of_turn_statement_doubt_ms
         return config.end_of_turn_doubt_ms
     return config.turn_silence_ms(judged=True)
@@ -377,21 +378,6 @@ def tally(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         group["wait_ms"] = round(group["wait_ms"] / group["n"])
         group["first_wait_ms"] = round(group["first_wait_ms"] / group["n"])
     return out
-
-
-def by_end(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per kind of clip and how Whisper's words close (``end_kind``): how many, how many
-    the judges let end at the pause, how many the pitch doubted, and how many a 0.6 s
-    hesitation would cut (known users)."""
-    out: dict[str, dict[str, int]] = {}
-    for row in rows:
-        name = f"{row['kind']} / {end_kind(row['heard']) or 'unclosed'}"
-        group = out.setdefault(name, {"n": 0, "complete": 0, "pitch_doubted": 0, "cut": 0})
-        group["n"] += 1
-        group["complete"] += row["verdict"] == "complete"
-        group["pitch_doubted"] += row["pitch_doubted"]
-        group["cut"] += row["wait_ms"] <= HESITATION_S * 1000
-    return dict(sorted(out.items()))
 
 
 THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -483,16 +469,6 @@ def render(results: dict[str, Any]) -> str:
             f"{name:<24} {group['n']:>4} {group['first_pitch_doubted']:>15}"
             f" {group['first_cut_at_hesitation']:>13} {group['first_wait_ms']:>8}"
         )
-    lines += [
-        "",
-        "By how the words close (known users): clips, ended at the pause, doubted by the",
-        "pitch, cut at 0.6 s",
-    ]
-    for name, group in results["by_end"].items():
-        lines.append(
-            f"{name:<36} {group['n']:>4} {group['complete']:>9} {group['pitch_doubted']:>6}"
-            f" {group['cut']:>6}"
-        )
     lines += _below_table(
         "Whisper's doubt, where the rules read complete: clips, and how many have its\n"
         "probability of a sentence end below each threshold (a question below 0.85 waits\n"
@@ -540,10 +516,6 @@ def main() -> None:
         help="the orchestrator's flag of that name (default: its default; 0: off)",
     )  # fmt: skip
     parser.add_argument(
-        "--end-of-turn-pitch-question-rise-st", type=float,
-        help="the orchestrator's flag of that name (default: its default; 0: off)",
-    )  # fmt: skip
-    parser.add_argument(
         "--end-of-turn-pitch-first-fall-st",
         help="the orchestrator's flag of that name (default: its default; off: none)",
     )  # fmt: skip
@@ -558,8 +530,7 @@ def main() -> None:
     voices = [*SPEAKERS, *espeak_speakers()]
     flags = {"dev": True, "asr_model_dir": DEFAULT_DIR, "asr_workers": 1, "asr_threads": 1}
     for flag in (
-        "asr_repetition_penalty", "end_of_turn_pitch_rise_st", "end_of_turn_pitch_first_fall_st",
-        "end_of_turn_pitch_question_rise_st",
+        "asr_repetition_penalty", "end_of_turn_pitch_rise_st", "end_of_turn_pitch_first_fall_st"
     ):  # fmt: skip
         if getattr(args, flag) is not None:
             flags[flag] = getattr(args, flag)
@@ -572,10 +543,7 @@ def main() -> None:
         if args.clips is not None:
             args.clips.write_bytes(pickle.dumps(spoken_clips))
     rows = judged(transcriber, SmartTurn(), config, spoken_clips)
-    results = {
-        "rows": rows, "tally": tally(rows), "by_end": by_end(rows), "doubts": doubts(rows),
-        "unheard": unheard(rows),
-    }  # fmt: skip
+    results = {"rows": rows, "tally": tally(rows), "doubts": doubts(rows), "unheard": unheard(rows)}
     publish(results, args.out, render)
 
 

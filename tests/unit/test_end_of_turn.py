@@ -205,7 +205,6 @@ async def session_with(
     patience_from_pauses: bool = False,
     pitch_rise_st: float = 3.0,
     pitch_first_fall_st: float | None = EndOfTurn.pitch_first_fall_st,
-    pitch_question_rise_st: float = EndOfTurn.pitch_question_rise_st,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -219,10 +218,7 @@ async def session_with(
         gap_frames=gap_frames,
         busy_gap_frames=busy_gap_frames,
         end_of_turn=EndOfTurn(
-            mode,
-            pitch_rise_st=pitch_rise_st,
-            pitch_first_fall_st=pitch_first_fall_st,
-            pitch_question_rise_st=pitch_question_rise_st,
+            mode, pitch_rise_st=pitch_rise_st, pitch_first_fall_st=pitch_first_fall_st
         ),
         smart_turn=turn_model,
         sound_hold_max_s=sound_hold_max_s,

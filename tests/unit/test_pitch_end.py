@@ -20,7 +20,7 @@ from duplex_orchestrator import judging
 from duplex_orchestrator.app import end_of_turn
 from duplex_orchestrator.cli import orchestrator_parser
 from duplex_orchestrator.config import ConfigError, build_config
-from duplex_orchestrator.endpoint import EndOfTurn, Verdict, end_kind
+from duplex_orchestrator.endpoint import EndOfTurn, Verdict
 from duplex_orchestrator.events import TtsEnd, TtsStart
 from duplex_orchestrator.session import VoiceSession
 from tests.support.fake_ears import Ears, voiced
@@ -48,6 +48,7 @@ FALLING_HZ, LEVEL_HZ = 120.0, 180.0
         ("I need to pick up.", None, 3.0, COMPLETE),  # not known yet
         ("I need to pick up.", 9.0, 0.0, COMPLETE),  # 0: off
         ("Stop the music!", 4.0, 3.0, DOUBTED),
+        ("Is it true?", 9.0, 3.0, COMPLETE),  # a question may end high
         ("I need to pick up and", 9.0, 3.0, INCOMPLETE),
     ],
 )
@@ -56,62 +57,6 @@ def test_a_statement_ending_above_the_users_usual_end_is_doubted(
 ) -> None:
     policy = EndOfTurn(pitch_rise_st=pitch_rise_st)
     assert policy.decide(text, 0.9, 0.95, None, above_usual_st) is verdict
-
-
-@pytest.mark.parametrize(
-    ("text", "kind"),
-    [
-        ("I need to pick up.", "statement"),
-        ("Stop the music!", "statement"),
-        ("Can you book me a flight?", "yes-no question"),
-        ("So, is it true?", "yes-no question"),
-        ("Okay, don't you think?", "yes-no question"),
-        ("I was late. Do you mind?", "yes-no question"),  # the last sentence's
-        ("Where should we go for lunch?", "question"),
-        ("You're coming?", "question"),
-        ("Do you know where it is. Where?", "question"),
-        ("I need to pick up", None),
-        ("", None),
-    ],
-)
-def test_a_turn_closes_as_a_statement_or_a_question_of_a_kind(text: str, kind: str | None) -> None:
-    assert end_kind(text) == kind
-
-
-@pytest.mark.parametrize(
-    ("text", "above_usual_st", "question_rise_st", "verdict"),
-    [
-        ("Can you book me a flight?", 3.0, 3.0, DOUBTED),
-        ("Where should we go?", 4.0, 3.0, DOUBTED),
-        ("Can you book me a flight?", 2.9, 3.0, COMPLETE),
-        ("Is it true?", None, 3.0, COMPLETE),  # none of theirs heard yet
-        ("Is it true?", 9.0, 0.0, COMPLETE),  # 0: off
-        ("Is it true that", 9.0, 3.0, INCOMPLETE),
-    ],
-)
-def test_a_question_ending_above_the_users_usual_end_of_such_questions_is_doubted(
-    text: str, above_usual_st: float | None, question_rise_st: float, verdict: Verdict
-) -> None:
-    policy = EndOfTurn(pitch_rise_st=3.0, pitch_question_rise_st=question_rise_st)
-    assert policy.decide(text, 0.9, 0.95, None, above_usual_st) is verdict
-
-
-def test_statements_and_questions_have_their_own_rise() -> None:
-    policy = EndOfTurn(pitch_rise_st=0.0, pitch_question_rise_st=2.0)
-    assert not policy.pitch_doubted("I need to pick up.", 9.0)  # statements off
-    assert policy.pitch_doubted("Can you book me a flight?", 2.0)
-    assert policy.pitch_rise_for("I need to pick up") == 0.0  # unclosed: not judged
-
-
-def test_the_question_rise_is_configured_in_semitones() -> None:
-    assert end_of_turn(build_config({"dev": True})).pitch_question_rise_st == 3.0
-    config = build_config({"dev": True, "end_of_turn_pitch_question_rise_st": 0})
-    assert end_of_turn(config).pitch_question_rise_st == 0.0
-    with pytest.raises(ConfigError) as bad:
-        build_config({"dev": True, "end_of_turn_pitch_question_rise_st": -2})
-    assert "end_of_turn_pitch_question_rise_st" in str(bad.value)
-    args = orchestrator_parser().parse_args(["--end-of-turn-pitch-question-rise-st", "2.5"])
-    assert build_config(vars(args) | {"dev": True}).end_of_turn_pitch_question_rise_st == 2.5
 
 
 def test_the_first_usual_fall_is_configured_in_semitones_or_off() -> None:
@@ -297,42 +242,5 @@ async def test_until_the_habit_can_judge_its_measure_does_not_hold_the_reply(
             await asyncio.sleep(0.8)  # the measure lands, and is learned
         assert await statement(session, io, worker, FALLING_HZ) >= STATEMENT_DOUBT_FRAMES
         assert pitch_doubts() == by_pitch + 1  # 0 against the usual -5: doubted
-    finally:
-        await session.close()
-
-
-async def test_after_three_falling_questions_a_level_one_waits_for_a_statements_doubt() -> None:
-    """A user whose questions end falling (as many voices' do): a question of theirs
-    that stays up is a sentence going on ("Can you book me a flight ... to Madrid?").
-    Unknown at first (questions get no first usual end), then doubted, and it waits a
-    statement's doubt, past a 0.6 s hesitation, not a question's."""
-    ears, model = Ears(), FixedTurnModel(0.9)
-    ears.words, ears.ends_here = "Can you book me a flight?", 0.95
-    worker = FakeWorker()
-    session, io = await session_with(ears, model, worker)
-    by_pitch = pitch_doubts()
-    try:
-        assert await statement(session, io, worker, LEVEL_HZ) < HESITATION_FRAMES
-        for _ in range(3):
-            assert await statement(session, io, worker, FALLING_HZ) < HESITATION_FRAMES
-        assert await statement(session, io, worker, LEVEL_HZ) >= STATEMENT_DOUBT_FRAMES
-        assert pitch_doubts() == by_pitch + 1
-        # Another kind of question is judged against its own kind, none heard yet.
-        ears.words = "Where should we go for lunch?"
-        assert await statement(session, io, worker, LEVEL_HZ) < HESITATION_FRAMES
-        assert pitch_doubts() == by_pitch + 1
-    finally:
-        await session.close()
-
-
-async def test_with_the_question_judge_off_a_level_question_ends_at_the_pause() -> None:
-    ears, model = Ears(), FixedTurnModel(0.9)
-    ears.words, ears.ends_here = "Can you book me a flight?", 0.95
-    worker = FakeWorker()
-    session, io = await session_with(ears, model, worker, pitch_question_rise_st=0)
-    try:
-        for _ in range(3):
-            await statement(session, io, worker, FALLING_HZ)
-        assert await statement(session, io, worker, LEVEL_HZ) < HESITATION_FRAMES
     finally:
         await session.close()

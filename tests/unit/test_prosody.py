@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duplex_orchestrator.prosody import PitchHabit, PitchHabits, fall_of, final_fall_st
+from duplex_orchestrator.prosody import PitchHabit, fall_of, final_fall_st
 
 RATE = 16000
 
@@ -115,24 +115,3 @@ def test_the_habit_remembers_only_the_latest_turns() -> None:
     for turn, fall in enumerate([-9.0, -9.0, -1.0, -1.0, -2.0]):
         habit.heard(turn, fall)
     assert habit.usual_fall_st() == -1.0
-
-
-def test_each_kind_of_sentence_has_its_own_habit_and_only_statements_a_first_one() -> None:
-    habits = PitchHabits(first_statement_fall_st=-3.5)
-    assert habits.of("statement").usual_fall_st() == -3.5
-    assert habits.of("yes-no question").usual_fall_st() is None
-    turns = [object() for _ in range(3)]
-    for turn in turns:
-        habits.of("yes-no question").heard(turn, 4.0)  # this user's questions rise
-    assert habits.of("yes-no question").usual_fall_st() == 4.0
-    assert habits.of("question").usual_fall_st() is None
-    assert habits.of("statement").usual_fall_st() == -3.5
-
-
-def test_a_turn_the_user_went_on_with_is_forgotten_whatever_its_kind() -> None:
-    habits = PitchHabits()
-    went_on = object()
-    habits.forget(went_on)  # before its measure came in
-    for turn in (object(), object(), went_on):
-        habits.of("question").heard(turn, -4.0 if turn is not went_on else 5.0)
-    assert habits.of("question").usual_fall_st() is None  # two of theirs, not three

@@ -177,7 +177,6 @@ def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
         statement_end=config.end_of_turn_statement_end,
         pitch_rise_st=config.end_of_turn_pitch_rise_st,
         pitch_first_fall_st=config.end_of_turn_pitch_first_fall_st,
-        pitch_question_rise_st=config.end_of_turn_pitch_question_rise_st,
     )
 
 
@@ -207,7 +206,7 @@ def build_app(
             if policy.uses_smart_turn
             else None
         )
-        if policy.pitch_rise_st > 0 or policy.pitch_question_rise_st > 0:
+        if policy.pitch_rise_st > 0:
             await asyncio.to_thread(prosody.warm_up)
         classifier = await asyncio.to_thread(speech_classifier, config)
         await registry.refresh()

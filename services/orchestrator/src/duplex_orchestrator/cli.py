@@ -172,12 +172,6 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "three of their statements are heard (default -3.5; off: no pitch judge until then)",
     )
     add(
-        "--end-of-turn-pitch-question-rise-st",
-        type=float,
-        help="the same for a question, against the user's usual end of questions of its "
-        "kind, yes-no or other, once three are heard (default 3; 0: never)",
-    )
-    add(
         "--end-of-turn-question-end",
         type=float,
         help="Whisper's probability that a question ends at its '?', below which the "

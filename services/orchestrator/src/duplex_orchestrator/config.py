@@ -133,10 +133,6 @@ class OrchestratorConfig(BaseModel):
     """The usual statement end, in semitones, taken for a user until the session has
     heard three of their statements (most voices fall 2 to 6 at a full stop); "off"
     (or null): no pitch judge for a user's first statements."""
-    end_of_turn_pitch_question_rise_st: float = Field(default=3.0, ge=0, le=24)
-    """The same as end_of_turn_pitch_rise_st for a question, against this user's usual
-    end of questions of its kind (yes-no or other, once 3 are heard): such a question
-    ends after end_of_turn_statement_doubt_ms (0: never)."""
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""

@@ -42,20 +42,18 @@ When the words read as complete but the turn is *doubted*, it ends after a
 shorter silence than the one that ends any turn: Smart Turn doubts it,
 Whisper's probability of a sentence end at a statement's full stop is below
 ``statement_end`` (0.75), or a statement's pitch ends ``pitch_rise_st`` above
-this user's usual statement end (``prosody``), or a question's
-``pitch_question_rise_st`` above their usual end of questions of its kind. A
-statement's first half is often a sentence in its own right ("I need to pick
-up.", "My daughter wants to learn."), which no rule can tell from a whole
-turn; Whisper still expects more there more often than after a complete
-statement, but not so much more that its words should wait for the full
-silence. A doubted question ends after ``--end-of-turn-doubt-ms`` (500 ms:
-Smart Turn doubts many complete short questions, "Do you think so?"), a
-doubted statement, or a question whose pitch says it goes on, after
-``--end-of-turn-statement-doubt-ms`` (700 ms: past a 0.6 s hesitation). On the
-end-of-turn bench's ``test3``, written before these were measured, unfinished
-phrases cut from their sentence were answered within 600 ms 17 times in 76
-before and 6 after, while complete turns of all its sets waited 33 ms longer
-on average.
+this user's usual statement end (``prosody``). A statement's first half is
+often a sentence in its own right ("I need to pick up.", "My daughter wants
+to learn."), which no rule can tell from a whole turn; Whisper still expects
+more there more often than after a complete statement, but not so much more
+that its words should wait for the full silence. A doubted question ends
+after ``--end-of-turn-doubt-ms`` (500 ms: Smart Turn doubts many complete
+short questions, "Do you think so?"), a doubted statement after
+``--end-of-turn-statement-doubt-ms`` (700 ms: past a 0.6 s hesitation). On
+the end-of-turn bench's ``test3``, written before these were measured,
+unfinished phrases cut from their sentence were answered within 600 ms 17
+times in 76 before and 6 after, while complete turns of all its sets waited
+33 ms longer on average.
 """
 
 from __future__ import annotations
@@ -64,13 +62,12 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-from duplex_orchestrator.turn_words import end_kind, final_mark, is_statement, transcript_complete
+from duplex_orchestrator.turn_words import final_mark, is_statement, transcript_complete
 
 __all__ = [
     "EndOfTurn",
     "EndOfTurnMode",
     "Verdict",
-    "end_kind",
     "final_mark",
     "is_statement",
     "transcript_complete",
@@ -118,9 +115,6 @@ class EndOfTurn:
     pitch_first_fall_st: float | None = -3.5
     """The usual statement end taken for a user until the session has heard three of
     theirs (``prosody.PitchHabit.first_usual_fall_st``; None: no pitch judge until then)."""
-    pitch_question_rise_st: float = 3.0
-    """The same as ``pitch_rise_st`` for a question, against the user's usual end of
-    questions of its kind (``prosody.PitchHabits``: once three are heard; 0: never)."""
 
     @property
     def uses_smart_turn(self) -> bool:
@@ -186,17 +180,7 @@ class EndOfTurn:
             return Verdict.DOUBTED
         return Verdict.COMPLETE
 
-    def pitch_rise_for(self, transcript: str) -> float:
-        """The rise above the user's usual end that doubts a turn closing as this one
-        does: ``pitch_rise_st`` for a statement, ``pitch_question_rise_st`` for a
-        question (0: its pitch is not judged)."""
-        kind = end_kind(transcript)
-        if kind is None:
-            return 0.0
-        return self.pitch_rise_st if kind == "statement" else self.pitch_question_rise_st
-
     def pitch_doubted(self, transcript: str, above_usual_st: float | None) -> bool:
-        """A turn ending ``pitch_rise_for`` it or more above the user's usual end of
-        sentences of its kind: the voice of a sentence going on."""
-        rise = self.pitch_rise_for(transcript)
-        return rise > 0 and above_usual_st is not None and above_usual_st >= rise
+        """A statement ending ``pitch_rise_st`` or more above the user's usual end."""
+        rise = self.pitch_rise_st
+        return rise > 0 and (above_usual_st or 0.0) >= rise and is_statement(transcript)

@@ -12,7 +12,7 @@ itself (its audio, history and reply): the judge calls back to end it.
 
 Words that read complete settle it: the turn ends at this pause if Smart
 Turn agrees (when it judges too), Whisper did not doubt a statement's end,
-its pitch ended as this user's sentences of its kind do (``prosody``) and the last word
+its pitch fell as this user's statements do (``prosody``) and the last word
 has sound under it, after the doubt's silence if not, unless the user speaks
 first. So the judge ends it *provisionally* as soon as the words
 are in, and the reply is prepared while Smart Turn listens and the words are
@@ -37,8 +37,8 @@ import numpy as np
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript, Wanted
-from duplex_orchestrator.endpoint import Verdict, end_kind
-from duplex_orchestrator.prosody import PitchHabit, PitchHabits, final_fall_st
+from duplex_orchestrator.endpoint import Verdict, is_statement
+from duplex_orchestrator.prosody import PitchHabit, final_fall_st
 from duplex_orchestrator.session_parts import Services
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector
 
@@ -96,7 +96,7 @@ EndTurn = Callable[[Speculation, str], Awaitable[None]]
 (the ``duplex_turn_ends_total`` label, or ``provisional``: to be confirmed)."""
 Confirm = Callable[[Speculation], None]
 """Smart Turn agrees that the turn ended provisionally on this speculation is complete."""
-Doubt = Callable[[Speculation, bool], None]
+Doubt = Callable[[Speculation], None]
 """The judges answered, and doubt the turn ended provisionally on this speculation."""
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,8 @@ class TurnJudge:
         self._confirm = confirm
         self._doubt = doubt
         self.speculation: Speculation | None = None
-        self.pitch = PitchHabits(services.end_of_turn.pitch_first_fall_st)
-        """This user's usual sentence ends; the session forgets a turn they went on with."""
+        self.pitch = PitchHabit(first_usual_fall_st=services.end_of_turn.pitch_first_fall_st)
+        """This user's usual statement end; the session forgets a turn they went on with."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._measuring: set[asyncio.Task[float | None]] = set()
         """Alignments and pitch measures, beside a reply."""
@@ -235,15 +235,14 @@ class TurnJudge:
             if policy.uses_smart_turn and model is not None:
                 probability = await self._probability(speculation)
             last_word_sound_s = await aligning if aligning is not None else None
-            above_usual = await self._above_usual(speculation, falling, text)
+            above_usual = await self._above_usual(speculation, falling)
             verdict = policy.decide(text, probability, ends_here, last_word_sound_s, above_usual)
-            by_pitch = verdict is Verdict.DOUBTED and policy.pitch_doubted(text, above_usual)
-            if by_pitch:
+            if verdict is Verdict.DOUBTED and policy.pitch_doubted(text, above_usual):
                 metrics.PITCH_DOUBTS.inc()
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             else:  # doubted: the doubt's silence confirms it, or speech withdraws it
-                self._doubt(speculation, by_pitch)
+                self._doubt(speculation)
             return
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)
@@ -280,9 +279,9 @@ class TurnJudge:
         return self._beside(align())
 
     def _fall(self, speculation: Speculation, text: str) -> asyncio.Task[float | None] | None:
-        """How far the pitch fell at the end of the turn (``prosody``), measured in a
-        thread; None where the policy does not judge the pitch of such words."""
-        if self._services.end_of_turn.pitch_rise_for(text) <= 0:
+        """How far the pitch fell at the end of a statement (``prosody``), measured in
+        a thread; None where the policy does not ask or the words are a question."""
+        if self._services.end_of_turn.pitch_rise_st <= 0 or not is_statement(text):
             return None
         return self._beside(asyncio.to_thread(final_fall_st, speculation.audio, VAD_RATE))
 
@@ -294,30 +293,25 @@ class TurnJudge:
         return task
 
     async def _above_usual(
-        self, speculation: Speculation, falling: asyncio.Task[float | None] | None, text: str
+        self, speculation: Speculation, falling: asyncio.Task[float | None] | None
     ) -> float | None:
-        """The turn's end against this user's usual end of sentences of its kind (None:
-        unknown); then its own fall joins what is usual for them (``PitchHabit.heard``).
-        Until the habit can judge, the verdict does not wait for the measure: it learns
-        after."""
-        kind = end_kind(text)
-        if falling is None or kind is None:
+        """The statement's end against this user's usual one (None: unknown); then the
+        turn's own fall joins what is usual for them (``PitchHabit.heard``). Until the
+        habit can judge, the verdict does not wait for the measure: it learns after."""
+        if falling is None:
             return None
-        habit = self.pitch.of(kind)
-        if habit.usual_fall_st() is None:
-            falling.add_done_callback(lambda done: self._learn(habit, speculation, done))
+        if self.pitch.usual_fall_st() is None:
+            falling.add_done_callback(lambda done: self._learn(speculation, done))
             return None
         await asyncio.wait([falling])
-        above = habit.above_usual_st(self._measured(falling))
-        self._learn(habit, speculation, falling)
+        above = self.pitch.above_usual_st(self._measured(falling))
+        self._learn(speculation, falling)
         return above
 
-    def _learn(
-        self, habit: PitchHabit, speculation: Speculation, falling: asyncio.Task[float | None]
-    ) -> None:
+    def _learn(self, speculation: Speculation, falling: asyncio.Task[float | None]) -> None:
         fall = self._measured(falling)
         if fall is not None:
-            habit.heard(speculation, fall)
+            self.pitch.heard(speculation, fall)
 
     @staticmethod
     def _measured(falling: asyncio.Task[float | None]) -> float | None:

@@ -135,18 +135,13 @@ class PauseEnds:
         metrics.TURN_ENDS.labels(by=by).inc()
         self._recheck()
 
-    def doubt(self, speculation: Speculation, by_pitch: bool = False) -> None:
+    def doubt(self, speculation: Speculation) -> None:
         """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
         silence confirms it (counted as ``judged_after_doubt``), or the full silence if
-        its last word turned out unsaid (``silence``: ``Speculation.unsaid``). Doubted
-        ``by_pitch`` (its voice says it goes on), a question waits a statement's doubt:
-        past a hesitation, not only past a slow "yes"."""
+        its last word turned out unsaid (``silence``: ``Speculation.unsaid``)."""
         judged = self.judged
         if judged is not None and judged.speculation is speculation:
             judged.doubted = True
-            if by_pitch:
-                longer = self._services.statement_doubt_frames
-                judged.doubt_frames = max(judged.doubt_frames, longer)
 
     def silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or

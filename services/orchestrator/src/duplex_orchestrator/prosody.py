@@ -14,13 +14,6 @@ is taken to be that of most voices (``first_usual_fall_st``, -3.5 semitones by
 default: the bench's five voices fall by 2.1 to 5.9 at a full stop, median 3.2),
 so a statement that ends level is doubted from the first turn.
 
-Questions are judged the same way against the user's own questions of that
-kind (``PitchHabits``): those asking yes or no, which many voices end rising,
-and the others, which most end falling; cut at a hesitation ("Can you book me
-a flight ... to Madrid?") the voice stays where it is going on from. People
-end questions in too many ways for a usual end to be assumed, so a question is
-judged only once three of theirs of its kind are heard.
-
 ``final_fall_st`` is the measure: over the last ``TAIL_S`` of the utterance,
 the median pitch of the last ``END_S`` of voiced speech against the median of
 all of it, in semitones (negative: it fell). Praat's autocorrelation pitch
@@ -33,12 +26,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import get_args
 
 import numpy as np
 import parselmouth  # at import, not first use: loading it holds the GIL ~0.25 s
-
-from duplex_orchestrator.turn_words import EndKind
 
 TAIL_S = 1.6
 """The part of the utterance heard: its last phrase, not the whole turn's range."""
@@ -134,28 +124,3 @@ class PitchHabit:
         if usual is None or fall_st is None:
             return None
         return fall_st - usual
-
-
-@dataclass
-class PitchHabits:
-    """A user's usual ends, one ``PitchHabit`` per kind of sentence (``turn_words.end_kind``):
-    statements start from ``first_statement_fall_st``, questions from nothing."""
-
-    first_statement_fall_st: float | None = None
-    _habits: dict[EndKind, PitchHabit] = field(init=False)
-
-    def __post_init__(self) -> None:
-        first = self.first_statement_fall_st
-        self._habits = {
-            kind: PitchHabit(first_usual_fall_st=first if kind == "statement" else None)
-            for kind in get_args(EndKind)
-        }
-
-    def of(self, kind: EndKind) -> PitchHabit:
-        """The habit of this user's sentences of ``kind``."""
-        return self._habits[kind]
-
-    def forget(self, turn: Hashable) -> None:
-        """The user went on after ``turn``: it was no end of theirs, of any kind."""
-        for habit in self._habits.values():
-            habit.forget(turn)

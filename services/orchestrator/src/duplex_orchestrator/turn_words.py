@@ -1,5 +1,4 @@
-"""The words of a finished turn: rules of English, pure, no I/O (``transcript_complete``,
-and ``end_kind``: how it closes, a statement or a question of which kind).
+"""The words of a finished turn: rules of English, pure, no I/O (``transcript_complete``).
 
 A turn with no final punctuation, ending in "...", a statement ending on a word
 that needs a continuation ("to", "the", "and", "about", ...) or on an
@@ -23,10 +22,6 @@ Whisper's doubt, the sound under the last word, Smart Turn and the pitch.
 from __future__ import annotations
 
 import re
-from typing import Literal
-
-EndKind = Literal["statement", "yes-no question", "question"]
-"""How a turn closes, for the pitch judge: a voice ends each its own way."""
 
 # Words a statement cannot end on: articles, prepositions, conjunctions,
 # possessives, fillers. A question may ("What is it about?"), so "?" and "!"
@@ -159,15 +154,6 @@ _TAKES_INFINITIVE = frozenset(
 _STRANDED = frozenset(["to", "for", "with", "about", "from", "of", "at", "into", "onto"])
 # A relative pronoun after other words wants its clause ("Do you know anyone who?").
 _RELATIVE = frozenset(["who", "whom", "whose", "which"])
-# A question opening on one of these asks yes or no ("Can you ...?", "Is it ...?"),
-# which voices often end rising; one opening on a wh-word often ends falling.
-_ASKS_YES_NO = _DO_OR_MODAL | frozenset(
-    ["is", "are", "am", "was", "were", "have", "has", "had", "shall", "won't", "can't",
-     "don't", "doesn't", "didn't", "isn't", "aren't", "wouldn't", "couldn't"]
-)  # fmt: skip
-# Words a question may open with before its verb ("So, can you ...?", "Okay, is it ...?").
-_OPENERS = frozenset(["so", "and", "but", "okay", "ok", "well", "hey", "oh", "um", "uh", "please"])
-_SENTENCE_BREAK = re.compile(r"[.?!]\s")
 _CLAUSE_BREAK = re.compile(r"[,;:]|[.?!]\s")
 _FINAL = re.compile(r"[.?!]['\")\]]*$")
 _WORDS = re.compile(r"[a-z']+")
@@ -182,22 +168,6 @@ def final_mark(text: str) -> str:
 def is_statement(text: str) -> bool:
     """Whether the text closes as a statement (".", "!"), not a question or unclosed."""
     return final_mark(text) in (".", "!")
-
-
-def end_kind(text: str) -> EndKind | None:
-    """How the text's last sentence closes: a statement ("." or "!"), a question
-    asking yes or no (opening on "do", "is", a modal, ...), another question, or None
-    (unclosed)."""
-    mark = final_mark(text)
-    if mark in (".", "!"):
-        return "statement"
-    if mark != "?":
-        return None
-    last = _SENTENCE_BREAK.split(text.strip().lower())[-1]
-    words = [w.strip("'") for w in _WORDS.findall(last)]
-    while words and words[0] in _OPENERS:
-        words.pop(0)
-    return "yes-no question" if words and words[0] in _ASKS_YES_NO else "question"
 
 
 def transcript_complete(text: str) -> bool:
