@@ -75,6 +75,18 @@ async def test_a_spoken_question_gets_an_echo_reply_that_is_heard_back(
     assert latency["voice_to_voice_ms"] > latency["first_audio_ms"] > 0
 
 
+async def test_talk_with_no_words_in_the_wav_ends_without_waiting_for_a_reply(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    """A WAV of a cough and silence: ``talk`` stops soon after it, not at its timeout."""
+    audio = np.concatenate([silence(0.5), cough(level=0.8), silence(0.5)])
+    convo = await client.talk(orchestrator.ws_url, "", audio, timeout_s=30)
+    assert convo.nothing_to_answer
+    assert not convo.ended
+    assert not convo.audio
+    assert not any(convo.texts("asr")), convo.events
+
+
 async def test_barge_in_with_words_stops_the_reply_and_answers(
     orchestrator: OrchestratorProcess,
 ) -> None:

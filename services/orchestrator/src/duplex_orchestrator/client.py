@@ -17,6 +17,9 @@ import soxr
 from duplex_orchestrator.protocol import frame_bytes
 
 RATE_IN = 16_000
+QUIET_AFTER_S = 2.0
+"""After the WAV, how long ``talk`` listens with no turn open before it gives up: more
+than the 1 s of silence that ends any turn, so a last word is always answered."""
 
 
 @dataclass
@@ -26,6 +29,23 @@ class Conversation:
     first_audio_at: float | None = None
     ended: bool = False
     """The awaited event came (else: timed out, or the socket closed first)."""
+    nothing_to_answer: bool = False
+    """``talk`` stopped because the WAV was over and no turn was open (no speech, or
+    none with words): no reply was coming."""
+
+    def turn_open(self) -> bool:
+        """Whether a reply may still come: speech began and was not yet heard as
+        nothing, or words were heard and their reply has not ended."""
+        open_ = False
+        for event in self.events:
+            kind = event["type"]
+            if kind == "vad" and event.get("state") == "speech_start":
+                open_ = True
+            elif kind == "asr" and event.get("final"):
+                open_ = bool(str(event.get("text", "")).strip())
+            elif kind == "tts_end" or (kind == "error" and not event.get("retrying")):
+                open_ = False
+        return open_
 
     def texts(self, kind: str, key: str = "text") -> list[str]:
         """``key`` of every ``kind`` event (for ``asr``: final transcripts only)."""
@@ -44,14 +64,21 @@ class Conversation:
 
 
 def read_wav_16k(path: Path) -> np.ndarray:
-    """A mono PCM16 WAV, resampled to 16 kHz int16."""
-    with wave.open(str(path), "rb") as src:
-        if src.getsampwidth() != 2:
-            raise ValueError(f"{path}: need 16-bit PCM, got {8 * src.getsampwidth()}-bit")
-        data = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2")
-        if src.getnchannels() > 1:
-            data = data.reshape(-1, src.getnchannels()).mean(axis=1).astype(np.int16)
-        rate = src.getframerate()
+    """A PCM16 WAV (channels mixed down), resampled to 16 kHz int16. ``ValueError``
+    says what is wrong with a file that is not one."""
+    try:
+        with wave.open(str(path), "rb") as src:
+            if src.getsampwidth() != 2:
+                raise ValueError(f"{path}: need 16-bit PCM, got {8 * src.getsampwidth()}-bit")
+            data = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2")
+            channels, rate = src.getnchannels(), src.getframerate()
+    except (wave.Error, EOFError) as exc:  # not RIFF/WAVE, a float WAV, cut short
+        raise ValueError(f"{path}: not a PCM16 WAV file ({exc or 'truncated'})") from exc
+    if channels > 1:
+        data = data[: data.size - data.size % channels]
+        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    if data.size == 0:
+        raise ValueError(f"{path}: the WAV holds no audio")
     if rate != RATE_IN:
         data = np.clip(soxr.resample(data.astype(np.float32), rate, RATE_IN), -32768, 32767).astype(
             np.int16
@@ -94,6 +121,8 @@ async def say(
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
         await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
         await _receive(ws, convo, "ready", 30)
+        if not convo.ended:
+            return convo  # refused (its error is in the events) or not answered
         await ws.send_str(json.dumps({"type": "say", "text": text}))
         convo.ended = False
         await _receive(ws, convo, "tts_end", timeout_s)
@@ -103,24 +132,36 @@ async def say(
 async def talk(
     url: str, key: str, audio16k: np.ndarray, model: str = "", timeout_s: float = 60.0
 ) -> Conversation:
-    """Stream the audio in real time as if spoken, then silence until the reply has played."""
+    """Stream the audio in real time as if spoken, then silence until the reply has played,
+    or until ``QUIET_AFTER_S`` after the audio with no turn open (``nothing_to_answer``)."""
     convo = Conversation()
     step = frame_bytes(RATE_IN) // 2
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
         await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
         await _receive(ws, convo, "ready", 30)
+        if not convo.ended:
+            return convo  # refused (its error is in the events) or not answered
         convo.ended = False
         receiver = asyncio.create_task(_receive(ws, convo, "tts_end", timeout_s))
         padded = np.concatenate([audio16k, np.zeros(-len(audio16k) % step, np.int16)])
         started = time.monotonic()
+        quiet_since: float | None = None
         frame_index = 0
         while not receiver.done() and time.monotonic() - started < timeout_s:
             if frame_index * step < len(padded):
                 chunk = padded[frame_index * step : (frame_index + 1) * step]
             else:
                 chunk = np.zeros(step, np.int16)  # keep the microphone open while the reply plays
+                if convo.turn_open():
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= QUIET_AFTER_S:
+                    convo.nothing_to_answer = True
+                    receiver.cancel()
+                    break
             await ws.send_bytes(chunk.astype("<i2").tobytes())
             frame_index += 1
             await asyncio.sleep(max(0.0, started + frame_index * 0.02 - time.monotonic()))
-        await receiver
+        await asyncio.wait([receiver])  # ended, timed out or (nothing to answer) cancelled
     return convo

@@ -50,7 +50,12 @@ def duplex_parser() -> argparse.ArgumentParser:
         if name == "say":
             s.add_argument("text", help="what to say (the echo bridge speaks it back)")
         else:
-            s.add_argument("--wav", type=Path, required=True, help="mono PCM16 WAV, any rate")
+            s.add_argument(
+                "--wav",
+                type=Path,
+                required=True,
+                help="PCM16 WAV, any rate (channels are mixed down)",
+            )
         s.add_argument("--model", default="", help="voice to answer with (default: the server's)")
         s.add_argument(
             "--out", type=Path, default=Path("reply.wav"), help="reply WAV (default reply.wav)"
@@ -112,6 +117,10 @@ async def _client(args: Any) -> int:
     reply = "".join(convo.texts("reply"))
     if reply:
         print(f"reply:  {reply}")
+    if convo.nothing_to_answer:
+        heard = "no words" if any(e["type"] == "asr" for e in convo.events) else "no speech"
+        print(f"duplex talk: heard {heard} in {args.wav}: nothing to answer", file=sys.stderr)
+        return 1
     if not convo.audio:
         print(f"duplex {args.command}: no reply audio", file=sys.stderr)
         return 1
