@@ -87,6 +87,22 @@ async def test_talk_with_no_words_in_the_wav_ends_without_waiting_for_a_reply(
     assert not any(convo.texts("asr")), convo.events
 
 
+async def test_talk_answers_every_question_in_the_wav_before_it_ends(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    """Two turns, far apart: ``talk`` does not stop at the first reply's end."""
+    first, second = "What time is it?", "Please open the window."
+    audio = np.concatenate([speech_16k(first), silence(3.0), speech_16k(second)])
+    convo = await client.talk(orchestrator.ws_url, "", audio, timeout_s=40)
+    assert convo.ended
+    assert [wer(q, heard) <= 0.2 for q, heard in zip((first, second), convo.texts("asr"))] == [
+        True,
+        True,
+    ], convo.texts("asr")
+    assert wer(first + " " + second, " ".join(convo.texts("reply"))) <= 0.2
+    assert [e.get("interrupted") for e in convo.events if e["type"] == "tts_end"] == [False, False]
+
+
 async def test_barge_in_with_words_stops_the_reply_and_answers(
     orchestrator: OrchestratorProcess,
 ) -> None:

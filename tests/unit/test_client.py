@@ -72,10 +72,29 @@ END = {"type": "vad", "state": "speech_end"}
         ((SPEECH, END, {"type": "asr", "text": " Hi.", "final": False}), True),
         ((SPEECH, END, {"type": "asr", "text": " Hi.", "final": True}), True),  # reply coming
         ((SPEECH, {"type": "asr", "text": " Hi.", "final": True}, {"type": "tts_end"}), False),
+        # a barge-in with words: the old reply's end comes after the new words
+        (
+            (
+                SPEECH,
+                {"type": "asr", "text": " Stop, tell me another.", "final": True},
+                {"type": "tts_end", "interrupted": True},
+            ),
+            True,
+        ),
         ((SPEECH, {"type": "error", "code": "no_worker", "retrying": True}), True),
         ((SPEECH, {"type": "error", "code": "asr_failed"}), False),
         # a turn ended on a cough, then the user spoke again
         ((SPEECH, {"type": "asr", "text": "", "final": True}, SPEECH), True),
+        # a turn ended too early: the user goes on and its reply is stopped
+        (
+            (
+                SPEECH,
+                {"type": "asr", "text": " I'd like to book.", "final": True},
+                SPEECH,
+                {"type": "tts_end", "interrupted": True},
+            ),
+            True,
+        ),
     ],
 )
 def test_a_turn_is_open_until_heard_as_nothing_or_answered(

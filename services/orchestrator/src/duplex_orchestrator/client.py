@@ -18,8 +18,11 @@ from duplex_orchestrator.protocol import frame_bytes
 
 RATE_IN = 16_000
 QUIET_AFTER_S = 2.0
-"""After the WAV, how long ``talk`` listens with no turn open before it gives up: more
-than the 1 s of silence that ends any turn, so a last word is always answered."""
+"""After the WAV, how long ``talk`` listens with no turn open and no reply given before
+it gives up: more than the 1 s of silence that ends any turn."""
+SETTLED_AFTER_S = 0.5
+"""After the WAV and a reply, how long ``talk`` waits with no turn open before it is
+done: the VAD's onset is reported ~0.1 s after the sound starts."""
 
 
 @dataclass
@@ -28,24 +31,34 @@ class Conversation:
     audio: bytearray = field(default_factory=bytearray)
     first_audio_at: float | None = None
     ended: bool = False
-    """The awaited event came (else: timed out, or the socket closed first)."""
+    """The awaited event came, or (``talk``) every turn was answered (else: timed out,
+    or the socket closed first)."""
     nothing_to_answer: bool = False
-    """``talk`` stopped because the WAV was over and no turn was open (no speech, or
-    none with words): no reply was coming."""
+    """``talk`` stopped because the WAV was over with no reply given and no turn open
+    (no speech, or none with words): no reply was coming."""
 
     def turn_open(self) -> bool:
-        """Whether a reply may still come: speech began and was not yet heard as
-        nothing, or words were heard and their reply has not ended."""
-        open_ = False
+        """Whether a reply may still come: the user is speaking (speech began and its
+        words are not in yet), or words were heard and their reply has not ended."""
+        speaking = awaiting_reply = False
         for event in self.events:
             kind = event["type"]
             if kind == "vad" and event.get("state") == "speech_start":
-                open_ = True
+                speaking = True
             elif kind == "asr" and event.get("final"):
-                open_ = bool(str(event.get("text", "")).strip())
-            elif kind == "tts_end" or (kind == "error" and not event.get("retrying")):
-                open_ = False
-        return open_
+                speaking, awaiting_reply = False, bool(str(event.get("text", "")).strip())
+            elif kind == "tts_end" and not event.get("interrupted"):
+                # A reply the user's speech stopped (a barge-in with words, a turn that
+                # went on) is followed by the reply to what they said: that one ends it.
+                awaiting_reply = False
+            elif kind == "error" and not event.get("retrying"):
+                speaking = awaiting_reply = False  # the turn failed: nothing more comes
+        return speaking or awaiting_reply
+
+    def replied(self) -> bool:
+        return any(
+            event["type"] == "tts_end" and not event.get("interrupted") for event in self.events
+        )
 
     def texts(self, kind: str, key: str = "text") -> list[str]:
         """``key`` of every ``kind`` event (for ``asr``: final transcripts only)."""
@@ -91,8 +104,10 @@ def _headers(key: str) -> dict[str, str]:
 
 
 async def _receive(
-    ws: aiohttp.ClientWebSocketResponse, convo: Conversation, until: str, timeout_s: float
+    ws: aiohttp.ClientWebSocketResponse, convo: Conversation, until: str | None, timeout_s: float
 ) -> None:
+    """Collect events and audio until ``until`` (``None``: until cancelled), a failure
+    that ends what was awaited, the socket's close or the timeout."""
     deadline = time.monotonic() + timeout_s
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -108,7 +123,7 @@ async def _receive(
             if event["type"] == until:
                 convo.ended = True
                 return
-            if event["type"] == "error" and not event.get("retrying"):
+            if until is not None and event["type"] == "error" and not event.get("retrying"):
                 return  # the turn (or the start) failed: nothing more is coming
         else:
             break
@@ -132,8 +147,10 @@ async def say(
 async def talk(
     url: str, key: str, audio16k: np.ndarray, model: str = "", timeout_s: float = 60.0
 ) -> Conversation:
-    """Stream the audio in real time as if spoken, then silence until the reply has played,
-    or until ``QUIET_AFTER_S`` after the audio with no turn open (``nothing_to_answer``)."""
+    """Stream the audio in real time as if spoken, then silence until every turn in it
+    has been answered (``ended``), or until ``QUIET_AFTER_S`` after it with no reply
+    given and no turn open (``nothing_to_answer``). A reply the user's speech stops
+    (a turn ended too early and continued) does not end it: the turn's reply does."""
     convo = Conversation()
     step = frame_bytes(RATE_IN) // 2
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
@@ -142,7 +159,7 @@ async def talk(
         if not convo.ended:
             return convo  # refused (its error is in the events) or not answered
         convo.ended = False
-        receiver = asyncio.create_task(_receive(ws, convo, "tts_end", timeout_s))
+        receiver = asyncio.create_task(_receive(ws, convo, None, timeout_s))
         padded = np.concatenate([audio16k, np.zeros(-len(audio16k) % step, np.int16)])
         started = time.monotonic()
         quiet_since: float | None = None
@@ -152,16 +169,18 @@ async def talk(
                 chunk = padded[frame_index * step : (frame_index + 1) * step]
             else:
                 chunk = np.zeros(step, np.int16)  # keep the microphone open while the reply plays
+                now = time.monotonic()
                 if convo.turn_open():
                     quiet_since = None
                 elif quiet_since is None:
-                    quiet_since = time.monotonic()
-                elif time.monotonic() - quiet_since >= QUIET_AFTER_S:
-                    convo.nothing_to_answer = True
-                    receiver.cancel()
+                    quiet_since = now
+                elif now - quiet_since >= (SETTLED_AFTER_S if convo.replied() else QUIET_AFTER_S):
+                    convo.ended = convo.replied()
+                    convo.nothing_to_answer = not convo.ended
                     break
             await ws.send_bytes(chunk.astype("<i2").tobytes())
             frame_index += 1
             await asyncio.sleep(max(0.0, started + frame_index * 0.02 - time.monotonic()))
-        await asyncio.wait([receiver])  # ended, timed out or (nothing to answer) cancelled
+        receiver.cancel()
+        await asyncio.wait([receiver])
     return convo
