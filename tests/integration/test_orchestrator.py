@@ -95,10 +95,10 @@ async def test_talk_answers_every_question_in_the_wav_before_it_ends(
     audio = np.concatenate([speech_16k(first), silence(3.0), speech_16k(second)])
     convo = await client.talk(orchestrator.ws_url, "", audio, timeout_s=40)
     assert convo.ended
-    assert [wer(q, heard) <= 0.2 for q, heard in zip((first, second), convo.texts("asr"))] == [
-        True,
-        True,
-    ], convo.texts("asr")
+    heard = convo.texts("asr")
+    assert len(heard) == 2, heard
+    assert wer(first, heard[0]) <= 0.2, heard
+    assert wer(second, heard[1]) <= 0.2, heard
     assert wer(first + " " + second, " ".join(convo.texts("reply"))) <= 0.2
     assert [e.get("interrupted") for e in convo.events if e["type"] == "tts_end"] == [False, False]
 
