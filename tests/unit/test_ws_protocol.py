@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,15 @@ def test_config_llm_url_selects_the_openai_bridge() -> None:
         build_config({"dev": True, "llm": "openai"})
     with pytest.raises(ConfigError, match="vad_aggressiveness"):
         build_config({"dev": True, "vad_aggressiveness": 7})
+
+
+def test_config_llm_url_and_asr_model_dir_are_checked_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="llm_url: 'notaurl' must be an http"):
+        build_config({"dev": True, "llm_url": "notaurl"})
+    with pytest.raises(ConfigError, match=f"asr_model_dir: {tmp_path} holds no model.bin"):
+        build_config({"dev": True, "asr_model_dir": str(tmp_path)})
+    (tmp_path / "model.bin").write_bytes(b"")
+    assert build_config({"dev": True, "asr_model_dir": str(tmp_path)}).asr_model_dir == tmp_path
 
 
 def test_config_whispers_repetition_penalty_is_checked() -> None:

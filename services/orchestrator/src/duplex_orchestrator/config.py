@@ -232,6 +232,17 @@ class OrchestratorConfig(BaseModel):
             )
         if self.llm == "openai" and not self.llm_url:
             raise ValueError("llm_url: required when llm is 'openai'")
+        if self.llm_url and not self.llm_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"llm_url: {self.llm_url!r} must be an http:// or https:// base URL, "
+                "e.g. http://127.0.0.1:8000/v1"
+            )
+        if self.asr_model_dir is not None and not (self.asr_model_dir / "model.bin").is_file():
+            raise ValueError(
+                f"asr_model_dir: {self.asr_model_dir} holds no model.bin: give a folder of a "
+                "CTranslate2 Whisper model, as faster-whisper loads (model.bin, config.json, "
+                "tokenizer.json, vocabulary)"
+            )
         if self.transport == "livekit":
             for name in ("livekit_url", "livekit_api_key", "livekit_api_secret"):
                 if not getattr(self, name):
