@@ -163,6 +163,10 @@ def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() 
             {"orchestrator": {"service": {"port": 0}, "apiKey": {"existingSecret": "k"}}},
             "/orchestrator/service/port",
         ),
+        (
+            {"orchestrator": {"llm": {"url": "llm:8000/v1"}, "apiKey": {"existingSecret": "k"}}},
+            "/orchestrator/llm/url",
+        ),
     ],
 )
 def test_values_schema_rejects_bad_values(values: dict[str, Any], where: str) -> None:
