@@ -83,3 +83,8 @@ class ClientText:
     async def deltas(self) -> AsyncIterator[str]:
         while (delta := await self._queue.get()) is not None:
             yield delta
+
+
+async def once(text: str) -> AsyncIterator[str]:
+    """A whole text as a stream of one delta (``say``)."""
+    yield text

@@ -34,7 +34,7 @@ from duplex_orchestrator.events import (
     Ready,
     VadState,
 )
-from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
+from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong, once
 from duplex_orchestrator.judging import Speculation, TurnJudge
 from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.patience import Patience
@@ -57,7 +57,7 @@ from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, ch
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
 from duplex_orchestrator.transcriptions import Transcriptions
 from duplex_orchestrator.turns import Action, Turns
-from duplex_orchestrator.vad import VAD_RATE, SpeechDetector, Vad, VadEvent
+from duplex_orchestrator.vad import VAD_RATE, VadEvent
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,7 @@ class VoiceSession:
             probe_timeout_s=services.probe_timeout_s,
         )
         self._rate = 0
-        self._vad = Vad(
-            services.classifier(),
-            SpeechDetector(
-                onset_frames=services.onset_frames,
-                end_frames=services.end_frames,
-                pause_frames=min(services.pause_frames, services.end_frames - 1),
-                gap_frames=min(services.gap_frames, services.pause_frames - 1),
-                busy_gap_frames=min(services.busy_gap_frames, services.pause_frames - 1),
-            ),
-        )
+        self._vad = services.new_vad()
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
@@ -139,7 +130,7 @@ class VoiceSession:
         if isinstance(message, Text):
             await self._stream_text(message)
         elif isinstance(message, Say):
-            await self._start_reply(_once(message.text), source="say")
+            await self._start_reply(once(message.text), source="say")
         elif isinstance(message, Model):
             await self._switch_model(message.model)
         elif isinstance(message, Interrupt):
@@ -397,7 +388,3 @@ class VoiceSession:
         with contextlib.suppress(Exception):
             await self._stop_reply()
         await self._speaker.close()
-
-
-async def _once(text: str) -> AsyncIterator[str]:
-    yield text

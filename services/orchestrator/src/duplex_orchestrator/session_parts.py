@@ -17,7 +17,7 @@ from duplex_orchestrator.events import Event
 from duplex_orchestrator.llm import LLMBridge
 from duplex_orchestrator.protocol import ProtocolError
 from duplex_orchestrator.registry.base import Registry
-from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
+from duplex_orchestrator.vad import FrameClassifier, SpeechDetector, Vad, WebRtcClassifier
 
 
 class SessionIO(Protocol):
@@ -84,6 +84,19 @@ class Services:
     stall_s: float = 0.5
     """Silence on a reply stream before its worker is probed."""
     probe_timeout_s: float = 0.75
+
+    def new_vad(self) -> Vad:
+        """A session's own VAD: its classifier, the debounce and the silences above."""
+        return Vad(
+            self.classifier(),
+            SpeechDetector(
+                onset_frames=self.onset_frames,
+                end_frames=self.end_frames,
+                pause_frames=min(self.pause_frames, self.end_frames - 1),
+                gap_frames=min(self.gap_frames, self.pause_frames - 1),
+                busy_gap_frames=min(self.busy_gap_frames, self.pause_frames - 1),
+            ),
+        )
 
     def doubt_frames_for(self, words: str | None) -> int:
         """The doubt's silence for a turn ended at a pause on these words: a

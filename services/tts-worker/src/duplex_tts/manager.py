@@ -23,7 +23,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from duplex_tts import metrics
@@ -32,12 +31,12 @@ from duplex_tts.adapters import (
     Executor,
     ExecutorKind,
     TTSFamily,
-    TTSModel,
     get_family,
 )
 from duplex_tts.catalog import Catalog, ModelSpec
 from duplex_tts.eviction import EvictionPolicy, Residency, make_room, next_check, ttl_expired
 from duplex_tts.memory import release_freed_memory, rss_bytes
+from duplex_tts.model_entry import ModelEntry
 from duplex_tts.model_types import (
     LoadFailed,
     ModelError,
@@ -55,28 +54,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass
-class _Entry:
-    spec: ModelSpec
-    state: State = State.AVAILABLE
-    model: TTSModel | None = None
-    gain: float = 1.0
-    refs: int = 0
-    pinned: bool = False
-    kept: bool = False
-    executor: Executor | None = None
-    device_thread: str = ""
-    memory_bytes: int = 0
-    loaded_at: float = 0.0
-    loaded_at_wall: float = 0.0
-    last_used: float = 0.0
-    last_used_wall: float = 0.0
-    load_ms: int = 0
-    error: str = ""
-    load_task: asyncio.Task[None] | None = None
-    base: ModelHandle | None = None
-
-
 class ModelManager:
     def __init__(
         self,
@@ -90,7 +67,7 @@ class ModelManager:
         wall: Callable[[], float] = time.time,
         family_loader: Callable[[str], TTSFamily] = get_family,
     ) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, ModelEntry] = {}
         self._executors = executors or Executors(1)
         self._policy = policy
         self._semaphore = asyncio.Semaphore(max_parallel_loads)
@@ -109,7 +86,7 @@ class ModelManager:
         for model_id, spec in catalog.models.items():
             entry = self._entries.get(model_id)
             if entry is None:
-                self._entries[model_id] = _Entry(spec=spec)
+                self._entries[model_id] = ModelEntry(spec=spec)
             elif entry.state in (State.AVAILABLE, State.FAILED):
                 entry.spec = spec
         for model_id in list(self._entries):
@@ -118,10 +95,10 @@ class ModelManager:
                 del self._entries[model_id]
 
     def statuses(self) -> list[ModelStatus]:
-        return [self._status(e) for e in sorted(self._entries.values(), key=lambda e: e.spec.id)]
+        return [e.status() for e in sorted(self._entries.values(), key=lambda e: e.spec.id)]
 
     def status(self, model_id: str) -> ModelStatus:
-        return self._status(self._entry(model_id))
+        return self._entry(model_id).status()
 
     def spec(self, model_id: str) -> ModelSpec:
         return self._entry(model_id).spec
@@ -164,7 +141,7 @@ class ModelManager:
             entry.kept = True
         await self._ensure_ready(entry)
         self._touch(entry)
-        return self._status(entry)
+        return entry.status()
 
     async def unload(self, model_id: str) -> ModelStatus:
         entry = self._entry(model_id)
@@ -178,7 +155,7 @@ class ModelManager:
         entry.pinned = False
         if entry.state is State.READY:
             await self._unload(entry, reason="request")
-        return self._status(entry)
+        return entry.status()
 
     # ---- eviction ------------------------------------------------------
 
@@ -230,33 +207,21 @@ class ModelManager:
 
     # ---- internals -----------------------------------------------------
 
-    def _entry(self, model_id: str) -> _Entry:
+    def _entry(self, model_id: str) -> ModelEntry:
         entry = self._entries.get(model_id)
         if entry is None:
             known = ", ".join(sorted(self._entries)) or "none"
             raise UnknownModel(f"unknown model {model_id!r}; this worker serves: {known}")
         return entry
 
-    def _touch(self, entry: _Entry) -> None:
+    def _touch(self, entry: ModelEntry) -> None:
         entry.last_used = self._clock()
         entry.last_used_wall = self._wall()
 
     def _residencies(self) -> list[Residency]:
-        return [
-            Residency(
-                model_id=e.spec.id,
-                loaded_at=e.loaded_at,
-                last_used=e.last_used,
-                refs=e.refs,
-                pinned=e.pinned,
-                loading=e.state is State.LOADING,
-                kept=e.kept,
-            )
-            for e in self._entries.values()
-            if e.state in (State.LOADING, State.READY)
-        ]
+        return [e.residency() for e in self._entries.values() if e.resident]
 
-    async def _ensure_ready(self, entry: _Entry) -> None:
+    async def _ensure_ready(self, entry: ModelEntry) -> None:
         if entry.state is State.READY:
             return
         if entry.state is not State.LOADING:
@@ -275,7 +240,7 @@ class ModelManager:
         if entry.state is not State.READY:
             raise LoadFailed(f"model {entry.spec.id!r} failed to load: {entry.error}")
 
-    async def _load(self, entry: _Entry, victims: list[str]) -> None:
+    async def _load(self, entry: ModelEntry, victims: list[str]) -> None:
         spec = entry.spec
         for victim in victims:
             victim_entry = self._entries[victim]
@@ -336,7 +301,7 @@ class ModelManager:
         )
         self._wakeup.set()
 
-    def _fail(self, entry: _Entry, message: str) -> None:
+    def _fail(self, entry: ModelEntry, message: str) -> None:
         entry.state, entry.error, entry.model = State.FAILED, message, None
         if entry.base is not None:
             entry.base.release()
@@ -347,7 +312,7 @@ class ModelManager:
             extra={"event": "model_load_failed", "model": entry.spec.id, "error": message},
         )
 
-    async def _unload(self, entry: _Entry, reason: str) -> None:
+    async def _unload(self, entry: ModelEntry, reason: str) -> None:
         model, entry.model = entry.model, None
         entry.state, entry.load_task, entry.executor = State.AVAILABLE, None, None
         entry.memory_bytes = 0
@@ -380,21 +345,6 @@ class ModelManager:
         if name not in self._families:
             self._families[name] = self._family_loader(name)
         return self._families[name]
-
-    def _status(self, entry: _Entry) -> ModelStatus:
-        resident = entry.state in (State.READY, State.LOADING)
-        return ModelStatus(
-            spec=entry.spec,
-            state=entry.state,
-            refs=entry.refs,
-            pinned=entry.pinned,
-            loaded_at_wall=entry.loaded_at_wall if entry.state is State.READY else 0.0,
-            last_used_wall=entry.last_used_wall,
-            load_ms=entry.load_ms if resident else 0,
-            error=entry.error,
-            memory_bytes=entry.memory_bytes,  # set at load, zeroed at unload
-            kept=entry.kept,
-        )
 
 
 __all__ = [  # the public types are re-exported: this module is where callers find them
