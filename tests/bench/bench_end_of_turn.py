@@ -36,6 +36,10 @@ Whisper added to a cut phrase lies where the sound has stopped);
 ``doubts`` shows, for questions and statements apart, how many unfinished
 and complete ones each threshold of that probability would hold back, and
 ``unheard`` how many each threshold of the sound under the last word would.
+A third way, ``filler-cut``: the whole sentence with a filler after the first
+half ("I'd like to book, um, a table for two"), cut before the rest, as a
+person says "uh" and then pauses; Whisper often leaves the filler out ("I'd
+like to book.") or hears a word in it ("Can you turn the volume up?").
 A statement's pitch (``prosody``) is judged against its voice's usual end,
 taken from that voice's other phrase sets (``pitch_end``); ``pitch: doubted``
 counts the verdicts it changed. ``--clips FILE`` keeps the spoken clips
@@ -256,6 +260,52 @@ def cut_head(aligner: Any, first: str, rest: str, voice: str) -> np.ndarray | No
     return audio[:at]
 
 
+FILLERS = ("uh", "um")
+
+
+def cut_before_rest(
+    aligner: Any, first: str, filler: str, rest: str, voice: str
+) -> np.ndarray | None:
+    """The whole sentence spoken with a filler after ``first`` ("I'd like to book, um, a
+    table for two"), cut just before ``rest``: a hesitation that says "uh" and then
+    goes quiet. Whisper often leaves the filler out of its words, so the cut is at the
+    quietest 20 ms within 80 ms before the first word of ``rest`` (by Whisper's word
+    timestamps); None when that word is not found after the first half."""
+    audio = spoken(f"{first}, {filler}, {rest}", voice, lead_s=0.3)
+    segments, _ = aligner.transcribe(
+        audio.astype(np.float32) / 32768, language="en", word_timestamps=True, beam_size=1
+    )
+    words = [w for segment in segments for w in segment.words]
+    k, then = len(first.split()), _norm(rest.split()[0])
+    after = [w for w in words[k:] if _norm(w.word) == then]
+    if len(words) <= k or _norm(words[k - 1].word) != _norm(first.split()[-1]) or not after:
+        return None
+    high = int((after[0].start + 0.02) * 16000) // FRAME
+    low = max(0, high - 5)
+    levels = [np.abs(audio[i * FRAME : (i + 1) * FRAME].astype(np.float64)).mean() for i in
+              range(low, high)]  # fmt: skip
+    return audio[: (low + int(np.argmin(levels))) * FRAME + FRAME // 2]
+
+
+def filler_clips(aligner: Any, voices: list[str], splits: list[str]) -> list[dict[str, Any]]:
+    """Every unfinished phrase of ``splits`` in every voice, with a filler after it
+    ("uh" and "um" in turn), cut before the rest: kind ``filler-cut``."""
+    out: list[dict[str, Any]] = []
+    for split, pairs in UNFINISHED.items():
+        if split not in splits:
+            continue
+        for index, (first, rest) in enumerate(pairs):
+            filler = FILLERS[index % len(FILLERS)]
+            for voice in voices:
+                head = cut_before_rest(aligner, first, filler, rest, voice)
+                if head is not None:
+                    out.append(
+                        {"split": split, "voice": voice, "phrase": f"{first}, {filler}",
+                         "kind": "filler-cut", "audio": head}
+                    )  # fmt: skip
+    return out
+
+
 def clips(aligner: Any, voices: list[str], splits: list[str] | None = None) -> list[dict[str, Any]]:
     """Every phrase of ``splits`` (None: all) in every voice: kind, split, voice, phrase
     and audio (no pause yet)."""
@@ -281,7 +331,7 @@ def clips(aligner: Any, voices: list[str], splits: list[str] | None = None) -> l
                     {"split": split, "voice": voice, "phrase": phrase, "kind": "complete",
                      "audio": audio}
                 )  # fmt: skip
-    return out
+    return out + filler_clips(aligner, voices, sorted(wanted))
 
 
 def judged(
@@ -321,19 +371,21 @@ def judged(
     for row in rows:
         row.setdefault("verdict", row["verdict_without_pitch"])
         row.setdefault("verdict_first", row["verdict"])
-        row["wait_ms"] = wait_ms(row["verdict"], row["heard"], config)
-        row["wait_ms_first"] = wait_ms(row["verdict_first"], row["heard"], config)
+        heard, probability = row["heard"], row["smart_turn"]
+        row["wait_ms"] = wait_ms(row["verdict"], heard, probability, config)
+        row["wait_ms_first"] = wait_ms(row["verdict_first"], heard, probability, config)
     return rows
 
 
-def wait_ms(verdict: str, heard: str, config: OrchestratorConfig) -> int:
+def wait_ms(verdict: str, heard: str, probability: float, config: OrchestratorConfig) -> int:
     """The silence after the last sound before a reply may sound, by the verdict at the
-    pause: the pause, the doubt's silence (a question's or a statement's), or the full
+    pause: the pause, the doubt's silence (a statement's, also for a question Smart Turn
+    is sure is unfinished: ``EndOfTurn.doubts_long``; else a question's), or the full
     silence that ends any turn."""
     if verdict == "complete":
         return config.end_of_turn_pause_ms
     if verdict == "doubted":
-        if is_statement(heard):
+        if end_of_turn(config).doubts_long(heard, probability):
             return config.end_of_turn_statement_doubt_ms
         return config.end_of_turn_doubt_ms
     return config.turn_silence_ms(judged=True)
@@ -482,12 +534,13 @@ def render(results: dict[str, Any]) -> str:
     )  # fmt: skip
     lines += [
         "",
-        "unfinished phrases the rules took for complete (alone / cut from the whole),",
+        "unfinished phrases the rules took for complete (alone / cut from the whole /",
+        "with a filler, cut from the whole),",
         "with Whisper's probability of a sentence end there and the sound under the",
         "last word (* held back by either):",
     ]
     for row in results["rows"]:
-        if row["kind"].startswith("unfinished") and row["rules_complete"]:
+        if row["kind"] != "complete" and row["rules_complete"]:
             how = row["kind"].removeprefix("unfinished-")
             sure = "   -  " if row["ends_here"] is None else f"{row['ends_here']:.2f}"
             under = row["last_word_sound_s"]
@@ -538,6 +591,9 @@ def main() -> None:
     transcriber = make_transcriber(config)
     if args.clips is not None and args.clips.exists():
         spoken_clips = pickle.loads(args.clips.read_bytes())  # a cache this bench wrote
+        if not any(clip["kind"] == "filler-cut" for clip in spoken_clips):  # an older cache
+            spoken_clips += filler_clips(aligner, voices, args.splits)
+            args.clips.write_bytes(pickle.dumps(spoken_clips))
     else:
         spoken_clips = clips(aligner, voices, args.splits)
         if args.clips is not None:

@@ -71,6 +71,14 @@ COMPLETE, DOUBTED, INCOMPLETE = Verdict.COMPLETE, Verdict.DOUBTED, Verdict.INCOM
         ("Can you tell me about?", False),
         ("I would like to order.", False),  # order what?
         ("Can you tell me the about?", False),  # Whisper's hearing of a hesitation
+        # a filler after other words holds the floor, even closed as a question
+        ("Can you explain why, um?", False),
+        ("Do you think it will, um?", False),
+        ("What about it, hm?", False),
+        ("Um, can you explain why?", True),  # a filler first is no hesitation at the end
+        ("Hmm?", True),  # alone, a whole turn
+        ("Uh-huh.", True),  # a backchannel, not a filler after words
+        ("Nice, huh?", True),  # a tag, not a filler
         ("Can you give me the?", False),
         ("Is it red and?", False),
         ("Who are you talking to?", True),

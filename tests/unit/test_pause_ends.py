@@ -83,14 +83,41 @@ def test_a_doubted_turn_is_confirmed_by_the_doubts_silence(setup: Any) -> None:
     before = ends_count("judged_after_doubt")
     ends.opened(turn, "provisional")
     ends.doubt(turn.speculation)
-    assert ends.hold_max_s() == pytest.approx(0.14 + 15 * 0.02)  # 15 frames to go
     for _ in range(14):
         ends.silence_went_on()
     assert not turn.confirmed
-    ends.silence_went_on()
+    ends.silence_went_on()  # 15 frames after the pause: the question's doubt
     assert turn.confirmed
     assert ends.hold_max_s() == pytest.approx(0.14)
     assert ends_count("judged_after_doubt") == before + 1
+
+
+def test_a_question_doubted_long_is_confirmed_by_a_statements_silence(setup: Any) -> None:
+    """Smart Turn is sure the question is unfinished (``EndOfTurn.doubts_long``)."""
+    ends, clock, _ = setup
+    turn = turn_at(clock, doubt=25, silent=10)
+    ends.opened(turn, "provisional")
+    ends.doubt(turn.speculation, long=True)
+    assert turn.doubt_frames == Services.statement_doubt_frames == 35
+    for _ in range(24):
+        ends.silence_went_on()
+    assert not turn.confirmed
+    ends.silence_went_on()  # 25 frames after the pause: the statement's doubt
+    assert turn.confirmed
+
+
+def test_an_unconfirmed_turns_sound_may_wait_for_the_longest_doubt(setup: Any) -> None:
+    """A reply is prepared before the judges answer, and its first sound may wait at
+    most ``hold_max_s``: for an unconfirmed turn, at least until a statement's doubt
+    (the question's may yet be lengthened to it), then an onset's run."""
+    ends, clock, _ = setup
+    turn = turn_at(clock, doubt=25, silent=10)
+    ends.opened(turn, "provisional")
+    assert ends.hold_max_s() == pytest.approx(0.14 + (35 - 10) * 0.02)
+    ends.doubt(turn.speculation, long=True)
+    assert ends.hold_max_s() == pytest.approx(0.14 + (35 - 10) * 0.02)
+    ends.confirm(turn.speculation, "judged_after_doubt")
+    assert ends.hold_max_s() == pytest.approx(0.14)
 
 
 def test_a_judges_verdict_on_another_speculation_is_ignored(setup: Any) -> None:

@@ -152,3 +152,60 @@ def test_the_statements_doubt_is_configured_and_reaches_the_policy() -> None:
     assert end_of_turn(config).statement_end == 0.75
     config = build_config({"dev": True, "end_of_turn_statement_end": 0})
     assert end_of_turn(config).statement_end == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "probability", "sure_unfinished", "long"),
+    [
+        ("Can you turn the volume up?", 0.01, 0.03, True),  # "... volume, uh": sure
+        ("Can you turn the volume up?", 0.03, 0.03, False),  # at it
+        ("Can you turn the volume up?", 0.2, 0.03, False),  # doubted, not sure
+        ("Can you turn the volume up?", None, 0.03, False),  # Smart Turn did not answer
+        ("Can you turn the volume up?", 0.01, 0.0, False),  # 0: never
+        ("I need to pick up.", 0.9, 0.03, True),  # a statement's doubt is always long
+    ],
+)
+def test_a_question_smart_turn_is_sure_is_unfinished_waits_a_statements_doubt(
+    text: str, probability: float | None, sure_unfinished: float, long: bool
+) -> None:
+    assert EndOfTurn(sure_unfinished=sure_unfinished).doubts_long(text, probability) is long
+
+
+async def test_a_question_cut_at_a_filler_goes_on_unheard_after_a_long_hesitation() -> None:
+    """ "Can you turn the volume, uh ... down a bit?": Whisper hears "Can you turn the
+    volume up?", which reads complete, and Smart Turn is sure it is not (0.01). A
+    question's doubt (500 ms) would answer within a 600 ms hesitation; a question
+    Smart Turn is this sure of waits a statement's (700 ms), and stays silent."""
+    ears, model = Ears(), FixedTurnModel(0.01)
+    ears.words, ears.ends_here = "Can you turn the volume up?", 0.97
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+    await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way ...
+    await feed(session, silence(STATEMENT_DOUBT_FRAMES - PAUSE_FRAMES - 7), realtime=True)
+    assert io.frames == []  # ... and silent past a question's doubt, to a statement's
+    assert io.of(TtsStart) == []
+    await feed(session, silence(2))
+    (end,) = await io.wait_for(TtsEnd)
+    assert len(io.frames) == end.frames > 0
+    await session.close()
+
+
+async def test_a_question_smart_turn_only_doubts_sounds_after_a_questions_doubt() -> None:
+    ears, model = Ears(), FixedTurnModel(0.2)
+    ears.words, ears.ends_here = "Can you turn the volume up?", 0.97
+    worker = FakeWorker()
+    session, io = await session_with(ears, model, worker)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(HESITATION_FRAMES - 2), realtime=True)
+    await eventually(lambda: bool(io.frames), every_s=0.005)  # before 600 ms of silence
+    await session.close()
+
+
+def test_the_sure_unfinished_threshold_is_checked_and_reaches_the_policy() -> None:
+    assert end_of_turn(build_config({"dev": True})).sure_unfinished == pytest.approx(0.03)
+    flags = {"dev": True, "end_of_turn_question_sure_unfinished": 0}
+    assert end_of_turn(build_config(flags)).sure_unfinished == 0
+    with pytest.raises(ConfigError, match="end_of_turn_question_sure_unfinished"):
+        build_config({"dev": True, "end_of_turn_question_sure_unfinished": 0.9})

@@ -172,6 +172,7 @@ def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
     return EndOfTurn(
         config.end_of_turn,
         threshold=config.smart_turn_threshold,
+        sure_unfinished=config.end_of_turn_question_sure_unfinished,
         question_end=config.end_of_turn_question_end,
         last_word_min_s=config.end_of_turn_last_word_ms / 1000,
         statement_end=config.end_of_turn_statement_end,

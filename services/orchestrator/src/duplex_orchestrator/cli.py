@@ -135,6 +135,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "doubts it (default 500)",
     )
     add(
+        "--end-of-turn-question-sure-unfinished",
+        type=float,
+        help="Smart Turn's probability below which a doubted question waits a "
+        "statement's doubt, as one cut at a filler does (default 0.03; 0: never)",
+    )
+    add(
         "--end-of-turn-statement-doubt-ms",
         type=int,
         help="the same for a statement, doubted by Smart Turn or by Whisper "

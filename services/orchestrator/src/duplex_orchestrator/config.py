@@ -133,6 +133,10 @@ class OrchestratorConfig(BaseModel):
     """The usual statement end, in semitones, taken for a user until the session has
     heard three of their statements (most voices fall 2 to 6 at a full stop); "off"
     (or null): no pitch judge for a user's first statements."""
+    end_of_turn_question_sure_unfinished: float = Field(default=0.03, ge=0, le=0.5)
+    """Smart Turn's probability below which it is sure a question is unfinished: the
+    doubted question waits end_of_turn_statement_doubt_ms, not end_of_turn_doubt_ms
+    (0: never). A filler before the pause scores 0.005-0.03, few complete questions do."""
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""

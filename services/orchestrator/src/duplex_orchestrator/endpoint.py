@@ -106,6 +106,11 @@ class EndOfTurn:
     """Sound under the last word (``asr.Transcript.last_word_sound_s``) below which
     Whisper wrote it without hearing it, so the words do not read as complete (0: not
     asked)."""
+    sure_unfinished: float = 0.03
+    """Smart Turn's probability of "complete" below which it is sure a question is
+    unfinished: the doubted question waits a statement's doubt, not a question's
+    (``doubts_long``; 0: never). A filler before the pause ("Can you turn the volume,
+    uh ...", heard as "... volume up?") scores 0.005-0.03; few complete questions do."""
     statement_end: float = 0.75
     """Whisper's probability that a statement ends at its full stop, below which the
     turn is doubted, as by Smart Turn: it ends after the doubt's silence (0: never)."""
@@ -179,6 +184,13 @@ class EndOfTurn:
         if self.pitch_doubted(transcript, above_usual_st):
             return Verdict.DOUBTED
         return Verdict.COMPLETE
+
+    def doubts_long(self, transcript: str | None, probability: float | None) -> bool:
+        """Whether a doubted turn waits a statement's doubt: a statement always; a
+        question when Smart Turn is sure it is unfinished (below ``sure_unfinished``)."""
+        if transcript is not None and is_statement(transcript):
+            return True
+        return probability is not None and probability < self.sure_unfinished
 
     def pitch_doubted(self, transcript: str, above_usual_st: float | None) -> bool:
         """A statement ending ``pitch_rise_st`` or more above the user's usual end."""

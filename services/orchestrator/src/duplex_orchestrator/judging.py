@@ -96,8 +96,9 @@ EndTurn = Callable[[Speculation, str], Awaitable[None]]
 (the ``duplex_turn_ends_total`` label, or ``provisional``: to be confirmed)."""
 Confirm = Callable[[Speculation], None]
 """Smart Turn agrees that the turn ended provisionally on this speculation is complete."""
-Doubt = Callable[[Speculation], None]
-"""The judges answered, and doubt the turn ended provisionally on this speculation."""
+Doubt = Callable[[Speculation, bool], None]
+"""The judges answered, and doubt the turn ended provisionally on this speculation;
+True: a statement's doubt, however its words end (``EndOfTurn.doubts_long``)."""
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class TurnJudge:
             if verdict is Verdict.COMPLETE:
                 self._confirm(speculation)
             else:  # doubted: the doubt's silence confirms it, or speech withdraws it
-                self._doubt(speculation)
+                self._doubt(speculation, policy.doubts_long(text, probability))
             return
         if policy.uses_smart_turn and model is not None and detector.pauses == pause:
             probability = await self._probability(speculation)

@@ -135,13 +135,17 @@ class PauseEnds:
         metrics.TURN_ENDS.labels(by=by).inc()
         self._recheck()
 
-    def doubt(self, speculation: Speculation) -> None:
+    def doubt(self, speculation: Speculation, long: bool = False) -> None:
         """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
         silence confirms it (counted as ``judged_after_doubt``), or the full silence if
-        its last word turned out unsaid (``silence``: ``Speculation.unsaid``)."""
+        its last word turned out unsaid (``silence``: ``Speculation.unsaid``). ``long``:
+        a statement's doubt, also for a question Smart Turn is sure is unfinished."""
         judged = self.judged
         if judged is not None and judged.speculation is speculation:
             judged.doubted = True
+            if long:
+                statement = self._services.statement_doubt_frames
+                judged.doubt_frames = max(judged.doubt_frames, statement)
 
     def silence_went_on(self) -> None:
         """After each frame: a provisional end that Smart Turn or Whisper doubted (or
@@ -172,9 +176,14 @@ class PauseEnds:
 
     def hold_max_s(self) -> float:
         """The longest a new reply's first sound may wait: until an unconfirmed turn's
-        doubt is over (the VAD may stop hearing the client), then an onset's run."""
+        doubt is over (the VAD may stop hearing the client), then an onset's run. The
+        judges may not have answered yet: a question's doubt may yet be a statement's
+        (``doubt``), so an unconfirmed turn is given at least that."""
         judged = self.judged
-        unconfirmed = judged.unconfirmed_frames() if judged is not None else 0
+        unconfirmed = 0
+        if judged is not None and not judged.confirmed:
+            longest = self._services.statement_doubt_frames - judged.silent_frames
+            unconfirmed = max(judged.unconfirmed_frames(), longest)
         return self._services.sound_hold_max_s + unconfirmed * 0.02
 
     def _may_go_on(self, judged: JudgedTurn | None) -> TypeGuard[JudgedTurn]:

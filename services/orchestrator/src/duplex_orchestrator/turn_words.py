@@ -12,11 +12,12 @@ cost to?", "Tell me how to make."), a question ending on a preposition with no
 wh-word to be its object ("Can you book me a flight to?") or on a relative
 pronoun ("Do you know anyone who?"), or any turn, even a question, ending on a
 determiner or a conjunction or on a determiner and a preposition ("Can you
-tell me the about?", Whisper's hearing of "about" and a pause) is not
-complete. These are rules of English, not a model:
-``tests.bench.bench_end_of_turn`` measures how they carry over to phrases they
-were not written for. The end-of-turn policy (``endpoint``) reads them beside
-Whisper's doubt, the sound under the last word, Smart Turn and the pitch.
+tell me the about?", Whisper's hearing of "about" and a pause), or on a filler
+after other words ("Can you explain why, um?") is not complete. These are rules
+of English, not a model: ``tests.bench.bench_end_of_turn`` measures how they
+carry over to phrases they were not written for. The end-of-turn policy
+(``endpoint``) reads them beside Whisper's doubt, the sound under the last
+word, Smart Turn and the pitch.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ _WANTING = frozenset(
 # me the about?" for "about" then a pause). "his" and "her" are pronouns too.
 _DETERMINERS = frozenset(["a", "an", "the", "my", "your", "our", "their"])
 _NEVER_LAST = _DETERMINERS | frozenset(["and", "or", "but", "because", "whether"])
+# A filler after other words is a speaker holding the floor, not a finished turn,
+# even where Whisper closes it as a question ("Can you explain why, um?"). Alone
+# ("Hmm?") or doubled ("mm-hmm", "uh-huh": a backchannel) it may be the whole turn.
+_FILLERS = frozenset(["um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "hm", "mm"])
 # "What time does the museum?", "Where can I?": after a wh-word, "do" or a modal and
 # its subject still want the verb ("open", "buy tickets"). "Why" is left out: "Why
 # would I?" is whole as it stands.
@@ -183,6 +188,7 @@ def transcript_complete(text: str) -> bool:
     if words and (
         words[-1] in _NEVER_LAST
         or (len(words) >= 2 and words[-1] in _CONTINUES and words[-2] in _DETERMINERS)
+        or (len(words) >= 2 and words[-1] in _FILLERS and words[-2] not in _FILLERS)
     ):
         return False
     if _wants_its_verb(words) or _lacks_its_object(text) or _wants_its_infinitive(words):
