@@ -52,6 +52,29 @@ def test_smart_turn_hears_a_finished_question_and_an_unfinished_thought(
     )
 
 
+def test_smart_turn_is_sure_a_question_cut_at_a_filler_is_unfinished(
+    smart_turn: SmartTurn,
+) -> None:
+    """Kokoro's "What's a good place to, um, go hiking near here?" cut before "go": a
+    person who says "um" and pauses. Whisper may read it as a whole question ("...
+    place to arm?"); Smart Turn is sure it is not, below ``sure_unfinished``, so a
+    doubted question waits a statement's doubt. A whole question it calls complete."""
+    from tests.bench.bench_end_of_turn import cut_before_rest
+
+    voice = "kokoro-82m-en-kumo"
+    aligner, _ = _whispers()
+    cut = cut_before_rest(aligner, "What's a good place to", "um", "go hiking near here?", voice)
+    assert cut is not None
+    pause = np.zeros(3200, np.int16)
+    policy = EndOfTurn()
+    filler = smart_turn.probability(np.concatenate([cut, pause]))
+    whole = smart_turn.probability(speech_16k("Can you turn the volume up?", voice=voice))
+    print(f"Smart Turn: {filler:.3f} at the filler, {whole:.3f} for a whole question")
+    assert filler < policy.sure_unfinished
+    assert policy.doubts_long("What's a good place to arm?", filler)
+    assert whole >= policy.threshold
+
+
 @cache
 def _whispers() -> tuple[Any, Transcriber]:
     """Whisper for word timestamps (to cut a phrase) and duplex's transcriber, loaded once."""
