@@ -43,7 +43,8 @@ like to book.") or hears a word in it ("Can you turn the volume up?").
 A statement's pitch (``prosody``) is judged against its voice's usual end,
 taken from that voice's other phrase sets (``pitch_end``); ``pitch: doubted``
 counts the verdicts it changed. ``--clips FILE`` keeps the spoken clips
-(~18 minutes to make) for the next run. Writes ``bench-results/end_of_turn.json``.
+(~20 minutes to make, the filler clips ~4 of them; a cache without them gets
+them added) for the next run. Writes ``bench-results/end_of_turn.json``.
 
     PYTHONPATH=. .venv/bin/python -m tests.bench.bench_end_of_turn
 """
