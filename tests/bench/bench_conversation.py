@@ -95,7 +95,8 @@ def clips(held_out: str | None = None) -> list[tuple[str, np.ndarray]]:
     if held_out:
         from faster_whisper import WhisperModel
 
-        from tests.bench.bench_end_of_turn import UNFINISHED, cut_head
+        from tests.bench.bench_end_of_turn import cut_head
+        from tests.bench.turn_phrases import UNFINISHED
         from tests.support.whisper import DEFAULT_DIR
 
         aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
