@@ -6,6 +6,8 @@ noise, the tokens from a five-token tokenizer, the logits are written here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from duplex_orchestrator.asr import (
     before_repetition,
     closing_step,
     generate_max_length,
+    host_logits,
     looks_looped,
     new_token_cap,
     probability_of,
@@ -174,3 +177,44 @@ def test_whispers_doubt_is_read_before_the_repetition_penalty() -> None:
     assert probability_of(penalized, [2]) > probability_of(own, [2])  # what it would be
     assert without_penalty(penalized, [], 1.1) is penalized
     assert without_penalty(penalized, [0], 1.0) is penalized
+
+
+class LogitsOnTheGpu:
+    """A decoder step's logits as CTranslate2 returns them from a GPU: float16 in device
+    memory, with no ``__array_interface__`` for numpy to read."""
+
+    device = "cuda"
+
+    def __init__(self) -> None:
+        import ctranslate2
+
+        self.dtype = ctranslate2.DataType.float16
+        self.moves: list[str] = []
+
+    def to(self, dtype: Any) -> LogitsOnTheGpu:
+        self.moves.append(f"to {dtype.name}")
+        self.dtype = dtype
+        return self
+
+    def to_device(self, device: Any) -> Any:
+        import ctranslate2
+
+        self.moves.append(f"to_device {device.name}")
+        return ctranslate2.StorageView.from_array(np.array([2.0, 0.5, -1.0], np.float32))
+
+
+def test_a_steps_logits_are_read_as_float32_here_wherever_the_model_ran() -> None:
+    import ctranslate2
+
+    half = ctranslate2.StorageView.from_array(np.array([2.0, 0.5, -1.0], np.float16))
+    assert half.dtype == ctranslate2.DataType.float16  # a GPU's compute type, on the CPU
+    host = host_logits(half)
+    assert host.dtype == np.float32
+    assert host.tolist() == [2.0, 0.5, -1.0]
+    on_gpu = LogitsOnTheGpu()
+    assert np.asarray(on_gpu).dtype == object  # what reading it directly gave: no numbers
+    assert host_logits(on_gpu).tolist() == [2.0, 0.5, -1.0]
+    assert on_gpu.moves == ["to float32", "to_device cpu"]  # converted there, then copied
+    assert probability_of(host_logits(LogitsOnTheGpu()), [0]) == pytest.approx(
+        np.exp(2.0) / (np.exp(2.0) + np.exp(0.5) + np.exp(-1.0))
+    )

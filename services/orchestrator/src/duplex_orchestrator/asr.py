@@ -80,6 +80,7 @@ from duplex_orchestrator.whisper_decoding import (
     before_repetition,
     closing_step,
     generate_max_length,
+    host_logits,
     last_word_start,
     looks_looped,
     new_token_cap,
@@ -109,6 +110,7 @@ __all__ = [  # the decode's pure pieces and the model's assembly, re-exported: t
     "default_cache_dir",
     "default_workers",
     "generate_max_length",
+    "host_logits",
     "last_word_start",
     "looks_looped",
     "new_token_cap",
@@ -332,7 +334,7 @@ class Transcriber:
         kept text (the decode's text, or the part of it before a repetition)."""
         if step is None or decoded.tokens[step] not in self._end_set:
             return None  # no final punctuation of its own (or an empty text)
-        logits = np.asarray(decoded.logits[step])
+        logits = host_logits(decoded.logits[step])
         written = decoded.tokens[:step]
         return probability_of(without_penalty(logits, written, self.repetition_penalty), self._ends)
 

@@ -2,7 +2,8 @@
 
 No model and no I/O here: ``asr.Transcriber`` runs the model and asks these
 what window to encode, how many tokens to allow, whether the decode looped,
-and how sure Whisper was that the sentence ended (see ``asr``'s docstring).
+and how sure Whisper was that the sentence ended (see ``asr``'s docstring);
+``host_logits`` only brings a step's logits from where the model ran.
 """
 
 from __future__ import annotations
@@ -155,6 +156,21 @@ def without_penalty(logits: np.ndarray, written: list[int], penalty: float) -> n
     values[~positive] /= penalty
     restored[ids] = values
     return restored
+
+
+def host_logits(step: Any) -> np.ndarray:
+    """One decoder step's logits (a CTranslate2 ``StorageView``) as float32 numbers here.
+
+    CTranslate2 leaves them where the model ran, in its compute type: on a GPU,
+    float16 in device memory, which numpy cannot read (``np.asarray`` would wrap the
+    object itself, and every sentence end would fail to be read)."""
+    import ctranslate2
+
+    if step.dtype != ctranslate2.DataType.float32:
+        step = step.to(ctranslate2.DataType.float32)
+    if str(step.device) != "cpu":
+        step = step.to_device(ctranslate2.Device.cpu)
+    return np.asarray(step)
 
 
 def probability_of(logits: np.ndarray, tokens: list[int]) -> float:
