@@ -167,6 +167,10 @@ def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() 
             {"orchestrator": {"llm": {"url": "llm:8000/v1"}, "apiKey": {"existingSecret": "k"}}},
             "/orchestrator/llm/url",
         ),
+        (
+            {"orchestrator": {"asr": {"workers": -1}, "apiKey": {"existingSecret": "k"}}},
+            "/orchestrator/asr/workers",
+        ),
     ],
 )
 def test_values_schema_rejects_bad_values(values: dict[str, Any], where: str) -> None:
@@ -396,3 +400,21 @@ def test_the_livekit_agent_renders_with_its_secret_and_may_reach_the_workers() -
     bad = {**values, "livekitAgent": {**values["livekitAgent"], "url": "demo.livekit.cloud"}}
     with pytest.raises(Exception, match="url"):
         render(bad)
+
+
+def test_whisper_workers_are_the_pods_cores_unless_set_for_both_its_processes() -> None:
+    """0 leaves the count to the process (the cores its CPU limit grants); a number is
+    passed to the orchestrator and to the LiveKit agent, which both run Whisper."""
+    values: dict[str, Any] = {
+        **SECRET,
+        "livekitAgent": {"enabled": True, "url": "wss://x.livekit.cloud", "credentialsSecret": "l"},
+    }
+    for workers, flag in ((0, None), (3, "--asr-workers=3")):
+        values["orchestrator"] = {**SECRET["orchestrator"], "asr": {"workers": workers}}
+        docs = render(values)
+        for name in ("duplex-orchestrator", "duplex-livekit-agent"):
+            args = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0][
+                "args"
+            ]
+            asr = [a for a in args if a.startswith("--asr-workers")]
+            assert asr == ([flag] if flag else []), name

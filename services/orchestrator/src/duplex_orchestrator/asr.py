@@ -60,7 +60,6 @@ parallel (each on ``threads`` cores) and queues the rest, so no lock is needed.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -93,6 +92,7 @@ from duplex_orchestrator.whisper_decoding import (
     without_penalty,
 )
 from duplex_orchestrator.whisper_model import assemble_whisper_base, default_cache_dir
+from duplex_protocol.cores import usable_cores
 
 __all__ = [  # the decode's pure pieces and the model's assembly, re-exported: this module's API
     "FULL_WINDOW_FRAMES",
@@ -185,13 +185,14 @@ def _always() -> bool:
 
 
 def default_workers() -> int:
-    """Parallel transcriptions: one per core up to 4 cores, then one per two.
+    """Parallel transcriptions: one per usable core up to 4, then one per two (the cores
+    a container's CPU limit grants, not the node's: ``duplex_protocol.cores``).
 
     Measured on 2 cores (``tests.bench.bench_asr``): two single-threaded
     workers answer one speaker as fast as one two-threaded worker, and four
     speakers in half the time.
     """
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return cores if cores <= 4 else cores // 2
 
 
@@ -239,7 +240,7 @@ class Transcriber:
         path = model_dir or assemble_whisper_base()
         self.language = language
         self.workers = workers or default_workers()
-        threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
+        threads = threads or max(1, usable_cores() // self.workers)
         self.window_step_s, self.pad_s = window_step_s, pad_s
         self.repetition_penalty = repetition_penalty
         self._model: Any = WhisperModel(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from duplex_protocol.cores import usable_cores
 from duplex_tts.adapters.base import default_cache_dir
 
 
@@ -38,7 +39,8 @@ class WorkerConfig(BaseModel):
     """Most models resident at once; 0: unlimited."""
     max_parallel_loads: int = Field(default=1, ge=1, le=16)
     max_sessions: int = Field(default=64, ge=1)
-    synth_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=64)
+    synth_threads: int = Field(default_factory=lambda: min(64, usable_cores()), ge=1, le=64)
+    """Threads synthesizing at once (default: the cores a container's CPU limit grants)."""
     lead_ms: int = Field(default=60, ge=0, le=500)
     """How far ahead of real time frames may leave (the client's cushion)."""
     release_idle_s: float = Field(default=10.0, ge=0)

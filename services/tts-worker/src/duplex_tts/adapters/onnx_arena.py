@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from duplex_protocol.cores import quota_limited_cores
+
 _SHRINK = "memory.enable_memory_arena_shrinkage"
 
 
@@ -28,10 +30,12 @@ def cpu_session_options(threads: int = 0) -> Any:
     """``onnxruntime.SessionOptions`` whose threads sleep, not spin, when idle.
 
     ``threads`` > 0 caps the intra-op threads; 0 leaves onnxruntime's default
-    (one per physical core).
+    (one per physical core of the machine), capped by a container's CPU limit:
+    more threads than the quota grants are throttled mid-inference.
     """
     import onnxruntime as ort
 
+    threads = threads or quota_limited_cores() or 0
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
