@@ -8,10 +8,12 @@ import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib import resources
 from urllib.parse import urlsplit
 
+import numpy as np
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,13 +23,12 @@ from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn
 from duplex_orchestrator.llm import EchoBridge, LLMBridge, OpenAIBridge
-from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.registry.kubernetes import KubernetesRegistry
 from duplex_orchestrator.registry.static import StaticRegistry
 from duplex_orchestrator.session import Services
 from duplex_orchestrator.silero import SileroModel
 from duplex_orchestrator.smart_turn import SmartTurn
-from duplex_orchestrator.transports import SERVICES, rtc_http, websocket
+from duplex_orchestrator.transports import REGISTRY, SERVICES, rtc_http, websocket
 from duplex_orchestrator.transports.ice import offer_only
 from duplex_orchestrator.transports.webrtc import IceServer, RtcSettings
 from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
@@ -140,18 +141,40 @@ def rtc_settings(config: OrchestratorConfig) -> RtcSettings:
     )
 
 
+class AsrUnavailable(RuntimeError):
+    """Whisper cannot run as configured (a GPU without CUDA's libraries, a broken model
+    file): the message says what, and the orchestrator exits 2."""
+
+
+_CUDA_HINT = (
+    "; Whisper on a GPU needs an NVIDIA driver, CUDA 12's cuBLAS and cuDNN 9 (faster-whisper's "
+    "requirements), else run it with --asr-device cpu"
+)
+
+
 def make_transcriber(config: OrchestratorConfig) -> Transcriber:
-    """Whisper as configured (blocking: loads the model)."""
-    return Transcriber(
-        config.asr_model_dir,
-        device=config.asr_device,
-        language=config.asr_language,
-        workers=config.asr_workers,
-        threads=config.asr_threads,
-        window_step_s=config.asr_window_step_s,
-        pad_s=config.asr_pad_s,
-        repetition_penalty=config.asr_repetition_penalty,
-    )
+    """Whisper as configured (blocking: loads the model, then decodes one second of quiet
+    on every worker at once, so that a device that cannot run it fails here and not at
+    a user's first turn, and that turn does not pay for the first pass: ~70 ms on a CPU)."""
+    try:
+        transcriber = Transcriber(
+            config.asr_model_dir,
+            device=config.asr_device,
+            language=config.asr_language,
+            workers=config.asr_workers,
+            threads=config.asr_threads,
+            window_step_s=config.asr_window_step_s,
+            pad_s=config.asr_pad_s,
+            repetition_penalty=config.asr_repetition_penalty,
+        )
+        quiet = np.random.default_rng(0).normal(0, 30, 16_000).astype(np.int16)
+        with ThreadPoolExecutor(transcriber.workers) as pool:
+            list(pool.map(transcriber.transcribe, [quiet] * transcriber.workers))
+    except RuntimeError as exc:  # CTranslate2's: CUDA, cuBLAS, cuDNN, the model file
+        hint = _CUDA_HINT if config.asr_device == "cuda" else ""
+        message = f"asr_device: Whisper cannot run on {config.asr_device}: {exc}{hint}"
+        raise AsrUnavailable(message.replace("\n", " ")) from None
+    return transcriber
 
 
 def speech_classifier(config: OrchestratorConfig) -> Callable[[], FrameClassifier]:
@@ -194,7 +217,7 @@ def build_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # gRPC channels bind to the running loop: create them here, not at import.
         registry = make_registry(config)
-        app["registry"] = registry
+        app[REGISTRY] = registry
         metrics.report_workers(registry.snapshot)
         asr = (
             transcriber
@@ -250,11 +273,11 @@ def build_app(
         return await websocket.handle(request, request.app[SERVICES])
 
     async def models(request: web.Request) -> web.StreamResponse:
-        registry: Registry = request.app["registry"]
+        registry = request.app[REGISTRY]
         return web.json_response({"models": registry.models(), "default": config.default_model})
 
     async def healthz(request: web.Request) -> web.StreamResponse:
-        workers = request.app["registry"].snapshot()
+        workers = request.app[REGISTRY].snapshot()
         healthy = [w.worker_id for w in workers if w.healthy]
         status = 200 if healthy else 503
         return web.json_response(

@@ -240,7 +240,7 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     from aiohttp import web
 
-    from duplex_orchestrator.app import build_app, wire_security
+    from duplex_orchestrator.app import AsrUnavailable, build_app, wire_security
     from duplex_protocol.wire import WireConfigError
 
     try:
@@ -275,13 +275,17 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
-    web.run_app(
-        build_app(config),
-        host=config.host,
-        port=config.port,
-        print=None,
-        ssl_context=ssl_context,
-    )
+    try:
+        web.run_app(
+            build_app(config),
+            host=config.host,
+            port=config.port,
+            print=None,
+            ssl_context=ssl_context,
+        )
+    except AsrUnavailable as exc:  # raised while the app starts, before it listens
+        print(f"duplex-orchestrator: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _serve_livekit(config: OrchestratorConfig) -> None:

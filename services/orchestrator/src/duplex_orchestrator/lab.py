@@ -16,8 +16,8 @@ import math
 import numpy as np
 from aiohttp import web
 
-from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.routing.policy import RouteRequest, route
+from duplex_orchestrator.transports import REGISTRY
 
 LAB_RATE = 48_000
 """The rate of the audio the page receives (and posts back): the workers' 48 kHz."""
@@ -45,7 +45,7 @@ def loudness(pcm: bytes, rate: int = LAB_RATE) -> dict[str, float | None]:
 
 async def load_voice(request: web.Request) -> web.StreamResponse:
     """``POST /api/models/{model}/load``: ready (200), loading (202) or unknown (404)."""
-    registry: Registry = request.app["registry"]
+    registry = request.app[REGISTRY]
     model_id = request.match_info["model"]
     known = {str(m["id"]): m for m in registry.models()}
     if model_id not in known:
