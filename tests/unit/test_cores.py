@@ -70,6 +70,16 @@ def test_the_usable_cores_are_the_cpuset_capped_by_the_quota(
     assert usable_cores(root) == usable
 
 
+def test_without_its_own_cgroup_namespace_the_process_finds_its_folder(tmp_path: Path) -> None:
+    root = cgroup(tmp_path / "fs", {"kubepods/pod1/c1/cpu.max": "300000 100000\n"})
+    own = tmp_path / "self-cgroup"
+    own.write_text("0::/kubepods/pod1/c1\n")
+    assert cgroup_quota(root, own) == 3.0
+    own.write_text("0::/\n")  # its namespace's root: nothing more to find
+    assert cgroup_quota(root, own) is None
+    assert cgroup_quota(root, tmp_path / "gone") is None
+
+
 def test_the_v2_file_is_read_before_the_v1_folders(tmp_path: Path) -> None:
     root = cgroup(
         tmp_path,

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+OWN_CGROUP = Path("/proc/self/cgroup")
 _V1_DIRS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
 
 
@@ -35,12 +36,15 @@ def quota_cores(quota: str, period: str = "") -> float | None:
     return granted / length
 
 
-def cgroup_quota(root: Path = CGROUP_ROOT) -> float | None:
-    """The CPU quota of this process's cgroup, as seen from inside its container."""
-    try:
-        return quota_cores((root / "cpu.max").read_text())
-    except OSError:
-        pass
+def cgroup_quota(root: Path = CGROUP_ROOT, own: Path = OWN_CGROUP) -> float | None:
+    """The CPU quota of this process's cgroup: the mount's root, as a container with its
+    own cgroup namespace sees it, else the path ``own`` (``/proc/self/cgroup``) names
+    under it (a container sharing the host's, cgroup v2)."""
+    for folder in (root, *_v2_folder(root, own)):
+        try:
+            return quota_cores((folder / "cpu.max").read_text())
+        except OSError:
+            continue
     for name in _V1_DIRS:
         folder = root / name
         try:
@@ -50,6 +54,16 @@ def cgroup_quota(root: Path = CGROUP_ROOT) -> float | None:
             continue
         return quota_cores(quota.strip(), period.strip())
     return None
+
+
+def _v2_folder(root: Path, own: Path) -> list[Path]:
+    """This process's cgroup v2 folder under ``root``, from its "0::/path" line."""
+    try:
+        lines = own.read_text().splitlines()
+    except OSError:
+        return []
+    paths = [line[3:].strip("/") for line in lines if line.startswith("0::")]
+    return [root / paths[0]] if paths and paths[0] else []
 
 
 def _affinity() -> int:
@@ -77,4 +91,11 @@ def usable_cores(root: Path = CGROUP_ROOT) -> int:
     return quota_limited_cores(root) or _affinity()
 
 
-__all__ = ["CGROUP_ROOT", "cgroup_quota", "quota_cores", "quota_limited_cores", "usable_cores"]
+__all__ = [
+    "CGROUP_ROOT",
+    "OWN_CGROUP",
+    "cgroup_quota",
+    "quota_cores",
+    "quota_limited_cores",
+    "usable_cores",
+]
