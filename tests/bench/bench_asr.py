@@ -9,6 +9,7 @@ features, the encoder, the decoder's setup and each token), which is the floor
 a turn's transcript pays after the speculation gap. Then 1, 4 and 8 utterances
 at once through one model (``workers`` transcriptions in parallel, the rest
 queued): the latency each speaker sees. Writes ``bench-results/asr.json``.
+``--device cuda`` runs it all on a GPU (float16; not run here: no GPU was lent).
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def concurrent(
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [f"ASR (Whisper base int8, {results['cores']} cores)", ""]
+    on = "int8" if results.get("device", "cpu") == "cpu" else "float16 on a GPU"
+    lines = [f"ASR (Whisper base {on}, {results['cores']} cores)", ""]
     lines.append(f"{'window':<10} {'WER':>6} {'p50 ms':>8} {'p95 ms':>8}  per voice")
     for name, row in results["windows"].items():
         voices = " ".join(f"{v.split('-')[-2]}:{w:.3f}" for v, w in row["wer_per_voice"].items())
@@ -187,25 +189,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="rounds per concurrency level")
     parser.add_argument("--speakers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "asr.json")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
+    device = args.device
     data = utterances()
-    results: dict[str, Any] = {"cores": os.cpu_count(), "windows": {}, "concurrency": []}
+    results: dict[str, Any] = {
+        "cores": os.cpu_count(), "device": device, "windows": {}, "concurrency": []
+    }  # fmt: skip
     cores = os.cpu_count() or 1
     for name, (step, pad, penalty) in WINDOWS.items():
         transcriber = Transcriber(
-            DEFAULT_DIR, workers=1, threads=cores, window_step_s=step, pad_s=pad,
+            DEFAULT_DIR, device=device, workers=1, threads=cores, window_step_s=step, pad_s=pad,
             repetition_penalty=penalty,
         )  # fmt: skip
         transcriber.transcribe(data[0][2])  # warm up
         results["windows"][name] = accuracy(transcriber, data)
-    one_thread = Transcriber(DEFAULT_DIR, workers=1, threads=1, repetition_penalty=PENALTY)
+    one_thread = Transcriber(
+        DEFAULT_DIR, device=device, workers=1, threads=1, repetition_penalty=PENALTY
+    )
     one_thread.transcribe(data[0][2])
     results["anatomy"] = anatomy(one_thread, data)
     for workers in sorted({1, max(1, cores // 2), cores}):
         threads = max(1, cores // workers)
         transcriber = Transcriber(
-            DEFAULT_DIR, workers=workers, threads=threads, repetition_penalty=PENALTY
-        )
+            DEFAULT_DIR, device=device, workers=workers, threads=threads,
+            repetition_penalty=PENALTY,
+        )  # fmt: skip
         transcriber.transcribe(data[0][2])
         for speakers in args.speakers:
             row = concurrent(transcriber, data, speakers, args.rounds)
