@@ -7,11 +7,18 @@ Each cgroup is a folder written here as a container would see its own.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from duplex_protocol.cores import cgroup_quota, quota_cores, quota_limited_cores, usable_cores
+from duplex_protocol.cores import (
+    cap_torch_threads,
+    cgroup_quota,
+    quota_cores,
+    quota_limited_cores,
+    usable_cores,
+)
 
 
 @pytest.mark.parametrize(
@@ -124,3 +131,33 @@ def test_onnxruntime_keeps_its_default_threads_unless_a_quota_grants_fewer(
     monkeypatch.setattr(onnx_arena, "quota_limited_cores", lambda: 2)
     assert onnx_arena.cpu_session_options().intra_op_num_threads == 2
     assert onnx_arena.cpu_session_options(1).intra_op_num_threads == 1  # asked for: kept
+
+
+class Torch:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads = threads
+
+
+def test_torch_threads_are_capped_by_a_quota_once_an_engine_imported_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    limited = cgroup(tmp_path / "limited", {"cpu.max": "200000 100000"})
+    free = cgroup(tmp_path / "free", {"cpu.max": "max 100000"})
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert cap_torch_threads(limited) is None  # never imported: nothing to set
+    torch = Torch(32)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert cap_torch_threads(free) is None
+    assert torch.threads == 32  # no limit: torch's own default stands
+    assert cap_torch_threads(limited) == 2
+    assert torch.threads == 2
+    torch.threads = 1
+    assert cap_torch_threads(limited) is None
+    assert torch.threads == 1  # never raised

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from duplex_tts.adapters import TTSFamily, TTSModel, get_family
+from duplex_tts.adapters import ExecutorKind, TTSFamily, TTSModel, get_family
 from duplex_tts.catalog import ModelSpec, load_catalog
 from duplex_tts.eviction import EvictionPolicy
 from duplex_tts.manager import (
@@ -220,3 +220,48 @@ async def test_reload_adds_models_and_keeps_resident_ones(packs: Path) -> None:
     await manager.unload("a")
     manager.set_catalog(load_catalog(packs))
     assert "a" not in [s.spec.id for s in manager.statuses()]
+
+
+class ThreadsOfATorch:
+    """torch as an engine leaves it in ``sys.modules``: its thread count, and the thread
+    that set it (under OpenMP the count is per thread)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.set_on: int | None = None
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads, self.set_on = threads, threading.get_ident()
+
+
+class DeviceFamily(CountingFamily):
+    """A torch-like family: loaded, and later run, on the worker's device thread."""
+
+    executor = ExecutorKind.DEVICE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded_on: int | None = None
+
+    def load(self, spec: ModelSpec, device: str, base: TTSModel | None) -> TTSModel:
+        self.loaded_on = threading.get_ident()
+        return super().load(spec, device, base)
+
+
+async def test_a_torch_engine_is_held_to_the_cpu_limit_on_its_own_device_thread(
+    packs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from duplex_protocol import cores
+
+    torch = ThreadsOfATorch(64)  # one per physical core of a large node
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setattr(cores, "quota_limited_cores", lambda root=None: 4)  # a 4-CPU limit
+    family = DeviceFamily()
+    await make(packs, Clock(), family).load("a")
+    assert torch.threads == 4
+    assert torch.set_on == family.loaded_on != threading.get_ident()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -91,9 +92,22 @@ def usable_cores(root: Path = CGROUP_ROOT) -> int:
     return quota_limited_cores(root) or _affinity()
 
 
+def cap_torch_threads(root: Path = CGROUP_ROOT) -> int | None:
+    """torch's intra-op threads (by default one per physical core of the machine) capped
+    by a container's CPU limit, once an engine has imported torch (the services never
+    import it themselves); the cap set, or None."""
+    torch = sys.modules.get("torch")
+    cores = quota_limited_cores(root)
+    if torch is None or cores is None or torch.get_num_threads() <= cores:
+        return None
+    torch.set_num_threads(cores)
+    return cores
+
+
 __all__ = [
     "CGROUP_ROOT",
     "OWN_CGROUP",
+    "cap_torch_threads",
     "cgroup_quota",
     "quota_cores",
     "quota_limited_cores",

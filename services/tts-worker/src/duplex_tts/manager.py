@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from duplex_protocol.cores import cap_torch_threads
 from duplex_tts import metrics
 from duplex_tts.adapters import (
     AdapterError,
@@ -256,7 +257,7 @@ class ModelManager:
                 before = rss_bytes()
                 started = time.perf_counter()
                 model = await self._blocking(
-                    device_thread, lambda: family.load(spec, self._device, base_model)
+                    device_thread, lambda: _capped(family.load(spec, self._device, base_model))
                 )
                 loaded = time.perf_counter()
                 executor = self._executor_for(device_thread)
@@ -345,6 +346,14 @@ class ModelManager:
         if name not in self._families:
             self._families[name] = self._family_loader(name)
         return self._families[name]
+
+
+def _capped(model: T) -> T:
+    """On the thread that loaded it (a torch engine's device thread runs all its calls:
+    torch's thread count is set per thread under OpenMP), torch's threads capped by a
+    container's CPU limit; nothing when no engine imported torch."""
+    cap_torch_threads()
+    return model
 
 
 __all__ = [  # the public types are re-exported: this module is where callers find them
