@@ -179,6 +179,11 @@ images-torch: ## the worker image's torch variant with the torch engines (csm, x
 	docker build -f services/tts-worker/Dockerfile --build-arg EXTRAS=torch \
 		--build-arg ENGINES="$(TORCH_IMAGE_ENGINES)" -t duplex/tts-worker-torch:$(IMAGE_TAG) .
 
+.PHONY: image-orchestrator-cuda
+image-orchestrator-cuda: ## the orchestrator with CUDA 12's cuBLAS and cuDNN 9, for Whisper on a GPU (duplex/orchestrator-cuda)
+	docker build -f services/orchestrator/Dockerfile --build-arg ASR_CUDA=1 \
+		-t duplex/orchestrator-cuda:$(IMAGE_TAG) .
+
 .PHONY: image-cosyvoice
 image-cosyvoice: ## the CosyVoice 2 worker image from its own lock, for CUDA pools (duplex/tts-worker-cosyvoice)
 	docker build -f services/tts-engines/cosyvoice/Dockerfile -t duplex/tts-worker-cosyvoice:$(IMAGE_TAG) .

@@ -171,6 +171,10 @@ def test_two_operator_replicas_elect_a_leader_and_service_monitor_is_optional() 
             {"orchestrator": {"asr": {"workers": -1}, "apiKey": {"existingSecret": "k"}}},
             "/orchestrator/asr/workers",
         ),
+        (
+            {"orchestrator": {"asr": {"device": "tpu"}, "apiKey": {"existingSecret": "k"}}},
+            "/orchestrator/asr/device",
+        ),
     ],
 )
 def test_values_schema_rejects_bad_values(values: dict[str, Any], where: str) -> None:
@@ -418,3 +422,25 @@ def test_whisper_workers_are_the_pods_cores_unless_set_for_both_its_processes() 
             ]
             asr = [a for a in args if a.startswith("--asr-workers")]
             assert asr == ([flag] if flag else []), name
+
+
+def test_whisper_on_a_gpu_takes_the_cuda_image_and_one_gpu_beside_its_limits() -> None:
+    values: dict[str, Any] = {
+        **SECRET,
+        "livekitAgent": {"enabled": True, "url": "wss://x.livekit.cloud", "credentialsSecret": "l"},
+    }
+    for device in ("cpu", "cuda"):
+        values["orchestrator"] = {**SECRET["orchestrator"], "asr": {"device": device}}
+        docs = render(values)
+        for name in ("duplex-orchestrator", "duplex-livekit-agent"):
+            container = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+            limits = container["resources"]["limits"]
+            assert limits["memory"]  # the chart's own limits stay
+            if device == "cuda":
+                assert container["image"] == "duplex/orchestrator-cuda:0.1.0", name
+                assert "--asr-device=cuda" in container["args"]
+                assert limits["nvidia.com/gpu"] == 1
+            else:
+                assert container["image"] == "duplex/orchestrator:0.1.0", name
+                assert not [a for a in container["args"] if a.startswith("--asr-device")]
+                assert "nvidia.com/gpu" not in limits

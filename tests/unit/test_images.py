@@ -95,5 +95,28 @@ def test_the_orchestrator_image_can_run_the_livekit_agent() -> None:
     project = tomllib.loads((ROOT / "services" / "livekit" / "pyproject.toml").read_text())
     assert "duplex-orchestrator" in project["project"]["dependencies"]
     template = (ROOT / "charts" / "duplex" / "templates" / "livekit-agent.yaml").read_text()
-    assert ".Values.image.orchestrator" in template
+    assert 'include "duplex.asrImage" .' in template  # the orchestrator image, or its CUDA one
     assert "--transport=livekit" in template
+
+
+def test_the_orchestrators_cuda_image_has_what_ctranslate2_loads_where_it_looks() -> None:
+    """Whisper on a GPU: CTranslate2 dlopens CUDA 12's cuBLAS and cuDNN 9, which the
+    ASR_CUDA build installs from PyPI into the venv's site-packages; LD_LIBRARY_PATH must
+    name those folders for the base image's Python, and `make image-orchestrator-cuda`
+    must build the image the chart names for orchestrator.asr.device: cuda."""
+    dockerfile = (ROOT / "services" / "orchestrator" / "Dockerfile").read_text()
+    assert re.search(r"ASR_CUDA.*= 1.*\n?.*nvidia-cublas-cu12==12\.", dockerfile, re.DOTALL)
+    assert "nvidia-cudnn-cu12==9." in dockerfile
+    python = re.findall(r"^FROM python:(\d+\.\d+)-slim", dockerfile, re.MULTILINE)
+    assert python
+    assert set(python) == {python[0]}
+    site = f"/app/.venv/lib/python{python[0]}/site-packages/nvidia"
+    paths = re.search(r"^ENV LD_LIBRARY_PATH=(\S+)$", dockerfile, re.MULTILINE)
+    assert paths
+    assert paths.group(1).split(":") == [f"{site}/cublas/lib", f"{site}/cudnn/lib"]
+    makefile = (ROOT / "Makefile").read_text()
+    target = re.search(r"^image-orchestrator-cuda:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert target
+    assert "--build-arg ASR_CUDA=1" in target.group(1)
+    values = yaml.safe_load((ROOT / "charts" / "duplex" / "values.yaml").read_text())
+    assert f"-t {values['image']['orchestratorCuda']}:$(IMAGE_TAG)" in target.group(1)

@@ -14,6 +14,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- else -}}{{ printf "%s:%s" $name $root.Values.image.tag }}{{- end -}}
 {{- end -}}
 
+{{- /* The image of a container running Whisper (orchestrator, LiveKit agent): its CUDA
+variant when orchestrator.asr.device is cuda. */ -}}
+{{- define "duplex.asrImage" -}}
+{{- if eq .Values.orchestrator.asr.device "cuda" -}}{{ include "duplex.image" (list . .Values.image.orchestratorCuda) }}
+{{- else -}}{{ include "duplex.image" (list . .Values.image.orchestrator) }}{{- end -}}
+{{- end -}}
+
+{{- /* Its resources, given as (list $ resources): on cuda, one GPU added to the limits. */ -}}
+{{- define "duplex.asrResources" -}}
+{{- $root := index . 0 -}}{{- $resources := deepCopy (index . 1) -}}
+{{- if eq $root.Values.orchestrator.asr.device "cuda" -}}
+{{- $limits := default (dict) $resources.limits -}}
+{{- $_ := set $limits $root.Values.orchestrator.asr.gpuResource 1 -}}
+{{- $_ := set $resources "limits" $limits -}}
+{{- end -}}
+{{- toYaml $resources -}}
+{{- end -}}
+
 {{- define "duplex.podSecurity" -}}
 runAsNonRoot: true
 runAsUser: 10001
