@@ -433,14 +433,19 @@ def test_whisper_on_a_gpu_takes_the_cuda_image_and_one_gpu_beside_its_limits() -
         values["orchestrator"] = {**SECRET["orchestrator"], "asr": {"device": device}}
         docs = render(values)
         for name in ("duplex-orchestrator", "duplex-livekit-agent"):
-            container = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+            pod = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+            container = pod["containers"][0]
             limits = container["resources"]["limits"]
             assert limits["memory"]  # the chart's own limits stay
             if device == "cuda":
                 assert container["image"] == "duplex/orchestrator-cuda:0.1.0", name
                 assert "--asr-device=cuda" in container["args"]
                 assert limits["nvidia.com/gpu"] == 1
+                assert pod["tolerations"] == [
+                    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                ]
             else:
                 assert container["image"] == "duplex/orchestrator:0.1.0", name
                 assert not [a for a in container["args"] if a.startswith("--asr-device")]
                 assert "nvidia.com/gpu" not in limits
+                assert "tolerations" not in pod
