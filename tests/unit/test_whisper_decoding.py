@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from duplex_orchestrator.asr import (
+from duplex_orchestrator.whisper_decoding import (
     before_repetition,
     closing_step,
     generate_max_length,
