@@ -22,9 +22,11 @@ must not be cut, in Piper's voice and the first espeak-ng one. Per turn:
 Per run, the orchestrator's counts of speculative transcriptions (used or stale), of
 turn ends by how, and of replies whose first sound was held (``/metrics``).
 
-Then, with one client: barge-in (speech over a reply → the flush event) and
-false barge-ins on noise (a cough, keyboard clicks, quiet music over a reply:
-the reply should not even pause, and must not stop). Writes ``bench-results/conversation.json``.
+Then, with one client: barge-in (speech over a reply → the flush event), false
+barge-ins on noise (a cough, keyboard clicks, quiet music over a reply: the reply
+should not even pause, and must not stop) and a listener's acknowledgements
+("Mm-hmm.", "Okay.": the reply should go on; ``interruptions``). Writes
+``bench-results/conversation.json``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import argparse
 import asyncio
 import shlex
 import tempfile
-import time
 import urllib.request
 from functools import cache
 from pathlib import Path
@@ -43,9 +44,10 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector, frame_dbfs
-from tests.bench.bench_orchestrator import LONG, LOUD
+from tests.bench.bench_orchestrator import LOUD
 from tests.bench.bench_worker import publish, summary
-from tests.support.orchestrator import ScriptedClient, cough, silence, start_orchestrator
+from tests.bench.interruptions import ACKNOWLEDGEMENTS, interruptions, render_interruptions
+from tests.support.orchestrator import ScriptedClient, silence, start_orchestrator
 from tests.support.speech import PIPER, ROOT, SPEAKERS, espeak_speakers, speech_16k
 from tests.support.worker import start_worker
 
@@ -229,48 +231,6 @@ def counters(url: str) -> dict[str, float]:
     return out
 
 
-def noises() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(1)
-    clicks = np.zeros(16000, np.int16)
-    for start in range(800, 15000, 2100):  # keys: sharp broadband ticks
-        tick = rng.standard_normal(160) * np.exp(-np.linspace(0, 8, 160))
-        clicks[start : start + 160] = (tick / np.abs(tick).max() * 0.4 * 32767).astype(np.int16)
-    t = np.arange(32000) / 16000
-    chord = np.sin(2 * np.pi * np.outer((220.0, 277.2, 329.6), t)).sum(axis=0)
-    music = (chord / 3 * 0.03 * 32767).astype(np.int16)  # about -30 dBFS
-    return {"cough": cough(), "keyboard": clicks, "music": music}
-
-
-async def interruptions(ws_url: str, runs: int) -> dict[str, Any]:
-    """Barge-in latency (speech) and false barge-ins (noise) over a long reply."""
-    speech = spoken("Wait a moment please.")  # from its first sound: the onset
-    latency: list[float] = []
-    false_stops: dict[str, int] = {}
-    false_pauses: dict[str, int] = {}
-    cases = [("speech", speech)] * runs + list(noises().items())
-    for name, sound in cases:
-        async with ScriptedClient(ws_url) as c:
-            await c.start()
-            await c.send(type="say", text=LONG)
-            await c.wait_for("tts_start", turn=1)
-            await asyncio.sleep(1.0)
-            onset = time.monotonic()
-            mic = asyncio.create_task(c.speak(np.concatenate([sound, silence(3.0)])))
-            await c.wait_for("tts_end", turn=1, timeout_s=30)
-            mic.cancel()
-            stopped = bool(c.got.of("barge_in", action="stop"))
-            if name == "speech":
-                latency.append((c.got.time_of("barge_in", action="pause") - onset) * 1000)
-            else:
-                false_stops[name] = int(stopped)
-                false_pauses[name] = int(bool(c.got.of("barge_in", action="pause")))
-    return {
-        "barge_in_ms": summary(latency),
-        "false_barge_in_pauses": false_pauses,
-        "false_barge_in_stops": false_stops,
-    }
-
-
 def render(results: dict[str, Any]) -> str:
     lines = ["Conversations (WebSocket, Piper, Whisper base; ms from the user's last word)", ""]
     width = max([30, *(len(mode) for mode in results["modes"])])
@@ -295,19 +255,24 @@ def render(results: dict[str, Any]) -> str:
             counts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["counts"].items()) if v)
             lines.append(f"{mode}, {row['speakers']} speakers: {counts}")
     for vad, barge in results["interruptions"].items():
-        lines += [
-            "",
-            f"{vad}: barge-in (onset → flush): p50 {barge['barge_in_ms']['p50']:.0f} ms, "
-            f"p95 {barge['barge_in_ms']['p95']:.0f} ms",
-            f"{vad}: noise that paused the reply: {barge['false_barge_in_pauses']}",
-            f"{vad}: noise that stopped the reply: {barge['false_barge_in_stops']}",
-        ]
+        lines += render_interruptions(vad, barge)
     lines.append(
         "targets: 1 speaker p50 < 450 ms, p95 < 700 ms, no premature hesitation, no reply "
         "heard early; "
         "4 speakers p50 < 700 ms; barge-in p95 < 100 ms"
     )
     return "\n".join(lines)
+
+
+def sounds_over_a_reply() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Speech that barges in, and the acknowledgements, each in a voice of the bench's
+    in turn (``interruptions``)."""
+    voices = [*SPEAKERS, *espeak_speakers()]
+    acknowledgements = {
+        f"{text} ({voices[i % len(voices)]})": spoken(text, voices[i % len(voices)])
+        for i, text in enumerate(ACKNOWLEDGEMENTS)
+    }
+    return spoken("Wait a moment please."), acknowledgements
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -341,7 +306,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["modes"][name] = rows
                 if mode == args.modes[0] and variant == args.variants[0]:
                     results["interruptions"][vad] = await interruptions(
-                        orchestrator.ws_url, args.runs
+                        orchestrator.ws_url, args.runs, *sounds_over_a_reply()
                     )
             finally:
                 orchestrator.stop()

@@ -36,6 +36,8 @@ from duplex_orchestrator.endpoint import transcript_complete
         ("Um, can you explain why?", True),  # a filler first is no hesitation at the end
         ("Hmm?", True),  # alone, a whole turn
         ("Uh-huh.", True),  # a backchannel, not a filler after words
+        ("Mm-hmm.", True),  # the same, though "mm" and "hmm" alone are fillers
+        ("Mm, hmm.", False),  # a filler after a filler, not the one word
         ("Nice, huh?", True),  # a tag, not a filler
         ("Can you give me the?", False),
         ("Is it red and?", False),

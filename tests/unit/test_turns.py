@@ -70,7 +70,19 @@ def test_reply_ending_during_a_barge_in_leaves_the_decision_to_the_utterance() -
     turns.speech_started()
     turns.reply_finished()
     assert turns.state is State.BARGED_IN
-    assert turns.utterance("hm").actions == (Action.STOP_TTS, Action.REPLY)
+    assert turns.utterance("Wait.").actions == (Action.STOP_TTS, Action.REPLY)
+
+
+@pytest.mark.parametrize("heard", ["", "Mm-hmm."])
+def test_a_reply_that_ended_during_a_barge_in_is_not_resumed_into_speaking(heard: str) -> None:
+    """Noise or an acknowledgement after the reply's last frame went out: nothing is
+    left to speak, so the next speech is a turn, not a barge-in."""
+    turns = speaking(Clock())
+    turns.speech_started()
+    turns.reply_finished()
+    assert turns.utterance(heard).actions == (Action.RESUME_TTS,)
+    assert turns.state is State.LISTENING
+    assert turns.speech_started().actions == ()
 
 
 @pytest.mark.parametrize(

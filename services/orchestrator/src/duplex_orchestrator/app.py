@@ -255,6 +255,7 @@ def build_app(
             patience_from_pauses=config.end_of_turn_patience_from == "pauses",
             gap_frames=config.speculate_ms // 20,
             busy_gap_frames=busy_gap_frames(config),
+            backchannels_resume=config.barge_in_backchannels == "resume",
             end_of_turn=policy,
             smart_turn=turn_model,
             stall_s=config.stall_ms / 1000,

@@ -160,6 +160,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "user went on after (default), or every pause inside a turn the user went on after",
     )
     add(
+        "--barge-in-backchannels",
+        choices=["resume", "stop"],
+        help="what speech over a reply that is only an acknowledgement ('uh-huh', 'okay', "
+        "'right') does: resume the reply, unanswered (default), or stop it as any words do",
+    )
+    add(
         "--end-of-turn-statement-end",
         type=float,
         help="Whisper's probability that a statement ends at its full stop, below which "

@@ -145,6 +145,10 @@ class OrchestratorConfig(BaseModel):
     the audio, below which Whisper wrote the word without hearing it ("Send a message
     to me." of "Send a message to"), so the transcript does not read as complete
     (0: not checked, and no alignment pass)."""
+    barge_in_backchannels: Literal["resume", "stop"] = "resume"
+    """Speech over a reply whose words are only a listener's acknowledgement ("uh-huh",
+    "okay", "right": ``turns.is_backchannel``): ``resume`` the reply, as for a cough,
+    and answer nothing; ``stop``: it stops the reply and is answered, as any words."""
     speculate_ms: int = Field(default=60, ge=0, le=2000)
     """Silence inside speech after which the transcript (and Smart Turn) start
     speculatively on an idle Whisper worker, while no other session's user is

@@ -53,7 +53,12 @@ SPECULATIONS = Counter(
     "went on, or the turn ended otherwise)",
     ["at", "outcome"],
 )
-BARGE_INS = Counter("duplex_barge_in_total", "Barge-ins by outcome", ["outcome"])
+BARGE_INS = Counter(
+    "duplex_barge_in_total",
+    "Barge-ins by outcome: stop (words), resume (no words: noise), backchannel (only a "
+    'listener\'s acknowledgement, "uh-huh": resumed)',
+    ["outcome"],
+)
 BARGE_IN_LATENCY = Histogram(
     "duplex_barge_in_pause_seconds",
     "VAD onset → client told to flush and worker paused",

@@ -72,7 +72,7 @@ class VoiceSession:
         self._io = io
         self._services = services
         self._clock = clock
-        self.turns = Turns(clock)
+        self.turns = Turns(clock, backchannels=services.backchannels_resume)
         self._speaker = Speaker(
             io,
             services.registry,
@@ -245,6 +245,15 @@ class VoiceSession:
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
 
+    def _backchannel_heard(self) -> None:
+        """The words over the reply were an acknowledgement ("uh-huh"), not a turn: the
+        reply goes on, speech after it is a new barge-in (not this turn going on), and
+        its pitch is no end of a statement of this user's."""
+        judged = self._pause_ends.judged
+        if judged is not None and judged.task is asyncio.current_task():
+            self._judge.pitch.forget(judged.speculation)
+            self._pause_ends.clear()
+
     def _recheck_reply(self) -> None:
         """A reply's first sound held (``PauseEnds.sound_held``) may go now."""
         if self._reply is not None:
@@ -287,8 +296,9 @@ class VoiceSession:
         )
         decision = self.turns.utterance(transcript.text)
         if decision.barge_in_ms is not None:
-            outcome = "stop" if Action.STOP_TTS in decision.actions else "resume"
-            metrics.BARGE_INS.labels(outcome=outcome).inc()
+            metrics.BARGE_INS.labels(outcome=decision.barge_in_outcome).inc()
+        if decision.backchannel:
+            self._backchannel_heard()
         if Action.RESUME_TTS in decision.actions:
             if self._reply is not None:
                 await self._reply.resume()

@@ -72,6 +72,9 @@ class Services:
     busy_gap_frames: int = 6
     """Longer silence at which it starts while others are (0: never then): a shorter
     gap's guess is more often stale, and its CPU is what their turns will wait for."""
+    backchannels_resume: bool = True
+    """Speech over a reply that is only an acknowledgement ("uh-huh") resumes it
+    (``turns.is_backchannel``); False: it stops the reply and is answered."""
     sound_hold_max_s: float = 0.14
     """The longest a reply's first sound waits for a run of speech after a turn judged
     complete to become an onset or not (``Reply.first_sound``): the onset's run and a

@@ -95,6 +95,7 @@ _NEVER_LAST = _DETERMINERS | frozenset(["and", "or", "but", "because", "whether"
 # even where Whisper closes it as a question ("Can you explain why, um?"). Alone
 # ("Hmm?") or doubled ("mm-hmm", "uh-huh": a backchannel) it may be the whole turn.
 _FILLERS = frozenset(["um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "hm", "mm"])
+_MM_HMM = re.compile(r"m+-hm+[.!]")
 # "What time does the museum?", "Where can I?": after a wh-word, "do" or a modal and
 # its subject still want the verb ("open", "buy tickets"). "Why" is left out: "Why
 # would I?" is whole as it stands.
@@ -180,6 +181,8 @@ def transcript_complete(text: str) -> bool:
     text = text.strip()
     if not text or text.endswith(("...", "…", ",", "-", "—")) or not _FINAL.search(text):
         return False
+    if _MM_HMM.fullmatch(text.lower()):
+        return True  # "mm" and "hmm" are fillers, but together one word: "go on"
     words = [w.strip("'") for w in _WORDS.findall(text.lower())]
     # "Could you remind me?", "Can you tell me about?": of what, about what?
     for asks in (words[-2:], words[-3:-1] if words and words[-1] in _CONTINUES else []):

@@ -1,0 +1,95 @@
+"""Sounds over a reply, for ``bench_conversation``: speech (barge-in latency), noise
+and a listener's acknowledgements ("Mm-hmm.", "Okay."), each in a fresh session with
+one client. Speech should stop the reply at once; noise should not even pause it; an
+acknowledgement pauses it (its onset is speech) and should resume it, unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+
+from tests.bench.bench_orchestrator import LONG
+from tests.bench.bench_worker import summary
+from tests.support.orchestrator import ScriptedClient, cough, silence
+
+ACKNOWLEDGEMENTS = ("Mm-hmm.", "Uh-huh.", "Okay.", "Right.", "Yeah, yeah.")
+"""Said over a reply by the bench's voices (``bench_conversation`` speaks them)."""
+
+
+def noises() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    clicks = np.zeros(16000, np.int16)
+    for start in range(800, 15000, 2100):  # keys: sharp broadband ticks
+        tick = rng.standard_normal(160) * np.exp(-np.linspace(0, 8, 160))
+        clicks[start : start + 160] = (tick / np.abs(tick).max() * 0.4 * 32767).astype(np.int16)
+    t = np.arange(32000) / 16000
+    chord = np.sin(2 * np.pi * np.outer((220.0, 277.2, 329.6), t)).sum(axis=0)
+    music = (chord / 3 * 0.03 * 32767).astype(np.int16)  # about -30 dBFS
+    return {"cough": cough(), "keyboard": clicks, "music": music}
+
+
+async def over_a_reply(ws_url: str, sound: np.ndarray) -> tuple[ScriptedClient, float]:
+    """Play ``sound`` a second into a long reply, until the reply ends: the client (what
+    it got) and when the sound began."""
+    async with ScriptedClient(ws_url) as c:
+        await c.start()
+        await c.send(type="say", text=LONG)
+        await c.wait_for("tts_start", turn=1)
+        await asyncio.sleep(1.0)
+        onset = time.monotonic()
+        mic = asyncio.create_task(c.speak(np.concatenate([sound, silence(3.0)])))
+        await c.wait_for("tts_end", turn=1, timeout_s=30)
+        mic.cancel()
+    return c, onset
+
+
+async def interruptions(
+    ws_url: str, runs: int, speech: np.ndarray, acknowledgements: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Barge-in latency (``speech`` over a reply, ``runs`` times), false barge-ins on
+    noise, and acknowledgements (name → audio) that stopped the reply or let it go on."""
+    latency: list[float] = []
+    for _ in range(runs):
+        c, onset = await over_a_reply(ws_url, speech)
+        latency.append((c.got.time_of("barge_in", action="pause") - onset) * 1000)
+    false_stops: dict[str, int] = {}
+    false_pauses: dict[str, int] = {}
+    for name, sound in noises().items():
+        c, _ = await over_a_reply(ws_url, sound)
+        false_stops[name] = int(bool(c.got.of("barge_in", action="stop")))
+        false_pauses[name] = int(bool(c.got.of("barge_in", action="pause")))
+    stopped: dict[str, int] = {}
+    heard: dict[str, list[str]] = {}
+    for name, sound in acknowledgements.items():
+        c, _ = await over_a_reply(ws_url, sound)
+        stopped[name] = int(bool(c.got.of("barge_in", action="stop")))
+        heard[name] = [e["text"] for e in c.got.of("asr") if e.get("final")]
+    return {
+        "barge_in_ms": summary(latency),
+        "false_barge_in_pauses": false_pauses,
+        "false_barge_in_stops": false_stops,
+        "acknowledgement_stops": stopped,
+        "acknowledgements_heard": heard,
+    }
+
+
+def render_interruptions(vad: str, barge: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"{vad}: barge-in (onset → flush): p50 {barge['barge_in_ms']['p50']:.0f} ms, "
+        f"p95 {barge['barge_in_ms']['p95']:.0f} ms",
+        f"{vad}: noise that paused the reply: {barge['false_barge_in_pauses']}",
+        f"{vad}: noise that stopped the reply: {barge['false_barge_in_stops']}",
+    ]
+    if "acknowledgement_stops" in barge:
+        stops = barge["acknowledgement_stops"]
+        lines.append(
+            f"{vad}: acknowledgements that stopped the reply: {sum(stops.values())} of {len(stops)}"
+        )
+        for name, texts in barge["acknowledgements_heard"].items():
+            lines.append(f"  {name}: heard {texts}, {'stopped' if stops[name] else 'went on'}")
+    return lines
