@@ -16,8 +16,10 @@ from tests.bench.bench_orchestrator import LONG
 from tests.bench.bench_worker import summary
 from tests.support.orchestrator import ScriptedClient, cough, silence
 
-ACKNOWLEDGEMENTS = ("Mm-hmm.", "Uh-huh.", "Okay.", "Right.", "Yeah, yeah.")
-"""Said over a reply by the bench's voices (``bench_conversation`` speaks them)."""
+ACKNOWLEDGEMENTS = ("Uh huh.", "Okay.", "Right.", "Yeah.", "I see.", "Yeah, yeah.")
+"""Said over a reply, each by the next of the bench's voices (``bench_conversation``):
+Piper first, which says "uh huh" as Whisper writes "Uh-huh". No voice here says
+"mm-hmm" so that Whisper hears it ("M-M-M.", "MMDM"), so it is not among them."""
 
 
 def noises() -> dict[str, np.ndarray]:
@@ -64,16 +66,21 @@ async def interruptions(
         false_pauses[name] = int(bool(c.got.of("barge_in", action="pause")))
     stopped: dict[str, int] = {}
     heard: dict[str, list[str]] = {}
+    paused: list[float] = []
     for name, sound in acknowledgements.items():
         c, _ = await over_a_reply(ws_url, sound)
         stopped[name] = int(bool(c.got.of("barge_in", action="stop")))
         heard[name] = [e["text"] for e in c.got.of("asr") if e.get("final")]
+        if not stopped[name] and c.got.of("barge_in", action="resume"):
+            pause_at = c.got.time_of("barge_in", action="pause")
+            paused.append((c.got.time_of("barge_in", action="resume") - pause_at) * 1000)
     return {
         "barge_in_ms": summary(latency),
         "false_barge_in_pauses": false_pauses,
         "false_barge_in_stops": false_stops,
         "acknowledgement_stops": stopped,
         "acknowledgements_heard": heard,
+        "acknowledgement_pause_ms": summary(paused) if paused else None,
     }
 
 
@@ -90,6 +97,11 @@ def render_interruptions(vad: str, barge: dict[str, Any]) -> list[str]:
         lines.append(
             f"{vad}: acknowledgements that stopped the reply: {sum(stops.values())} of {len(stops)}"
         )
+        if pause := barge.get("acknowledgement_pause_ms"):
+            lines.append(
+                f"{vad}: the reply paused until it went on (first pause to first resume): "
+                f"p50 {pause['p50']:.0f} ms, p95 {pause['p95']:.0f} ms"
+            )
         for name, texts in barge["acknowledgements_heard"].items():
             lines.append(f"  {name}: heard {texts}, {'stopped' if stops[name] else 'went on'}")
     return lines
