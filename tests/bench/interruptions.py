@@ -36,7 +36,9 @@ def noises() -> dict[str, np.ndarray]:
 
 async def over_a_reply(ws_url: str, sound: np.ndarray) -> tuple[ScriptedClient, float]:
     """Play ``sound`` a second into a long reply, until the reply ends: the client (what
-    it got) and when the sound began."""
+    it got) and when the sound began. Whether the sound stopped the reply is its
+    ``tts_end``'s ``interrupted`` (``stopped``): the ``barge_in`` stop event comes after
+    it, and may come after the client is gone."""
     async with ScriptedClient(ws_url) as c:
         await c.start()
         await c.send(type="say", text=LONG)
@@ -47,6 +49,11 @@ async def over_a_reply(ws_url: str, sound: np.ndarray) -> tuple[ScriptedClient, 
         await c.wait_for("tts_end", turn=1, timeout_s=30)
         mic.cancel()
     return c, onset
+
+
+def stopped(c: ScriptedClient) -> bool:
+    """Whether the first reply was cut short."""
+    return bool(c.got.of("tts_end", turn=1, interrupted=True))
 
 
 async def interruptions(
@@ -62,23 +69,23 @@ async def interruptions(
     false_pauses: dict[str, int] = {}
     for name, sound in noises().items():
         c, _ = await over_a_reply(ws_url, sound)
-        false_stops[name] = int(bool(c.got.of("barge_in", action="stop")))
+        false_stops[name] = int(stopped(c))
         false_pauses[name] = int(bool(c.got.of("barge_in", action="pause")))
-    stopped: dict[str, int] = {}
+    stops: dict[str, int] = {}
     heard: dict[str, list[str]] = {}
     paused: list[float] = []
     for name, sound in acknowledgements.items():
         c, _ = await over_a_reply(ws_url, sound)
-        stopped[name] = int(bool(c.got.of("barge_in", action="stop")))
+        stops[name] = int(stopped(c))
         heard[name] = [e["text"] for e in c.got.of("asr") if e.get("final")]
-        if not stopped[name] and c.got.of("barge_in", action="resume"):
+        if not stops[name] and c.got.of("barge_in", action="resume"):
             pause_at = c.got.time_of("barge_in", action="pause")
             paused.append((c.got.time_of("barge_in", action="resume") - pause_at) * 1000)
     return {
         "barge_in_ms": summary(latency),
         "false_barge_in_pauses": false_pauses,
         "false_barge_in_stops": false_stops,
-        "acknowledgement_stops": stopped,
+        "acknowledgement_stops": stops,
         "acknowledgements_heard": heard,
         "acknowledgement_pause_ms": summary(paused) if paused else None,
     }

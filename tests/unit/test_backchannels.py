@@ -91,6 +91,7 @@ def test_noise_and_words_keep_their_outcomes() -> None:
 
 def test_an_acknowledgement_while_listening_is_a_turn() -> None:
     turns = Turns(lambda: 0.0)
+    assert not turns.acknowledges("Okay.")
     assert turns.utterance("Okay.").actions == (Action.REPLY,)
 
 
@@ -130,6 +131,23 @@ async def test_an_acknowledgement_over_a_reply_lets_it_go_on_and_later_words_sto
     assert end.interrupted
     assert worker.controls == ["pause", "resume", "pause", "stop"]
     assert session._history[0] == {"role": "user", "content": "Wait, what about tomorrow?"}
+    await session.close()
+
+
+async def test_an_unclosed_acknowledgement_resumes_the_reply_at_the_pause() -> None:
+    """Whisper often writes a lone "Okay" without its full stop, which as a turn waits
+    for the full silence; over a reply it is settled at the pause."""
+    ears = Ears()
+    worker = FakeWorker(frames_per_chunk=1000, frame_s=0.004)
+    session, io = await session_with(ears, FixedTurnModel(0.9), worker)
+    await session.handle(Say("A long reply."))
+    await io.wait_for(TtsStart)
+    ears.words = "Okay"
+    await feed(session, voiced(0.4))
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)  # 300 ms: not 1 s
+    await io.wait_for(BargeIn, 2, timeout_s=2)
+    assert [b.action for b in io.of(BargeIn)] == ["pause", "resume"]
+    assert session.turns.state.value == "speaking"
     await session.close()
 
 

@@ -140,7 +140,7 @@ class Turns:
         words = has_words(text)
         if self.state is State.BARGED_IN:
             elapsed = self._elapsed_ms()
-            backchannel = words and self.backchannels and is_backchannel(text)
+            backchannel = self.acknowledges(text)
             if words and not backchannel:
                 self.state = State.LISTENING
                 return Decision((Action.STOP_TTS, Action.REPLY), text=text, barge_in_ms=elapsed)
@@ -151,6 +151,11 @@ class Turns:
             return Decision((Action.REPLY,), text=text)
         # Words while SPEAKING without an onset cannot happen; noise while listening is ignored.
         return Decision()
+
+    def acknowledges(self, text: str) -> bool:
+        """Whether ``text``, heard now, is a listener's acknowledgement over the reply
+        (``is_backchannel``): it resumes the reply, unanswered."""
+        return self.state is State.BARGED_IN and self.backchannels and is_backchannel(text)
 
     def reply_started(self) -> None:
         self.state = State.SPEAKING
