@@ -89,9 +89,17 @@ def test_noise_and_words_keep_their_outcomes() -> None:
     assert barged_in().utterance("Wait, stop.").barge_in_outcome == "stop"
 
 
+@pytest.mark.parametrize(
+    ("text", "goes_on"), [("", True), ("[cough]", True), ("Okay", True), ("Wait", False)]
+)
+def test_what_lets_a_reply_go_on(text: str, goes_on: bool) -> None:
+    assert barged_in().lets_reply_go_on(text) is goes_on
+    assert barged_in(backchannels=False).lets_reply_go_on(text) is (goes_on and text != "Okay")
+
+
 def test_an_acknowledgement_while_listening_is_a_turn() -> None:
     turns = Turns(lambda: 0.0)
-    assert not turns.acknowledges("Okay.")
+    assert not turns.lets_reply_go_on("Okay.")
     assert turns.utterance("Okay.").actions == (Action.REPLY,)
 
 
@@ -134,15 +142,19 @@ async def test_an_acknowledgement_over_a_reply_lets_it_go_on_and_later_words_sto
     await session.close()
 
 
-async def test_an_unclosed_acknowledgement_resumes_the_reply_at_the_pause() -> None:
+@pytest.mark.parametrize("heard", ["Okay", ""])
+async def test_an_unclosed_acknowledgement_or_noise_resumes_the_reply_at_the_pause(
+    heard: str,
+) -> None:
     """Whisper often writes a lone "Okay" without its full stop, which as a turn waits
-    for the full silence; over a reply it is settled at the pause."""
+    for the full silence, and hears no words in a noise the VAD took for speech; over
+    a reply either is settled at the pause."""
     ears = Ears()
     worker = FakeWorker(frames_per_chunk=1000, frame_s=0.004)
     session, io = await session_with(ears, FixedTurnModel(0.9), worker)
     await session.handle(Say("A long reply."))
     await io.wait_for(TtsStart)
-    ears.words = "Okay"
+    ears.words = heard
     await feed(session, voiced(0.4))
     await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)  # 300 ms: not 1 s
     await io.wait_for(BargeIn, 2, timeout_s=2)

@@ -99,10 +99,10 @@ Confirm = Callable[[Speculation], None]
 Doubt = Callable[[Speculation, bool], None]
 """The judges answered, and doubt the turn ended provisionally on this speculation;
 True: a statement's doubt, however its words end (``EndOfTurn.doubts_long``)."""
-Acknowledges = Callable[[str], bool]
-"""Whether these words, said over a reply, are only a listener's acknowledgement
-(``turns.Turns.acknowledges``): they settle the turn at the pause, whatever its
-punctuation, since no judge can make "uh-huh" a turn to answer."""
+LetsReplyGoOn = Callable[[str], bool]
+"""Whether these words, said over a reply, let it go on (``turns.Turns.lets_reply_go_on``:
+none, or only a listener's acknowledgement): they settle the barge-in at the pause,
+whatever their punctuation, since no judge can make "uh-huh" a turn to answer."""
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,10 @@ class TurnJudge:
         end_turn: EndTurn,
         confirm: Confirm,
         doubt: Doubt,
-        acknowledges: Acknowledges = lambda text: False,
+        lets_reply_go_on: LetsReplyGoOn = lambda text: False,
     ) -> None:
         self._services = services
-        self._acknowledges = acknowledges
+        self._lets_reply_go_on = lets_reply_go_on
         self._detector = detector
         self._transcribe = transcribe
         self._end_turn = end_turn
@@ -226,7 +226,7 @@ class TurnJudge:
         if policy.uses_transcript:
             transcript = await speculation.asr
             text, ends_here = transcript.text, transcript.ends_here
-            if self._acknowledges(text):  # "Okay" over a reply: it resumes at once
+            if self._lets_reply_go_on(text):  # "Okay" or a cough over a reply: resume now
                 if detector.pauses == pause and detector.in_speech:
                     await self._end_turn(speculation, "judged_complete")
                 return

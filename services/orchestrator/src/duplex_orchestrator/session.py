@@ -98,7 +98,7 @@ class VoiceSession:
             self._end_judged_turn,
             self._pause_ends.confirm,
             self._pause_ends.doubt,
-            self.turns.acknowledges,
+            self.turns.lets_reply_go_on,
         )
         self._patience = Patience(services.patience_turns, services.end_frames)
         self._speaking = False

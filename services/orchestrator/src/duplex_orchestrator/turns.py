@@ -140,10 +140,10 @@ class Turns:
         words = has_words(text)
         if self.state is State.BARGED_IN:
             elapsed = self._elapsed_ms()
-            backchannel = self.acknowledges(text)
-            if words and not backchannel:
+            if not self.lets_reply_go_on(text):
                 self.state = State.LISTENING
                 return Decision((Action.STOP_TTS, Action.REPLY), text=text, barge_in_ms=elapsed)
+            backchannel = words  # the words were only an acknowledgement
             # A reply whose last frame went out meanwhile has nothing left to speak.
             self.state = State.LISTENING if self._finished_during_barge_in else State.SPEAKING
             return Decision((Action.RESUME_TTS,), barge_in_ms=elapsed, backchannel=backchannel)
@@ -152,10 +152,12 @@ class Turns:
         # Words while SPEAKING without an onset cannot happen; noise while listening is ignored.
         return Decision()
 
-    def acknowledges(self, text: str) -> bool:
-        """Whether ``text``, heard now, is a listener's acknowledgement over the reply
-        (``is_backchannel``): it resumes the reply, unanswered."""
-        return self.state is State.BARGED_IN and self.backchannels and is_backchannel(text)
+    def lets_reply_go_on(self, text: str) -> bool:
+        """Whether ``text``, heard over the reply (a barge-in), lets it go on: no words
+        (noise) or a listener's acknowledgement (``is_backchannel``)."""
+        if self.state is not State.BARGED_IN:
+            return False
+        return not has_words(text) or (self.backchannels and is_backchannel(text))
 
     def reply_started(self) -> None:
         self.state = State.SPEAKING
