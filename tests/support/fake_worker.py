@@ -24,6 +24,11 @@ from duplex_protocol.tts.v1 import tts_pb2 as pb
 TONE = (np.sin(2 * np.pi * 440 * np.arange(960) / 48000) * 8000).astype("<i2").tobytes()
 
 
+def frame_number(pcm: bytes) -> int:
+    """The sequence number a ``numbered`` fake worker wrote into a frame."""
+    return int.from_bytes(pcm[:4], "little")
+
+
 def rpc_error(code: grpc.StatusCode, details: str = "injected") -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
@@ -64,7 +69,9 @@ class _Stream:
                     if state.stopped:
                         return
                     await asyncio.sleep(worker.frame_s)
-                    await self._frames.put(pb.AudioFrame(pcm=TONE, sequence=sequence))
+                    await self._frames.put(
+                        pb.AudioFrame(pcm=worker.pcm(sequence), sequence=sequence)
+                    )
                     sequence += 1
                 if state.stopped:
                     return
@@ -108,6 +115,11 @@ class FakeWorker:
     started: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)
+    numbered: bool = False
+    """Each frame's first four bytes are its sequence number (``frame_number``)."""
+
+    def pcm(self, sequence: int) -> bytes:
+        return sequence.to_bytes(4, "little") + TONE[4:] if self.numbered else TONE
 
     async def start_session(
         self, model_id: str, load_timeout_s: float = 0, reference: Any = None

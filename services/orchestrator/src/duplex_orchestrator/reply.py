@@ -1,14 +1,16 @@
 """One spoken reply: the worker stream it plays on, its PAUSE / RESUME / STOP state,
-and the hold on its first sound."""
+the hold on its first sound, and the frames a resume sends again (``playout``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 import grpc
 
+from duplex_orchestrator.playout import Playout
 from duplex_orchestrator.tts import PAUSE, RESUME, STOP, WorkerClient
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 
@@ -26,8 +28,14 @@ class Reply:
         turn: int,
         held: Held = _never,
         hold_max_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.turn = turn
+        self._clock = clock
+        self._playout = Playout()
+        self._again: list[bytes] = []
+        """Frames for the client once the reply resumes: those it dropped at the pause,
+        then those the worker sent while paused."""
         self._held = held
         self._hold_max_s = hold_max_s
         self._rechecked: asyncio.Event | None = None
@@ -86,7 +94,37 @@ class Reply:
         if self._rechecked is not None:
             self._rechecked.set()
 
+    def frames_for_client(self, frame: bytes) -> list[bytes]:
+        """What goes to the client as ``frame`` comes from the worker: nothing while
+        stopped, nothing while paused (kept for the resume), else the frames kept at
+        the pause, then ``frame``."""
+        if self.stopped:
+            return []
+        if self.paused:
+            self._again.append(frame)
+            return []
+        frames, self._again = [*self._again, frame], []
+        now = self._clock()
+        for sent in frames:
+            self._playout.sent(sent, now)
+        return frames
+
+    def frames_left(self) -> list[bytes]:
+        """At the end of the worker's stream: frames kept at a pause that a resume let
+        go but no later frame carried out (none while still paused or stopped)."""
+        if self.stopped or self.paused or not self._again:
+            return []
+        frames, self._again = self._again, []
+        now = self._clock()
+        for sent in frames:
+            self._playout.sent(sent, now)
+        return frames
+
     async def pause(self) -> None:
+        """A barge-in: the client drops what it holds, so what it had not played yet is
+        kept to be sent again if the reply resumes."""
+        if not self.paused:
+            self._again[:0] = self._playout.unplayed(self._clock())
         self.paused = True
         await self._control(PAUSE)
 

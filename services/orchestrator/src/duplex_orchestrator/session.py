@@ -332,7 +332,9 @@ class VoiceSession:
         await self._stop_reply()
         self._turn += 1
         self.turns.reply_started()
-        reply = Reply(self._turn, self._pause_ends.sound_held, self._pause_ends.hold_max_s())
+        reply = Reply(
+            self._turn, self._pause_ends.sound_held, self._pause_ends.hold_max_s(), self._clock
+        )
         self._reply = reply
         self._reply_task = asyncio.create_task(
             self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)

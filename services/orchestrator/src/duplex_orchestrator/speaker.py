@@ -161,8 +161,10 @@ class Speaker:
                 frames += 1
                 if frame.is_last and frame.synthesis_ms > 0:
                     synthesis_ms = round(frame.synthesis_ms, 1)
-                if not reply.paused and not reply.stopped:
-                    await self._io.audio(frame.pcm)
+                for pcm in reply.frames_for_client(frame.pcm):
+                    await self._io.audio(pcm)
+            for pcm in reply.frames_left():
+                await self._io.audio(pcm)
             await self._io.event(
                 TtsEnd(reply.turn, frames, interrupted=reply.stopped, synthesis_ms=synthesis_ms)
             )
