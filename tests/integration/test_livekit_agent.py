@@ -18,7 +18,14 @@ from functools import cache
 import pytest
 from livekit.agents import AgentSession, UserInputTranscribedEvent
 
-from duplex_livekit import Control, DuplexTTS, VoiceParts, voice_agent, voice_session
+from duplex_livekit import (
+    Control,
+    DuplexAgent,
+    DuplexTTS,
+    VoiceParts,
+    voice_agent,
+    voice_session,
+)
 from duplex_orchestrator.llm import EchoBridge
 from duplex_orchestrator.silero import SileroModel
 from tests.support.fake_ears import Ears
@@ -49,7 +56,12 @@ def _silero() -> SileroModel:
     return SileroModel()
 
 
-async def _room(worker: FakeWorker, recognizer: object) -> AsyncIterator[Room]:
+async def _room(
+    worker: FakeWorker,
+    recognizer: object,
+    can_pause: bool = False,
+    backchannels_resume: bool = True,
+) -> AsyncIterator[Room]:
     parts = VoiceParts(
         recognizer=recognizer,  # type: ignore[arg-type]
         bridge=EchoBridge(),
@@ -60,7 +72,8 @@ async def _room(worker: FakeWorker, recognizer: object) -> AsyncIterator[Room]:
         vad_onset_ms=40,
     )
     session, voice = voice_session(parts)
-    room = Room(session, voice, ScriptedMicrophone(), PlayedAudioOutput(), worker)
+    output = PlayedAudioOutput(can_pause=can_pause)
+    room = Room(session, voice, ScriptedMicrophone(), output, worker)
     session.input.audio = room.mic
     session.output.audio = room.output
 
@@ -69,7 +82,7 @@ async def _room(worker: FakeWorker, recognizer: object) -> AsyncIterator[Room]:
         if event.is_final:
             room.heard.append(event.transcript)
 
-    await session.start(agent=voice_agent(), record=False)
+    await session.start(agent=voice_agent(backchannels_resume), record=False)
     yield room
     await session.aclose()
     await room.output.aclose()
@@ -174,3 +187,39 @@ async def test_an_interrupt_message_stops_the_reply(quiet_room: Room) -> None:
     await eventually(lambda: room.output.cleared >= 1, timeout_s=10)
     await eventually(lambda: bool(room.worker.ended), timeout_s=10)
     assert len(room.output.played) < 100
+
+
+@pytest.fixture(params=[True, False], ids=["resume", "stop"])
+async def pausing_room(request: pytest.FixtureRequest) -> AsyncIterator[Room]:
+    """A room's output, which LiveKit pauses on an interruption that may be false; the
+    agent's ``backchannels_resume`` as the fixture's parameter."""
+    worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
+    async for room in _room(worker, whisper(), True, backchannels_resume=request.param):
+        yield room
+
+
+async def test_an_acknowledgement_over_the_reply_lets_it_go_on(pausing_room: Room) -> None:
+    """ "Okay." over the reply: AgentSession pauses it at the onset, and since duplex's
+    agent drops an acknowledgement from the transcripts, resumes it as after a cough
+    (Silero hears no speech in a cough at all: the orchestrator's tests show that).
+    With ``--barge-in-backchannels stop`` it stops the reply and is answered."""
+    room = pausing_room
+    resumes = isinstance(room.session.current_agent, DuplexAgent) and (
+        room.session.current_agent.backchannels_resume
+    )
+    room.worker.frames_per_chunk = 100  # 2 s per word: a long reply
+    room.mic.speak(speech_16k("Tell me a long story about the sea."))
+    await eventually(lambda: len(room.output.played) >= 25, timeout_s=30)
+    room.mic.speak(speech_16k("Okay."))
+    await eventually(lambda: room.output.pauses >= 1, timeout_s=10)
+    if not resumes:
+        await eventually(lambda: room.output.cleared >= 1, timeout_s=10)
+        await eventually(lambda: len(room.heard) == 2, timeout_s=10)
+        assert "okay" in room.heard[1].lower()
+        return
+    await eventually(lambda: room.output.resumes >= 1, timeout_s=10)
+    played = len(room.output.played)
+    await eventually(lambda: len(room.output.played) > played + 25, timeout_s=10)
+    assert room.output.cleared == 0
+    assert "stop" not in room.worker.controls
+    assert len(room.heard) == 1  # "Okay" was no turn

@@ -2,7 +2,8 @@
 
 Frames captured are played at their own pace by a task, as a speaker would;
 ``flush`` ends a segment once it has played, ``clear_buffer`` (an
-interruption) drops what has not played yet. What played, what was dropped
+interruption) drops what has not played yet; with ``can_pause``, ``pause`` holds
+the playback where it is until ``resume``, as a room's output does. What played, what was dropped
 and how often the buffer was cleared are kept for assertions.
 """
 
@@ -16,12 +17,16 @@ from livekit.agents.voice import io
 
 
 class PlayedAudioOutput(io.AudioOutput):
-    def __init__(self, sample_rate: int = 48_000) -> None:
+    def __init__(self, sample_rate: int = 48_000, can_pause: bool = False) -> None:
         super().__init__(
             label="played-in-memory",
-            capabilities=io.AudioOutputCapabilities(pause=False),
+            capabilities=io.AudioOutputCapabilities(pause=can_pause),
             sample_rate=sample_rate,
         )
+        self._playing = asyncio.Event()
+        self._playing.set()
+        self.pauses = 0
+        self.resumes = 0
         self.captured: list[rtc.AudioFrame] = []
         self.played: list[rtc.AudioFrame] = []
         self.cleared = 0
@@ -45,6 +50,18 @@ class PlayedAudioOutput(io.AudioOutput):
         super().flush()
         self._queue.put_nowait(None)  # the segment ends after what is queued
 
+    def pause(self) -> None:
+        """A room's output holds its place (LiveKit pauses it on an interruption that
+        may turn out false); ``can_pause`` says whether it may."""
+        super().pause()
+        self.pauses += 1
+        self._playing.clear()
+
+    def resume(self) -> None:
+        super().resume()
+        self.resumes += 1
+        self._playing.set()
+
     def clear_buffer(self) -> None:
         self.cleared += 1
         while not self._queue.empty():
@@ -67,6 +84,7 @@ class PlayedAudioOutput(io.AudioOutput):
                 if frame is None:
                     self._finish(interrupted=False)
                     continue
+                await self._playing.wait()
                 await asyncio.sleep(frame.duration)
                 self.played.append(frame)
                 self._segment_played += frame.duration

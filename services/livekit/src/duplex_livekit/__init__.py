@@ -5,10 +5,11 @@ session = AgentSession(stt=..., llm=..., tts=DuplexTTS(workers=["10.0.0.5:7001"]
 
 ``DuplexSTT`` (Whisper), ``DuplexVAD`` (duplex's VAD turns), ``DuplexLLM``
 (duplex's LLM bridges) and ``voice_session`` (all of them in one AgentSession)
-make the agent ``duplex-orchestrator --transport livekit`` runs in each room.
+make the agent ``duplex-orchestrator --transport livekit`` runs in each room;
+``DuplexAgent`` lets a listener's acknowledgement over its reply pass.
 """
 
-from duplex_livekit.agent import Control, VoiceParts, voice_agent, voice_session
+from duplex_livekit.agent import Control, DuplexAgent, VoiceParts, voice_agent, voice_session
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS, DuplexTTSStream
@@ -16,6 +17,7 @@ from duplex_livekit.vad import DuplexVAD
 
 __all__ = [
     "Control",
+    "DuplexAgent",
     "DuplexLLM",
     "DuplexSTT",
     "DuplexTTS",

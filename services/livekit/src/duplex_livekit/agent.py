@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, JobContext, JobProcess
+from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSettings, stt
 
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
@@ -37,6 +37,7 @@ from duplex_orchestrator.events import Error, Event, Pong, to_json
 from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
 from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, parse
 from duplex_orchestrator.registry.base import Registry
+from duplex_orchestrator.turns import is_backchannel
 from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,37 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
     return session, voice
 
 
-def voice_agent() -> Agent:
-    return Agent(instructions=SYSTEM_PROMPT)
+class DuplexAgent(Agent):
+    """duplex's agent: a listener's acknowledgement said over its reply is not a turn.
+
+    AgentSession pauses the reply at the onset and resumes it when the speech brings
+    no transcript (``resume_false_interruption``), as after a cough; an
+    acknowledgement ("uh-huh", "okay": ``turns.is_backchannel``) heard while a reply
+    is in progress is dropped from the transcripts, so it resumes the same way,
+    unanswered and out of the history. ``backchannels_resume=False``: it stops the
+    reply, as any words do."""
+
+    def __init__(self, backchannels_resume: bool = True) -> None:
+        super().__init__(instructions=SYSTEM_PROMPT)
+        self.backchannels_resume = backchannels_resume
+
+    async def stt_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncIterator[stt.SpeechEvent]:
+        async for event in Agent.default.stt_node(self, audio, model_settings):
+            if not self._acknowledgement(event):
+                yield event
+
+    def _acknowledgement(self, event: stt.SpeechEvent) -> bool:
+        if not self.backchannels_resume or event.type != stt.SpeechEventType.FINAL_TRANSCRIPT:
+            return False
+        speech = self.session.current_speech
+        replying = speech is not None and not speech.interrupted and not speech.done()
+        return replying and bool(event.alternatives) and is_backchannel(event.alternatives[0].text)
+
+
+def voice_agent(backchannels_resume: bool = True) -> Agent:
+    return DuplexAgent(backchannels_resume)
 
 
 class Control:
@@ -184,4 +214,5 @@ async def entrypoint(ctx: JobContext) -> None:
     room.on("data_received", on_data)
     voice.prewarm()
     # record=False: no audio or transcript leaves the job unless the deployment opts in
-    await session.start(agent=voice_agent(), room=room, record=False)
+    backchannels_resume = config.barge_in_backchannels == "resume"
+    await session.start(agent=voice_agent(backchannels_resume), room=room, record=False)
