@@ -216,6 +216,8 @@ async def test_an_acknowledgement_over_the_reply_lets_it_go_on(pausing_room: Roo
         await eventually(lambda: room.output.cleared >= 1, timeout_s=10)
         await eventually(lambda: len(room.heard) == 2, timeout_s=10)
         assert "okay" in room.heard[1].lower()
+        played = len(room.output.played)  # and its answer is heard
+        await eventually(lambda: len(room.output.played) > played + 5, timeout_s=15)
         return
     await eventually(lambda: room.output.resumes >= 1, timeout_s=10)
     played = len(room.output.played)
