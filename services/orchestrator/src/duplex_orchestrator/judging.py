@@ -116,7 +116,7 @@ class TurnJudge:
         end_turn: EndTurn,
         confirm: Confirm,
         doubt: Doubt,
-        lets_reply_go_on: LetsReplyGoOn = lambda text: False,
+        lets_reply_go_on: LetsReplyGoOn,
     ) -> None:
         self._services = services
         self._lets_reply_go_on = lets_reply_go_on

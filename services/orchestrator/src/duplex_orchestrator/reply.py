@@ -104,20 +104,21 @@ class Reply:
             self._again.append(frame)
             return []
         frames, self._again = [*self._again, frame], []
-        now = self._clock()
-        for sent in frames:
-            self._playout.sent(sent, now)
-        return frames
+        return self._sending(frames)
 
     def frames_left(self) -> list[bytes]:
         """At the end of the worker's stream: frames kept at a pause that a resume let
         go but no later frame carried out (none while still paused or stopped)."""
-        if self.stopped or self.paused or not self._again:
+        if self.stopped or self.paused:
             return []
         frames, self._again = self._again, []
+        return self._sending(frames)
+
+    def _sending(self, frames: list[bytes]) -> list[bytes]:
+        """``frames`` go to the client now: the client's schedule gets them."""
         now = self._clock()
-        for sent in frames:
-            self._playout.sent(sent, now)
+        for frame in frames:
+            self._playout.sent(frame, now)
         return frames
 
     async def pause(self) -> None:

@@ -143,10 +143,10 @@ class Turns:
             if not self.lets_reply_go_on(text):
                 self.state = State.LISTENING
                 return Decision((Action.STOP_TTS, Action.REPLY), text=text, barge_in_ms=elapsed)
-            backchannel = words  # the words were only an acknowledgement
             # A reply whose last frame went out meanwhile has nothing left to speak.
             self.state = State.LISTENING if self._finished_during_barge_in else State.SPEAKING
-            return Decision((Action.RESUME_TTS,), barge_in_ms=elapsed, backchannel=backchannel)
+            # Words that let it go on were only an acknowledgement.
+            return Decision((Action.RESUME_TTS,), barge_in_ms=elapsed, backchannel=words)
         if self.state is State.LISTENING and words:
             return Decision((Action.REPLY,), text=text)
         # Words while SPEAKING without an onset cannot happen; noise while listening is ignored.
