@@ -42,7 +42,11 @@ person says "uh" and then pauses; Whisper often leaves the filler out ("I'd
 like to book.") or hears a word in it ("Can you turn the volume up?").
 A statement's pitch (``prosody``) is judged against its voice's usual end,
 taken from that voice's other phrase sets (``pitch_end``); ``pitch: doubted``
-counts the verdicts it changed. ``--clips FILE`` keeps the spoken clips
+counts the verdicts it changed. A fifth split, ``recorded``, is people's voices (``recorded_speech``: recordings
+that ship in PyPI archives, fetched once): each utterance whole (complete) and
+cut at every word boundary inside it (``unfinished-cut``), as Smart Turn, trained
+on people, hears no synthetic voice.
+``--clips FILE`` keeps the spoken clips
 (~20 minutes to make, the filler clips ~4 of them; a cache without them gets
 them added) for the next run. Writes ``bench-results/end_of_turn.json``.
 
@@ -65,6 +69,7 @@ from duplex_orchestrator.config import OrchestratorConfig, build_config
 from duplex_orchestrator.endpoint import is_statement, transcript_complete
 from duplex_orchestrator.prosody import final_fall_st
 from duplex_orchestrator.smart_turn import SmartTurn
+from tests.bench import recorded_speech
 from tests.bench.bench_conversation import spoken
 from tests.bench.bench_worker import publish
 from tests.bench.end_of_turn_tables import doubts, render, tally, unheard
@@ -76,6 +81,9 @@ from tests.support.whisper import DEFAULT_DIR
 
 PAUSE_S = 0.2
 FRAME = 320
+RECORDED = "recorded"
+"""The split of people's recordings (``recorded_speech``): complete and cut only."""
+SPLITS = sorted([*UNFINISHED, RECORDED])
 
 
 def _norm(word: str) -> str:
@@ -100,8 +108,14 @@ def cut_head(aligner: Any, first: str, rest: str, voice: str) -> np.ndarray | No
     k = len(first.split())
     if len(words) <= k or _norm(words[k - 1].word) != _norm(first.split()[-1]):
         return None
-    low = int((words[k - 1].end - 0.04) * 16000) // FRAME
-    high = max(low + 1, int((words[k].start + 0.04) * 16000) // FRAME)
+    return quietest_cut(audio, words[k - 1].end, words[k].start)
+
+
+def quietest_cut(audio: np.ndarray, end_s: float, next_start_s: float) -> np.ndarray:
+    """``audio`` cut at its quietest 20 ms from 40 ms before a word's end (``end_s``) to
+    40 ms after the next word's start: Whisper's word timestamps are that loose."""
+    low = int((end_s - 0.04) * 16000) // FRAME
+    high = max(low + 1, int((next_start_s + 0.04) * 16000) // FRAME)
     levels = [np.abs(audio[i * FRAME : (i + 1) * FRAME].astype(np.float64)).mean() for i in
               range(low, high)]  # fmt: skip
     at = (low + int(np.argmin(levels))) * FRAME + FRAME // 2
@@ -158,7 +172,7 @@ def clips(aligner: Any, voices: list[str], splits: list[str] | None = None) -> l
     """Every phrase of ``splits`` (None: all) in every voice: kind, split, voice, phrase
     and audio (no pause yet)."""
     out: list[dict[str, Any]] = []
-    wanted = set(UNFINISHED if splits is None else splits)
+    wanted = set(SPLITS if splits is None else splits)
     for split, pairs in UNFINISHED.items():
         if split not in wanted:
             continue
@@ -179,7 +193,8 @@ def clips(aligner: Any, voices: list[str], splits: list[str] | None = None) -> l
                     {"split": split, "voice": voice, "phrase": phrase, "kind": "complete",
                      "audio": audio}
                 )  # fmt: skip
-    return out + filler_clips(aligner, voices, sorted(wanted))
+    out += filler_clips(aligner, voices, sorted(wanted))
+    return out + (recorded_speech.clips(aligner, quietest_cut) if RECORDED in wanted else [])
 
 
 def judged(
@@ -243,8 +258,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "end_of_turn.json")
     parser.add_argument(
-        "--splits", nargs="+", choices=sorted(UNFINISHED), default=sorted(UNFINISHED),
-        help="the phrase sets to hear (default: all)",
+        "--splits", nargs="+", choices=SPLITS, default=SPLITS,
+        help="the phrase sets to hear (default: all; recorded: people's recordings)",
     )  # fmt: skip
     parser.add_argument(
         "--clips", type=Path,
@@ -277,8 +292,12 @@ def main() -> None:
     transcriber = make_transcriber(config)
     if args.clips is not None and args.clips.exists():
         spoken_clips = pickle.loads(args.clips.read_bytes())  # a cache this bench wrote
+        older = len(spoken_clips)
         if not any(clip["kind"] == "filler-cut" for clip in spoken_clips):  # an older cache
             spoken_clips += filler_clips(aligner, voices, args.splits)
+        if RECORDED in args.splits and not any(c["split"] == RECORDED for c in spoken_clips):
+            spoken_clips += recorded_speech.clips(aligner, quietest_cut)
+        if len(spoken_clips) > older:
             args.clips.write_bytes(pickle.dumps(spoken_clips))
     else:
         spoken_clips = clips(aligner, voices, args.splits)

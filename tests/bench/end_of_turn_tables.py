@@ -171,4 +171,12 @@ def render(results: dict[str, Any]) -> str:
                 f"  {row['split']:<5} {how:<5} {row['voice'][:20]:<20} {sure} {heard}{held} "
                 f"{row['heard']!r}"
             )
+    recorded = [r for r in results["rows"] if r["split"] == "recorded" and r["kind"] == "complete"]
+    if recorded:
+        lines += ["", "people's recordings, whole: the verdict at the pause, Smart Turn, heard"]
+        for row in recorded:
+            lines.append(
+                f"  {row['voice'][:12]:<12} {row['verdict']:<10} {row['smart_turn']:.2f} "
+                f"{row['heard']!r}"
+            )
     return "\n".join(lines)
