@@ -42,10 +42,10 @@ person says "uh" and then pauses; Whisper often leaves the filler out ("I'd
 like to book.") or hears a word in it ("Can you turn the volume up?").
 A statement's pitch (``prosody``) is judged against its voice's usual end,
 taken from that voice's other phrase sets (``pitch_end``); ``pitch: doubted``
-counts the verdicts it changed. A fifth split, ``recorded``, is people's voices (``recorded_speech``: recordings
-that ship in PyPI archives, fetched once): each utterance whole (complete) and
-cut at every word boundary inside it (``unfinished-cut``), as Smart Turn, trained
-on people, hears no synthetic voice.
+counts the verdicts it changed. A fifth split, ``recorded``, is people's voices
+(``recorded_speech``: recordings that ship in PyPI archives, fetched once): each
+utterance whole (complete) and cut at every word boundary inside it
+(``unfinished-cut``), as Smart Turn, trained on people, hears no synthetic voice.
 ``--clips FILE`` keeps the spoken clips
 (~20 minutes to make, the filler clips ~4 of them; a cache without them gets
 them added) for the next run. Writes ``bench-results/end_of_turn.json``.
