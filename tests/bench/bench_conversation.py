@@ -84,16 +84,22 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
 
 
 @cache  # one synthesis per run: every mode and variant hears the same recordings
-def clips(held_out: str | None = None) -> list[tuple[str, np.ndarray]]:
+def clips(held_out: str | None = None, people: bool = False) -> list[tuple[str, np.ndarray]]:
     """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound.
 
     ``held_out``: the hesitations are that set of the end-of-turn bench's phrases
     (``test2``, ``test3``: sets written before the rules they measure), their first
     half cut from the whole sentence (``bench_end_of_turn.cut_head``), in Piper's and
-    Kokoro's voices.
+    Kokoro's voices. ``people``: the complete turns are people's recorded utterances
+    (``recorded_speech``), not the synthetic questions.
     """
     voices = (*SPEAKERS, *espeak_speakers())
-    out = [("complete", spoken(text, voice, lead_s=0.3)) for text in COMPLETE for voice in voices]
+    if people:
+        from tests.bench.recorded_speech import RECORDINGS, utterance
+
+        out = [("complete", np.concatenate([silence(0.3), utterance(r)])) for r in RECORDINGS]
+    else:
+        out = [("complete", spoken(t, voice, lead_s=0.3)) for t in COMPLETE for voice in voices]
     if held_out:
         from faster_whisper import WhisperModel
 
@@ -173,9 +179,9 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
 
 
 async def conversations(
-    ws_url: str, speakers: int, rounds: int, held_out: str | None = None
+    ws_url: str, speakers: int, rounds: int, held_out: str | None = None, people: bool = False
 ) -> dict[str, Any]:
-    data = clips(held_out)
+    data = clips(held_out, people)
     complete = [c for c in data if c[0] == "complete"]
     paused = [c for c in data if c[0] == "hesitation"]
     # Every third turn has a hesitation; each speaker starts at a different question.
@@ -191,6 +197,7 @@ async def conversations(
     per_speaker = await asyncio.gather(*(speaker(ws_url, plan) for plan in plans))
     rows = [row for speaker_rows in per_speaker for row in speaker_rows]
     v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]
+    whole = [v for r in rows if r["kind"] == "complete" and (v := r["voice_to_voice_ms"])]
     asr = [r["asr_ms"] for r in rows if r["asr_ms"] is not None]
     ended = [r["end_of_turn_ms"] for r in rows if r["end_of_turn_ms"] is not None]
     hesitations = [r for r in rows if r["kind"] == "hesitation"]
@@ -198,6 +205,8 @@ async def conversations(
         "speakers": speakers,
         "turns": len(rows),
         "voice_to_voice_ms": summary(v2v) if v2v else None,
+        "complete_voice_to_voice_ms": summary(whole) if whole else None,
+        "complete_premature": sum(r["premature"] for r in rows if r["kind"] == "complete"),
         "asr_ms": summary(asr) if asr else None,
         "end_of_turn_ms": summary(ended) if ended else None,
         "premature": sum(r["premature"] for r in rows),
@@ -254,6 +263,12 @@ def render(results: dict[str, Any]) -> str:
         for row in rows:
             counts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["counts"].items()) if v)
             lines.append(f"{mode}, {row['speakers']} speakers: {counts}")
+            whole = row.get("complete_voice_to_voice_ms") or {}
+            lines.append(
+                f"  complete turns: v2v {whole.get('p50', float('nan')):.0f} / "
+                f"{whole.get('p95', float('nan')):.0f} ms, "
+                f"{row.get('complete_premature', 0)} premature"
+            )
     for vad, barge in results["interruptions"].items():
         lines += render_interruptions(vad, barge)
     lines.append(
@@ -298,7 +313,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for speakers in args.speakers:
                     before = counters(orchestrator.url)
                     row = await conversations(
-                        orchestrator.ws_url, speakers, args.rounds, args.held_out
+                        orchestrator.ws_url, speakers, args.rounds, args.held_out, args.people
                     )
                     after = counters(orchestrator.url)
                     row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
@@ -345,6 +360,12 @@ def main() -> None:
         help="hesitations from phrases written before the rules that judge them, cut from "
         "the whole sentence (bench_end_of_turn's test2, the default, or test3), instead of "
         "the four the rules were written against",
+    )
+    parser.add_argument(
+        "--people",
+        action="store_true",
+        help="the complete turns are people's recorded utterances (recorded_speech: "
+        "readings, commands, a telephone call), not the synthetic questions",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()

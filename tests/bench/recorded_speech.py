@@ -182,24 +182,30 @@ def decode(name: str, body: bytes) -> np.ndarray:
     return pcm
 
 
-def ends_on_sound(audio: np.ndarray) -> np.ndarray:
-    """The audio up to the end of its last VAD frame loud enough to be speech (the
-    bench's clock starts at the last sound, as for the synthetic voices)."""
-    loud = [
-        i
-        for i in range(0, len(audio) - VAD_FRAME_SAMPLES + 1, VAD_FRAME_SAMPLES)
-        if frame_dbfs(audio[i : i + VAD_FRAME_SAMPLES]) >= SpeechDetector.min_dbfs
-    ]
-    return audio[: loud[-1] + VAD_FRAME_SAMPLES] if loud else audio[:0]
+def ends_on_speech(audio: np.ndarray) -> np.ndarray:
+    """The audio up to the end of the last 20 ms frame the orchestrator's VAD calls
+    speech (Silero, above the energy floor): a recording's noise after the words is
+    louder than that floor, and the bench's clock starts where the VAD's silence does,
+    as at a synthetic voice's last sound."""
+    from duplex_orchestrator.silero import SileroModel
+
+    classifier = SileroModel().classifier()
+    last = 0
+    for i in range(0, len(audio) - VAD_FRAME_SAMPLES + 1, VAD_FRAME_SAMPLES):
+        frame = audio[i : i + VAD_FRAME_SAMPLES]
+        speech = classifier.is_speech(frame)
+        if speech and frame_dbfs(frame) >= SpeechDetector.min_dbfs:
+            last = i + VAD_FRAME_SAMPLES
+    return audio[:last]
 
 
 def utterance(recording: Recording, folder: Path | None = None) -> np.ndarray:
-    """The recording's utterance, 16 kHz PCM16, ending on its last sound."""
+    """The recording's utterance, 16 kHz PCM16, ending where its speech does."""
     path = fetch(recording.archive, folder)
     audio = decode(recording.member, member(path, recording.member))
     start = int(recording.start_s * 16000)
     end = None if recording.end_s is None else int(recording.end_s * 16000)
-    return ends_on_sound(audio[start:end])
+    return ends_on_speech(audio[start:end])
 
 
 def cut_points(word_ends: list[float], word_starts: list[float]) -> list[tuple[int, float, float]]:
