@@ -98,6 +98,11 @@ def test_a_reply_that_ended_during_a_barge_in_is_not_resumed_into_speaking(heard
         ("Stop!", True),
         ("Hmm.", True),
         ("-", False),
+        # A number said alone, as Whisper writes it (people's card names: "five five").
+        ("5,5", True),
+        ("4.", True),
+        ("7", True),
+        ("(2)", False),
     ],
 )
 def test_has_words(text: str, expected: bool) -> None:

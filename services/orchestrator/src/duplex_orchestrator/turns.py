@@ -51,11 +51,15 @@ class Decision:
         return "backchannel" if self.backchannel else "resume"
 
 
-_WORD = re.compile(r"[^\W_]{2,}|\b[aAiI]\b")
+_WORD = re.compile(r"[^\W_]{2,}|\b[aAiI]\b|\d")
 
 
 def has_words(text: str) -> bool:
-    """Whether an ASR result holds real words (not empty, not just noise marks)."""
+    """Whether an ASR result holds real words (not empty, not just noise marks).
+
+    A lone letter other than "a" or "I" is not taken for a word; a lone digit is:
+    Whisper writes a number said alone as digits ("4.", "5,5"), an answer to "how
+    many?" that must be answered."""
     return bool(_WORD.search(_without_marks(text)))
 
 
