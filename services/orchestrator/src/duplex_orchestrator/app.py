@@ -201,6 +201,7 @@ def end_of_turn(config: OrchestratorConfig) -> EndOfTurn:
         statement_end=config.end_of_turn_statement_end,
         pitch_rise_st=config.end_of_turn_pitch_rise_st,
         pitch_first_fall_st=config.end_of_turn_pitch_first_fall_st,
+        unmarked_sure=config.end_of_turn_unmarked_sure,
     )
 
 

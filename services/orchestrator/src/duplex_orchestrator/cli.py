@@ -141,6 +141,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "statement's doubt, as one cut at a filler does (default 0.03; 0: never)",
     )
     add(
+        "--end-of-turn-unmarked-sure",
+        type=float,
+        help="Smart Turn's probability at or above which words complete but for their "
+        "closing mark wait a statement's doubt, not the full silence (default 0.95; 0: never)",
+    )
+    add(
         "--end-of-turn-statement-doubt-ms",
         type=int,
         help="the same for a statement, doubted by Smart Turn or by Whisper "

@@ -137,6 +137,11 @@ class OrchestratorConfig(BaseModel):
     """Smart Turn's probability below which it is sure a question is unfinished: the
     doubted question waits end_of_turn_statement_doubt_ms, not end_of_turn_doubt_ms
     (0: never). A filler before the pause scores 0.005-0.03, few complete questions do."""
+    end_of_turn_unmarked_sure: float = Field(default=0.95, ge=0, le=1)
+    """Smart Turn's probability at or above which words that read complete but for
+    their closing mark (Whisper leaves it out on short commands and telephone speech:
+    "10 of clubs") are doubted, ending after end_of_turn_statement_doubt_ms, not
+    unfinished, waiting vad_end_ms (0: never)."""
     end_of_turn_question_end: float = Field(default=0.85, ge=0, le=1)
     """Whisper's probability that a question ends at its "?", below which the
     transcript does not read as complete (0: the transcript's rules alone)."""

@@ -120,6 +120,11 @@ class EndOfTurn:
     pitch_first_fall_st: float | None = -3.5
     """The usual statement end taken for a user until the session has heard three of
     theirs (``prosody.PitchHabit.first_usual_fall_st``; None: no pitch judge until then)."""
+    unmarked_sure: float = 0.95
+    """Smart Turn's probability at or above which words that read complete but for
+    their closing mark ("10 of clubs": Whisper leaves it out on short commands and
+    telephone speech) make a doubted turn, as a statement Smart Turn doubts, not an
+    unfinished one that waits the full silence (0: never)."""
 
     @property
     def uses_smart_turn(self) -> bool:
@@ -144,6 +149,18 @@ class EndOfTurn:
         if question and ends_here is not None and ends_here < self.question_end:
             return False
         return last_word_sound_s is None or last_word_sound_s >= self.last_word_min_s
+
+    def lacks_only_its_mark(self, transcript: str | None) -> bool:
+        """Words that would read complete with a closing full stop, but have none (and
+        the policy lets Smart Turn's certainty doubt them: ``unmarked_sure``)."""
+        text = (transcript or "").strip()
+        return (
+            self.unmarked_sure > 0
+            and self.uses_smart_turn
+            and self.uses_transcript
+            and text[-1:].isalnum()
+            and transcript_complete(text + ".")
+        )
 
     def wants_last_word(self, transcript: str, ends_here: float | None) -> bool:
         """Whether to align the words to find the sound under the last one (an
@@ -176,6 +193,9 @@ class EndOfTurn:
         if not self.uses_transcript:
             return Verdict.COMPLETE
         if transcript is None or not self.words_complete(transcript, ends_here, last_word_sound_s):
+            sure = probability is not None and probability >= self.unmarked_sure
+            if sure and self.lacks_only_its_mark(transcript):
+                return Verdict.DOUBTED  # the sound is sure; only the mark is missing
             return Verdict.INCOMPLETE
         if self.uses_smart_turn and not heard_finished:
             return Verdict.DOUBTED
@@ -186,9 +206,12 @@ class EndOfTurn:
         return Verdict.COMPLETE
 
     def doubts_long(self, transcript: str | None, probability: float | None) -> bool:
-        """Whether a doubted turn waits a statement's doubt: a statement always; a
-        question when Smart Turn is sure it is unfinished (below ``sure_unfinished``)."""
-        if transcript is not None and is_statement(transcript):
+        """Whether a doubted turn waits a statement's doubt: a statement (or words with
+        no closing mark) always; a question when Smart Turn is sure it is unfinished
+        (below ``sure_unfinished``)."""
+        if transcript is not None and (
+            is_statement(transcript) or self.lacks_only_its_mark(transcript)
+        ):
             return True
         return probability is not None and probability < self.sure_unfinished
 

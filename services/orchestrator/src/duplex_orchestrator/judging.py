@@ -231,6 +231,8 @@ class TurnJudge:
                     await self._end_turn(speculation, "judged_complete")
                 return
             if not policy.words_complete(text, ends_here):
+                if policy.lacks_only_its_mark(text) and model is not None:
+                    await self._judge_unmarked(speculation, text)
                 return  # the words already say "not yet": no need to ask the model
             # The words settle it (see the module docstring): end it now, provisionally
             # unless they alone judge and leave no doubt.
@@ -261,6 +263,19 @@ class TurnJudge:
             return  # speech went on, or the silence already ended the turn
         if policy.decide(None, probability) is Verdict.COMPLETE:  # Smart Turn alone
             await self._end_turn(speculation, "judged_complete")
+
+    async def _judge_unmarked(self, speculation: Speculation, text: str) -> None:
+        """Words complete but for their closing mark: Smart Turn is asked first, and only
+        where it is sure (``EndOfTurn.unmarked_sure``) does the turn end here,
+        provisionally, for a statement's doubt; else the full silence ends it, as any
+        unfinished turn (no reply is prepared for it meanwhile)."""
+        policy, detector = self._services.end_of_turn, self._detector
+        probability = await self._probability(speculation)
+        if detector.pauses != speculation.mark or not detector.in_speech:
+            return  # speech went on, or the silence already ended the turn
+        if policy.decide(text, probability) is Verdict.DOUBTED:
+            await self._end_turn(speculation, "provisional")
+            self._doubt(speculation, policy.doubts_long(text, probability))
 
     def _last_word_sound(
         self, speculation: Speculation, transcript: Transcript
