@@ -123,7 +123,7 @@ async def test_an_acknowledgement_over_a_reply_lets_it_go_on_and_later_words_sto
     assert [(b.action, b.flush) for b in io.of(BargeIn)] == [("pause", True), ("resume", None)]
     assert worker.controls == ["pause", "resume"]
     assert barge_ins("backchannel") == before + 1
-    assert session._history == []  # not a turn of the conversation
+    assert session._replies.history == []  # not a turn of the conversation
     ears.words = "Wait, what about tomorrow?"
     await feed(session, voiced(0.4))
     await feed(session, silence(END_FRAMES + 5))
@@ -138,7 +138,7 @@ async def test_an_acknowledgement_over_a_reply_lets_it_go_on_and_later_words_sto
     assert end.turn == 1
     assert end.interrupted
     assert worker.controls == ["pause", "resume", "pause", "stop"]
-    assert session._history[0] == {"role": "user", "content": "Wait, what about tomorrow?"}
+    assert session._replies.history[0] == {"role": "user", "content": "Wait, what about tomorrow?"}
     await session.close()
 
 

@@ -113,6 +113,7 @@ async def session_with(
     classifier: Callable[[], FrameClassifier] = WebRtcClassifier,
     patience_turns: int = 10,
     patience_from_pauses: bool = False,
+    patience_max_frames: int = 0,
     pitch_rise_st: float = 3.0,
     pitch_first_fall_st: float | None = EndOfTurn.pitch_first_fall_st,
 ) -> tuple[VoiceSession, Recorded]:
@@ -135,6 +136,7 @@ async def session_with(
         classifier=classifier,
         patience_turns=patience_turns,
         patience_from_pauses=patience_from_pauses,
+        patience_max_frames=patience_max_frames,
     )
     session = VoiceSession(io, services)
     await session.handle(Start(model="", sample_rate=16000))
@@ -323,7 +325,7 @@ async def test_speech_right_after_a_turn_judged_complete_continues_it() -> None:
     assert ears.heard[-1] > first_utterance + 0.6
     second = "".join(r.text for r in io.of(ReplyText) if r.turn == ends[1].turn)
     assert second == "I would like a pizza with mushrooms."
-    assert session._history[0] == {"role": "user", "content": second}  # the cut one is gone
+    assert session._replies.history[0] == {"role": "user", "content": second}  # the cut one is gone
     await session.close()
 
 
@@ -358,7 +360,7 @@ async def judged_then_replying(
     await feed(session, silence(PAUSE_FRAMES + 1), realtime=True)
     await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way
     await feed(session, voiced(0.02))  # the user's next word begins
-    reply = session._reply
+    reply = session._replies.current
     assert reply is not None
     await eventually(lambda: reply.holding, every_s=0.005)  # the first frame came, and waits
     return session, io, ears

@@ -17,7 +17,7 @@ import pytest
 from duplex_orchestrator.cli import orchestrator_parser
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn
-from duplex_orchestrator.events import TtsEnd, TtsStart
+from duplex_orchestrator.events import Asr, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.patience import MARGIN_FRAMES, Patience
 from duplex_orchestrator.session import VoiceSession
 from duplex_orchestrator.vad import SpeechDetector
@@ -245,14 +245,114 @@ async def test_a_false_end_holds_as_many_later_turns_as_configured() -> None:
 
 def test_patience_is_configured() -> None:
     flags = ["--dev", "--end-of-turn-patience-turns", "0", "--end-of-turn-patience-from", "pauses"]
+    flags += ["--end-of-turn-patience-max-ms", "1500"]
     args = vars(orchestrator_parser().parse_args(flags))
     args.pop("config")
     config = build_config(args)
     assert config.end_of_turn_patience_turns == 0
     assert config.end_of_turn_patience_from == "pauses"
+    assert config.end_of_turn_patience_max_ms == 1500
     config = build_config({"dev": True})
     assert config.end_of_turn_patience_turns == 10
     assert config.end_of_turn_patience_from == "false-ends"
-    with pytest.raises(ConfigError) as bad:
-        build_config({"dev": True, "end_of_turn_patience_turns": -1})
-    assert "end_of_turn_patience_turns" in str(bad.value)
+    assert config.end_of_turn_patience_max_ms == 2000
+    for field, bad_value in (
+        ("end_of_turn_patience_turns", -1),
+        ("end_of_turn_patience_max_ms", 4000),
+    ):
+        with pytest.raises(ConfigError) as bad:
+            build_config({"dev": True, field: bad_value})
+        assert field in str(bad.value)
+
+
+LONG_PAUSE_FRAMES = 65  # 1.3 s: a person's pause mid-sentence, longer than the full second
+
+
+@pytest.mark.parametrize(
+    ("after_end", "took", "max_frames", "silence"),
+    [
+        (15, True, 100, LONG_PAUSE_FRAMES + MARGIN_FRAMES),  # went on 300 ms after the end
+        (15, False, 100, 50),  # noise or an "uh-huh": the reply went on, nothing learned
+        (25, True, 100, 75 + MARGIN_FRAMES),  # half a second after: still going on
+        (26, True, 100, 50),  # later: answering the reply, not going on
+        (15, True, 68, 68),  # never past the longest wait configured
+        (15, True, 50, 50),  # configured at the full silence: never past it
+    ],
+)
+def test_speech_soon_after_the_full_silence_teaches_a_longer_one(
+    after_end: int, took: bool, max_frames: int, silence: int
+) -> None:
+    patience = Patience(turns=10, max_frames=max_frames)
+    patience.turn_ended()
+    patience.silence_ended(50)  # the turn ended by the full silence
+    for _ in range(after_end + 4):  # the silence after it, then an onset of 4 frames
+        patience.silent_frame()
+    patience.speech_started(onset_frames=4)
+    patience.turn_ended()  # the utterance that began then is over
+    pause = patience.resumed_after()
+    assert pause == (50 + after_end if after_end <= 25 else None)
+    if pause is not None and took:
+        patience.went_on_after_end(pause)
+    assert patience.silence_frames(50) == silence
+    assert patience.resumed_after() is None  # asked once
+
+
+def test_only_the_first_onset_after_the_full_silence_counts() -> None:
+    patience = Patience(turns=10, max_frames=100)
+    patience.turn_ended()
+    patience.silence_ended(50)
+    patience.speech_started(onset_frames=4)  # a cough: its utterance ended without words
+    patience.turn_ended()
+    assert patience.resumed_after() is not None
+    for _ in range(10):
+        patience.silent_frame()
+    patience.speech_started(onset_frames=4)  # speech after that is no pause of the turn
+    assert patience.resumed_after() is None
+
+
+@pytest.mark.parametrize(
+    ("after_end", "words", "max_frames", "waits"),
+    [
+        (15, "about how easy we want to make it", 100, True),
+        (15, "Uh-huh.", 100, False),  # an acknowledgement: the reply went on
+        (40, "about how easy we want to make it", 100, False),  # 800 ms after: a new turn
+        (15, "about how easy we want to make it", END_FRAMES, False),  # configured off
+    ],
+)
+async def test_a_user_who_went_on_after_the_full_silence_is_waited_for_longer(
+    after_end: int, words: str, max_frames: int, waits: bool
+) -> None:
+    """A person pauses 1.3 s mid-sentence: the full second ends their turn and its reply
+    begins; they go on 300 ms later, and their words stop it. Their next 1.3 s pause
+    does not end a turn: the silence that ends their turns is now that pause and a
+    margin. Noise, an "uh-huh" or speech that came later teach nothing."""
+    ears, worker = Ears(), FakeWorker(frame_s=0.02)
+    session, io = await session_with(
+        ears, FixedTurnModel(0.9), worker, mode="silence", patience_max_frames=max_frames
+    )
+    ears.words = "Yeah, we had a long discussion"
+    await feed(session, voiced(0.6))
+    await feed(session, silence(END_FRAMES))  # the full second ends the turn
+    await io.wait_for(TtsStart)
+    ears.words = words
+    await feed(session, silence(after_end))
+    await feed(session, voiced(0.4))
+    await feed(session, silence(END_FRAMES), realtime=True)
+    await io.wait_for(TtsEnd, 2 if waits else 1, timeout_s=5)
+    await past_continue_window()
+    before = turn_ends("silence_after_patience")
+    ears.words = "I didn't even check yesterday"
+    ends = len([e for e in io.of(VadState) if e.state == "speech_end"])
+    await feed(session, voiced(0.6))
+    await feed(session, silence(LONG_PAUSE_FRAMES))
+    ended = len([e for e in io.of(VadState) if e.state == "speech_end"]) - ends
+    assert ended == (0 if waits else 1)
+    ears.words = "I didn't even check yesterday whether it was moving."
+    await feed(session, voiced(0.4))
+    await feed(session, silence(LONG_PAUSE_FRAMES + MARGIN_FRAMES))
+    if waits:  # one turn, ended by the longer silence
+        assert turn_ends("silence_after_patience") == before + 1
+        await eventually(lambda: [e.text for e in io.of(Asr) if e.final][-1] == ears.words)
+    else:
+        assert turn_ends("silence_after_patience") == before
+    await session.close()

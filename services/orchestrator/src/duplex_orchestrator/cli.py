@@ -160,6 +160,13 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "0: off)",
     )
     add(
+        "--end-of-turn-patience-max-ms",
+        type=int,
+        help="the longest a user's learned pause makes the session wait, for a reply's sound "
+        "and for the silence that ends their turns, once they went on just after that silence "
+        "ended one (default 2000; at most --vad-end-ms: never past it)",
+    )
+    add(
         "--end-of-turn-patience-from",
         choices=["false-ends", "pauses"],
         help="what the session learns a user's pauses from: turns ended at a pause that the "

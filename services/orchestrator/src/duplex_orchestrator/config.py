@@ -117,6 +117,11 @@ class OrchestratorConfig(BaseModel):
     """How many of a user's latest turns the session remembers their longest pause in:
     a reply to a statement (or to a doubted turn) ended at a pause sounds only once
     the silence is longer than the longest pause this user went on after (0: off)."""
+    end_of_turn_patience_max_ms: int = Field(default=2000, ge=0, le=3000)
+    """The longest a user's learned pause makes the session wait, for a reply's sound
+    and for the silence that ends their turns: past vad_end_ms once the user went on
+    within half a second of a turn that silence ended, with words that stopped its
+    reply (at most vad_end_ms: never past it)."""
     end_of_turn_patience_from: Literal["false-ends", "pauses"] = "false-ends"
     """What it learns from: ``false-ends``, turns ended at a pause that the user went
     on after (the judges were wrong for this user), or every pause inside a turn the

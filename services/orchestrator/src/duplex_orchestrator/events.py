@@ -43,6 +43,8 @@ class BargeIn:
     action: str
     """``pause`` (drop buffered audio now), ``resume`` (it was noise) or ``stop``."""
     flush: bool | None = None
+    """With ``pause``: True, the client drops what it holds; False, a reply that had not
+    begun waits while the user speaks (nothing of it was sent)."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ TURN_ENDS = Counter(
     "(the words read complete, Smart Turn had not answered by that silence), "
     "judged_after_patience (judged "
     "complete, but this user has gone on after a longer pause), silence (the longest wait), "
+    "silence_after_patience (a longer one: this user went on after that silence before), "
     "too_long (cut), continued (ended at a pause, then the user went on)",
     ["by"],
 )

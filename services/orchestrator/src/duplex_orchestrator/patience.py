@@ -14,6 +14,14 @@ learn from every pause a user went on after, judged incomplete or not
 (``--end-of-turn-patience-from pauses``); that makes every hesitant user wait
 longer, where the judges handle their hesitations well too (README).
 
+A pause longer than the silence that ends any turn (a person who stops for
+1.3 s mid-sentence) is learned too: a user who speaks again within half a
+second of a turn ended by that silence, with words that stop its reply, was
+going on (LiveKit's dynamic endpointing takes an interruption this soon after
+the agent began for a false end of turn too). From then on the silence that
+ends this user's turns (``silence_frames``) and the hold are that pause and a
+margin, up to ``max_frames``.
+
 Everything is in 20 ms VAD frames.
 """
 
@@ -24,6 +32,9 @@ from dataclasses import dataclass, field
 
 MARGIN_FRAMES = 5
 """100 ms beyond the longest pause heard: the same person's pauses vary."""
+RESUMED_WITHIN_FRAMES = 25
+"""Speech this soon (500 ms) after a turn ended by the full silence, whose words stop the
+reply, was the user going on; later, they were answering the reply."""
 
 
 @dataclass
@@ -31,11 +42,18 @@ class Patience:
     turns: int = 10
     """How many of the user's latest turns it remembers (0: it learns nothing)."""
     max_frames: int = 50
-    """It never holds longer than this: the silence that ends any turn."""
+    """It never holds, nor waits for the end of a turn, longer than this."""
     _remembered: deque[int] = field(default_factory=deque, init=False)
     """The longest pause the user went on after, per remembered turn, oldest first."""
     _open: int = field(default=0, init=False)
     """The same for the turn in progress."""
+    _since_silence_end: int | None = field(default=None, init=False)
+    """Frames of silence since the last speech of a turn ended by the full silence, while
+    speech may yet show it was a pause (None: none such)."""
+    _ended_after: int = field(default=0, init=False)
+    """The silence that ended that turn."""
+    _resumed_after: int | None = field(default=None, init=False)
+    """The pause before the utterance in progress, when it began soon after such a turn."""
 
     def went_on(self, silent_frames: int) -> None:
         """The user spoke again after this silence inside their turn (or after a turn
@@ -60,6 +78,42 @@ class Patience:
         """The turn last ended goes on after all: it is the turn in progress again."""
         if self._remembered:
             self._open = max(self._open, self._remembered.pop())
+
+    def silence_ended(self, silent_frames: int) -> None:
+        """The turn ended by the full silence, ``silent_frames`` after its last speech."""
+        self._ended_after = silent_frames
+        self._since_silence_end = silent_frames
+
+    def silent_frame(self) -> None:
+        """One more frame of audio since then (speech or not)."""
+        if self._since_silence_end is not None:
+            self._since_silence_end += 1
+
+    def speech_started(self, onset_frames: int) -> None:
+        """An onset (its ``onset_frames`` of speech counted among the frames since): the
+        pause before it, when it came soon after a turn ended by the full silence."""
+        since, self._since_silence_end = self._since_silence_end, None
+        pause = None if since is None else since - onset_frames
+        soon = pause is not None and pause <= self._ended_after + RESUMED_WITHIN_FRAMES
+        self._resumed_after = pause if soon else None
+
+    def resumed_after(self) -> int | None:
+        """At the end of the utterance in progress: the pause before it, when it began soon
+        after a turn ended by the full silence (asked once: None after)."""
+        pause, self._resumed_after = self._resumed_after, None
+        return pause
+
+    def went_on_after_end(self, pause: int) -> None:
+        """The words said after that ``pause`` (``resumed_after``) stopped the reply of the
+        turn before (not noise, not an "uh-huh"): the silence that ended it was a pause
+        inside the user's turn, remembered with their latest turn."""
+        if self.turns > 0 and self._remembered:
+            self._remembered[-1] = max(self._remembered[-1], pause)
+
+    def silence_frames(self, end_frames: int) -> int:
+        """The silence that ends this user's turns: ``end_frames``, or their hold when they
+        went on after a longer pause (at most ``max_frames``)."""
+        return max(end_frames, self.hold_frames())
 
     def hold_frames(self) -> int:
         """The silence a reply's first sound waits for after the turn in progress ends

@@ -39,6 +39,8 @@ class Reply:
         self._held = held
         self._hold_max_s = hold_max_s
         self._rechecked: asyncio.Event | None = None
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
         self.paused = False
         self.stopped = False
         self.finished = False
@@ -84,6 +86,11 @@ class Reply:
             self._rechecked = None
         return True
 
+    async def unpaused(self) -> None:
+        """Wait while paused: a reply paused before its first sound (the user spoke
+        first) makes none until what they said resumes it, or stops it unheard."""
+        await self._unpaused.wait()
+
     @property
     def holding(self) -> bool:
         """Its first frame is here and waiting (``first_sound``)."""
@@ -127,16 +134,19 @@ class Reply:
         if not self.paused:
             self._again[:0] = self._playout.unplayed(self._clock())
         self.paused = True
+        self._unpaused.clear()
         await self._control(PAUSE)
 
     async def resume(self) -> None:
         self.paused = False
+        self._unpaused.set()
         await self._control(RESUME)
 
     async def stop(self) -> None:
         if self.stopped or self.finished:
             return
         self.stopped = True
+        self._unpaused.set()
         self.recheck()
         await self._control(STOP)
 

@@ -8,8 +8,9 @@ worker's 20 ms frames at 48 kHz. Turn decisions come from the pure ``Turns``
 state machine; this module does the I/O around them: VAD on 20 ms frames,
 Whisper (``transcriptions``), the LLM stream, the voice clip (``clone``).
 Judging when the turn ends (speculation at the gap, the judges at the pause)
-is the ``TurnJudge``'s (``judging``); speaking a reply (routing, worker
-streams, retries) is the ``Speaker``'s.
+is the ``TurnJudge``'s (``judging``); the reply under way and the history are
+``Replies``' (``replies``); speaking a reply (routing, worker streams,
+retries) is the ``Speaker``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,9 +35,8 @@ from duplex_orchestrator.events import (
     Ready,
     VadState,
 )
-from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong, once
+from duplex_orchestrator.feeds import once
 from duplex_orchestrator.judging import Speculation, TurnJudge
-from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.pause_ends import JudgedTurn, PauseEnds
 from duplex_orchestrator.protocol import (
@@ -52,9 +52,9 @@ from duplex_orchestrator.protocol import (
     Start,
     Text,
 )
-from duplex_orchestrator.reply import Reply
+from duplex_orchestrator.replies import Replies
 from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
-from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
+from duplex_orchestrator.speaker import Speaker
 from duplex_orchestrator.transcriptions import Transcriptions
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_RATE, VadEvent
@@ -84,8 +84,6 @@ class VoiceSession:
         )
         self._rate = 0
         self._vad = services.new_vad()
-        self._reply: Reply | None = None
-        self._reply_task: asyncio.Task[None] | None = None
         self._asr_tasks: set[asyncio.Task[None]] = set()
         self._pause_ends = PauseEnds(services, self._vad, clock, self._recheck_reply)
         self._transcriptions = Transcriptions(
@@ -100,11 +98,13 @@ class VoiceSession:
             self._pause_ends.doubt,
             self.turns.lets_reply_go_on,
         )
-        self._patience = Patience(services.patience_turns, services.end_frames)
+        self._patience = Patience(
+            services.patience_turns, max(services.end_frames, services.patience_max_frames)
+        )
         self._speaking = False
-        self._client_text: ClientText | None = None
-        self._history: list[dict[str, str]] = []
-        self._turn = 0
+        self._replies = Replies(
+            io, self._speaker, self.turns, self._pause_ends, lambda: self._speaking, clock
+        )
         self._speech_started_at = 0.0
         self._clip = VoiceClip(services.transcriber, self._use_voice, io.event, self.id)
 
@@ -129,13 +129,13 @@ class VoiceSession:
         if not self.started:
             raise ProtocolError("not_started", 'send {"type": "start"} first')
         if isinstance(message, Text):
-            await self._stream_text(message)
+            await self._replies.stream_text(message)
         elif isinstance(message, Say):
-            await self._start_reply(once(message.text), source="say")
+            await self._replies.start(once(message.text), source="say")
         elif isinstance(message, Model):
             await self._switch_model(message.model)
         elif isinstance(message, Interrupt):
-            await self._interrupt()
+            await self._replies.interrupt()
         elif isinstance(message, CloneStart | CloneEnd | CloneClear):
             await self._clone(message)
 
@@ -168,7 +168,9 @@ class VoiceSession:
             self._clip.recorder.push(pcm16k if source is None else source)
             return
         for _frame, result in self._vad.feed(pcm16k):
+            self._patience.silent_frame()
             if result.event is VadEvent.SPEECH_START:
+                self._patience.speech_started(self._services.onset_frames)
                 await self._speech_started()
             elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
                 self._judge.gap(result.utterance)
@@ -176,10 +178,19 @@ class VoiceSession:
                 self._judge.paused(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived end_frames * 20 ms ago (real-time input).
-                ended_at = self._clock() - self._services.end_frames * 0.02
+                silent = self._vad.detector.end_frames  # this user's (``Patience``)
+                ended_at = self._clock() - silent * 0.02
                 speculation = self._judge.current() if result.by_silence else None
                 asr = speculation.claim() if speculation else None
-                metrics.TURN_ENDS.labels(by="silence" if result.by_silence else "too_long").inc()
+                if result.by_silence:
+                    self._patience.silence_ended(silent)
+                longer = silent > self._services.end_frames
+                by = (
+                    ("silence_after_patience" if longer else "silence")
+                    if result.by_silence
+                    else "too_long"
+                )
+                metrics.TURN_ENDS.labels(by=by).inc()
                 await self._end_turn(asr or self._transcriptions.latest(result.utterance), ended_at)
             self._pause_ends.silence_went_on()
             self._recheck_reply()  # a first sound held for this frame's verdict
@@ -196,13 +207,13 @@ class VoiceSession:
         asr = speculation.claim()  # before the VAD moves on: its words are the turn's
         silent = self._vad.detector.silent_frames
         ended_at = self._clock() - silent * 0.02
-        history = len(self._history)
+        history = len(self._replies.history)
         audio = self._vad.end_turn()
         task, patience = await self._end_turn(asr, ended_at)
         words = speculation.words()
         least = patience if words is None or is_statement(words) else 0
         doubt = max(self._services.doubt_frames_for(words), patience)
-        end = self._services.end_frames
+        end = self._vad.detector.end_frames
         judged = JudgedTurn(
             audio, self._clock(), task, history, speculation, silent, doubt, end, least
         )
@@ -216,12 +227,14 @@ class VoiceSession:
         if self._services.patience_from_pauses:
             self._patience.went_on(self._vad.detector.longest_pause)
         patience = self._patience.turn_ended()
+        resumed = self._patience.resumed_after()
+        self._fit_turn_silence()
         await self._io.event(VadState("speech_end"))
         self._set_speaking(False)
         self._judge.settle(used=asr)
         self._pause_ends.clear()
         waited_ms = round((self._clock() - ended_at) * 1000, 1)
-        task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms))
+        task = asyncio.create_task(self._finish_turn(asr, ended_at, waited_ms, resumed))
         self._asr_tasks.add(task)
         task.add_done_callback(self._asr_tasks.discard)
         return task, patience
@@ -236,15 +249,18 @@ class VoiceSession:
         self._patience.turn_reopened()  # the silence it ended in was a pause inside it
         self._judge.pitch.forget(judged.speculation)  # and its pitch no end of theirs
         self._patience.went_on(judged.pause_before(self._services.onset_frames))
-        if self._reply is not None and not self._reply.finished:
-            await self._stop_reply()
-            await self._io.flush_audio()
-            await self._io.event(BargeIn("stop", flush=True))
+        self._fit_turn_silence()
+        await self._replies.interrupt()
         self.turns.reply_finished()
-        del self._history[judged.history :]
+        del self._replies.history[judged.history :]
         self._vad.prepend(judged.audio)
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
+
+    def _fit_turn_silence(self) -> None:
+        """The silence that ends this user's turns: longer once they went on after a
+        longer pause (``Patience.silence_frames``)."""
+        self._vad.detector.end_frames = self._patience.silence_frames(self._services.end_frames)
 
     def _backchannel_heard(self) -> None:
         """The words over the reply were an acknowledgement ("uh-huh"), not a turn: the
@@ -257,8 +273,8 @@ class VoiceSession:
 
     def _recheck_reply(self) -> None:
         """A reply's first sound held (``PauseEnds.sound_held``) may go now."""
-        if self._reply is not None:
-            self._reply.recheck()
+        if self._replies.current is not None:
+            self._replies.current.recheck()
 
     def _set_speaking(self, speaking: bool) -> None:
         """Count this session's user among those speaking now (``Services.speaking``)."""
@@ -276,13 +292,19 @@ class VoiceSession:
         if Action.FLUSH_CLIENT in decision.actions:
             await self._io.flush_audio()
             await self._io.event(BargeIn("pause", flush=True))
-        if Action.PAUSE_TTS in decision.actions and self._reply is not None:
-            await self._reply.pause()
+        if Action.PAUSE_TTS in decision.actions and self._replies.current is not None:
+            await self._replies.current.pause()
             metrics.BARGE_IN_LATENCY.observe(self._clock() - self._speech_started_at)
 
     async def _finish_turn(
-        self, asr: asyncio.Task[Transcript], ended_at: float, waited_ms: float
+        self,
+        asr: asyncio.Task[Transcript],
+        ended_at: float,
+        waited_ms: float,
+        resumed_after: int | None = None,
     ) -> None:
+        """Answer the turn's words; ``resumed_after``: the pause before it, when it began
+        soon after a turn ended by the full silence (``Patience.resumed_after``)."""
         services = self._services
         try:
             transcript = await asr
@@ -296,89 +318,31 @@ class VoiceSession:
             Asr(transcript.text, final=True, asr_ms=asr_ms, end_of_turn_ms=waited_ms)
         )
         decision = self.turns.utterance(transcript.text)
+        if resumed_after is not None and Action.STOP_TTS in decision.actions:
+            self._patience.went_on_after_end(resumed_after)  # that silence was a pause
+            self._fit_turn_silence()
         if decision.barge_in_ms is not None:
             metrics.BARGE_INS.labels(outcome=decision.barge_in_outcome).inc()
         if decision.backchannel:
             self._backchannel_heard()
         if Action.RESUME_TTS in decision.actions:
-            if self._reply is not None:
-                await self._reply.resume()
+            if self._replies.current is not None:
+                await self._replies.current.resume()
             await self._io.event(BargeIn("resume"))
         if Action.STOP_TTS in decision.actions:
-            await self._stop_reply()
+            await self._replies.stop()
             await self._io.event(BargeIn("stop"))
         if Action.REPLY in decision.actions:
-            self._history.append({"role": "user", "content": decision.text})
-            deltas = services.llm.reply(decision.text, self._history[:-1][-10:])
-            await self._start_reply(deltas, source="voice", speech_ended_at=ended_at)
-
-    # ---- replies -------------------------------------------------------
-
-    async def _stream_text(self, message: Text) -> None:
-        if self._client_text is None or self._client_text.closed:
-            self._client_text = ClientText(MAX_REPLY_CHARS)
-            # One message holds at most MAX_TEXT_CHARS: the first cannot be too long.
-            self._client_text.push(message.text, message.final)
-            await self._start_reply(self._client_text.deltas(), source="text")
-            return
-        try:
-            self._client_text.push(message.text, message.final)
-        except TextTooLong as exc:
-            raise ProtocolError("too_large", str(exc)) from None
-
-    async def _start_reply(
-        self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None
-    ) -> None:
-        await self._stop_reply()
-        self._turn += 1
-        self.turns.reply_started()
-        reply = Reply(
-            self._turn, self._pause_ends.sound_held, self._pause_ends.hold_max_s(), self._clock
-        )
-        self._reply = reply
-        self._reply_task = asyncio.create_task(
-            self._run_reply(reply, ReplayableText(deltas), source, speech_ended_at)
-        )
-
-    async def _stop_reply(self) -> None:
-        reply, task = self._reply, self._reply_task
-        if reply is not None:
-            await reply.stop()
-        if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 2.0)
-            except TimeoutError:
-                task.cancel()
-
-    async def _interrupt(self) -> None:
-        if self._reply is not None and not self._reply.finished:
-            await self._stop_reply()
-            await self._io.flush_audio()
-            await self._io.event(BargeIn("stop", flush=True))
-
-    async def _run_reply(
-        self, reply: Reply, text: ReplayableText, source: str, speech_ended_at: float | None
-    ) -> None:
-        try:
-            await self._speaker.speak(reply, text, speech_ended_at)
-        except LLMError as exc:
-            await self._speaker.error("llm_failed", str(exc))
-        finally:
-            try:
-                await text.aclose()
-            except Exception:  # its cleanup failed: the reply is over all the same
-                log.exception("closing a reply's text source failed", extra={"event": "llm_close"})
-            reply.finished = True
-            if self._reply is reply:
-                self.turns.reply_finished()
-            if text.text and source == "voice":
-                self._history.append({"role": "assistant", "content": text.text})
+            history = self._replies.history
+            history.append({"role": "user", "content": decision.text})
+            deltas = services.llm.reply(decision.text, history[:-1][-10:])
+            await self._replies.start(deltas, source="voice", speech_ended_at=ended_at)
 
     # ---- voice clip ----------------------------------------------------
 
     async def _clone(self, message: CloneStart | CloneEnd | CloneClear) -> None:
         if isinstance(message, CloneStart):
-            await self._interrupt()  # the clip is the user's voice, not the agent's
+            await self._replies.interrupt()  # the clip is the user's voice, not the agent's
             await self._clip.start(self._rate)
         elif isinstance(message, CloneEnd):
             await self._clip.end()
@@ -399,5 +363,5 @@ class VoiceSession:
         for task in [*self._asr_tasks, *self._judge.tasks()]:
             task.cancel()
         with contextlib.suppress(Exception):
-            await self._stop_reply()
+            await self._replies.stop()
         await self._speaker.close()

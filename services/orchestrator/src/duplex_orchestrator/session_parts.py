@@ -66,6 +66,9 @@ class Services:
     patience_from_pauses: bool = False
     """It learns only from turns ended at a pause that the user went on after; True:
     from every pause inside a turn the user went on after too."""
+    patience_max_frames: int = 0
+    """The longest a user's learned pause makes the session wait: for a reply's sound and
+    for the silence that ends their turns (at most ``end_frames``: never past it)."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     while no other session's user is speaking (0: at the pause)."""

@@ -153,6 +153,7 @@ class Speaker:
                     if await reply.first_sound():
                         outcome = "withdrawn" if reply.stopped else "spoke"
                         metrics.REPLY_HOLDS.labels(outcome=outcome).inc()
+                    await reply.unpaused()  # the user spoke before it sounded
                     if reply.stopped:  # withdrawn while held: not a sound of it went out
                         break
                     await self._show_kept(reply)

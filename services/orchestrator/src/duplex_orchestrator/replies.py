@@ -1,0 +1,129 @@
+"""A session's replies: the one being spoken, the conversation's history, the client's text.
+
+The session decides when to answer (a turn's words, a client's ``say`` or text);
+``Replies`` starts that reply on the ``Speaker`` (stopping the one before it),
+pauses it before its first sound when the user is already speaking, stops it,
+and keeps what was said for the LLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from duplex_orchestrator.events import BargeIn
+from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
+from duplex_orchestrator.llm import LLMError
+from duplex_orchestrator.pause_ends import PauseEnds
+from duplex_orchestrator.protocol import ProtocolError, Text
+from duplex_orchestrator.reply import Reply
+from duplex_orchestrator.session_parts import SessionIO
+from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
+from duplex_orchestrator.turns import Turns
+
+log = logging.getLogger(__name__)
+
+
+class Replies:
+    """One reply at a time for one session, and the history its LLM is given."""
+
+    def __init__(
+        self,
+        io: SessionIO,
+        speaker: Speaker,
+        turns: Turns,
+        pause_ends: PauseEnds,
+        user_speaking: Callable[[], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        self._io = io
+        self._speaker = speaker
+        self._turns = turns
+        self._pause_ends = pause_ends
+        self._user_speaking = user_speaking
+        self._clock = clock
+        self.current: Reply | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client_text: ClientText | None = None
+        self.history: list[dict[str, str]] = []
+        """The conversation so far, as the LLM is given it: the user's turns and the
+        replies' text."""
+        self._turn = 0
+
+    @property
+    def going_on(self) -> bool:
+        """A reply is under way (not yet finished or stopped)."""
+        return self.current is not None and not self.current.finished
+
+    async def stream_text(self, message: Text) -> None:
+        """Text from the client: the first part starts a reply, the rest feed it."""
+        if self._client_text is None or self._client_text.closed:
+            self._client_text = ClientText(MAX_REPLY_CHARS)
+            # One message holds at most MAX_TEXT_CHARS: the first cannot be too long.
+            self._client_text.push(message.text, message.final)
+            await self.start(self._client_text.deltas(), source="text")
+            return
+        try:
+            self._client_text.push(message.text, message.final)
+        except TextTooLong as exc:
+            raise ProtocolError("too_large", str(exc)) from None
+
+    async def start(
+        self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None
+    ) -> None:
+        """Speak ``deltas`` (stopping the reply before): ``source`` "voice" (a turn's
+        answer, kept in the history), "say" or "text"."""
+        await self.stop()
+        self._turn += 1
+        self._turns.reply_started()
+        reply = Reply(
+            self._turn, self._pause_ends.sound_held, self._pause_ends.hold_max_s(), self._clock
+        )
+        self.current = reply
+        if self._user_speaking():
+            # The user began speaking before this reply did (their turn ended, by silence,
+            # while its words were being heard): as over a reply already sounding, it
+            # pauses, unheard, until their words stop it or let it go on (a barge-in).
+            self._turns.speech_started()
+            await reply.pause()
+            await self._io.event(BargeIn("pause", flush=False))
+        self._task = asyncio.create_task(
+            self._run(reply, ReplayableText(deltas), source, speech_ended_at)
+        )
+
+    async def stop(self) -> None:
+        """Stop the reply under way, and wait (2 s at most) for it to end."""
+        reply, task = self.current, self._task
+        if reply is not None:
+            await reply.stop()
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
+            except TimeoutError:
+                task.cancel()
+
+    async def interrupt(self) -> None:
+        """Stop the reply under way and tell the client to drop what it holds of it."""
+        if self.going_on:
+            await self.stop()
+            await self._io.flush_audio()
+            await self._io.event(BargeIn("stop", flush=True))
+
+    async def _run(
+        self, reply: Reply, text: ReplayableText, source: str, speech_ended_at: float | None
+    ) -> None:
+        try:
+            await self._speaker.speak(reply, text, speech_ended_at)
+        except LLMError as exc:
+            await self._speaker.error("llm_failed", str(exc))
+        finally:
+            try:
+                await text.aclose()
+            except Exception:  # its cleanup failed: the reply is over all the same
+                log.exception("closing a reply's text source failed", extra={"event": "llm_close"})
+            reply.finished = True
+            if self.current is reply:
+                self._turns.reply_finished()
+            if text.text and source == "voice":
+                self.history.append({"role": "assistant", "content": text.text})
