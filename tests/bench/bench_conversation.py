@@ -6,7 +6,8 @@ spoken questions in real time: complete questions in three voices (Piper joe,
 Kokoro kumo and alpha) and two espeak-ng voices where ``espeak-ng`` is
 installed (a female US and a male Scottish variant), and questions with a
 0.6 s hesitation in the middle ("I'd like to book … a table for two") that
-must not be cut, in Piper's voice and the first espeak-ng one. Per turn:
+must not be cut, in Piper's voice and the first espeak-ng one (``--hesitation-s``
+for a longer one). Per turn:
 
 - voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
 - premature: a reply (its text, its start or its sound) came before the user finished:
@@ -84,14 +85,17 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
 
 
 @cache  # one synthesis per run: every mode and variant hears the same recordings
-def clips(held_out: str | None = None, people: bool = False) -> list[tuple[str, np.ndarray]]:
+def clips(
+    held_out: str | None = None, people: bool = False, pause_s: float = PAUSE_S
+) -> list[tuple[str, np.ndarray]]:
     """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound.
 
     ``held_out``: the hesitations are that set of the end-of-turn bench's phrases
     (``test2``, ``test3``: sets written before the rules they measure), their first
     half cut from the whole sentence (``bench_end_of_turn.cut_head``), in Piper's and
     Kokoro's voices. ``people``: the complete turns are people's recorded utterances
-    (``recorded_speech``), not the synthetic questions.
+    (``recorded_speech``), not the synthetic questions. ``pause_s``: the hesitations'
+    pause.
     """
     voices = (*SPEAKERS, *espeak_speakers())
     if people:
@@ -113,12 +117,12 @@ def clips(held_out: str | None = None, people: bool = False) -> list[tuple[str, 
                 head = cut_head(aligner, first, rest, voice)
                 if head is not None:
                     tail = spoken(rest, voice)
-                    out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
+                    out.append(("hesitation", np.concatenate([head, silence(pause_s), tail])))
         return out
     for voice in (PIPER, *espeak_speakers()[:1]):
         for first, rest in HESITATIONS:
             head, tail = spoken(first, voice, lead_s=0.3), spoken(rest, voice)
-            out.append(("hesitation", np.concatenate([head, silence(PAUSE_S), tail])))
+            out.append(("hesitation", np.concatenate([head, silence(pause_s), tail])))
     return out
 
 
@@ -179,9 +183,14 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
 
 
 async def conversations(
-    ws_url: str, speakers: int, rounds: int, held_out: str | None = None, people: bool = False
+    ws_url: str,
+    speakers: int,
+    rounds: int,
+    held_out: str | None = None,
+    people: bool = False,
+    pause_s: float = PAUSE_S,
 ) -> dict[str, Any]:
-    data = clips(held_out, people)
+    data = clips(held_out, people, pause_s)
     complete = [c for c in data if c[0] == "complete"]
     paused = [c for c in data if c[0] == "hesitation"]
     # Every third turn has a hesitation; each speaker starts at a different question.
@@ -313,7 +322,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for speakers in args.speakers:
                     before = counters(orchestrator.url)
                     row = await conversations(
-                        orchestrator.ws_url, speakers, args.rounds, args.held_out, args.people
+                        orchestrator.ws_url,
+                        speakers,
+                        args.rounds,
+                        args.held_out,
+                        args.people,
+                        args.hesitation_s,
                     )
                     after = counters(orchestrator.url)
                     row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
@@ -366,6 +380,13 @@ def main() -> None:
         action="store_true",
         help="the complete turns are people's recorded utterances (recorded_speech: "
         "readings, commands, a telephone call), not the synthetic questions",
+    )
+    parser.add_argument(
+        "--hesitation-s",
+        type=float,
+        default=PAUSE_S,
+        help="the hesitations' pause mid-sentence (default 0.6; 1.3: longer than the full "
+        "second that ends any turn, as a person's can be)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()
