@@ -18,9 +18,10 @@ from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict
 from duplex_orchestrator.events import TtsEnd, TtsStart, VadState
 from duplex_orchestrator.llm import EchoBridge
-from duplex_orchestrator.session import Services
+from duplex_orchestrator.session import Services, VoiceSession
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
+from tests.support.session_io import Recorded
 from tests.support.waiting import eventually
 from tests.unit.test_end_of_turn import (
     DOUBT_FRAMES,
@@ -99,20 +100,29 @@ async def test_a_statement_whisper_doubts_sounds_after_the_statements_doubt(mode
     ears.words, ears.ends_here = "I need to pick up.", 0.5
     worker = FakeWorker()
     session, io = await session_with(ears, model, worker, mode=mode)  # type: ignore[arg-type]
+    await sounds_at_a_statements_doubt(session, io, worker)
+    await session.close()
+
+
+async def sounds_at_a_statements_doubt(
+    session: VoiceSession, io: Recorded, worker: FakeWorker
+) -> None:
+    """The turn spoken next ends at the pause, provisionally: its reply is prepared there,
+    silent past a 600 ms hesitation (longer than a question's doubt), and sounds whole at
+    a statement's doubt (``judged_after_doubt``)."""
     before = turn_ends("judged_after_doubt")
     await feed(session, voiced(0.6))
     await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
     assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]  # at the pause
     await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way ...
     await feed(session, silence(HESITATION_FRAMES - PAUSE_FRAMES - 5), realtime=True)
-    assert io.frames == []  # ... and silent past a question's doubt
+    assert io.frames == []  # ... and silent past the hesitation
     assert io.of(TtsStart) == []
     await feed(session, silence(STATEMENT_DOUBT_FRAMES - HESITATION_FRAMES))
     (end,) = await io.wait_for(TtsEnd)
     assert not end.interrupted
     assert len(io.frames) == end.frames > 0
     assert turn_ends("judged_after_doubt") == before + 1
-    await session.close()
 
 
 @pytest.mark.parametrize("ends_here", [None, 0.5])  # Smart Turn's doubt, or Whisper's too

@@ -12,12 +12,10 @@ statement Smart Turn doubts: it ends after a statement's doubt (700 ms), past a
 from __future__ import annotations
 
 import pytest
-from prometheus_client import REGISTRY
 
 from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict
-from duplex_orchestrator.events import TtsEnd, TtsStart, VadState
-from duplex_orchestrator.session import Services
+from duplex_orchestrator.events import TtsEnd, VadState
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeWorker
 from tests.support.waiting import eventually
@@ -30,10 +28,13 @@ from tests.unit.test_end_of_turn import (
     session_with,
     silence,
 )
+from tests.unit.test_statement_doubt import (
+    HESITATION_FRAMES,
+    STATEMENT_DOUBT_FRAMES,
+    sounds_at_a_statements_doubt,
+)
 
 DOUBTED, INCOMPLETE = Verdict.DOUBTED, Verdict.INCOMPLETE
-STATEMENT_DOUBT_FRAMES = Services.statement_doubt_frames  # 700 ms, the session's default
-HESITATION_FRAMES = 30  # 600 ms
 
 
 @pytest.mark.parametrize(
@@ -76,10 +77,6 @@ def test_the_certainty_is_configured_as_a_probability() -> None:
         build_config({"dev": True, "end_of_turn_unmarked_sure": 1.5})
 
 
-def turn_ends(by: str) -> float:
-    return REGISTRY.get_sample_value("duplex_turn_ends_total", {"by": by}) or 0.0
-
-
 async def test_a_command_without_its_mark_is_answered_after_a_statements_doubt() -> None:
     """Smart Turn is sure of "10 of clubs": the reply is prepared at the pause, silent
     past a 0.6 s hesitation, and sounds at a statement's doubt, not the full second."""
@@ -87,18 +84,7 @@ async def test_a_command_without_its_mark_is_answered_after_a_statements_doubt()
     ears.words = "10 of clubs"
     worker = FakeWorker()
     session, io = await session_with(ears, model, worker)
-    before = turn_ends("judged_after_doubt")
-    await feed(session, voiced(0.6))
-    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
-    assert [e.state for e in io.of(VadState)] == ["speech_start", "speech_end"]  # at the pause
-    await eventually(lambda: bool(worker.texts), every_s=0.005)  # the reply is under way ...
-    await feed(session, silence(HESITATION_FRAMES - PAUSE_FRAMES - 5), realtime=True)
-    assert io.frames == []  # ... and silent past a 0.6 s hesitation
-    assert io.of(TtsStart) == []
-    await feed(session, silence(STATEMENT_DOUBT_FRAMES - HESITATION_FRAMES))
-    (end,) = await io.wait_for(TtsEnd)
-    assert len(io.frames) == end.frames > 0
-    assert turn_ends("judged_after_doubt") == before + 1
+    await sounds_at_a_statements_doubt(session, io, worker)
     await session.close()
 
 

@@ -182,14 +182,11 @@ class VoiceSession:
                 ended_at = self._clock() - silent * 0.02
                 speculation = self._judge.current() if result.by_silence else None
                 asr = speculation.claim() if speculation else None
+                by = "too_long"
                 if result.by_silence:
                     self._patience.silence_ended(silent)
-                longer = silent > self._services.end_frames
-                by = (
-                    ("silence_after_patience" if longer else "silence")
-                    if result.by_silence
-                    else "too_long"
-                )
+                    longer = silent > self._services.end_frames
+                    by = "silence_after_patience" if longer else "silence"
                 metrics.TURN_ENDS.labels(by=by).inc()
                 await self._end_turn(asr or self._transcriptions.latest(result.utterance), ended_at)
             self._pause_ends.silence_went_on()
