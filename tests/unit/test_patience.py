@@ -20,6 +20,7 @@ from duplex_orchestrator.endpoint import EndOfTurn
 from duplex_orchestrator.events import Asr, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.patience import MARGIN_FRAMES, Patience
 from duplex_orchestrator.session import VoiceSession
+from duplex_orchestrator.turns import State
 from duplex_orchestrator.vad import SpeechDetector
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeWorker
@@ -297,6 +298,22 @@ def test_speech_soon_after_the_full_silence_teaches_a_longer_one(
     assert patience.resumed_after() is None  # asked once
 
 
+@pytest.mark.parametrize(
+    ("pause", "silence"),
+    [
+        (49, 50),  # a pause the full second would not have ended: nothing to renew
+        (50, 50 + MARGIN_FRAMES),  # one it would have ended: remembered again
+        (65, 65 + MARGIN_FRAMES),
+    ],
+)
+def test_a_pause_past_the_full_silence_renews_what_was_learned(pause: int, silence: int) -> None:
+    patience = Patience(turns=2, max_frames=100)
+    for _ in range(3):  # more turns than remembered: only renewals keep it
+        patience.went_on_past(pause, end_frames=50)
+        patience.turn_ended()
+    assert patience.silence_frames(50) == silence
+
+
 def test_only_the_first_onset_after_the_full_silence_counts() -> None:
     patience = Patience(turns=10, max_frames=100)
     patience.turn_ended()
@@ -355,4 +372,78 @@ async def test_a_user_who_went_on_after_the_full_silence_is_waited_for_longer(
         await eventually(lambda: [e.text for e in io.of(Asr) if e.final][-1] == ears.words)
     else:
         assert turn_ends("silence_after_patience") == before
+    await session.close()
+
+
+async def teach_a_long_pause(session: VoiceSession, ears: Ears, io: Recorded) -> None:
+    """The user pauses 1.3 s mid-sentence: the full second ends their turn and its reply
+    begins; they go on 300 ms later and their words stop it. The session learns that
+    pause (``test_a_user_who_went_on_after_the_full_silence_is_waited_for_longer``)."""
+    ears.words, ears.ends_here = "Yeah, we had a long discussion about", None
+    await feed(session, voiced(0.6))
+    await feed(session, silence(END_FRAMES))
+    await io.wait_for(TtsStart)
+    await feed(session, silence(15))
+    ears.words = "how easy we want to make it and"
+    await feed(session, voiced(0.4))
+    await feed(session, silence(END_FRAMES), realtime=True)
+    await io.wait_for(TtsEnd, 2, timeout_s=5)
+    await quiet_until_the_reply_is_heard(session)
+
+
+async def quiet_until_the_reply_is_heard(session: VoiceSession) -> None:
+    """Silence, as a client sends it, until the reply has played out and the continue
+    window is over: the next speech is a new turn, not one that went on."""
+    await feed(session, silence(END_FRAMES + 10), realtime=True)
+    await eventually(lambda: session.turns.state is State.LISTENING)
+
+
+async def test_a_statement_is_continued_within_the_users_learned_pause_past_the_window() -> None:
+    """A user who pauses 1.3 s: a statement every judge calls complete is held that long,
+    and speech 1.28 s after it (past the 1 s continue window) still continues the turn:
+    the reply is withdrawn unheard and the whole sentence answered. (The continue window
+    used to close first: the held reply sounded at 1 s, and the user's words were taken
+    for a barge-in over it.)"""
+    ears, worker = Ears(), FakeWorker(frame_s=0.02)
+    session, io = await session_with(ears, FixedTurnModel(0.9), worker, patience_max_frames=100)
+    await teach_a_long_pause(session, ears, io)
+    starts, continued = len(io.of(TtsStart)), turn_ends("continued")
+    ears.words, ears.ends_here = "I have a meeting.", 0.95
+    await feed(session, voiced(0.6))
+    await feed(session, silence(64), realtime=True)  # 1.28 s: within the pause learned
+    assert len(io.of(TtsStart)) == starts  # held for the user's pause
+    ears.words = "I have a meeting with my manager at noon."
+    await feed(session, voiced(0.4))
+    assert turn_ends("continued") == continued + 1
+    await feed(session, silence(LONG_PAUSE_FRAMES + MARGIN_FRAMES), realtime=True)
+    await io.wait_for(TtsStart, starts + 1)
+    assert len(io.of(TtsStart)) == starts + 1  # one reply, to the whole sentence
+    assert [e.text for e in io.of(Asr) if e.final][-1] == ears.words
+    await session.close()
+
+
+async def test_a_pause_the_learned_silence_carried_is_remembered_again() -> None:
+    """A pause learned once is waited for; each turn in which the user went on after it
+    (a pause that the silence ending any turn would have ended) renews it, so patience
+    does not run out while it is working (with 2 remembered turns, the third such turn
+    used to be cut at the full second)."""
+    ears, worker = Ears(), FakeWorker(frame_s=0.02)
+    session, io = await session_with(
+        ears, FixedTurnModel(0.9), worker, patience_turns=2, patience_max_frames=100
+    )
+    await teach_a_long_pause(session, ears, io)
+    for n in range(4):
+        before = turn_ends("silence_after_patience")
+        ends = len([e for e in io.of(VadState) if e.state == "speech_end"])
+        ears.words, ears.ends_here = f"I would like to book number {n} for", None
+        await feed(session, voiced(0.6))
+        await feed(session, silence(LONG_PAUSE_FRAMES))
+        assert len([e for e in io.of(VadState) if e.state == "speech_end"]) == ends, n
+        ears.words = f"I would like to book number {n} for a table for two"
+        await feed(session, voiced(0.4))
+        await feed(session, silence(LONG_PAUSE_FRAMES + MARGIN_FRAMES))
+        assert turn_ends("silence_after_patience") == before + 1
+        await io.wait_for(TtsEnd, len(io.of(TtsStart)), timeout_s=5)
+        await quiet_until_the_reply_is_heard(session)
+    assert session._vad.detector.end_frames == LONG_PAUSE_FRAMES + MARGIN_FRAMES
     await session.close()

@@ -39,11 +39,13 @@ def setup() -> tuple[PauseEnds, Clock, list[str]]:
     return ends, clock, rechecked
 
 
-def turn_at(clock: Clock, *, doubt: int = 25, least: int = 0, silent: int = 10) -> JudgedTurn:
+def turn_at(
+    clock: Clock, *, doubt: int = 25, least: int = 0, silent: int = 10, patience: int = 0
+) -> JudgedTurn:
     speculation = Speculation("gap", 1, np.zeros(160, np.int16))
     task = cast("asyncio.Task[None]", NOTHING)
     audio = np.zeros(160, np.int16)
-    return JudgedTurn(audio, clock(), task, 0, speculation, silent, doubt, 50, least)
+    return JudgedTurn(audio, clock(), task, 0, speculation, silent, doubt, 50, least, patience)
 
 
 def test_a_provisional_end_holds_the_sound_until_a_judge_confirms_it(setup: Any) -> None:
@@ -143,6 +145,29 @@ def test_speech_continues_the_turn_only_within_the_continue_window(setup: Any) -
     clock.now += 0.2  # 1.1 s after the turn ended: a barge-in, not the turn going on
     assert not ends.sound_held()
     assert ends.reopened() is None
+
+
+@pytest.mark.parametrize(
+    ("patience", "after_s", "goes_on"),
+    [
+        (0, 1.1, False),  # the continue window (1 s)
+        (40, 1.1, False),  # a learned pause shorter than the window changes nothing
+        (70, 1.1, True),  # a learned pause of 1.4 s: speech within it goes on
+        (70, 1.35, True),
+        (70, 1.45, False),
+    ],
+)
+def test_a_learned_pause_longer_than_the_continue_window_widens_it(
+    setup: Any, patience: int, after_s: float, goes_on: bool
+) -> None:
+    """A statement's reply waits out the user's learned pause; until then their speech
+    continues the turn, or the held reply would sound at the window's end, before it."""
+    ends, clock, _ = setup
+    turn = turn_at(clock, least=patience, doubt=max(25, patience), patience=patience)
+    ends.opened(turn, "provisional")
+    clock.now += after_s
+    assert ends.sound_held() is goes_on
+    assert (ends.reopened() is turn) is goes_on
 
 
 def test_after_another_turn_ended_nothing_is_held(setup: Any) -> None:

@@ -20,7 +20,8 @@ second of a turn ended by that silence, with words that stop its reply, was
 going on (LiveKit's dynamic endpointing takes an interruption this soon after
 the agent began for a false end of turn too). From then on the silence that
 ends this user's turns (``silence_frames``) and the hold are that pause and a
-margin, up to ``max_frames``.
+margin, up to ``max_frames``; each turn they go on after such a pause again
+(``went_on_past``) renews it.
 
 Everything is in 20 ms VAD frames.
 """
@@ -60,6 +61,14 @@ class Patience:
         that was ended at a pause, and so goes on)."""
         if self.turns > 0:
             self._open = max(self._open, silent_frames)
+
+    def went_on_past(self, pause: int, end_frames: int) -> None:
+        """The user went on after this pause inside their turn: one that the silence
+        ending any turn (``end_frames``) would have ended, so only what was learned kept
+        the turn whole. It is remembered again, as a false end would be: else patience
+        would run out while it works, and cut the user off once more."""
+        if pause >= end_frames:
+            self.went_on(pause)
 
     def turn_ended(self) -> int:
         """The turn in progress is over: the hold its reply waits for (``hold_frames``,

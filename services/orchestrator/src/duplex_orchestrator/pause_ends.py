@@ -49,6 +49,9 @@ class JudgedTurn:
     least_frames: int
     """The silence before a judge's "complete" confirms it: the user's learned pause,
     for a statement (0: none)."""
+    patience_frames: int = 0
+    """The user's learned pause (``Patience.turn_ended``): speech within it continues
+    the turn, even past the continue window (their reply waits that long)."""
     confirmed: bool = False
     """False while a provisional end waits for Smart Turn or the doubt's silence."""
     doubted: bool = False
@@ -188,9 +191,13 @@ class PauseEnds:
 
     def _may_go_on(self, judged: JudgedTurn | None) -> TypeGuard[JudgedTurn]:
         """Whether speech now would continue this turn ended at a pause: within the
-        continue window (a client that stopped sending audio never confirms it)."""
-        window = self._services.end_of_turn.continue_window_ms / 1000
-        return judged is not None and self._clock() - judged.ended_at <= window
+        continue window, or the user's learned pause if longer (a reply held for it
+        must not sound before it is over); in time, as a client that stopped sending
+        audio never confirms it."""
+        if judged is None:
+            return False
+        window = max(self._services.end_of_turn.continue_window_ms, judged.patience_frames * 20)
+        return self._clock() - judged.ended_at <= window / 1000
 
 
 __all__ = ["JudgedTurn", "PauseEnds"]

@@ -212,7 +212,7 @@ class VoiceSession:
         doubt = max(self._services.doubt_frames_for(words), patience)
         end = self._vad.detector.end_frames
         judged = JudgedTurn(
-            audio, self._clock(), task, history, speculation, silent, doubt, end, least
+            audio, self._clock(), task, history, speculation, silent, doubt, end, least, patience
         )
         self._pause_ends.opened(judged, by)
 
@@ -221,8 +221,10 @@ class VoiceSession:
     ) -> tuple[asyncio.Task[None], int]:
         """End the turn on ``asr``'s words: the task that answers them, and the frames of
         silence the user's patience holds its reply for (``Patience.turn_ended``)."""
+        longest = self._vad.detector.longest_pause
         if self._services.patience_from_pauses:
-            self._patience.went_on(self._vad.detector.longest_pause)
+            self._patience.went_on(longest)
+        self._patience.went_on_past(longest, self._services.end_frames)
         patience = self._patience.turn_ended()
         resumed = self._patience.resumed_after()
         self._fit_turn_silence()
