@@ -148,25 +148,28 @@ def test_speech_continues_the_turn_only_within_the_continue_window(setup: Any) -
 
 
 @pytest.mark.parametrize(
-    ("patience", "after_s", "goes_on"),
+    ("patience", "after_s", "confirmed", "goes_on"),
     [
-        (0, 1.1, False),  # the continue window (1 s)
-        (40, 1.1, False),  # a learned pause shorter than the window changes nothing
-        (70, 1.1, True),  # a learned pause of 1.4 s: speech within it goes on
-        (70, 1.35, True),
-        (70, 1.45, False),
+        (0, 1.1, False, False),  # the continue window (1 s)
+        (40, 1.1, False, False),  # a learned pause shorter than the window changes nothing
+        (70, 1.1, False, True),  # a learned pause of 1.4 s: speech within it goes on
+        (70, 1.35, False, True),
+        (70, 1.45, False, False),
+        (70, 1.1, True, False),  # its reply sounds: the continue window, as for any turn
+        (70, 0.9, True, True),
     ],
 )
-def test_a_learned_pause_longer_than_the_continue_window_widens_it(
-    setup: Any, patience: int, after_s: float, goes_on: bool
+def test_a_learned_pause_longer_than_the_continue_window_widens_it_while_held(
+    setup: Any, patience: int, after_s: float, confirmed: bool, goes_on: bool
 ) -> None:
     """A statement's reply waits out the user's learned pause; until then their speech
     continues the turn, or the held reply would sound at the window's end, before it."""
     ends, clock, _ = setup
     turn = turn_at(clock, least=patience, doubt=max(25, patience), patience=patience)
     ends.opened(turn, "provisional")
+    turn.confirmed = confirmed
     clock.now += after_s
-    assert ends.sound_held() is goes_on
+    assert ends.sound_held() is (goes_on and not confirmed)
     assert (ends.reopened() is turn) is goes_on
 
 

@@ -50,8 +50,8 @@ class JudgedTurn:
     """The silence before a judge's "complete" confirms it: the user's learned pause,
     for a statement (0: none)."""
     patience_frames: int = 0
-    """The user's learned pause (``Patience.turn_ended``): speech within it continues
-    the turn, even past the continue window (their reply waits that long)."""
+    """The user's learned pause (``Patience.turn_ended``): until the turn is confirmed,
+    speech within it continues the turn, even past the continue window."""
     confirmed: bool = False
     """False while a provisional end waits for Smart Turn or the doubt's silence."""
     doubted: bool = False
@@ -191,12 +191,15 @@ class PauseEnds:
 
     def _may_go_on(self, judged: JudgedTurn | None) -> TypeGuard[JudgedTurn]:
         """Whether speech now would continue this turn ended at a pause: within the
-        continue window, or the user's learned pause if longer (a reply held for it
-        must not sound before it is over); in time, as a client that stopped sending
+        continue window, or while its reply is held for the user's learned pause if that
+        is longer (the held reply must not sound before the pause is over, and speech
+        within it is the turn going on); in time, as a client that stopped sending
         audio never confirms it."""
         if judged is None:
             return False
-        window = max(self._services.end_of_turn.continue_window_ms, judged.patience_frames * 20)
+        window = self._services.end_of_turn.continue_window_ms
+        if not judged.confirmed:
+            window = max(window, judged.patience_frames * 20)
         return self._clock() - judged.ended_at <= window / 1000
 
 
