@@ -145,8 +145,10 @@ async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict
             speech_end = started + len(audio) / 16000
             mic = asyncio.create_task(c.speak(silence(4.0)))
             for _ in range(600):  # up to 30 s for the reply to end
+                # A reply stopped by the turn going on (its first half answered early)
+                # ends after the speech too: the turn's own reply is one not stopped.
                 if any(
-                    e["type"] == "tts_end" and t > speech_end
+                    e["type"] == "tts_end" and t > speech_end and not e.get("interrupted")
                     for t, e in c.got.events[events_before:]
                 ):
                     break
