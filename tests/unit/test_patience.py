@@ -314,6 +314,27 @@ def test_a_pause_past_the_full_silence_renews_what_was_learned(pause: int, silen
     assert patience.silence_frames(50) == silence
 
 
+@pytest.mark.parametrize(
+    ("frames_sent", "elapsed_s", "soon"),
+    [
+        (15 + 4, 0.38, True),  # 300 ms of silence sent, 300 ms passed: going on
+        (15 + 4, 1.5, False),  # the client sent only part of the silence: a new turn
+        (60 + 4, 0.1, False),  # frames sent faster than real time: they count
+    ],
+)
+def test_the_pause_after_the_full_silence_is_the_longer_of_its_frames_and_its_time(
+    frames_sent: int, elapsed_s: float, soon: bool
+) -> None:
+    patience = Patience(turns=10, max_frames=100)
+    patience.turn_ended()
+    patience.silence_ended(50, now_s=10.0)  # its last speech at 9.0 s
+    for _ in range(frames_sent):  # the silence sent after it, then an onset of 4 frames
+        patience.silent_frame()
+    patience.speech_started(onset_frames=4, now_s=10.0 + elapsed_s)
+    patience.turn_ended()
+    assert (patience.resumed_after() is not None) is soon
+
+
 def test_only_the_first_onset_after_the_full_silence_counts() -> None:
     patience = Patience(turns=10, max_frames=100)
     patience.turn_ended()
@@ -446,4 +467,28 @@ async def test_a_pause_the_learned_silence_carried_is_remembered_again() -> None
         await io.wait_for(TtsEnd, len(io.of(TtsStart)), timeout_s=5)
         await quiet_until_the_reply_is_heard(session)
     assert session._vad.detector.end_frames == LONG_PAUSE_FRAMES + MARGIN_FRAMES
+    await session.close()
+
+
+async def test_a_client_that_sends_nothing_between_turns_teaches_no_pause() -> None:
+    """A client that sends audio only while its user speaks: a second after the full
+    silence ended their turn, with nothing sent meanwhile, they speak over its reply.
+    The frames alone would call that speech 'soon' (none came between); a second has
+    passed, so it is a new turn over the reply, and nothing is learned."""
+    ears, worker = Ears(), FakeWorker(frame_s=0.02, frames_per_chunk=20)
+    session, io = await session_with(
+        ears, FixedTurnModel(0.9), worker, mode="silence", patience_max_frames=100
+    )
+    ears.words = "Yeah, we had a long discussion"
+    await feed(session, voiced(0.6))
+    await feed(session, silence(END_FRAMES))  # the full second ends the turn
+    await io.wait_for(TtsStart)
+    await asyncio.sleep(1.0)  # nothing sent
+    assert session.turns.state is State.SPEAKING  # the reply still sounds
+    ears.words = "What about the budget"
+    await feed(session, voiced(0.4))
+    await feed(session, silence(END_FRAMES), realtime=True)
+    await io.wait_for(TtsEnd, 2, timeout_s=10)
+    assert [e.text for e in io.of(Asr) if e.final][-1] == ears.words  # answered
+    assert session._vad.detector.end_frames == END_FRAMES  # nothing learned
     await session.close()

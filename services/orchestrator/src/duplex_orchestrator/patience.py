@@ -23,7 +23,9 @@ ends this user's turns (``silence_frames``) and the hold are that pause and a
 margin, up to ``max_frames``; each turn they go on after such a pause again
 (``went_on_past``) renews it.
 
-Everything is in 20 ms VAD frames.
+Everything is in 20 ms VAD frames; the time since a turn ended by the full
+silence is also read from the session's clock, as a client may send nothing
+between its user's utterances (the frames would call any later speech soon).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 
 MARGIN_FRAMES = 5
 """100 ms beyond the longest pause heard: the same person's pauses vary."""
+FRAME_S = 0.02
 RESUMED_WITHIN_FRAMES = 25
 """Speech this soon (500 ms) after a turn ended by the full silence, whose words stop the
 reply, was the user going on; later, they were answering the reply."""
@@ -53,6 +56,8 @@ class Patience:
     speech may yet show it was a pause (None: none such)."""
     _ended_after: int = field(default=0, init=False)
     """The silence that ended that turn."""
+    _last_speech_s: float | None = field(default=None, init=False)
+    """When that turn's last speech was, on the session's clock (None: not told)."""
     _resumed_after: int | None = field(default=None, init=False)
     """The pause before the utterance in progress, when it began soon after such a turn."""
 
@@ -88,20 +93,26 @@ class Patience:
         if self._remembered:
             self._open = max(self._open, self._remembered.pop())
 
-    def silence_ended(self, silent_frames: int) -> None:
-        """The turn ended by the full silence, ``silent_frames`` after its last speech."""
+    def silence_ended(self, silent_frames: int, now_s: float | None = None) -> None:
+        """The turn ended by the full silence, ``silent_frames`` after its last speech
+        (at ``now_s`` on the session's clock, if given)."""
         self._ended_after = silent_frames
         self._since_silence_end = silent_frames
+        self._last_speech_s = None if now_s is None else now_s - silent_frames * FRAME_S
 
     def silent_frame(self) -> None:
         """One more frame of audio since then (speech or not)."""
         if self._since_silence_end is not None:
             self._since_silence_end += 1
 
-    def speech_started(self, onset_frames: int) -> None:
+    def speech_started(self, onset_frames: int, now_s: float | None = None) -> None:
         """An onset (its ``onset_frames`` of speech counted among the frames since): the
-        pause before it, when it came soon after a turn ended by the full silence."""
+        pause before it, when it came soon after a turn ended by the full silence. The
+        frames since, or the time since (``now_s``) if longer: audio the client did not
+        send was silence too."""
         since, self._since_silence_end = self._since_silence_end, None
+        if since is not None and now_s is not None and self._last_speech_s is not None:
+            since = max(since, round((now_s - self._last_speech_s) / FRAME_S))
         pause = None if since is None else since - onset_frames
         soon = pause is not None and pause <= self._ended_after + RESUMED_WITHIN_FRAMES
         self._resumed_after = pause if soon else None

@@ -170,7 +170,7 @@ class VoiceSession:
         for _frame, result in self._vad.feed(pcm16k):
             self._patience.silent_frame()
             if result.event is VadEvent.SPEECH_START:
-                self._patience.speech_started(self._services.onset_frames)
+                self._patience.speech_started(self._services.onset_frames, self._clock())
                 await self._speech_started()
             elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
                 self._judge.gap(result.utterance)
@@ -184,7 +184,7 @@ class VoiceSession:
                 asr = speculation.claim() if speculation else None
                 by = "too_long"
                 if result.by_silence:
-                    self._patience.silence_ended(silent)
+                    self._patience.silence_ended(silent, self._clock())
                     longer = silent > self._services.end_frames
                     by = "silence_after_patience" if longer else "silence"
                 metrics.TURN_ENDS.labels(by=by).inc()
