@@ -66,7 +66,7 @@ import numpy as np
 from duplex_orchestrator.app import end_of_turn, make_transcriber
 from duplex_orchestrator.asr import Transcriber
 from duplex_orchestrator.config import OrchestratorConfig, build_config
-from duplex_orchestrator.endpoint import is_statement, transcript_complete
+from duplex_orchestrator.endpoint import is_statement, transcript_complete, wants_more
 from duplex_orchestrator.prosody import final_fall_st
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench import recorded_speech
@@ -243,15 +243,18 @@ def judged(
 def wait_ms(verdict: str, heard: str, probability: float, config: OrchestratorConfig) -> int:
     """The silence after the last sound before a reply may sound, by the verdict at the
     pause: the pause, the doubt's silence (a statement's, also for a question Smart Turn
-    is sure is unfinished: ``EndOfTurn.doubts_long``; else a question's), or the full
-    silence that ends any turn."""
+    is sure is unfinished: ``EndOfTurn.doubts_long``; else a question's), the full
+    silence that ends any turn, or for words that want more the unfinished silence."""
     if verdict == "complete":
         return config.end_of_turn_pause_ms
     if verdict == "doubted":
         if end_of_turn(config).doubts_long(heard, probability):
             return config.end_of_turn_statement_doubt_ms
         return config.end_of_turn_doubt_ms
-    return config.turn_silence_ms(judged=True)
+    full = config.turn_silence_ms(judged=True)
+    if wants_more(heard):  # words that want more: the longer silence, if longer
+        return max(full, config.end_of_turn_unfinished_ms)
+    return full
 
 
 def main() -> None:

@@ -116,6 +116,7 @@ async def session_with(
     patience_max_frames: int = 0,
     pitch_rise_st: float = 3.0,
     pitch_first_fall_st: float | None = EndOfTurn.pitch_first_fall_st,
+    unfinished_frames: int = 0,
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -137,6 +138,7 @@ async def session_with(
         patience_turns=patience_turns,
         patience_from_pauses=patience_from_pauses,
         patience_max_frames=patience_max_frames,
+        unfinished_frames=unfinished_frames,
     )
     session = VoiceSession(io, services)
     await session.handle(Start(model="", sample_rate=16000))

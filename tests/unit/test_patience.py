@@ -299,15 +299,21 @@ def test_speech_soon_after_the_full_silence_teaches_a_longer_one(
 
 
 @pytest.mark.parametrize(
-    ("pause", "silence"),
+    ("learned", "pause", "silence"),
     [
-        (49, 50),  # a pause the full second would not have ended: nothing to renew
-        (50, 50 + MARGIN_FRAMES),  # one it would have ended: remembered again
-        (65, 65 + MARGIN_FRAMES),
+        (65, 49, 50),  # a pause the full second would not have ended: nothing to renew
+        (65, 50, 50 + MARGIN_FRAMES),  # one it would have ended: remembered again
+        (65, 65, 65 + MARGIN_FRAMES),
+        (0, 65, 50),  # nothing learned: the pause was carried otherwise, it teaches nothing
+        (30, 65, 50),  # learned, but no silence past the second: the same
     ],
 )
-def test_a_pause_past_the_full_silence_renews_what_was_learned(pause: int, silence: int) -> None:
+def test_a_pause_past_the_full_silence_renews_what_was_learned(
+    learned: int, pause: int, silence: int
+) -> None:
     patience = Patience(turns=2, max_frames=100)
+    patience.went_on(learned)
+    patience.turn_ended()
     for _ in range(3):  # more turns than remembered: only renewals keep it
         patience.went_on_past(pause, end_frames=50)
         patience.turn_ended()

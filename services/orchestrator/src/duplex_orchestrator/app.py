@@ -255,6 +255,7 @@ def build_app(
             patience_turns=config.end_of_turn_patience_turns,
             patience_from_pauses=config.end_of_turn_patience_from == "pauses",
             patience_max_frames=config.end_of_turn_patience_max_ms // 20,
+            unfinished_frames=config.end_of_turn_unfinished_ms // 20,
             gap_frames=config.speculate_ms // 20,
             busy_gap_frames=busy_gap_frames(config),
             backchannels_resume=config.barge_in_backchannels == "resume",

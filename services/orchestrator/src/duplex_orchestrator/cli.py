@@ -167,6 +167,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "ended one (default 2000; at most --vad-end-ms: never past it)",
     )
     add(
+        "--end-of-turn-unfinished-ms",
+        type=int,
+        help='the silence that ends a turn whose words want more at a pause ("... a table '
+        'for", "I would like to order."; default 2000; at most --vad-end-ms: never past it)',
+    )
+    add(
         "--end-of-turn-patience-from",
         choices=["false-ends", "pauses"],
         help="what the session learns a user's pauses from: turns ended at a pause that the "

@@ -122,6 +122,10 @@ class OrchestratorConfig(BaseModel):
     and for the silence that ends their turns: past vad_end_ms once the user went on
     within half a second of a turn that silence ended, with words that stopped its
     reply (at most vad_end_ms: never past it)."""
+    end_of_turn_unfinished_ms: int = Field(default=2000, ge=0, le=3000)
+    """The silence that ends a turn whose words want more at a pause (``wants_more``:
+    "... a table for", "I would like to order."): a person hesitating there may pause
+    past vad_end_ms (at most vad_end_ms: never past it)."""
     end_of_turn_patience_from: Literal["false-ends", "pauses"] = "false-ends"
     """What it learns from: ``false-ends``, turns ended at a pause that the user went
     on after (the judges were wrong for this user), or every pause inside a turn the

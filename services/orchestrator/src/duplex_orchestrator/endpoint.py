@@ -68,7 +68,12 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-from duplex_orchestrator.turn_words import final_mark, is_statement, transcript_complete
+from duplex_orchestrator.turn_words import (
+    final_mark,
+    is_statement,
+    transcript_complete,
+    wants_more,
+)
 
 __all__ = [
     "EndOfTurn",
@@ -77,6 +82,7 @@ __all__ = [
     "final_mark",
     "is_statement",
     "transcript_complete",
+    "wants_more",
 ]
 
 EndOfTurnMode = Literal["transcript+smart-turn", "transcript", "smart-turn", "silence"]

@@ -7,7 +7,9 @@ while a Whisper worker is idle (a little later, at the busy gap, while other
 sessions' users are speaking); at the pause it asks the policy
 (``endpoint.EndOfTurn``) with that work, or with work started then; a turn
 judged complete ends there, a doubted one after the doubt's silence
-(``--end-of-turn-doubt-ms``), any other at the end. The session owns the turn
+(``--end-of-turn-doubt-ms``), any other at the end; words that want more
+("... a table for") at the unfinished silence, if longer
+(``--end-of-turn-unfinished-ms``). The session owns the turn
 itself (its audio, history and reply): the judge calls back to end it.
 
 Words that read complete settle it: the turn ends at this pause if Smart
@@ -37,7 +39,7 @@ import numpy as np
 
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import Transcript, Wanted
-from duplex_orchestrator.endpoint import Verdict, is_statement
+from duplex_orchestrator.endpoint import Verdict, is_statement, wants_more
 from duplex_orchestrator.prosody import PitchHabit, final_fall_st
 from duplex_orchestrator.session_parts import Services
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, VAD_RATE, SpeechDetector
@@ -233,6 +235,8 @@ class TurnJudge:
             if not policy.words_complete(text, ends_here):
                 if policy.lacks_only_its_mark(text) and model is not None:
                     await self._judge_unmarked(speculation, text)
+                elif wants_more(text):
+                    self._wait_longer(pause)
                 return  # the words already say "not yet": no need to ask the model
             # The words settle it (see the module docstring): end it now, provisionally
             # unless they alone judge and leave no doubt.
@@ -263,6 +267,14 @@ class TurnJudge:
             return  # speech went on, or the silence already ended the turn
         if policy.decide(None, probability) is Verdict.COMPLETE:  # Smart Turn alone
             await self._end_turn(speculation, "judged_complete")
+
+    def _wait_longer(self, pause: int) -> None:
+        """The words at this pause want more ("... a table for"): a person hesitating
+        there may pause past the full silence, so this pause ends the turn only after
+        ``Services.unfinished_frames`` (until speech goes on)."""
+        detector = self._detector
+        if detector.pauses == pause and detector.in_speech:
+            detector.pause_end_frames = self._services.unfinished_frames
 
     async def _judge_unmarked(self, speculation: Speculation, text: str) -> None:
         """Words complete but for their closing mark: Smart Turn is asked first, and only

@@ -177,16 +177,21 @@ class VoiceSession:
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
                 self._judge.paused(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
-                # The last speech frame arrived end_frames * 20 ms ago (real-time input).
-                silent = self._vad.detector.end_frames  # this user's (``Patience``)
+                # The last speech frame arrived that silence ago (real-time input): this
+                # user's (``Patience``), or this pause's, whose words wanted more.
+                detector = self._vad.detector
+                silent = detector.ended_after if result.by_silence else detector.end_frames
                 ended_at = self._clock() - silent * 0.02
                 speculation = self._judge.current() if result.by_silence else None
                 asr = speculation.claim() if speculation else None
                 by = "too_long"
                 if result.by_silence:
                     self._patience.silence_ended(silent, self._clock())
-                    longer = silent > self._services.end_frames
-                    by = "silence_after_patience" if longer else "silence"
+                    by = "silence"
+                    if silent > detector.end_frames:
+                        by = "silence_after_unfinished"
+                    elif silent > self._services.end_frames:
+                        by = "silence_after_patience"
                 metrics.TURN_ENDS.labels(by=by).inc()
                 await self._end_turn(asr or self._transcriptions.latest(result.utterance), ended_at)
             self._pause_ends.silence_went_on()

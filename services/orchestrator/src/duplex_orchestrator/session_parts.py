@@ -69,6 +69,9 @@ class Services:
     patience_max_frames: int = 0
     """The longest a user's learned pause makes the session wait: for a reply's sound and
     for the silence that ends their turns (at most ``end_frames``: never past it)."""
+    unfinished_frames: int = 0
+    """The silence that ends a turn whose words want more at a pause (``wants_more``; at
+    most ``end_frames``: never past it)."""
     gap_frames: int = 3
     """Silence inside speech (20 ms frames) at which the judging starts speculatively
     while no other session's user is speaking (0: at the pause)."""

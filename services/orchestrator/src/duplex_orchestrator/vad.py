@@ -79,7 +79,17 @@ class SpeechDetector:
     longest_pause: int = field(default=0, init=False)
     """The longest silence inside the current utterance that speech followed (frames;
     0 from each onset): how long this user pauses and goes on."""
+    pause_end_frames: int = field(default=0, init=False)
+    """The silence that ends the turn at this pause, when its words want more than
+    ``end_frames`` (set by the judge; speech or the turn's end clears it)."""
+    ended_after: int = field(default=0, init=False)
+    """The silence that ended the last turn (frames), at SPEECH_END."""
     _run: int = field(default=0, init=False)
+
+    @property
+    def turn_end_frames(self) -> int:
+        """The silence that ends the turn now: ``end_frames``, or this pause's if longer."""
+        return max(self.end_frames, self.pause_end_frames)
 
     @property
     def silent_frames(self) -> int:
@@ -95,6 +105,7 @@ class SpeechDetector:
         """The turn was ended from outside (judged complete): back to waiting for an onset."""
         self.in_speech, self._run = False, 0
         self.pauses += 1
+        self.pause_end_frames = 0
 
     def push(self, is_speech: bool, dbfs: float) -> VadEvent | None:
         speech = is_speech and dbfs >= self.min_dbfs
@@ -109,8 +120,10 @@ class SpeechDetector:
         if speech and self._run > 0:
             self.pauses += 1
             self.longest_pause = max(self.longest_pause, self._run)
+            self.pause_end_frames = 0
         self._run = 0 if speech else self._run + 1
-        if self._run >= self.end_frames:
+        if self._run >= self.turn_end_frames:
+            self.ended_after, self.pause_end_frames = self._run, 0
             self.in_speech, self._run = False, 0
             return VadEvent.SPEECH_END
         if self._run == self.pause_frames:
@@ -192,6 +205,7 @@ class Vad:
             self._utterance.append(frame)
             if event is None and len(self._utterance) >= self._max_frames:
                 self.detector.in_speech = False  # a monologue: cut it here
+                self.detector.pause_end_frames = 0
                 event, by_silence = VadEvent.SPEECH_END, False
         if event in (VadEvent.SPEECH_GAP, VadEvent.SPEECH_PAUSE):
             return VadResult(event, np.concatenate(self._utterance))
