@@ -306,6 +306,7 @@ def test_speech_soon_after_the_full_silence_teaches_a_longer_one(
         (65, 65, 65 + MARGIN_FRAMES),
         (0, 65, 50),  # nothing learned: the pause was carried otherwise, it teaches nothing
         (30, 65, 50),  # learned, but no silence past the second: the same
+        (65, 80, 50),  # longer than the silence learned: something else carried it
     ],
 )
 def test_a_pause_past_the_full_silence_renews_what_was_learned(

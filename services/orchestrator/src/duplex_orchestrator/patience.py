@@ -69,12 +69,12 @@ class Patience:
 
     def went_on_past(self, pause: int, end_frames: int) -> None:
         """The user went on after this pause inside their turn: one that the silence
-        ending any turn (``end_frames``) would have ended, while what was learned made
-        that silence longer. It is remembered again, as a false end would be: else
-        patience would run out while it works, and cut the user off once more. (A pause
-        only words that want more carried, ``--end-of-turn-unfinished-ms``, teaches
-        nothing: the judges were not wrong.)"""
-        if pause >= end_frames and self.silence_frames(end_frames) > end_frames:
+        ending any turn (``end_frames``) would have ended, and that the longer silence
+        learned (``silence_frames``) carried. It is remembered again, as a false end
+        would be: else patience would run out while it works, and cut the user off once
+        more. (A pause that only words that want more carried,
+        ``--end-of-turn-unfinished-ms``, teaches nothing: the judges were not wrong.)"""
+        if end_frames <= pause < self.silence_frames(end_frames):
             self.went_on(pause)
 
     def turn_ended(self) -> int:
