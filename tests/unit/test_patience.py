@@ -334,7 +334,7 @@ def test_the_pause_after_the_full_silence_is_the_longer_of_its_frames_and_its_ti
 ) -> None:
     patience = Patience(turns=10, max_frames=100)
     patience.turn_ended()
-    patience.silence_ended(50, now_s=10.0)  # its last speech at 9.0 s
+    patience.silence_ended(50, last_speech_s=9.0)  # at 10.0 s
     for _ in range(frames_sent):  # the silence sent after it, then an onset of 4 frames
         patience.silent_frame()
     patience.speech_started(onset_frames=4, now_s=10.0 + elapsed_s)

@@ -95,12 +95,12 @@ class Patience:
         if self._remembered:
             self._open = max(self._open, self._remembered.pop())
 
-    def silence_ended(self, silent_frames: int, now_s: float | None = None) -> None:
+    def silence_ended(self, silent_frames: int, last_speech_s: float | None = None) -> None:
         """The turn ended by the full silence, ``silent_frames`` after its last speech
-        (at ``now_s`` on the session's clock, if given)."""
+        (at ``last_speech_s`` on the session's clock, if given)."""
         self._ended_after = silent_frames
         self._since_silence_end = silent_frames
-        self._last_speech_s = None if now_s is None else now_s - silent_frames * FRAME_S
+        self._last_speech_s = last_speech_s
 
     def silent_frame(self) -> None:
         """One more frame of audio since then (speech or not)."""

@@ -186,7 +186,7 @@ class VoiceSession:
                 asr = speculation.claim() if speculation else None
                 by = "too_long"
                 if result.by_silence:
-                    self._patience.silence_ended(silent, self._clock())
+                    self._patience.silence_ended(silent, ended_at)
                     by = "silence"
                     if silent > detector.end_frames:
                         by = "silence_after_unfinished"
