@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from duplex_orchestrator import client
+from duplex_orchestrator.vad import last_sound_s
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 from tests.support.orchestrator import (
     OrchestratorProcess,
@@ -73,6 +74,21 @@ async def test_a_spoken_question_gets_an_echo_reply_that_is_heard_back(
     assert wer(QUESTION, transcribe(bytes(convo.audio), 48000)) <= 0.15
     latency = next(e for e in convo.events if e["type"] == "latency")
     assert latency["voice_to_voice_ms"] > latency["first_audio_ms"] > 0
+
+
+async def test_push_to_talk_is_answered_with_no_silence_after_the_speech(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    """The WAV cut where the speech ends, then ``end_turn`` and no more audio: the
+    silence that ends a turn never comes, and the question is answered all the same."""
+    speech = speech_16k(QUESTION)
+    speech = speech[: int(last_sound_s(speech) * 16000)]
+    convo = await client.talk(orchestrator.ws_url, "", speech, timeout_s=30, push_to_talk=True)
+    assert convo.ended, convo.events
+    (heard,) = convo.texts("asr")
+    assert wer(QUESTION, heard) <= 0.15, heard
+    assert wer(QUESTION, "".join(convo.texts("reply"))) <= 0.1
+    assert not [e for e in convo.events if e["type"] == "error"]
 
 
 async def test_talk_with_no_words_in_the_wav_ends_without_waiting_for_a_reply(

@@ -145,12 +145,18 @@ async def say(
 
 
 async def talk(
-    url: str, key: str, audio16k: np.ndarray, model: str = "", timeout_s: float = 60.0
+    url: str,
+    key: str,
+    audio16k: np.ndarray,
+    model: str = "",
+    timeout_s: float = 60.0,
+    push_to_talk: bool = False,
 ) -> Conversation:
     """Stream the audio in real time as if spoken, then silence until every turn in it
     has been answered (``ended``), or until ``QUIET_AFTER_S`` after it with no reply
     given and no turn open (``nothing_to_answer``). A reply the user's speech stops
-    (a turn ended too early and continued) does not end it: the turn's reply does."""
+    (a turn ended too early and continued) does not end it: the turn's reply does.
+    ``push_to_talk``: after the audio, ``end_turn`` and no more audio (a button let go)."""
     convo = Conversation()
     step = frame_bytes(RATE_IN) // 2
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
@@ -165,10 +171,14 @@ async def talk(
         quiet_since: float | None = None
         frame_index = 0
         while not receiver.done() and time.monotonic() - started < timeout_s:
+            chunk: np.ndarray | None = None
             if frame_index * step < len(padded):
                 chunk = padded[frame_index * step : (frame_index + 1) * step]
             else:
-                chunk = np.zeros(step, np.int16)  # keep the microphone open while the reply plays
+                if not push_to_talk:
+                    chunk = np.zeros(step, np.int16)  # the microphone open while the reply plays
+                elif frame_index * step == len(padded):
+                    await ws.send_str(json.dumps({"type": "end_turn"}))
                 now = time.monotonic()
                 if convo.turn_open():
                     quiet_since = None
@@ -178,7 +188,8 @@ async def talk(
                     convo.ended = convo.replied()
                     convo.nothing_to_answer = not convo.ended
                     break
-            await ws.send_bytes(chunk.astype("<i2").tobytes())
+            if chunk is not None:
+                await ws.send_bytes(chunk.astype("<i2").tobytes())
             frame_index += 1
             await asyncio.sleep(max(0.0, started + frame_index * 0.02 - time.monotonic()))
         receiver.cancel()

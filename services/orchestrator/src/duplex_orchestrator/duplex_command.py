@@ -56,6 +56,12 @@ def duplex_parser() -> argparse.ArgumentParser:
                 required=True,
                 help="PCM16 WAV, any rate (channels are mixed down)",
             )
+            s.add_argument(
+                "--push-to-talk",
+                action="store_true",
+                help="after the WAV send end_turn and no more audio, as a button let go "
+                "(default: silence, as an open microphone)",
+            )
         s.add_argument("--model", default="", help="voice to answer with (default: the server's)")
         s.add_argument(
             "--out", type=Path, default=Path("reply.wav"), help="reply WAV (default reply.wav)"
@@ -101,6 +107,7 @@ async def _client(args: Any) -> int:
                 client.read_wav_16k(args.wav),
                 args.model,
                 timeout_s=args.timeout,
+                push_to_talk=args.push_to_talk,
             )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         print(f"duplex {args.command}: {exc}", file=sys.stderr)

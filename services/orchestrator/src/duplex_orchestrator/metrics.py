@@ -32,7 +32,8 @@ TURN_ENDS = Counter(
     "complete, but this user has gone on after a longer pause), silence (the longest wait), "
     "silence_after_patience (a longer one: this user went on after that silence before), "
     "silence_after_unfinished (a longer one: the words at that pause wanted more), "
-    "too_long (cut), continued (ended at a pause, then the user went on)",
+    "too_long (cut), client (the client sent end_turn), "
+    "continued (ended at a pause, then the user went on)",
     ["by"],
 )
 PITCH_DOUBTS = Counter(

@@ -138,6 +138,19 @@ class PauseEnds:
         metrics.TURN_ENDS.labels(by=by).inc()
         self._recheck()
 
+    def end_now(self) -> bool:
+        """The client says the turn is over (``end_turn``): a turn ended at a pause is
+        confirmed now if it was not (``client``), and speech can no longer continue it.
+        False: none was open."""
+        judged, self.judged = self.judged, None
+        if judged is None:
+            return False
+        if not judged.confirmed:
+            judged.confirmed = True
+            metrics.TURN_ENDS.labels(by="client").inc()
+        self._recheck()
+        return True
+
     def doubt(self, speculation: Speculation, long: bool = False) -> None:
         """The judges doubt the turn ended provisionally on ``speculation``: the doubt's
         silence confirms it (counted as ``judged_after_doubt``), or the full silence if

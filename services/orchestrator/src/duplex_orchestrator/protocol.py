@@ -9,6 +9,7 @@ Client → server (JSON text frames):
   {"type": "say", "text": "Hello there."}             speak a whole text
   {"type": "model", "model": "mock"}                   use another model from the next turn
   {"type": "interrupt"}                                stop the reply now
+  {"type": "end_turn"}      the user's turn is over (push-to-talk released): answer it now
   {"type": "clone_start"}   the binary frames that follow are a voice clip (recorded or uploaded)
   {"type": "clone_end"}     the clip is complete: later replies clone its voice where the model can
   {"type": "clone_clear"}   drop the clip: the model's own voice again
@@ -73,6 +74,12 @@ class Interrupt:
 
 
 @dataclass(frozen=True)
+class EndTurn:
+    """The user's turn is over (a push-to-talk button released, or the client's own VAD
+    heard its end): answer it now, not after the silence that ends a turn."""
+
+
+@dataclass(frozen=True)
 class Ping:
     pass
 
@@ -92,7 +99,9 @@ class CloneClear:
     pass
 
 
-Message = Start | Text | Say | Model | Interrupt | Ping | CloneStart | CloneEnd | CloneClear
+Message = (
+    Start | Text | Say | Model | Interrupt | EndTurn | Ping | CloneStart | CloneEnd | CloneClear
+)
 
 
 def frame_bytes(sample_rate: int) -> int:
@@ -145,6 +154,8 @@ def parse(raw: str | bytes) -> Message:
         return Model(_str(data, "model"))
     if kind == "interrupt":
         return Interrupt()
+    if kind == "end_turn":
+        return EndTurn()
     if kind == "ping":
         return Ping()
     if kind in _CLONE:
@@ -152,7 +163,7 @@ def parse(raw: str | bytes) -> Message:
     raise ProtocolError(
         "unknown_type",
         f"unknown message type {str(kind)[:40]!r}; expected start, text, say, model, "
-        "interrupt, ping, clone_start, clone_end or clone_clear",
+        "interrupt, end_turn, ping, clone_start, clone_end or clone_clear",
     )
 
 

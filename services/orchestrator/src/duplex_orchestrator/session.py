@@ -43,6 +43,7 @@ from duplex_orchestrator.protocol import (
     CloneClear,
     CloneEnd,
     CloneStart,
+    EndTurn,
     Interrupt,
     Message,
     Model,
@@ -106,6 +107,8 @@ class VoiceSession:
             io, self._speaker, self.turns, self._pause_ends, lambda: self._speaking, clock
         )
         self._speech_started_at = 0.0
+        self._heard_since_end_turn = False
+        """Speech began since the client last sent ``end_turn`` (or the start)."""
         self._clip = VoiceClip(services.transcriber, self._use_voice, io.event, self.id)
 
     # ---- messages ------------------------------------------------------
@@ -136,6 +139,8 @@ class VoiceSession:
             await self._switch_model(message.model)
         elif isinstance(message, Interrupt):
             await self._replies.interrupt()
+        elif isinstance(message, EndTurn):
+            await self._client_ended_turn()
         elif isinstance(message, CloneStart | CloneEnd | CloneClear):
             await self._clone(message)
 
@@ -261,6 +266,24 @@ class VoiceSession:
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
 
+    async def _client_ended_turn(self) -> None:
+        """The client says the user's turn is over (``end_turn``): end the open turn now,
+        on its audio so far, or confirm a turn ended at a pause, which speech can then
+        no longer continue. Nothing heard since the last ``end_turn``: an error."""
+        heard, self._heard_since_end_turn = self._heard_since_end_turn, False
+        detector = self._vad.detector
+        if detector.in_speech:
+            silent = detector.silent_frames
+            speculation = self._judge.current()  # before the VAD moves on
+            audio = self._vad.end_turn()
+            asr = speculation.claim() if speculation else self._transcriptions.latest(audio)
+            metrics.TURN_ENDS.labels(by="client").inc()
+            await self._end_turn(asr, self._clock() - silent * 0.02)
+        elif not self._pause_ends.end_now() and not heard:
+            raise ProtocolError(
+                "no_speech", "end_turn: no speech was heard since the last one, nothing to answer"
+            )
+
     def _fit_turn_silence(self) -> None:
         """The silence that ends this user's turns: longer once they went on after a
         longer pause (``Patience.silence_frames``)."""
@@ -288,6 +311,7 @@ class VoiceSession:
 
     async def _speech_started(self) -> None:
         self._set_speaking(True)
+        self._heard_since_end_turn = True
         self._speech_started_at = self._clock()
         await self._io.event(VadState("speech_start"))
         if await self._continue_judged_turn():
