@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,67 @@ def test_browser_talks_over_webrtc_hears_the_reply_and_interrupts_it(
     assert 3 < voice["seconds"] < 10
     assert overlap(CLIP_WORDS, voice["transcript"]) >= 0.7, voice
     assert voice_text.startswith("cloned voice")
+
+
+MUTED = "Tell me a joke about cats."
+HELD = "I would like to book a table for"  # unfinished: no judge ends it at a pause
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """A counter's value from the orchestrator's /metrics (0 when not yet counted)."""
+    body = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in body.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
+    stack: tuple[WorkerProcess, OrchestratorProcess], tmp_path: Path
+) -> None:
+    """The microphone says one thing before the button is held (never heard), then
+    unfinished words while it is held; let go 0.3 s after them, the turn ends with
+    the client's ``end_turn`` (words that want more would otherwise wait 2 s)."""
+    _, orchestrator = stack
+    track = np.concatenate(
+        [
+            np.zeros(3 * 16000, np.int16),
+            speech_16k(MUTED, lead_s=0.0, tail_s=0.0),
+            np.zeros(5 * 16000, np.int16),
+            speech_16k(HELD, lead_s=0.0, tail_s=0.0),
+            np.zeros(30 * 16000, np.int16),
+        ]
+    )
+    track48 = soxr.resample(track.astype(np.float32), 16000, 48000)
+    wav = write_wav(tmp_path / "ptt.wav", np.clip(track48, -32768, 32767).astype(np.int16), 48000)
+    ended_by_client = metric(orchestrator.url, "duplex_turn_ends_total", by="client")
+    with sync_playwright() as playwright:
+        context = launch(playwright, tmp_path, wav)
+        try:
+            page = context.new_page()
+            page.goto(orchestrator.url)
+            page.check("#ptt")
+            page.click("#connect")
+            wait_for(page, "s => s.state === 'listening'", 20)
+            wait_for(page, "s => s.micLoudAt > 0 && performance.now() - s.micLoudAt > 500", 20)
+            page.dispatch_event("#talk", "pointerdown")  # the muted words are over
+            pressed = float(page.evaluate("performance.now()"))
+            wait_for(page, f"s => s.micLoudAt > {pressed}", 20)
+            wait_for(page, "s => performance.now() - s.micLoudAt > 300", 20)
+            page.dispatch_event("#talk", "pointerup")
+            stats = wait_for(page, "s => s.events.includes('tts_end')", 40)
+        finally:
+            context.close()
+    assert stats["transport"] == "WebRTC", stats["fallback"]
+    assert stats["errors"] == []
+    assert [on for _, on in stats["held"]] == [True, False]
+    heard = [t for t in stats["transcripts"] if t]
+    assert len(heard) == 1, heard
+    assert overlap(HELD, heard[0]) >= 0.7, heard
+    assert overlap(MUTED, heard[0]) < 0.3, heard  # nothing of what was said before
+    assert moment(stats, "vad") > pressed  # no speech reached the server before
+    assert metric(orchestrator.url, "duplex_turn_ends_total", by="client") == ended_by_client + 1
 
 
 def test_the_page_falls_back_to_the_websocket_when_webrtc_fails(

@@ -6,7 +6,8 @@ const RTC_TIMEOUT_MS = 8000; // no open data channel by then: fall back to the W
 const stats = (window.duplexStats = {
   framesReceived: 0, framesPlayed: 0, playedSeconds: 0, peakRms: 0, levels: [], timeline: [],
   flushes: 0, transcripts: [], replies: [], latency: [], errors: [], events: [], state: "disconnected",
-  voice: null, transport: null, fallback: null, turns: [], micPeak: 0,
+  voice: null, transport: null, fallback: null, turns: [], micPeak: 0, micLoudAt: 0,
+  pushToTalk: false, held: [],
 });
 // The per-turn latency chart: the last TURNS_SHOWN replies, one bar per figure.
 const TURNS_SHOWN = 12;
@@ -21,6 +22,11 @@ let link, audioCtx, micStream, capture, playhead = 0, sources = [], currentReply
 let uploading = false; // an uploaded clip is being sent: the microphone's frames wait
 let levelTimer = null;
 const RECORD_S = 8;
+// Push to talk: the microphone goes out only while the button (or Space) is held; the
+// turn ends at its release, a beat later (the track's jitter buffer holds the last audio).
+const END_TURN_DELAY_MS = 100;
+let talking = false, sendTrack = null;
+const micOpen = () => !stats.pushToTalk || talking;
 
 function log(cls, text) {
   const p = document.createElement("p");
@@ -73,7 +79,10 @@ async function connect() {
 async function connectRtc(output) {
   const config = await (await fetch("/rtc/config", { headers: authHeaders() })).json();
   const pc = new RTCPeerConnection({ iceServers: config.iceServers || [] });
-  for (const track of micStream.getAudioTracks()) pc.addTrack(track, micStream);
+  // A copy of the microphone is sent, so push to talk can mute it while the meter listens.
+  sendTrack = micStream.getAudioTracks()[0].clone();
+  sendTrack.enabled = micOpen();
+  pc.addTrack(sendTrack, micStream);
   const channel = pc.createDataChannel("duplex", { ordered: true });
   channel.binaryType = "arraybuffer";
   pc.ontrack = (e) => {
@@ -132,7 +141,8 @@ async function connectWs(output) {
   ws.onmessage = (m) => (typeof m.data === "string" ? onEvent(JSON.parse(m.data)) : play(m.data));
   ws.onclose = () => { setState("disconnected"); cleanup(); };
   capture.port.onmessage = (e) => {
-    if (ws.readyState === 1 && stats.state !== "connecting" && !uploading) ws.send(e.data);
+    if (ws.readyState !== 1 || stats.state === "connecting" || uploading) return;
+    ws.send(micOpen() ? e.data : new ArrayBuffer(e.data.byteLength)); // silence when muted
   };
   return {
     name: "WebSocket", rate: audioCtx.sampleRate,
@@ -146,8 +156,11 @@ function cleanup() {
   flush();
   if (levelTimer) clearInterval(levelTimer);
   if (micStream) micStream.getTracks().forEach((t) => t.stop());
+  if (sendTrack) sendTrack.stop();
   if (audioCtx) audioCtx.close();
-  link = audioCtx = micStream = capture = levelTimer = null;
+  link = audioCtx = micStream = capture = levelTimer = sendTrack = null;
+  talking = false;
+  $("talk").classList.remove("held");
   $("transport").textContent = "–";
   $("connect").disabled = false;
   $("hangup").disabled = true;
@@ -276,6 +289,7 @@ function measureLevels(output, mic) {
     const level = Math.min(1, Math.max(0, (20 * Math.log10(rmsOf(mic) + 1e-9) + 60) / 60));
     $("mic-level").value = level;
     stats.micPeak = Math.max(stats.micPeak, level);
+    if (level > 0.4) stats.micLoudAt = performance.now(); // about -36 dBFS: a voice
   }, 20);
 }
 
@@ -383,7 +397,31 @@ async function uploadClip(file) {
   }
 }
 
+function talk(on) {
+  if (!stats.pushToTalk || on === talking) return;
+  talking = on;
+  if (sendTrack) sendTrack.enabled = micOpen();
+  $("talk").classList.toggle("held", on);
+  stats.held.push([performance.now(), on]);
+  if (!on) setTimeout(() => linked() && link.send(JSON.stringify({ type: "end_turn" })), END_TURN_DELAY_MS);
+}
+
 const linked = () => link && link.open();
+$("ptt").onchange = (e) => {
+  talk(false);
+  stats.pushToTalk = e.target.checked;
+  $("talk").disabled = !stats.pushToTalk;
+  if (sendTrack) sendTrack.enabled = micOpen();
+};
+$("talk").onpointerdown = () => talk(true);
+$("talk").onpointerup = $("talk").onpointerleave = () => talk(false);
+const typing = (e) => e.target instanceof HTMLInputElement && e.target.type !== "checkbox";
+document.addEventListener("keydown", (e) => {
+  if (e.code === "Space" && stats.pushToTalk && !typing(e)) { e.preventDefault(); talk(true); }
+});
+document.addEventListener("keyup", (e) => {
+  if (e.code === "Space" && stats.pushToTalk && !typing(e)) { e.preventDefault(); talk(false); }
+});
 $("clip-record").onclick = () => linked() && recordClip();
 $("clip-file").onchange = (e) => {
   const file = e.target.files[0];
