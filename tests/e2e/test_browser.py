@@ -213,7 +213,7 @@ def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
 ) -> None:
     """The microphone says one thing before the button is held (never heard), then
     unfinished words while it is held; let go 0.3 s after them, the turn ends with
-    the client's ``end_turn`` (words that want more would otherwise wait 2 s)."""
+    the client's ``end_turn`` (the session's turns are manual: nothing else ends one)."""
     _, orchestrator = stack
     track = np.concatenate(
         [
@@ -245,6 +245,7 @@ def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
         finally:
             context.close()
     assert stats["transport"] == "WebRTC", stats["fallback"]
+    assert stats["turnDetection"] == "manual"  # only the release ends a turn
     assert stats["errors"] == []
     assert [on for _, on in stats["held"]] == [True, False]
     heard = [t for t in stats["transcripts"] if t]

@@ -76,18 +76,21 @@ async def test_a_spoken_question_gets_an_echo_reply_that_is_heard_back(
     assert latency["voice_to_voice_ms"] > latency["first_audio_ms"] > 0
 
 
-async def test_push_to_talk_is_answered_with_no_silence_after_the_speech(
+async def test_push_to_talk_is_one_turn_through_a_long_pause_with_no_silence_after(
     orchestrator: OrchestratorProcess,
 ) -> None:
-    """The WAV cut where the speech ends, then ``end_turn`` and no more audio: the
-    silence that ends a turn never comes, and the question is answered all the same."""
-    speech = speech_16k(QUESTION)
+    """Half a question, 1.5 s of silence (past the second that ends a turn), the rest,
+    cut where the speech ends; then ``end_turn`` and no more audio. With manual turns
+    the pause ends nothing, the silence after never comes, and the whole question is
+    answered as one turn."""
+    first, rest = "Could you please tell me", "a short story about a friendly dog?"
+    speech = np.concatenate([speech_16k(first), silence(1.5), speech_16k(rest)])
     speech = speech[: int(last_sound_s(speech) * 16000)]
     convo = await client.talk(orchestrator.ws_url, "", speech, timeout_s=30, push_to_talk=True)
     assert convo.ended, convo.events
     (heard,) = convo.texts("asr")
     assert wer(QUESTION, heard) <= 0.15, heard
-    assert wer(QUESTION, "".join(convo.texts("reply"))) <= 0.1
+    assert wer(QUESTION, "".join(convo.texts("reply"))) <= 0.15
     assert not [e for e in convo.events if e["type"] == "error"]
 
 

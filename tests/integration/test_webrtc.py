@@ -122,6 +122,26 @@ async def test_a_spoken_question_is_answered_and_speech_over_the_reply_pauses_it
     assert server.worker.controls == ["pause", "resume"]
 
 
+async def test_manual_turns_over_the_data_channel_end_only_at_end_turn(server: Server) -> None:
+    """``turn_detection`` reaches the session though the transport sets ``start``'s rate:
+    the silence after the question ends nothing, the data channel's ``end_turn`` does."""
+    rtc = RtcClient(server.url)
+    try:
+        ready = await rtc.connect(turn_detection="manual")
+        assert ready["turn_detection"] == "manual"
+        assert ready["sample_rate_in"] == 48000
+        rtc.mic.say(soxr.resample(voiced(0.8), 16000, 48000).astype(np.int16))
+        await rtc.wait_for("vad", state="speech_start")
+        await asyncio.sleep(2.0)  # twice the silence that ends a turn
+        assert not [e for e in rtc.named("asr") if e["final"]]  # partials, live, only
+        rtc.send({"type": "end_turn"})
+        asr = await rtc.wait_for("asr", final=True)
+        assert asr["text"] == "hello there"
+        assert not (await rtc.wait_for("tts_end"))["interrupted"]
+    finally:
+        await rtc.close()
+
+
 async def test_interrupt_drops_the_queued_reply_audio(server: Server, client: RtcClient) -> None:
     server.worker.frames_per_chunk = 500  # 10 s
     client.send({"type": "say", "text": "A very long reply."})

@@ -114,8 +114,11 @@ class RtcClient:
                 rms = float(np.sqrt(np.mean(samples**2)))
                 self.heard.levels.append((time.monotonic(), rms))
 
-    async def connect(self, model: str = "", timeout_s: float = 15.0) -> dict[str, Any]:
-        """Offer, answer, wait for the data channel, send ``start``; returns ``ready``."""
+    async def connect(
+        self, model: str = "", timeout_s: float = 15.0, **start: Any
+    ) -> dict[str, Any]:
+        """Offer, answer, wait for the data channel, send ``start`` (with ``start``'s
+        fields too); returns ``ready``."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         offer = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
@@ -129,7 +132,7 @@ class RtcClient:
         self.session_id = answer["session_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await eventually(lambda: self.channel.readyState == "open", timeout_s, every_s=0.02)
-        self.send({"type": "start", "model": model})
+        self.send({"type": "start", "model": model, **start})
         self._tasks.append(asyncio.create_task(self._ping()))
         return await self.wait_for("ready", timeout_s=timeout_s)
 

@@ -117,6 +117,7 @@ async def session_with(
     pitch_rise_st: float = 3.0,
     pitch_first_fall_st: float | None = EndOfTurn.pitch_first_fall_st,
     unfinished_frames: int = 0,
+    turn_detection: str = "auto",
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(
@@ -141,7 +142,7 @@ async def session_with(
         unfinished_frames=unfinished_frames,
     )
     session = VoiceSession(io, services)
-    await session.handle(Start(model="", sample_rate=16000))
+    await session.handle(Start(model="", sample_rate=16000, turn_detection=turn_detection))
     return session, io
 
 

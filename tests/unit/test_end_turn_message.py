@@ -5,19 +5,30 @@ user stops speaking: the silence that ends a turn never comes. Its
 ``end_turn`` ends the turn on the audio so far (as LiveKit's
 ``commit_user_turn`` and OpenAI Realtime's ``input_audio_buffer.commit`` do), or
 confirms a turn the judges ended at a pause; with nothing heard it is a clear
-error, and the session goes on.
+error, and the session goes on. With ``"turn_detection": "manual"`` in ``start``
+(LiveKit's manual turn detection) only ``end_turn`` ends a turn: a push-to-talk
+user who pauses while holding the button is never cut off.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import REGISTRY
 
-from duplex_orchestrator.events import Asr, BargeIn, TtsEnd, TtsStart, VadState
+from duplex_orchestrator.events import Asr, BargeIn, Ready, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.protocol import EndTurn, ProtocolError
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeWorker
-from tests.unit.test_end_of_turn import PAUSE_FRAMES, FixedTurnModel, feed, session_with, silence
+from tests.unit.test_end_of_turn import (
+    END_FRAMES,
+    PAUSE_FRAMES,
+    FixedTurnModel,
+    feed,
+    session_with,
+    silence,
+)
 
 
 def ended_by_client() -> float:
@@ -82,4 +93,49 @@ async def test_end_turn_with_nothing_heard_is_an_error_and_the_session_goes_on()
     await session.handle(EndTurn())  # a race, not a mistake: no error
     with pytest.raises(ProtocolError):
         await session.handle(EndTurn())  # but nothing was heard since that one
+    await session.close()
+
+
+async def test_with_manual_turns_no_pause_or_silence_ends_a_turn_only_end_turn() -> None:
+    """Words every judge calls complete, a pause, more words, twice the silence that
+    ends a turn: still one open turn, never judged (Smart Turn is not asked); then
+    ``end_turn`` answers all of it."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words = "What time is it?"
+    session, io = await session_with(ears, model, turn_detection="manual")
+    assert io.of(Ready)[0].turn_detection == "manual"
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 15), realtime=True)  # judged complete, if auto
+    ears.words = "What time is it? And the date?"
+    await feed(session, voiced(0.6))
+    await feed(session, silence(2 * END_FRAMES))
+    await asyncio.sleep(0.2)
+    assert [e.state for e in io.of(VadState)] == ["speech_start"]
+    assert io.of(TtsStart) == []
+    assert model.calls == 0
+    await session.handle(EndTurn())
+    (end,) = await io.wait_for(TtsEnd, timeout_s=5)
+    assert not end.interrupted
+    assert [e.text for e in io.of(Asr) if e.final] == ["What time is it? And the date?"]
+    assert ears.heard[-1] >= 1.2 + PAUSE_FRAMES * 0.02  # both parts and the pause
+    await session.close()
+
+
+async def test_manual_turns_still_hear_a_barge_in_and_answer_it_at_end_turn() -> None:
+    ears, model = Ears(), FixedTurnModel(0.9)
+    worker = FakeWorker(frames_per_chunk=50, frame_s=0.02)  # a second a word
+    session, io = await session_with(ears, model, worker, turn_detection="manual")
+    await feed(session, voiced(0.6))
+    await session.handle(EndTurn())
+    await io.wait_for(TtsStart, timeout_s=2)
+    ears.words = "Stop please."
+    await feed(session, voiced(0.4))  # over the reply: paused at once
+    await io.wait_for(BargeIn, timeout_s=2)
+    await feed(session, silence(2 * END_FRAMES))
+    await asyncio.sleep(0.2)
+    assert [b.action for b in io.of(BargeIn)] == ["pause"]  # waits for the end_turn
+    await session.handle(EndTurn())
+    ends = await io.wait_for(TtsEnd, count=2, timeout_s=5)
+    assert ends[0].interrupted
+    assert [b.action for b in io.of(BargeIn)] == ["pause", "stop"]
     await session.close()

@@ -39,6 +39,7 @@ from tests.support.fake_ears import Ears
         ('{"type": "model", "model": "mock"}', Model("mock")),
         ('{"type": "interrupt"}', Interrupt()),
         ('{"type": "end_turn"}', EndTurn()),
+        ('{"type": "start", "turn_detection": "manual"}', Start("", 16000, "manual")),
         ('{"type": "clone_start"}', CloneStart()),
         ('{"type": "clone_end"}', CloneEnd()),
         ('{"type": "clone_clear"}', CloneClear()),
@@ -66,6 +67,7 @@ def test_valid_messages(raw: str, expected: object) -> None:
         ('{"type": "say", "text": "a\\ud800b"}', "bad_text", "lone surrogate U+D800"),
         ('{"type": "model", "model": "' + "m" * 500 + '"}', "bad_message", "at most 128"),
         ('{"type": "start", "sample_rate": true}', "bad_sample_rate", "True"),
+        ('{"type": "start", "turn_detection": "ptt"}', "bad_message", "'turn_detection'"),
     ],
 )
 def test_bad_messages_name_the_problem(raw: str | bytes, code: str, words: str) -> None:

@@ -156,11 +156,14 @@ async def talk(
     has been answered (``ended``), or until ``QUIET_AFTER_S`` after it with no reply
     given and no turn open (``nothing_to_answer``). A reply the user's speech stops
     (a turn ended too early and continued) does not end it: the turn's reply does.
-    ``push_to_talk``: after the audio, ``end_turn`` and no more audio (a button let go)."""
+    ``push_to_talk``: manual turns (the whole audio is one), then ``end_turn`` and no
+    more audio (a button let go)."""
     convo = Conversation()
     step = frame_bytes(RATE_IN) // 2
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
-        await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
+        turns = "manual" if push_to_talk else "auto"
+        start = {"type": "start", "model": model, "sample_rate": RATE_IN, "turn_detection": turns}
+        await ws.send_str(json.dumps(start))
         await _receive(ws, convo, "ready", 30)
         if not convo.ended:
             return convo  # refused (its error is in the events) or not answered

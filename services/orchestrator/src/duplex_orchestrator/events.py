@@ -23,6 +23,7 @@ class Ready:
     sample_rate_in: int
     sample_rate_out: int = 48000
     frame_ms: int = 20
+    turn_detection: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,9 @@ class TurnJudge:
         self._confirm = confirm
         self._doubt = doubt
         self.speculation: Speculation | None = None
+        self.manual = False
+        """Manual turns (``end_turn`` only): speculation transcribes ahead, nobody judges,
+        so Smart Turn is never asked."""
         self.pitch = PitchHabit(first_usual_fall_st=services.end_of_turn.pitch_first_fall_st)
         """This user's usual statement end; the session forgets a turn they went on with."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,7 +166,8 @@ class TurnJudge:
         alone = self._services.speaking.count <= 1
         if idle >= 1 and (alone or not first):
             self.settle()
-            self.speculation = self._speculate(utterance, "gap", with_turn_model=idle >= 2)
+            with_turn_model = idle >= 2 and not self.manual
+            self.speculation = self._speculate(utterance, "gap", with_turn_model=with_turn_model)
 
     def paused(self, utterance: np.ndarray) -> None:
         """A short pause: judge whether the turn is complete, from the speculation started

@@ -4,7 +4,8 @@ Client → server (JSON text frames):
   {"type": "start", "model": "piper-en-us-joe-medium", "sample_rate": 16000}
       opens the session; ``sample_rate`` of the binary audio the client sends
       (8000, 16000, 22050, 24000, 32000, 44100, 48000 or 96000 Hz);
-      ``model`` optional (server default).
+      ``model`` optional (server default); ``turn_detection`` "auto" (default) or
+      "manual" (only end_turn ends the user's turn: push to talk).
   {"type": "text", "text": "Hello", "final": false}   stream-TTS: speak text deltas as they arrive
   {"type": "say", "text": "Hello there."}             speak a whole text
   {"type": "model", "model": "mock"}                   use another model from the next turn
@@ -46,10 +47,16 @@ class ProtocolError(Exception):
         self.code = code
 
 
+TURN_DETECTION = ("auto", "manual")
+
+
 @dataclass(frozen=True)
 class Start:
     model: str
     sample_rate: int
+    turn_detection: str = "auto"
+    """``auto``: the server ends the user's turns (its judges, the silence); ``manual``:
+    only the client's ``end_turn`` does (push to talk), or an utterance's length limit."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,14 @@ def parse(raw: str | bytes) -> Message:
                 "bad_sample_rate",
                 f"sample_rate {str(rate)[:20]} not supported; use one of {list(ALLOWED_RATES)}",
             )
-        return Start(model=_str(data, "model", required=False), sample_rate=int(rate))
+        turns = data.get("turn_detection", "auto")
+        if turns not in TURN_DETECTION:
+            raise ProtocolError(
+                "bad_message",
+                '\'turn_detection\' must be "auto" (the server ends turns) or "manual" '
+                "(only end_turn does)",
+            )
+        return Start(_str(data, "model", required=False), int(rate), str(turns))
     if kind == "text":
         final = data.get("final", False)
         if not isinstance(final, bool):

@@ -62,6 +62,9 @@ from duplex_orchestrator.vad import VAD_RATE, VadEvent
 
 log = logging.getLogger(__name__)
 
+MANUAL_END_FRAMES = 1 << 30
+"""With manual turns, no silence ends a turn: the VAD's cut of a too-long one comes first."""
+
 __all__ = ["Services", "SessionIO", "TurnModel", "VoiceSession", "check_model"]
 
 
@@ -107,6 +110,8 @@ class VoiceSession:
             io, self._speaker, self.turns, self._pause_ends, lambda: self._speaking, clock
         )
         self._speech_started_at = 0.0
+        self._manual = False
+        """Only the client's ``end_turn`` ends the user's turns (``Start.turn_detection``)."""
         self._heard_since_end_turn = False
         """Speech began since the client last sent ``end_turn`` (or the start)."""
         self._clip = VoiceClip(services.transcriber, self._use_voice, io.event, self.id)
@@ -150,9 +155,12 @@ class VoiceSession:
         model = message.model or self._services.default_model
         self._check_model(model)
         self._rate = message.sample_rate
+        self._manual = self._judge.manual = message.turn_detection == "manual"
+        self._fit_turn_silence()
         self._speaker.model = self._speaker.active_model = model
         models = self._services.registry.models()
-        await self._io.event(Ready(self.id, model, models, sample_rate_in=self._rate))
+        ready = Ready(self.id, model, models, self._rate, turn_detection=message.turn_detection)
+        await self._io.event(ready)
 
     def _check_model(self, model: str) -> None:
         check_model(model, self._services.registry, self._services.default_model)
@@ -180,7 +188,10 @@ class VoiceSession:
             elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
                 self._judge.gap(result.utterance)
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
-                self._judge.paused(result.utterance)
+                if self._manual:  # no judging: only transcribing ahead of the end_turn
+                    self._judge.gap(result.utterance)
+                else:
+                    self._judge.paused(result.utterance)
             elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                 # The last speech frame arrived that silence ago (real-time input): this
                 # user's (``Patience``), or this pause's, whose words wanted more.
@@ -286,7 +297,11 @@ class VoiceSession:
 
     def _fit_turn_silence(self) -> None:
         """The silence that ends this user's turns: longer once they went on after a
-        longer pause (``Patience.silence_frames``)."""
+        longer pause (``Patience.silence_frames``); none with manual turns (only the
+        utterance's length limit ends one besides ``end_turn``)."""
+        if self._manual:
+            self._vad.detector.end_frames = MANUAL_END_FRAMES
+            return
         self._vad.detector.end_frames = self._patience.silence_frames(self._services.end_frames)
 
     def _backchannel_heard(self) -> None:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import av
@@ -256,7 +256,7 @@ class RtcSession:
                     continue
                 message = parse(raw)
                 if isinstance(message, Start):  # the track's rate, whatever the client says
-                    message = Start(model=message.model, sample_rate=RATE)
+                    message = replace(message, sample_rate=RATE)
                 elif isinstance(message, CloneEnd):
                     self._uploading = False
                 await session.handle(message)

@@ -41,11 +41,13 @@ function authHeaders() {
   return key ? { Authorization: "Bearer " + key } : {};
 }
 function startMessage(rate) {
-  return JSON.stringify({ type: "start", model: $("model").value || "", sample_rate: rate });
+  // Push to talk: only the release ends a turn, so a pause while holding never does.
+  const turns = stats.pushToTalk ? "manual" : "auto";
+  return JSON.stringify({ type: "start", model: $("model").value || "", sample_rate: rate, turn_detection: turns });
 }
 
 async function connect() {
-  $("connect").disabled = true;
+  $("connect").disabled = $("ptt").disabled = true; // turn detection is the session's
   setState("connecting");
   // The device's own rate: Firefox cannot connect a microphone to a context at another
   // rate. The WebSocket path declares it (the server resamples); WebRTC is Opus at 48 kHz.
@@ -162,7 +164,7 @@ function cleanup() {
   talking = false;
   $("talk").classList.remove("held");
   $("transport").textContent = "–";
-  $("connect").disabled = false;
+  $("connect").disabled = $("ptt").disabled = false;
   $("hangup").disabled = true;
   setCloning(false);
 }
@@ -176,6 +178,7 @@ function onEvent(e) {
   stats.timeline.push([performance.now(), e.action ? `${e.type}:${e.action}` : e.type]);
   switch (e.type) {
     case "ready":
+      stats.turnDetection = e.turn_detection;
       setState("listening");
       fillModels(e.models, e.model);
       setCloning(true);
@@ -407,11 +410,9 @@ function talk(on) {
 }
 
 const linked = () => link && link.open();
-$("ptt").onchange = (e) => {
-  talk(false);
+$("ptt").onchange = (e) => { // only while disconnected: it sets the next session's turns
   stats.pushToTalk = e.target.checked;
   $("talk").disabled = !stats.pushToTalk;
-  if (sendTrack) sendTrack.enabled = micOpen();
 };
 $("talk").onpointerdown = () => talk(true);
 $("talk").onpointerup = $("talk").onpointerleave = () => talk(false);
