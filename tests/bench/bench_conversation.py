@@ -134,16 +134,22 @@ def _loud_after(c: ScriptedClient, since: float) -> list[float]:
     ]
 
 
-async def speaker(ws_url: str, turns: list[tuple[str, np.ndarray]]) -> list[dict[str, Any]]:
-    """One client plays its questions in turn; the figures of each turn."""
+async def speaker(
+    ws_url: str, turns: list[tuple[str, np.ndarray]], push_to_talk: bool = False
+) -> list[dict[str, Any]]:
+    """One client plays its questions in turn; the figures of each turn. ``push_to_talk``:
+    manual turns, each ended by ``end_turn`` at its last sound (the button let go), then
+    no audio until the reply is over."""
     rows = []
     async with ScriptedClient(ws_url) as c:
-        await c.start()
+        await c.start(turn_detection="manual" if push_to_talk else "auto")
         for kind, audio in turns:
             events_before = len(c.got.events)
             started = await c.speak(audio)
             speech_end = started + len(audio) / 16000
-            mic = asyncio.create_task(c.speak(silence(4.0)))
+            if push_to_talk:
+                await c.send(type="end_turn")
+            mic = asyncio.create_task(c.speak(silence(0.0 if push_to_talk else 4.0)))
             for _ in range(600):  # up to 30 s for the reply to end
                 # A reply stopped by the turn going on (its first half answered early)
                 # ends after the speech too: the turn's own reply is one not stopped.
@@ -191,6 +197,7 @@ async def conversations(
     held_out: str | None = None,
     people: bool = False,
     pause_s: float = PAUSE_S,
+    push_to_talk: bool = False,
 ) -> dict[str, Any]:
     data = clips(held_out, people, pause_s)
     complete = [c for c in data if c[0] == "complete"]
@@ -205,7 +212,7 @@ async def conversations(
         ]
         for s in range(speakers)
     ]
-    per_speaker = await asyncio.gather(*(speaker(ws_url, plan) for plan in plans))
+    per_speaker = await asyncio.gather(*(speaker(ws_url, plan, push_to_talk) for plan in plans))
     rows = [row for speaker_rows in per_speaker for row in speaker_rows]
     v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]
     whole = [v for r in rows if r["kind"] == "complete" and (v := r["voice_to_voice_ms"])]
@@ -312,7 +319,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     try:
         for n, (vad, mode, variant) in enumerate(configs):
-            name = ", ".join(part for part in (mode, vad, variant) if part)
+            talk = "push to talk" if args.push_to_talk else ""
+            name = ", ".join(part for part in (mode, vad, variant, talk) if part)
             orchestrator = start_orchestrator(
                 [worker.address],
                 tmp / f"o-{n}.log",
@@ -330,6 +338,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.held_out,
                         args.people,
                         args.hesitation_s,
+                        args.push_to_talk,
                     )
                     after = counters(orchestrator.url)
                     row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
@@ -389,6 +398,12 @@ def main() -> None:
         default=PAUSE_S,
         help="the hesitations' pause mid-sentence (default 0.6; 1.3: longer than the full "
         "second that ends any turn, as a person's can be)",
+    )
+    parser.add_argument(
+        "--push-to-talk",
+        action="store_true",
+        help="manual turns (start's turn_detection): each question ended by end_turn at its "
+        "last sound, as a button let go; the end-of-turn judges are not asked",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()

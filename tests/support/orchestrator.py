@@ -156,8 +156,10 @@ class ScriptedClient:
         else:
             await self.ws.send_str(data)
 
-    async def start(self, model: str = "", sample_rate: int = 16000) -> dict[str, Any]:
-        await self.send(type="start", model=model, sample_rate=sample_rate)
+    async def start(
+        self, model: str = "", sample_rate: int = 16000, **fields: Any
+    ) -> dict[str, Any]:
+        await self.send(type="start", model=model, sample_rate=sample_rate, **fields)
         return await self.wait_for("ready")
 
     async def wait_for(self, kind: str, timeout_s: float = 30.0, **match: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from duplex_orchestrator.config import ConfigError, build_config
 from duplex_orchestrator.endpoint import EndOfTurn, EndOfTurnMode, Verdict
 from duplex_orchestrator.events import Asr, BargeIn, ReplyText, TtsEnd, TtsStart, VadState
 from duplex_orchestrator.llm import EchoBridge
-from duplex_orchestrator.protocol import Start
+from duplex_orchestrator.protocol import Start, TurnDetection
 from duplex_orchestrator.session import Services, VoiceSession
 from duplex_orchestrator.smart_turn import PIPECAT_VERSION, SmartTurnMissing, find_model
 from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
@@ -117,7 +117,7 @@ async def session_with(
     pitch_rise_st: float = 3.0,
     pitch_first_fall_st: float | None = EndOfTurn.pitch_first_fall_st,
     unfinished_frames: int = 0,
-    turn_detection: str = "auto",
+    turn_detection: TurnDetection = "auto",
 ) -> tuple[VoiceSession, Recorded]:
     io = Recorded()
     services = Services(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from duplex_protocol.text import MAX_ID_CHARS, clean_text, invalid_unicode
 
@@ -47,14 +47,14 @@ class ProtocolError(Exception):
         self.code = code
 
 
-TURN_DETECTION = ("auto", "manual")
+TurnDetection = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
 class Start:
     model: str
     sample_rate: int
-    turn_detection: str = "auto"
+    turn_detection: TurnDetection = "auto"
     """``auto``: the server ends the user's turns (its judges, the silence); ``manual``:
     only the client's ``end_turn`` does (push to talk), or an utterance's length limit."""
 
@@ -150,13 +150,14 @@ def parse(raw: str | bytes) -> Message:
                 f"sample_rate {str(rate)[:20]} not supported; use one of {list(ALLOWED_RATES)}",
             )
         turns = data.get("turn_detection", "auto")
-        if turns not in TURN_DETECTION:
+        if turns not in ("auto", "manual"):
             raise ProtocolError(
                 "bad_message",
                 '\'turn_detection\' must be "auto" (the server ends turns) or "manual" '
                 "(only end_turn does)",
             )
-        return Start(_str(data, "model", required=False), int(rate), str(turns))
+        manual = turns == "manual"
+        return Start(_str(data, "model", required=False), int(rate), "manual" if manual else "auto")
     if kind == "text":
         final = data.get("final", False)
         if not isinstance(final, bool):
