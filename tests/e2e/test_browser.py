@@ -70,11 +70,13 @@ def microphone_track(path: Path) -> Path:
         interruption,
         np.zeros(25 * 16000, np.int16),
     ]
-    track = np.concatenate(parts)
-    track48 = np.clip(soxr.resample(track.astype(np.float32), 16000, 48000), -32768, 32767).astype(
-        np.int16
-    )
-    return write_wav(path, track48, 48000)
+    return microphone_wav(path, np.concatenate(parts))
+
+
+def microphone_wav(path: Path, track16k: np.ndarray) -> Path:
+    """``track16k`` as the fake microphone's file: 48 kHz, as a device gives it."""
+    track48 = soxr.resample(track16k.astype(np.float32), 16000, 48000)
+    return write_wav(path, np.clip(track48, -32768, 32767).astype(np.int16), 48000)
 
 
 def launch(playwright: Playwright, tmp_path: Path, microphone: Path) -> BrowserContext:
@@ -224,8 +226,7 @@ def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
             np.zeros(30 * 16000, np.int16),
         ]
     )
-    track48 = soxr.resample(track.astype(np.float32), 16000, 48000)
-    wav = write_wav(tmp_path / "ptt.wav", np.clip(track48, -32768, 32767).astype(np.int16), 48000)
+    wav = microphone_wav(tmp_path / "ptt.wav", track)
     ended_by_client = metric(orchestrator.url, "duplex_turn_ends_total", by="client")
     with sync_playwright() as playwright:
         context = launch(playwright, tmp_path, wav)
