@@ -210,12 +210,14 @@ def metric(url: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+@pytest.mark.parametrize(("query", "transport"), [("", "WebRTC"), ("?transport=ws", "WebSocket")])
 def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
-    stack: tuple[WorkerProcess, OrchestratorProcess], tmp_path: Path
+    stack: tuple[WorkerProcess, OrchestratorProcess], tmp_path: Path, query: str, transport: str
 ) -> None:
     """The microphone says one thing before the button is held (never heard), then
     unfinished words while it is held; let go 0.3 s after them, the turn ends with
-    the client's ``end_turn`` (the session's turns are manual: nothing else ends one)."""
+    the client's ``end_turn`` (the session's turns are manual: nothing else ends one).
+    On either transport: WebRTC mutes the track it sends, the WebSocket sends silence."""
     _, orchestrator = stack
     track = np.concatenate(
         [
@@ -232,7 +234,7 @@ def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
         context = launch(playwright, tmp_path, wav)
         try:
             page = context.new_page()
-            page.goto(orchestrator.url)
+            page.goto(orchestrator.url + query)
             page.check("#ptt")
             page.click("#connect")
             wait_for(page, "s => s.state === 'listening'", 20)
@@ -245,7 +247,7 @@ def test_push_to_talk_sends_only_while_held_and_ends_the_turn_at_release(
             stats = wait_for(page, "s => s.events.includes('tts_end')", 40)
         finally:
             context.close()
-    assert stats["transport"] == "WebRTC", stats["fallback"]
+    assert stats["transport"] == transport, stats["fallback"]
     assert stats["turnDetection"] == "manual"  # only the release ends a turn
     assert stats["errors"] == []
     assert [on for _, on in stats["held"]] == [True, False]
