@@ -74,6 +74,29 @@ def test_noise_is_not_speech(model: SileroModel, noise: object) -> None:
     assert [r.event for _, r in vad.feed(audio) if r.event] == []
 
 
+@pytest.mark.parametrize("phase", range(8))  # where the word falls on the 32 ms chunks
+def test_a_quiet_short_word_after_a_turn_is_heard_as_with_a_fresh_state(
+    model: SileroModel, phase: int
+) -> None:
+    """A quiet "Hello." (-44 dBFS, as on a telephone line) three seconds after a turn:
+    with the state the turn left, Silero heard it at 2 of these 8 phases (its first
+    chunk scored 0.01 where a fresh state scores 0.36); the state now starts afresh
+    after each second of non-speech."""
+    turn = speech_16k("I'd like to book a table for two, please.", lead_s=0.3, tail_s=0.0)
+    turn = np.concatenate([turn, np.zeros(-len(turn) % 320, np.int16)])
+    word = speech_16k("Hello.", lead_s=0.0, tail_s=0.0).astype(np.float64)
+    word = word / np.sqrt(np.mean(word**2)) * 32768 * 10 ** (-44 / 20)
+    pause = silence(3.0 + phase * 0.02)
+    audio = np.concatenate([turn, pause, word.astype(np.int16), silence(0.5)])
+    vad = Vad(model.classifier(), SpeechDetector(onset_frames=2, end_frames=25))
+    starts = [i for i, (_, r) in enumerate(vad.feed(audio)) if r.event is VadEvent.SPEECH_START]
+    after = (len(turn) + len(pause)) // 320
+    assert [i for i in starts if i >= after], starts  # the word began a turn of its own
+    fresh = Vad(model.classifier(), SpeechDetector(onset_frames=2, end_frames=25))
+    alone = np.concatenate([silence(0.3), word.astype(np.int16), silence(0.5)])
+    assert any(r.event is VadEvent.SPEECH_START for _, r in fresh.feed(alone))
+
+
 def test_each_stream_keeps_its_own_state(model: SileroModel) -> None:
     speech = speech_16k("Turn off the lights.")
     quiet = np.zeros_like(speech)

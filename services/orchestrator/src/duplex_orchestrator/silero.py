@@ -7,6 +7,12 @@ thread-safe); every audio stream owns its state in a ``SileroClassifier``,
 which answers per 20 ms frame with the probability of the latest whole chunk.
 As in Silero's own ``get_speech_timestamps``, speech starts at ``threshold``
 and lasts until the probability falls 0.15 below it (hysteresis).
+
+The state is started afresh after each second of non-speech
+(``RESET_AFTER_FRAMES``): carried over from the speech before, it lowers the
+probability of the next onset, so a short quiet word after a turn ("hello" on
+a telephone line, at -40 dBFS) was not heard at all, though the same word with
+a fresh state is (pipecat resets it every 5 s; silero-vad issues 538 and 725).
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ import numpy as np
 CHUNK = 512
 CONTEXT = 64
 HYSTERESIS = 0.15
+RESET_AFTER_FRAMES = 50
+"""20 ms frames of non-speech after which (and after every such run since) the LSTM
+state starts afresh."""
 
 
 def find_model() -> Path:
@@ -66,11 +75,11 @@ class SileroClassifier:
 
     def __init__(self, model: SileroModel) -> None:
         self._model = model
-        zeros = np.zeros((1, 1, 128), np.float32)
-        self._state = (zeros, zeros.copy())
+        self._state = _fresh_state()
         self._context = np.zeros(CONTEXT, np.float32)
         self._pending = np.zeros(0, np.float32)
         self._speech = False
+        self._quiet_frames = 0
         self.probability = 0.0
 
     def is_speech(self, frame: np.ndarray) -> bool:
@@ -83,4 +92,12 @@ class SileroClassifier:
             self._context = chunk[-CONTEXT:]
         threshold = self._model.threshold
         self._speech = self.probability >= (threshold - HYSTERESIS if self._speech else threshold)
+        self._quiet_frames = 0 if self._speech else self._quiet_frames + 1
+        if self._quiet_frames % RESET_AFTER_FRAMES == 0 and self._quiet_frames:
+            self._state = _fresh_state()  # the speech before no longer biases the next onset
         return self._speech
+
+
+def _fresh_state() -> tuple[np.ndarray, np.ndarray]:
+    zeros = np.zeros((1, 1, 128), np.float32)
+    return zeros, zeros.copy()
