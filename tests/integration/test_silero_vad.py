@@ -79,9 +79,9 @@ def test_a_quiet_short_word_after_a_turn_is_heard_as_with_a_fresh_state(
     model: SileroModel, phase: int
 ) -> None:
     """A quiet "Hello." (-44 dBFS, as on a telephone line) three seconds after a turn:
-    with the state the turn left, Silero heard it at 2 of these 8 phases (its first
-    chunk scored 0.01 where a fresh state scores 0.36); the state now starts afresh
-    after each second of non-speech."""
+    with the state the turn left, Silero heard it at 2 of these 8 phases (a telephone
+    call's "hello" after a turn: its first chunk scored 0.01 where a fresh state
+    scores 0.36); the state now starts afresh after each second of non-speech."""
     turn = speech_16k("I'd like to book a table for two, please.", lead_s=0.3, tail_s=0.0)
     turn = np.concatenate([turn, np.zeros(-len(turn) % 320, np.int16)])
     word = speech_16k("Hello.", lead_s=0.0, tail_s=0.0).astype(np.float64)

@@ -11,7 +11,7 @@ and lasts until the probability falls 0.15 below it (hysteresis).
 The state is started afresh after each second of non-speech
 (``RESET_AFTER_FRAMES``): carried over from the speech before, it lowers the
 probability of the next onset, so a short quiet word after a turn ("hello" on
-a telephone line, at -40 dBFS) was not heard at all, though the same word with
+a telephone line, about -38 dBFS) was not heard at all, though the same word with
 a fresh state is (pipecat resets it every 5 s; silero-vad issues 538 and 725).
 """
 
