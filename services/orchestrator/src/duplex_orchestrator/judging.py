@@ -129,8 +129,8 @@ class TurnJudge:
         self._doubt = doubt
         self.speculation: Speculation | None = None
         self.manual = False
-        """Manual turns (``end_turn`` only): speculation transcribes ahead, nobody judges,
-        so Smart Turn is never asked."""
+        """Manual turns (``Start.turn_detection``: only the client's ``end_turn`` ends
+        one): speculation transcribes ahead, nobody judges, so Smart Turn is never asked."""
         self.pitch = PitchHabit(first_usual_fall_st=services.end_of_turn.pitch_first_fall_st)
         """This user's usual statement end; the session forgets a turn they went on with."""
         self._tasks: set[asyncio.Task[None]] = set()

@@ -142,12 +142,11 @@ class PauseEnds:
         """The client says the turn is over (``end_turn``): a turn ended at a pause is
         confirmed now if it was not (``client``), and speech can no longer continue it.
         False: none was open."""
-        judged, self.judged = self.judged, None
+        judged = self.judged
         if judged is None:
             return False
-        if not judged.confirmed:
-            judged.confirmed = True
-            metrics.TURN_ENDS.labels(by="client").inc()
+        self.confirm(judged.speculation, "client")
+        self.clear()
         self._recheck()
         return True
 

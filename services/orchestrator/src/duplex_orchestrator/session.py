@@ -110,8 +110,6 @@ class VoiceSession:
             io, self._speaker, self.turns, self._pause_ends, lambda: self._speaking, clock
         )
         self._speech_started_at = 0.0
-        self._manual = False
-        """Only the client's ``end_turn`` ends the user's turns (``Start.turn_detection``)."""
         self._heard_since_end_turn = False
         """Speech began since the client last sent ``end_turn`` (or the start)."""
         self._clip = VoiceClip(services.transcriber, self._use_voice, io.event, self.id)
@@ -155,7 +153,7 @@ class VoiceSession:
         model = message.model or self._services.default_model
         self._check_model(model)
         self._rate = message.sample_rate
-        self._manual = self._judge.manual = message.turn_detection == "manual"
+        self._judge.manual = message.turn_detection == "manual"
         self._fit_turn_silence()
         self._speaker.model = self._speaker.active_model = model
         models = self._services.registry.models()
@@ -188,7 +186,7 @@ class VoiceSession:
             elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
                 self._judge.gap(result.utterance)
             elif result.event is VadEvent.SPEECH_PAUSE and result.utterance is not None:
-                if self._manual:  # no judging: only transcribing ahead of the end_turn
+                if self._judge.manual:  # no judging: only transcribing ahead of the end_turn
                     self._judge.gap(result.utterance)
                 else:
                     self._judge.paused(result.utterance)
@@ -299,7 +297,7 @@ class VoiceSession:
         """The silence that ends this user's turns: longer once they went on after a
         longer pause (``Patience.silence_frames``); none with manual turns (only the
         utterance's length limit ends one besides ``end_turn``)."""
-        if self._manual:
+        if self._judge.manual:
             self._vad.detector.end_frames = MANUAL_END_FRAMES
             return
         self._vad.detector.end_frames = self._patience.silence_frames(self._services.end_frames)
