@@ -1,9 +1,11 @@
 """duplex's LiveKit agent, offline: the AgentSession a room job runs, with no room and no server.
 
 Audio goes in through a scripted microphone (48 kHz frames in real time) and
-comes out into an in-memory output that plays in real time. Turns and
+comes out into an in-memory output that plays in real time. Utterances and
 barge-in are duplex's VAD (Silero, the default), speech recognition is real Whisper
-base, the LLM is duplex's echo bridge and the workers are in-process fakes.
+base, the LLM is duplex's echo bridge and the workers are in-process fakes. The
+end of a turn is the VAD's silence, or duplex's judges (real Smart Turn) where
+a room is ``judged``.
 The room path itself (``entrypoint``) needs a LiveKit server: not run here.
 """
 
@@ -22,12 +24,19 @@ from duplex_livekit import (
     Control,
     DuplexAgent,
     DuplexTTS,
+    DuplexTurnDetector,
+    TurnSilences,
     VoiceParts,
     voice_agent,
     voice_session,
 )
+from duplex_orchestrator import prosody
+from duplex_orchestrator.app import end_of_turn
+from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.endpoint import Verdict
 from duplex_orchestrator.llm import EchoBridge
 from duplex_orchestrator.silero import SileroModel
+from duplex_orchestrator.smart_turn import SmartTurn
 from tests.support.fake_ears import Ears
 from tests.support.fake_worker import FakeRegistry, FakeWorker
 from tests.support.livekit_input import ScriptedMicrophone
@@ -44,6 +53,7 @@ class Room:
     mic: ScriptedMicrophone
     output: PlayedAudioOutput
     worker: FakeWorker
+    turns: DuplexTurnDetector | None = None
     heard: list[str] = field(default_factory=list)
     sent: list[dict[str, object]] = field(default_factory=list)
 
@@ -56,11 +66,25 @@ def _silero() -> SileroModel:
     return SileroModel()
 
 
+@cache
+def _smart_turn() -> SmartTurn:
+    return SmartTurn()
+
+
+def _judges() -> DuplexTurnDetector:
+    """duplex's judges with the orchestrator's defaults (``--end-of-turn
+    transcript+smart-turn``), as ``VoiceParts.from_config`` builds them."""
+    config = OrchestratorConfig(dev=True)
+    prosody.warm_up()  # as the room job's prewarm does
+    return DuplexTurnDetector(end_of_turn(config), TurnSilences.from_config(config), _smart_turn())
+
+
 async def _room(
     worker: FakeWorker,
     recognizer: object,
     can_pause: bool = False,
     backchannels_resume: bool = True,
+    judged: bool = False,
 ) -> AsyncIterator[Room]:
     parts = VoiceParts(
         recognizer=recognizer,  # type: ignore[arg-type]
@@ -70,10 +94,11 @@ async def _room(
         classifier=_silero().classifier,  # the configuration's default VAD
         vad="silero",
         vad_onset_ms=40,
+        turns=_judges() if judged else None,
     )
     session, voice = voice_session(parts)
     output = PlayedAudioOutput(can_pause=can_pause)
-    room = Room(session, voice, ScriptedMicrophone(), output, worker)
+    room = Room(session, voice, ScriptedMicrophone(), output, worker, parts.turns)
     session.input.audio = room.mic
     session.output.audio = room.output
 
@@ -95,6 +120,14 @@ async def room() -> AsyncIterator[Room]:
         yield room
 
 
+@pytest.fixture(params=[True, False], ids=["judged", "silence"])
+async def any_room(request: pytest.FixtureRequest) -> AsyncIterator[Room]:
+    """Turns ended by duplex's judges (the agent's default), or by the VAD's silence."""
+    worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
+    async for room in _room(worker, whisper(), judged=request.param):
+        yield room
+
+
 @pytest.fixture
 async def quiet_room() -> AsyncIterator[Room]:
     """No speech: control messages only (fake ears, no Whisper)."""
@@ -102,7 +135,10 @@ async def quiet_room() -> AsyncIterator[Room]:
         yield room
 
 
-async def test_the_agent_hears_a_spoken_question_and_answers_in_duplex_frames(room: Room) -> None:
+async def test_the_agent_hears_a_spoken_question_and_answers_in_duplex_frames(
+    any_room: Room,
+) -> None:
+    room = any_room
     room.mic.speak(speech_16k("What is the capital of France?"))
     await eventually(lambda: bool(room.heard), timeout_s=30)
     assert "capital of france" in room.heard[0].lower()
@@ -225,3 +261,39 @@ async def test_an_acknowledgement_over_the_reply_lets_it_go_on(pausing_room: Roo
     assert room.output.cleared == 0
     assert "stop" not in room.worker.controls
     assert len(room.heard) == 1  # "Okay" was no turn
+
+
+async def test_a_hesitation_is_not_the_end_of_the_turn_when_the_judges_end_it(
+    any_room: Room,
+) -> None:
+    """ "I would like to order … a large pizza with mushrooms.", with a 0.6 s pause:
+    duplex's judges hear words that want more and wait; the VAD's 500 ms silence alone
+    answers the first half (and then the second, a barge-in over that reply)."""
+    room = any_room
+    room.mic.speak(speech_16k("I would like to order", tail_s=0.6))
+    room.mic.speak(speech_16k("a large pizza with mushrooms."))
+    await eventually(lambda: "pizza" in "".join(room.worker.texts).lower(), timeout_s=40)
+    if room.turns is None:
+        assert len(room.worker.started) == 2  # cut off: the first half was answered
+        return
+    replies = "".join(room.worker.texts).lower()
+    assert room.worker.started == ["mock"]  # one turn, one reply
+    assert "order" in replies
+    assert replies.index("order") < replies.index("pizza")
+    assert room.turns.latest is not None
+    assert room.turns.latest.verdict is Verdict.COMPLETE
+
+
+async def test_the_judges_end_a_complete_question_at_its_pause() -> None:
+    """Whisper's "?" and Smart Turn's "complete": no silence is waited for after the
+    VAD's pause (``predict_end_of_turn`` answers at once)."""
+    worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
+    async for room in _room(worker, whisper(), judged=True):
+        assert room.turns is not None
+        room.mic.speak(speech_16k("What time does the museum open tomorrow?"))
+        await eventually(lambda: bool(worker.texts), timeout_s=30)
+        judgement = room.turns.latest
+        assert judgement is not None
+        assert judgement.verdict is Verdict.COMPLETE
+        assert judgement.wait_s == 0
+        assert "museum" in judgement.text.lower()

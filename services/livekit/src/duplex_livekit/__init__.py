@@ -3,7 +3,8 @@
 from duplex_livekit import DuplexTTS
 session = AgentSession(stt=..., llm=..., tts=DuplexTTS(workers=["10.0.0.5:7001"]))
 
-``DuplexSTT`` (Whisper), ``DuplexVAD`` (duplex's VAD turns), ``DuplexLLM``
+``DuplexSTT`` (Whisper), ``DuplexVAD`` (duplex's VAD), ``DuplexTurnDetector``
+(duplex's end-of-turn judges), ``DuplexLLM``
 (duplex's LLM bridges) and ``voice_session`` (all of them in one AgentSession)
 make the agent ``duplex-orchestrator --transport livekit`` runs in each room;
 ``DuplexAgent`` lets a listener's acknowledgement over its reply pass.
@@ -13,6 +14,7 @@ from duplex_livekit.agent import Control, DuplexAgent, VoiceParts, voice_agent, 
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS, DuplexTTSStream
+from duplex_livekit.turns import DuplexTurnDetector, TurnSilences
 from duplex_livekit.vad import DuplexVAD
 
 __all__ = [
@@ -22,7 +24,9 @@ __all__ = [
     "DuplexSTT",
     "DuplexTTS",
     "DuplexTTSStream",
+    "DuplexTurnDetector",
     "DuplexVAD",
+    "TurnSilences",
     "VoiceParts",
     "voice_agent",
     "voice_session",

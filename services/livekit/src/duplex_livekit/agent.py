@@ -1,12 +1,12 @@
 """duplex's voice as a LiveKit agent: an AgentSession of duplex's parts, and the room job.
 
 ``voice_session`` builds the AgentSession every room job runs: duplex's
-VAD (Silero or webrtcvad) for turns and barge-in, Whisper for speech recognition,
-duplex's LLM bridge, and ``DuplexTTS`` routing replies through duplex's
-registry (static addresses or the Kubernetes Leases). LiveKit's own turn
-detector is not used: its weights come from a model hub, which duplex never
-downloads from; a deployment may add it (its licence allows it inside
-LiveKit Agents only).
+VAD (Silero or webrtcvad) for utterances and barge-in, duplex's judges for the
+end of the turn (``turns.DuplexTurnDetector``: Whisper's words and Smart Turn,
+as on duplex's own transports), Whisper for speech recognition, duplex's LLM
+bridge, and ``DuplexTTS`` routing replies through duplex's registry (static
+addresses or the Kubernetes Leases). LiveKit's own turn detector is not used:
+its weights come from a model hub, which duplex never downloads from.
 
 ``Control`` carries duplex's control messages over the room's data channel
 (topic ``duplex``, the WebSocket protocol's JSON): ``model`` switches the
@@ -30,6 +30,7 @@ from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSet
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS
+from duplex_livekit.turns import DuplexTurnDetector, TurnSilences
 from duplex_livekit.vad import DuplexVAD
 from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.config import OrchestratorConfig
@@ -37,6 +38,7 @@ from duplex_orchestrator.events import Error, Event, Pong, to_json
 from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
 from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, parse
 from duplex_orchestrator.registry.base import Registry
+from duplex_orchestrator.session_parts import TurnModel
 from duplex_orchestrator.turns import is_backchannel
 from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 
@@ -58,11 +60,39 @@ class VoiceParts:
     vad: str = "webrtc"
     vad_onset_ms: int = 80
     vad_end_ms: int = 500
+    """The silence that ends a turn where nobody judges it (``turns`` is None)."""
+    turns: DuplexTurnDetector | None = None
+    """duplex's judges end the turns (the VAD ends utterances at their pause); None:
+    every turn ends after ``vad_end_ms`` of silence. One per session: it learns the user."""
 
     @classmethod
-    def from_config(cls, config: OrchestratorConfig, recognizer: SpeechToText) -> VoiceParts:
-        from duplex_orchestrator.app import make_llm, make_registry, speech_classifier
+    def from_config(
+        cls,
+        config: OrchestratorConfig,
+        recognizer: SpeechToText,
+        smart_turn: TurnModel | None = None,
+    ) -> VoiceParts:
+        """One room's parts; its turns judged where the configuration judges them
+        (``--end-of-turn``, not ``silence``; ``smart_turn`` loaded where it is used)."""
+        from duplex_orchestrator.app import (
+            end_of_turn,
+            make_llm,
+            make_registry,
+            speech_classifier,
+        )
 
+        policy = end_of_turn(config)
+        judged = policy.mode != "silence"
+        turns = (
+            DuplexTurnDetector(
+                policy,
+                TurnSilences.from_config(config),
+                smart_turn,
+                language=config.asr_language,
+            )
+            if judged
+            else None
+        )
         return cls(
             recognizer=recognizer,
             bridge=make_llm(config),
@@ -73,28 +103,36 @@ class VoiceParts:
             classifier=speech_classifier(config),
             vad=config.vad,
             vad_onset_ms=config.speech_onset_ms(),
-            # AgentSession ends turns when this VAD reports the end of speech.
             vad_end_ms=config.turn_silence_ms(judged=False),
+            turns=turns,
         )
 
 
 def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
     """An AgentSession speaking with duplex's VAD, ASR, LLM bridge and TTS workers."""
     voice = DuplexTTS(model=parts.default_model, registry=parts.registry)
+    turns = parts.turns
     session: AgentSession[None] = AgentSession(
-        stt=DuplexSTT(parts.recognizer, language=parts.language),
+        stt=DuplexSTT(parts.recognizer, language=parts.language, turns=turns),
         vad=DuplexVAD(
             classifier=parts.classifier,
             model="silero" if parts.vad == "silero" else "webrtcvad",
             onset_ms=parts.vad_onset_ms,
-            end_ms=parts.vad_end_ms,
+            # judged: an utterance ends at the pause, and the judges say if the turn does
+            end_ms=turns.silences.pause_ms if turns is not None else parts.vad_end_ms,
+            on_speech=turns.speech_started if turns is not None else None,
         ),
         llm=DuplexLLM(parts.bridge, name=parts.llm_name),
         tts=voice,
         turn_handling={
-            # duplex's VAD already waited out the silence that ends a turn
-            "turn_detection": "vad",
-            "endpointing": {"min_delay": 0.0, "max_delay": 3.0},
+            # duplex's judges answer once the turn's silence has passed, or "unlikely"
+            # (no verdict): then the full silence ends it. Unjudged, duplex's VAD has
+            # already waited out the silence that ends a turn.
+            "turn_detection": turns if turns is not None else "vad",
+            "endpointing": {
+                "min_delay": 0.0,
+                "max_delay": turns.silences.full_ms / 1000 if turns is not None else 3.0,
+            },
             # barge-in at duplex's onset; speech with no words lets the reply go on
             "interruption": {
                 "mode": "vad",
@@ -182,18 +220,26 @@ class Control:
 
 
 def prewarm(config_json: str, proc: JobProcess) -> None:
-    """Once per job process: the configuration and Whisper (the slow part) for its jobs."""
+    """Once per job process: the configuration, Whisper and Smart Turn (the slow parts)."""
     config = OrchestratorConfig.model_validate_json(config_json)
     proc.userdata["config"] = config
-    from duplex_orchestrator.app import make_transcriber
+    from duplex_orchestrator import prosody
+    from duplex_orchestrator.app import end_of_turn, make_transcriber
+    from duplex_orchestrator.smart_turn import SmartTurn
 
     proc.userdata["recognizer"] = make_transcriber(config)
+    policy = end_of_turn(config)
+    uses_model = policy.mode != "silence" and policy.uses_smart_turn
+    proc.userdata["smart_turn"] = SmartTurn(config.smart_turn_model) if uses_model else None
+    if policy.pitch_rise_st > 0:
+        prosody.warm_up()
 
 
 async def entrypoint(ctx: JobContext) -> None:
     """One room: duplex's voice answers the participant who joins it."""
     config: OrchestratorConfig = ctx.proc.userdata["config"]
-    parts = VoiceParts.from_config(config, ctx.proc.userdata["recognizer"])
+    userdata = ctx.proc.userdata
+    parts = VoiceParts.from_config(config, userdata["recognizer"], userdata["smart_turn"])
     session, voice = voice_session(parts)
     ctx.add_shutdown_callback(voice.aclose)
     await ctx.connect()

@@ -7,7 +7,8 @@ same debouncing as the WebSocket and WebRTC paths (an onset needs
 ``onset_ms`` of speech above an energy floor, a turn ends after ``end_ms`` of
 silence). Each frame gives an ``INFERENCE_DONE`` event (AgentSession's
 barge-in reads its speech duration); onsets and ends give ``START_OF_SPEECH``
-and ``END_OF_SPEECH``, the latter with the utterance for speech recognition.
+and ``END_OF_SPEECH``, the latter with the utterance for speech recognition;
+``on_speech`` is told of each onset (``turns.DuplexTurnDetector.speech_started``).
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ class DuplexVAD(vad.VAD):
         model: str = "webrtcvad",
         onset_ms: int = 80,
         end_ms: int = 500,
+        on_speech: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(capabilities=vad.VADCapabilities(update_interval=FRAME_S))
         self.classifier = classifier
         self._model = model
         self.onset_frames = max(1, onset_ms // 20)
         self.end_frames = max(2, end_ms // 20)
+        self.on_speech = on_speech
 
     @property
     def model(self) -> str:
@@ -111,6 +114,8 @@ class DuplexVADStream(vad.VADStream):
                     )
                 )
                 if result.event is VadEvent.SPEECH_START:
+                    if self._owner.on_speech is not None:
+                        self._owner.on_speech()
                     self._event_ch.send_nowait(
                         vad.VADEvent(
                             type=vad.VADEventType.START_OF_SPEECH,

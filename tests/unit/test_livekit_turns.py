@@ -1,0 +1,287 @@
+"""duplex's judges as AgentSession's turn detector: each verdict's silence, the turn's audio."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from livekit.agents import llm
+
+from duplex_livekit import DuplexTurnDetector, DuplexVAD, TurnSilences, VoiceParts, voice_session
+from duplex_livekit.turns import LIKELY, POLL_S, UNLIKELY, WORDS_WAIT_S, Measures, silence_after
+from duplex_orchestrator.asr import AlignWhen, Transcript, Wanted
+from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.endpoint import EndOfTurn, Verdict
+from tests.support.fake_ears import voiced
+from tests.unit.test_livekit_parts import _events
+
+POLICY = EndOfTurn(pitch_rise_st=0)  # the default judges, without the pitch (tested apart)
+SILENCES = TurnSilences()
+
+
+@pytest.mark.parametrize(
+    ("heard", "verdict", "wait_ms"),
+    [
+        (Measures("What is the capital of France?", 0.9, 0.97), Verdict.COMPLETE, 0),
+        (Measures("Do you think so?", 0.2, 0.97), Verdict.DOUBTED, 500),  # Smart Turn doubts
+        (Measures("Can you turn the volume up?", 0.01, 0.97), Verdict.DOUBTED, 700),  # sure not
+        (Measures("I need to pick up.", 0.9, 0.5), Verdict.DOUBTED, 700),  # Whisper's doubt
+        (Measures("I would like to order", None, None), Verdict.INCOMPLETE, 1000),
+        (Measures("I would like to order.", None, 0.9), Verdict.INCOMPLETE, 2000),  # wants more
+        (Measures("10 of clubs", 0.97), Verdict.DOUBTED, 700),  # sure, lacking only its mark
+        (Measures("10 of clubs", 0.6), Verdict.INCOMPLETE, 1000),
+        (Measures("Send a message to me.", 0.9, 0.9, 0.01), Verdict.INCOMPLETE, 1000),  # unsaid
+    ],
+)
+def test_each_verdict_ends_the_turn_after_its_own_silence(
+    heard: Measures, verdict: Verdict, wait_ms: int
+) -> None:
+    assert silence_after(POLICY, SILENCES, heard) == (verdict, wait_ms)
+
+
+def test_the_silences_never_pass_the_full_one_but_for_words_that_want_more() -> None:
+    silences = TurnSilences(doubt_ms=1500, statement_doubt_ms=1500, full_ms=800, unfinished_ms=0)
+    assert silence_after(POLICY, silences, Measures("Do you?", 0.2, 0.97))[1] == 800
+    assert silence_after(POLICY, silences, Measures("I would like to order.", None))[1] == 800
+    silent = EndOfTurn("silence")
+    assert silence_after(silent, SILENCES, Measures("Hello.", 0.99, 0.99)) == (
+        Verdict.INCOMPLETE,
+        1000,
+    )
+
+
+@dataclass
+class Words:
+    """A recognizer that hears the scripted words, in order."""
+
+    said: list[tuple[str, float | None]]
+    heard: list[int] = field(default_factory=list)
+
+    def transcribe(
+        self, audio16k: np.ndarray, wanted: Wanted | None = None, align: AlignWhen | None = None
+    ) -> Transcript:
+        self.heard.append(len(audio16k))
+        text, ends_here = self.said.pop(0)
+        return Transcript(text, 0.1, len(audio16k) / 16000, ends_here=ends_here)
+
+
+@dataclass
+class Model:
+    """Smart Turn, scripted: the audio it was given."""
+
+    probability_of_complete: float = 0.9
+    heard: list[int] = field(default_factory=list)
+
+    def probability(self, audio16k: np.ndarray) -> float:
+        self.heard.append(len(audio16k))
+        return self.probability_of_complete
+
+
+@dataclass
+class Clock:
+    now: float = 100.0
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 3))
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def _detector(model: Model | None = None) -> tuple[DuplexTurnDetector, Clock]:
+    clock = Clock()
+    detector = DuplexTurnDetector(
+        POLICY, SILENCES, model or Model(), clock=clock, sleep=clock.sleep
+    )
+    return detector, clock
+
+
+def _said(*texts: str) -> llm.ChatContext:
+    chat = llm.ChatContext()
+    chat.add_message(role="assistant", content="Hello, how can I help?")
+    for text in texts:
+        chat.add_message(role="user", content=text)
+    return chat
+
+
+def _utterance(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16000), np.int16)
+
+
+async def test_a_complete_turn_is_likely_over_at_once() -> None:
+    detector, clock = _detector()
+    detector.speech_started()
+    clock.now += 2.0
+    words = Words([("What is the capital of France?", 0.97)])
+    transcript = detector.hear(_utterance(2.0), words, ended_at=clock.now)
+    assert transcript.text == "What is the capital of France?"
+    clock.now += 0.15  # Whisper's time
+    assert await detector.predict_end_of_turn(_said("What is the capital of France?")) == LIKELY
+    assert clock.slept == []
+    assert detector.latest is not None
+    assert detector.latest.verdict is Verdict.COMPLETE
+
+
+async def test_a_doubted_statement_is_over_once_its_silence_has_passed() -> None:
+    detector, clock = _detector()
+    detector.speech_started()
+    clock.now += 1.5
+    detector.hear(_utterance(1.5), Words([("I need to pick up.", 0.5)]), ended_at=clock.now)
+    clock.now += 0.15
+    # spoke until 0.2 s before the VAD ended the utterance; 0.7 s of silence from there
+    assert await detector.predict_end_of_turn(_said("I need to pick up.")) == LIKELY
+    assert clock.slept == [0.35]
+
+
+async def test_words_that_want_more_wait_longer_than_the_full_silence() -> None:
+    detector, clock = _detector()
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), Words([("I would like to order.", 0.9)]), ended_at=clock.now)
+    assert await detector.predict_end_of_turn(_said("I would like to order.")) == LIKELY
+    assert clock.slept == [1.8]
+    assert detector.latest is not None
+    assert detector.latest.verdict is Verdict.INCOMPLETE
+
+
+async def test_a_timeout_shorter_than_the_silence_answers_unlikely() -> None:
+    detector, clock = _detector()
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), Words([("I would like to order.", 0.9)]), ended_at=clock.now)
+    chat = _said("I would like to order.")
+    assert await detector.predict_end_of_turn(chat, timeout=0.5) == UNLIKELY
+    assert clock.slept == []
+
+
+async def test_asked_before_whisper_has_the_new_words_it_waits_for_them() -> None:
+    """The user went on; AgentSession asks at the VAD's end with the first half's words,
+    while Whisper hears the rest: no answer on the first half (that would cut them off).
+    AgentSession asks again with the new words (and cancels the first question)."""
+    detector, clock = _detector()
+    detector.speech_started()
+    words = Words([("I would like to order.", 0.9), ("A large pizza with mushrooms.", 0.95)])
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), words, ended_at=clock.now)
+    clock.now += 0.6
+    detector.speech_started()  # the user goes on before the verdict's silence ran out
+    clock.now += 1.2
+    first_half = asyncio.create_task(detector.predict_end_of_turn(_said("I would like to order.")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not first_half.done()  # waiting for Whisper
+    detector.hear(_utterance(1.2), words, ended_at=clock.now)
+    said = _said("I would like to order. A large pizza with mushrooms.")
+    assert await detector.predict_end_of_turn(said) == LIKELY
+    # never "likely" on the first half's words; "unlikely" once it gave up waiting
+    assert await first_half == UNLIKELY
+    assert len(clock.slept) == round(WORDS_WAIT_S / POLL_S)
+
+
+async def test_an_utterance_without_words_keeps_the_verdict_from_its_own_end() -> None:
+    detector, clock = _detector()
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), Words([("I need to pick up.", 0.5)]), ended_at=clock.now)
+    clock.now += 0.3
+    detector.speech_started()  # a cough in the doubt's silence
+    clock.now += 0.4
+    asked = asyncio.create_task(detector.predict_end_of_turn(_said("I need to pick up.")))
+    await asyncio.sleep(0)
+    detector.hear(_utterance(0.4), Words([("", None)]), ended_at=clock.now)
+    spoke_until = clock.now - 0.2
+    assert await asked == LIKELY
+    assert clock.now == pytest.approx(spoke_until + 0.7, abs=POLL_S)  # the doubt, again
+
+
+async def test_a_verdict_speaks_only_for_the_words_it_judged() -> None:
+    detector, clock = _detector()
+    assert await detector.predict_end_of_turn(_said("Hello.")) == UNLIKELY  # none yet
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), Words([("Hello.", 0.99)]), ended_at=clock.now)
+    assert await detector.predict_end_of_turn(_said("Something else.")) == UNLIKELY
+    assert await detector.predict_end_of_turn(_said("hello.")) == LIKELY
+
+
+async def test_smart_turn_hears_the_turn_so_far_and_a_new_turn_alone() -> None:
+    model = Model(probability_of_complete=0.2)
+    detector, clock = _detector(model)
+    said = Words(
+        [
+            ("Can you book a table?", 0.97),  # complete, yet doubted: 0.5 s
+            ("For two?", 0.97),  # said 0.3 s after: the same turn
+            ("Thanks.", 0.99),  # after the turn ended: a new one
+        ]
+    )
+    detector.speech_started()
+    detector.hear(_utterance(1.0), said, ended_at=clock.now)
+    clock.now += 0.1
+    detector.speech_started()
+    clock.now += 0.5
+    detector.hear(_utterance(0.5), said, ended_at=clock.now)
+    clock.now += 3.0
+    detector.speech_started()
+    clock.now += 0.5
+    detector.hear(_utterance(0.5), said, ended_at=clock.now)
+    assert model.heard == [16000, 24000, 8000]
+
+
+async def test_words_that_read_unfinished_are_not_given_to_smart_turn() -> None:
+    model = Model()
+    detector, clock = _detector(model)
+    detector.hear(_utterance(1.0), Words([("I would like to order.", 0.9)]), ended_at=clock.now)
+    detector.hear(_utterance(1.0), Words([("Could you book a table for", None)]), clock.now)
+    assert model.heard == []
+
+
+async def test_english_is_judged_and_other_languages_are_not() -> None:
+    detector, _ = _detector()
+    assert await detector.supports_language(None)
+    assert await detector.supports_language("en-US")
+    assert not await detector.supports_language("fr")
+
+
+async def test_the_vad_tells_the_detector_of_each_onset() -> None:
+    onsets: list[int] = []
+    silence = np.zeros(16000, np.int16)
+    speech = np.concatenate([voiced(0.6), silence, voiced(0.6), silence])
+    events = await _events(speech, end_ms=200, on_speech=lambda: onsets.append(1))
+    starts = [e for e in events if e.type.name == "START_OF_SPEECH"]
+    assert len(onsets) == len(starts) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "judged", "vad_end_ms"),
+    [
+        ({}, True, 200),  # the default: the judges end turns, the VAD ends utterances
+        ({"end_of_turn_pause_ms": 300, "end_of_turn_doubt_ms": 600}, True, 300),
+        ({"end_of_turn": "silence"}, False, 500),  # only the VAD's silence, as before
+        ({"end_of_turn": "silence", "vad_end_ms": 800}, False, 800),
+    ],
+)
+async def test_the_room_agent_ends_turns_as_the_configuration_says(
+    settings: dict[str, object], judged: bool, vad_end_ms: int
+) -> None:
+    config = OrchestratorConfig(dev=True, **settings)
+    parts = VoiceParts.from_config(config, Words([]), smart_turn=Model())
+    session, voice = voice_session(parts)
+    await voice.aclose()
+    assert isinstance(session.vad, DuplexVAD)
+    assert session.vad.end_frames * 20 == vad_end_ms
+    detection = session.turn_detection
+    if not judged:
+        assert parts.turns is None
+        assert detection == "vad"
+        return
+    assert detection is parts.turns
+    assert parts.turns is not None
+    assert session.vad.on_speech == parts.turns.speech_started
+    assert parts.turns.silences == TurnSilences.from_config(config)
+    assert parts.turns.silences.doubt_ms == settings.get("end_of_turn_doubt_ms", 500)
+    assert session.options.endpointing["max_delay"] == 1.0
