@@ -1,0 +1,219 @@
+"""Benchmark the LiveKit agent's turns, offline: ``python -m tests.bench.bench_livekit``.
+
+The AgentSession a room job runs (``duplex_livekit.voice_session``), with no room
+and no server: a scripted microphone plays ``bench_conversation``'s questions in
+real time (complete questions in every voice, and questions with a 0.6 s
+hesitation that must not be cut), a real Piper worker speaks the replies,
+Whisper base as deployed (the fitted window), Silero, Smart Turn, the echo
+bridge. Once with duplex's judges ending the turns (the agent's default), once
+with ``--end-of-turn silence`` (every turn ends after the VAD's 500 ms, as the
+agent did before). Per turn:
+
+- voice_to_voice_ms: the last sound played → the first loud reply frame
+  AgentSession hands to the room's output;
+- premature: the agent started thinking (a turn was committed) or a reply sounded
+  before the user finished.
+
+Each reply is interrupted at its first loud frame, then a second of silence.
+Writes ``bench-results/livekit.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import AgentStateChangedEvent, UserInputTranscribedEvent
+
+from duplex_livekit import DuplexTurnDetector, TurnSilences, VoiceParts, voice_agent, voice_session
+from duplex_orchestrator import prosody
+from duplex_orchestrator.app import end_of_turn, make_transcriber
+from duplex_orchestrator.config import OrchestratorConfig
+from duplex_orchestrator.llm import EchoBridge
+from duplex_orchestrator.registry.static import StaticRegistry
+from duplex_orchestrator.silero import SileroModel
+from duplex_orchestrator.smart_turn import SmartTurn
+from tests.bench.bench_conversation import clips
+from tests.bench.bench_orchestrator import LOUD
+from tests.bench.bench_worker import publish, summary
+from tests.support.livekit_input import ScriptedMicrophone
+from tests.support.livekit_output import PlayedAudioOutput
+from tests.support.speech import ROOT
+from tests.support.worker import start_worker
+
+
+class TimedMicrophone(ScriptedMicrophone):
+    """The scripted microphone, noting when the queued audio's last frame has played."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended_at: float | None = None
+        self.ended = asyncio.Event()
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        speaking = self.speaking
+        frame = await super().__anext__()
+        if speaking and not self.speaking:
+            self.ended_at = asyncio.get_running_loop().time() + frame.duration
+            self.ended.set()
+        return frame
+
+
+class TimedOutput(PlayedAudioOutput):
+    """The room's output, noting when each loud frame was handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loud_at: list[float] = []
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        samples = np.frombuffer(frame.data, "<i2").astype(np.float64)
+        if samples.size and np.sqrt(np.mean(samples**2)) > LOUD:
+            self.loud_at.append(asyncio.get_running_loop().time())
+        await super().capture_frame(frame)
+
+
+async def conversation(
+    config: OrchestratorConfig, worker: str, turns: list[tuple[str, np.ndarray]]
+) -> list[dict[str, Any]]:
+    """One session plays every question in turn; the figures of each turn."""
+    policy = end_of_turn(config)
+    judged = policy.mode != "silence"
+    parts = VoiceParts(
+        recognizer=make_transcriber(config),
+        bridge=EchoBridge(),
+        registry=StaticRegistry([worker]),
+        default_model=config.default_model,
+        classifier=SileroModel().classifier,
+        vad="silero",
+        vad_onset_ms=config.speech_onset_ms(),
+        vad_end_ms=config.turn_silence_ms(judged=False),
+        turns=DuplexTurnDetector(policy, TurnSilences.from_config(config), SmartTurn())
+        if judged
+        else None,
+    )
+    prosody.warm_up()
+    await parts.registry.refresh()
+    session, voice = voice_session(parts)
+    mic, output = TimedMicrophone(), TimedOutput()
+    session.input.audio, session.output.audio = mic, output
+    thinking: list[float] = []
+    heard: list[str] = []
+
+    @session.on("agent_state_changed")
+    def _state(event: AgentStateChangedEvent) -> None:
+        if event.new_state == "thinking":
+            thinking.append(asyncio.get_running_loop().time())
+
+    @session.on("user_input_transcribed")
+    def _heard(event: UserInputTranscribedEvent) -> None:
+        if event.is_final:
+            heard.append(event.transcript)
+
+    await session.start(agent=voice_agent(), record=False)
+    loop = asyncio.get_running_loop()
+    rows: list[dict[str, Any]] = []
+    try:
+        for kind, audio in turns:
+            started = loop.time()
+            mic.ended.clear()
+            heard.clear()
+            mic.speak(audio)
+            await mic.ended.wait()
+            assert mic.ended_at is not None
+            speech_end = mic.ended_at
+            for _ in range(800):  # up to 8 s for the reply's first sound
+                if any(t > speech_end for t in output.loud_at):
+                    break
+                await asyncio.sleep(0.01)
+            after = [t for t in output.loud_at if t > speech_end]
+            early = [t for t in (*thinking, *output.loud_at) if started < t < speech_end]
+            rows.append(
+                {
+                    "kind": kind,
+                    "voice_to_voice_ms": (after[0] - speech_end) * 1000 if after else None,
+                    "premature": bool(early),
+                    "heard": list(heard),  # Whisper's words, utterance by utterance
+                }
+            )
+            await session.interrupt()
+            await asyncio.sleep(1.0)
+    finally:
+        await session.aclose()
+        await output.aclose()
+        await voice.aclose()
+        await parts.registry.close()
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def v2v(kind: str | None = None) -> dict[str, float]:
+        return summary(
+            [
+                r["voice_to_voice_ms"]
+                for r in rows
+                if r["voice_to_voice_ms"] is not None and kind in (None, r["kind"])
+            ]
+        )
+
+    return {
+        "turns": len(rows),
+        "voice_to_voice_ms": v2v(),
+        "complete_ms": v2v("complete"),
+        "no_reply": sum(r["voice_to_voice_ms"] is None for r in rows),
+        "premature": sum(r["premature"] for r in rows),
+        "hesitations": sum(r["kind"] == "hesitation" for r in rows),
+        "rows": rows,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-livekit-"))
+    worker = start_worker(
+        ["--adapter", "piper", "--default-model", "piper-en-us-joe-medium"], tmp / "w.log"
+    )
+    turns = clips() * args.rounds
+    results: dict[str, Any] = {}
+    try:
+        for mode in args.modes:
+            config = OrchestratorConfig(dev=True, end_of_turn=mode)
+            results[mode] = report(await conversation(config, worker.address, turns))
+    finally:
+        worker.stop()
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["| turns ended by | voice-to-voice p50 / p95 ms | complete turns | premature |"]
+    lines.append("|---|---|---|---|")
+    for mode, r in results.items():
+        both, complete = r["voice_to_voice_ms"], r["complete_ms"]
+        lines.append(
+            f"| {mode} | {both['p50']:.0f} / {both['p95']:.0f} | "
+            f"{complete['p50']:.0f} / {complete['p95']:.0f} | "
+            f"{r['premature']} of {r['turns']} ({r['hesitations']} hesitations); "
+            f"no reply {r['no_reply']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["transcript+smart-turn", "silence"],
+        help="--end-of-turn modes to compare (silence: the VAD's 500 ms alone)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="times each question is asked")
+    args = parser.parse_args()
+    publish(asyncio.run(run(args)), ROOT / "bench-results" / "livekit.json", render)
+
+
+if __name__ == "__main__":
+    main()
