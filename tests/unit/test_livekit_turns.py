@@ -113,12 +113,18 @@ def _utterance(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16000), np.int16)
 
 
+def _say(
+    detector: DuplexTurnDetector, clock: Clock, seconds: float, text: str, ends_here: float | None
+) -> Transcript:
+    """The user speaks for ``seconds`` (an onset, then the VAD ends the utterance)."""
+    detector.speech_started()
+    clock.now += seconds
+    return detector.hear(_utterance(seconds), Words([(text, ends_here)]), ended_at=clock.now)
+
+
 async def test_a_complete_turn_is_likely_over_at_once() -> None:
     detector, clock = _detector()
-    detector.speech_started()
-    clock.now += 2.0
-    words = Words([("What is the capital of France?", 0.97)])
-    transcript = detector.hear(_utterance(2.0), words, ended_at=clock.now)
+    transcript = _say(detector, clock, 2.0, "What is the capital of France?", 0.97)
     assert transcript.text == "What is the capital of France?"
     clock.now += 0.15  # Whisper's time
     assert await detector.predict_end_of_turn(_said("What is the capital of France?")) == LIKELY
@@ -129,9 +135,7 @@ async def test_a_complete_turn_is_likely_over_at_once() -> None:
 
 async def test_a_doubted_statement_is_over_once_its_silence_has_passed() -> None:
     detector, clock = _detector()
-    detector.speech_started()
-    clock.now += 1.5
-    detector.hear(_utterance(1.5), Words([("I need to pick up.", 0.5)]), ended_at=clock.now)
+    _say(detector, clock, 1.5, "I need to pick up.", 0.5)
     clock.now += 0.15
     # spoke until 0.2 s before the VAD ended the utterance; 0.7 s of silence from there
     assert await detector.predict_end_of_turn(_said("I need to pick up.")) == LIKELY
@@ -140,9 +144,7 @@ async def test_a_doubted_statement_is_over_once_its_silence_has_passed() -> None
 
 async def test_words_that_want_more_wait_longer_than_the_full_silence() -> None:
     detector, clock = _detector()
-    detector.speech_started()
-    clock.now += 1.0
-    detector.hear(_utterance(1.0), Words([("I would like to order.", 0.9)]), ended_at=clock.now)
+    _say(detector, clock, 1.0, "I would like to order.", 0.9)
     assert await detector.predict_end_of_turn(_said("I would like to order.")) == LIKELY
     assert clock.slept == [1.8]
     assert detector.latest is not None
@@ -151,9 +153,7 @@ async def test_words_that_want_more_wait_longer_than_the_full_silence() -> None:
 
 async def test_a_timeout_shorter_than_the_silence_answers_unlikely() -> None:
     detector, clock = _detector()
-    detector.speech_started()
-    clock.now += 1.0
-    detector.hear(_utterance(1.0), Words([("I would like to order.", 0.9)]), ended_at=clock.now)
+    _say(detector, clock, 1.0, "I would like to order.", 0.9)
     chat = _said("I would like to order.")
     assert await detector.predict_end_of_turn(chat, timeout=0.5) == UNLIKELY
     assert clock.slept == []
@@ -185,9 +185,7 @@ async def test_asked_before_whisper_has_the_new_words_it_waits_for_them() -> Non
 
 async def test_an_utterance_without_words_keeps_the_verdict_from_its_own_end() -> None:
     detector, clock = _detector()
-    detector.speech_started()
-    clock.now += 1.0
-    detector.hear(_utterance(1.0), Words([("I need to pick up.", 0.5)]), ended_at=clock.now)
+    _say(detector, clock, 1.0, "I need to pick up.", 0.5)
     clock.now += 0.3
     detector.speech_started()  # a cough in the doubt's silence
     clock.now += 0.4
@@ -202,9 +200,7 @@ async def test_an_utterance_without_words_keeps_the_verdict_from_its_own_end() -
 async def test_a_verdict_speaks_only_for_the_words_it_judged() -> None:
     detector, clock = _detector()
     assert await detector.predict_end_of_turn(_said("Hello.")) == UNLIKELY  # none yet
-    detector.speech_started()
-    clock.now += 1.0
-    detector.hear(_utterance(1.0), Words([("Hello.", 0.99)]), ended_at=clock.now)
+    _say(detector, clock, 1.0, "Hello.", 0.99)
     assert await detector.predict_end_of_turn(_said("Something else.")) == UNLIKELY
     assert await detector.predict_end_of_turn(_said("hello.")) == LIKELY
 
