@@ -30,13 +30,10 @@ import numpy as np
 from livekit import rtc
 from livekit.agents import AgentStateChangedEvent, UserInputTranscribedEvent
 
-from duplex_livekit import DuplexTurnDetector, TurnSilences, VoiceParts, voice_agent, voice_session
+from duplex_livekit import VoiceParts, voice_agent, voice_session
 from duplex_orchestrator import prosody
 from duplex_orchestrator.app import end_of_turn, make_transcriber
 from duplex_orchestrator.config import OrchestratorConfig
-from duplex_orchestrator.llm import EchoBridge
-from duplex_orchestrator.registry.static import StaticRegistry
-from duplex_orchestrator.silero import SileroModel
 from duplex_orchestrator.smart_turn import SmartTurn
 from tests.bench.bench_conversation import clips
 from tests.bench.bench_orchestrator import LOUD
@@ -79,24 +76,13 @@ class TimedOutput(PlayedAudioOutput):
 
 
 async def conversation(
-    config: OrchestratorConfig, worker: str, turns: list[tuple[str, np.ndarray]]
+    config: OrchestratorConfig, turns: list[tuple[str, np.ndarray]]
 ) -> list[dict[str, Any]]:
-    """One session plays every question in turn; the figures of each turn."""
-    policy = end_of_turn(config)
-    judged = policy.mode != "silence"
-    parts = VoiceParts(
-        recognizer=make_transcriber(config),
-        bridge=EchoBridge(),
-        registry=StaticRegistry([worker]),
-        default_model=config.default_model,
-        classifier=SileroModel().classifier,
-        vad="silero",
-        vad_onset_ms=config.speech_onset_ms(),
-        vad_end_ms=config.turn_silence_ms(judged=False),
-        turns=DuplexTurnDetector(policy, TurnSilences.from_config(config), SmartTurn())
-        if judged
-        else None,
-    )
+    """One session, built as the room job builds it, plays every question in turn; the
+    figures of each turn."""
+    judged = end_of_turn(config).mode != "silence"
+    recognizer = make_transcriber(config)
+    parts = VoiceParts.from_config(config, recognizer, SmartTurn() if judged else None)
     prosody.warm_up()
     await parts.registry.refresh()
     session, voice = voice_session(parts)
@@ -181,8 +167,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for mode in args.modes:
-            config = OrchestratorConfig(dev=True, end_of_turn=mode)
-            results[mode] = report(await conversation(config, worker.address, turns))
+            config = OrchestratorConfig(dev=True, end_of_turn=mode, workers=[worker.address])
+            results[mode] = report(await conversation(config, turns))
     finally:
         worker.stop()
     return results

@@ -71,12 +71,18 @@ def _smart_turn() -> SmartTurn:
     return SmartTurn()
 
 
-def _judges() -> DuplexTurnDetector:
+def _judges(recognizer: object) -> DuplexTurnDetector:
     """duplex's judges with the orchestrator's defaults (``--end-of-turn
-    transcript+smart-turn``), as ``VoiceParts.from_config`` builds them."""
+    transcript+smart-turn``, Whisper started at the gap), as ``VoiceParts.from_config``
+    builds them."""
     config = OrchestratorConfig(dev=True)
     prosody.warm_up()  # as the room job's prewarm does
-    return DuplexTurnDetector(end_of_turn(config), TurnSilences.from_config(config), _smart_turn())
+    return DuplexTurnDetector(
+        end_of_turn(config),
+        TurnSilences.from_config(config),
+        _smart_turn(),
+        recognizer=recognizer,  # type: ignore[arg-type]
+    )
 
 
 async def _room(
@@ -94,7 +100,7 @@ async def _room(
         classifier=_silero().classifier,  # the configuration's default VAD
         vad="silero",
         vad_onset_ms=40,
-        turns=_judges() if judged else None,
+        turns=_judges(recognizer) if judged else None,
     )
     session, voice = voice_session(parts)
     output = PlayedAudioOutput(can_pause=can_pause)

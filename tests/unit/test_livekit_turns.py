@@ -58,11 +58,15 @@ class Words:
 
     said: list[tuple[str, float | None]]
     heard: list[int] = field(default_factory=list)
+    wanted: list[Wanted] = field(default_factory=list)
+    idle_workers: int = 1
 
     def transcribe(
         self, audio16k: np.ndarray, wanted: Wanted | None = None, align: AlignWhen | None = None
     ) -> Transcript:
         self.heard.append(len(audio16k))
+        if wanted is not None:
+            self.wanted.append(wanted)
         text, ends_here = self.said.pop(0)
         return Transcript(text, 0.1, len(audio16k) / 16000, ends_here=ends_here)
 
@@ -243,13 +247,74 @@ async def test_english_is_judged_and_other_languages_are_not() -> None:
     assert not await detector.supports_language("fr")
 
 
-async def test_the_vad_tells_the_detector_of_each_onset() -> None:
-    onsets: list[int] = []
+async def test_the_vad_tells_the_detector_when_speech_begins_and_at_the_gap() -> None:
+    began: list[bool] = []
+    gaps: list[int] = []
     silence = np.zeros(16000, np.int16)
-    speech = np.concatenate([voiced(0.6), silence, voiced(0.6), silence])
-    events = await _events(speech, end_ms=200, on_speech=lambda: onsets.append(1))
+    speech = np.concatenate([voiced(0.6), silence[:1600], voiced(0.6), silence, voiced(0.6)])
+    events = await _events(
+        np.concatenate([speech, silence]),
+        end_ms=200,
+        on_speech=began.append,
+        gap_ms=60,
+        on_gap=lambda utterance: gaps.append(len(utterance)),
+    )
     starts = [e for e in events if e.type.name == "START_OF_SPEECH"]
-    assert len(onsets) == len(starts) == 2
+    assert len(starts) == began.count(True) == 2  # the onsets
+    assert began[0] is True
+    assert began[1] is False  # speech again after the 0.1 s inside the first utterance
+    assert len(gaps) >= 3  # that silence, and the end of each utterance
+    assert min(gaps) >= 0.6 * 16000
+
+
+def _speculating(said: list[tuple[str, float | None]]) -> tuple[DuplexTurnDetector, Clock, Words]:
+    clock = Clock()
+    words = Words(said)
+    detector = DuplexTurnDetector(
+        POLICY, SILENCES, Model(), recognizer=words, clock=clock, sleep=clock.sleep
+    )
+    return detector, clock, words
+
+
+async def test_the_gaps_transcript_is_the_utterances_when_no_speech_followed() -> None:
+    detector, clock, words = _speculating([("What is the capital of France?", 0.97)])
+    detector.speech_started()
+    clock.now += 2.0
+    detector.speculate(_utterance(2.0))  # the gap: 60 ms of silence
+    clock.now += 0.14
+    transcript = detector.hear(_utterance(2.2), words, ended_at=clock.now)  # the pause
+    assert transcript.text == "What is the capital of France?"
+    assert words.heard == [32000]  # one pass, on the gap's audio
+    assert detector.latest is not None
+    assert detector.latest.verdict is Verdict.COMPLETE
+
+
+async def test_speech_after_the_gap_makes_its_transcript_stale() -> None:
+    said: list[tuple[str, float | None]] = [("I would like", 0.5), ("I would like a pizza.", 0.9)]
+    detector, clock, words = _speculating(said)
+    detector.speech_started()
+    clock.now += 1.0
+    detector.speculate(_utterance(1.0))
+    clock.now += 0.1
+    detector.speech_started(onset=False)  # the user goes on inside the utterance
+    assert not words.wanted[0]()  # Whisper drops it at its next step
+    clock.now += 1.0
+    transcript = detector.hear(_utterance(2.0), words, ended_at=clock.now)
+    assert transcript.text == "I would like a pizza."
+    assert words.heard == [16000, 32000]
+
+
+async def test_no_speculation_without_an_idle_worker_or_twice_in_one_silence() -> None:
+    detector, clock, words = _speculating([("Hello.", 0.99), ("Hello.", 0.99)])
+    words.idle_workers = 0
+    detector.speech_started()
+    clock.now += 1.0
+    detector.speculate(_utterance(1.0))
+    words.idle_workers = 1
+    detector.speculate(_utterance(1.0))  # a worker is free now
+    detector.speculate(_utterance(1.0))  # the other VAD stream's gap: already under way
+    detector.hear(_utterance(1.2), words, ended_at=clock.now)
+    assert words.heard == [16000]
 
 
 @pytest.mark.parametrize(
@@ -278,6 +343,8 @@ async def test_the_room_agent_ends_turns_as_the_configuration_says(
     assert detection is parts.turns
     assert parts.turns is not None
     assert session.vad.on_speech == parts.turns.speech_started
+    assert session.vad.on_gap == parts.turns.speculate  # Whisper starts at the 60 ms gap
+    assert session.vad.gap_frames == 3
     assert parts.turns.silences == TurnSilences.from_config(config)
     assert parts.turns.silences.doubt_ms == settings.get("end_of_turn_doubt_ms", 500)
     assert session.options.endpointing["max_delay"] == 1.0

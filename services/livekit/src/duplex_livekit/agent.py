@@ -88,6 +88,7 @@ class VoiceParts:
                 policy,
                 TurnSilences.from_config(config),
                 smart_turn,
+                recognizer=recognizer,
                 language=config.asr_language,
             )
             if judged
@@ -121,6 +122,8 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             # judged: an utterance ends at the pause, and the judges say if the turn does
             end_ms=turns.silences.pause_ms if turns is not None else parts.vad_end_ms,
             on_speech=turns.speech_started if turns is not None else None,
+            gap_ms=turns.silences.gap_ms if turns is not None else 0,
+            on_gap=turns.speculate if turns is not None else None,
         ),
         llm=DuplexLLM(parts.bridge, name=parts.llm_name),
         tts=voice,

@@ -8,12 +8,18 @@ Whisper's punctuation, its doubt and the sound under the last word, Smart Turn
 v3.2, a statement's pitch against this user's usual) to the room:
 
 - ``DuplexVAD`` ends an utterance at the short pause (``--end-of-turn-pause-ms``)
-  and tells the detector of each onset (``speech_started``);
+  and tells the detector when speech begins (``speech_started``: an onset, or
+  speech again after a silence inside the utterance) and of the first
+  silence inside speech, the gap (``--speculate-ms``: ``speculate``), where
+  Whisper starts on the utterance so far on an idle worker, as in duplex's
+  sessions: at the pause, if no speech came since, its transcript is the
+  utterance's, already done or nearly;
 - ``DuplexSTT`` hands each utterance to ``hear`` (blocking, on its thread):
-  Whisper, then the measures the words leave open, then the verdict and the
-  silence after the speech that ends the turn (``silence_after``, pure): none
-  for a complete turn, the doubt's for a doubted one, the full silence for an
-  unfinished one, longer for words that want more ("… a table for");
+  Whisper (or the gap's transcript), then the measures the words leave open,
+  then the verdict and the silence after the speech that ends the turn
+  (``silence_after``, pure): none for a complete turn, the doubt's for a
+  doubted one, the full silence for an unfinished one, longer for words that
+  want more ("… a table for");
 - AgentSession asks ``predict_end_of_turn`` once the utterance's words are in.
   It answers when that silence has passed: at once for a complete turn; else
   later, unless the user speaks first (AgentSession then cancels the question,
@@ -24,10 +30,9 @@ v3.2, a statement's pitch against this user's usual) to the room:
   verdict at all it answers "unlikely", and AgentSession waits its
   ``max_delay``, the full silence.
 
-Not here, unlike the WebSocket and WebRTC sessions: transcription started at the
-gap before the pause (AgentSession's STT hears an utterance once the VAD ends it),
-patience learned from the user's false ends, and a reply prepared while the
-doubt's silence runs. Each utterance is transcribed alone, as LiveKit's
+Not here, unlike the WebSocket and WebRTC sessions: Smart Turn beside Whisper at
+the gap, patience learned from the user's false ends, and a reply prepared while
+the doubt's silence runs. Each utterance is transcribed alone, as LiveKit's
 ``StreamAdapter`` cuts them.
 """
 
@@ -35,13 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from livekit.agents import llm
 
+from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict, is_statement, wants_more
@@ -62,6 +70,8 @@ _SMART_TURN_S = 8  # what Smart Turn hears of a turn
 class TurnSilences:
     """The silences after the speech that end a turn, by verdict (milliseconds)."""
 
+    gap_ms: int = 60
+    """Whisper starts speculatively here, on the utterance so far (0: never)."""
     pause_ms: int = 200
     """The VAD ends an utterance here, and the judges are asked."""
     doubt_ms: int = 500
@@ -76,6 +86,7 @@ class TurnSilences:
     @classmethod
     def from_config(cls, config: OrchestratorConfig) -> TurnSilences:
         return cls(
+            gap_ms=config.speculate_ms if config.speculate_ms < config.end_of_turn_pause_ms else 0,
             pause_ms=config.end_of_turn_pause_ms,
             doubt_ms=config.end_of_turn_doubt_ms,
             statement_doubt_ms=config.end_of_turn_statement_doubt_ms,
@@ -135,10 +146,20 @@ class Judgement:
         return self.spoke_until + self.wait_s
 
 
+@dataclass(eq=False)
+class _Speculation:
+    """Whisper on the utterance as it stood at a gap; it speaks for the utterance while
+    no speech has followed (``cut_at`` after the latest onset)."""
+
+    cut_at: float
+    transcript: Future[Transcript] = field(default_factory=Future)
+
+
 class DuplexTurnDetector:
     """AgentSession's turn detector (LiveKit's ``_TurnDetector`` protocol), one per session.
 
-    ``clock`` is monotonic seconds; ``sleep`` waits (injected for tests)."""
+    ``recognizer``: Whisper for the speculation at the gap (None: none). ``clock`` is
+    monotonic seconds; ``sleep`` waits (injected for tests)."""
 
     def __init__(
         self,
@@ -146,6 +167,7 @@ class DuplexTurnDetector:
         silences: TurnSilences = TurnSilences(),
         smart_turn: TurnModel | None = None,
         *,
+        recognizer: SpeechToText | None = None,
         language: str = "en",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -158,7 +180,9 @@ class DuplexTurnDetector:
         self._sleep = sleep
         self.pitch = PitchHabit(first_usual_fall_st=policy.pitch_first_fall_st)
         self.latest: Judgement | None = None
-        self._onset_at = float("-inf")
+        self._recognizer = recognizer if silences.gap_ms > 0 else None
+        self._speculation: _Speculation | None = None
+        self._speech_at = self._onset_at = float("-inf")
         self._turn_audio = np.zeros(0, np.int16)
 
     @property
@@ -205,15 +229,63 @@ class DuplexTurnDetector:
             judgement = self.latest
             if judgement is None:
                 return None
-            heard = self._onset_at <= judgement.spoke_until
+            heard = self._speech_at <= judgement.spoke_until
             if heard and _user_said_last(chat_ctx, judgement.text):
                 return judgement
             await self._sleep(POLL_S)
         return None
 
-    def speech_started(self) -> None:
-        """The VAD heard an onset: a verdict given before it no longer speaks for the turn."""
-        self._onset_at = self.clock()
+    def speech_started(self, onset: bool = True) -> None:
+        """The VAD heard speech begin: an ``onset``, or speech again after a silence
+        inside the utterance. A verdict or a transcript begun before it speaks for the
+        turn no longer."""
+        self._speech_at = self.clock()
+        if onset:
+            self._onset_at = self._speech_at
+
+    def speculate(self, utterance: np.ndarray) -> None:
+        """The gap: start Whisper on the utterance so far, in a thread, if a Whisper
+        worker is idle and this silence has none under way. Speech after it makes it
+        stale: Whisper drops it at its next step."""
+        recognizer, running = self._recognizer, self._speculation
+        if recognizer is None or (running is not None and running.cut_at > self._speech_at):
+            return
+        if getattr(recognizer, "idle_workers", 1) < 1:
+            return  # it would delay another session's turn that has ended
+        self._settle(used=False)
+        speculation = self._speculation = _Speculation(self.clock())
+
+        def wanted() -> bool:
+            return self._speech_at < speculation.cut_at
+
+        def transcribe() -> None:
+            try:
+                heard = recognizer.transcribe(utterance, wanted, self.policy.wants_last_word)
+            except Exception as exc:  # the utterance is transcribed again at the pause
+                speculation.transcript.set_exception(exc)
+            else:
+                speculation.transcript.set_result(heard)
+
+        threading.Thread(target=transcribe, name="duplex-speculation", daemon=True).start()
+
+    def _claimed(self) -> Transcript | None:
+        """Blocking: the gap's transcript, if no speech has come since its audio was cut
+        (None: there is none, or it is stale or failed)."""
+        speculation = self._speculation
+        if speculation is None or speculation.cut_at <= self._speech_at:
+            return None
+        try:
+            heard = speculation.transcript.result()
+        except Exception:
+            log.exception("speculative transcription failed", extra={"event": "asr_error"})
+            return None
+        return None if heard.abandoned else heard
+
+    def _settle(self, *, used: bool) -> None:
+        if self._speculation is not None:
+            outcome = "used" if used else "stale"
+            metrics.SPECULATIONS.labels(at="gap", outcome=outcome).inc()
+        self._speculation = None
 
     def hear(self, utterance: np.ndarray, recognizer: SpeechToText, ended_at: float) -> Transcript:
         """Blocking: transcribe an utterance the VAD ended at ``ended_at`` (the clock's,
@@ -227,7 +299,9 @@ class DuplexTurnDetector:
         else:
             turn = utterance
         self._turn_audio = turn[-_SMART_TURN_S * VAD_RATE :]
-        transcript = recognizer.transcribe(utterance, align=self.policy.wants_last_word)
+        claimed = self._claimed()
+        self._settle(used=claimed is not None)
+        transcript = claimed or recognizer.transcribe(utterance, align=self.policy.wants_last_word)
         if not transcript.text.strip():
             # no words (a cough): the verdict on the words before stands, from this end on
             if previous is not None:

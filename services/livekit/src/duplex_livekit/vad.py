@@ -8,7 +8,10 @@ same debouncing as the WebSocket and WebRTC paths (an onset needs
 silence). Each frame gives an ``INFERENCE_DONE`` event (AgentSession's
 barge-in reads its speech duration); onsets and ends give ``START_OF_SPEECH``
 and ``END_OF_SPEECH``, the latter with the utterance for speech recognition;
-``on_speech`` is told of each onset (``turns.DuplexTurnDetector.speech_started``).
+``on_speech`` is told when speech begins, at an onset (True) or again after a
+silence inside the utterance (``turns.DuplexTurnDetector.speech_started``),
+``on_gap`` of the first ``gap_ms`` of silence inside speech, with the utterance
+so far (``turns.DuplexTurnDetector.speculate``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ class DuplexVAD(vad.VAD):
         model: str = "webrtcvad",
         onset_ms: int = 80,
         end_ms: int = 500,
-        on_speech: Callable[[], None] | None = None,
+        on_speech: Callable[[bool], None] | None = None,
+        gap_ms: int = 0,
+        on_gap: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         super().__init__(capabilities=vad.VADCapabilities(update_interval=FRAME_S))
         self.classifier = classifier
@@ -50,6 +55,8 @@ class DuplexVAD(vad.VAD):
         self.onset_frames = max(1, onset_ms // 20)
         self.end_frames = max(2, end_ms // 20)
         self.on_speech = on_speech
+        self.gap_frames = gap_ms // 20 if 0 < gap_ms // 20 < self.end_frames else 0
+        self.on_gap = on_gap
 
     @property
     def model(self) -> str:
@@ -62,7 +69,11 @@ class DuplexVAD(vad.VAD):
     def detector(self) -> Vad:
         return Vad(
             self.classifier(),
-            SpeechDetector(onset_frames=self.onset_frames, end_frames=self.end_frames),
+            SpeechDetector(
+                onset_frames=self.onset_frames,
+                end_frames=self.end_frames,
+                gap_frames=self.gap_frames,
+            ),
         )
 
     def stream(self) -> DuplexVADStream:
@@ -79,9 +90,11 @@ class DuplexVADStream(vad.VADStream):
         resample: To16k | None = None
         frames = 0
         speech_frames = silence_frames = 0
+        began = 0  # the detector's count of speech beginnings (``SpeechDetector.pauses``)
         async for item in self._input_ch:
             if not isinstance(item, rtc.AudioFrame):  # flush: a hard segment boundary
                 detector, speech_frames, silence_frames = self._owner.detector(), 0, 0
+                began = 0
                 continue
             if resample is None or resample.rate != item.sample_rate:
                 resample = To16k(item.sample_rate)
@@ -91,6 +104,10 @@ class DuplexVADStream(vad.VADStream):
                 took = time.perf_counter() - started  # this frame's detection (and resampling)
                 frames += 1
                 speaking = detector.detector.in_speech
+                if detector.detector.pauses != began:
+                    began = detector.detector.pauses
+                    if self._owner.on_speech is not None:
+                        self._owner.on_speech(result.event is VadEvent.SPEECH_START)
                 if result.event is VadEvent.SPEECH_START:
                     speech_frames, silence_frames = self._owner.onset_frames, 0
                 elif speaking:
@@ -114,8 +131,6 @@ class DuplexVADStream(vad.VADStream):
                     )
                 )
                 if result.event is VadEvent.SPEECH_START:
-                    if self._owner.on_speech is not None:
-                        self._owner.on_speech()
                     self._event_ch.send_nowait(
                         vad.VADEvent(
                             type=vad.VADEventType.START_OF_SPEECH,
@@ -126,6 +141,9 @@ class DuplexVADStream(vad.VADStream):
                             timestamp=stamp,
                         )
                     )
+                elif result.event is VadEvent.SPEECH_GAP and result.utterance is not None:
+                    if self._owner.on_gap is not None:
+                        self._owner.on_gap(result.utterance)
                 elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                     silence_frames = self._owner.end_frames if result.by_silence else 0
                     self._event_ch.send_nowait(
