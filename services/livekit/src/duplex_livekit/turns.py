@@ -149,7 +149,7 @@ class Judgement:
 @dataclass(eq=False)
 class _Speculation:
     """Whisper on the utterance as it stood at a gap; it speaks for the utterance while
-    no speech has followed (``cut_at`` after the latest onset)."""
+    no speech has followed (``cut_at`` after speech last began)."""
 
     cut_at: float
     transcript: Future[Transcript] = field(default_factory=Future)
