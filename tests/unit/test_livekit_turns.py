@@ -324,6 +324,7 @@ async def test_no_speculation_without_an_idle_worker_or_twice_in_one_silence() -
         ({"end_of_turn_pause_ms": 300, "end_of_turn_doubt_ms": 600}, True, 300),
         ({"end_of_turn": "silence"}, False, 500),  # only the VAD's silence, as before
         ({"end_of_turn": "silence", "vad_end_ms": 800}, False, 800),
+        ({"asr_language": "de"}, False, 500),  # the words' rules are English's
     ],
 )
 async def test_the_room_agent_ends_turns_as_the_configuration_says(

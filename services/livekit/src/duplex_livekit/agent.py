@@ -30,7 +30,7 @@ from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSet
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS
-from duplex_livekit.turns import DuplexTurnDetector, TurnSilences
+from duplex_livekit.turns import DuplexTurnDetector, TurnSilences, judges_language
 from duplex_livekit.vad import DuplexVAD
 from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.config import OrchestratorConfig
@@ -73,7 +73,7 @@ class VoiceParts:
         smart_turn: TurnModel | None = None,
     ) -> VoiceParts:
         """One room's parts; its turns judged where the configuration judges them
-        (``--end-of-turn``, not ``silence``; ``smart_turn`` loaded where it is used)."""
+        (``judged_turns``; ``smart_turn`` loaded where it is used)."""
         from duplex_orchestrator.app import (
             end_of_turn,
             make_llm,
@@ -81,17 +81,15 @@ class VoiceParts:
             speech_classifier,
         )
 
-        policy = end_of_turn(config)
-        judged = policy.mode != "silence"
         turns = (
             DuplexTurnDetector(
-                policy,
+                end_of_turn(config),
                 TurnSilences.from_config(config),
                 smart_turn,
                 recognizer=recognizer,
                 language=config.asr_language,
             )
-            if judged
+            if judged_turns(config)
             else None
         )
         return cls(
@@ -107,6 +105,15 @@ class VoiceParts:
             vad_end_ms=config.turn_silence_ms(judged=False),
             turns=turns,
         )
+
+
+def judged_turns(config: OrchestratorConfig) -> bool:
+    """Whether duplex's judges end the agent's turns: ``--end-of-turn`` is not
+    ``silence`` and the speech is English (``turns.judges_language``); else each turn
+    ends after ``--vad-end-ms`` of silence."""
+    from duplex_orchestrator.app import end_of_turn
+
+    return end_of_turn(config).mode != "silence" and judges_language(config.asr_language)
 
 
 def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
@@ -232,9 +239,10 @@ def prewarm(config_json: str, proc: JobProcess) -> None:
 
     proc.userdata["recognizer"] = make_transcriber(config)
     policy = end_of_turn(config)
-    uses_model = policy.mode != "silence" and policy.uses_smart_turn
+    judged = judged_turns(config)
+    uses_model = judged and policy.uses_smart_turn
     proc.userdata["smart_turn"] = SmartTurn(config.smart_turn_model) if uses_model else None
-    if policy.pitch_rise_st > 0:
+    if judged and policy.pitch_rise_st > 0:
         prosody.warm_up()
 
 

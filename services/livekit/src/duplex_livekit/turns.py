@@ -66,6 +66,14 @@ POLL_S = 0.02
 _SMART_TURN_S = 8  # what Smart Turn hears of a turn
 
 
+def judges_language(language: str) -> bool:
+    """English: the rules the words are judged by are English's (``turn_words``). In
+    another language AgentSession would not ask the detector and would end each turn
+    at the VAD's pause: the agent keeps the silence there (``VoiceParts.from_config``)."""
+    spoken = language.lower()
+    return spoken == "en" or spoken.startswith("en-")
+
+
 @dataclass(frozen=True)
 class TurnSilences:
     """The silences after the speech that end a turn, by verdict (milliseconds)."""
@@ -197,9 +205,7 @@ class DuplexTurnDetector:
         return 0.5
 
     async def supports_language(self, language: str | None) -> bool:
-        """English: the rules the words are judged by are English's (``turn_words``)."""
-        spoken = str(language or self.language).lower()
-        return spoken == "en" or spoken.startswith("en-")
+        return judges_language(str(language or self.language))
 
     async def predict_end_of_turn(
         self,
