@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from livekit.agents import llm
 
+from duplex_livekit.llm import question_and_history
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
 from duplex_orchestrator.config import OrchestratorConfig
@@ -347,8 +348,5 @@ class DuplexTurnDetector:
 def _user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:
     """Whether the user's last message ends with these words (the turn AgentSession
     asks about is the one the verdict was given on)."""
-    for item in reversed(chat_ctx.items):
-        if getattr(item, "type", None) == "message" and getattr(item, "role", None) == "user":
-            said = " ".join((getattr(item, "text_content", None) or "").split()).lower()
-            return said.endswith(" ".join(text.split()).lower())
-    return False
+    said, _ = question_and_history(chat_ctx)
+    return " ".join(said.split()).lower().endswith(" ".join(text.split()).lower())
