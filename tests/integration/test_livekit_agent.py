@@ -273,7 +273,8 @@ async def test_a_hesitation_is_not_the_end_of_the_turn_when_the_judges_end_it(
     any_room: Room,
 ) -> None:
     """ "I would like to order … a large pizza with mushrooms.", with a 0.6 s pause:
-    duplex's judges hear words that want more and wait; the VAD's 500 ms silence alone
+    duplex's judges hear words that want more and wait, then judge the whole sentence,
+    Whisper hearing the turn so far; the VAD's 500 ms silence alone
     answers the first half (and then the second, a barge-in over that reply)."""
     room = any_room
     room.mic.speak(speech_16k("I would like to order", tail_s=0.6))
@@ -286,8 +287,12 @@ async def test_a_hesitation_is_not_the_end_of_the_turn_when_the_judges_end_it(
     assert room.worker.started == ["mock"]  # one turn, one reply
     assert "order" in replies
     assert replies.index("order") < replies.index("pizza")
-    assert room.turns.latest is not None
-    assert room.turns.latest.verdict is Verdict.COMPLETE
+    assert replies.count("order") == replies.count("pizza") == 1  # each half handed on once
+    judged = room.turns.latest
+    assert judged is not None
+    assert judged.verdict is Verdict.COMPLETE
+    text = judged.text.lower()
+    assert "order" in text and "pizza" in text  # judged on the whole sentence
 
 
 async def test_the_judges_end_a_complete_question_at_its_pause() -> None:

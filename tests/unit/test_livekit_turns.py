@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,7 +170,7 @@ async def test_asked_before_whisper_has_the_new_words_it_waits_for_them() -> Non
     AgentSession asks again with the new words (and cancels the first question)."""
     detector, clock = _detector()
     detector.speech_started()
-    words = Words([("I would like to order.", 0.9), ("A large pizza with mushrooms.", 0.95)])
+    words = Words([("I would like to order.", 0.9), ("I would like to order a large pizza.", 0.95)])
     clock.now += 1.0
     detector.hear(_utterance(1.0), words, ended_at=clock.now)
     clock.now += 0.6
@@ -180,7 +181,7 @@ async def test_asked_before_whisper_has_the_new_words_it_waits_for_them() -> Non
         await asyncio.sleep(0)
     assert not first_half.done()  # waiting for Whisper
     detector.hear(_utterance(1.2), words, ended_at=clock.now)
-    said = _said("I would like to order. A large pizza with mushrooms.")
+    said = _said("I would like to order. a large pizza.")
     assert await detector.predict_end_of_turn(said) == LIKELY
     # never "likely" on the first half's words; "unlikely" once it gave up waiting
     assert await first_half == UNLIKELY
@@ -215,7 +216,7 @@ async def test_smart_turn_hears_the_turn_so_far_and_a_new_turn_alone() -> None:
     said = Words(
         [
             ("Can you book a table?", 0.97),  # complete, yet doubted: 0.5 s
-            ("For two?", 0.97),  # said 0.3 s after: the same turn
+            ("Can you book a table for two?", 0.97),  # said 0.1 s after: the same turn
             ("Thanks.", 0.99),  # after the turn ended: a new one
         ]
     )
@@ -230,6 +231,62 @@ async def test_smart_turn_hears_the_turn_so_far_and_a_new_turn_alone() -> None:
     clock.now += 0.5
     detector.hear(_utterance(0.5), said, ended_at=clock.now)
     assert model.heard == [16000, 24000, 8000]
+    assert said.heard == [16000, 24000, 8000]  # Whisper too: the turn so far
+
+
+async def test_a_turn_that_goes_on_is_judged_on_its_whole_sentence() -> None:
+    """Whisper hears the turn so far: its second half is judged with the first before it
+    ("the weather tomorrow." alone is a doubted statement), and AgentSession, which
+    appends each utterance's words, is handed the new ones only."""
+    detector, clock = _detector()
+    words = Words(
+        [
+            ("Can you tell me about?", 0.5),  # Whisper doubts it: not complete
+            ("Can you tell me about the weather tomorrow?", 0.97),
+        ]
+    )
+    detector.speech_started()
+    clock.now += 1.2
+    first = detector.hear(_utterance(1.2), words, ended_at=clock.now)
+    assert first.text == "Can you tell me about?"
+    clock.now += 0.4  # a hesitation: 0.6 s after the speech
+    detector.speech_started()
+    clock.now += 1.3
+    second = detector.hear(_utterance(1.3), words, ended_at=clock.now)
+    assert second.text == "the weather tomorrow?"
+    assert words.heard == [19200, 40000]
+    assert detector.latest is not None
+    assert detector.latest.text == "Can you tell me about the weather tomorrow?"
+    assert detector.latest.verdict is Verdict.COMPLETE
+    said = _said("Can you tell me about? the weather tomorrow?")
+    assert await detector.predict_end_of_turn(said) == LIKELY
+    assert clock.slept == []
+
+
+async def test_a_new_turn_is_heard_alone() -> None:
+    detector, clock = _detector()
+    words = Words([("What time is it?", 0.97), ("Thanks.", 0.99)])
+    _say(detector, clock, 1.0, "What time is it?", 0.97)
+    clock.now += 2.0  # the reply; then the user speaks again
+    detector.speech_started()
+    clock.now += 0.5
+    assert detector.hear(_utterance(0.5), words, ended_at=clock.now).text == "What time is it?"
+    assert words.heard == [8000]
+
+
+async def test_a_turn_that_goes_on_adds_no_words_for_a_cough() -> None:
+    detector, clock = _detector()
+    words = Words([("I need to pick up.", 0.5), ("I need to pick up.", 0.5)])
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), words, ended_at=clock.now)
+    clock.now += 0.2
+    detector.speech_started()  # a cough inside the doubt's silence
+    clock.now += 0.4
+    assert detector.hear(_utterance(0.4), words, ended_at=clock.now).text == ""
+    assert detector.latest is not None
+    assert detector.latest.said == "I need to pick up."
+    assert detector.latest.spoke_until == pytest.approx(clock.now - 0.2)
 
 
 async def test_words_that_read_unfinished_are_not_given_to_smart_turn() -> None:
@@ -349,3 +406,74 @@ async def test_the_room_agent_ends_turns_as_the_configuration_says(
     assert parts.turns.silences == TurnSilences.from_config(config)
     assert parts.turns.silences.doubt_ms == settings.get("end_of_turn_doubt_ms", 500)
     assert session.options.endpointing["max_delay"] == 1.0
+
+
+async def test_the_gap_in_a_turn_that_goes_on_hears_the_turn_so_far() -> None:
+    said: list[tuple[str, float | None]] = [
+        ("I would like to order.", 0.9),
+        ("I would like to order a large pizza.", 0.95),
+    ]
+    detector, clock, words = _speculating(said)
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), words, ended_at=clock.now)  # wants more: 2 s
+    clock.now += 0.4
+    detector.speech_started()
+    clock.now += 1.0
+    detector.speculate(_utterance(1.0))  # the second half's gap
+    clock.now += 0.14
+    transcript = detector.hear(_utterance(1.2), words, ended_at=clock.now)
+    assert words.heard == [16000, 32000]  # the gap's pass, on both halves, is the pause's
+    assert transcript.text == "a large pizza."
+    assert detector.latest is not None
+    assert detector.latest.text == "I would like to order a large pizza."
+
+
+@dataclass
+class Heard:
+    """A recognizer that knows the words by the length of the audio; ``meanwhile`` runs
+    while it hears the first audio (the user speaks on while Whisper is slow)."""
+
+    words: dict[int, str]
+    meanwhile: Callable[[], None]
+    heard: list[int] = field(default_factory=list)
+
+    def transcribe(
+        self, audio16k: np.ndarray, wanted: Wanted | None = None, align: AlignWhen | None = None
+    ) -> Transcript:
+        self.heard.append(len(audio16k))
+        if len(self.heard) == 1:
+            self.meanwhile()
+        return Transcript(self.words[len(audio16k)], 0.1, len(audio16k) / 16000, ends_here=0.95)
+
+
+async def test_the_gaps_transcript_of_another_turn_is_not_claimed() -> None:
+    """Whisper is slow on the first half: the second half's gap comes before the verdict
+    on it, and hears that half alone. The pause, judging the turn that goes on, hears the
+    whole turn instead of claiming it."""
+    clock = Clock()
+    first, second = _utterance(1.0), _utterance(1.2)
+
+    def user_goes_on() -> None:
+        clock.now += 0.4
+        detector.speech_started()
+        clock.now += 1.0
+        detector.speculate(second[:16000])
+
+    recognizer = Heard(
+        {
+            16000: "I would like to order.",
+            len(first) + len(second): "I would like to order a large pizza.",
+        },
+        user_goes_on,
+    )
+    detector = DuplexTurnDetector(
+        POLICY, SILENCES, Model(), recognizer=recognizer, clock=clock, sleep=clock.sleep
+    )
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(first, recognizer, ended_at=clock.now)
+    clock.now += 0.14
+    transcript = detector.hear(second, recognizer, ended_at=clock.now)
+    assert recognizer.heard == [16000, 16000, 35200]  # the half alone was not claimed
+    assert transcript.text == "a large pizza."

@@ -15,7 +15,12 @@ v3.2, a statement's pitch against this user's usual) to the room:
   sessions: at the pause, if no speech came since, its transcript is the
   utterance's, already done or nearly;
 - ``DuplexSTT`` hands each utterance to ``hear`` (blocking, on its thread):
-  Whisper (or the gap's transcript), then the measures the words leave open,
+  Whisper on the turn so far (or the gap's transcript of it): an utterance that
+  begins before the verdict's silence on the words before has run out goes on
+  the same turn, and the judges need its whole sentence ("Can you tell me
+  about the weather tomorrow?", not "the weather tomorrow."), as in duplex's
+  sessions; AgentSession, which appends each utterance's words to the turn, is
+  handed only the new ones (``continued``). Then the measures the words leave open,
   then the verdict and the silence after the speech that ends the turn
   (``silence_after``, pure): none for a complete turn, the doubt's for a
   doubted one, the full silence for an unfinished one, longer for words that
@@ -32,8 +37,7 @@ v3.2, a statement's pitch against this user's usual) to the room:
 
 Not here, unlike the WebSocket and WebRTC sessions: Smart Turn beside Whisper at
 the gap, patience learned from the user's false ends, and a reply prepared while
-the doubt's silence runs. Each utterance is transcribed alone, as LiveKit's
-``StreamAdapter`` cuts them.
+the doubt's silence runs.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from livekit.agents import llm
 
+from duplex_livekit.continued import new_words
 from duplex_livekit.llm import question_and_history
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
@@ -65,6 +70,7 @@ WORDS_WAIT_S = 5.0
 """The longest a question waits for Whisper's words on the utterance just ended."""
 POLL_S = 0.02
 _SMART_TURN_S = 8  # what Smart Turn hears of a turn
+_HEARD_S = 30  # what Whisper hears of a turn: its window
 
 
 def judges_language(language: str) -> bool:
@@ -144,6 +150,9 @@ class Judgement:
     """The verdict on the turn as it stood at an utterance's end."""
 
     text: str
+    """The turn's words as Whisper heard them whole (judged)."""
+    said: str
+    """The turn's words as handed to AgentSession, utterance by utterance."""
     verdict: Verdict
     wait_s: float
     """Silence after the speech at which the turn ends."""
@@ -157,10 +166,12 @@ class Judgement:
 
 @dataclass(eq=False)
 class _Speculation:
-    """Whisper on the utterance as it stood at a gap; it speaks for the utterance while
-    no speech has followed (``cut_at`` after speech last began)."""
+    """Whisper on the turn as it stood at a gap; it speaks for the utterance while no
+    speech has followed (``cut_at`` after speech last began), and for the turn while
+    the utterances before it in the turn are still ``prior`` samples long."""
 
     cut_at: float
+    prior: int
     transcript: Future[Transcript] = field(default_factory=Future)
 
 
@@ -193,6 +204,7 @@ class DuplexTurnDetector:
         self._speculation: _Speculation | None = None
         self._speech_at = self._onset_at = float("-inf")
         self._turn_audio = np.zeros(0, np.int16)
+        self._turn_said = ""
 
     @property
     def model(self) -> str:
@@ -237,7 +249,7 @@ class DuplexTurnDetector:
             if judgement is None:
                 return None
             heard = self._speech_at <= judgement.spoke_until
-            if heard and _user_said_last(chat_ctx, judgement.text):
+            if heard and _user_said_last(chat_ctx, judgement.said):
                 return judgement
             await self._sleep(POLL_S)
         return None
@@ -251,23 +263,26 @@ class DuplexTurnDetector:
             self._onset_at = self._speech_at
 
     def speculate(self, utterance: np.ndarray) -> None:
-        """The gap: start Whisper on the utterance so far, in a thread, if a Whisper
-        worker is idle and this silence has none under way. Speech after it makes it
-        stale: Whisper drops it at its next step."""
+        """The gap: start Whisper on the turn so far (the utterance so far, after the
+        turn's utterances before it), in a thread, if a Whisper worker is idle and this
+        silence has none under way. Speech after it makes it stale: Whisper drops it at
+        its next step."""
         recognizer, running = self._recognizer, self._speculation
         if recognizer is None or (running is not None and running.cut_at > self._speech_at):
             return
         if getattr(recognizer, "idle_workers", 1) < 1:
             return  # it would delay another session's turn that has ended
         self._settle(used=False)
-        speculation = self._speculation = _Speculation(self.clock())
+        prior = self._turn_audio if self._continues() else np.zeros(0, np.int16)
+        turn = np.concatenate([prior, utterance])[-_HEARD_S * VAD_RATE :]
+        speculation = self._speculation = _Speculation(self.clock(), len(prior))
 
         def wanted() -> bool:
             return self._speech_at < speculation.cut_at
 
         def transcribe() -> None:
             try:
-                heard = recognizer.transcribe(utterance, wanted, self.policy.wants_last_word)
+                heard = recognizer.transcribe(turn, wanted, self.policy.wants_last_word)
             except Exception as exc:  # the utterance is transcribed again at the pause
                 speculation.transcript.set_exception(exc)
             else:
@@ -275,12 +290,15 @@ class DuplexTurnDetector:
 
         threading.Thread(target=transcribe, name="duplex-speculation", daemon=True).start()
 
-    def _claimed(self) -> Transcript | None:
+    def _claimed(self, prior: int) -> Transcript | None:
         """Blocking: the gap's transcript, if no speech has come since its audio was cut
-        (None: there is none, or it is stale or failed)."""
+        and it heard the ``prior`` samples of the turn before this utterance (None:
+        there is none, or it is stale or failed)."""
         speculation = self._speculation
         if speculation is None or speculation.cut_at <= self._speech_at:
             return None
+        if speculation.prior != prior:
+            return None  # the turn was judged over, or going on, after the gap
         try:
             heard = speculation.transcript.result()
         except Exception:
@@ -294,33 +312,44 @@ class DuplexTurnDetector:
             metrics.SPECULATIONS.labels(at="gap", outcome=outcome).inc()
         self._speculation = None
 
+    def _continues(self) -> bool:
+        """Whether speech began before the verdict's silence on the words before ran out:
+        the same turn goes on."""
+        latest = self.latest
+        return latest is not None and self._onset_at < latest.ends_at
+
     def hear(self, utterance: np.ndarray, recognizer: SpeechToText, ended_at: float) -> Transcript:
         """Blocking: transcribe an utterance the VAD ended at ``ended_at`` (the clock's,
-        a pause after the speech) and judge the turn it ends. Returns the transcript."""
+        a pause after the speech) and judge the turn it ends. Returns the transcript of
+        the words it adds to the turn (``continued.new_words``): Whisper hears the whole
+        turn so far."""
         spoke_until = ended_at - self.silences.pause_ms / 1000
         previous = self.latest
-        # The user spoke again before the previous verdict's silence ran out: the same turn.
-        if previous is not None and self._onset_at < previous.ends_at:
+        if previous is not None and self._continues():
             self.pitch.forget(previous)
-            turn = np.concatenate([self._turn_audio, utterance])
         else:
-            turn = utterance
-        self._turn_audio = turn[-_SMART_TURN_S * VAD_RATE :]
-        claimed = self._claimed()
+            self._turn_audio, self._turn_said = np.zeros(0, np.int16), ""
+        prior = len(self._turn_audio)
+        turn = self._turn_audio = np.concatenate([self._turn_audio, utterance])[
+            -_HEARD_S * VAD_RATE :
+        ]
+        claimed = self._claimed(prior)
         self._settle(used=claimed is not None)
-        transcript = claimed or recognizer.transcribe(utterance, align=self.policy.wants_last_word)
-        if not transcript.text.strip():
-            # no words (a cough): the verdict on the words before stands, from this end on
+        transcript = claimed or recognizer.transcribe(turn, align=self.policy.wants_last_word)
+        added = new_words(self._turn_said, transcript.text, 1 - len(utterance) / len(turn))
+        if not added.strip():
+            # no new words (a cough): the verdict on the words before stands, from this end on
             if previous is not None:
                 self.latest = replace(previous, spoke_until=spoke_until)
-            return transcript
-        heard, fall = self._measure(transcript, self._turn_audio)
+            return replace(transcript, text="")
+        self._turn_said = f"{self._turn_said} {added}".strip()
+        heard, fall = self._measure(transcript, turn[-_SMART_TURN_S * VAD_RATE :])
         verdict, wait_ms = silence_after(self.policy, self.silences, heard)
-        judgement = Judgement(heard.text, verdict, wait_ms / 1000, spoke_until)
+        judgement = Judgement(heard.text, self._turn_said, verdict, wait_ms / 1000, spoke_until)
         if fall is not None:
             self.pitch.heard(judgement, fall)
         self.latest = judgement
-        return transcript
+        return replace(transcript, text=added)
 
     def _measure(self, transcript: Transcript, turn: np.ndarray) -> tuple[Measures, float | None]:
         """What the words leave open, measured: the sound under the last word (where they
