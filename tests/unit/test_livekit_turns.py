@@ -394,6 +394,8 @@ async def test_the_room_agent_ends_turns_as_the_configuration_says(
     assert isinstance(session.vad, DuplexVAD)
     assert session.vad.end_frames * 20 == vad_end_ms
     detection = session.turn_detection
+    # judged: the reply is prepared (LLM and voice) as the words come, heard at the end
+    assert session.options.preemptive_generation["enabled"] is judged
     if not judged:
         assert parts.turns is None
         assert detection == "vad"

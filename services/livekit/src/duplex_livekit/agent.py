@@ -150,7 +150,10 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
                 "resume_false_interruption": True,
                 "false_interruption_timeout": 1.0,
             },
-            "preemptive_generation": {"enabled": False},
+            # judged: the reply (its words and its voice) is prepared from the words as
+            # they come, heard only once the turn has ended: a doubted turn's reply
+            # sounds as its silence ends; if the user goes on, it is dropped unheard
+            "preemptive_generation": {"enabled": turns is not None, "preemptive_tts": True},
         },
         # Barge-in works from a reply's first frame, as on duplex's other transports (no
         # 3 s warm-up with interruptions off: speech then would be dropped, not heard).

@@ -35,9 +35,10 @@ v3.2, a statement's pitch against this user's usual) to the room:
   verdict at all it answers "unlikely", and AgentSession waits its
   ``max_delay``, the full silence.
 
-Not here, unlike the WebSocket and WebRTC sessions: Smart Turn beside Whisper at
-the gap, patience learned from the user's false ends, and a reply prepared while
-the doubt's silence runs.
+The reply is prepared while the verdict's silence runs (AgentSession's
+preemptive generation, its voice too: ``agent.voice_session``) and heard once
+the turn has ended. Not here, unlike the WebSocket and WebRTC sessions: Smart
+Turn beside Whisper at the gap, and patience learned from the user's false ends.
 """
 
 from __future__ import annotations
