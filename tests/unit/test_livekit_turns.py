@@ -11,11 +11,13 @@ import pytest
 from livekit.agents import llm
 
 from duplex_livekit import DuplexTurnDetector, DuplexVAD, TurnSilences, VoiceParts, voice_session
-from duplex_livekit.turns import LIKELY, POLL_S, UNLIKELY, WORDS_WAIT_S, Measures, silence_after
+from duplex_livekit.turns import LIKELY, POLL_S, UNLIKELY, WORDS_WAIT_S
+from duplex_livekit.verdicts import Measures, silence_after
 from duplex_orchestrator.asr import AlignWhen, Transcript, Wanted
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict
 from tests.support.fake_ears import voiced
+from tests.support.waiting import eventually
 from tests.unit.test_livekit_parts import _events
 
 POLICY = EndOfTurn(pitch_rise_st=0)  # the default judges, without the pitch (tested apart)
@@ -479,3 +481,41 @@ async def test_the_gaps_transcript_of_another_turn_is_not_claimed() -> None:
     transcript = detector.hear(second, recognizer, ended_at=clock.now)
     assert recognizer.heard == [16000, 16000, 35200]  # the half alone was not claimed
     assert transcript.text == "a large pizza."
+
+
+async def test_smart_turn_is_asked_at_the_gap_beside_whisper() -> None:
+    """Its answer is the pause's when no speech followed: asked once, on the turn as it
+    stands at the pause (the 140 ms of silence still to come as zeros)."""
+    model = Model()
+    clock = Clock()
+    words = Words([("What is the capital of France?", 0.97)])
+    detector = DuplexTurnDetector(
+        POLICY, SILENCES, model, recognizer=words, clock=clock, sleep=clock.sleep
+    )
+    detector.speech_started()
+    clock.now += 2.0
+    detector.speculate(_utterance(2.0))
+    await eventually(lambda: model.heard == [32000 + 2240], timeout_s=5)  # before the pause
+    clock.now += 0.14
+    detector.hear(_utterance(2.14), words, ended_at=clock.now)
+    assert model.heard == [32000 + 2240]  # not asked again
+    assert detector.latest is not None
+    assert detector.latest.verdict is Verdict.COMPLETE
+
+
+async def test_smart_turn_is_asked_again_when_speech_followed_the_gap() -> None:
+    model = Model()
+    clock = Clock()
+    words = Words([("What is", 0.5), ("What is the capital of France?", 0.97)])
+    detector = DuplexTurnDetector(
+        POLICY, SILENCES, model, recognizer=words, clock=clock, sleep=clock.sleep
+    )
+    detector.speech_started()
+    clock.now += 0.5
+    detector.speculate(_utterance(0.5))
+    clock.now += 0.1
+    detector.speech_started(onset=False)
+    clock.now += 1.5
+    detector.hear(_utterance(2.1), words, ended_at=clock.now)
+    await eventually(lambda: len(model.heard) == 2, timeout_s=5)
+    assert sorted(model.heard) == [8000 + 2240, 33600]

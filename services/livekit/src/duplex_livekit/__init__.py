@@ -14,8 +14,9 @@ from duplex_livekit.agent import Control, DuplexAgent, VoiceParts, voice_agent, 
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS, DuplexTTSStream
-from duplex_livekit.turns import DuplexTurnDetector, TurnSilences
+from duplex_livekit.turns import DuplexTurnDetector
 from duplex_livekit.vad import DuplexVAD
+from duplex_livekit.verdicts import TurnSilences
 
 __all__ = [
     "Control",

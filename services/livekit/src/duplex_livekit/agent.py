@@ -30,8 +30,9 @@ from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSet
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS
-from duplex_livekit.turns import DuplexTurnDetector, TurnSilences, judges_language
+from duplex_livekit.turns import DuplexTurnDetector
 from duplex_livekit.vad import DuplexVAD
+from duplex_livekit.verdicts import TurnSilences, judges_language
 from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.events import Error, Event, Pong, to_json

@@ -11,9 +11,9 @@ v3.2, a statement's pitch against this user's usual) to the room:
   and tells the detector when speech begins (``speech_started``: an onset, or
   speech again after a silence inside the utterance) and of the first
   silence inside speech, the gap (``--speculate-ms``: ``speculate``), where
-  Whisper starts on the utterance so far on an idle worker, as in duplex's
-  sessions: at the pause, if no speech came since, its transcript is the
-  utterance's, already done or nearly;
+  Whisper starts on the turn so far on an idle worker, and Smart Turn beside
+  it, as in duplex's sessions: at the pause, if no speech came since, their
+  answers are the pause's, already done or nearly;
 - ``DuplexSTT`` hands each utterance to ``hear`` (blocking, on its thread):
   Whisper on the turn so far (or the gap's transcript of it): an utterance that
   begins before the verdict's silence on the words before has run out goes on
@@ -22,7 +22,7 @@ v3.2, a statement's pitch against this user's usual) to the room:
   sessions; AgentSession, which appends each utterance's words to the turn, is
   handed only the new ones (``continued``). Then the measures the words leave open,
   then the verdict and the silence after the speech that ends the turn
-  (``silence_after``, pure): none for a complete turn, the doubt's for a
+  (``verdicts.silence_after``, pure): none for a complete turn, the doubt's for a
   doubted one, the full silence for an unfinished one, longer for words that
   want more ("… a table for");
 - AgentSession asks ``predict_end_of_turn`` once the utterance's words are in.
@@ -37,8 +37,8 @@ v3.2, a statement's pitch against this user's usual) to the room:
 
 The reply is prepared while the verdict's silence runs (AgentSession's
 preemptive generation, its voice too: ``agent.voice_session``) and heard once
-the turn has ended. Not here, unlike the WebSocket and WebRTC sessions: Smart
-Turn beside Whisper at the gap, and patience learned from the user's false ends.
+the turn has ended. Not here, unlike the WebSocket and WebRTC sessions: patience
+learned from the user's false ends.
 """
 
 from __future__ import annotations
@@ -49,22 +49,31 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 from livekit.agents import llm
 
 from duplex_livekit.continued import new_words
 from duplex_livekit.llm import question_and_history
+from duplex_livekit.verdicts import (
+    DEFAULT_SILENCES,
+    Judgement,
+    Measures,
+    TurnSilences,
+    judges_language,
+    silence_after,
+)
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
-from duplex_orchestrator.config import OrchestratorConfig
-from duplex_orchestrator.endpoint import EndOfTurn, Verdict, is_statement, wants_more
+from duplex_orchestrator.endpoint import EndOfTurn, is_statement
 from duplex_orchestrator.prosody import PitchHabit, final_fall_st
 from duplex_orchestrator.session_parts import TurnModel
 from duplex_orchestrator.vad import VAD_RATE
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 LIKELY, UNLIKELY = 1.0, 0.0
 WORDS_WAIT_S = 5.0
@@ -72,97 +81,6 @@ WORDS_WAIT_S = 5.0
 POLL_S = 0.02
 _SMART_TURN_S = 8  # what Smart Turn hears of a turn
 _HEARD_S = 30  # what Whisper hears of a turn: its window
-
-
-def judges_language(language: str) -> bool:
-    """English: the rules the words are judged by are English's (``turn_words``). In
-    another language AgentSession would not ask the detector and would end each turn
-    at the VAD's pause: the agent keeps the silence there (``VoiceParts.from_config``)."""
-    spoken = language.lower()
-    return spoken == "en" or spoken.startswith("en-")
-
-
-@dataclass(frozen=True)
-class TurnSilences:
-    """The silences after the speech that end a turn, by verdict (milliseconds)."""
-
-    gap_ms: int = 60
-    """Whisper starts speculatively here, on the utterance so far (0: never)."""
-    pause_ms: int = 200
-    """The VAD ends an utterance here, and the judges are asked."""
-    doubt_ms: int = 500
-    """A doubted question."""
-    statement_doubt_ms: int = 700
-    """A doubted statement (past a 0.6 s hesitation)."""
-    full_ms: int = 1000
-    """Any turn: the words are unfinished, or nobody could judge."""
-    unfinished_ms: int = 2000
-    """Words that want more ("... a table for"), if longer than ``full_ms``."""
-
-    @classmethod
-    def from_config(cls, config: OrchestratorConfig) -> TurnSilences:
-        return cls(
-            gap_ms=config.speculate_ms if config.speculate_ms < config.end_of_turn_pause_ms else 0,
-            pause_ms=config.end_of_turn_pause_ms,
-            doubt_ms=config.end_of_turn_doubt_ms,
-            statement_doubt_ms=config.end_of_turn_statement_doubt_ms,
-            full_ms=config.turn_silence_ms(judged=True),
-            unfinished_ms=config.end_of_turn_unfinished_ms,
-        )
-
-
-@dataclass(frozen=True)
-class Measures:
-    """What the judges heard in a turn, as ``EndOfTurn.decide`` takes it."""
-
-    text: str
-    probability: float | None = None
-    """Smart Turn's (None: not asked)."""
-    ends_here: float | None = None
-    last_word_sound_s: float | None = None
-    above_usual_st: float | None = None
-
-
-def silence_after(
-    policy: EndOfTurn, silences: TurnSilences, heard: Measures
-) -> tuple[Verdict, int]:
-    """The verdict on a turn's words and sound, and the silence after its speech (ms)
-    at which it ends: as the orchestrator's sessions end theirs (``judging``)."""
-    verdict = policy.decide(
-        heard.text,
-        heard.probability,
-        heard.ends_here,
-        heard.last_word_sound_s,
-        heard.above_usual_st,
-    )
-    if verdict is Verdict.COMPLETE:
-        return verdict, 0
-    if verdict is Verdict.DOUBTED:
-        long = policy.doubts_long(heard.text, heard.probability)
-        doubt = silences.statement_doubt_ms if long else silences.doubt_ms
-        return verdict, min(doubt, silences.full_ms)
-    if policy.uses_transcript and wants_more(heard.text):
-        return verdict, max(silences.full_ms, silences.unfinished_ms)
-    return verdict, silences.full_ms
-
-
-@dataclass(frozen=True, eq=False)
-class Judgement:
-    """The verdict on the turn as it stood at an utterance's end."""
-
-    text: str
-    """The turn's words as Whisper heard them whole (judged)."""
-    said: str
-    """The turn's words as handed to AgentSession, utterance by utterance."""
-    verdict: Verdict
-    wait_s: float
-    """Silence after the speech at which the turn ends."""
-    spoke_until: float
-    """When the speech ended (the detector's clock)."""
-
-    @property
-    def ends_at(self) -> float:
-        return self.spoke_until + self.wait_s
 
 
 @dataclass(eq=False)
@@ -173,7 +91,23 @@ class _Speculation:
 
     cut_at: float
     prior: int
-    transcript: Future[Transcript] = field(default_factory=Future)
+    transcript: Future[Transcript]
+    turn_model: Future[float] | None = None
+    """Smart Turn on the turn as it will stand at the pause (None: not asked)."""
+
+
+def _in_thread(name: str, work: Callable[[], _T]) -> Future[_T]:
+    """``work`` on a daemon thread of its own; its result, or its exception, in a future."""
+    done: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except Exception as exc:  # the pause does the work again
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 class DuplexTurnDetector:
@@ -185,7 +119,7 @@ class DuplexTurnDetector:
     def __init__(
         self,
         policy: EndOfTurn,
-        silences: TurnSilences = TurnSilences(),
+        silences: TurnSilences = DEFAULT_SILENCES,
         smart_turn: TurnModel | None = None,
         *,
         recognizer: SpeechToText | None = None,
@@ -266,8 +200,9 @@ class DuplexTurnDetector:
     def speculate(self, utterance: np.ndarray) -> None:
         """The gap: start Whisper on the turn so far (the utterance so far, after the
         turn's utterances before it), in a thread, if a Whisper worker is idle and this
-        silence has none under way. Speech after it makes it stale: Whisper drops it at
-        its next step."""
+        silence has none under way, and Smart Turn beside it, on the turn as it will
+        stand at the pause (the silence still to come as zeros, as duplex's sessions
+        do). Speech after it makes them stale: Whisper drops its pass at its next step."""
         recognizer, running = self._recognizer, self._speculation
         if recognizer is None or (running is not None and running.cut_at > self._speech_at):
             return
@@ -276,25 +211,28 @@ class DuplexTurnDetector:
         self._settle(used=False)
         prior = self._turn_audio if self._continues() else np.zeros(0, np.int16)
         turn = np.concatenate([prior, utterance])[-_HEARD_S * VAD_RATE :]
-        speculation = self._speculation = _Speculation(self.clock(), len(prior))
+        cut_at = self.clock()
 
         def wanted() -> bool:
-            return self._speech_at < speculation.cut_at
+            return self._speech_at < cut_at
 
-        def transcribe() -> None:
-            try:
-                heard = recognizer.transcribe(turn, wanted, self.policy.wants_last_word)
-            except Exception as exc:  # the utterance is transcribed again at the pause
-                speculation.transcript.set_exception(exc)
-            else:
-                speculation.transcript.set_result(heard)
+        transcript = _in_thread(
+            "duplex-speculation",
+            lambda: recognizer.transcribe(turn, wanted, self.policy.wants_last_word),
+        )
+        speculation = self._speculation = _Speculation(cut_at, len(prior), transcript)
+        model = self._smart_turn
+        if model is not None:
+            silence = max(0, self.silences.pause_ms - self.silences.gap_ms) * VAD_RATE // 1000
+            at_pause = np.pad(turn, (0, silence))[-_SMART_TURN_S * VAD_RATE :]
+            speculation.turn_model = _in_thread(
+                "duplex-smart-turn", lambda: model.probability(at_pause)
+            )
 
-        threading.Thread(target=transcribe, name="duplex-speculation", daemon=True).start()
-
-    def _claimed(self, prior: int) -> Transcript | None:
-        """Blocking: the gap's transcript, if no speech has come since its audio was cut
-        and it heard the ``prior`` samples of the turn before this utterance (None:
-        there is none, or it is stale or failed)."""
+    def _claimed(self, prior: int) -> tuple[Transcript, Future[float] | None] | None:
+        """Blocking: the gap's transcript (and Smart Turn's answer to come), if no speech
+        has come since its audio was cut and it heard the ``prior`` samples of the turn
+        before this utterance (None: there is none, or it is stale or failed)."""
         speculation = self._speculation
         if speculation is None or speculation.cut_at <= self._speech_at:
             return None
@@ -305,7 +243,7 @@ class DuplexTurnDetector:
         except Exception:
             log.exception("speculative transcription failed", extra={"event": "asr_error"})
             return None
-        return None if heard.abandoned else heard
+        return None if heard.abandoned else (heard, speculation.turn_model)
 
     def _settle(self, *, used: bool) -> None:
         if self._speculation is not None:
@@ -336,7 +274,10 @@ class DuplexTurnDetector:
         ]
         claimed = self._claimed(prior)
         self._settle(used=claimed is not None)
-        transcript = claimed or recognizer.transcribe(turn, align=self.policy.wants_last_word)
+        transcript, turn_model = claimed or (
+            recognizer.transcribe(turn, align=self.policy.wants_last_word),
+            None,
+        )
         added = new_words(self._turn_said, transcript.text, 1 - len(utterance) / len(turn))
         if not added.strip():
             # no new words (a cough): the verdict on the words before stands, from this end on
@@ -344,7 +285,7 @@ class DuplexTurnDetector:
                 self.latest = replace(previous, spoke_until=spoke_until)
             return replace(transcript, text="")
         self._turn_said = f"{self._turn_said} {added}".strip()
-        heard, fall = self._measure(transcript, turn[-_SMART_TURN_S * VAD_RATE :])
+        heard, fall = self._measure(transcript, turn[-_SMART_TURN_S * VAD_RATE :], turn_model)
         verdict, wait_ms = silence_after(self.policy, self.silences, heard)
         judgement = Judgement(heard.text, self._turn_said, verdict, wait_ms / 1000, spoke_until)
         if fall is not None:
@@ -352,10 +293,13 @@ class DuplexTurnDetector:
         self.latest = judgement
         return replace(transcript, text=added)
 
-    def _measure(self, transcript: Transcript, turn: np.ndarray) -> tuple[Measures, float | None]:
+    def _measure(
+        self, transcript: Transcript, turn: np.ndarray, asked: Future[float] | None = None
+    ) -> tuple[Measures, float | None]:
         """What the words leave open, measured: the sound under the last word (where they
         read complete), Smart Turn (where they read complete but for the doubt, or only
-        lack their mark), the statement's pitch; and that fall, to learn."""
+        lack their mark: its answer ``asked`` at the gap, or asked now), the statement's
+        pitch; and that fall, to learn."""
         policy, text, ends_here = self.policy, transcript.text, transcript.ends_here
         complete = not policy.uses_transcript or policy.words_complete(text, ends_here)
         sound: float | None = None
@@ -366,13 +310,26 @@ class DuplexTurnDetector:
                 log.exception("alignment failed", extra={"event": "alignment_error"})
         probability: float | None = None
         if self._smart_turn is not None and (complete or policy.lacks_only_its_mark(text)):
-            probability = self._smart_turn.probability(turn)
+            probability = _answer(asked, "turn_model_error")
+            if probability is None:
+                probability = self._smart_turn.probability(turn)
         fall: float | None = None
         above: float | None = None
         if policy.pitch_rise_st > 0 and complete and is_statement(text):
             fall = final_fall_st(turn, VAD_RATE)
             above = self.pitch.above_usual_st(fall)
         return Measures(text, probability, ends_here, sound, above), fall
+
+
+def _answer(asked: Future[float] | None, event: str) -> float | None:
+    """Blocking: the answer of work started at the gap (None: none, or it failed)."""
+    if asked is None:
+        return None
+    try:
+        return asked.result()
+    except Exception:
+        log.exception("work started at the gap failed", extra={"event": event})
+        return None
 
 
 def _user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:
