@@ -519,3 +519,48 @@ async def test_smart_turn_is_asked_again_when_speech_followed_the_gap() -> None:
     detector.hear(_utterance(2.1), words, ended_at=clock.now)
     await eventually(lambda: len(model.heard) == 2, timeout_s=5)
     assert sorted(model.heard) == [8000 + 2240, 33600]
+
+
+async def _ended(detector: DuplexTurnDetector, clock: Clock, text: str, ends_here: float) -> None:
+    """The user says ``text``; the detector ends the turn when its silence has passed."""
+    _say(detector, clock, 1.0, text, ends_here)
+    assert await detector.predict_end_of_turn(_said(text)) == LIKELY
+
+
+async def test_words_soon_after_a_turn_ended_teach_the_users_patience() -> None:
+    """A false end: the user went on 0.8 s after a statement judged complete (AgentSession
+    took the rest as a new turn, cutting in on its reply). This user's statements wait
+    that pause and a margin from then on; their whole questions do not."""
+    detector, clock = _detector()
+    await _ended(detector, clock, "I have a meeting.", 0.97)
+    assert detector.latest is not None
+    assert detector.latest.wait_s == 0
+    clock.now += 0.6  # the pause after the speech: 0.2 s to the VAD's end, then this
+    _say(detector, clock, 1.0, "With my manager at noon.", 0.97)
+    clock.now += 2.0
+    _say(detector, clock, 1.0, "I need a taxi.", 0.97)
+    assert detector.latest.wait_s == pytest.approx((40 + 5) * 0.02)
+    clock.now += 2.0
+    _say(detector, clock, 1.0, "What time is it?", 0.97)
+    assert detector.latest.wait_s == 0
+
+
+@pytest.mark.parametrize(
+    ("after_s", "said"),
+    [
+        (0.6, "Okay."),  # an acknowledgement of the reply, not the turn going on
+        (1.6, "With my manager at noon."),  # past the window: a new turn
+    ],
+)
+async def test_an_acknowledgement_or_a_later_turn_teaches_nothing(
+    after_s: float, said: str
+) -> None:
+    detector, clock = _detector()
+    await _ended(detector, clock, "I have a meeting.", 0.97)
+    clock.now += after_s
+    _say(detector, clock, 1.0, said, 0.97)
+    clock.now += 2.0
+    _say(detector, clock, 1.0, "I need a taxi.", 0.97)
+    assert detector.latest is not None
+    assert detector.latest.wait_s == 0
+    assert detector.patience.hold_frames() == 0

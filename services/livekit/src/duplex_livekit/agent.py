@@ -37,6 +37,7 @@ from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.events import Error, Event, Pong, to_json
 from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
+from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, parse
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.session_parts import TurnModel
@@ -88,6 +89,10 @@ class VoiceParts:
                 TurnSilences.from_config(config),
                 smart_turn,
                 recognizer=recognizer,
+                patience=Patience(
+                    turns=config.end_of_turn_patience_turns,
+                    max_frames=config.end_of_turn_patience_max_ms // 20,
+                ),
                 language=config.asr_language,
             )
             if judged_turns(config)

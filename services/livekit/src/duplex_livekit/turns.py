@@ -37,8 +37,11 @@ v3.2, a statement's pitch against this user's usual) to the room:
 
 The reply is prepared while the verdict's silence runs (AgentSession's
 preemptive generation, its voice too: ``agent.voice_session``) and heard once
-the turn has ended. Not here, unlike the WebSocket and WebRTC sessions: patience
-learned from the user's false ends.
+the turn has ended. Words (not an "uh-huh") soon after a turn was ended show
+it was a pause inside the user's turn, a false end: AgentSession takes them as a
+new turn, cutting in on its reply, so the user's patience
+(``patience.Patience``, as in duplex's sessions) learns that pause, and their
+statements and doubted turns wait it out from then on.
 """
 
 from __future__ import annotations
@@ -67,9 +70,11 @@ from duplex_livekit.verdicts import (
 )
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
-from duplex_orchestrator.endpoint import EndOfTurn, is_statement
+from duplex_orchestrator.endpoint import EndOfTurn, Verdict, is_statement
+from duplex_orchestrator.patience import FRAME_S, RESUMED_WITHIN_FRAMES, Patience
 from duplex_orchestrator.prosody import PitchHabit, final_fall_st
 from duplex_orchestrator.session_parts import TurnModel
+from duplex_orchestrator.turns import is_backchannel
 from duplex_orchestrator.vad import VAD_RATE
 
 log = logging.getLogger(__name__)
@@ -123,6 +128,7 @@ class DuplexTurnDetector:
         smart_turn: TurnModel | None = None,
         *,
         recognizer: SpeechToText | None = None,
+        patience: Patience | None = None,
         language: str = "en",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -140,6 +146,11 @@ class DuplexTurnDetector:
         self._speech_at = self._onset_at = float("-inf")
         self._turn_audio = np.zeros(0, np.int16)
         self._turn_said = ""
+        self.patience = patience if patience is not None else Patience()
+        self._ended: Judgement | None = None
+        """The turn last ended, until speech begins again."""
+        self._went_on: tuple[Judgement, float] | None = None
+        """That turn and the pause after it, when speech began soon after its end."""
 
     @property
     def model(self) -> str:
@@ -172,6 +183,9 @@ class DuplexTurnDetector:
             return UNLIKELY
         if remaining > 0:
             await self._sleep(remaining)
+        if self._ended is not judgement:  # the turn is over: its pauses are remembered
+            self._ended = judgement
+            self.patience.turn_ended()
         return LIKELY
 
     async def _judged(self, chat_ctx: llm.ChatContext, wait_s: float) -> Judgement | None:
@@ -196,6 +210,20 @@ class DuplexTurnDetector:
         self._speech_at = self.clock()
         if onset:
             self._onset_at = self._speech_at
+            self._went_on = self._soon_after_end(self._onset_at)
+
+    def _soon_after_end(self, onset_at: float) -> tuple[Judgement, float] | None:
+        """The turn last ended and the pause before this onset, if it came soon after its
+        end (``continue_window_ms`` after a turn ended at a pause or a doubt, half a
+        second after one ended by the full silence): the user may have been going on."""
+        ended, self._ended = self._ended, None
+        if ended is None:
+            return None
+        by_silence = ended.verdict is Verdict.INCOMPLETE
+        window = (
+            RESUMED_WITHIN_FRAMES * FRAME_S if by_silence else self.policy.continue_window_ms / 1000
+        )
+        return (ended, onset_at - ended.spoke_until) if onset_at - ended.ends_at <= window else None
 
     def speculate(self, utterance: np.ndarray) -> None:
         """The gap: start Whisper on the turn so far (the utterance so far, after the
@@ -263,7 +291,8 @@ class DuplexTurnDetector:
         the words it adds to the turn (``continued.new_words``): Whisper hears the whole
         turn so far."""
         spoke_until = ended_at - self.silences.pause_ms / 1000
-        previous = self.latest
+        previous, went_on = self.latest, self._went_on
+        self._went_on = None
         if previous is not None and self._continues():
             self.pitch.forget(previous)
         else:
@@ -285,13 +314,26 @@ class DuplexTurnDetector:
                 self.latest = replace(previous, spoke_until=spoke_until)
             return replace(transcript, text="")
         self._turn_said = f"{self._turn_said} {added}".strip()
+        if went_on is not None and not is_backchannel(added):
+            self._false_end(*went_on)
         heard, fall = self._measure(transcript, turn[-_SMART_TURN_S * VAD_RATE :], turn_model)
         verdict, wait_ms = silence_after(self.policy, self.silences, heard)
+        if verdict is not Verdict.COMPLETE or is_statement(heard.text):
+            # where the judges go wrong for a user who pauses: not after a whole question
+            wait_ms = max(wait_ms, round(self.patience.hold_frames() * FRAME_S * 1000))
         judgement = Judgement(heard.text, self._turn_said, verdict, wait_ms / 1000, spoke_until)
         if fall is not None:
             self.pitch.heard(judgement, fall)
         self.latest = judgement
         return replace(transcript, text=added)
+
+    def _false_end(self, ended: Judgement, pause_s: float) -> None:
+        """Words (not an "uh-huh") soon after a turn was ended: it was a pause inside
+        the user's turn. AgentSession took them as a new turn, cutting in on its reply;
+        the user's patience learns the pause, so their turns after it wait it out, and
+        that turn's pitch is no end of a statement of theirs."""
+        self.patience.went_on_after_end(round(pause_s / FRAME_S))
+        self.pitch.forget(ended)
 
     def _measure(
         self, transcript: Transcript, turn: np.ndarray, asked: Future[float] | None = None
