@@ -564,3 +564,26 @@ async def test_an_acknowledgement_or_a_later_turn_teaches_nothing(
     assert detector.latest is not None
     assert detector.latest.wait_s == 0
     assert detector.patience.hold_frames() == 0
+
+
+async def test_speech_before_the_turn_was_answered_over_goes_on_with_it() -> None:
+    """Judged complete (no silence to wait), but Whisper was slow: the user spoke again
+    before AgentSession was told the turn is over. It is the same turn, heard whole."""
+    detector, clock = _detector()
+    words = Words([("I have a meeting.", 0.97), ("I have a meeting with my manager.", 0.97)])
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), words, ended_at=clock.now)
+    clock.now += 0.1  # 0.3 s after the speech: past the verdict's silence (none)
+    detector.speech_started()
+    clock.now += 1.0
+    transcript = detector.hear(_utterance(1.0), words, ended_at=clock.now)
+    assert words.heard == [16000, 32000]
+    assert transcript.text == "with my manager."
+    clock.now += 3.0  # answered over this time, and later speech is a new turn
+    assert await detector.predict_end_of_turn(_said("I have a meeting. with my manager.")) == LIKELY
+    detector.speech_started()
+    clock.now += 0.5
+    detector.hear(_utterance(0.5), Words([("Thanks.", 0.99)]), ended_at=clock.now)
+    assert detector.latest is not None
+    assert detector.latest.said == "Thanks."

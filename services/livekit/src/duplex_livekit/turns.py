@@ -147,8 +147,10 @@ class DuplexTurnDetector:
         self._turn_audio = np.zeros(0, np.int16)
         self._turn_said = ""
         self.patience = patience if patience is not None else Patience()
+        self._answered: Judgement | None = None
+        """The verdict last answered "likely" on: its turn is over."""
         self._ended: Judgement | None = None
-        """The turn last ended, until speech begins again."""
+        """The same, until speech begins again."""
         self._went_on: tuple[Judgement, float] | None = None
         """That turn and the pause after it, when speech began soon after its end."""
 
@@ -183,8 +185,8 @@ class DuplexTurnDetector:
             return UNLIKELY
         if remaining > 0:
             await self._sleep(remaining)
-        if self._ended is not judgement:  # the turn is over: its pauses are remembered
-            self._ended = judgement
+        if self._answered is not judgement:  # the turn is over: its pauses are remembered
+            self._answered = self._ended = judgement
             self.patience.turn_ended()
         return LIKELY
 
@@ -280,10 +282,17 @@ class DuplexTurnDetector:
         self._speculation = None
 
     def _continues(self) -> bool:
-        """Whether speech began before the verdict's silence on the words before ran out:
-        the same turn goes on."""
+        """Whether the same turn goes on: speech began before the verdict's silence on
+        the words before ran out, or before the turn was answered over at all (Whisper
+        was slower than that silence; AgentSession's own wait, the full silence, bounds
+        it)."""
         latest = self.latest
-        return latest is not None and self._onset_at < latest.ends_at
+        if latest is None:
+            return False
+        if self._onset_at < latest.ends_at:
+            return True
+        open_until = latest.spoke_until + self.silences.full_ms / 1000
+        return latest is not self._answered and self._onset_at < open_until
 
     def hear(self, utterance: np.ndarray, recognizer: SpeechToText, ended_at: float) -> Transcript:
         """Blocking: transcribe an utterance the VAD ended at ``ended_at`` (the clock's,
@@ -312,6 +321,8 @@ class DuplexTurnDetector:
             # no new words (a cough): the verdict on the words before stands, from this end on
             if previous is not None:
                 self.latest = replace(previous, spoke_until=spoke_until)
+                if self._answered is previous:
+                    self._answered = self.latest
             return replace(transcript, text="")
         self._turn_said = f"{self._turn_said} {added}".strip()
         if went_on is not None and not is_backchannel(added):
