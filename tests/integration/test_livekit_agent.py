@@ -71,15 +71,15 @@ def _smart_turn() -> SmartTurn:
     return SmartTurn()
 
 
-def _judges(recognizer: object) -> DuplexTurnDetector:
+def _judges(recognizer: object, silences: TurnSilences | None = None) -> DuplexTurnDetector:
     """duplex's judges with the orchestrator's defaults (``--end-of-turn
     transcript+smart-turn``, Whisper started at the gap), as ``VoiceParts.from_config``
-    builds them."""
+    builds them; ``silences``: other silences than the configuration's."""
     config = OrchestratorConfig(dev=True)
     prosody.warm_up()  # as the room job's prewarm does
     return DuplexTurnDetector(
         end_of_turn(config),
-        TurnSilences.from_config(config),
+        silences or TurnSilences.from_config(config),
         _smart_turn(),
         recognizer=recognizer,  # type: ignore[arg-type]
     )
@@ -91,6 +91,7 @@ async def _room(
     can_pause: bool = False,
     backchannels_resume: bool = True,
     judged: bool = False,
+    silences: TurnSilences | None = None,
 ) -> AsyncIterator[Room]:
     parts = VoiceParts(
         recognizer=recognizer,  # type: ignore[arg-type]
@@ -100,7 +101,7 @@ async def _room(
         classifier=_silero().classifier,  # the configuration's default VAD
         vad="silero",
         vad_onset_ms=40,
-        turns=_judges(recognizer) if judged else None,
+        turns=_judges(recognizer, silences) if judged else None,
     )
     session, voice = voice_session(parts)
     output = PlayedAudioOutput(can_pause=can_pause)
@@ -211,8 +212,9 @@ async def test_bad_control_messages_get_clear_errors_and_the_session_goes_on(
     await control.handle(b"not json")
     await control.handle(b'{"type": "start", "sample_rate": 16000}')
     await control.handle(b'{"type": "ping"}')
+    await control.handle(b'{"type": "end_turn"}')  # nothing said since the last
     codes = [m.get("code", m["type"]) for m in room.sent]
-    assert codes == ["unknown_model", "bad_json", "unsupported", "pong"]
+    assert codes == ["unknown_model", "bad_json", "unsupported", "pong", "no_speech"]
     assert "available: mock" in str(room.sent[0]["message"])
     await control.handle(b'{"type": "say", "text": "Still here."}')
     await eventually(lambda: "".join(room.worker.texts) == "Still here.", timeout_s=20)
@@ -319,3 +321,23 @@ async def test_the_judges_end_a_complete_question_at_its_pause() -> None:
         assert judgement.verdict is Verdict.COMPLETE
         assert judgement.wait_s == 0
         assert "museum" in judgement.text.lower()
+
+
+async def test_end_turn_answers_at_once_a_turn_the_judges_would_wait_on() -> None:
+    """Push to talk over the room's data channel: "I would like to order" wants more, so
+    the judges wait (here 30 s); the client's ``end_turn``, sent as the speech stops,
+    ends the utterance then (the VAD's pause not waited for) and the turn with it."""
+    worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
+    patient = TurnSilences(full_ms=30_000, unfinished_ms=30_000)
+    async for room in _room(worker, whisper(), judged=True, silences=patient):
+        assert room.turns is not None
+        control = Control(room.session, room.voice, room.send)
+        room.mic.speak(speech_16k("I would like to order", tail_s=0.0))
+        await eventually(lambda: not room.mic.speaking, timeout_s=10, every_s=0.01)
+        await control.handle(b'{"type": "end_turn"}')  # within the VAD's 200 ms pause
+        await eventually(lambda: "order" in "".join(worker.texts).lower(), timeout_s=20)
+        assert room.sent == []  # no error
+        judged = room.turns.latest
+        assert judged is not None
+        assert judged.verdict is Verdict.INCOMPLETE  # the judges alone would have waited
+        assert judged.wait_s >= 30

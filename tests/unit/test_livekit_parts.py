@@ -57,6 +57,37 @@ async def test_the_vad_marks_onset_and_end_and_hands_over_the_utterance() -> Non
     assert speaking[-1] >= 0.9
 
 
+async def test_end_utterance_ends_it_at_the_next_frame_not_after_its_silence() -> None:
+    """duplex's ``end_turn`` (a push-to-talk button released): the utterance in progress
+    ends at the next frame with its audio so far; speech after it is a new onset."""
+    began: list[bool] = []
+    owner = DuplexVAD(on_speech=began.append)
+    stream = owner.stream()
+    assert not owner.end_utterance()  # nothing in progress: nothing to end
+    for frame in _frames_48k(voiced(1.0)):
+        stream.push_frame(frame)
+    events: list[vad.VADEvent] = []
+    async for event in stream:
+        events.append(event)
+        if event.type is vad.VADEventType.INFERENCE_DONE and event.speech_duration >= 0.9:
+            break
+    assert owner.end_utterance()
+    silence = np.zeros(16000, dtype=np.int16)
+    for frame in _frames_48k(np.concatenate([voiced(0.5), silence])):
+        stream.push_frame(frame)
+    stream.end_input()
+    events += [event async for event in stream]
+    await stream.aclose()
+    ends = [e for e in events if e.type is vad.VADEventType.END_OF_SPEECH]
+    starts = [e for e in events if e.type is vad.VADEventType.START_OF_SPEECH]
+    assert len(starts) == len(ends) == 2
+    assert ends[0].silence_duration == 0.0  # ended by the client, not by a silence
+    assert 0.9 <= ends[0].frames[0].duration <= 1.0 + 0.3 + 0.05  # its speech and pre-roll
+    assert ends[0].timestamp < starts[1].timestamp
+    assert ends[1].silence_duration == pytest.approx(0.5)
+    assert began == [True, True]  # two onsets, no speech "again" inside either
+
+
 async def test_the_vad_ignores_silence_and_takes_its_settings() -> None:
     assert all(
         e.type is vad.VADEventType.INFERENCE_DONE and not e.speaking

@@ -587,3 +587,32 @@ async def test_speech_before_the_turn_was_answered_over_goes_on_with_it() -> Non
     detector.hear(_utterance(0.5), Words([("Thanks.", 0.99)]), ended_at=clock.now)
     assert detector.latest is not None
     assert detector.latest.said == "Thanks."
+
+
+async def test_the_client_ending_the_turn_answers_without_the_silence() -> None:
+    """duplex's ``end_turn`` (a push-to-talk button released) while a doubt's silence
+    runs: "likely" now, not when the silence has passed."""
+    clock = Clock()
+
+    async def never(seconds: float) -> None:  # only the client's end can end this wait
+        await asyncio.Event().wait()
+
+    detector = DuplexTurnDetector(POLICY, SILENCES, Model(), clock=clock, sleep=never)
+    assert not detector.end_turn()  # no turn open: nothing to end
+    _say(detector, clock, 1.0, "I would like to order.", 0.9)  # words that want more: 2 s
+    asked = asyncio.create_task(detector.predict_end_of_turn(_said("I would like to order.")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not asked.done()
+    assert detector.end_turn()
+    assert await asyncio.wait_for(asked, timeout=5) == LIKELY
+    assert not detector.end_turn()  # answered: that turn is over
+    # a new turn after it waits its own silence again
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(_utterance(1.0), Words([("I need to pick up.", 0.5)]), ended_at=clock.now)
+    again = asyncio.create_task(detector.predict_end_of_turn(_said("I need to pick up.")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not again.done()
+    again.cancel()

@@ -38,7 +38,15 @@ from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.events import Error, Event, Pong, to_json
 from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
 from duplex_orchestrator.patience import Patience
-from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, parse
+from duplex_orchestrator.protocol import (
+    EndTurn,
+    Interrupt,
+    Model,
+    Ping,
+    ProtocolError,
+    Say,
+    parse,
+)
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.session_parts import TurnModel
 from duplex_orchestrator.turns import is_backchannel
@@ -225,14 +233,29 @@ class Control:
                 self._session.say(message.text)
             elif isinstance(message, Ping):
                 await self._answer(Pong())
+            elif isinstance(message, EndTurn):
+                self._end_turn()
             else:
                 raise ProtocolError(
                     "unsupported",
                     f"{type(message).__name__.lower()} is not available over LiveKit "
-                    "(the room carries the audio; send model, say, interrupt or ping)",
+                    "(the room carries the audio; send model, say, interrupt, end_turn "
+                    "or ping)",
                 )
         except ProtocolError as exc:
             await self._answer(Error(exc.code, str(exc)))
+
+    def _end_turn(self) -> None:
+        """The user's turn is over (a push-to-talk button released): the VAD ends the
+        utterance in progress now, not after its pause, and the judges answer their
+        verdict on it, or on the words before, without its silence."""
+        vad, turns = self._session.vad, self._session.turn_detection
+        speaking = isinstance(vad, DuplexVAD) and vad.end_utterance()
+        open_turn = isinstance(turns, DuplexTurnDetector) and turns.end_turn()
+        if not (speaking or open_turn):
+            raise ProtocolError(
+                "no_speech", "end_turn: no speech was heard since the last one, nothing to answer"
+            )
 
     async def _answer(self, event: Event) -> None:
         await self._send(to_json(event).encode())

@@ -48,17 +48,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import replace
 
 import numpy as np
 from livekit.agents import llm
 
 from duplex_livekit.continued import new_words
+from duplex_livekit.gap import Speculation, answer, in_thread
 from duplex_livekit.llm import question_and_history
 from duplex_livekit.verdicts import (
     DEFAULT_SILENCES,
@@ -78,7 +77,6 @@ from duplex_orchestrator.turns import is_backchannel
 from duplex_orchestrator.vad import VAD_RATE
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 LIKELY, UNLIKELY = 1.0, 0.0
 WORDS_WAIT_S = 5.0
@@ -86,33 +84,6 @@ WORDS_WAIT_S = 5.0
 POLL_S = 0.02
 _SMART_TURN_S = 8  # what Smart Turn hears of a turn
 _HEARD_S = 30  # what Whisper hears of a turn: its window
-
-
-@dataclass(eq=False)
-class _Speculation:
-    """Whisper on the turn as it stood at a gap; it speaks for the utterance while no
-    speech has followed (``cut_at`` after speech last began), and for the turn while
-    the utterances before it in the turn are still ``prior`` samples long."""
-
-    cut_at: float
-    prior: int
-    transcript: Future[Transcript]
-    turn_model: Future[float] | None = None
-    """Smart Turn on the turn as it will stand at the pause (None: not asked)."""
-
-
-def _in_thread(name: str, work: Callable[[], _T]) -> Future[_T]:
-    """``work`` on a daemon thread of its own; its result, or its exception, in a future."""
-    done: Future[_T] = Future()
-
-    def run() -> None:
-        try:
-            done.set_result(work())
-        except Exception as exc:  # the pause does the work again
-            done.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return done
 
 
 class DuplexTurnDetector:
@@ -142,7 +113,7 @@ class DuplexTurnDetector:
         self.pitch = PitchHabit(first_usual_fall_st=policy.pitch_first_fall_st)
         self.latest: Judgement | None = None
         self._recognizer = recognizer if silences.gap_ms > 0 else None
-        self._speculation: _Speculation | None = None
+        self._speculation: Speculation | None = None
         self._speech_at = self._onset_at = float("-inf")
         self._turn_audio = np.zeros(0, np.int16)
         self._turn_said = ""
@@ -153,6 +124,7 @@ class DuplexTurnDetector:
         """The same, until speech begins again."""
         self._went_on: tuple[Judgement, float] | None = None
         """That turn and the pause after it, when speech began soon after its end."""
+        self._end_asked = asyncio.Event()
 
     @property
     def model(self) -> str:
@@ -183,12 +155,34 @@ class DuplexTurnDetector:
         remaining = judgement.ends_at - self.clock()
         if timeout is not None and remaining > timeout:
             return UNLIKELY
-        if remaining > 0:
-            await self._sleep(remaining)
+        if remaining > 0 and not self._end_asked.is_set():
+            await self._until_end_asked(remaining)
         if self._answered is not judgement:  # the turn is over: its pauses are remembered
             self._answered = self._ended = judgement
             self.patience.turn_ended()
         return LIKELY
+
+    def end_turn(self) -> bool:
+        """The client says the user's turn is over (duplex's ``end_turn``: a push-to-talk
+        button released): the verdicts given until speech begins again (on the words
+        said until now, Whisper's to come included) are answered at once, their silence
+        not waited for. Whether a turn is open: speech began since the last turn was
+        answered over (its verdict may still be to come)."""
+        self._end_asked.set()
+        answered = self._answered
+        return self._onset_at > (answered.spoke_until if answered else float("-inf"))
+
+    async def _until_end_asked(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the client ends the turn meanwhile."""
+        waits = [
+            asyncio.ensure_future(self._sleep(seconds)),
+            asyncio.ensure_future(self._end_asked.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _judged(self, chat_ctx: llm.ChatContext, wait_s: float) -> Judgement | None:
         """The verdict on these words. AgentSession asks as the VAD ends an utterance,
@@ -212,6 +206,7 @@ class DuplexTurnDetector:
         self._speech_at = self.clock()
         if onset:
             self._onset_at = self._speech_at
+            self._end_asked.clear()  # a new turn, or the last one going on after all
             self._went_on = self._soon_after_end(self._onset_at)
 
     def _soon_after_end(self, onset_at: float) -> tuple[Judgement, float] | None:
@@ -246,16 +241,16 @@ class DuplexTurnDetector:
         def wanted() -> bool:
             return self._speech_at < cut_at
 
-        transcript = _in_thread(
+        transcript = in_thread(
             "duplex-speculation",
             lambda: recognizer.transcribe(turn, wanted, self.policy.wants_last_word),
         )
-        speculation = self._speculation = _Speculation(cut_at, len(prior), transcript)
+        speculation = self._speculation = Speculation(cut_at, len(prior), transcript)
         model = self._smart_turn
         if model is not None:
             silence = max(0, self.silences.pause_ms - self.silences.gap_ms) * VAD_RATE // 1000
             at_pause = np.pad(turn, (0, silence))[-_SMART_TURN_S * VAD_RATE :]
-            speculation.turn_model = _in_thread(
+            speculation.turn_model = in_thread(
                 "duplex-smart-turn", lambda: model.probability(at_pause)
             )
 
@@ -363,7 +358,7 @@ class DuplexTurnDetector:
                 log.exception("alignment failed", extra={"event": "alignment_error"})
         probability: float | None = None
         if self._smart_turn is not None and (complete or policy.lacks_only_its_mark(text)):
-            probability = _answer(asked, "turn_model_error")
+            probability = answer(asked, "turn_model_error")
             if probability is None:
                 probability = self._smart_turn.probability(turn)
         fall: float | None = None
@@ -372,17 +367,6 @@ class DuplexTurnDetector:
             fall = final_fall_st(turn, VAD_RATE)
             above = self.pitch.above_usual_st(fall)
         return Measures(text, probability, ends_here, sound, above), fall
-
-
-def _answer(asked: Future[float] | None, event: str) -> float | None:
-    """Blocking: the answer of work started at the gap (None: none, or it failed)."""
-    if asked is None:
-        return None
-    try:
-        return asked.result()
-    except Exception:
-        log.exception("work started at the gap failed", extra={"event": event})
-        return None
 
 
 def _user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:

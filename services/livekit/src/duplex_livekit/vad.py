@@ -11,12 +11,15 @@ and ``END_OF_SPEECH``, the latter with the utterance for speech recognition;
 ``on_speech`` is told when speech begins, at an onset (True) or again after a
 silence inside the utterance (``turns.DuplexTurnDetector.speech_started``),
 ``on_gap`` of the first ``gap_ms`` of silence inside speech, with the utterance
-so far (``turns.DuplexTurnDetector.speculate``).
+so far (``turns.DuplexTurnDetector.speculate``). ``end_utterance`` ends the
+utterance in progress at the next frame, in every stream (duplex's ``end_turn``:
+a push-to-talk button released), instead of after its silence.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -57,6 +60,7 @@ class DuplexVAD(vad.VAD):
         self.on_speech = on_speech
         self.gap_frames = gap_ms // 20 if 0 < gap_ms // 20 < self.end_frames else 0
         self.on_gap = on_gap
+        self._streams: weakref.WeakSet[DuplexVADStream] = weakref.WeakSet()
 
     @property
     def model(self) -> str:
@@ -77,13 +81,29 @@ class DuplexVAD(vad.VAD):
         )
 
     def stream(self) -> DuplexVADStream:
-        return DuplexVADStream(self)
+        stream = DuplexVADStream(self)
+        self._streams.add(stream)
+        return stream
+
+    def end_utterance(self) -> bool:
+        """End the utterance in progress now, in every stream (at its next frame), not
+        after its silence. Whether any stream was in one."""
+        speaking = False
+        for stream in list(self._streams):
+            speaking = stream.end_utterance() or speaking
+        return speaking
 
 
 class DuplexVADStream(vad.VADStream):
     def __init__(self, owner: DuplexVAD) -> None:
         self._owner = owner
+        self._speaking = self._end_asked = False
         super().__init__(owner)
+
+    def end_utterance(self) -> bool:
+        """End the utterance in progress at the next frame; whether there is one."""
+        self._end_asked = self._speaking
+        return self._speaking
 
     async def _main_task(self) -> None:
         detector = self._owner.detector()
@@ -96,6 +116,12 @@ class DuplexVADStream(vad.VADStream):
                 detector, speech_frames, silence_frames = self._owner.detector(), 0, 0
                 began = 0
                 continue
+            if self._end_asked:
+                self._end_asked = False
+                if detector.detector.in_speech:
+                    silent = detector.detector.silent_frames
+                    self._send_end(detector.end_turn(), silent, frames)
+                    began, speech_frames, silence_frames = detector.detector.pauses, 0, 0
             if resample is None or resample.rate != item.sample_rate:
                 resample = To16k(item.sample_rate)
             samples = to_mono(np.frombuffer(item.data, dtype=np.int16), item.num_channels)
@@ -103,7 +129,7 @@ class DuplexVADStream(vad.VADStream):
             for frame, result in detector.feed(resample(samples)):
                 took = time.perf_counter() - started  # this frame's detection (and resampling)
                 frames += 1
-                speaking = detector.detector.in_speech
+                speaking = self._speaking = detector.detector.in_speech
                 if detector.detector.pauses != began:
                     began = detector.detector.pauses
                     if self._owner.on_speech is not None:
@@ -146,19 +172,23 @@ class DuplexVADStream(vad.VADStream):
                         self._owner.on_gap(result.utterance)
                 elif result.event is VadEvent.SPEECH_END and result.utterance is not None:
                     silence_frames = self._owner.end_frames if result.by_silence else 0
-                    self._event_ch.send_nowait(
-                        vad.VADEvent(
-                            type=vad.VADEventType.END_OF_SPEECH,
-                            speech_duration=0.0,
-                            silence_duration=silence_frames * FRAME_S,
-                            frames=[_frame(result.utterance)],
-                            speaking=False,
-                            samples_index=index,
-                            timestamp=stamp,
-                        )
-                    )
+                    self._send_end(result.utterance, silence_frames, frames)
                     speech_frames = 0
                 started = time.perf_counter()
+
+    def _send_end(self, utterance: np.ndarray, silence_frames: int, frames: int) -> None:
+        self._speaking = False
+        self._event_ch.send_nowait(
+            vad.VADEvent(
+                type=vad.VADEventType.END_OF_SPEECH,
+                speech_duration=0.0,
+                silence_duration=silence_frames * FRAME_S,
+                frames=[_frame(utterance)],
+                speaking=False,
+                samples_index=frames * VAD_FRAME_SAMPLES,
+                timestamp=frames * FRAME_S,
+            )
+        )
 
 
 def _frame(samples: np.ndarray) -> rtc.AudioFrame:
