@@ -15,6 +15,8 @@ agent did before). Per turn:
   before the user finished.
 
 Each reply is interrupted at its first loud frame, then a second of silence.
+``--push-to-talk``: the client sends ``end_turn`` over the data channel's control
+as each question's last frame has played (a button released), as well.
 Writes ``bench-results/livekit.json``.
 """
 
@@ -30,7 +32,7 @@ import numpy as np
 from livekit import rtc
 from livekit.agents import AgentStateChangedEvent, UserInputTranscribedEvent
 
-from duplex_livekit import VoiceParts, voice_agent, voice_session
+from duplex_livekit import Control, VoiceParts, voice_agent, voice_session
 from duplex_orchestrator import prosody
 from duplex_orchestrator.app import end_of_turn, make_transcriber
 from duplex_orchestrator.config import OrchestratorConfig
@@ -75,8 +77,12 @@ class TimedOutput(PlayedAudioOutput):
         await super().capture_frame(frame)
 
 
+async def _no_answer(payload: bytes) -> None:
+    raise AssertionError(f"end_turn was refused: {payload!r}")
+
+
 async def conversation(
-    config: OrchestratorConfig, turns: list[tuple[str, np.ndarray]]
+    config: OrchestratorConfig, turns: list[tuple[str, np.ndarray]], push_to_talk: bool = False
 ) -> list[dict[str, Any]]:
     """One session, built as the room job builds it, plays every question in turn; the
     figures of each turn."""
@@ -102,6 +108,7 @@ async def conversation(
             heard.append(event.transcript)
 
     await session.start(agent=voice_agent(), record=False)
+    control = Control(session, voice, _no_answer)
     loop = asyncio.get_running_loop()
     rows: list[dict[str, Any]] = []
     try:
@@ -112,6 +119,9 @@ async def conversation(
             mic.speak(audio)
             await mic.ended.wait()
             assert mic.ended_at is not None
+            if push_to_talk:
+                await asyncio.sleep(max(0.0, mic.ended_at - loop.time()))
+                await control.handle(b'{"type": "end_turn"}')
             speech_end = mic.ended_at
             for _ in range(800):  # up to 8 s for the reply's first sound
                 if any(t > speech_end for t in output.loud_at):
@@ -168,7 +178,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for mode in args.modes:
             config = OrchestratorConfig(dev=True, end_of_turn=mode, workers=[worker.address])
-            results[mode] = report(await conversation(config, turns))
+            name = f"{mode}, push to talk" if args.push_to_talk else mode
+            results[name] = report(await conversation(config, turns, args.push_to_talk))
     finally:
         worker.stop()
     return results
@@ -197,6 +208,11 @@ def main() -> None:
         help="--end-of-turn modes to compare (silence: the VAD's 500 ms alone)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="times each question is asked")
+    parser.add_argument(
+        "--push-to-talk",
+        action="store_true",
+        help="the client sends end_turn as each question's last frame has played",
+    )
     args = parser.parse_args()
     publish(asyncio.run(run(args)), ROOT / "bench-results" / "livekit.json", render)
 

@@ -329,15 +329,17 @@ async def test_end_turn_answers_at_once_a_turn_the_judges_would_wait_on() -> Non
     ends the utterance then (the VAD's pause not waited for) and the turn with it."""
     worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
     patient = TurnSilences(full_ms=30_000, unfinished_ms=30_000)
-    async for room in _room(worker, whisper(), judged=True, silences=patient):
-        assert room.turns is not None
-        control = Control(room.session, room.voice, room.send)
-        room.mic.speak(speech_16k("I would like to order", tail_s=0.0))
-        await eventually(lambda: not room.mic.speaking, timeout_s=10, every_s=0.01)
-        await control.handle(b'{"type": "end_turn"}')  # within the VAD's 200 ms pause
-        await eventually(lambda: "order" in "".join(worker.texts).lower(), timeout_s=20)
-        assert room.sent == []  # no error
-        judged = room.turns.latest
-        assert judged is not None
-        assert judged.verdict is Verdict.INCOMPLETE  # the judges alone would have waited
-        assert judged.wait_s >= 30
+    rooms = _room(worker, whisper(), judged=True, silences=patient)
+    room = await anext(rooms)
+    assert room.turns is not None
+    control = Control(room.session, room.voice, room.send)
+    room.mic.speak(speech_16k("I would like to order", tail_s=0.0))
+    await eventually(lambda: not room.mic.speaking, timeout_s=10, every_s=0.01)
+    await control.handle(b'{"type": "end_turn"}')  # within the VAD's 200 ms pause
+    await eventually(lambda: "order" in "".join(worker.texts).lower(), timeout_s=20)
+    assert room.sent == []  # no error
+    judged = room.turns.latest
+    assert judged is not None
+    assert judged.verdict is Verdict.INCOMPLETE  # the judges alone would have waited
+    assert judged.wait_s >= 30
+    assert await anext(rooms, None) is None  # the room closes

@@ -69,8 +69,9 @@ async def test_end_utterance_ends_it_at_the_next_frame_not_after_its_silence() -
     events: list[vad.VADEvent] = []
     async for event in stream:
         events.append(event)
-        if event.type is vad.VADEventType.INFERENCE_DONE and event.speech_duration >= 0.9:
+        if event.type is vad.VADEventType.INFERENCE_DONE and event.speech_duration >= 0.5:
             break
+    # asked while the last half second is still on its way: it is the utterance's end
     assert owner.end_utterance()
     silence = np.zeros(16000, dtype=np.int16)
     for frame in _frames_48k(np.concatenate([voiced(0.5), silence])):
@@ -83,6 +84,7 @@ async def test_end_utterance_ends_it_at_the_next_frame_not_after_its_silence() -
     assert len(starts) == len(ends) == 2
     assert ends[0].silence_duration == 0.0  # ended by the client, not by a silence
     assert 0.9 <= ends[0].frames[0].duration <= 1.0 + 0.3 + 0.05  # its speech and pre-roll
+    assert 0.9 <= ends[0].timestamp <= 1.02  # after all frames pushed before, not at the ask
     assert ends[0].timestamp < starts[1].timestamp
     assert ends[1].silence_duration == pytest.approx(0.5)
     assert began == [True, True]  # two onsets, no speech "again" inside either

@@ -616,3 +616,20 @@ async def test_the_client_ending_the_turn_answers_without_the_silence() -> None:
         await asyncio.sleep(0)
     assert not again.done()
     again.cancel()
+
+
+async def test_an_utterance_the_client_ended_is_judged_on_its_words_at_once() -> None:
+    """Ended by ``end_turn``, not by the VAD's pause: its speech went on until its end,
+    so speech begun inside it (its last 200 ms) is not taken for speech after the
+    verdict, which would wait for words that never come."""
+    detector, clock = _detector()
+    detector.speech_started()
+    clock.now += 1.5
+    detector.speech_started(onset=False)  # a short silence inside, 0.1 s before the end
+    clock.now += 0.1
+    assert detector.end_turn()
+    words = Words([("I would like to order.", 0.9)])
+    detector.hear(_utterance(1.6), words, ended_at=clock.now + 0.02)  # the next frame
+    said = _said("I would like to order.")
+    assert await asyncio.wait_for(detector.predict_end_of_turn(said), timeout=5) == LIKELY
+    assert clock.slept == []

@@ -125,6 +125,7 @@ class DuplexTurnDetector:
         self._went_on: tuple[Judgement, float] | None = None
         """That turn and the pause after it, when speech began soon after its end."""
         self._end_asked = asyncio.Event()
+        self._end_asked_at = float("-inf")
 
     @property
     def model(self) -> str:
@@ -169,6 +170,7 @@ class DuplexTurnDetector:
         not waited for. Whether a turn is open: speech began since the last turn was
         answered over (its verdict may still be to come)."""
         self._end_asked.set()
+        self._end_asked_at = self.clock()
         answered = self._answered
         return self._onset_at > (answered.spoke_until if answered else float("-inf"))
 
@@ -290,11 +292,12 @@ class DuplexTurnDetector:
         return latest is not self._answered and self._onset_at < open_until
 
     def hear(self, utterance: np.ndarray, recognizer: SpeechToText, ended_at: float) -> Transcript:
-        """Blocking: transcribe an utterance the VAD ended at ``ended_at`` (the clock's,
-        a pause after the speech) and judge the turn it ends. Returns the transcript of
-        the words it adds to the turn (``continued.new_words``): Whisper hears the whole
-        turn so far."""
-        spoke_until = ended_at - self.silences.pause_ms / 1000
+        """Blocking: transcribe an utterance the VAD ended at ``ended_at`` (the clock's:
+        a pause after the speech, or at once when the client ended the turn before) and
+        judge the turn it ends. Returns the transcript of the words it adds to the turn
+        (``continued.new_words``): Whisper hears the whole turn so far."""
+        by_client = self._end_asked.is_set() and ended_at >= self._end_asked_at
+        spoke_until = ended_at - (0 if by_client else self.silences.pause_ms / 1000)
         previous, went_on = self.latest, self._went_on
         self._went_on = None
         if previous is not None and self._continues():

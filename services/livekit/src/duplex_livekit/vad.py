@@ -97,12 +97,20 @@ class DuplexVAD(vad.VAD):
 class DuplexVADStream(vad.VADStream):
     def __init__(self, owner: DuplexVAD) -> None:
         self._owner = owner
-        self._speaking = self._end_asked = False
+        self._speaking = False
+        self._pushed = 0
+        self._end_after: int | None = None
+        """End the utterance once this many frames pushed have been heard."""
         super().__init__(owner)
 
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        self._pushed += 1
+        super().push_frame(frame)
+
     def end_utterance(self) -> bool:
-        """End the utterance in progress at the next frame; whether there is one."""
-        self._end_asked = self._speaking
+        """End the utterance in progress after the frames pushed so far (those still on
+        their way are its last ones, not speech after it); whether there is one."""
+        self._end_after = self._pushed
         return self._speaking
 
     async def _main_task(self) -> None:
@@ -111,17 +119,19 @@ class DuplexVADStream(vad.VADStream):
         frames = 0
         speech_frames = silence_frames = 0
         began = 0  # the detector's count of speech beginnings (``SpeechDetector.pauses``)
+        heard = 0  # frames taken from the input
         async for item in self._input_ch:
             if not isinstance(item, rtc.AudioFrame):  # flush: a hard segment boundary
                 detector, speech_frames, silence_frames = self._owner.detector(), 0, 0
                 began = 0
                 continue
-            if self._end_asked:
-                self._end_asked = False
+            if self._end_after is not None and heard >= self._end_after:
+                self._end_after = None
                 if detector.detector.in_speech:
                     silent = detector.detector.silent_frames
                     self._send_end(detector.end_turn(), silent, frames)
                     began, speech_frames, silence_frames = detector.detector.pauses, 0, 0
+            heard += 1
             if resample is None or resample.rate != item.sample_rate:
                 resample = To16k(item.sample_rate)
             samples = to_mono(np.frombuffer(item.data, dtype=np.int16), item.num_channels)
