@@ -59,9 +59,11 @@ async def test_the_vad_marks_onset_and_end_and_hands_over_the_utterance() -> Non
 
 async def test_end_utterance_ends_it_at_the_next_frame_not_after_its_silence() -> None:
     """duplex's ``end_turn`` (a push-to-talk button released): the utterance in progress
-    ends at the next frame with its audio so far; speech after it is a new onset."""
+    ends after the frames pushed before, with its audio so far; its last sound (40 ms
+    here, as the resampler and the speech model hold some) is no new onset, and speech
+    after that is."""
     began: list[bool] = []
-    owner = DuplexVAD(on_speech=began.append)
+    owner = DuplexVAD(on_speech=began.append, onset_ms=40)
     stream = owner.stream()
     assert not owner.end_utterance()  # nothing in progress: nothing to end
     for frame in _frames_48k(voiced(1.0)):
@@ -74,7 +76,8 @@ async def test_end_utterance_ends_it_at_the_next_frame_not_after_its_silence() -
     # asked while the last half second is still on its way: it is the utterance's end
     assert owner.end_utterance()
     silence = np.zeros(16000, dtype=np.int16)
-    for frame in _frames_48k(np.concatenate([voiced(0.5), silence])):
+    after = np.concatenate([voiced(0.04), silence[:4800], voiced(0.5), silence])
+    for frame in _frames_48k(after):
         stream.push_frame(frame)
     stream.end_input()
     events += [event async for event in stream]

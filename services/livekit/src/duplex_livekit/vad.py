@@ -34,10 +34,14 @@ from duplex_orchestrator.vad import (
     SpeechDetector,
     Vad,
     VadEvent,
+    VadResult,
     WebRtcClassifier,
 )
 
 FRAME_S = VAD_FRAME_SAMPLES / VAD_RATE
+SETTLING_FRAMES = 5
+"""After an utterance ended by the client, 100 ms in which speech is its last sound
+(the resampler's and the speech model's context hold some), not a new onset."""
 
 
 class DuplexVAD(vad.VAD):
@@ -120,6 +124,7 @@ class DuplexVADStream(vad.VADStream):
         speech_frames = silence_frames = 0
         began = 0  # the detector's count of speech beginnings (``SpeechDetector.pauses``)
         heard = 0  # frames taken from the input
+        settling = 0  # frames left in which speech is the ended utterance's last sound
         async for item in self._input_ch:
             if not isinstance(item, rtc.AudioFrame):  # flush: a hard segment boundary
                 detector, speech_frames, silence_frames = self._owner.detector(), 0, 0
@@ -131,6 +136,7 @@ class DuplexVADStream(vad.VADStream):
                     silent = detector.detector.silent_frames
                     self._send_end(detector.end_turn(), silent, frames)
                     began, speech_frames, silence_frames = detector.detector.pauses, 0, 0
+                    settling = SETTLING_FRAMES
             heard += 1
             if resample is None or resample.rate != item.sample_rate:
                 resample = To16k(item.sample_rate)
@@ -139,6 +145,11 @@ class DuplexVADStream(vad.VADStream):
             for frame, result in detector.feed(resample(samples)):
                 took = time.perf_counter() - started  # this frame's detection (and resampling)
                 frames += 1
+                if settling > 0:
+                    settling -= 1
+                    if result.event is VadEvent.SPEECH_START:  # its tail: no new utterance
+                        detector.end_turn()
+                        began, result = detector.detector.pauses, VadResult(None)
                 speaking = self._speaking = detector.detector.in_speech
                 if detector.detector.pauses != began:
                     began = detector.detector.pauses
