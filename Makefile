@@ -134,6 +134,7 @@ bench: install models torch-engines cosyvoice-env espeak ## benchmark worker (pe
 	$(RUN) python -m tests.bench.bench_end_of_turn
 	$(RUN) python -m tests.bench.bench_conversation
 	$(RUN) python -m tests.bench.bench_livekit
+	$(RUN) python -m tests.bench.bench_livekit --modes transcript+smart-turn --push-to-talk
 	$(RUN) python -m tests.bench.bench_routing
 	$(RUN) python -m tests.bench.bench_operator
 

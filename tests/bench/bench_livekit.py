@@ -17,7 +17,7 @@ agent did before). Per turn:
 Each reply is interrupted at its first loud frame, then a second of silence.
 ``--push-to-talk``: the client sends ``end_turn`` over the data channel's control
 as each question's last frame has played (a button released), as well.
-Writes ``bench-results/livekit.json``.
+Writes ``bench-results/livekit.json`` (``livekit-push-to-talk.json``).
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ def main() -> None:
         help="the client sends end_turn as each question's last frame has played",
     )
     args = parser.parse_args()
-    publish(asyncio.run(run(args)), ROOT / "bench-results" / "livekit.json", render)
+    name = "livekit-push-to-talk.json" if args.push_to_talk else "livekit.json"
+    publish(asyncio.run(run(args)), ROOT / "bench-results" / name, render)
 
 
 if __name__ == "__main__":
