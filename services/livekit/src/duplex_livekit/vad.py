@@ -12,8 +12,9 @@ and ``END_OF_SPEECH``, the latter with the utterance for speech recognition;
 silence inside the utterance (``turns.DuplexTurnDetector.speech_started``),
 ``on_gap`` of the first ``gap_ms`` of silence inside speech, with the utterance
 so far (``turns.DuplexTurnDetector.speculate``). ``end_utterance`` ends the
-utterance in progress at the next frame, in every stream (duplex's ``end_turn``:
-a push-to-talk button released), instead of after its silence.
+utterance in progress after the frames received so far, in every stream
+(duplex's ``end_turn``: a push-to-talk button released), instead of after its
+silence.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ class DuplexVAD(vad.VAD):
         return stream
 
     def end_utterance(self) -> bool:
-        """End the utterance in progress now, in every stream (at its next frame), not
-        after its silence. Whether any stream was in one."""
+        """End the utterance in progress after the frames pushed so far, in every stream,
+        not after its silence. Whether any stream was in one."""
         speaking = False
         for stream in list(self._streams):
             speaking = stream.end_utterance() or speaking
