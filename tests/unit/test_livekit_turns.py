@@ -633,3 +633,16 @@ async def test_an_utterance_the_client_ended_is_judged_on_its_words_at_once() ->
     said = _said("I would like to order.")
     assert await asyncio.wait_for(detector.predict_end_of_turn(said), timeout=5) == LIKELY
     assert clock.slept == []
+
+
+async def test_speech_again_reported_after_the_verdict_does_not_hold_it() -> None:
+    """AgentSession runs two VAD streams, each with its own Silero: one may hear speech
+    go on inside an utterance the other (whose utterances are judged) has ended. Only
+    an onset follows an ended utterance, so only an onset waits for new words."""
+    detector, clock = _detector()
+    _say(detector, clock, 1.5, "What is the capital of France?", 0.97)
+    clock.now += 0.05
+    detector.speech_started(onset=False)  # the other stream's view
+    said = _said("What is the capital of France?")
+    assert await detector.predict_end_of_turn(said) == LIKELY
+    assert clock.slept == []

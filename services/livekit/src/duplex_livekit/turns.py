@@ -195,7 +195,10 @@ class DuplexTurnDetector:
             judgement = self.latest
             if judgement is None:
                 return None
-            heard = self._speech_at <= judgement.spoke_until
+            # Only an onset follows an utterance the VAD ended. Speech "again" reported
+            # later comes from AgentSession's other VAD stream, whose own Silero may not
+            # have heard that utterance end yet: no new words will come of it.
+            heard = self._onset_at <= judgement.spoke_until
             if heard and _user_said_last(chat_ctx, judgement.said):
                 return judgement
             await self._sleep(POLL_S)
