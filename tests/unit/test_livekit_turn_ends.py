@@ -1,0 +1,139 @@
+"""How a LiveKit turn ends besides its verdict's silence: patience learned from false
+ends, and the client's ``end_turn``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from duplex_livekit import DuplexTurnDetector
+from duplex_livekit.turns import LIKELY
+from tests.support.livekit_turns import (
+    POLICY,
+    SILENCES,
+    Clock,
+    Model,
+    Words,
+    fake_detector,
+    say,
+    silence_of,
+    user_said,
+)
+
+
+async def _ended(detector: DuplexTurnDetector, clock: Clock, text: str, ends_here: float) -> None:
+    """The user says ``text``; the detector ends the turn when its silence has passed."""
+    say(detector, clock, 1.0, text, ends_here)
+    assert await detector.predict_end_of_turn(user_said(text)) == LIKELY
+
+
+async def test_words_soon_after_a_turn_ended_teach_the_users_patience() -> None:
+    """A false end: the user went on 0.8 s after a statement judged complete (AgentSession
+    took the rest as a new turn, cutting in on its reply). This user's statements wait
+    that pause and a margin from then on; their whole questions do not."""
+    detector, clock = fake_detector()
+    await _ended(detector, clock, "I have a meeting.", 0.97)
+    assert detector.latest is not None
+    assert detector.latest.wait_s == 0
+    clock.now += 0.6  # the pause after the speech: 0.2 s to the VAD's end, then this
+    say(detector, clock, 1.0, "With my manager at noon.", 0.97)
+    clock.now += 2.0
+    say(detector, clock, 1.0, "I need a taxi.", 0.97)
+    assert detector.latest.wait_s == pytest.approx((40 + 5) * 0.02)
+    clock.now += 2.0
+    say(detector, clock, 1.0, "What time is it?", 0.97)
+    assert detector.latest.wait_s == 0
+
+
+@pytest.mark.parametrize(
+    ("after_s", "said"),
+    [
+        (0.6, "Okay."),  # an acknowledgement of the reply, not the turn going on
+        (1.6, "With my manager at noon."),  # past the window: a new turn
+    ],
+)
+async def test_an_acknowledgement_or_a_later_turn_teaches_nothing(
+    after_s: float, said: str
+) -> None:
+    detector, clock = fake_detector()
+    await _ended(detector, clock, "I have a meeting.", 0.97)
+    clock.now += after_s
+    say(detector, clock, 1.0, said, 0.97)
+    clock.now += 2.0
+    say(detector, clock, 1.0, "I need a taxi.", 0.97)
+    assert detector.latest is not None
+    assert detector.latest.wait_s == 0
+    assert detector.patience.hold_frames() == 0
+
+
+async def test_speech_before_the_turn_was_answered_over_goes_on_with_it() -> None:
+    """Judged complete (no silence to wait), but Whisper was slow: the user spoke again
+    before AgentSession was told the turn is over. It is the same turn, heard whole."""
+    detector, clock = fake_detector()
+    words = Words([("I have a meeting.", 0.97), ("I have a meeting with my manager.", 0.97)])
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(silence_of(1.0), words, ended_at=clock.now)
+    clock.now += 0.1  # 0.3 s after the speech: past the verdict's silence (none)
+    detector.speech_started()
+    clock.now += 1.0
+    transcript = detector.hear(silence_of(1.0), words, ended_at=clock.now)
+    assert words.heard == [16000, 32000]
+    assert transcript.text == "with my manager."
+    clock.now += 3.0  # answered over this time, and later speech is a new turn
+    assert (
+        await detector.predict_end_of_turn(user_said("I have a meeting. with my manager."))
+        == LIKELY
+    )
+    detector.speech_started()
+    clock.now += 0.5
+    detector.hear(silence_of(0.5), Words([("Thanks.", 0.99)]), ended_at=clock.now)
+    assert detector.latest is not None
+    assert detector.latest.said == "Thanks."
+
+
+async def test_the_client_ending_the_turn_answers_without_the_silence() -> None:
+    """duplex's ``end_turn`` (a push-to-talk button released) while a doubt's silence
+    runs: "likely" now, not when the silence has passed."""
+    clock = Clock()
+
+    async def never(seconds: float) -> None:  # only the client's end can end this wait
+        await asyncio.Event().wait()
+
+    detector = DuplexTurnDetector(POLICY, SILENCES, Model(), clock=clock, sleep=never)
+    assert not detector.end_turn()  # no turn open: nothing to end
+    say(detector, clock, 1.0, "I would like to order.", 0.9)  # words that want more: 2 s
+    asked = asyncio.create_task(detector.predict_end_of_turn(user_said("I would like to order.")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not asked.done()
+    assert detector.end_turn()
+    assert await asyncio.wait_for(asked, timeout=5) == LIKELY
+    assert not detector.end_turn()  # answered: that turn is over
+    # a new turn after it waits its own silence again
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(silence_of(1.0), Words([("I need to pick up.", 0.5)]), ended_at=clock.now)
+    again = asyncio.create_task(detector.predict_end_of_turn(user_said("I need to pick up.")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not again.done()
+    again.cancel()
+
+
+async def test_an_utterance_the_client_ended_is_judged_on_its_words_at_once() -> None:
+    """Ended by ``end_turn``, not by the VAD's pause: its speech went on until its end,
+    so speech begun inside it (its last 200 ms) is not taken for speech after the
+    verdict, which would wait for words that never come."""
+    detector, clock = fake_detector()
+    detector.speech_started()
+    clock.now += 1.5
+    detector.speech_started(onset=False)  # a short silence inside, 0.1 s before the end
+    clock.now += 0.1
+    assert detector.end_turn()
+    words = Words([("I would like to order.", 0.9)])
+    detector.hear(silence_of(1.6), words, ended_at=clock.now + 0.02)  # the next frame
+    said = user_said("I would like to order.")
+    assert await asyncio.wait_for(detector.predict_end_of_turn(said), timeout=5) == LIKELY
+    assert clock.slept == []
