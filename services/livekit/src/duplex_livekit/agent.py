@@ -123,7 +123,7 @@ class VoiceParts:
 
 def judged_turns(config: OrchestratorConfig) -> bool:
     """Whether duplex's judges end the agent's turns: ``--end-of-turn`` is not
-    ``silence`` and the speech is English (``turns.judges_language``); else each turn
+    ``silence`` and the speech is English (``verdicts.judges_language``); else each turn
     ends after ``--vad-end-ms`` of silence."""
     from duplex_orchestrator.app import end_of_turn
 
