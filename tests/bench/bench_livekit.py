@@ -15,8 +15,9 @@ agent did before). Per turn:
   before the user finished.
 
 Each reply is interrupted at its first loud frame, then a second of silence.
-``--push-to-talk``: the client sends ``end_turn`` over the data channel's control
-as each question's last frame has played (a button released), as well.
+``--push-to-talk``: manual turns (the participant's ``duplex.turn_detection``), the
+client sending ``end_turn`` over the data channel's control as each question's last
+frame has played (a button released).
 Writes ``bench-results/livekit.json`` (``livekit-push-to-talk.json``).
 """
 
@@ -78,7 +79,7 @@ class TimedOutput(PlayedAudioOutput):
 
 
 async def _no_answer(payload: bytes) -> None:
-    raise AssertionError(f"end_turn was refused: {payload!r}")
+    raise AssertionError(f"the control was refused: {payload!r}")
 
 
 async def conversation(
@@ -108,7 +109,9 @@ async def conversation(
             heard.append(event.transcript)
 
     await session.start(agent=voice_agent(), record=False)
-    control = Control(session, voice, _no_answer)
+    control = Control(session, voice, _no_answer, parts.turns)
+    if push_to_talk:
+        await control.turn_detection("manual")
     loop = asyncio.get_running_loop()
     rows: list[dict[str, Any]] = []
     try:
@@ -211,7 +214,7 @@ def main() -> None:
     parser.add_argument(
         "--push-to-talk",
         action="store_true",
-        help="the client sends end_turn as each question's last frame has played",
+        help="manual turns: the client sends end_turn as each question's last frame has played",
     )
     args = parser.parse_args()
     name = "livekit-push-to-talk.json" if args.push_to_talk else "livekit.json"

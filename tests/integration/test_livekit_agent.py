@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import pytest
@@ -71,17 +71,23 @@ def _smart_turn() -> SmartTurn:
     return SmartTurn()
 
 
-def _judges(recognizer: object, silences: TurnSilences | None = None) -> DuplexTurnDetector:
+def _judges(
+    recognizer: object, silences: TurnSilences | None = None, judging: bool = True
+) -> DuplexTurnDetector:
     """duplex's judges with the orchestrator's defaults (``--end-of-turn
     transcript+smart-turn``, Whisper started at the gap), as ``VoiceParts.from_config``
-    builds them; ``silences``: other silences than the configuration's."""
+    builds them; ``silences``: other silences than the configuration's. Not ``judging``:
+    the detector of ``--end-of-turn silence``, there for manual turns only."""
     config = OrchestratorConfig(dev=True)
     prosody.warm_up()  # as the room job's prewarm does
+    default = TurnSilences.from_config(config)
+    unjudged = replace(default, gap_ms=0, pause_ms=config.turn_silence_ms(judged=False))
     return DuplexTurnDetector(
         end_of_turn(config),
-        silences or TurnSilences.from_config(config),
+        silences or (default if judging else unjudged),
         _smart_turn(),
         recognizer=recognizer,  # type: ignore[arg-type]
+        judging=judging,
     )
 
 
@@ -92,6 +98,7 @@ async def _room(
     backchannels_resume: bool = True,
     judged: bool = False,
     silences: TurnSilences | None = None,
+    turns: DuplexTurnDetector | None = None,
 ) -> AsyncIterator[Room]:
     parts = VoiceParts(
         recognizer=recognizer,  # type: ignore[arg-type]
@@ -101,7 +108,7 @@ async def _room(
         classifier=_silero().classifier,  # the configuration's default VAD
         vad="silero",
         vad_onset_ms=40,
-        turns=_judges(recognizer, silences) if judged else None,
+        turns=turns or (_judges(recognizer, silences) if judged else None),
     )
     session, voice = voice_session(parts)
     output = PlayedAudioOutput(can_pause=can_pause)
@@ -343,3 +350,42 @@ async def test_end_turn_answers_at_once_a_turn_the_judges_would_wait_on() -> Non
     assert judged.verdict is Verdict.INCOMPLETE  # the judges alone would have waited
     assert judged.wait_s >= 30
     assert await anext(rooms, None) is None  # the room closes
+
+
+@pytest.mark.parametrize("judging", [True, False], ids=["judged", "silence"])
+async def test_manual_turns_end_only_at_the_clients_end_turn(judging: bool) -> None:
+    """Push to talk, chosen by the participant's ``duplex.turn_detection``: "I would
+    like to order", 1.5 s of silence (past the full second that ends any automatic
+    turn), "a large pizza with mushrooms.", a whole sentence, then silence: nothing is
+    answered until ``end_turn``, and then the whole turn, once."""
+    worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
+    recognizer = whisper()
+    rooms = _room(worker, recognizer, turns=_judges(recognizer, judging=judging))
+    room = await anext(rooms)
+    assert room.turns is not None
+    control = Control(room.session, room.voice, room.send, room.turns)
+    await control.turn_detection("manual")
+    room.mic.speak(speech_16k("I would like to order", tail_s=1.5))
+    room.mic.speak(speech_16k("a large pizza with mushrooms.", tail_s=1.5))
+    await eventually(lambda: not room.mic.speaking, timeout_s=20, every_s=0.05)
+    await eventually(lambda: len(room.heard) == 2, timeout_s=20)  # both halves heard
+    await asyncio.sleep(0.5)
+    assert room.output.captured == []  # nobody ended the turn: no reply (one may be prepared)
+    await control.handle(b'{"type": "end_turn"}')
+    await eventually(lambda: bool(room.output.played), timeout_s=20)
+    await eventually(lambda: bool(_replies(room)), timeout_s=20)  # it has played
+    await asyncio.sleep(0.5)
+    assert room.sent == []  # no error
+    assert len(_replies(room)) == 1
+    reply = _replies(room)[0].lower()
+    assert reply.index("order") < reply.index("pizza")
+    assert reply.count("pizza") == 1
+    await control.handle(b'{"type": "end_turn"}')  # nothing said since
+    assert [event.get("code") for event in room.sent] == ["no_speech"]
+    assert await anext(rooms, None) is None  # the room closes
+
+
+def _replies(room: Room) -> list[str]:
+    """What the agent has said, reply by reply."""
+    items = room.session.history.items
+    return [m.text_content or "" for m in items if m.type == "message" and m.role == "assistant"]

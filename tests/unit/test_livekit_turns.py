@@ -204,13 +204,15 @@ async def test_the_room_agent_ends_turns_as_the_configuration_says(
     detection = session.turn_detection
     # judged: the reply is prepared (LLM and voice) as the words come, heard at the end
     assert session.options.preemptive_generation["enabled"] is judged
+    assert parts.turns is not None  # for manual turns, judged or not
+    assert parts.turns.judging is judged
+    assert session.vad.on_speech == parts.turns.speech_started
     if not judged:
-        assert parts.turns is None
         assert detection == "vad"
+        assert session.vad.on_gap is None
+        assert parts.turns.silences.pause_ms == vad_end_ms  # the VAD's utterances
         return
     assert detection is parts.turns
-    assert parts.turns is not None
-    assert session.vad.on_speech == parts.turns.speech_started
     assert session.vad.on_gap == parts.turns.speculate  # Whisper starts at the 60 ms gap
     assert session.vad.gap_frames == 3
     assert parts.turns.silences == TurnSilences.from_config(config)

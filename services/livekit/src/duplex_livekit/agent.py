@@ -11,8 +11,10 @@ its weights come from a model hub, which duplex never downloads from.
 ``Control`` carries duplex's control messages over the room's data channel
 (topic ``duplex``, the WebSocket protocol's JSON): ``model`` switches the
 voice (loaded in the background, the active one speaks meanwhile),
-``interrupt`` and ``say`` act on the session, ``ping`` answers ``pong``;
-answers and errors go back on the same topic.
+``interrupt`` and ``say`` act on the session, ``ping`` answers ``pong``,
+``end_turn`` ends the user's turn; answers and errors go back on the same topic.
+The participant's ``duplex.turn_detection`` attribute (``"manual"``: push to talk,
+or ``"auto"``) chooses who ends the turns, as the WebSocket's ``start`` does.
 
 ``entrypoint`` is the room job; ``prewarm`` loads Whisper once per job process.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSettings, stt
@@ -54,6 +56,8 @@ from duplex_orchestrator.vad import FrameClassifier, WebRtcClassifier
 
 log = logging.getLogger(__name__)
 CONTROL_TOPIC = "duplex"
+TURN_DETECTION_ATTRIBUTE = "duplex.turn_detection"
+"""The participant attribute that chooses manual turns (push to talk) or automatic ones."""
 
 
 @dataclass
@@ -70,10 +74,12 @@ class VoiceParts:
     vad: str = "webrtc"
     vad_onset_ms: int = 80
     vad_end_ms: int = 500
-    """The silence that ends a turn where nobody judges it (``turns`` is None)."""
+    """The silence that ends a turn where nobody judges it."""
     turns: DuplexTurnDetector | None = None
-    """duplex's judges end the turns (the VAD ends utterances at their pause); None:
-    every turn ends after ``vad_end_ms`` of silence. One per session: it learns the user."""
+    """duplex's turn detector, one per session (it learns the user): where it is
+    ``judging``, duplex's judges end the turns (the VAD ends utterances at their pause),
+    else every turn ends after ``vad_end_ms`` of silence; manual turns (push to talk) go
+    through it either way. None: the silence, and no manual turns."""
 
     @classmethod
     def from_config(
@@ -83,7 +89,8 @@ class VoiceParts:
         smart_turn: TurnModel | None = None,
     ) -> VoiceParts:
         """One room's parts; its turns judged where the configuration judges them
-        (``judged_turns``; ``smart_turn`` loaded where it is used)."""
+        (``judged_turns``; ``smart_turn`` loaded where it is used), the detector there
+        for manual turns either way."""
         from duplex_orchestrator.app import (
             end_of_turn,
             make_llm,
@@ -91,20 +98,22 @@ class VoiceParts:
             speech_classifier,
         )
 
-        turns = (
-            DuplexTurnDetector(
-                end_of_turn(config),
-                TurnSilences.from_config(config),
-                smart_turn,
-                recognizer=recognizer,
-                patience=Patience(
-                    turns=config.end_of_turn_patience_turns,
-                    max_frames=config.end_of_turn_patience_max_ms // 20,
-                ),
-                language=config.asr_language,
-            )
-            if judged_turns(config)
-            else None
+        judging = judged_turns(config)
+        silences = TurnSilences.from_config(config)
+        turns = DuplexTurnDetector(
+            end_of_turn(config),
+            # unjudged, the VAD ends utterances at the silence that ends a turn
+            silences
+            if judging
+            else replace(silences, gap_ms=0, pause_ms=config.turn_silence_ms(judged=False)),
+            smart_turn,
+            recognizer=recognizer,
+            patience=Patience(
+                turns=config.end_of_turn_patience_turns,
+                max_frames=config.end_of_turn_patience_max_ms // 20,
+            ),
+            language=config.asr_language,
+            judging=judging,
         )
         return cls(
             recognizer=recognizer,
@@ -134,6 +143,7 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
     """An AgentSession speaking with duplex's VAD, ASR, LLM bridge and TTS workers."""
     voice = DuplexTTS(model=parts.default_model, registry=parts.registry)
     turns = parts.turns
+    judged = turns if turns is not None and turns.judging else None
     session: AgentSession[None] = AgentSession(
         stt=DuplexSTT(parts.recognizer, language=parts.language, turns=turns),
         vad=DuplexVAD(
@@ -141,10 +151,10 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             model="silero" if parts.vad == "silero" else "webrtcvad",
             onset_ms=parts.vad_onset_ms,
             # judged: an utterance ends at the pause, and the judges say if the turn does
-            end_ms=turns.silences.pause_ms if turns is not None else parts.vad_end_ms,
+            end_ms=judged.silences.pause_ms if judged is not None else parts.vad_end_ms,
             on_speech=turns.speech_started if turns is not None else None,
-            gap_ms=turns.silences.gap_ms if turns is not None else 0,
-            on_gap=turns.speculate if turns is not None else None,
+            gap_ms=judged.silences.gap_ms if judged is not None else 0,
+            on_gap=judged.speculate if judged is not None else None,
         ),
         llm=DuplexLLM(parts.bridge, name=parts.llm_name),
         tts=voice,
@@ -152,10 +162,10 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             # duplex's judges answer once the turn's silence has passed, or "unlikely"
             # (no verdict): then the full silence ends it. Unjudged, duplex's VAD has
             # already waited out the silence that ends a turn.
-            "turn_detection": turns if turns is not None else "vad",
+            "turn_detection": judged if judged is not None else "vad",
             "endpointing": {
                 "min_delay": 0.0,
-                "max_delay": turns.silences.full_ms / 1000 if turns is not None else 3.0,
+                "max_delay": judged.silences.full_ms / 1000 if judged is not None else 3.0,
             },
             # barge-in at duplex's onset; speech with no words lets the reply go on
             "interruption": {
@@ -167,7 +177,7 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             # judged: the reply (its words and its voice) is prepared from the words as
             # they come, heard only once the turn has ended: a doubted turn's reply
             # sounds as its silence ends; if the user goes on, it is dropped unheard
-            "preemptive_generation": {"enabled": turns is not None, "preemptive_tts": True},
+            "preemptive_generation": {"enabled": judged is not None, "preemptive_tts": True},
         },
         # Barge-in works from a reply's first frame, as on duplex's other transports (no
         # 3 s warm-up with interruptions off: speech then would be dropped, not heard).
@@ -210,17 +220,53 @@ def voice_agent(backchannels_resume: bool = True) -> Agent:
 
 
 class Control:
-    """duplex's control messages from the room (topic ``duplex``), answered on the same topic."""
+    """duplex's control messages from the room (topic ``duplex``), answered on the same
+    topic, and the participant's choice of turns. ``turns``: the session's detector
+    (default: AgentSession's, where it judges)."""
 
     def __init__(
         self,
         session: AgentSession[None],
         voice: DuplexTTS,
         send: Callable[[bytes], Awaitable[None]],
+        turns: DuplexTurnDetector | None = None,
     ) -> None:
         self._session = session
         self._voice = voice
         self._send = send
+        detector = session.turn_detection
+        self._turns = turns or (detector if isinstance(detector, DuplexTurnDetector) else None)
+
+    async def turn_detection(self, mode: str) -> None:
+        """The participant's ``duplex.turn_detection``: ``"manual"`` (push to talk: only
+        ``end_turn`` ends the user's turn, no pause or silence does, and nobody judges
+        it) or ``"auto"`` (also when it is removed); an ``error`` event for anything
+        else, and the turns stay as they were."""
+        try:
+            self._set_turn_detection(mode or "auto")
+        except ProtocolError as exc:
+            await self._answer(Error(exc.code, str(exc)))
+
+    def _set_turn_detection(self, mode: str) -> None:
+        if mode not in ("auto", "manual"):
+            raise ProtocolError(
+                "bad_message",
+                f'{TURN_DETECTION_ATTRIBUTE} must be "auto" (the agent ends turns) or '
+                f'"manual" (only end_turn does), not {mode[:40]!r}',
+            )
+        manual, turns = mode == "manual", self._turns
+        if turns is None:
+            if manual:
+                raise ProtocolError(
+                    "unsupported", "manual turns need duplex's turn detector; this session has none"
+                )
+            return
+        if turns.manual != manual:
+            turns.set_manual(manual)
+            if (
+                not turns.judging
+            ):  # the VAD's silence ends automatic turns, the detector manual ones
+                self._session.update_options(turn_detection=turns if manual else "vad")
 
     async def handle(self, raw: bytes) -> None:
         try:
@@ -291,16 +337,30 @@ async def entrypoint(ctx: JobContext) -> None:
     async def send(payload: bytes) -> None:
         await room.local_participant.publish_data(payload, reliable=True, topic=CONTROL_TOPIC)
 
-    control = Control(session, voice, send)
+    control = Control(session, voice, send, parts.turns)
     handling: set[asyncio.Task[None]] = set()
+
+    def spawn(work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        handling.add(task)
+        task.add_done_callback(handling.discard)
 
     def on_data(packet: rtc.DataPacket) -> None:
         if packet.topic == CONTROL_TOPIC:
-            task = asyncio.create_task(control.handle(packet.data))
-            handling.add(task)
-            task.add_done_callback(handling.discard)
+            spawn(control.handle(packet.data))
+
+    def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
+        if TURN_DETECTION_ATTRIBUTE in changed and participant != room.local_participant:
+            spawn(control.turn_detection(changed[TURN_DETECTION_ATTRIBUTE]))
+
+    def on_joined(participant: rtc.RemoteParticipant) -> None:
+        on_attributes(participant.attributes, participant)
 
     room.on("data_received", on_data)
+    room.on("participant_attributes_changed", on_attributes)
+    room.on("participant_connected", on_joined)
+    for participant in room.remote_participants.values():  # those in the room already
+        on_joined(participant)
     voice.prewarm()
     # record=False: no audio or transcript leaves the job unless the deployment opts in
     backchannels_resume = config.barge_in_backchannels == "resume"

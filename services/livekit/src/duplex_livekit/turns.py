@@ -35,6 +35,12 @@ v3.2, a statement's pitch against this user's usual) to the room:
   verdict at all it answers "unlikely", and AgentSession waits its
   ``max_delay``, the full silence.
 
+With manual turns (``manual``: push to talk, the participant's
+``duplex.turn_detection`` attribute) nobody judges: every utterance joins the turn
+(Whisper hears it whole) until the client's ``end_turn``, and only that answers
+"likely"; a detector built with ``judging=False`` (``--end-of-turn silence``)
+serves manual turns only, AgentSession's VAD ending the others.
+
 The reply is prepared while the verdict's silence runs (AgentSession's
 preemptive generation, its voice too: ``agent.voice_session``) and heard once
 the turn has ended. Words (not an "uh-huh") soon after a turn was ended show
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -89,8 +96,10 @@ _HEARD_S = 30  # what Whisper hears of a turn: its window
 class DuplexTurnDetector:
     """AgentSession's turn detector (LiveKit's ``_TurnDetector`` protocol), one per session.
 
-    ``recognizer``: Whisper for the speculation at the gap (None: none). ``clock`` is
-    monotonic seconds; ``sleep`` waits (injected for tests)."""
+    ``recognizer``: Whisper for the speculation at the gap (None: none). ``judging``:
+    the judges end automatic turns (False: the detector hears manual turns only, and
+    passes the other utterances through). ``clock`` is monotonic seconds; ``sleep``
+    waits (injected for tests)."""
 
     def __init__(
         self,
@@ -101,10 +110,14 @@ class DuplexTurnDetector:
         recognizer: SpeechToText | None = None,
         patience: Patience | None = None,
         language: str = "en",
+        judging: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.policy = policy
+        self.judging = judging
+        self.manual = False
+        """Manual turns: only the client's ``end_turn`` ends one (``set_manual``)."""
         self.silences = silences
         self.language = language
         self._smart_turn = smart_turn if policy.uses_smart_turn else None
@@ -139,7 +152,14 @@ class DuplexTurnDetector:
         return 0.5
 
     async def supports_language(self, language: str | None) -> bool:
-        return judges_language(str(language or self.language))
+        return self.manual or judges_language(str(language or self.language))
+
+    def set_manual(self, manual: bool) -> None:
+        """Manual turns (push to talk) or automatic ones, from the next utterance on:
+        the words said before are a turn of their own."""
+        if manual != self.manual:
+            self.manual = manual
+            self._answered, self._ended = self.latest, None
 
     async def predict_end_of_turn(
         self,
@@ -149,7 +169,12 @@ class DuplexTurnDetector:
     ) -> float:
         """ "Likely" once the silence the verdict on the user's words asks for has
         passed (at once when complete); "unlikely" when there is no verdict on them.
-        AgentSession cancels the wait when the user speaks again."""
+        AgentSession cancels the wait when the user speaks again. With manual turns,
+        "likely" only once the client has ended the turn."""
+        if self.manual:
+            await self._end_asked.wait()
+            self._answered = await self._judged(chat_ctx, WORDS_WAIT_S) or self.latest
+            return LIKELY
         judgement = await self._judged(chat_ctx, WORDS_WAIT_S if timeout is None else timeout)
         if judgement is None:
             return UNLIKELY
@@ -252,7 +277,7 @@ class DuplexTurnDetector:
         )
         speculation = self._speculation = Speculation(cut_at, len(prior), transcript)
         model = self._smart_turn
-        if model is not None:
+        if model is not None and not self.manual:
             silence = max(0, self.silences.pause_ms - self.silences.gap_ms) * VAD_RATE // 1000
             at_pause = np.pad(turn, (0, silence))[-_SMART_TURN_S * VAD_RATE :]
             speculation.turn_model = in_thread(
@@ -287,8 +312,8 @@ class DuplexTurnDetector:
         was slower than that silence; AgentSession's own wait, the full silence, bounds
         it)."""
         latest = self.latest
-        if latest is None:
-            return False
+        if latest is None or latest is self._answered:
+            return False  # answered: speech after it is a new turn, as AgentSession's
         if self._onset_at < latest.ends_at:
             return True
         open_until = latest.spoke_until + self.silences.full_ms / 1000
@@ -299,6 +324,8 @@ class DuplexTurnDetector:
         a pause after the speech, or at once when the client ended the turn before) and
         judge the turn it ends. Returns the transcript of the words it adds to the turn
         (``continued.new_words``): Whisper hears the whole turn so far."""
+        if not (self.judging or self.manual):
+            return recognizer.transcribe(utterance)  # AgentSession's VAD ends the turn
         by_client = self._end_asked.is_set() and ended_at >= self._end_asked_at
         spoke_until = ended_at - (0 if by_client else self.silences.pause_ms / 1000)
         previous, went_on = self.latest, self._went_on
@@ -326,6 +353,12 @@ class DuplexTurnDetector:
                     self._answered = self.latest
             return replace(transcript, text="")
         self._turn_said = f"{self._turn_said} {added}".strip()
+        if self.manual:  # nobody judges: the turn goes on until the client ends it
+            said = self._turn_said
+            self.latest = Judgement(
+                transcript.text, said, Verdict.INCOMPLETE, math.inf, spoke_until
+            )
+            return replace(transcript, text=added)
         if went_on is not None and not is_backchannel(added):
             self._false_end(*went_on)
         heard, fall = self._measure(transcript, turn[-_SMART_TURN_S * VAD_RATE :], turn_model)
