@@ -389,3 +389,36 @@ def _replies(room: Room) -> list[str]:
     """What the agent has said, reply by reply."""
     items = room.session.history.items
     return [m.text_content or "" for m in items if m.type == "message" and m.role == "assistant"]
+
+
+async def test_words_soon_after_a_turn_ended_are_answered_with_it() -> None:
+    """A false end: "I have a meeting." is ended at its pause and its reply begins; the
+    user goes on at once, "with my manager at noon.". AgentSession makes that a new
+    turn, cutting the reply; the agent answers the whole turn (the echo bridge repeats
+    what it is asked), and its chat keeps the turn once, without the reply cut short.
+    (The window for going on is 5 s here, not 1: the test's Whisper, with its whole
+    30 s window, takes a second a pass.)"""
+    config = OrchestratorConfig(dev=True)
+    recognizer = whisper()
+    prosody.warm_up()
+    turns = DuplexTurnDetector(
+        replace(end_of_turn(config), continue_window_ms=5000),
+        TurnSilences.from_config(config),
+        _smart_turn(),
+        recognizer=recognizer,
+    )
+    worker = FakeWorker(frames_per_chunk=10, frame_s=0.02)
+    rooms = _room(worker, recognizer, turns=turns)
+    room = await anext(rooms)
+    room.mic.speak(speech_16k("I have a meeting."))
+    await eventually(lambda: bool(room.output.captured), timeout_s=30)  # its reply began
+    room.mic.speak(speech_16k("With my manager at noon.", lead_s=0.0))
+    await eventually(lambda: "manager" in "".join(_replies(room)).lower(), timeout_s=40)
+    last = _replies(room)[-1].lower()
+    assert last.index("meeting") < last.index("manager")  # one reply to the whole turn
+    chat = room.session.current_agent.chat_ctx
+    asked = [m.text_content or "" for m in chat.messages() if m.role == "user"]
+    assert len(asked) == 1
+    assert asked[0].lower().index("meeting") < asked[0].lower().index("manager")
+    assert turns.patience.hold_frames() > 0  # and the user's pause was learned
+    assert await anext(rooms, None) is None  # the room closes

@@ -137,3 +137,19 @@ async def test_an_utterance_the_client_ended_is_judged_on_its_words_at_once() ->
     said = user_said("I would like to order.")
     assert await asyncio.wait_for(detector.predict_end_of_turn(said), timeout=5) == LIKELY
     assert clock.slept == []
+
+
+async def test_a_false_end_is_seen_when_both_vad_streams_report_the_onset() -> None:
+    """AgentSession runs two VAD streams, and each tells the detector of the onset; the
+    second report is the same onset, not a new one that forgets the turn just ended."""
+    detector, clock = fake_detector()
+    await _ended(detector, clock, "I have a meeting.", 0.97)
+    ended = detector.latest
+    clock.now += 0.6
+    detector.speech_started()
+    clock.now += 0.01
+    detector.speech_started()  # the other stream's report
+    clock.now += 1.0
+    detector.hear(silence_of(1.0), Words([("With my manager at noon.", 0.97)]), clock.now)
+    assert detector.take_joined() is ended
+    assert detector.patience.hold_frames() > 0

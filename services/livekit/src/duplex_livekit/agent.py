@@ -27,8 +27,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSettings, stt
+from livekit.agents import Agent, AgentSession, JobContext, JobProcess, ModelSettings, llm, stt
 
+from duplex_livekit.joined import take_back
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS
@@ -187,14 +188,20 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
 
 
 class DuplexAgent(Agent):
-    """duplex's agent: a listener's acknowledgement said over its reply is not a turn.
+    """duplex's agent: a listener's acknowledgement said over its reply is not a turn,
+    and a turn answered too soon is answered whole.
 
     AgentSession pauses the reply at the onset and resumes it when the speech brings
     no transcript (``resume_false_interruption``), as after a cough; an
     acknowledgement ("uh-huh", "okay": ``turns.is_backchannel``) heard while a reply
     is in progress is dropped from the transcripts, so it resumes the same way,
     unanswered and out of the history. ``backchannels_resume=False``: it stops the
-    reply, as any words do."""
+    reply, as any words do.
+
+    Words soon after a turn was ended (a false end, ``DuplexTurnDetector``) come as a
+    new turn, the reply to the one before cut short: the reply is to the whole turn,
+    the earlier words and the cut reply taken out of the chat (``joined.take_back``),
+    as duplex's own sessions answer a turn that went on."""
 
     def __init__(self, backchannels_resume: bool = True) -> None:
         super().__init__(instructions=SYSTEM_PROMPT)
@@ -206,6 +213,21 @@ class DuplexAgent(Agent):
         async for event in Agent.default.stt_node(self, audio, model_settings):
             if not self._acknowledgement(event):
                 yield event
+
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        turns = self.session.turn_detection
+        joined = turns.take_joined() if isinstance(turns, DuplexTurnDetector) else None
+        if joined is None:
+            return
+        earlier = take_back(turn_ctx, joined.said)
+        if earlier is None:
+            return
+        new_message.content = [f"{earlier} {new_message.text_content or ''}".strip()]
+        kept = self.chat_ctx.copy()
+        take_back(kept, joined.said)
+        await self.update_chat_ctx(kept)
 
     def _acknowledgement(self, event: stt.SpeechEvent) -> bool:
         if not self.backchannels_resume or event.type != stt.SpeechEventType.FINAL_TRANSCRIPT:

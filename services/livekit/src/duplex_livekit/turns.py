@@ -89,6 +89,9 @@ LIKELY, UNLIKELY = 1.0, 0.0
 WORDS_WAIT_S = 5.0
 """The longest a question waits for Whisper's words on the utterance just ended."""
 POLL_S = 0.02
+SAME_ONSET_S = 0.2
+"""Onsets closer than this are one, reported by each VAD stream (one stream's own come
+at least a pause and an onset apart)."""
 _SMART_TURN_S = 8  # what Smart Turn hears of a turn
 _HEARD_S = 30  # what Whisper hears of a turn: its window
 
@@ -137,6 +140,8 @@ class DuplexTurnDetector:
         """The same, until speech begins again."""
         self._went_on: tuple[Judgement, float] | None = None
         """That turn and the pause after it, when speech began soon after its end."""
+        self._joined: Judgement | None = None
+        """The turn answered too soon that the turn being heard goes on from."""
         self._end_asked = asyncio.Event()
         self._end_asked_at = float("-inf")
 
@@ -232,9 +237,10 @@ class DuplexTurnDetector:
     def speech_started(self, onset: bool = True) -> None:
         """The VAD heard speech begin: an ``onset``, or speech again after a silence
         inside the utterance. A verdict or a transcript begun before it speaks for the
-        turn no longer."""
+        turn no longer. AgentSession's two VAD streams report each onset once each: the
+        second report is the same onset."""
         self._speech_at = self.clock()
-        if onset:
+        if onset and self._speech_at - self._onset_at >= SAME_ONSET_S:
             self._onset_at = self._speech_at
             self._end_asked.clear()  # a new turn, or the last one going on after all
             self._went_on = self._soon_after_end(self._onset_at)
@@ -334,6 +340,7 @@ class DuplexTurnDetector:
             self.pitch.forget(previous)
         else:
             self._turn_audio, self._turn_said = np.zeros(0, np.int16), ""
+            self._joined = None
         prior = len(self._turn_audio)
         turn = self._turn_audio = np.concatenate([self._turn_audio, utterance])[
             -_HEARD_S * VAD_RATE :
@@ -379,6 +386,13 @@ class DuplexTurnDetector:
         that turn's pitch is no end of a statement of theirs."""
         self.patience.went_on_after_end(round(pause_s / FRAME_S))
         self.pitch.forget(ended)
+        self._joined = ended
+
+    def take_joined(self) -> Judgement | None:
+        """Once: the turn answered too soon that the user's turn now ending went on from
+        (a false end), for its words to join this turn's; None: a turn of its own."""
+        joined, self._joined = self._joined, None
+        return joined
 
     def _measure(
         self, transcript: Transcript, turn: np.ndarray, asked: Future[float] | None = None
