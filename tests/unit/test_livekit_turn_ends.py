@@ -153,3 +153,16 @@ async def test_a_false_end_is_seen_when_both_vad_streams_report_the_onset() -> N
     detector.hear(silence_of(1.0), Words([("With my manager at noon.", 0.97)]), clock.now)
     assert detector.take_joined() is ended
     assert detector.patience.hold_frames() > 0
+
+
+async def test_speech_soon_after_the_client_ended_the_turn_is_no_false_end() -> None:
+    """The client said the turn was over (``end_turn``): words half a second later
+    are a new turn, not the turn going on; nothing is joined or learned."""
+    detector, clock = fake_detector()
+    say(detector, clock, 1.0, "I have a meeting.", 0.5)
+    detector.end_turn()
+    assert await detector.predict_end_of_turn(user_said("I have a meeting.")) == LIKELY
+    clock.now += 0.5
+    say(detector, clock, 1.0, "With my manager at noon.", 0.97)
+    assert detector.take_joined() is None
+    assert detector.patience.hold_frames() == 0

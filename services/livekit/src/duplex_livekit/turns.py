@@ -189,7 +189,9 @@ class DuplexTurnDetector:
         if remaining > 0 and not self._end_asked.is_set():
             await self._until_end_asked(remaining)
         if self._answered is not judgement:  # the turn is over: its pauses are remembered
-            self._answered = self._ended = judgement
+            self._answered = judgement
+            # ended by the client (end_turn): speech after it is a new turn, no false end
+            self._ended = None if self._end_asked.is_set() else judgement
             self.patience.turn_ended()
         return LIKELY
 
