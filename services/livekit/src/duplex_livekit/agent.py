@@ -285,9 +285,8 @@ class Control:
             return
         if turns.manual != manual:
             turns.set_manual(manual)
-            if (
-                not turns.judging
-            ):  # the VAD's silence ends automatic turns, the detector manual ones
+            # unjudged, the VAD's silence ends automatic turns, the detector manual ones
+            if not turns.judging:
                 self._session.update_options(turn_detection=turns if manual else "vad")
 
     async def handle(self, raw: bytes) -> None:

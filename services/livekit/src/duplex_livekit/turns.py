@@ -64,12 +64,12 @@ import numpy as np
 from livekit.agents import llm
 
 from duplex_livekit.continued import new_words
-from duplex_livekit.gap import Speculation, answer, in_thread
+from duplex_livekit.gap import Speculation, in_thread
 from duplex_livekit.llm import question_and_history
+from duplex_livekit.measure import measure
 from duplex_livekit.verdicts import (
     DEFAULT_SILENCES,
     Judgement,
-    Measures,
     TurnSilences,
     judges_language,
     silence_after,
@@ -78,7 +78,7 @@ from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict, is_statement
 from duplex_orchestrator.patience import FRAME_S, RESUMED_WITHIN_FRAMES, Patience
-from duplex_orchestrator.prosody import PitchHabit, final_fall_st
+from duplex_orchestrator.prosody import PitchHabit
 from duplex_orchestrator.session_parts import TurnModel
 from duplex_orchestrator.turns import is_backchannel
 from duplex_orchestrator.vad import VAD_RATE
@@ -370,7 +370,14 @@ class DuplexTurnDetector:
             return replace(transcript, text=added)
         if went_on is not None and not is_backchannel(added):
             self._false_end(*went_on)
-        heard, fall = self._measure(transcript, turn[-_SMART_TURN_S * VAD_RATE :], turn_model)
+        heard, fall = measure(
+            self.policy,
+            transcript,
+            turn[-_SMART_TURN_S * VAD_RATE :],
+            self._smart_turn,
+            turn_model,
+            self.pitch,
+        )
         verdict, wait_ms = silence_after(self.policy, self.silences, heard)
         if verdict is not Verdict.COMPLETE or is_statement(heard.text):
             # where the judges go wrong for a user who pauses: not after a whole question
@@ -395,33 +402,6 @@ class DuplexTurnDetector:
         (a false end), for its words to join this turn's; None: a turn of its own."""
         joined, self._joined = self._joined, None
         return joined
-
-    def _measure(
-        self, transcript: Transcript, turn: np.ndarray, asked: Future[float] | None = None
-    ) -> tuple[Measures, float | None]:
-        """What the words leave open, measured: the sound under the last word (where they
-        read complete), Smart Turn (where they read complete but for the doubt, or only
-        lack their mark: its answer ``asked`` at the gap, or asked now), the statement's
-        pitch; and that fall, to learn."""
-        policy, text, ends_here = self.policy, transcript.text, transcript.ends_here
-        complete = not policy.uses_transcript or policy.words_complete(text, ends_here)
-        sound: float | None = None
-        if transcript.aligner is not None:
-            try:
-                sound = transcript.aligned().last_word_sound_s
-            except Exception:
-                log.exception("alignment failed", extra={"event": "alignment_error"})
-        probability: float | None = None
-        if self._smart_turn is not None and (complete or policy.lacks_only_its_mark(text)):
-            probability = answer(asked, "turn_model_error")
-            if probability is None:
-                probability = self._smart_turn.probability(turn)
-        fall: float | None = None
-        above: float | None = None
-        if policy.pitch_rise_st > 0 and complete and is_statement(text):
-            fall = final_fall_st(turn, VAD_RATE)
-            above = self.pitch.above_usual_st(fall)
-        return Measures(text, probability, ends_here, sound, above), fall
 
 
 def _user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:
