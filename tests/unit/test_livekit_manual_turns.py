@@ -110,11 +110,15 @@ async def test_manual_turns_need_no_judges_and_no_english() -> None:
 
 async def test_switching_back_to_automatic_turns_judges_again() -> None:
     """Words said under manual turns are a turn of their own when the participant switches
-    back: the next utterance is judged alone, and a complete one ends at once."""
+    back: answered then, not left waiting for an ``end_turn`` that will not come; the
+    next utterance is judged alone, and a complete one ends at once."""
     detector, clock = fake_detector()
     detector.set_manual(True)
     say(detector, clock, 1.0, "I would like to order", 0.5)
+    waiting = asyncio.create_task(detector.predict_end_of_turn(user_said("I would like to order")))
+    assert await _still_waiting(waiting)
     detector.set_manual(False)
+    assert await asyncio.wait_for(waiting, timeout=5) == LIKELY
     clock.now += 0.5
     say(detector, clock, 1.0, "What time is it?", 0.99)
     assert detector.latest is not None

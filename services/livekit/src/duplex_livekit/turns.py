@@ -161,10 +161,13 @@ class DuplexTurnDetector:
 
     def set_manual(self, manual: bool) -> None:
         """Manual turns (push to talk) or automatic ones, from the next utterance on:
-        the words said before are a turn of their own."""
+        the words said before are a turn of their own (a manual one waiting for the
+        client's end is answered now)."""
         if manual != self.manual:
             self.manual = manual
             self._answered, self._ended = self.latest, None
+            if not manual:
+                self._end_asked.set()
 
     async def predict_end_of_turn(
         self,
