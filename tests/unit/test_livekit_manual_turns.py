@@ -24,6 +24,17 @@ from tests.support.livekit_turns import (
 )
 
 
+def _whisper_heard(
+    detector: DuplexTurnDetector, clock: Clock, seconds: float, text: str
+) -> list[int]:
+    """The user says ``text`` for ``seconds``: how many samples Whisper heard."""
+    words = Words([(text, 0.99)])
+    detector.speech_started()
+    clock.now += seconds
+    detector.hear(silence_of(seconds), words, ended_at=clock.now)
+    return words.heard
+
+
 async def _still_waiting(asked: asyncio.Task[float]) -> bool:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -68,11 +79,7 @@ async def test_a_manual_turn_goes_on_across_any_pause_heard_whole() -> None:
     assert await _still_waiting(asked)
     detector.end_turn()
     assert await asyncio.wait_for(asked, timeout=5) == LIKELY
-    again = Words([("Thanks.", 0.99)])
-    detector.speech_started()
-    clock.now += 0.5
-    detector.hear(silence_of(0.5), again, ended_at=clock.now)
-    assert again.heard == [8000]
+    assert _whisper_heard(detector, clock, 0.5, "Thanks.") == [8000]
     assert detector.latest is not None
     assert detector.latest.said == "Thanks."
 
@@ -146,11 +153,7 @@ async def test_speech_after_a_turn_the_client_ended_is_a_new_turn() -> None:
     assert detector.end_turn()
     assert await asyncio.wait_for(asked, timeout=5) == LIKELY
     clock.now += 0.1
-    words = Words([("What time is it?", 0.99)])
-    detector.speech_started()
-    clock.now += 1.0
-    detector.hear(silence_of(1.0), words, ended_at=clock.now)
-    assert words.heard == [16000]
+    assert _whisper_heard(detector, clock, 1.0, "What time is it?") == [16000]
     assert detector.latest is not None
     assert detector.latest.text == "What time is it?"
 
