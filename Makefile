@@ -121,7 +121,7 @@ profile-torch: install torch-engines ## torch profiler trace (Chrome JSON, duple
 		--torch-profile $(PROFILE_DIR)/csm-trace.json
 
 .PHONY: bench
-bench: install models torch-engines cosyvoice-env espeak ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, VAD (Silero vs webrtcvad), end of turn (held-out phrases), conversations (1/4/8 speakers), the LiveKit agent's turns, routing and operator; p50/p95 to stdout and bench-results/
+bench: install models torch-engines cosyvoice-env espeak ## benchmark worker (per family), model swaps, CSM LoRA voices (tiny CPU model), orchestrator, ASR, VAD (Silero vs webrtcvad), end of turn (held-out phrases), conversations (1/4/8 speakers), the LiveKit agent's turns and barge-in, routing and operator; p50/p95 to stdout and bench-results/
 	$(RUN) python -m tests.bench.bench_worker --model piper-en-us-joe-medium
 	$(RUN) python -m tests.bench.bench_worker --model kokoro-82m-en-kumo --runs 15 --sessions 1 3 10
 	$(RUN) python -m tests.bench.bench_swap
@@ -135,6 +135,7 @@ bench: install models torch-engines cosyvoice-env espeak ## benchmark worker (pe
 	$(RUN) python -m tests.bench.bench_conversation
 	$(RUN) python -m tests.bench.bench_livekit
 	$(RUN) python -m tests.bench.bench_livekit --modes transcript+smart-turn --push-to-talk
+	$(RUN) python -m tests.bench.bench_livekit --interruptions
 	$(RUN) python -m tests.bench.bench_routing
 	$(RUN) python -m tests.bench.bench_operator
 
