@@ -16,14 +16,18 @@ def take_back(chat_ctx: llm.ChatContext, said: str) -> str | None:
     turn answered too soon), and the messages after it (the reply it got, cut short);
     its text. None, and nothing removed, where the last user message is another."""
     items = chat_ctx.items
-    users = [i for i, item in enumerate(items) if item.type == "message" and item.role == "user"]
+    users = [
+        (i, item)
+        for i, item in enumerate(items)
+        if isinstance(item, llm.ChatMessage) and item.role == "user"
+    ]
     if not users or not _plain(said):
         return None
-    last = users[-1]
-    text = items[last].text_content or ""  # type: ignore[union-attr]
+    last, message = users[-1]
+    text = message.text_content or ""
     if not _plain(text).endswith(_plain(said)):
         return None
-    items[last:] = [item for item in items[last + 1 :] if item.type != "message"]
+    items[last:] = [item for item in items[last + 1 :] if not isinstance(item, llm.ChatMessage)]
     return text
 
 

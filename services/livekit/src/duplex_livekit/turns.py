@@ -325,10 +325,8 @@ class DuplexTurnDetector:
         latest = self.latest
         if latest is None or latest is self._answered:
             return False  # answered: speech after it is a new turn, as AgentSession's
-        if self._onset_at < latest.ends_at:
-            return True
         open_until = latest.spoke_until + self.silences.full_ms / 1000
-        return latest is not self._answered and self._onset_at < open_until
+        return self._onset_at < max(latest.ends_at, open_until)
 
     def hear(self, utterance: np.ndarray, recognizer: SpeechToText, ended_at: float) -> Transcript:
         """Blocking: transcribe an utterance the VAD ended at ``ended_at`` (the clock's:
