@@ -176,6 +176,29 @@ async def test_the_gap_in_a_turn_that_goes_on_hears_the_turn_so_far() -> None:
     assert detector.latest.text == "I would like to order a large pizza."
 
 
+async def test_the_gap_after_a_false_end_hears_the_turn_it_goes_on() -> None:
+    """Soon after a turn was ended the user goes on: Whisper at the gap hears both, and
+    that pass is the pause's."""
+    said: list[tuple[str, float | None]] = [
+        ("I have a meeting.", 0.97),
+        ("I have a meeting with my manager.", 0.97),
+    ]
+    detector, clock, words = speculating(said)
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(silence_of(1.0), words, ended_at=clock.now)
+    assert await detector.predict_end_of_turn(user_said("I have a meeting.")) == LIKELY
+    clock.now += 0.5
+    detector.speech_started()
+    clock.now += 1.0
+    detector.speculate(silence_of(1.0))
+    clock.now += 0.14
+    transcript = detector.hear(silence_of(1.2), words, ended_at=clock.now)
+    assert words.heard == [16000, 32000]
+    assert transcript.text == "with my manager."
+    assert detector.take_joined() is not None
+
+
 @dataclass
 class Heard:
     """A recognizer that knows the words by the length of the audio; ``meanwhile`` runs

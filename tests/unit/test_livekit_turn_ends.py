@@ -9,6 +9,7 @@ import pytest
 
 from duplex_livekit import DuplexTurnDetector
 from duplex_livekit.turns import LIKELY
+from duplex_orchestrator.endpoint import Verdict
 from tests.support.livekit_turns import (
     POLICY,
     SILENCES,
@@ -46,20 +47,72 @@ async def test_words_soon_after_a_turn_ended_teach_the_users_patience() -> None:
     assert detector.latest.wait_s == 0
 
 
+async def test_words_after_a_false_end_are_judged_with_the_turn_they_go_on() -> None:
+    """Soon after a turn was ended the user goes on: Whisper hears both, and the judges
+    see the whole sentence (its second half alone, "in Paris tomorrow?", is no whole
+    question), as when a turn goes on before its verdict's silence has run out.
+    AgentSession, which takes the words as a new turn, is asked about them alone."""
+    detector, clock = fake_detector()
+    await _ended(detector, clock, "Is it going to rain?", 0.97)
+    ended = detector.latest
+    clock.now += 0.4
+    words = Words([("Is it going to rain in Paris tomorrow?", 0.97)])
+    detector.speech_started()
+    clock.now += 1.5
+    transcript = detector.hear(silence_of(1.5), words, ended_at=clock.now)
+    assert words.heard == [16000 + 24000]
+    assert transcript.text == "in Paris tomorrow?"
+    assert detector.latest is not None
+    assert detector.latest.text == "Is it going to rain in Paris tomorrow?"
+    assert detector.latest.said == "in Paris tomorrow?"
+    assert detector.latest.verdict is Verdict.COMPLETE
+    said = user_said("Is it going to rain?", "in Paris tomorrow?")
+    assert await detector.predict_end_of_turn(said) == LIKELY
+    assert clock.slept == []
+    assert detector.take_joined() is ended
+
+
+async def test_an_acknowledgement_soon_after_a_turn_ended_is_heard_alone() -> None:
+    """ "Okay." soon after the turn ended acknowledges the reply: heard with the turn
+    before it, it adds only an acknowledgement, so it is heard again alone, a turn of
+    its own; nothing is joined or learned."""
+    detector, clock = fake_detector()
+    await _ended(detector, clock, "I have a meeting.", 0.97)
+    clock.now += 0.6
+    words = Words([("I have a meeting. Okay.", 0.97), ("Okay.", 0.99)])
+    detector.speech_started()
+    clock.now += 0.5
+    transcript = detector.hear(silence_of(0.5), words, ended_at=clock.now)
+    assert words.heard == [16000 + 8000, 8000]
+    assert transcript.text == "Okay."
+    assert detector.latest is not None
+    assert (detector.latest.text, detector.latest.said) == ("Okay.", "Okay.")
+    assert detector.take_joined() is None
+    assert detector.patience.hold_frames() == 0
+
+
 @pytest.mark.parametrize(
-    ("after_s", "said"),
+    ("after_s", "said", "heard"),
     [
-        (0.6, "Okay."),  # an acknowledgement of the reply, not the turn going on
-        (1.6, "With my manager at noon."),  # past the window: a new turn
+        # an acknowledgement of the reply, not the turn going on
+        (0.6, ["I have a meeting. Okay.", "Okay."], [16000, 32000, 16000]),
+        (1.6, ["With my manager at noon."], [16000, 16000]),  # past the window: a new turn
     ],
 )
 async def test_an_acknowledgement_or_a_later_turn_teaches_nothing(
-    after_s: float, said: str
+    after_s: float, said: list[str], heard: list[int]
 ) -> None:
     detector, clock = fake_detector()
-    await _ended(detector, clock, "I have a meeting.", 0.97)
+    words = Words([("I have a meeting.", 0.97), *((text, 0.97) for text in said)])
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(silence_of(1.0), words, ended_at=clock.now)
+    assert await detector.predict_end_of_turn(user_said("I have a meeting.")) == LIKELY
     clock.now += after_s
-    say(detector, clock, 1.0, said, 0.97)
+    detector.speech_started()
+    clock.now += 1.0
+    detector.hear(silence_of(1.0), words, ended_at=clock.now)
+    assert words.heard == heard
     clock.now += 2.0
     say(detector, clock, 1.0, "I need a taxi.", 0.97)
     assert detector.latest is not None

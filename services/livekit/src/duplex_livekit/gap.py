@@ -30,6 +30,19 @@ class Speculation:
     turn_model: Future[float] | None = None
     """Smart Turn on the turn as it will stand at the pause (None: not asked)."""
 
+    def claim(self, speech_at: float, prior: int) -> tuple[Transcript, Future[float] | None] | None:
+        """Blocking: the transcript (and Smart Turn's answer to come), if no speech began
+        since the audio was cut (``speech_at``: when it last did) and it heard the
+        ``prior`` samples of the turn before this utterance (None: stale, or failed)."""
+        if self.cut_at <= speech_at or self.prior != prior:
+            return None  # the turn was judged over, or going on, after the gap
+        try:
+            heard = self.transcript.result()
+        except Exception:
+            log.exception("speculative transcription failed", extra={"event": "asr_error"})
+            return None
+        return None if heard.abandoned else (heard, self.turn_model)
+
 
 def in_thread(name: str, work: Callable[[], _T]) -> Future[_T]:
     """``work`` on a daemon thread of its own; its result, or its exception, in a future."""

@@ -61,6 +61,12 @@ def question_and_history(chat_ctx: llm.ChatContext) -> tuple[str, list[dict[str,
     return turns[last_user]["content"], turns[:last_user]
 
 
+def user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:
+    """Whether the user's last message ends with these words (pure)."""
+    said, _ = question_and_history(chat_ctx)
+    return " ".join(said.split()).lower().endswith(" ".join(text.split()).lower())
+
+
 class DuplexLLMStream(llm.LLMStream):
     async def _run(self) -> None:
         bridge = self._llm.bridge if isinstance(self._llm, DuplexLLM) else None

@@ -44,10 +44,12 @@ serves manual turns only, AgentSession's VAD ending the others.
 The reply is prepared while the verdict's silence runs (AgentSession's
 preemptive generation, its voice too: ``agent.voice_session``) and heard once
 the turn has ended. Words (not an "uh-huh") soon after a turn was ended show
-it was a pause inside the user's turn, a false end: AgentSession takes them as a
-new turn, cutting in on its reply, so the user's patience
-(``patience.Patience``, as in duplex's sessions) learns that pause, and their
-statements and doubted turns wait it out from then on.
+it was a pause inside the user's turn, a false end: Whisper hears them with that
+turn and the judges judge the whole, as for a turn that goes on; AgentSession
+takes them as a new turn, cutting in on its reply (the agent joins the words
+before them: ``take_joined``), and the user's patience (``patience.Patience``,
+as in duplex's sessions) learns that pause, so their statements and doubted
+turns wait it out from then on.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ from livekit.agents import llm
 
 from duplex_livekit.continued import new_words
 from duplex_livekit.gap import Speculation, in_thread
-from duplex_livekit.llm import question_and_history
+from duplex_livekit.llm import user_said_last
 from duplex_livekit.measure import measure
 from duplex_livekit.verdicts import (
     DEFAULT_SILENCES,
@@ -133,6 +135,8 @@ class DuplexTurnDetector:
         self._speech_at = self._onset_at = float("-inf")
         self._turn_audio = np.zeros(0, np.int16)
         self._turn_said = ""
+        self._asked_said = ""
+        """The words of the turn AgentSession holds: after a false end, those since it."""
         self.patience = patience if patience is not None else Patience()
         self._answered: Judgement | None = None
         """The verdict last answered "likely" on: its turn is over."""
@@ -234,7 +238,7 @@ class DuplexTurnDetector:
             # later comes from AgentSession's other VAD stream, whose own Silero may not
             # have heard that utterance end yet: no new words will come of it.
             heard = self._onset_at <= judgement.spoke_until
-            if heard and _user_said_last(chat_ctx, judgement.said):
+            if heard and user_said_last(chat_ctx, judgement.said):
                 return judgement
             await self._sleep(POLL_S)
         return None
@@ -275,7 +279,8 @@ class DuplexTurnDetector:
         if getattr(recognizer, "idle_workers", 1) < 1:
             return  # it would delay another session's turn that has ended
         self._settle(used=False)
-        prior = self._turn_audio if self._continues() else np.zeros(0, np.int16)
+        goes_on = self._continues() or self._went_on is not None
+        prior = self._turn_audio if goes_on else np.zeros(0, np.int16)
         turn = np.concatenate([prior, utterance])[-_HEARD_S * VAD_RATE :]
         cut_at = self.clock()
 
@@ -294,22 +299,6 @@ class DuplexTurnDetector:
             speculation.turn_model = in_thread(
                 "duplex-smart-turn", lambda: model.probability(at_pause)
             )
-
-    def _claimed(self, prior: int) -> tuple[Transcript, Future[float] | None] | None:
-        """Blocking: the gap's transcript (and Smart Turn's answer to come), if no speech
-        has come since its audio was cut and it heard the ``prior`` samples of the turn
-        before this utterance (None: there is none, or it is stale or failed)."""
-        speculation = self._speculation
-        if speculation is None or speculation.cut_at <= self._speech_at:
-            return None
-        if speculation.prior != prior:
-            return None  # the turn was judged over, or going on, after the gap
-        try:
-            heard = speculation.transcript.result()
-        except Exception:
-            log.exception("speculative transcription failed", extra={"event": "asr_error"})
-            return None
-        return None if heard.abandoned else (heard, speculation.turn_model)
 
     def _settle(self, *, used: bool) -> None:
         if self._speculation is not None:
@@ -341,20 +330,15 @@ class DuplexTurnDetector:
         self._went_on = None
         if previous is not None and self._continues():
             self.pitch.forget(previous)
+        elif went_on is not None:  # soon after a turn ended: heard with it, as one turn
+            self._asked_said = ""  # AgentSession takes these words as a new turn
         else:
-            self._turn_audio, self._turn_said = np.zeros(0, np.int16), ""
-            self._joined = None
-        prior = len(self._turn_audio)
-        turn = self._turn_audio = np.concatenate([self._turn_audio, utterance])[
-            -_HEARD_S * VAD_RATE :
-        ]
-        claimed = self._claimed(prior)
-        self._settle(used=claimed is not None)
-        transcript, turn_model = claimed or (
-            recognizer.transcribe(turn, align=self.policy.wants_last_word),
-            None,
-        )
-        added = new_words(self._turn_said, transcript.text, 1 - len(utterance) / len(turn))
+            self._new_turn()
+        transcript, added, turn_model = self._heard(utterance, recognizer)
+        if went_on is not None and is_backchannel(added):
+            went_on = None  # "okay" to the reply, not the turn going on: heard alone
+            self._new_turn()
+            transcript, added, turn_model = self._heard(utterance, recognizer)
         if not added.strip():
             # no new words (a cough): the verdict on the words before stands, from this end on
             if previous is not None:
@@ -363,18 +347,19 @@ class DuplexTurnDetector:
                     self._answered = self.latest
             return replace(transcript, text="")
         self._turn_said = f"{self._turn_said} {added}".strip()
+        self._asked_said = f"{self._asked_said} {added}".strip()
         if self.manual:  # nobody judges: the turn goes on until the client ends it
-            said = self._turn_said
+            said = self._asked_said
             self.latest = Judgement(
                 transcript.text, said, Verdict.INCOMPLETE, math.inf, spoke_until
             )
             return replace(transcript, text=added)
-        if went_on is not None and not is_backchannel(added):
+        if went_on is not None:
             self._false_end(*went_on)
         heard, fall = measure(
             self.policy,
             transcript,
-            turn[-_SMART_TURN_S * VAD_RATE :],
+            self._turn_audio[-_SMART_TURN_S * VAD_RATE :],
             self._smart_turn,
             turn_model,
             self.pitch,
@@ -383,11 +368,34 @@ class DuplexTurnDetector:
         if verdict is not Verdict.COMPLETE or is_statement(heard.text):
             # where the judges go wrong for a user who pauses: not after a whole question
             wait_ms = max(wait_ms, round(self.patience.hold_frames() * FRAME_S * 1000))
-        judgement = Judgement(heard.text, self._turn_said, verdict, wait_ms / 1000, spoke_until)
+        judgement = Judgement(heard.text, self._asked_said, verdict, wait_ms / 1000, spoke_until)
         if fall is not None:
             self.pitch.heard(judgement, fall)
         self.latest = judgement
         return replace(transcript, text=added)
+
+    def _new_turn(self) -> None:
+        self._turn_audio, self._turn_said, self._asked_said = np.zeros(0, np.int16), "", ""
+        self._joined = None
+
+    def _heard(
+        self, utterance: np.ndarray, recognizer: SpeechToText
+    ) -> tuple[Transcript, str, Future[float] | None]:
+        """Blocking: Whisper on the turn so far with this utterance (the gap's transcript
+        of it, if it stands), the words it adds to the turn, and the gap's Smart Turn."""
+        prior = len(self._turn_audio)
+        turn = self._turn_audio = np.concatenate([self._turn_audio, utterance])[
+            -_HEARD_S * VAD_RATE :
+        ]
+        speculation = self._speculation
+        claimed = speculation.claim(self._speech_at, prior) if speculation else None
+        self._settle(used=claimed is not None)
+        transcript, turn_model = claimed or (
+            recognizer.transcribe(turn, align=self.policy.wants_last_word),
+            None,
+        )
+        added = new_words(self._turn_said, transcript.text, 1 - len(utterance) / len(turn))
+        return transcript, added, turn_model
 
     def _false_end(self, ended: Judgement, pause_s: float) -> None:
         """Words (not an "uh-huh") soon after a turn was ended: it was a pause inside
@@ -403,10 +411,3 @@ class DuplexTurnDetector:
         (a false end), for its words to join this turn's; None: a turn of its own."""
         joined, self._joined = self._joined, None
         return joined
-
-
-def _user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:
-    """Whether the user's last message ends with these words (the turn AgentSession
-    asks about is the one the verdict was given on)."""
-    said, _ = question_and_history(chat_ctx)
-    return " ".join(said.split()).lower().endswith(" ".join(text.split()).lower())
