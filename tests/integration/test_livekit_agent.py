@@ -370,13 +370,15 @@ async def test_manual_turns_end_only_at_the_clients_end_turn(judging: bool) -> N
     await eventually(lambda: not room.mic.speaking, timeout_s=20, every_s=0.05)
     await eventually(lambda: len(room.heard) == 2, timeout_s=20)  # both halves heard
     await asyncio.sleep(0.5)
-    assert room.output.captured == []  # nobody ended the turn: no reply (one may be prepared)
+    assert room.output.captured == []  # nobody ended the turn: no reply
+    assert worker.started == []  # nor one prepared for nothing at each pause
     await control.handle(b'{"type": "end_turn"}')
     await eventually(lambda: bool(room.output.played), timeout_s=20)
     await eventually(lambda: bool(_replies(room)), timeout_s=20)  # it has played
     await asyncio.sleep(0.5)
     assert room.sent == []  # no error
     assert len(_replies(room)) == 1
+    assert len(worker.started) == 1
     reply = _replies(room)[0].lower()
     assert reply.index("order") < reply.index("pizza")
     assert reply.count("pizza") == 1

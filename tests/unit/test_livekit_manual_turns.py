@@ -193,6 +193,32 @@ async def test_the_participants_attribute_chooses_manual_turns(settings: dict[st
     assert sent == []
 
 
+@pytest.mark.parametrize("settings", [{}, {"end_of_turn": "silence"}])
+async def test_a_manual_turns_reply_is_prepared_only_once_the_client_ended_it(
+    settings: dict[str, str],
+) -> None:
+    """AgentSession prepares a reply from each final transcript (its preemptive
+    generation): for judged automatic turns, whose end may come at any pause; for a
+    manual turn only once the client has ended it, not at each pause before."""
+    control, parts, _ = await _control(**settings)
+    turns, options = parts.turns, control._session.options
+    assert turns is not None
+    turns.clock = clock = Clock()
+    judged = turns.judging
+    assert options.preemptive_generation["enabled"] is judged
+    await control.turn_detection("manual")
+    assert options.preemptive_generation["enabled"] is False
+    turns.speech_started()
+    assert options.preemptive_generation["enabled"] is False
+    await control.handle(b'{"type": "end_turn"}')
+    assert options.preemptive_generation["enabled"] is True  # its last words are coming
+    clock.now += 3.0
+    turns.speech_started()  # the next turn
+    assert options.preemptive_generation["enabled"] is False
+    await control.turn_detection("auto")
+    assert options.preemptive_generation["enabled"] is judged
+
+
 async def test_a_bad_turn_detection_gets_a_clear_error_and_changes_nothing() -> None:
     control, parts, sent = await _control()
     await control.turn_detection("push-to-talk")

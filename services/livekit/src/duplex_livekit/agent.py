@@ -178,13 +178,29 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             # judged: the reply (its words and its voice) is prepared from the words as
             # they come, heard only once the turn has ended: a doubted turn's reply
             # sounds as its silence ends; if the user goes on, it is dropped unheard
-            "preemptive_generation": {"enabled": judged is not None, "preemptive_tts": True},
+            "preemptive_generation": {
+                "enabled": turns is not None and turns.prepares_replies,
+                "preemptive_tts": True,
+            },
         },
         # Barge-in works from a reply's first frame, as on duplex's other transports (no
         # 3 s warm-up with interruptions off: speech then would be dropped, not heard).
         aec_warmup_duration=None,
     )
+    if turns is not None:
+        turns.on_prepares_replies = _preparing_replies(session)
     return session, voice
+
+
+def _preparing_replies(session: AgentSession[None]) -> Callable[[bool], None]:
+    """Turns the session's preemptive generation on or off (a manual turn's reply is
+    prepared only once the client has ended it). AgentSession reads the option at each
+    final transcript and has no setter for it: its own options are the one place."""
+
+    def prepare(on: bool) -> None:
+        session.options.preemptive_generation["enabled"] = on
+
+    return prepare
 
 
 class DuplexAgent(Agent):

@@ -148,6 +148,8 @@ class DuplexTurnDetector:
         """The turn answered too soon that the turn being heard goes on from."""
         self._end_asked = asyncio.Event()
         self._end_asked_at = float("-inf")
+        self.on_prepares_replies: Callable[[bool], None] | None = None
+        """Told when ``prepares_replies`` changes (``agent.voice_session``)."""
 
     @property
     def model(self) -> str:
@@ -163,6 +165,18 @@ class DuplexTurnDetector:
     async def supports_language(self, language: str | None) -> bool:
         return self.manual or judges_language(str(language or self.language))
 
+    @property
+    def prepares_replies(self) -> bool:
+        """Whether a reply prepared from the words heard next may be heard (AgentSession's
+        preemptive generation): the judges may end the turn on them; a manual turn ends
+        only once the client has ended it, and a reply made at each pause before that
+        would be dropped at the next words."""
+        return self._end_asked.is_set() if self.manual else self.judging
+
+    def _tell_prepares_replies(self) -> None:
+        if self.on_prepares_replies is not None:
+            self.on_prepares_replies(self.prepares_replies)
+
     def set_manual(self, manual: bool) -> None:
         """Manual turns (push to talk) or automatic ones, from the next utterance on:
         the words said before are a turn of their own (a manual one waiting for the
@@ -172,6 +186,7 @@ class DuplexTurnDetector:
             self._answered, self._ended = self.latest, None
             if not manual:
                 self._end_asked.set()
+            self._tell_prepares_replies()
 
     async def predict_end_of_turn(
         self,
@@ -210,6 +225,7 @@ class DuplexTurnDetector:
         answered over (its verdict may still be to come)."""
         self._end_asked.set()
         self._end_asked_at = self.clock()
+        self._tell_prepares_replies()
         answered = self._answered
         return self._onset_at > (answered.spoke_until if answered else float("-inf"))
 
@@ -252,6 +268,7 @@ class DuplexTurnDetector:
         if onset and self._speech_at - self._onset_at >= SAME_ONSET_S:
             self._onset_at = self._speech_at
             self._end_asked.clear()  # a new turn, or the last one going on after all
+            self._tell_prepares_replies()
             self._went_on = self._soon_after_end(self._onset_at)
 
     def _soon_after_end(self, onset_at: float) -> tuple[Judgement, float] | None:
