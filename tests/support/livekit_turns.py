@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 from livekit.agents import llm
 
-from duplex_livekit import DuplexTurnDetector, TurnSilences
+from duplex_livekit import Control, DuplexTurnDetector, TurnSilences, VoiceParts, voice_session
 from duplex_orchestrator.asr import AlignWhen, Transcript, Wanted
+from duplex_orchestrator.config import OrchestratorConfig
 from duplex_orchestrator.endpoint import EndOfTurn
 
 POLICY = EndOfTurn(pitch_rise_st=0)  # the default judges, without the pitch (tested apart)
@@ -102,3 +104,17 @@ def speculating(said: list[tuple[str, float | None]]) -> tuple[DuplexTurnDetecto
         POLICY, SILENCES, Model(), recognizer=words, clock=clock, sleep=clock.sleep
     )
     return detector, clock, words
+
+
+async def room_control(**settings: object) -> tuple[Control, VoiceParts, list[dict[str, object]]]:
+    """The room's control, its session built from this configuration, never started."""
+    config = OrchestratorConfig(dev=True, **settings)
+    parts = VoiceParts.from_config(config, Words([]), smart_turn=Model())
+    session, voice = voice_session(parts)
+    await voice.aclose()  # no reply is spoken here
+    sent: list[dict[str, object]] = []
+
+    async def send(payload: bytes) -> None:
+        sent.append(json.loads(payload))
+
+    return Control(session, voice, send, parts.turns), parts, sent

@@ -4,13 +4,11 @@ one, nobody judges it, and the participant's ``duplex.turn_detection`` chooses t
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
-from duplex_livekit import Control, DuplexTurnDetector, VoiceParts, voice_session
+from duplex_livekit import Control, DuplexTurnDetector
 from duplex_livekit.turns import LIKELY
-from duplex_orchestrator.config import OrchestratorConfig
 from tests.support.livekit_turns import (
     POLICY,
     SILENCES,
@@ -18,6 +16,7 @@ from tests.support.livekit_turns import (
     Model,
     Words,
     fake_detector,
+    room_control,
     say,
     silence_of,
     user_said,
@@ -158,26 +157,12 @@ async def test_speech_after_a_turn_the_client_ended_is_a_new_turn() -> None:
     assert detector.latest.text == "What time is it?"
 
 
-async def _control(**settings: object) -> tuple[Control, VoiceParts, list[dict[str, object]]]:
-    """The room's control, its session built from this configuration, never started."""
-    config = OrchestratorConfig(dev=True, **settings)
-    parts = VoiceParts.from_config(config, Words([]), smart_turn=Model())
-    session, voice = voice_session(parts)
-    await voice.aclose()  # no reply is spoken here
-    sent: list[dict[str, object]] = []
-
-    async def send(payload: bytes) -> None:
-        sent.append(json.loads(payload))
-
-    return Control(session, voice, send, parts.turns), parts, sent
-
-
 @pytest.mark.parametrize("settings", [{}, {"end_of_turn": "silence"}, {"asr_language": "de"}])
 async def test_the_participants_attribute_chooses_manual_turns(settings: dict[str, str]) -> None:
     """``duplex.turn_detection``: "manual" hands the turns to the detector (where the
     VAD's silence ended them, AgentSession asks the detector from then on), "auto" or
     the attribute removed hands them back."""
-    control, parts, sent = await _control(**settings)
+    control, parts, sent = await room_control(**settings)
     turns, session = parts.turns, control._session
     assert turns is not None
     before = session.turn_detection
@@ -200,7 +185,7 @@ async def test_a_manual_turns_reply_is_prepared_only_once_the_client_ended_it(
     """AgentSession prepares a reply from each final transcript (its preemptive
     generation): for judged automatic turns, whose end may come at any pause; for a
     manual turn only once the client has ended it, not at each pause before."""
-    control, parts, _ = await _control(**settings)
+    control, parts, _ = await room_control(**settings)
     turns, options = parts.turns, control._session.options
     assert turns is not None
     turns.clock = clock = Clock()
@@ -220,7 +205,7 @@ async def test_a_manual_turns_reply_is_prepared_only_once_the_client_ended_it(
 
 
 async def test_a_bad_turn_detection_gets_a_clear_error_and_changes_nothing() -> None:
-    control, parts, sent = await _control()
+    control, parts, sent = await room_control()
     await control.turn_detection("push-to-talk")
     assert parts.turns is not None
     assert not parts.turns.manual
@@ -231,7 +216,7 @@ async def test_a_bad_turn_detection_gets_a_clear_error_and_changes_nothing() -> 
 
 
 async def test_without_a_detector_manual_turns_are_refused() -> None:
-    control, _, sent = await _control(end_of_turn="silence")
+    control, _, sent = await room_control(end_of_turn="silence")
     bare = Control(control._session, control._voice, control._send)  # AgentSession's "vad"
     await bare.turn_detection("manual")
     await bare.turn_detection("auto")  # already so: nothing to say

@@ -10,7 +10,8 @@ make the agent ``duplex-orchestrator --transport livekit`` runs in each room;
 ``DuplexAgent`` lets a listener's acknowledgement over its reply pass.
 """
 
-from duplex_livekit.agent import Control, DuplexAgent, VoiceParts, voice_agent, voice_session
+from duplex_livekit.agent import DuplexAgent, VoiceParts, voice_agent, voice_session
+from duplex_livekit.control import Control
 from duplex_livekit.llm import DuplexLLM
 from duplex_livekit.stt import DuplexSTT
 from duplex_livekit.tts import DuplexTTS, DuplexTTSStream
