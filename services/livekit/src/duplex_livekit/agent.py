@@ -158,6 +158,7 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             # judged: the reply (its words and its voice) is prepared from the words as
             # they come, heard only once the turn has ended: a doubted turn's reply
             # sounds as its silence ends; if the user goes on, it is dropped unheard
+            # (a manual turn's, once the client has ended it: ``prepares_replies``)
             "preemptive_generation": {
                 "enabled": turns is not None and turns.prepares_replies,
                 "preemptive_tts": True,
