@@ -68,6 +68,22 @@ def test_a_statement_whisper_expected_more_words_after_is_doubted(
     assert policy.decide(text, probability, ends_here) is verdict
 
 
+def test_a_question_closed_with_a_full_stop_is_judged_as_a_question() -> None:
+    """Whisper sometimes closes a question with a full stop. Its words still ask: no
+    statement's doubt at that stop, no statement's pitch (a question's rises), and a
+    doubt from Smart Turn waits a question's silence, not a statement's."""
+    policy = EndOfTurn()
+    asked = "Can you tell me about the weather tomorrow."
+    told = "I would like the weather for tomorrow."
+    assert policy.decide(asked, 0.9, ends_here=0.6) is COMPLETE
+    assert policy.decide(told, 0.9, ends_here=0.6) is DOUBTED
+    assert policy.decide(asked, 0.9, ends_here=0.9, above_usual_st=5.0) is COMPLETE
+    assert policy.decide(told, 0.9, ends_here=0.9, above_usual_st=5.0) is DOUBTED
+    assert policy.decide(asked, 0.2, ends_here=0.9) is DOUBTED
+    assert not policy.doubts_long(asked, 0.2)
+    assert policy.doubts_long(told, 0.2)
+
+
 @pytest.mark.parametrize(
     ("words", "frames"),
     [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from duplex_orchestrator.endpoint import transcript_complete
+from duplex_orchestrator.endpoint import is_statement, transcript_complete
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,42 @@ from duplex_orchestrator.endpoint import transcript_complete
 )
 def test_a_transcript_reads_as_complete_or_not(text: str, complete: bool) -> None:
     assert transcript_complete(text) is complete
+
+
+@pytest.mark.parametrize(
+    ("text", "statement"),
+    [
+        ("I need a taxi.", True),
+        ("Stop the music!", True),
+        ("Is it true?", False),
+        ("Is it true", False),  # no closing mark: unclosed
+        # a question by its words, closed with a full stop by Whisper
+        ("Can you tell me about the weather tomorrow.", False),
+        ("Is there a bank near here.", False),
+        ("Does the museum open on Sunday.", False),
+        ("Do you have a table for two.", False),
+        ("Have you seen my keys.", False),
+        ("Where is the station.", False),
+        ("What's the time.", False),
+        ("What time does the museum open.", False),
+        ("How much is it.", False),
+        ("It is open, isn't it.", False),
+        ("Thanks. Could you book me a table.", False),  # the last sentence asks
+        # statements and orders that open like questions do not ask
+        ("Could you book it. I need a taxi.", True),
+        ("Do it now.", True),
+        ("Do the dishes.", True),
+        ("Have a nice day.", True),
+        ("When you can, call me.", True),
+        ("Had he married a more amiable woman, he might have been made still.", True),
+        ("Should you need anything, call me.", True),
+        ("Should I call you.", False),
+        ("How I did it is a secret.", True),
+        ("Will do.", True),
+        ("Please remind me to call my sister tonight.", True),
+    ],
+)
+def test_a_question_by_its_words_is_no_statement_whatever_its_mark(
+    text: str, statement: bool
+) -> None:
+    assert is_statement(text) is statement

@@ -117,6 +117,34 @@ _DO_OR_MODAL = frozenset(
     ]
 )
 _SUBJECTS = frozenset(["i", "you", "he", "she", "it", "we", "they"])
+# A question puts one of these before its subject ("Can you ...?", "Is there ...?"),
+# which Whisper sometimes closes with a full stop all the same.
+_ASKING_VERBS = (_DO_OR_MODAL - {"do"}) | frozenset(
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "am",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "weren't",
+        "doesn't",
+        "didn't",
+        "can't",
+        "couldn't",
+        "won't",
+        "wouldn't",
+        "shouldn't",
+    ]
+)
+# Verbs that open a condition before its subject ("Had he known, ...", "Were it
+# mine, ...", "Should you need it, ..."): a clause after it says what follows.
+_CONDITIONS = frozenset(["had", "were", "should"])
+_ASKED_OF = _SUBJECTS | frozenset(
+    ["there", "this", "that", "these", "those", "anyone", "anybody", "someone", "somebody"]
+)
 # Verbs that cannot go without their object ("Could you please find?", "I really
 # want."): a clause that is only its subject (or "do"/a modal and its subject) and
 # one of these has not said what. Verbs that may stand alone ("Can you help?",
@@ -172,8 +200,50 @@ def final_mark(text: str) -> str:
 
 
 def is_statement(text: str) -> bool:
-    """Whether the text closes as a statement (".", "!"), not a question or unclosed."""
-    return final_mark(text) in (".", "!")
+    """Whether the text closes as a statement (".", "!"), not a question or unclosed: a
+    question by its words is none, even where Whisper closed it with a full stop
+    ("Can you tell me about the weather tomorrow.": ``asks``)."""
+    mark = final_mark(text)
+    return mark == "!" or (mark == "." and not asks(text))
+
+
+def asks(text: str) -> bool:
+    """Whether the last sentence asks by its words, whatever its closing mark: a clause
+    of it opens with "do" or a modal or "be" and its subject ("Can you", "Is there",
+    "Does the", "isn't it"), or a wh-word and such a verb ("Where is", "What's", "What
+    time does"). A wh-word and its subject open a statement ("When you can, ..."), and
+    "had", "were" or "should" and its subject a condition, where a clause follows."""
+    sentence = re.split(r"[.?!]\s", text.strip())[-1]
+    clauses = [_WORDS.findall(clause) for clause in _CLAUSE_BREAK.split(sentence.lower())]
+    for at, words in enumerate(clauses):
+        if not words or (at < len(clauses) - 1 and words[0] in _CONDITIONS):
+            continue  # "Had he known, he would have come.": a condition, not a question
+        if _inverted(words) or _wh_asks(words):
+            return True
+    return False
+
+
+def _inverted(words: list[str]) -> bool:
+    """A verb before its subject: "can you", "is there", "does the", "isn't it"."""
+    verb, subject = words[0], words[1] if len(words) > 1 else ""
+    if verb in ("do", "don't"):  # "Do it now.", "Do the dishes.": an order
+        return subject in ("i", "you", "we", "they")
+    if verb in ("have", "has", "had", "haven't", "hasn't"):  # "Have a nice day."
+        return subject in _SUBJECTS or subject == "there"
+    return verb in _ASKING_VERBS and (subject in _ASKED_OF or subject in _DETERMINERS)
+
+
+def _wh_asks(words: list[str]) -> bool:
+    """A wh-word and its verb: "where is", "what's", "what time does"."""
+    first = words[0]
+    if first in ("what's", "where's", "who's", "how's", "when's", "why's"):
+        return True
+    if first not in _WH and first != "why":
+        return False
+    rest = words[1:3]
+    if rest[:1] and rest[0] in _ASKING_VERBS:
+        return True
+    return len(rest) == 2 and rest[0] not in _SUBJECTS and rest[1] in _ASKING_VERBS
 
 
 def transcript_complete(text: str) -> bool:
