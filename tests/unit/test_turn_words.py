@@ -113,6 +113,9 @@ def test_a_transcript_reads_as_complete_or_not(text: str, complete: bool) -> Non
         ("Where is the station.", False),
         ("What's the time.", False),
         ("What time does the museum open.", False),
+        ("How do I get to the station.", False),
+        ("What do you think.", False),
+        ("Where have you been.", False),
         ("How much is it.", False),
         ("It is open, isn't it.", False),
         ("Thanks. Could you book me a table.", False),  # the last sentence asks

@@ -17,7 +17,9 @@ after other words ("Can you explain why, um?") is not complete. These are rules
 of English, not a model: ``tests.bench.bench_end_of_turn`` measures how they
 carry over to phrases they were not written for. The end-of-turn policy
 (``endpoint``) reads them beside Whisper's doubt, the sound under the last
-word, Smart Turn and the pitch.
+word, Smart Turn and the pitch. A statement (``is_statement``) closes with "."
+or "!" and does not ask by its words (``asks``: "Can you tell me the time."
+is a question Whisper closed with a full stop).
 """
 
 from __future__ import annotations
@@ -240,10 +242,11 @@ def _wh_asks(words: list[str]) -> bool:
         return True
     if first not in _WH and first != "why":
         return False
+    verbs = _ASKING_VERBS | {"do", "don't", "have", "has", "had"}  # "What do you think"
     rest = words[1:3]
-    if rest[:1] and rest[0] in _ASKING_VERBS:
+    if rest[:1] and rest[0] in verbs:
         return True
-    return len(rest) == 2 and rest[0] not in _SUBJECTS and rest[1] in _ASKING_VERBS
+    return len(rest) == 2 and rest[0] not in _SUBJECTS and rest[1] in verbs
 
 
 def transcript_complete(text: str) -> bool:
