@@ -141,6 +141,9 @@ _ASKING_VERBS = (_DO_OR_MODAL - {"do"}) | frozenset(
         "shouldn't",
     ]
 )
+# A wh-question's verb: those, and "do" and "have" ("What do you think", "Where have
+# you been").
+_WH_VERBS = _ASKING_VERBS | frozenset(["do", "don't", "have", "has", "had"])
 # Verbs that open a condition before its subject ("Had he known, ...", "Were it
 # mine, ...", "Should you need it, ..."): a clause after it says what follows.
 _CONDITIONS = frozenset(["had", "were", "should"])
@@ -242,11 +245,10 @@ def _wh_asks(words: list[str]) -> bool:
         return True
     if first not in _WH and first != "why":
         return False
-    verbs = _ASKING_VERBS | {"do", "don't", "have", "has", "had"}  # "What do you think"
     rest = words[1:3]
-    if rest[:1] and rest[0] in verbs:
+    if rest[:1] and rest[0] in _WH_VERBS:
         return True
-    return len(rest) == 2 and rest[0] not in _SUBJECTS and rest[1] in verbs
+    return len(rest) == 2 and rest[0] not in _SUBJECTS and rest[1] in _WH_VERBS
 
 
 def transcript_complete(text: str) -> bool:
