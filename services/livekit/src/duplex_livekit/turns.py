@@ -43,13 +43,11 @@ serves manual turns only, AgentSession's VAD ending the others.
 
 The reply is prepared while the verdict's silence runs (AgentSession's
 preemptive generation, its voice too: ``agent.voice_session``) and heard once
-the turn has ended. Words (not an "uh-huh") soon after a turn was ended show
-it was a pause inside the user's turn, a false end: Whisper hears them with that
-turn and the judges judge the whole, as for a turn that goes on; AgentSession
-takes them as a new turn, cutting in on its reply (the agent joins the words
-before them: ``take_joined``), and the user's patience (``patience.Patience``,
-as in duplex's sessions) learns that pause, so their statements and doubted
-turns wait it out from then on.
+the turn has ended. Words (not an "uh-huh") soon after that (``false_ends``)
+are heard and judged with the turn, as for a turn that goes on; AgentSession
+takes them as a new turn (the agent joins the words before them:
+``take_joined``), and the user's patience (``patience.Patience``) learns the
+pause, so their statements and doubted turns wait it out from then on.
 """
 
 from __future__ import annotations
@@ -66,6 +64,7 @@ import numpy as np
 from livekit.agents import llm
 
 from duplex_livekit.continued import new_words
+from duplex_livekit.false_ends import FalseEnds, WentOn
 from duplex_livekit.gap import Speculation, in_thread
 from duplex_livekit.llm import user_said_last
 from duplex_livekit.measure import measure
@@ -79,7 +78,7 @@ from duplex_livekit.verdicts import (
 from duplex_orchestrator import metrics
 from duplex_orchestrator.asr import SpeechToText, Transcript
 from duplex_orchestrator.endpoint import EndOfTurn, Verdict, is_statement
-from duplex_orchestrator.patience import FRAME_S, RESUMED_WITHIN_FRAMES, Patience
+from duplex_orchestrator.patience import FRAME_S, Patience
 from duplex_orchestrator.prosody import PitchHabit
 from duplex_orchestrator.session_parts import TurnModel
 from duplex_orchestrator.turns import is_backchannel
@@ -140,12 +139,7 @@ class DuplexTurnDetector:
         self.patience = patience if patience is not None else Patience()
         self._answered: Judgement | None = None
         """The verdict last answered "likely" on: its turn is over."""
-        self._ended: Judgement | None = None
-        """The same, until speech begins again."""
-        self._went_on: tuple[Judgement, float] | None = None
-        """That turn and the pause after it, when speech began soon after its end."""
-        self._joined: Judgement | None = None
-        """The turn answered too soon that the turn being heard goes on from."""
+        self._false_ends = FalseEnds(policy.continue_window_ms / 1000)
         self._end_asked = asyncio.Event()
         self._end_asked_at = float("-inf")
         self.on_prepares_replies: Callable[[bool], None] | None = None
@@ -183,7 +177,8 @@ class DuplexTurnDetector:
         client's end is answered now)."""
         if manual != self.manual:
             self.manual = manual
-            self._answered, self._ended = self.latest, None
+            self._answered = self.latest
+            self._false_ends.ended(None)
             if not manual:
                 self._end_asked.set()
             self._tell_prepares_replies()
@@ -213,7 +208,7 @@ class DuplexTurnDetector:
         if self._answered is not judgement:  # the turn is over: its pauses are remembered
             self._answered = judgement
             # ended by the client (end_turn): speech after it is a new turn, no false end
-            self._ended = None if self._end_asked.is_set() else judgement
+            self._false_ends.ended(None if self._end_asked.is_set() else judgement)
             self.patience.turn_ended()
         return LIKELY
 
@@ -269,20 +264,7 @@ class DuplexTurnDetector:
             self._onset_at = self._speech_at
             self._end_asked.clear()  # a new turn, or the last one going on after all
             self._tell_prepares_replies()
-            self._went_on = self._soon_after_end(self._onset_at)
-
-    def _soon_after_end(self, onset_at: float) -> tuple[Judgement, float] | None:
-        """The turn last ended and the pause before this onset, if it came soon after its
-        end (``continue_window_ms`` after a turn ended at a pause or a doubt, half a
-        second after one ended by the full silence): the user may have been going on."""
-        ended, self._ended = self._ended, None
-        if ended is None:
-            return None
-        by_silence = ended.verdict is Verdict.INCOMPLETE
-        window = (
-            RESUMED_WITHIN_FRAMES * FRAME_S if by_silence else self.policy.continue_window_ms / 1000
-        )
-        return (ended, onset_at - ended.spoke_until) if onset_at - ended.ends_at <= window else None
+            self._false_ends.onset(self._onset_at)  # the user may be going on
 
     def speculate(self, utterance: np.ndarray) -> None:
         """The gap: start Whisper on the turn so far (the utterance so far, after the
@@ -296,7 +278,7 @@ class DuplexTurnDetector:
         if getattr(recognizer, "idle_workers", 1) < 1:
             return  # it would delay another session's turn that has ended
         self._settle(used=False)
-        goes_on = self._continues() or self._went_on is not None
+        goes_on = self._continues() or self._false_ends.went_on is not None
         prior = self._turn_audio if goes_on else np.zeros(0, np.int16)
         turn = np.concatenate([prior, utterance])[-_HEARD_S * VAD_RATE :]
         cut_at = self.clock()
@@ -343,8 +325,7 @@ class DuplexTurnDetector:
             return recognizer.transcribe(utterance)  # AgentSession's VAD ends the turn
         by_client = self._end_asked.is_set() and ended_at >= self._end_asked_at
         spoke_until = ended_at - (0 if by_client else self.silences.pause_ms / 1000)
-        previous, went_on = self.latest, self._went_on
-        self._went_on = None
+        previous, went_on = self.latest, self._false_ends.take_went_on()
         if previous is not None and self._continues():
             self.pitch.forget(previous)
         elif went_on is not None:  # soon after a turn ended: heard with it, as one turn
@@ -372,7 +353,7 @@ class DuplexTurnDetector:
             )
             return replace(transcript, text=added)
         if went_on is not None:
-            self._false_end(*went_on)
+            self._false_end(went_on)
         heard, fall = measure(
             self.policy,
             transcript,
@@ -393,7 +374,7 @@ class DuplexTurnDetector:
 
     def _new_turn(self) -> None:
         self._turn_audio, self._turn_said, self._asked_said = np.zeros(0, np.int16), "", ""
-        self._joined = None
+        self._false_ends.join(None)
 
     def _heard(
         self, utterance: np.ndarray, recognizer: SpeechToText
@@ -414,17 +395,15 @@ class DuplexTurnDetector:
         added = new_words(self._turn_said, transcript.text, 1 - len(utterance) / len(turn))
         return transcript, added, turn_model
 
-    def _false_end(self, ended: Judgement, pause_s: float) -> None:
+    def _false_end(self, went_on: WentOn) -> None:
         """Words (not an "uh-huh") soon after a turn was ended: it was a pause inside
         the user's turn. AgentSession took them as a new turn, cutting in on its reply;
         the user's patience learns the pause, so their turns after it wait it out, and
         that turn's pitch is no end of a statement of theirs."""
-        self.patience.went_on_after_end(round(pause_s / FRAME_S))
-        self.pitch.forget(ended)
-        self._joined = ended
+        self.patience.went_on_after_end(round(went_on.pause_s / FRAME_S))
+        self.pitch.forget(went_on.turn)
+        self._false_ends.join(went_on.turn)
 
     def take_joined(self) -> Judgement | None:
-        """Once: the turn answered too soon that the user's turn now ending went on from
-        (a false end), for its words to join this turn's; None: a turn of its own."""
-        joined, self._joined = self._joined, None
-        return joined
+        """``FalseEnds.take_joined``: the turn the user's turn now ending went on from."""
+        return self._false_ends.take_joined()
