@@ -7,7 +7,10 @@ Kokoro kumo and alpha) and two espeak-ng voices where ``espeak-ng`` is
 installed (a female US and a male Scottish variant), and questions with a
 0.6 s hesitation in the middle ("I'd like to book … a table for two") that
 must not be cut, in Piper's voice and the first espeak-ng one (``--hesitation-s``
-for a longer one). Per turn:
+for a longer one). These voices take turns as one user, which is harder on the
+judges that learn a user's voice (their pitch at a statement's end, their
+pauses) than any person: ``--voices`` makes each named voice a user of its own,
+every turn of it (complete and hesitating) in that voice, one run per voice. Per turn:
 
 - voice_to_voice_ms: the last speech sample sent → the first loud reply frame received;
 - premature: a reply (its text, its start or its sound) came before the user finished:
@@ -36,20 +39,26 @@ import argparse
 import asyncio
 import shlex
 import tempfile
-import urllib.request
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
 from duplex_orchestrator.vad import VAD_FRAME_SAMPLES, SpeechDetector, frame_dbfs
 from tests.bench.bench_orchestrator import LOUD
 from tests.bench.bench_worker import publish, summary
-from tests.bench.interruptions import ACKNOWLEDGEMENTS, interruptions, render_interruptions
+from tests.bench.conversation_report import counters, render
+from tests.bench.interruptions import ACKNOWLEDGEMENTS, interruptions
 from tests.support.orchestrator import ScriptedClient, silence, start_orchestrator
-from tests.support.speech import PIPER, ROOT, SPEAKERS, espeak_speakers, speech_16k
+from tests.support.speech import (
+    ESPEAK_SPEAKERS,
+    PIPER,
+    ROOT,
+    SPEAKERS,
+    espeak_speakers,
+    speech_16k,
+)
 from tests.support.worker import start_worker
 
 COMPLETE = [
@@ -86,7 +95,10 @@ def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
 
 @cache  # one synthesis per run: every mode and variant hears the same recordings
 def clips(
-    held_out: str | None = None, people: bool = False, pause_s: float = PAUSE_S
+    held_out: str | None = None,
+    people: bool = False,
+    pause_s: float = PAUSE_S,
+    voice: str | None = None,
 ) -> list[tuple[str, np.ndarray]]:
     """(kind, 16 kHz int16 audio) for every question; the audio ends on its last sound.
 
@@ -95,9 +107,9 @@ def clips(
     half cut from the whole sentence (``bench_end_of_turn.cut_head``), in Piper's and
     Kokoro's voices. ``people``: the complete turns are people's recorded utterances
     (``recorded_speech``), not the synthetic questions. ``pause_s``: the hesitations'
-    pause.
+    pause. ``voice``: every turn in that voice alone (the same user throughout).
     """
-    voices = (*SPEAKERS, *espeak_speakers())
+    voices = (voice,) if voice else (*SPEAKERS, *espeak_speakers())
     if people:
         from tests.bench.recorded_speech import RECORDINGS, utterance
 
@@ -112,16 +124,16 @@ def clips(
         from tests.support.whisper import DEFAULT_DIR
 
         aligner = WhisperModel(str(DEFAULT_DIR), compute_type="int8")
-        for voice in SPEAKERS[:2]:
+        for said_by in voices if voice else SPEAKERS[:2]:
             for first, rest in UNFINISHED[held_out]:
-                head = cut_head(aligner, first, rest, voice)
+                head = cut_head(aligner, first, rest, said_by)
                 if head is not None:
-                    tail = spoken(rest, voice)
+                    tail = spoken(rest, said_by)
                     out.append(("hesitation", np.concatenate([head, silence(pause_s), tail])))
         return out
-    for voice in (PIPER, *espeak_speakers()[:1]):
+    for said_by in voices if voice else (PIPER, *espeak_speakers()[:1]):
         for first, rest in HESITATIONS:
-            head, tail = spoken(first, voice, lead_s=0.3), spoken(rest, voice)
+            head, tail = spoken(first, said_by, lead_s=0.3), spoken(rest, said_by)
             out.append(("hesitation", np.concatenate([head, silence(pause_s), tail])))
     return out
 
@@ -198,8 +210,9 @@ async def conversations(
     people: bool = False,
     pause_s: float = PAUSE_S,
     push_to_talk: bool = False,
+    voice: str | None = None,
 ) -> dict[str, Any]:
-    data = clips(held_out, people, pause_s)
+    data = clips(held_out, people, pause_s, voice)
     complete = [c for c in data if c[0] == "complete"]
     paused = [c for c in data if c[0] == "hesitation"]
     # Every third turn has a hesitation; each speaker starts at a different question.
@@ -221,6 +234,7 @@ async def conversations(
     hesitations = [r for r in rows if r["kind"] == "hesitation"]
     return {
         "speakers": speakers,
+        "voice": voice,
         "turns": len(rows),
         "voice_to_voice_ms": summary(v2v) if v2v else None,
         "complete_voice_to_voice_ms": summary(whole) if whole else None,
@@ -235,66 +249,6 @@ async def conversations(
         "unanswered": sum(r["voice_to_voice_ms"] is None for r in rows),
         "rows": rows,
     }
-
-
-def counters(url: str) -> dict[str, float]:
-    """The orchestrator's ``duplex_asr_speculations_total`` as ``"at/outcome": count``,
-    ``duplex_turn_ends_total`` as ``"ended by": count``, ``duplex_reply_holds_total``
-    as ``"first sound held/outcome": count`` and ``duplex_pitch_doubts_total`` as
-    ``"pitch doubted"``."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if family.name == "duplex_asr_speculations" and s.name.endswith("_total"):
-                out[f"{s.labels['at']}/{s.labels['outcome']}"] = s.value
-            elif family.name == "duplex_turn_ends" and s.name.endswith("_total"):
-                out[f"ended by {s.labels['by']}"] = s.value
-            elif family.name == "duplex_reply_holds" and s.name.endswith("_total"):
-                out[f"first sound held/{s.labels['outcome']}"] = s.value
-            elif family.name == "duplex_pitch_doubts" and s.name.endswith("_total"):
-                out["pitch doubted"] = s.value
-    return out
-
-
-def render(results: dict[str, Any]) -> str:
-    lines = ["Conversations (WebSocket, Piper, Whisper base; ms from the user's last word)", ""]
-    width = max([30, *(len(mode) for mode in results["modes"])])
-    head = f"{'end of turn, VAD':<{width}} {'spk':>3} {'turns':>5} {'v2v p50':>8} {'v2v p95':>8}"
-    lines.append(
-        head + f" {'asr p50':>8} {'ended p50':>9} {'premature':>9} {'heard':>5} {'continued':>9}"
-        f" {'no reply':>8}"
-    )
-    for mode, rows in results["modes"].items():
-        for row in rows:
-            v2v, asr = row["voice_to_voice_ms"] or {}, row["asr_ms"] or {}
-            ended = row.get("end_of_turn_ms") or {}
-            lines.append(
-                f"{mode:<{width}} {row['speakers']:>3} {row['turns']:>5} "
-                f"{v2v.get('p50', float('nan')):>8.0f} {v2v.get('p95', float('nan')):>8.0f} "
-                f"{asr.get('p50', float('nan')):>8.0f} {ended.get('p50', float('nan')):>9.0f} "
-                f"{row['premature']:>9} {row.get('heard_early', 0):>5} "
-                f"{row['continued']:>9} {row['unanswered']:>8}"
-            )
-    for mode, rows in results["modes"].items():
-        for row in rows:
-            counts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["counts"].items()) if v)
-            lines.append(f"{mode}, {row['speakers']} speakers: {counts}")
-            whole = row.get("complete_voice_to_voice_ms") or {}
-            lines.append(
-                f"  complete turns: v2v {whole.get('p50', float('nan')):.0f} / "
-                f"{whole.get('p95', float('nan')):.0f} ms, "
-                f"{row.get('complete_premature', 0)} premature"
-            )
-    for vad, barge in results["interruptions"].items():
-        lines += render_interruptions(vad, barge)
-    lines.append(
-        "targets: 1 speaker p50 < 450 ms, p95 < 700 ms, no premature hesitation, no reply "
-        "heard early; "
-        "4 speakers p50 < 700 ms; barge-in p95 < 100 ms"
-    )
-    return "\n".join(lines)
 
 
 def sounds_over_a_reply() -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -329,20 +283,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             try:
                 rows = []
-                for speakers in args.speakers:
-                    before = counters(orchestrator.url)
-                    row = await conversations(
-                        orchestrator.ws_url,
-                        speakers,
-                        args.rounds,
-                        args.held_out,
-                        args.people,
-                        args.hesitation_s,
-                        args.push_to_talk,
-                    )
-                    after = counters(orchestrator.url)
-                    row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
-                    rows.append(row)
+                for voice in args.voices or [None]:
+                    for speakers in args.speakers:
+                        before = counters(orchestrator.url)
+                        row = await conversations(
+                            orchestrator.ws_url,
+                            speakers,
+                            args.rounds,
+                            args.held_out,
+                            args.people,
+                            args.hesitation_s,
+                            args.push_to_talk,
+                            voice,
+                        )
+                        after = counters(orchestrator.url)
+                        row["counts"] = {k: after[k] - before.get(k, 0) for k in after}
+                        rows.append(row)
                 results["modes"][name] = rows
                 if mode == args.modes[0] and variant == args.variants[0]:
                     results["interruptions"][vad] = await interruptions(
@@ -405,8 +361,18 @@ def main() -> None:
         help="manual turns (start's turn_detection): each question ended by end_turn at its "
         "last sound, as a button let go; the end-of-turn judges are not asked",
     )
+    parser.add_argument(
+        "--voices",
+        nargs="+",
+        metavar="VOICE",
+        help="each of these voices a user of its own, every turn in it, one run per voice "
+        f"(e.g. {' '.join(SPEAKERS)} {' '.join(ESPEAK_SPEAKERS)}); default: the bench's "
+        "voices taking turns as one user",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "conversation.json")
     args = parser.parse_args()
+    if args.voices and args.people:
+        parser.error("--voices and --people: people's recordings have voices of their own")
     publish(asyncio.run(run(args)), args.out, render)
 
 
