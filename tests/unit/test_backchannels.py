@@ -48,6 +48,8 @@ from tests.unit.test_end_of_turn import (
         ("Okay, stop.", False),
         ("Yeah, but what about tomorrow?", False),
         ("Okay, thanks.", False),
+        ("Okay, 2.", False),  # a number in digits is words too: an answer
+        ("Yeah, 10 of them.", False),
         ("Yeah yeah yeah yeah", False),  # more than a listener's three words
         ("", False),
         ("[noise]", False),

@@ -90,6 +90,12 @@ from duplex_orchestrator.endpoint import is_statement, transcript_complete
         ("Is there anything to add?", True),
         ("So, um.", False),
         ("well,", False),
+        # A number Whisper writes in digits is the last word, not the word before it.
+        ("Book a table for 2.", True),
+        ("Wake me up at 7.", True),
+        ("Call me at 5:30.", True),
+        ("Set a timer for 10.", True),
+        ("Book a table for 2 at.", False),
         ("", False),
     ],
 )

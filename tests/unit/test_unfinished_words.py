@@ -34,6 +34,8 @@ LONG_PAUSE_FRAMES = 65  # 1.3 s
         ("Could you remind me?", True),
         ("What time does the museum?", True),
         ("I'd like to book a table for two.", False),
+        ("I'd like to book a table for 2.", False),  # a number in digits ends it too
+        ("Wake me up at 7.", False),
         ("What time is it?", False),
         ("10 of clubs", False),  # only its mark is missing: not this rule's
         ("Yeah, we had a long discussion", False),

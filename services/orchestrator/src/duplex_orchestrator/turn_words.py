@@ -195,7 +195,10 @@ _STRANDED = frozenset(["to", "for", "with", "about", "from", "of", "at", "into",
 _RELATIVE = frozenset(["who", "whom", "whose", "which"])
 _CLAUSE_BREAK = re.compile(r"[,;:]|[.?!]\s")
 _FINAL = re.compile(r"[.?!]['\")\]]*$")
-_WORDS = re.compile(r"[a-z']+")
+# A word is letters or digits: Whisper writes numbers as digits ("Book a table for 2.",
+# "Wake me up at 7."), and a number is the word a sentence ends on, not the
+# preposition before it.
+_WORDS = re.compile(r"[a-z0-9']+")
 
 
 def final_mark(text: str) -> str:

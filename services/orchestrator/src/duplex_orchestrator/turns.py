@@ -99,7 +99,9 @@ _BACKCHANNEL_PHRASES = frozenset(
     ["all right", "i see", "got it", "uh huh", "mm hmm", "that's right", "makes sense"]
 )
 _BACKCHANNEL_MOST_WORDS = 3
-_TOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*")
+# A word is letters or digits: "Okay, 2." answers something ("How many?"), and stops
+# the reply as any words but an acknowledgement do.
+_TOKEN = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 
 
 def is_backchannel(text: str) -> bool:
