@@ -74,7 +74,6 @@ HESITATIONS = [
     ("Could you remind me", "to water the plants tonight?"),
 ]
 PAUSE_S = 0.6
-TARGETS = {"1": ("p50", 450.0), "1p95": ("p95", 700.0), "4": ("p50", 700.0)}
 
 
 def spoken(text: str, voice: str = PIPER, lead_s: float = 0.0) -> np.ndarray:
