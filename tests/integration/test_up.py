@@ -44,7 +44,7 @@ class Up:
 
 
 @contextlib.contextmanager
-def duplex_up() -> Iterator[Up]:
+def duplex_up(*, ignore_sigint: bool = False) -> Iterator[Up]:
     """`duplex up` on free ports, once it says it is up; both ports closed after.
 
     The worker's metrics are off: with the default port, two stacks on one host (these
@@ -60,6 +60,10 @@ def duplex_up() -> Iterator[Up]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as `cmd &` in a script: bash starts it with SIGINT ignored
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if ignore_sigint
+        else None,
     )
     up = Up(proc, port, worker_port)
     try:
@@ -94,6 +98,21 @@ def test_duplex_up_serves_and_stops_both_processes_on_ctrl_c() -> None:
         assert len(convo.audio) > 48000  # over half a second of speech
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("how", "sent"),
+    [("kill, a process manager", signal.SIGTERM), ("a background job", signal.SIGINT)],
+)
+def test_duplex_up_stops_cleanly_on_a_signal_sent_to_it_alone(
+    how: str, sent: signal.Signals
+) -> None:
+    """`kill` or `docker stop` send SIGTERM to `duplex up` only: it used to stop its
+    children and then exit 1, a failure to `make run` and any supervisor. Started as a
+    background job by a non-interactive shell, it ignored SIGINT altogether."""
+    with duplex_up(ignore_sigint=how == "a background job") as up:
+        up.proc.send_signal(sent)
+        assert up.proc.wait(timeout=30) == 0, up.rest_of_output()
 
 
 def test_a_second_ctrl_c_while_stopping_kills_what_is_left_without_a_traceback() -> None:

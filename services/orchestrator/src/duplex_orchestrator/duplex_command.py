@@ -190,7 +190,11 @@ def _up(args: Any) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
+    # SIGTERM (`kill`, a process manager, `docker stop`) stops the stack as Ctrl-C does,
+    # and so does SIGINT when a non-interactive shell started it as a background job,
+    # which ignores SIGINT: Python then never turns it into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         url = f"http://127.0.0.1:{args.port}"
         deadline = time.monotonic() + 180
