@@ -57,6 +57,8 @@ def test_valid_messages(raw: str, expected: object) -> None:
         ('{"type": "fly"}', "unknown_type", "unknown message type 'fly'"),
         ('{"type": "start", "sample_rate": 11025}', "bad_sample_rate", "11025"),
         ('{"type": "say"}', "bad_message", "'text' must be a string"),
+        ('{"type": "say", "text": ""}', "bad_message", "nothing to say"),
+        ('{"type": "say", "text": " \\n\\u0000 "}', "bad_message", "nothing to say"),
         ('{"type": "say", "text": "' + "x" * 5000 + '"}', "too_large", "5000 characters"),
         ('{"type": "text", "text": "a", "final": "yes"}', "bad_message", "'final'"),
         ('{"type": "model", "model": ""}', "bad_message", "'model'"),

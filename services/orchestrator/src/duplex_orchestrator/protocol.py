@@ -164,7 +164,11 @@ def parse(raw: str | bytes) -> Message:
             raise ProtocolError("bad_message", "'final' must be true or false")
         return Text(_text(data), final)
     if kind == "say":
-        return Say(_text(data))
+        text = _text(data)
+        if not text.strip():
+            # an empty `say` used to be answered by a reply of one silent frame
+            raise ProtocolError("bad_message", "'text' is empty: there is nothing to say")
+        return Say(text)
     if kind == "model":
         return Model(_str(data, "model"))
     if kind == "interrupt":
