@@ -80,6 +80,10 @@ def duplex_up(*, ignore_sigint: bool = False) -> Iterator[Up]:
         yield up
     finally:
         if proc.poll() is None:
+            # a failed test: its children would outlive `duplex up` killed alone
+            for child in up.children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
             proc.kill()
     for _ in range(50):
         if not port_open(port) and not port_open(worker_port):
