@@ -47,8 +47,20 @@ def test_a_client_that_ran_dry_starts_again_after_a_cushion() -> None:
 def test_after_a_flush_nothing_is_held() -> None:
     playout = Playout()
     playout.sent(b"a", 0.0)
+    assert playout.playing(0.0)
     assert playout.unplayed(0.0) == [b"a"]
     assert playout.unplayed(0.0) == []
+    assert not playout.playing(0.0)
+
+
+def test_the_client_plays_until_its_last_frame_ends() -> None:
+    playout = Playout()
+    assert not playout.playing(0.0)  # nothing sent
+    for frame in frames(3):
+        playout.sent(frame, 0.0)
+    last_ends = CUSHION_S + 3 * FRAME_S
+    assert playout.playing(last_ends - 0.001)
+    assert not playout.playing(last_ends + 0.001)
 
 
 async def test_a_resumed_reply_skips_no_frame_the_client_dropped() -> None:

@@ -28,7 +28,7 @@ from duplex_orchestrator.events import (
     VadState,
 )
 from duplex_orchestrator.llm import EchoBridge, LLMError
-from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, Start
+from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, Start, Text
 from duplex_orchestrator.session import Services, VoiceSession
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
@@ -193,6 +193,64 @@ async def test_a_reply_stopped_mid_stream_ends_its_llm_stream_with_it() -> None:
     assert (await io.wait_for(TtsEnd))[0].interrupted
     assert len(llm.streams) == 1
     assert llm.ended == 1
+    await session.close()
+
+
+@pytest.mark.parametrize("second", ["say", "text"])
+async def test_a_new_reply_stops_the_one_sounding_and_flushes_the_client(second: str) -> None:
+    """A `say` or text stream over a reply replaces it: the client used to be left to
+    play what it held of the old reply (the worker's lead and its own cushion) before
+    the new one, as if it had not been stopped."""
+    worker = FakeWorker(frames_per_chunk=500, frame_s=0.004)
+    session, io, _ = await started(worker)
+    await session.handle(Say("A very long reply."))
+    await io.wait_for(TtsStart)
+    if second == "say":
+        await session.handle(Say("Instead."))
+    else:
+        await session.handle(Text("Instead.", final=True))
+    ends = await io.wait_for(TtsEnd, 2)
+    assert ends[0].interrupted
+    assert ends[0].frames < 500
+    assert not ends[1].interrupted
+    assert io.flushes == 1
+    kinds = [type(e).__name__ for e in io.events]
+    stop = kinds.index("BargeIn")
+    assert (io.of(BargeIn)[0].action, io.of(BargeIn)[0].flush) == ("stop", True)
+    assert kinds.index("TtsEnd") < stop < len(kinds) - 1 - kinds[::-1].index("TtsStart")
+    await session.close()
+
+
+async def test_a_say_after_an_interrupt_does_not_flush_again() -> None:
+    worker = FakeWorker(frames_per_chunk=500, frame_s=0.004)
+    session, io, _ = await started(worker)
+    await session.handle(Say("A very long reply."))
+    await io.wait_for(TtsStart)
+    await session.handle(Interrupt())
+    await session.handle(Say("Instead."))
+    await io.wait_for(TtsEnd, 2)
+    assert io.flushes == 1
+    assert [(b.action, b.flush) for b in io.of(BargeIn)] == [("stop", True)]
+    await session.close()
+
+
+async def test_a_new_reply_over_a_paused_one_does_not_flush_again() -> None:
+    """Paused by speech, the client already dropped what it held: no second flush, and
+    no `stop` event for a reply the client no longer hears."""
+    worker = FakeWorker(frames_per_chunk=500, frame_s=0.004)
+    session, io, ears = await started(worker)
+    await session.handle(Say("A very long reply."))
+    await io.wait_for(TtsStart)
+    ears.words = ""  # a cough, heard as no words
+    await speak_over(session)
+    await io.wait_for(BargeIn)
+    await session.handle(Say("Instead."))
+    await say_aloud(session, 0.0)  # the cough ends
+    await io.wait_for(TtsEnd, 2)
+    assert io.flushes == 1
+    # the onset's pause; the new reply waiting, unheard, while the user speaks; a cough
+    actions = [(b.action, b.flush) for b in io.of(BargeIn)]
+    assert actions == [("pause", True), ("pause", False), ("resume", None)]
     await session.close()
 
 

@@ -42,6 +42,10 @@ class Playout:
         self._playhead += FRAME_S
         self._ends.append((self._playhead, frame))
 
+    def playing(self, now: float) -> bool:
+        """Whether the client may still be playing a frame at ``now`` (none since a flush)."""
+        return bool(self._ends) and self._ends[-1][0] > now
+
     def unplayed(self, now: float) -> list[bytes]:
         """The frames whose play had not ended at ``now``, in order; the client drops
         them at a flush. Forgets everything: after a flush the client starts dry."""

@@ -74,6 +74,12 @@ class Replies:
     ) -> None:
         """Speak ``deltas`` (stopping the reply before): ``source`` "voice" (a turn's
         answer, kept in the history), "say" or "text"."""
+        replaced = self.current
+        if source != "voice" and replaced is not None and replaced.still_playing():
+            # The client replaces a reply it is still hearing: as at an interrupt, it
+            # drops what it holds of it (nothing after a pause, which dropped it then).
+            await self.stop()
+            await self._flush_client(replaced)
         await self.stop()
         self._turn += 1
         self._turns.reply_started()
@@ -105,10 +111,15 @@ class Replies:
 
     async def interrupt(self) -> None:
         """Stop the reply under way and tell the client to drop what it holds of it."""
-        if self.going_on:
+        if self.current is not None and self.going_on:
             await self.stop()
-            await self._io.flush_audio()
-            await self._io.event(BargeIn("stop", flush=True))
+            await self._flush_client(self.current)
+
+    async def _flush_client(self, reply: Reply) -> None:
+        """Tell the client to drop what it holds of ``reply``, now stopped."""
+        reply.flushed()
+        await self._io.flush_audio()
+        await self._io.event(BargeIn("stop", flush=True))
 
     async def _run(
         self, reply: Reply, text: ReplayableText, source: str, speech_ended_at: float | None

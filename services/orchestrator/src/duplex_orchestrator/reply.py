@@ -137,6 +137,14 @@ class Reply:
         self._unpaused.clear()
         await self._control(PAUSE)
 
+    def still_playing(self) -> bool:
+        """The client may still be playing some of it (nothing since a pause or a flush)."""
+        return self._playout.playing(self._clock())
+
+    def flushed(self) -> None:
+        """The client was told to drop what it holds of it."""
+        self._playout.unplayed(self._clock())
+
     async def resume(self) -> None:
         self.paused = False
         self._unpaused.set()
