@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from duplex_orchestrator.endpoint import EndOfTurnMode
 from duplex_orchestrator.vad import VadKind
 from duplex_orchestrator.whisper_decoding import REPETITION_PENALTY
+from duplex_protocol.config_errors import describe
 
 
 class ConfigError(Exception):
-    """Invalid configuration: one line naming the field."""
+    """Invalid configuration: one line naming each field wrong, for a person to fix."""
 
 
 class OrchestratorConfig(BaseModel):
@@ -320,7 +321,4 @@ def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> Orches
     try:
         return OrchestratorConfig.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{field + ': ' if field else ''}{message}") from None
+        raise ConfigError(describe(exc.errors())) from None

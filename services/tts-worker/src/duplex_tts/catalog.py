@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from duplex_protocol.config_errors import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -90,8 +92,5 @@ def load_catalog(root: Path, families: set[str] | None = None) -> Catalog:
 
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'metadata'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        return describe(exc.errors(), root="metadata")
     return str(exc).replace("\n", " ")

@@ -10,12 +10,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from duplex_protocol.config_errors import describe
 from duplex_protocol.cores import usable_cores
 from duplex_tts.adapters.base import default_cache_dir
 
 
 class ConfigError(Exception):
-    """Invalid configuration: one line naming the field, for a person to fix."""
+    """Invalid configuration: one line naming each field wrong, for a person to fix."""
 
 
 class WorkerConfig(BaseModel):
@@ -107,14 +108,7 @@ def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> Worker
     try:
         return WorkerConfig.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        got = (
-            f" (got {err['input']!r})"
-            if "input" in err and not isinstance(err["input"], dict)
-            else ""
-        )
-        raise ConfigError(f"{field}: {err['msg']}{got}") from None
+        raise ConfigError(describe(exc.errors())) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""One line for a person to act on, from every problem a settings model found.
+
+pydantic lists each invalid field; a service that showed only the first made a
+person fix a config file one error per start. The value given is shown, except
+for a field that holds a secret (an API key, a credential), which is never
+echoed to a terminal or a log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_SECRET = re.compile(r"key|secret|credential|token|password", re.IGNORECASE)
+
+
+def describe(errors: Sequence[Mapping[str, Any]], root: str = "config") -> str:
+    """``field: message (got value); …`` for pydantic's ``ValidationError.errors()``;
+    ``root`` names a problem of the whole (no field)."""
+    parts = []
+    for err in errors:
+        field = ".".join(str(p) for p in err["loc"]) or root
+        message = str(err["msg"]).removeprefix("Value error, ")
+        given = err.get("input")
+        shown = "input" in err and not isinstance(given, dict) and not _SECRET.search(field)
+        parts.append(f"{field}: {message}" + (f" (got {given!r})" if shown else ""))
+    return "; ".join(parts)
+
+
+__all__ = ["describe"]
