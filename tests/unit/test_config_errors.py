@@ -41,6 +41,20 @@ def test_each_error_is_named_and_secrets_are_not_shown(
     assert describe(errors) == line
 
 
+def test_a_long_value_is_cut_short() -> None:
+    line = describe([{"loc": ("adapters",), "msg": "bad", "input": ["piper"] * 40}])
+    shown = line.removeprefix("adapters: bad (got ").removesuffix(")")
+    assert shown.startswith("['piper', 'piper',")
+    assert shown.endswith("…")
+    assert len(shown) == 80
+
+
+def test_a_voicepack_problem_shows_no_value() -> None:
+    """A voicepack's fields are logged as they are: a source URL may carry a token."""
+    errors = [{"loc": ("source", "uri"), "msg": "bad", "input": "s3://b/m?X-Amz-Signature=x"}]
+    assert describe(errors, root="metadata", show_input=False) == "source.uri: bad"
+
+
 def test_the_orchestrator_names_every_invalid_setting_at_once(tmp_path: Path) -> None:
     """It used to name only the first: a config file fixed one error per start."""
     path = tmp_path / "o.yaml"

@@ -13,19 +13,33 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 _SECRET = re.compile(r"key|secret|credential|token|password", re.IGNORECASE)
+_SHOWN_CHARS = 80
 
 
-def describe(errors: Sequence[Mapping[str, Any]], root: str = "config") -> str:
+def describe(
+    errors: Sequence[Mapping[str, Any]], root: str = "config", show_input: bool = True
+) -> str:
     """``field: message (got value); …`` for pydantic's ``ValidationError.errors()``;
-    ``root`` names a problem of the whole (no field)."""
+    ``root`` names a problem of the whole (no field). ``show_input=False``: no value
+    at all (files whose fields may carry a URL's token, logged as they are)."""
     parts = []
     for err in errors:
         field = ".".join(str(p) for p in err["loc"]) or root
         message = str(err["msg"]).removeprefix("Value error, ")
         given = err.get("input")
-        shown = "input" in err and not isinstance(given, dict) and not _SECRET.search(field)
-        parts.append(f"{field}: {message}" + (f" (got {given!r})" if shown else ""))
+        shown = (
+            show_input
+            and "input" in err
+            and not isinstance(given, dict)
+            and not _SECRET.search(field)
+        )
+        parts.append(f"{field}: {message}" + (f" (got {_short(given)})" if shown else ""))
     return "; ".join(parts)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
 
 __all__ = ["describe"]

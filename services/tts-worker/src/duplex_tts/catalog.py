@@ -92,5 +92,5 @@ def load_catalog(root: Path, families: set[str] | None = None) -> Catalog:
 
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return describe(exc.errors(), root="metadata")
+        return describe(exc.errors(), root="metadata", show_input=False)
     return str(exc).replace("\n", " ")
