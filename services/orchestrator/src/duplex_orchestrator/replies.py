@@ -74,13 +74,12 @@ class Replies:
     ) -> None:
         """Speak ``deltas`` (stopping the reply before): ``source`` "voice" (a turn's
         answer, kept in the history), "say" or "text"."""
-        replaced = self.current
-        if source != "voice" and replaced is not None and replaced.still_playing():
-            # The client replaces a reply it is still hearing: as at an interrupt, it
-            # drops what it holds of it (nothing after a pause, which dropped it then).
-            await self.stop()
-            await self._flush_client(replaced)
+        # The client replacing a reply it is still hearing: as at an interrupt, it drops
+        # what it holds of it (nothing after a pause, which dropped it then).
+        heard = self.current if source != "voice" else None
         await self.stop()
+        if heard is not None and heard.still_playing():
+            await self._flush_client(heard)
         self._turn += 1
         self._turns.reply_started()
         reply = Reply(
