@@ -1,4 +1,4 @@
-"""``duplex talk``'s client: which WAVs it reads, and when a reply may still come."""
+"""``duplex talk``'s client: which audio files it reads, and when a reply may still come."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 
-from duplex_orchestrator.client import Conversation, read_wav_16k
+from duplex_orchestrator.client import Conversation, read_audio_16k
 
 
 def _wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1, width: int = 2) -> Path:
@@ -24,34 +25,73 @@ def _wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1, width: i
 def test_a_stereo_48k_wav_is_mixed_down_and_resampled(tmp_path: Path) -> None:
     left = np.full(4800, 1000, np.int16)
     stereo = np.stack([left, left * 3], axis=1).reshape(-1)
-    audio = read_wav_16k(_wav(tmp_path / "s.wav", stereo, 48_000, channels=2))
+    audio = read_audio_16k(_wav(tmp_path / "s.wav", stereo, 48_000, channels=2))
     assert audio.dtype == np.int16
     assert abs(audio.size - 1600) <= 2
     assert abs(int(np.median(audio)) - 2000) <= 20
 
 
+def _tone(rate: int, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return 0.5 * np.sin(2 * np.pi * 440 * t)
+
+
+def _encoded(path: Path, tone: np.ndarray, rate: int, codec: str, layout: str) -> Path:
+    """The tone written by FFmpeg itself, as an editor would save it."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        channels = 2 if layout == "stereo" else 1
+        planes = np.repeat(tone[None, :], channels, axis=0).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(planes, format="fltp", layout=layout)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "rate", "layout"),
+    [
+        ("float.wav", "pcm_f32le", 44_100, "mono"),  # Audacity's default export
+        ("deep.wav", "pcm_s24le", 48_000, "stereo"),
+        ("voice.flac", "flac", 22_050, "mono"),
+    ],
+)
+def test_float_24_bit_and_compressed_audio_is_read(
+    tmp_path: Path, name: str, codec: str, rate: int, layout: str
+) -> None:
+    audio = read_audio_16k(_encoded(tmp_path / name, _tone(rate), rate, codec, layout))
+    assert audio.dtype == np.int16
+    assert abs(audio.size - 8000) <= 400
+    peak = np.abs(audio[1000:-1000].astype(np.int32)).max()
+    assert abs(peak - 16384) < 1000, peak
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (b"RIFF1234WAVEjunk", "not a PCM16 WAV file"),
-        (b"", "not a PCM16 WAV file"),
-        (b"ID3\x03\x00 an mp3", "not a PCM16 WAV file"),
+        (b"RIFF1234WAVEjunk", "not an audio file FFmpeg can read"),
+        (b"", "not an audio file FFmpeg can read"),
+        (b"ID3\x03\x00 an mp3", "not an audio file FFmpeg can read"),
+        (b"just some words, not audio at all\n" * 40, "not an audio file FFmpeg can read"),
     ],
 )
-def test_a_file_that_is_not_a_wav_is_a_clear_error(
+def test_a_file_that_is_not_audio_is_a_clear_error(
     tmp_path: Path, content: bytes, problem: str
 ) -> None:
     path = tmp_path / "bad.wav"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=problem):
-        read_wav_16k(path)
+        read_audio_16k(path)
 
 
-def test_an_empty_or_24_bit_wav_is_a_clear_error(tmp_path: Path) -> None:
+def test_an_empty_wav_is_a_clear_error_and_a_missing_file_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no audio"):
-        read_wav_16k(_wav(tmp_path / "e.wav", np.zeros(0, np.int16), 16_000))
-    with pytest.raises(ValueError, match="need 16-bit PCM, got 24-bit"):
-        read_wav_16k(_wav(tmp_path / "w.wav", np.zeros(30, np.uint8), 16_000, width=3))
+        read_audio_16k(_wav(tmp_path / "e.wav", np.zeros(0, np.int16), 16_000))
+    with pytest.raises(OSError, match="No such file"):
+        read_audio_16k(tmp_path / "missing.wav")
 
 
 def _convo(*events: dict[str, Any]) -> Conversation:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 import numpy as np
-import soxr
 
 from duplex_orchestrator.protocol import frame_bytes
 
@@ -76,26 +76,27 @@ class Conversation:
             out.writeframes(bytes(self.audio))
 
 
-def read_wav_16k(path: Path) -> np.ndarray:
-    """A PCM16 WAV (channels mixed down), resampled to 16 kHz int16. ``ValueError``
-    says what is wrong with a file that is not one."""
+def read_audio_16k(path: Path) -> np.ndarray:
+    """An audio file FFmpeg reads (WAV of any sample format, FLAC, MP3, Ogg, ...), its
+    first audio stream mixed down to mono and resampled to 16 kHz int16 by PyAV.
+    ``ValueError`` says what is wrong with a file that is not one."""
+    # PyAV (FFmpeg) comes with faster-whisper and aiortc: no WAV subset of our own.
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE_IN)
+    chunks: list[np.ndarray] = []
     try:
-        with wave.open(str(path), "rb") as src:
-            if src.getsampwidth() != 2:
-                raise ValueError(f"{path}: need 16-bit PCM, got {8 * src.getsampwidth()}-bit")
-            data = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2")
-            channels, rate = src.getnchannels(), src.getframerate()
-    except (wave.Error, EOFError) as exc:  # not RIFF/WAVE, a float WAV, cut short
-        raise ValueError(f"{path}: not a PCM16 WAV file ({exc or 'truncated'})") from exc
-    if channels > 1:
-        data = data[: data.size - data.size % channels]
-        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError(f"{path}: holds no audio stream")
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    except av.error.FileNotFoundError:
+        raise
+    except av.error.FFmpegError as exc:  # not audio at all, cut short, an unknown codec
+        raise ValueError(f"{path}: not an audio file FFmpeg can read ({exc.strerror})") from exc
+    data = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
     if data.size == 0:
-        raise ValueError(f"{path}: the WAV holds no audio")
-    if rate != RATE_IN:
-        data = np.clip(soxr.resample(data.astype(np.float32), rate, RATE_IN), -32768, 32767).astype(
-            np.int16
-        )
+        raise ValueError(f"{path}: the file holds no audio")
     return data
 
 

@@ -54,7 +54,7 @@ def duplex_parser() -> argparse.ArgumentParser:
                 "--wav",
                 type=Path,
                 required=True,
-                help="PCM16 WAV, any rate (channels are mixed down)",
+                help="audio file FFmpeg reads: WAV (any sample format), FLAC, MP3, Ogg; any rate, channels mixed down",
             )
             s.add_argument(
                 "--push-to-talk",
@@ -104,7 +104,7 @@ async def _client(args: Any) -> int:
             convo = await client.talk(
                 args.url,
                 args.key,
-                client.read_wav_16k(args.wav),
+                client.read_audio_16k(args.wav),
                 args.model,
                 timeout_s=args.timeout,
                 push_to_talk=args.push_to_talk,
