@@ -40,6 +40,7 @@ def _encoded(path: Path, tone: np.ndarray, rate: int, codec: str, layout: str) -
     """The tone written by FFmpeg itself, as an editor would save it."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)
         channels = 2 if layout == "stereo" else 1
         planes = np.repeat(tone[None, :], channels, axis=0).astype(np.float32)
         frame = av.AudioFrame.from_ndarray(planes, format="fltp", layout=layout)

@@ -54,12 +54,13 @@ def duplex_parser() -> argparse.ArgumentParser:
                 "--wav",
                 type=Path,
                 required=True,
-                help="audio file FFmpeg reads: WAV (any sample format), FLAC, MP3, Ogg; any rate, channels mixed down",
+                help="audio file FFmpeg reads: WAV (any sample format), FLAC, MP3, Ogg; "
+                "any rate, channels mixed down",
             )
             s.add_argument(
                 "--push-to-talk",
                 action="store_true",
-                help="manual turns: the WAV is one turn, ended by end_turn with no more audio, "
+                help="manual turns: the recording is one turn, ended by end_turn with no more audio, "
                 "as a button let go (default: silence after it, as an open microphone)",
             )
         s.add_argument("--model", default="", help="voice to answer with (default: the server's)")
