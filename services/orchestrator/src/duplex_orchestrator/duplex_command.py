@@ -60,7 +60,7 @@ def duplex_parser() -> argparse.ArgumentParser:
             s.add_argument(
                 "--push-to-talk",
                 action="store_true",
-                help="manual turns: the recording is one turn, ended by end_turn with no more audio "
+                help="manual turns: the recording is one turn, ended by end_turn, no audio after "
                 "(a button let go; default: silence after it, as an open microphone)",
             )
         s.add_argument("--model", default="", help="voice to answer with (default: the server's)")
