@@ -225,6 +225,37 @@ async def test_a_new_reply_stops_the_one_sounding_and_flushes_the_client(second:
     await session.close()
 
 
+async def test_a_text_stream_starts_its_reply_at_its_first_words() -> None:
+    """Blank deltas (an LLM's first chunk is often empty) start no reply and stop none;
+    a stream that ends blank is an error, as an empty `say` is: it used to be answered
+    by a reply of one silent frame."""
+    worker = FakeWorker(frames_per_chunk=500, frame_s=0.004)
+    session, io, _ = await started(worker)
+    await session.handle(Say("A very long reply."))
+    await io.wait_for(TtsStart)
+    await session.handle(Text("", final=False))
+    await session.handle(Text("  ", final=False))
+    await asyncio.sleep(0.05)
+    assert (len(io.of(TtsStart)), io.of(TtsEnd), io.flushes) == (1, [], 0)
+    await session.handle(Text("Instead.", final=True))
+    ends = await io.wait_for(TtsEnd, 2)
+    assert ends[0].interrupted and not ends[1].interrupted
+    assert "".join(e.text for e in io.of(ReplyText) if e.turn == ends[1].turn).strip() == (
+        "Instead."
+    )
+    with pytest.raises(ProtocolError, match="ended empty") as empty:
+        await session.handle(Text("", final=True))
+    assert empty.value.code == "bad_message"
+    with pytest.raises(ProtocolError, match="ended empty"):
+        await session.handle(Text(" ", final=False))
+        await session.handle(Text("\n", final=True))
+    await asyncio.sleep(0.05)
+    assert len(io.of(TtsStart)) == 2  # neither blank stream was spoken
+    await session.handle(Text("Again.", final=True))  # the next stream is spoken
+    assert len(await io.wait_for(TtsEnd, 3)) == 3
+    await session.close()
+
+
 async def test_a_new_reply_over_a_paused_one_does_not_flush_again() -> None:
     """Paused by speech, the client already dropped what it held: no second flush, and
     no `stop` event for a reply the client no longer hears."""

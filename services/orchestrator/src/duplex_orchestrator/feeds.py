@@ -62,6 +62,8 @@ class ClientText:
         self._chars = 0
         self._max = max_chars
         self.closed = False
+        self.has_words = False
+        """Some text that is not blank came: something to say."""
 
     def push(self, text: str, final: bool) -> None:
         if self.closed:
@@ -76,6 +78,7 @@ class ClientText:
             )
         if text:
             self._queue.put_nowait(text)
+            self.has_words = self.has_words or not text.isspace()
         if final:
             self.closed = True
             self._queue.put_nowait(None)

@@ -46,6 +46,8 @@ class Replies:
         self.current: Reply | None = None
         self._task: asyncio.Task[None] | None = None
         self._client_text: ClientText | None = None
+        self._client_text_started = False
+        """The client's text stream has started its reply (it had words)."""
         self.history: list[dict[str, str]] = []
         """The conversation so far, as the LLM is given it: the user's turns and the
         replies' text."""
@@ -57,17 +59,27 @@ class Replies:
         return self.current is not None and not self.current.finished
 
     async def stream_text(self, message: Text) -> None:
-        """Text from the client: the first part starts a reply, the rest feed it."""
+        """Text from the client: the first part with words starts a reply, the rest
+        feed it. Blank parts before it (an LLM's first chunk is often empty) start
+        nothing and stop nothing; a stream that ends blank is an error, as an empty
+        ``say`` is, rather than a reply of one silent frame."""
         if self._client_text is None or self._client_text.closed:
             self._client_text = ClientText(MAX_REPLY_CHARS)
-            # One message holds at most MAX_TEXT_CHARS: the first cannot be too long.
-            self._client_text.push(message.text, message.final)
-            await self.start(self._client_text.deltas(), source="text")
-            return
+            self._client_text_started = False
+        stream = self._client_text
         try:
-            self._client_text.push(message.text, message.final)
+            stream.push(message.text, message.final)
         except TextTooLong as exc:
             raise ProtocolError("too_large", str(exc)) from None
+        if self._client_text_started:
+            return
+        if stream.has_words:
+            self._client_text_started = True
+            await self.start(stream.deltas(), source="text")
+        elif message.final:
+            raise ProtocolError(
+                "bad_message", "the text stream ended empty: there is nothing to say"
+            )
 
     async def start(
         self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None
