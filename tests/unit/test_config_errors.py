@@ -69,6 +69,24 @@ def test_the_orchestrator_names_every_invalid_setting_at_once(tmp_path: Path) ->
     assert "\n" not in message
 
 
+def test_settings_out_of_order_are_all_named_with_the_defaults_they_meet() -> None:
+    """A pause of 2 s is longer than the default silence and both doubts: the check
+    used to stop at the first, and to show that default as "None"."""
+    with pytest.raises(OrchestratorConfigError) as err:
+        build_config({"end_of_turn_pause_ms": 2000, "ice_servers": "stun.example.org"})
+    message = str(err.value)
+    assert "end_of_turn_pause_ms (2000) must be shorter than vad_end_ms (1000, the default)" in (
+        message
+    )
+    assert "end_of_turn_doubt_ms (500) must be longer than end_of_turn_pause_ms" in message
+    assert "end_of_turn_statement_doubt_ms (700) must be longer than" in message
+    assert "api_key: set --api-key" in message  # not in dev mode
+    assert "ice_servers: 'stun.example.org' must start with stun:" in message
+    assert "None" not in message
+    with pytest.raises(OrchestratorConfigError, match=r"vad_end_ms \(900\), the silence"):
+        build_config({"dev": True, "end_of_turn_pause_ms": 950, "vad_end_ms": 900})
+
+
 def test_the_worker_names_every_invalid_setting_at_once(tmp_path: Path) -> None:
     path = tmp_path / "w.yaml"
     path.write_text("port: 70000\nresident_cap: lots\n")

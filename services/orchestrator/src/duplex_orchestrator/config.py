@@ -229,71 +229,88 @@ class OrchestratorConfig(BaseModel):
                     f"api_key_file: cannot read {self.api_key_file}: {exc.strerror}"
                 ) from None
             object.__setattr__(self, "api_key", key)
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert: HTTPS needs both --tls-cert and --tls-key")
-        judged = self.end_of_turn != "silence"
-        if judged and self.end_of_turn_pause_ms >= self.turn_silence_ms(judged=True):
-            raise ValueError(
+        # Every problem at once: a person fixing a config should not meet them one a start.
+        problems = [*self._timing_problems(), *self._service_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _timing_problems(self) -> list[str]:
+        """The end-of-turn silences out of their order: speculation, pause, doubts, end."""
+        if self.end_of_turn == "silence":
+            return []
+        problems = []
+        end_ms = self.turn_silence_ms(judged=True)
+        if self.end_of_turn_pause_ms >= end_ms:
+            given = "" if self.vad_end_ms is not None else ", the default"
+            problems.append(
                 f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}) must be shorter than "
-                f"vad_end_ms ({self.vad_end_ms}), the silence that ends any turn"
+                f"vad_end_ms ({end_ms}{given}), the silence that ends any turn"
             )
         for name in ("end_of_turn_doubt_ms", "end_of_turn_statement_doubt_ms"):
-            if judged and getattr(self, name) <= self.end_of_turn_pause_ms:
-                raise ValueError(
+            if getattr(self, name) <= self.end_of_turn_pause_ms:
+                problems.append(
                     f"{name} ({getattr(self, name)}) must be longer than end_of_turn_pause_ms "
                     f"({self.end_of_turn_pause_ms}), where the judges are asked"
                 )
-        if judged and self.speculate_ms >= self.end_of_turn_pause_ms:
-            raise ValueError(
-                f"speculate_ms ({self.speculate_ms}) must be shorter than "
-                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), or 0"
-            )
-        if judged and self.speculate_busy_ms >= self.end_of_turn_pause_ms:
-            raise ValueError(
-                f"speculate_busy_ms ({self.speculate_busy_ms}) must be shorter than "
-                f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), or 0"
-            )
+        for name in ("speculate_ms", "speculate_busy_ms"):
+            if getattr(self, name) >= self.end_of_turn_pause_ms:
+                problems.append(
+                    f"{name} ({getattr(self, name)}) must be shorter than "
+                    f"end_of_turn_pause_ms ({self.end_of_turn_pause_ms}), or 0"
+                )
+        return problems
+
+    def _service_problems(self) -> list[str]:
+        """TLS, the LLM, the ASR model, LiveKit, the API key, WebRTC and the registry."""
+        problems = []
+        if (self.tls_cert is None) != (self.tls_key is None):
+            problems.append("tls_cert: HTTPS needs both --tls-cert and --tls-key")
         if self.llm == "openai" and not self.llm_url:
-            raise ValueError("llm_url: required when llm is 'openai'")
+            problems.append("llm_url: required when llm is 'openai'")
         if self.llm_url and not self.llm_url.startswith(("http://", "https://")):
-            raise ValueError(
+            problems.append(
                 f"llm_url: {self.llm_url!r} must be an http:// or https:// base URL, "
                 "e.g. http://127.0.0.1:8000/v1"
             )
         if self.asr_model_dir is not None and not (self.asr_model_dir / "model.bin").is_file():
-            raise ValueError(
+            problems.append(
                 f"asr_model_dir: {self.asr_model_dir} holds no model.bin: give a folder of a "
                 "CTranslate2 Whisper model, as faster-whisper loads (model.bin, config.json, "
                 "tokenizer.json, vocabulary)"
             )
         if self.transport == "livekit":
-            for name in ("livekit_url", "livekit_api_key", "livekit_api_secret"):
-                if not getattr(self, name):
-                    raise ValueError(
-                        f"--transport livekit needs env {name.upper()} "
-                        "(the LiveKit server's URL, API key and secret)"
-                    )
-            if not self.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
-                raise ValueError(
+            missing = [
+                name.upper()
+                for name in ("livekit_url", "livekit_api_key", "livekit_api_secret")
+                if not getattr(self, name)
+            ]
+            if missing:
+                problems.append(
+                    f"--transport livekit needs env {', '.join(missing)} "
+                    "(the LiveKit server's URL, API key and secret)"
+                )
+            elif not self.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
+                problems.append(
                     f"livekit_url: {self.livekit_url!r} must start with wss:// (or ws://, https://)"
                 )
         elif not self.dev and not self.api_key:
-            raise ValueError(
+            problems.append(
                 "api_key: set --api-key or DUPLEX_API_KEY (or --dev for local development)"
             )
-        for url in self.ice_servers:
-            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
-                raise ValueError(
-                    f"ice_servers: {url!r} must start with stun:, stuns:, turn: or turns:"
-                )
+        problems += [
+            f"ice_servers: {url!r} must start with stun:, stuns:, turn: or turns:"
+            for url in self.ice_servers
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:"))
+        ]
         for net in [*self.rtc_hosts, *self.rtc_peer_networks]:
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                raise ValueError(f"rtc: {net!r} is not an IP address or network") from None
+                problems.append(f"rtc: {net!r} is not an IP address or network")
         if self.registry == "static" and not self.workers:
-            raise ValueError("workers: the static registry needs at least one --worker host:port")
-        return self
+            problems.append("workers: the static registry needs at least one --worker host:port")
+        return problems
 
 
 def build_config(flags: dict[str, Any], yaml_path: Path | None = None) -> OrchestratorConfig:
