@@ -88,11 +88,15 @@ def test_a_file_that_is_not_audio_is_a_clear_error(
         read_audio_16k(path)
 
 
-def test_an_empty_wav_is_a_clear_error_and_a_missing_file_an_os_error(tmp_path: Path) -> None:
+def test_an_empty_wav_is_a_clear_error_and_a_missing_file_or_folder_an_os_error(
+    tmp_path: Path,
+) -> None:
     with pytest.raises(ValueError, match="holds no audio"):
         read_audio_16k(_wav(tmp_path / "e.wav", np.zeros(0, np.int16), 16_000))
     with pytest.raises(OSError, match="No such file"):
         read_audio_16k(tmp_path / "missing.wav")
+    with pytest.raises(OSError, match="Is a directory"):
+        read_audio_16k(tmp_path)
 
 
 def _convo(*events: dict[str, Any]) -> Conversation:

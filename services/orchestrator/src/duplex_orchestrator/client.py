@@ -90,7 +90,7 @@ def read_audio_16k(path: Path) -> np.ndarray:
             for frame in container.decode(container.streams.audio[0]):
                 chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    except av.error.FileNotFoundError:
+    except OSError:  # missing, a folder, not readable: said as the OS says it
         raise
     except av.error.FFmpegError as exc:  # not audio at all, cut short, an unknown codec
         raise ValueError(f"{path}: not an audio file FFmpeg can read ({exc.strerror})") from exc

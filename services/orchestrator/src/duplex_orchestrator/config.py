@@ -229,7 +229,7 @@ class OrchestratorConfig(BaseModel):
                     f"api_key_file: cannot read {self.api_key_file}: {exc.strerror}"
                 ) from None
             object.__setattr__(self, "api_key", key)
-        # Every problem at once: a person fixing a config should not meet them one a start.
+        # Every problem at once: a person fixing a config should not meet them one per start.
         problems = [*self._timing_problems(), *self._service_problems()]
         if problems:
             raise ValueError("; ".join(problems))
