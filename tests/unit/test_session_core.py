@@ -43,6 +43,21 @@ class BrokenLLM:
         raise LLMError("the LLM endpoint answered 500")
 
 
+class WordlessLLM:
+    """Answers with blank deltas only, as a model whose tokens all went to reasoning;
+    counts the streams closed."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        try:
+            yield ""
+            yield " \n"
+        finally:
+            self.closed += 1
+
+
 class EndlessLLM:
     """Streams a reply a word at a time for as long as it is read, keeping each stream
     (so only the session can end one: collecting it would end it too) and counting
@@ -272,6 +287,22 @@ async def test_a_new_reply_over_a_paused_one_does_not_flush_again() -> None:
     # the onset's pause; the new reply waiting, unheard, while the user speaks; a cough
     actions = [(b.action, b.flush) for b in io.of(BargeIn)]
     assert actions == [("pause", True), ("pause", False), ("resume", None)]
+    await session.close()
+
+
+async def test_an_llm_that_answers_no_text_is_an_llm_error_and_the_session_goes_on() -> None:
+    """It used to be a reply of silence: the client heard nothing and was told nothing."""
+    llm = WordlessLLM()
+    session, io, _ = await started(llm=llm)
+    await say_aloud(session)
+    error = (await io.wait_for(Error))[0]
+    assert (error.code, error.message) == (
+        "llm_failed",
+        "the LLM answered with no text: nothing to say",
+    )
+    assert llm.closed == 1
+    await session.handle(Say("Still speaking."))
+    assert not (await io.wait_for(TtsEnd, 2))[-1].interrupted
     await session.close()
 
 

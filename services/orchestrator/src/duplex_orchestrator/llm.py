@@ -33,6 +33,23 @@ class EchoBridge:
             yield word if i == 0 else " " + word
 
 
+async def with_words(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``deltas`` as they come, and an ``LLMError`` at their end if none had a word: a
+    model that answers nothing (its tokens spent on reasoning, a filter) is a failure
+    the client is told of, not a reply of silence. Closing this closes ``deltas``."""
+    said = False
+    try:
+        async for delta in deltas:
+            said = said or not delta.isspace() and delta != ""
+            yield delta
+        if not said:
+            raise LLMError("the LLM answered with no text: nothing to say")
+    finally:
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()
+
+
 SYSTEM_PROMPT = "You are a helpful voice assistant. Answer briefly, in plain spoken sentences."
 
 

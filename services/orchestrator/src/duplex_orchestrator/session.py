@@ -37,6 +37,7 @@ from duplex_orchestrator.events import (
 )
 from duplex_orchestrator.feeds import once
 from duplex_orchestrator.judging import Speculation, TurnJudge
+from duplex_orchestrator.llm import with_words
 from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.pause_ends import JudgedTurn, PauseEnds
 from duplex_orchestrator.protocol import (
@@ -376,7 +377,7 @@ class VoiceSession:
         if Action.REPLY in decision.actions:
             history = self._replies.history
             history.append({"role": "user", "content": decision.text})
-            deltas = services.llm.reply(decision.text, history[:-1][-10:])
+            deltas = with_words(services.llm.reply(decision.text, history[:-1][-10:]))
             await self._replies.start(deltas, source="voice", speech_ended_at=ended_at)
 
     # ---- voice clip ----------------------------------------------------
