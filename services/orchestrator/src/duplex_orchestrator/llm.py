@@ -40,7 +40,7 @@ async def with_words(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
     said = False
     try:
         async for delta in deltas:
-            said = said or not delta.isspace() and delta != ""
+            said = said or bool(delta.strip())
             yield delta
         if not said:
             raise LLMError("the LLM answered with no text: nothing to say")
