@@ -101,6 +101,15 @@ def test_say_exits_1_when_the_reply_does_not_finish_in_time(
         assert 0 < partial_s < 3  # a 40-sentence reply is over a minute long
         whole = duplex("say", "Short.", "--url", orch.ws_url, "--out", str(out))
         assert whole.returncode == 0, whole.stderr
+        # Past one message's 4,000 characters, the text goes as a stream: it used to be
+        # refused as too_large.
+        longer = duplex(
+            "say", LONG * 4, "--url", orch.ws_url, "--out", str(out), "--timeout", "1.5"
+        )
+        assert (len(LONG * 4) > 4000, longer.returncode) == (True, 1)
+        assert "did not finish" in longer.stderr
+        assert "too_large" not in longer.stderr
+        assert "error" not in longer.stdout + longer.stderr
     finally:
         orch.stop()
 

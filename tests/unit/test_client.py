@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from duplex_orchestrator.client import Conversation, read_audio_16k
+from duplex_orchestrator.client import Conversation, read_audio_16k, text_pieces
 
 
 def _wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1, width: int = 2) -> Path:
@@ -97,6 +97,23 @@ def test_an_empty_wav_is_a_clear_error_and_a_missing_file_or_folder_an_os_error(
         read_audio_16k(tmp_path / "missing.wav")
     with pytest.raises(OSError, match="Is a directory"):
         read_audio_16k(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "pieces"),
+    [
+        ("Short.", 10, ["Short."]),
+        ("One two three four.", 10, ["One two ", "three ", "four."]),
+        ("abcdefghijklmnop", 5, ["abcde", "fghij", "klmno", "p"]),  # no space: cut anyway
+        (" leading and trailing ", 9, [" leading ", "and ", "trailing "]),
+    ],
+)
+def test_a_text_past_one_messages_limit_is_cut_at_spaces(
+    text: str, size: int, pieces: list[str]
+) -> None:
+    assert text_pieces(text, size) == pieces
+    assert "".join(pieces) == text
+    assert all(len(piece) <= size for piece in pieces)
 
 
 def _convo(*events: dict[str, Any]) -> Conversation:

@@ -14,7 +14,7 @@ import aiohttp
 import av
 import numpy as np
 
-from duplex_orchestrator.protocol import frame_bytes
+from duplex_orchestrator.protocol import MAX_TEXT_CHARS, frame_bytes
 
 RATE_IN = 16_000
 QUIET_AFTER_S = 2.0
@@ -100,6 +100,17 @@ def read_audio_16k(path: Path) -> np.ndarray:
     return data
 
 
+def text_pieces(text: str, size: int) -> list[str]:
+    """``text`` cut into pieces of at most ``size`` characters, each cut after a space
+    where there is one; joined, they are ``text``."""
+    pieces = []
+    while len(text) > size:
+        cut = text.rfind(" ", 0, size) + 1 or size
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return [*pieces, text]
+
+
 def _headers(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
@@ -139,7 +150,13 @@ async def say(
         await _receive(ws, convo, "ready", 30)
         if not convo.ended:
             return convo  # refused (its error is in the events) or not answered
-        await ws.send_str(json.dumps({"type": "say", "text": text}))
+        if len(text) <= MAX_TEXT_CHARS:
+            await ws.send_str(json.dumps({"type": "say", "text": text}))
+        else:  # past one message's limit: the same reply, as a stream of text
+            pieces = text_pieces(text, MAX_TEXT_CHARS)
+            for i, piece in enumerate(pieces, 1):
+                delta = {"type": "text", "text": piece, "final": i == len(pieces)}
+                await ws.send_str(json.dumps(delta))
         convo.ended = False
         await _receive(ws, convo, "tts_end", timeout_s)
     return convo
