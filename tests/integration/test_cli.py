@@ -110,6 +110,10 @@ def test_say_exits_1_when_the_reply_does_not_finish_in_time(
         assert "did not finish" in longer.stderr
         assert "too_large" not in longer.stderr
         assert "error" not in longer.stdout + longer.stderr
+        # A refused text is said once, as the server says it.
+        blank = duplex("say", "  ", "--url", orch.ws_url, "--out", str(out))
+        assert blank.returncode == 1
+        assert blank.stderr == "error:  bad_message: 'text' is empty: there is nothing to say\n"
     finally:
         orch.stop()
 

@@ -130,7 +130,8 @@ async def _client(args: Any) -> int:
         print(f"duplex talk: heard {heard} in {args.wav}: nothing to answer", file=sys.stderr)
         return 1
     if not convo.audio:
-        print(f"duplex {args.command}: no reply audio", file=sys.stderr)
+        if not any(event["type"] == "error" for event in convo.events):  # else: said above
+            print(f"duplex {args.command}: no reply audio", file=sys.stderr)
         return 1
     convo.save(args.out)
     print(f"saved {len(convo.audio) / 96000:.2f} s of reply audio to {args.out}")
