@@ -31,6 +31,7 @@ from duplex_operator.images import worker_images
 from duplex_operator.leadership import LEADER_LEASE, LEASE_DURATION_S
 from duplex_protocol.kube import KubeConfig, KubeConfigError
 from duplex_protocol.logs import setup_logging
+from duplex_protocol.ports import PortUnavailable, binding
 from duplex_protocol.wire import WireConfigError, WireSecurity
 
 log = logging.getLogger("duplex_operator")
@@ -119,7 +120,12 @@ async def serve_health(port: int, elector: LeaderElector | None) -> web.AppRunne
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    try:
+        with binding("health probes", f"0.0.0.0:{port}"):
+            await web.TCPSite(runner, "0.0.0.0", port).start()
+    except PortUnavailable:
+        await runner.cleanup()
+        raise
     return runner
 
 
@@ -139,9 +145,10 @@ async def run(args: argparse.Namespace, config: KubeConfig) -> int:
             duration_s=args.lease_duration_s,
             renew_every_s=args.lease_duration_s / 3,
         )
-    health = await serve_health(args.health_port, elector) if args.health_port else None
+    health = None
     lost = False
-    try:
+    try:  # the health port first, inside: a port in use still closes the elector's client
+        health = await serve_health(args.health_port, elector) if args.health_port else None
         if elector is not None:
             waiting = asyncio.create_task(elector.acquire())
             stopping = asyncio.create_task(stop.wait())
@@ -204,7 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     except WireConfigError as exc:
         print(f"duplex-operator: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if args.metrics_port:
-        start_http_server(args.metrics_port)
     logging.getLogger("kopf").setLevel(os.environ.get("DUPLEX_KOPF_LOG", "INFO"))
-    raise SystemExit(asyncio.run(run(args, config)))
+    try:
+        if args.metrics_port:
+            with binding("Prometheus metrics", f"0.0.0.0:{args.metrics_port}"):
+                start_http_server(args.metrics_port)
+        code = asyncio.run(run(args, config))
+    except PortUnavailable as exc:
+        print(f"duplex-operator: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(code)

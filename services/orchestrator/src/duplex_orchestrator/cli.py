@@ -266,6 +266,7 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
     from aiohttp import web
 
     from duplex_orchestrator.app import AsrUnavailable, build_app, wire_security
+    from duplex_protocol.ports import ADDRESS_ERRNOS, PortUnavailable, binding
     from duplex_protocol.wire import WireConfigError
 
     try:
@@ -300,17 +301,23 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+    address = f"{config.host}:{config.port}"
     try:
-        web.run_app(
-            build_app(config),
-            host=config.host,
-            port=config.port,
-            print=None,
-            ssl_context=ssl_context,
-        )
+        # run_app binds after the app's start-up: only a bind fails with these errnos.
+        with binding("HTTP and WebSocket", address, only=ADDRESS_ERRNOS):
+            web.run_app(
+                build_app(config),
+                host=config.host,
+                port=config.port,
+                print=None,
+                ssl_context=ssl_context,
+            )
     except AsrUnavailable as exc:  # raised while the app starts, before it listens
         print(f"duplex-orchestrator: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except PortUnavailable as exc:
+        print(f"duplex-orchestrator: {exc} (see --host and --port)", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _serve_livekit(config: OrchestratorConfig) -> None:

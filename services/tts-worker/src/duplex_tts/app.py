@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from duplex_protocol.kube import KubeClient, KubeConfig, KubeError
+from duplex_protocol.ports import PortUnavailable, bind_grpc, binding
 from duplex_protocol.tts.v1 import tts_pb2_grpc as pb_grpc
 from duplex_protocol.wire import WireConfigError, WireSecurity
 from duplex_tts.adapters import FamilyNotInstalled, check_installed, get_family
@@ -80,18 +81,26 @@ async def serve(config: WorkerConfig) -> None:
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     address = f"{config.host}:{config.port}"
-    if security.add_port(server, address) == 0:
-        raise StartupError(f"cannot listen on {address} (port in use?)")
-    await server.start()
     probes: grpc.aio.Server | None = None
     if config.health_port:  # health only, plaintext: kubelet probes cannot speak TLS
         probes = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, probes)
-        if probes.add_insecure_port(f"{config.host}:{config.health_port}") == 0:
-            raise StartupError(f"cannot listen on {config.host}:{config.health_port}")
+    try:
+        if config.metrics_port:  # first: a thread, nothing to undo if a later port is taken
+            with binding("Prometheus metrics", f"0.0.0.0:{config.metrics_port}"):
+                start_http_server(config.metrics_port)
+        bind_grpc(lambda at: security.add_port(server, at), address, "the worker's gRPC")
+        if probes is not None:
+            health_address = f"{config.host}:{config.health_port}"
+            bind_grpc(probes.add_insecure_port, health_address, "gRPC health probes")
+    except PortUnavailable as exc:
+        for unstarted in (server, probes):  # else collected after the loop, with warnings
+            if unstarted is not None:
+                await unstarted.stop(None)
+        raise StartupError(str(exc)) from None
+    await server.start()
+    if probes is not None:
         await probes.start()
-    if config.metrics_port:
-        start_http_server(config.metrics_port)
     log.info(
         "worker listening",
         extra={
