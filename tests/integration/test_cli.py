@@ -87,6 +87,36 @@ async def test_the_orchestrator_serves_https_and_wss(
     assert not (tmp_path / "no.wav").exists()
 
 
+@pytest.mark.parametrize("problem", ["missing", "not PEM", "another's key"])
+def test_a_certificate_that_cannot_be_loaded_is_one_line(tmp_path: Path, problem: str) -> None:
+    """It used to be a traceback from ssl."""
+    ca = trustme.CA()
+    cert, key = tmp_path / "o.crt", tmp_path / "o.key"
+    ca.issue_cert("127.0.0.1").cert_chain_pems[0].write_to_path(str(cert))
+    if problem == "not PEM":
+        key.write_text("not a key")
+    elif problem == "another's key":
+        ca.issue_cert("127.0.0.1").private_key_pem.write_to_path(str(key))
+    run = subprocess.run(
+        [sys.executable, "-m", "duplex_orchestrator", "--dev", "--port", "18443",  # never bound
+         "--tls-cert", str(cert), "--tls-key", str(key)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = [out for out in run.stderr.splitlines() if "tls_cert" in out]
+    reason = {
+        "missing": "No such file or directory",
+        "not PEM": "not a PEM certificate and its own key (",
+        "another's key": "not a PEM certificate and its own key (",
+    }[problem]
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"duplex-orchestrator: invalid configuration: tls_cert, tls_key: cannot load {cert} "
+        f"with the key {key}: {reason}"
+    )
+    assert "Traceback" not in run.stderr
+
+
 def test_say_exits_1_when_the_reply_does_not_finish_in_time(
     worker: WorkerProcess, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from pathlib import Path
 
@@ -295,12 +296,7 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
             "duplex-orchestrator: DEV MODE — no API key is required; do not expose this port.",
             file=sys.stderr,
         )
-    ssl_context = None
-    if config.tls_cert is not None and config.tls_key is not None:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+    ssl_context = _ssl_context(config)
     address = f"{config.host}:{config.port}"
     try:
         # run_app binds after the app's start-up: only a bind fails with these errnos.
@@ -318,6 +314,26 @@ def orchestrator_main(argv: list[str] | None = None) -> None:
     except PortUnavailable as exc:
         print(f"duplex-orchestrator: {exc} (see --host and --port)", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _ssl_context(config: OrchestratorConfig) -> ssl.SSLContext | None:
+    """HTTPS's context; a certificate or key that cannot be loaded exits 2, in one line."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except OSError as exc:  # missing, unreadable, not PEM, a key of another certificate
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, ssl.SSLError):
+            reason = f"not a PEM certificate and its own key ({exc.reason or reason})"
+        print(
+            f"duplex-orchestrator: invalid configuration: tls_cert, tls_key: cannot load "
+            f"{config.tls_cert} with the key {config.tls_key}: {reason}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    return context
 
 
 def _serve_livekit(config: OrchestratorConfig) -> None:
