@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ class WireSecurity:
                 f"{', '.join(missing)} (DUPLEX_GRPC_TLS_{'/'.join(m.upper() for m in missing)})"
             )
         pem = {name: _read(path, f"TLS {name}") for name, path in paths.items() if path}
+        if given:
+            _check_pem(*(str(paths[name]) for name in ("cert", "key", "ca")))
         return cls(
             token=token,
             cert=pem.get("cert"),
@@ -134,6 +137,27 @@ def _read(path: str | Path, what: str) -> bytes:
     if not data.strip():
         raise WireConfigError(f"the {what} file {path} is empty")
     return data
+
+
+def _check_pem(cert: str, key: str, ca: str) -> None:
+    """Parse the TLS files now: grpcio takes any bytes, then fails at the bind as if the
+    port were taken, or at each handshake, without saying which file is wrong."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:  # an encrypted key gets an empty password (grpcio cannot use one): no prompt
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        raise WireConfigError(
+            f"TLS: {cert} and {key} are not a PEM certificate and its own unencrypted key "
+            f"({_why(exc)})"
+        ) from None
+    try:
+        context.load_verify_locations(cafile=ca)
+    except ssl.SSLError as exc:
+        raise WireConfigError(f"TLS: {ca} holds no PEM CA certificate ({_why(exc)})") from None
+
+
+def _why(exc: ssl.SSLError) -> str:
+    return str(exc.reason or exc.strerror or exc)
 
 
 class _TokenCheck(grpc.aio.ServerInterceptor):
