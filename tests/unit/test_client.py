@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from duplex_orchestrator.client import Conversation, read_audio_16k, text_pieces
+from duplex_orchestrator.duplex_command import main
 
 
 def _wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1, width: int = 2) -> Path:
@@ -114,6 +115,20 @@ def test_a_text_past_one_messages_limit_is_cut_at_spaces(
     assert text_pieces(text, size) == pieces
     assert "".join(pieces) == text
     assert all(len(piece) <= size for piece in pieces)
+
+
+@pytest.mark.parametrize("command", [["say", "Hi."], ["talk", "--wav", "question.wav"]])
+def test_an_out_path_in_no_folder_is_refused_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """It used to be a traceback once the reply had come. Port 1 of loopback answers
+    nothing: a client that tried to connect would say so instead."""
+    out = tmp_path / "no" / "reply.wav"
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--out", str(out), "--url", "ws://127.0.0.1:1/ws"])
+    assert done.value.code == 1
+    err = capsys.readouterr().err
+    assert err == f"duplex {command[0]}: cannot write {out}: no folder {out.parent}\n"
 
 
 def _convo(*events: dict[str, Any]) -> Conversation:

@@ -96,6 +96,10 @@ async def _client(args: Any) -> int:
 
     from duplex_orchestrator import client
 
+    if not args.out.parent.is_dir():  # said now, not after the reply has come
+        problem = f"cannot write {args.out}: no folder {args.out.parent}"
+        print(f"duplex {args.command}: {problem}", file=sys.stderr)
+        return 1
     try:
         if args.command == "say":
             convo = await client.say(
@@ -133,7 +137,11 @@ async def _client(args: Any) -> int:
         if not any(event["type"] == "error" for event in convo.events):  # else: said above
             print(f"duplex {args.command}: no reply audio", file=sys.stderr)
         return 1
-    convo.save(args.out)
+    try:
+        convo.save(args.out)
+    except OSError as exc:
+        print(f"duplex {args.command}: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
     print(f"saved {len(convo.audio) / 96000:.2f} s of reply audio to {args.out}")
     if not convo.ended:
         print(
