@@ -83,12 +83,20 @@ class OpenAIBridge:
                 if response.status != 200:
                     detail = (await response.text())[:200]
                     raise LLMError(f"LLM endpoint {self._url} answered {response.status}: {detail}")
+                events = 0
                 async for raw in response.content:
-                    delta = _sse_delta(raw.decode("utf-8", "replace").strip())
+                    line = raw.decode("utf-8", "replace").strip()
+                    events += line.startswith("data:")
+                    delta = _sse_delta(line)
                     if delta is None:
                         return
                     if delta:
                         yield delta
+                if not events:  # a whole JSON answer, a web page: no stream of events
+                    raise LLMError(
+                        f"LLM endpoint {self._url} answered {response.content_type} without "
+                        "server-sent events: not a streaming OpenAI-compatible /chat/completions"
+                    )
         except aiohttp.ClientError as exc:
             raise LLMError(f"LLM endpoint {self._url} unreachable: {exc}") from exc
 
