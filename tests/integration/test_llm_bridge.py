@@ -8,25 +8,13 @@ a reply of silence.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
 from duplex_orchestrator.llm import LLMError, OpenAIBridge, with_words
-from tests.support.worker import free_port
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-async def _served(handler: Handler) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}/v1"
+from tests.support.fake_llm import Handler, serve_completions
 
 
 def _events(*contents: str | None) -> Handler:
@@ -47,7 +35,7 @@ async def _whole_json(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(handler: Handler) -> str:
-    runner, url = await _served(handler)
+    runner, url = await serve_completions(handler)
     try:
         deltas: AsyncIterator[str] = with_words(OpenAIBridge(url, "tiny").reply("Hi?", []))
         return "".join([delta async for delta in deltas])

@@ -16,6 +16,7 @@ from aiohttp import web
 from duplex_orchestrator import client
 from duplex_orchestrator.vad import last_sound_s
 from duplex_protocol.tts.v1 import tts_pb2 as pb
+from tests.support.fake_llm import serve_completions
 from tests.support.orchestrator import (
     OrchestratorProcess,
     ScriptedClient,
@@ -27,7 +28,7 @@ from tests.support.orchestrator import (
 from tests.support.speech import speech_16k
 from tests.support.waiting import eventually
 from tests.support.whisper import transcribe
-from tests.support.worker import ROOT, WorkerProcess, connect, free_port, start_worker
+from tests.support.worker import ROOT, WorkerProcess, connect, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -348,16 +349,9 @@ async def test_an_openai_compatible_llm_streams_the_reply(
         await response.write(b"data: [DONE]\n\n")
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, llm_url = await serve_completions(completions)
     log = tmp_path_factory.mktemp("orch-llm") / "orchestrator.log"
-    orch = start_orchestrator(
-        [worker.address], log, "--llm-url", f"http://127.0.0.1:{port}/v1", "--llm-model", "tiny"
-    )
+    orch = start_orchestrator([worker.address], log, "--llm-url", llm_url, "--llm-model", "tiny")
     try:
         convo = await client.talk(orch.ws_url, "", speech_16k(QUESTION), timeout_s=30)
     finally:

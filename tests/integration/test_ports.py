@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.worker import ROOT
+from tests.support.worker import ROOT, free_port
 
 WORKER = [sys.executable, "-m", "duplex_tts", "--adapter", "mock", "--default-model", "mock"]
 OPERATOR = [sys.executable, "-m", "duplex_operator", "--standalone", "--all-namespaces"]
@@ -28,12 +28,6 @@ def taken() -> Iterator[int]:
         holder.bind(("0.0.0.0", 0))
         holder.listen()
         yield holder.getsockname()[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -75,7 +69,7 @@ def _free_port() -> int:
          "operator health"],
 )  # fmt: skip
 def test_a_port_in_use_is_one_line_naming_it(taken: int, argv: list[str], says: str) -> None:
-    ports = {"taken": taken, "free": _free_port()}
+    ports = {"taken": taken, "free": free_port()}
     run = subprocess.run(
         [arg.format(**ports) for arg in argv],
         cwd=ROOT,

@@ -46,8 +46,6 @@ class Replies:
         self.current: Reply | None = None
         self._task: asyncio.Task[None] | None = None
         self._client_text: ClientText | None = None
-        self._client_text_started = False
-        """The client's text stream has started its reply (it had words)."""
         self.history: list[dict[str, str]] = []
         """The conversation so far, as the LLM is given it: the user's turns and the
         replies' text."""
@@ -65,16 +63,15 @@ class Replies:
         ``say`` is, rather than a reply of one silent frame."""
         if self._client_text is None or self._client_text.closed:
             self._client_text = ClientText(MAX_REPLY_CHARS)
-            self._client_text_started = False
         stream = self._client_text
+        started = stream.has_words  # its reply began with its first words
         try:
             stream.push(message.text, message.final)
         except TextTooLong as exc:
             raise ProtocolError("too_large", str(exc)) from None
-        if self._client_text_started:
+        if started:
             return
         if stream.has_words:
-            self._client_text_started = True
             await self.start(stream.deltas(), source="text")
         elif message.final:
             raise ProtocolError(
