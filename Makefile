@@ -148,8 +148,8 @@ worker: install ## start one TTS worker in the foreground (WORKER_ARGS to change
 	$(RUN) duplex-tts-worker $(WORKER_ARGS)
 
 .PHONY: run
-run: install ## the local stack: a Piper worker + the orchestrator; browser client at http://127.0.0.1:8080
-	$(RUN) duplex up
+run: install ## the local stack: a Piper worker + the orchestrator; browser client at http://127.0.0.1:8080 (RUN_ARGS="--llm-url URL --config orchestrator.yaml")
+	$(RUN) duplex up $(RUN_ARGS)
 
 .PHONY: browser
 browser: ## install Debian's Chromium for the browser test when it is missing

@@ -1,57 +1,47 @@
 """The OpenAI-compatible bridge against a small in-process server on loopback.
 
-What a server that does not stream, or streams no words, gives the session:
-an ``LLMError`` that says so (the session reports it as ``llm_failed``), not
-a reply of silence.
+What a server that does not stream, streams no words or stops sending gives the
+session: an ``LLMError`` that says so (the session reports it as ``llm_failed``),
+not a reply of silence; an answer that streams for longer than the wait is read
+to its end; the instructions are the system message.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
 
-from duplex_orchestrator.llm import LLMError, OpenAIBridge, with_words
-from tests.support.fake_llm import Handler, serve_completions
-
-
-def _events(*contents: str | None) -> Handler:
-    async def stream(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for content in contents:
-            chunk = {"choices": [{"delta": {} if content is None else {"content": content}}]}
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        return response
-
-    return stream
+from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMError, OpenAIBridge, text_failure, with_words
+from tests.support.fake_llm import Handler, serve_completions, streamed_answer
 
 
 async def _whole_json(request: web.Request) -> web.StreamResponse:
     return web.json_response({"choices": [{"message": {"content": "Hello."}}]})
 
 
-async def _answer(handler: Handler) -> str:
+async def _answer(handler: Handler, **bridge: Any) -> str:
     runner, url = await serve_completions(handler)
     try:
-        deltas: AsyncIterator[str] = with_words(OpenAIBridge(url, "tiny").reply("Hi?", []))
+        deltas: AsyncIterator[str] = with_words(
+            OpenAIBridge(url, "tiny", **bridge).reply("Hi?", [])
+        )
         return "".join([delta async for delta in deltas])
     finally:
         await runner.cleanup()
 
 
 async def test_a_streamed_answer_is_read_delta_by_delta() -> None:
-    assert await _answer(_events(None, "Hello", " there.")) == "Hello there."
+    assert await _answer(streamed_answer(None, "Hello", " there.")) == "Hello there."
 
 
 @pytest.mark.parametrize(
     ("handler", "says"),
     [
-        (_events(None, "", "  "), "the LLM answered with no text"),
-        (_events(), "the LLM answered with no text"),
+        (streamed_answer(None, "", "  "), "the LLM answered with no text"),
+        (streamed_answer(), "the LLM answered with no text"),
         (_whole_json, "answered application/json without server-sent events"),
     ],
     ids=["blank deltas", "no deltas", "not streamed"],
@@ -59,3 +49,40 @@ async def test_a_streamed_answer_is_read_delta_by_delta() -> None:
 async def test_an_answer_with_nothing_to_say_is_an_llm_error(handler: Handler, says: str) -> None:
     with pytest.raises(LLMError, match=says):
         await _answer(handler)
+
+
+async def test_an_answer_streamed_for_longer_than_the_wait_is_read_to_its_end() -> None:
+    """The wait bounds each piece of the stream, not the answer: a total limit cut a
+    long answer off mid-sentence with a bare TimeoutError (and an empty error)."""
+    words = [f" word{i}" for i in range(8)]
+    answer = await _answer(streamed_answer(*words, every_s=0.15), wait_s=0.6)  # 1.2 s in all
+    assert answer == "".join(words)
+
+
+async def test_a_stream_that_stops_sending_is_an_llm_error_naming_the_wait() -> None:
+    with pytest.raises(LLMError, match=r"sent nothing for 0\.3 s \(llm_timeout_s\)"):
+        await _answer(streamed_answer("Hello", " there.", every_s=1.0), wait_s=0.3)
+
+
+@pytest.mark.parametrize(
+    ("instructions", "system"),
+    [
+        ({}, [SYSTEM_PROMPT]),
+        ({"system_prompt": "You take pizza orders."}, ["You take pizza orders."]),
+        ({"system_prompt": ""}, []),
+    ],
+    ids=["default", "given", "none"],
+)
+async def test_the_instructions_are_the_system_message(
+    instructions: dict[str, str], system: list[str]
+) -> None:
+    seen: list[Any] = []
+    await _answer(streamed_answer("Hello.", seen=seen), **instructions)
+    messages = seen[0]["messages"]
+    assert [m["content"] for m in messages if m["role"] == "system"] == system
+    assert messages[-1] == {"role": "user", "content": "Hi?"}
+
+
+def test_a_failure_without_a_message_still_says_what_failed() -> None:
+    assert str(text_failure(TimeoutError())) == "the LLM's stream failed (TimeoutError)"
+    assert str(text_failure(ValueError("bad delta"))) == "bad delta"

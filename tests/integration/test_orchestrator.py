@@ -11,12 +11,11 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
-from aiohttp import web
 
 from duplex_orchestrator import client
 from duplex_orchestrator.vad import last_sound_s
 from duplex_protocol.tts.v1 import tts_pb2 as pb
-from tests.support.fake_llm import serve_completions
+from tests.support.fake_llm import serve_completions, streamed_answer
 from tests.support.orchestrator import (
     OrchestratorProcess,
     ScriptedClient,
@@ -337,21 +336,10 @@ async def test_an_openai_compatible_llm_streams_the_reply(
 ) -> None:
     answer = ["The answer", " is the blue", " door.", " Anything", " else?"]
     seen: list[dict[str, object]] = []
-
-    async def completions(request: web.Request) -> web.StreamResponse:
-        seen.append(await request.json())
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for delta in answer:
-            chunk = {"choices": [{"delta": {"content": delta}}]}
-            await response.write(f"data: {__import__('json').dumps(chunk)}\n\n".encode())
-            await asyncio.sleep(0.05)
-        await response.write(b"data: [DONE]\n\n")
-        return response
-
-    runner, llm_url = await serve_completions(completions)
+    runner, llm_url = await serve_completions(streamed_answer(*answer, every_s=0.05, seen=seen))
     log = tmp_path_factory.mktemp("orch-llm") / "orchestrator.log"
-    orch = start_orchestrator([worker.address], log, "--llm-url", llm_url, "--llm-model", "tiny")
+    llm = ["--llm-url", llm_url, "--llm-model", "tiny", "--llm-instructions", "Take orders."]
+    orch = start_orchestrator([worker.address], log, *llm)
     try:
         convo = await client.talk(orch.ws_url, "", speech_16k(QUESTION), timeout_s=30)
     finally:
@@ -361,6 +349,7 @@ async def test_an_openai_compatible_llm_streams_the_reply(
     assert seen[0]["stream"] is True
     messages = seen[0]["messages"]
     assert isinstance(messages, list)
+    assert messages[0] == {"role": "system", "content": "Take orders."}
     assert wer(QUESTION, messages[-1]["content"]) <= 0.1
     assert "".join(convo.texts("reply")) == "".join(answer)
     assert wer("".join(answer), transcribe(bytes(convo.audio), 48000)) <= 0.2

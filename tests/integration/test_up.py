@@ -12,10 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from duplex_orchestrator import client
+from tests.support.fake_llm import serve_completions, streamed_answer
+from tests.support.speech import speech_16k
 from tests.support.worker import ROOT, free_port
 
 pytestmark = pytest.mark.slow
@@ -44,7 +48,7 @@ class Up:
 
 
 @contextlib.contextmanager
-def duplex_up(*, ignore_sigint: bool = False) -> Iterator[Up]:
+def duplex_up(*extra: str, ignore_sigint: bool = False) -> Iterator[Up]:
     """`duplex up` on free ports, once it says it is up; both ports closed after.
 
     The worker's metrics are off: with the default port, two stacks on one host (these
@@ -54,7 +58,7 @@ def duplex_up(*, ignore_sigint: bool = False) -> Iterator[Up]:
     command = [sys.executable, "-m", "duplex_orchestrator.duplex_command", "up"]
     ports = ["--port", str(port), "--worker-port", str(worker_port), "--worker-metrics-port", "0"]
     proc = subprocess.Popen(
-        [*command, *ports],
+        [*command, *ports, *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -102,6 +106,32 @@ def test_duplex_up_serves_and_stops_both_processes_on_ctrl_c() -> None:
         assert len(convo.audio) > 48000  # over half a second of speech
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(timeout=30) == 0
+
+
+async def test_duplex_up_answers_with_the_llm_and_the_settings_it_is_given(
+    tmp_path: Path,
+) -> None:
+    """`duplex up` took no LLM and no settings: a local stack could only echo."""
+    answer = ["One large pizza", " with mushrooms,", " coming up."]
+    seen: list[dict[str, Any]] = []
+    runner, llm_url = await serve_completions(streamed_answer(*answer, seen=seen))
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text("llm_model: tiny\nllm_instructions: Take pizza orders.\nport: 9\n")
+    question = speech_16k("Could I order a large pizza with mushrooms, please?")
+    try:
+        with duplex_up("--llm-url", llm_url, "--config", str(config)) as up:
+            said = "".join(up.output)
+            assert f"ignored in {config}: port (duplex up's --port)" in said, said
+            url = f"ws://127.0.0.1:{up.port}/ws"
+            convo = await client.talk(url, "", question, timeout_s=60)
+            up.proc.send_signal(signal.SIGINT)
+            assert up.proc.wait(timeout=30) == 0
+    finally:
+        await runner.cleanup()
+    assert seen[0]["model"] == "tiny"
+    assert seen[0]["messages"][0] == {"role": "system", "content": "Take pizza orders."}
+    assert "".join(convo.texts("reply")) == "".join(answer)
+    assert len(convo.audio) > 48000
 
 
 @pytest.mark.parametrize(

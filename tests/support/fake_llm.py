@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,3 +23,24 @@ async def serve_completions(handler: Handler) -> tuple[web.AppRunner, str]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"http://127.0.0.1:{port}/v1"
+
+
+def streamed_answer(
+    *contents: str | None, every_s: float = 0.0, seen: list[Any] | None = None
+) -> Handler:
+    """A handler streaming ``contents`` as server-sent deltas (None: a delta without
+    content), ``every_s`` apart, then ``[DONE]``; each request's JSON body into ``seen``."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        if seen is not None:
+            seen.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for content in contents:
+            await asyncio.sleep(every_s)
+            chunk = {"choices": [{"delta": {} if content is None else {"content": content}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    return stream

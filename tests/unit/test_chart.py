@@ -449,3 +449,22 @@ def test_whisper_on_a_gpu_takes_the_cuda_image_and_one_gpu_beside_its_limits() -
                 assert not [a for a in container["args"] if a.startswith("--asr-device")]
                 assert "nvidia.com/gpu" not in limits
                 assert "tolerations" not in pod
+
+
+def test_the_llms_instructions_and_wait_reach_both_processes_that_answer() -> None:
+    """A system message of several lines is one argument; unset, each process keeps
+    its own default (no flag)."""
+    agent = {"enabled": True, "url": "wss://x.livekit.cloud", "credentialsSecret": "l"}
+    llm = {"url": "http://llm:8000/v1", "instructions": 'Take "orders".\nBe brief.', "timeoutS": 90}
+    for given, wanted in (
+        ({}, []),
+        (llm, ['--llm-instructions=Take "orders".\nBe brief.', "--llm-timeout-s=90"]),
+    ):
+        values = {**SECRET, "orchestrator": {**SECRET["orchestrator"], "llm": given}}
+        docs = render({**values, "livekitAgent": agent})
+        for name in ("duplex-orchestrator", "duplex-livekit-agent"):
+            args = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0][
+                "args"
+            ]
+            flags = [a for a in args if a.startswith(("--llm-instructions", "--llm-timeout"))]
+            assert flags == wanted, name

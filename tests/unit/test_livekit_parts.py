@@ -10,10 +10,11 @@ import soxr
 from livekit import rtc
 from livekit.agents import llm, vad
 
-from duplex_livekit import DuplexVAD
+from duplex_livekit import DuplexVAD, voice_agent
 from duplex_livekit.llm import question_and_history
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
+from duplex_orchestrator.llm import SYSTEM_PROMPT
 from tests.support.fake_ears import voiced
 
 LIVEKIT_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -153,3 +154,11 @@ def test_the_command_line_says_what_the_livekit_transport_is_missing(
         orchestrator_main(["--transport", "livekit"])
     assert exited.value.code == 2
     assert "--transport livekit needs env LIVEKIT_URL" in capsys.readouterr().err
+
+
+def test_the_agents_instructions_are_the_configured_ones() -> None:
+    config = build_config({"dev": True, "llm_instructions": "You take pizza orders."})
+    assert voice_agent(instructions=config.llm_instructions).instructions == (
+        "You take pizza orders."
+    )
+    assert voice_agent().instructions == SYSTEM_PROMPT

@@ -200,8 +200,8 @@ class DuplexAgent(Agent):
     the earlier words and the cut reply taken out of the chat (``joined.take_back``),
     as duplex's own sessions answer a turn that went on."""
 
-    def __init__(self, backchannels_resume: bool = True) -> None:
-        super().__init__(instructions=SYSTEM_PROMPT)
+    def __init__(self, backchannels_resume: bool = True, instructions: str = SYSTEM_PROMPT) -> None:
+        super().__init__(instructions=instructions)
         self.backchannels_resume = backchannels_resume
 
     async def stt_node(
@@ -234,8 +234,8 @@ class DuplexAgent(Agent):
         return replying and bool(event.alternatives) and is_backchannel(event.alternatives[0].text)
 
 
-def voice_agent(backchannels_resume: bool = True) -> Agent:
-    return DuplexAgent(backchannels_resume)
+def voice_agent(backchannels_resume: bool = True, instructions: str = SYSTEM_PROMPT) -> Agent:
+    return DuplexAgent(backchannels_resume, instructions)
 
 
 def prewarm(config_json: str, proc: JobProcess) -> None:
@@ -272,4 +272,5 @@ async def entrypoint(ctx: JobContext) -> None:
     voice.prewarm()
     # record=False: no audio or transcript leaves the job unless the deployment opts in
     backchannels_resume = config.barge_in_backchannels == "resume"
-    await session.start(agent=voice_agent(backchannels_resume), room=room, record=False)
+    agent = voice_agent(backchannels_resume, config.llm_instructions)
+    await session.start(agent=agent, room=room, record=False)

@@ -109,7 +109,11 @@ def wire_security(config: OrchestratorConfig) -> WireSecurity:
 def make_llm(config: OrchestratorConfig) -> LLMBridge:
     if config.llm == "openai":
         return OpenAIBridge(
-            config.llm_url, config.llm_model, os.environ.get(config.llm_api_key_env, "")
+            config.llm_url,
+            config.llm_model,
+            os.environ.get(config.llm_api_key_env, ""),
+            system_prompt=config.llm_instructions,
+            wait_s=config.llm_timeout_s,
         )
     return EchoBridge()
 

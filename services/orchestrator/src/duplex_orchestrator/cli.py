@@ -72,6 +72,17 @@ def orchestrator_parser() -> argparse.ArgumentParser:
     add("--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     add("--llm-model", help="model name sent to the LLM endpoint")
     add(
+        "--llm-instructions",
+        help="the system message: who the agent is, how it answers (default: a brief, "
+        "spoken-style assistant; '': none)",
+    )
+    add(
+        "--llm-timeout-s",
+        type=float,
+        help="longest wait for the LLM endpoint: to connect, and for each next piece of its "
+        "stream (default 30)",
+    )
+    add(
         "--asr-model-dir",
         type=Path,
         help="faster-whisper model folder (default: Whisper base from PyPI)",

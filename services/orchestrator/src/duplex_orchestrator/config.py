@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from duplex_orchestrator.endpoint import EndOfTurnMode
+from duplex_orchestrator.llm import SYSTEM_PROMPT
 from duplex_orchestrator.vad import VadKind
 from duplex_orchestrator.whisper_decoding import REPETITION_PENALTY
 from duplex_protocol.config_errors import describe
@@ -73,6 +74,11 @@ class OrchestratorConfig(BaseModel):
     llm_model: str = "gpt-4o-mini"
     llm_api_key_env: str = "DUPLEX_LLM_API_KEY"
     """Environment variable holding the LLM key (never put keys in flags)."""
+    llm_instructions: str = Field(default=SYSTEM_PROMPT, max_length=20_000)
+    """The system message: who the agent is and how it answers; empty: none."""
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """The longest wait for the LLM endpoint: to connect, and for each next piece of
+    its stream (not for the whole answer, which takes as long as the model writes)."""
     asr_model_dir: Path | None = None
     """A faster-whisper model folder; default: Whisper base assembled from PyPI."""
     asr_device: Literal["cpu", "cuda"] = "cpu"

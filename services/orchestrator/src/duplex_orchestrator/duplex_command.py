@@ -42,13 +42,30 @@ def duplex_parser() -> argparse.ArgumentParser:
         default="piper,kokoro,mock",
         help="TTS families the worker serves; others load on demand (default piper,kokoro,mock)",
     )
+    up.add_argument(
+        "--llm-url",
+        help="an OpenAI-compatible endpoint that writes the replies, e.g. "
+        "http://127.0.0.1:11434/v1 (its key from $DUPLEX_LLM_API_KEY; default: echo)",
+    )
+    up.add_argument("--llm-model", help="the model asked at --llm-url")
+    up.add_argument(
+        "--config",
+        type=Path,
+        help="the orchestrator's settings, a YAML file (any of its flags, with _: "
+        "llm_instructions, end_of_turn_pause_ms, ...); the flags above win",
+    )
+    up.add_argument(
+        "--worker-config",
+        type=Path,
+        help="the worker's settings, a YAML file (any of its flags, with _); the flags above win",
+    )
     for name, helptext in (
         ("say", "speak a text and save the reply"),
         ("talk", "send a WAV as if spoken"),
     ):
         s = sub.add_parser(name, help=helptext)
         if name == "say":
-            s.add_argument("text", help="what to say (the echo bridge speaks it back)")
+            s.add_argument("text", help="what the voice speaks (as it is: no LLM answers it)")
         else:
             s.add_argument(
                 "--wav",
@@ -153,46 +170,110 @@ async def _client(args: Any) -> int:
     return 0
 
 
+def worker_command(args: Any) -> list[str]:
+    """The worker ``duplex up`` starts: its flags, and the YAML it was given (pure)."""
+    return [
+        sys.executable,
+        "-m",
+        "duplex_tts",
+        *(["--config", str(args.worker_config)] if args.worker_config else []),
+        "--adapter",
+        args.families,
+        "--default-model",
+        args.model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.worker_port),
+        "--metrics-port",
+        str(args.worker_metrics_port),
+        "--voicepacks",
+        str(args.voicepacks),
+    ]
+
+
+def orchestrator_command(args: Any) -> list[str]:
+    """The orchestrator ``duplex up`` starts, in dev mode, its media on loopback (pure)."""
+    llm = [
+        *(["--llm-url", args.llm_url] if args.llm_url else []),
+        *(["--llm-model", args.llm_model] if args.llm_model else []),
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "duplex_orchestrator",
+        *(["--config", str(args.config)] if args.config else []),
+        "--dev",
+        "--port",
+        str(args.port),
+        "--worker",
+        f"127.0.0.1:{args.worker_port}",
+        "--default-model",
+        args.model,
+        # A local stack: WebRTC media stays on loopback, like everything else here.
+        "--rtc-host",
+        "127.0.0.1",
+        "--rtc-peer-network",
+        "127.0.0.1",
+        *llm,
+    ]
+
+
+# Settings duplex up gives its children as flags (flags win over a YAML file), and the
+# flag of duplex up that sets each: the same names in --config / --worker-config are
+# ignored, which duplex up says rather than leave a person wondering.
+_WORKER_OWNS = {
+    "adapters": "--families",
+    "default_model": "--model",
+    "host": "127.0.0.1, always",
+    "port": "--worker-port",
+    "metrics_port": "--worker-metrics-port",
+    "voicepacks": "--voicepacks",
+}
+_ORCHESTRATOR_OWNS = {
+    "dev": "on, always",
+    "port": "--port",
+    "workers": "--worker-port",
+    "default_model": "--model",
+    "rtc_hosts": "127.0.0.1, always",
+    "rtc_peer_networks": "127.0.0.1, always",
+}
+
+
+def ignored_settings(settings: object, owns: dict[str, str], given: dict[str, str]) -> list[str]:
+    """What a YAML file's ``settings`` set that duplex up's flags decide (pure): the
+    names ``owns`` always, and those of ``given`` (flag → setting) given as flags."""
+    if not isinstance(settings, dict):
+        return []  # the child says what is wrong with the file
+    decided = {**owns, **given}
+    names = {str(key).replace("-", "_") for key in settings}
+    return [f"{name} (duplex up's {decided[name]})" for name in sorted(names & decided.keys())]
+
+
+def _warn_ignored(path: Path | None, owns: dict[str, str], given: dict[str, str]) -> None:
+    if path is None:
+        return
+    import yaml
+
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # the child reads it again and says what is wrong
+    ignored = ignored_settings(settings, owns, given)
+    if ignored:
+        print(f"duplex up: ignored in {path}: {', '.join(ignored)}", file=sys.stderr)
+
+
 def _up(args: Any) -> int:
-    python = sys.executable
-    worker = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "duplex_tts",
-            "--adapter",
-            args.families,
-            "--default-model",
-            args.model,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.worker_port),
-            "--metrics-port",
-            str(args.worker_metrics_port),
-            "--voicepacks",
-            str(args.voicepacks),
-        ]
+    llm_flags = {"llm_url": "--llm-url", "llm_model": "--llm-model"}
+    _warn_ignored(args.worker_config, _WORKER_OWNS, {})
+    _warn_ignored(
+        args.config,
+        _ORCHESTRATOR_OWNS,
+        {name: flag for name, flag in llm_flags.items() if getattr(args, name)},
     )
-    orchestrator = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "duplex_orchestrator",
-            "--dev",
-            "--port",
-            str(args.port),
-            "--worker",
-            f"127.0.0.1:{args.worker_port}",
-            "--default-model",
-            args.model,
-            # A local stack: WebRTC media stays on loopback, like everything else here.
-            "--rtc-host",
-            "127.0.0.1",
-            "--rtc-peer-network",
-            "127.0.0.1",
-        ]
-    )
+    worker = subprocess.Popen(worker_command(args))
+    orchestrator = subprocess.Popen(orchestrator_command(args))
     children = (worker, orchestrator)
 
     def stop(*_: object) -> None:

@@ -50,7 +50,14 @@ async def with_words(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
             await close()
 
 
+def text_failure(exc: BaseException) -> LLMError:
+    """An ``LLMError`` for any other failure of a reply's text source, its message never
+    empty (a bare ``TimeoutError`` has none, and the client got ``llm_failed`` and "")."""
+    return LLMError(str(exc) or f"the LLM's stream failed ({type(exc).__name__})")
+
+
 SYSTEM_PROMPT = "You are a helpful voice assistant. Answer briefly, in plain spoken sentences."
+"""The instructions sent as the system message unless ``llm_instructions`` sets others."""
 
 
 class OpenAIBridge:
@@ -60,20 +67,21 @@ class OpenAIBridge:
         model: str,
         api_key: str = "",
         system_prompt: str = SYSTEM_PROMPT,
-        timeout_s: float = 30.0,
+        wait_s: float = 30.0,
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._model = model
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._system = system_prompt
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._wait_s = wait_s
+        # What is bounded is each wait for the server (to connect, for the next bytes:
+        # a model still loading, a hung server), not the answer: a stream lasts as long
+        # as the model writes, and a total limit cut long answers off mid-sentence.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=wait_s, sock_read=wait_s)
 
     async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
-        messages = [
-            {"role": "system", "content": self._system},
-            *history,
-            {"role": "user", "content": text},
-        ]
+        system = [{"role": "system", "content": self._system}] if self._system.strip() else []
+        messages = [*system, *history, {"role": "user", "content": text}]
         body = {"model": self._model, "messages": messages, "stream": True}
         try:
             async with (
@@ -97,6 +105,10 @@ class OpenAIBridge:
                         f"LLM endpoint {self._url} answered {response.content_type} without "
                         "server-sent events: not a streaming OpenAI-compatible /chat/completions"
                     )
+        except TimeoutError as exc:  # aiohttp's read and connect timeouts are both
+            raise LLMError(
+                f"LLM endpoint {self._url} sent nothing for {self._wait_s:g} s (llm_timeout_s)"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise LLMError(f"LLM endpoint {self._url} unreachable: {exc}") from exc
 

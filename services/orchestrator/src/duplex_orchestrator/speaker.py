@@ -26,7 +26,7 @@ from duplex_orchestrator import metrics
 from duplex_orchestrator.clone import VoiceReference
 from duplex_orchestrator.events import Error, Latency, ModelState, ReplyText, TtsEnd, TtsStart
 from duplex_orchestrator.feeds import ReplayableText
-from duplex_orchestrator.llm import LLMError
+from duplex_orchestrator.llm import LLMError, text_failure
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.routing.policy import RouteRequest, WorkerView, route
@@ -251,7 +251,7 @@ class Speaker:
             # worker speaks what it has, and fail the turn with that error afterwards
             # (raised into gRPC's request iterator, it would cancel the call and the
             # worker would be blamed, marked unhealthy and the turn retried elsewhere).
-            reply.text_error = exc if isinstance(exc, LLMError) else LLMError(str(exc))
+            reply.text_error = exc if isinstance(exc, LLMError) else text_failure(exc)
 
     async def _checked_text(self, reply: Reply, text: ReplayableText) -> AsyncIterator[str]:
         index = chars = 0
