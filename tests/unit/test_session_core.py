@@ -80,6 +80,20 @@ class EndlessLLM:
             self.ended += 1
 
 
+class RecordingLLM:
+    """Answers its first question with ``first``, every later one with "Okay.";
+    keeps the history each question came with."""
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+        self.histories: list[list[dict[str, str]]] = []
+
+    async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        self.histories.append([dict(m) for m in history])
+        for i, word in enumerate((self.first if len(self.histories) == 1 else "Okay.").split()):
+            yield word if i == 0 else " " + word
+
+
 async def say_aloud(session: VoiceSession, seconds: float = 0.6) -> None:
     """Speech then enough silence to end the turn, in 20 ms frames at 16 kHz."""
     audio = np.concatenate([voiced(seconds), np.zeros(320 * (END_FRAMES + 5), np.int16)])
@@ -380,3 +394,42 @@ async def test_closing_mid_reply_stops_and_ends_the_worker_session() -> None:
     await session.close()
     assert worker.controls == ["stop"]
     assert worker.ended == ["fake-0-s1"]
+
+
+LONG_ANSWER = " ".join(f"Sentence number {i} of a long answer." for i in range(30))
+
+
+async def test_the_llm_is_given_the_whole_of_a_reply_heard_to_its_end() -> None:
+    llm = RecordingLLM("The museum opens at nine.")
+    session, io, _ = await started(FakeWorker(frames_per_chunk=2, frame_s=0.001), llm=llm)
+    await say_aloud(session)
+    await io.wait_for(TtsEnd)
+    await say_aloud(session)
+    await io.wait_for(TtsEnd, 2)
+    assert llm.histories[1] == [
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "The museum opens at nine."},
+    ]
+    await session.close()
+
+
+async def test_the_llm_is_given_only_what_was_heard_of_a_reply_cut_off() -> None:
+    """A reply stopped by words over it went into the history whole: the LLM then
+    answered as if the user had heard what they had cut off."""
+    llm = RecordingLLM(LONG_ANSWER)
+    session, io, ears = await started(FakeWorker(frames_per_chunk=20, frame_s=0.004), llm=llm)
+    await say_aloud(session)
+    await io.wait_for(TtsStart)
+    await asyncio.sleep(1.0)  # the client plays ~1 s of it: a few words
+    ears.words = "wait stop"
+    await say_aloud(session, 0.3)
+    await io.wait_for(TtsEnd, 2)
+    said = llm.histories[1][1]
+    assert said["role"] == "assistant"
+    assert said["content"].endswith("…")
+    heard = said["content"].removesuffix("…")
+    assert LONG_ANSWER.startswith(heard)
+    # ~1 s at 16 characters a second, not all the worker had been given by then
+    assert 0 < len(heard) < 40
+    assert llm.histories[1][0] == {"role": "user", "content": "hello there"}
+    await session.close()

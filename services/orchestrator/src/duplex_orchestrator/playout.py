@@ -46,6 +46,10 @@ class Playout:
         """Whether the client may still be playing a frame at ``now`` (none since a flush)."""
         return bool(self._ends) and self._ends[-1][0] > now
 
+    def pending(self, now: float) -> int:
+        """How many frames the client holds at ``now`` that it has not finished playing."""
+        return sum(1 for end, _ in self._ends if end > now)
+
     def unplayed(self, now: float) -> list[bytes]:
         """The frames whose play had not ended at ``now``, in order; the client drops
         them at a flush. Forgets everything: after a flush the client starts dry."""

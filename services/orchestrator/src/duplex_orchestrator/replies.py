@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from duplex_orchestrator.events import BargeIn
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
+from duplex_orchestrator.heard import SpeakingRate, heard_part
 from duplex_orchestrator.llm import LLMError
 from duplex_orchestrator.pause_ends import PauseEnds
 from duplex_orchestrator.protocol import ProtocolError, Text
@@ -48,7 +49,8 @@ class Replies:
         self._client_text: ClientText | None = None
         self.history: list[dict[str, str]] = []
         """The conversation so far, as the LLM is given it: the user's turns and the
-        replies' text."""
+        replies' text (of a reply cut off, what the user heard of it)."""
+        self._rate = SpeakingRate()
         self._turn = 0
 
     @property
@@ -144,5 +146,14 @@ class Replies:
             reply.finished = True
             if self.current is reply:
                 self._turns.reply_finished()
-            if text.text and source == "voice":
-                self.history.append({"role": "assistant", "content": text.text})
+            said = self._said(reply, text.text) if source == "voice" else ""
+            if said:
+                self.history.append({"role": "assistant", "content": said})
+
+    def _said(self, reply: Reply, text: str) -> str:
+        """What the user heard of a reply's ``text``: all of it, unless it was stopped
+        (a barge-in, an interrupt) before its end (``heard``)."""
+        if not reply.stopped:
+            self._rate.learn(len(text), reply.sent_s)
+            return text
+        return heard_part(text, reply.heard_s(), self._rate.chars_per_s)

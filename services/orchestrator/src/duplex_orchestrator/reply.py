@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import grpc
 
-from duplex_orchestrator.playout import Playout
+from duplex_orchestrator.playout import FRAME_S, Playout
 from duplex_orchestrator.tts import PAUSE, RESUME, STOP, WorkerClient
 from duplex_protocol.tts.v1 import tts_pb2 as pb
 
@@ -34,6 +34,9 @@ class Reply:
         self._clock = clock
         self._playout = Playout()
         self._again: list[bytes] = []
+        self._frames_sent = 0
+        self._frames_dropped = 0
+        """Frames sent to the client, and those it dropped unplayed (a pause, a flush)."""
         """Frames for the client once the reply resumes: those it dropped at the pause,
         then those the worker sent while paused."""
         self._held = held
@@ -126,13 +129,27 @@ class Reply:
         now = self._clock()
         for frame in frames:
             self._playout.sent(frame, now)
+        self._frames_sent += len(frames)
         return frames
+
+    @property
+    def sent_s(self) -> float:
+        """The audio sent to the client, in seconds (a reply heard whole: its length)."""
+        return self._frames_sent * FRAME_S
+
+    def heard_s(self) -> float:
+        """The audio the client has played of it by now, in seconds, by its schedule:
+        what it was sent, less what it dropped and what it has not played yet."""
+        held = self._playout.pending(self._clock())
+        return max(0, self._frames_sent - self._frames_dropped - held) * FRAME_S
 
     async def pause(self) -> None:
         """A barge-in: the client drops what it holds, so what it had not played yet is
         kept to be sent again if the reply resumes."""
         if not self.paused:
-            self._again[:0] = self._playout.unplayed(self._clock())
+            dropped = self._playout.unplayed(self._clock())
+            self._frames_dropped += len(dropped)
+            self._again[:0] = dropped
         self.paused = True
         self._unpaused.clear()
         await self._control(PAUSE)
@@ -143,7 +160,7 @@ class Reply:
 
     def flushed(self) -> None:
         """The client was told to drop what it holds of it."""
-        self._playout.unplayed(self._clock())
+        self._frames_dropped += len(self._playout.unplayed(self._clock()))
 
     async def resume(self) -> None:
         self.paused = False
