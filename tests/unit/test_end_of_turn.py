@@ -332,6 +332,38 @@ async def test_speech_right_after_a_turn_judged_complete_continues_it() -> None:
     await session.close()
 
 
+async def test_a_barge_in_that_goes_on_keeps_the_reply_it_cut_off_in_the_history() -> None:
+    """Words over a reply, ended at a pause and then gone on with: the reply they cut
+    off went out of the LLM's history with them (it joined the history only once
+    stopped, after the length the turn's end had counted), and the LLM forgot it."""
+    ears, model = Ears(), FixedTurnModel(0.9)
+    ears.words = "Tell me about the menu today."
+    worker = FakeWorker(frames_per_chunk=20, frame_s=0.02)  # 0.4 s a word, in real time
+    session, io = await session_with(ears, model, worker)
+    await feed(session, voiced(0.6))
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+    await io.wait_for(TtsStart)
+    # 1.2 s of it heard: past the second in which speech continues the turn it answers
+    await feed(session, silence(60), realtime=True)
+    ears.words = "Wait."
+    await feed(session, voiced(0.4))
+    await feed(session, silence(PAUSE_FRAMES + 5), realtime=True)
+    await io.wait_for(TtsStart, 2)  # "Wait." ended at the pause, and answered
+    ears.words = "Wait. Make it a large one."
+    await feed(session, voiced(0.6))  # ... and the user goes on
+    await feed(session, silence(END_FRAMES + 5))
+    await io.wait_for(TtsEnd, 3)
+    await io.wait_for(TtsStart, 3)
+    ends = await io.wait_for(TtsEnd, 3, timeout_s=10)
+    assert not ends[-1].interrupted
+    history = session._replies.history
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    assert history[0]["content"] == "Tell me about the menu today."
+    assert history[1]["content"].endswith("…")  # what was heard of the first reply
+    assert history[2]["content"] == "Wait. Make it a large one."  # the whole turn, once
+    await session.close()
+
+
 def holds(outcome: str) -> float:
     return REGISTRY.get_sample_value("duplex_reply_holds_total", {"outcome": outcome}) or 0.0
 

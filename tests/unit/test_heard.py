@@ -31,6 +31,12 @@ def test_trailing_space_is_not_a_word_left_unsaid() -> None:
     assert heard_part("Yes. ", 0.4, chars_per_s=10.0) == "Yes. "
 
 
+def test_all_of_an_unfinished_text_heard_is_still_a_reply_cut_off() -> None:
+    """The LLM was still writing: the words the worker had were all said, the rest never."""
+    assert heard_part("The museum opens ", 5.0, 10.0, complete=False) == "The museum opens…"
+    assert heard_part("", 5.0, 10.0, complete=False) == ""
+
+
 def test_the_rate_is_the_median_of_the_latest_replies_heard_whole() -> None:
     rate = SpeakingRate(keep=3)
     assert rate.chars_per_s == TYPICAL_CHARS_PER_S

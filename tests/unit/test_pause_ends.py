@@ -45,7 +45,7 @@ def turn_at(
     speculation = Speculation("gap", 1, np.zeros(160, np.int16))
     task = cast("asyncio.Task[None]", NOTHING)
     audio = np.zeros(160, np.int16)
-    return JudgedTurn(audio, clock(), task, 0, speculation, silent, doubt, 50, least, patience)
+    return JudgedTurn(audio, clock(), task, speculation, silent, doubt, 50, least, patience)
 
 
 def test_a_provisional_end_holds_the_sound_until_a_judge_confirms_it(setup: Any) -> None:

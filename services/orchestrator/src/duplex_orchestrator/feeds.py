@@ -17,6 +17,8 @@ class ReplayableText:
         self._source = source
         self._seen: list[str] = []
         self._done = False
+        self.complete = False
+        """The source came to its end (not closed early): ``text`` is all of it."""
 
     @property
     def text(self) -> str:
@@ -29,7 +31,7 @@ class ReplayableText:
             try:
                 delta = await anext(self._source)
             except StopAsyncIteration:
-                self._done = True
+                self._done = self.complete = True
                 return
             self._seen.append(delta)
             yield delta

@@ -26,13 +26,14 @@ _MIN_LEARNED_S = 1.0
 _WORD = re.compile(r"\S+")
 
 
-def heard_part(text: str, heard_s: float, chars_per_s: float) -> str:
-    """The words of ``text`` said within its first ``heard_s`` seconds at
-    ``chars_per_s``: those whose last character was reached, then ``CUT_MARK``;
-    "" when not one was; the whole text when all were."""
+def heard_part(text: str, heard_s: float, chars_per_s: float, complete: bool = True) -> str:
+    """The words of a reply cut off that were said within its first ``heard_s`` seconds
+    at ``chars_per_s``: those whose last character was reached, then ``CUT_MARK``; ""
+    when not one was. All of ``text`` reached: it, when it is ``complete`` (the LLM had
+    written all it would), else it and ``CUT_MARK`` (the rest was never said)."""
     reached = heard_s * chars_per_s
     if reached >= len(text.rstrip()):
-        return text
+        return text if complete or not text.strip() else text.rstrip() + CUT_MARK
     said = [m.end() for m in _WORD.finditer(text) if m.end() <= reached]
     return text[: said[-1]] + CUT_MARK if said else ""
 

@@ -36,8 +36,7 @@ class JudgedTurn:
     audio: np.ndarray
     ended_at: float
     task: asyncio.Task[None]
-    history: int
-    """Length of the history before this turn's words were added."""
+    """The task answering its words (``VoiceSession._finish_turn``)."""
     speculation: Speculation
     silent_frames: int
     """Frames since its last speech frame (counted on after it is confirmed)."""

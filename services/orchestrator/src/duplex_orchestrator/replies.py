@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from duplex_orchestrator.events import BargeIn
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
@@ -51,7 +52,30 @@ class Replies:
         """The conversation so far, as the LLM is given it: the user's turns and the
         replies' text (of a reply cut off, what the user heard of it)."""
         self._rate = SpeakingRate()
+        self._latest_words: tuple[asyncio.Task[Any] | None, dict[str, str]] | None = None
+        """The latest turn's words in the history, and the task that put them there."""
         self._turn = 0
+
+    def add_words(self, text: str) -> list[dict[str, str]]:
+        """A turn's words go in the history (``forget_words`` can take them out again):
+        the latest 10 messages before them, for the LLM."""
+        words = {"role": "user", "content": text}
+        self.history.append(words)
+        self._latest_words = (asyncio.current_task(), words)
+        return self.history[:-1][-10:]
+
+    def forget_words(self, answering: asyncio.Task[Any]) -> None:
+        """Take the words that the task ``answering`` put in the history, and what came
+        after them (its reply), out of it: the turn went on. Not by the history's length
+        when the turn ended: a reply the user had just cut off goes in only once it has
+        stopped, after that, and went out with them (the LLM forgot what it had said)."""
+        latest, self._latest_words = self._latest_words, None
+        if latest is None or latest[0] is not answering:
+            return  # it ended before its words went in: nothing of it is there
+        for i in range(len(self.history) - 1, -1, -1):
+            if self.history[i] is latest[1]:
+                del self.history[i:]
+                return
 
     @property
     def going_on(self) -> bool:
@@ -146,14 +170,14 @@ class Replies:
             reply.finished = True
             if self.current is reply:
                 self._turns.reply_finished()
-            said = self._said(reply, text.text) if source == "voice" else ""
+            said = self._said(reply, text) if source == "voice" else ""
             if said:
                 self.history.append({"role": "assistant", "content": said})
 
-    def _said(self, reply: Reply, text: str) -> str:
+    def _said(self, reply: Reply, text: ReplayableText) -> str:
         """What the user heard of a reply's ``text``: all of it, unless it was stopped
         (a barge-in, an interrupt) before its end (``heard``)."""
         if not reply.stopped:
-            self._rate.learn(len(text), reply.sent_s)
-            return text
-        return heard_part(text, reply.heard_s(), self._rate.chars_per_s)
+            self._rate.learn(len(text.text), reply.sent_s)
+            return text.text
+        return heard_part(text.text, reply.heard_s(), self._rate.chars_per_s, text.complete)

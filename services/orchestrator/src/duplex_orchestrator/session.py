@@ -224,7 +224,6 @@ class VoiceSession:
         asr = speculation.claim()  # before the VAD moves on: its words are the turn's
         silent = self._vad.detector.silent_frames
         ended_at = self._clock() - silent * 0.02
-        history = len(self._replies.history)
         audio = self._vad.end_turn()
         task, patience = await self._end_turn(asr, ended_at)
         words = speculation.words()
@@ -232,7 +231,7 @@ class VoiceSession:
         doubt = max(self._services.doubt_frames_for(words), patience)
         end = self._vad.detector.end_frames
         judged = JudgedTurn(
-            audio, self._clock(), task, history, speculation, silent, doubt, end, least, patience
+            audio, self._clock(), task, speculation, silent, doubt, end, least, patience
         )
         self._pause_ends.opened(judged, by)
 
@@ -271,7 +270,7 @@ class VoiceSession:
         self._fit_turn_silence()
         await self._replies.interrupt()
         self.turns.reply_finished()
-        del self._replies.history[judged.history :]
+        self._replies.forget_words(judged.task)
         self._vad.prepend(judged.audio)
         metrics.TURN_ENDS.labels(by="continued").inc()
         return True
@@ -375,9 +374,8 @@ class VoiceSession:
             await self._replies.stop()
             await self._io.event(BargeIn("stop"))
         if Action.REPLY in decision.actions:
-            history = self._replies.history
-            history.append({"role": "user", "content": decision.text})
-            deltas = with_words(services.llm.reply(decision.text, history[:-1][-10:]))
+            earlier = self._replies.add_words(decision.text)
+            deltas = with_words(services.llm.reply(decision.text, earlier))
             await self._replies.start(deltas, source="voice", speech_ended_at=ended_at)
 
     # ---- voice clip ----------------------------------------------------
