@@ -8,6 +8,7 @@ comes out is read as typed events and 20 ms frames from a recording
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -90,8 +91,9 @@ class RecordingLLM:
 
     async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
         self.histories.append([dict(m) for m in history])
-        for i, word in enumerate((self.first if len(self.histories) == 1 else "Okay.").split()):
-            yield word if i == 0 else " " + word
+        answer = self.first if len(self.histories) == 1 else "Okay."
+        for word in re.findall(r"\s*\S+", answer):  # the words with the space before each
+            yield word
 
 
 async def say_aloud(session: VoiceSession, seconds: float = 0.6) -> None:
@@ -432,4 +434,16 @@ async def test_the_llm_is_given_only_what_was_heard_of_a_reply_cut_off() -> None
     # ~1 s at 16 characters a second, not all the worker had been given by then
     assert 0 < len(heard) < 40
     assert llm.histories[1][0] == {"role": "user", "content": "hello there"}
+    await session.close()
+
+
+async def test_an_llms_markdown_and_emoji_are_not_spoken_or_shown() -> None:
+    llm = RecordingLLM("**Sure!** Two kinds:\n- *Margherita* 🍕\n- Pepperoni")
+    worker = FakeWorker(frames_per_chunk=1, frame_s=0.001)
+    session, io, _ = await started(worker, llm=llm)
+    await say_aloud(session)
+    await io.wait_for(TtsEnd)
+    spoken = "Sure! Two kinds:\nMargherita.\nPepperoni"
+    assert "".join(worker.texts) == spoken
+    assert "".join(e.text for e in io.of(ReplyText)) == spoken
     await session.close()

@@ -57,6 +57,7 @@ from duplex_orchestrator.protocol import (
 from duplex_orchestrator.replies import Replies
 from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
 from duplex_orchestrator.speaker import Speaker
+from duplex_orchestrator.spoken import spoken
 from duplex_orchestrator.transcriptions import Transcriptions
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_RATE, VadEvent
@@ -375,7 +376,7 @@ class VoiceSession:
             await self._io.event(BargeIn("stop"))
         if Action.REPLY in decision.actions:
             earlier = self._replies.add_words(decision.text)
-            deltas = with_words(services.llm.reply(decision.text, earlier))
+            deltas = with_words(spoken(services.llm.reply(decision.text, earlier)))
             await self._replies.start(deltas, source="voice", speech_ended_at=ended_at)
 
     # ---- voice clip ----------------------------------------------------
