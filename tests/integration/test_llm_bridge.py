@@ -8,6 +8,7 @@ to its end; the instructions are the system message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -86,3 +87,27 @@ async def test_the_instructions_are_the_system_message(
 def test_a_failure_without_a_message_still_says_what_failed() -> None:
     assert str(text_failure(TimeoutError())) == "the LLM's stream failed (TimeoutError)"
     assert str(text_failure(ValueError("bad delta"))) == "bad delta"
+
+
+async def _content_parts(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for content in (["Hello"], [{"type": "text", "text": " there"}, {"type": "image"}], "."):
+        chunk = {"choices": [{"delta": {"content": content}}]}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+async def test_content_streamed_as_parts_is_read_as_text() -> None:
+    """Mistral streams some chunks' content as a list of parts: it was read as nothing."""
+    assert await _answer(_content_parts) == "Hello there."
+
+
+async def test_the_endpoints_own_url_is_taken_as_well_as_its_base() -> None:
+    runner, url = await serve_completions(streamed_answer("Hi."))
+    try:
+        bridge = OpenAIBridge(url + "/chat/completions/", "tiny")
+        assert "".join([d async for d in bridge.reply("Hi?", [])]) == "Hi."
+    finally:
+        await runner.cleanup()

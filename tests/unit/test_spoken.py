@@ -99,3 +99,21 @@ async def test_the_stream_is_closed_with_its_wrapper() -> None:
     assert await anext(stream) == "Hi"
     await stream.aclose()
     assert closed == [True, True]
+
+
+THOUGHT = (
+    "<think>\nThe user wants **pizza**. Offer two.\n</think>\n\n"
+    "Two kinds: *Margherita* or Pepperoni."
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, len(THOUGHT)])
+def test_a_reasoning_models_thinking_is_not_said(size: int) -> None:
+    deltas = [THOUGHT[i : i + size] for i in range(0, len(THOUGHT), size)]
+    assert said(*deltas) == "Two kinds: Margherita or Pepperoni."
+
+
+def test_a_thought_cut_off_says_nothing_and_a_lone_tag_like_text_is_kept() -> None:
+    assert said("<think>Still thinking when the tokens ran out") == ""
+    assert said("Use <b>bold</b> sparingly.") == "Use <b>bold</b> sparingly."
+    assert said("A <thin", "g> in angle brackets.") == "A <thing> in angle brackets."

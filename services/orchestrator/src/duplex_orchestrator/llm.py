@@ -69,7 +69,8 @@ class OpenAIBridge:
         system_prompt: str = SYSTEM_PROMPT,
         wait_s: float = 30.0,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/chat/completions"
+        # the base URL (…/v1), as OpenAI's clients take it; the endpoint's own is accepted
+        self._url = base_url.rstrip("/").removesuffix("/chat/completions") + "/chat/completions"
         self._model = model
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._system = system_prompt
@@ -125,4 +126,14 @@ def _sse_delta(line: str) -> str | None:
         content = (choices[0].get("delta") or {}).get("content")
     except (json.JSONDecodeError, AttributeError, IndexError) as exc:
         raise LLMError(f"LLM stream sent a malformed event: {data[:120]!r}") from exc
+    if isinstance(content, list):  # content parts, as Mistral streams some chunks
+        return "".join(_part_text(part) for part in content)
     return content if isinstance(content, str) else ""
+
+
+def _part_text(part: object) -> str:
+    """The text of one content part: a string, or ``{"type": "text", "text": ...}``."""
+    if isinstance(part, str):
+        return part
+    text = part.get("text") if isinstance(part, dict) else None
+    return text if isinstance(text, str) else ""

@@ -1,19 +1,21 @@
-"""An LLM's streamed text made fit to be spoken: its markdown and emoji taken out.
+"""An LLM's streamed text made fit to be spoken: its markdown, emoji and thinking taken out.
 
 LLMs answer in markdown even when asked for plain sentences, and a voice reads
 what it is given: Piper said "asterisk, asterisk, sure exclamation, asterisk,
 asterisk" for "**Sure!**", "hash hash drinks" for a heading, and spelled out a
 link's address. LiveKit's agents (``tts_text_transforms``: ``filter_markdown``,
 ``filter_emoji``) and pipecat (``MarkdownTextFilter``) take them out before the
-voice; ``SpokenText`` does so as the text streams (pure, no I/O): a delta is
-released up to its last whitespace, so a marker split across deltas ("*", "*Sure")
-is whole when it is cleaned, and a link is held until its address closes.
+voice; ``SpokenText`` does so as the text streams (pure, no I/O): the text is
+released up to its last word, so a marker split across deltas ("*", "*Sure") is
+whole when it is cleaned, and a link is held until its address closes.
 
-What goes: headings' and list items' markers, block quotes' ">", horizontal rules,
-code fences and backticks (the code stays), bold, italic and strikethrough markers
-(the words stay), emoji; a link keeps its text and an image its description.
-A line that ends without a closing mark (a list item, a heading) gets a full stop,
-so the voice pauses there as a reader would. Numbered items keep their numbers.
+What goes: a reasoning model's thinking (``<think>`` … ``</think>``, which Qwen3
+and DeepSeek-R1 write into the answer on some servers), headings' and list items'
+markers, block quotes' ">", horizontal rules, code fences and backticks (the code
+stays), bold, italic and strikethrough markers (the words stay), emoji; a link keeps
+its text and an image its description. A line that ends without a closing mark (a
+list item, a heading) gets a full stop, so the voice pauses there as a reader would.
+Numbered items keep their numbers.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _EMOJI = re.compile(
     "\ufe0f\u200d\u20e3]+"
 )
 _CLOSED = ".!?:;,"
+_THINK_START, _THINK_END = "<think>", "</think>"
 _LAST_WORD = re.compile(r"\s*\S*\s*$")
 _MARKER_ONLY = re.compile(r"[ \t]*(?:#{1,6}|[-*+•>]|```|~~~|(?:[-*_][ \t]*){2,})?[ \t]*$")
 """A line so far that may yet be a marker and its text, or a horizontal rule."""
@@ -45,6 +48,11 @@ class SpokenText:
     speak so far. Holds back the last word (or a link not closed yet)."""
 
     def __init__(self) -> None:
+        self._raw = ""
+        """Text not yet known to be outside a thought (it may end in part of a tag)."""
+        self._thinking = False
+        self._began = False
+        """Text outside a thought has come (blank lines before it are not said)."""
         self._held = ""
         self._line_start = True
         self._in_fence = False
@@ -52,14 +60,39 @@ class SpokenText:
         """The last character given out that was not whitespace."""
 
     def push(self, delta: str) -> str:
-        self._held += delta
+        self._held += self._said_aloud(delta)
         cut = self._safe_cut(self._held)
         ready, self._held = self._held[:cut], self._held[cut:]
         return self._clean(ready)
 
     def end(self) -> str:
-        ready, self._held = self._held, ""
-        return self._clean(ready, final=True)
+        rest = "" if self._thinking else self._raw
+        ready, self._held, self._raw = self._held + rest, "", ""
+        return self._clean(ready if self._began else ready.lstrip(), final=True)
+
+    def _said_aloud(self, delta: str) -> str:
+        """``delta`` without what falls inside ``<think>`` … ``</think>``; the part of a
+        tag it may end with is kept back for the next one."""
+        self._raw += delta
+        said = []
+        while True:
+            tag = _THINK_END if self._thinking else _THINK_START
+            at = self._raw.find(tag)
+            if at < 0:
+                keep = _tag_start_length(self._raw, tag)
+                if not self._thinking:
+                    said.append(self._raw[: len(self._raw) - keep])
+                self._raw = self._raw[len(self._raw) - keep :]
+                break
+            if not self._thinking:
+                said.append(self._raw[:at])
+            self._raw = self._raw[at + len(tag) :]
+            self._thinking = not self._thinking
+        text = "".join(said)
+        if not self._began:
+            text = text.lstrip()  # the blank lines a thought leaves before the answer
+            self._began = bool(text)
+        return text
 
     def _safe_cut(self, text: str) -> int:
         """Where ``text`` may be cut: before its last word and the whitespace around it
@@ -101,6 +134,13 @@ class SpokenText:
             # indentation alone does not start the line's text: a marker may follow
             self._line_start = ends or (self._line_start and not body.strip())
         return "".join(out)
+
+
+def _tag_start_length(text: str, tag: str) -> int:
+    """How much of ``tag``'s start ``text`` ends with (0: none)."""
+    return next(
+        (n for n in range(min(len(tag) - 1, len(text)), 0, -1) if text.endswith(tag[:n])), 0
+    )
 
 
 def _bracket_end(text: str, opening: int) -> int | None:
