@@ -34,11 +34,11 @@ class Reply:
         self._clock = clock
         self._playout = Playout()
         self._again: list[bytes] = []
+        """Frames for the client once the reply resumes: those it dropped at the pause,
+        then those the worker sent while paused."""
         self._frames_sent = 0
         self._frames_dropped = 0
         """Frames sent to the client, and those it dropped unplayed (a pause, a flush)."""
-        """Frames for the client once the reply resumes: those it dropped at the pause,
-        then those the worker sent while paused."""
         self._held = held
         self._hold_max_s = hold_max_s
         self._rechecked: asyncio.Event | None = None
