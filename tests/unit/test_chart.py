@@ -459,6 +459,8 @@ def test_the_llms_instructions_and_wait_reach_both_processes_that_answer() -> No
     for given, wanted in (
         ({}, []),
         (llm, ['--llm-instructions=Take "orders".\nBe brief.', "--llm-timeout-s=90"]),
+        ({"historyChars": 0}, ["--llm-history-chars=0"]),  # 0 is a value: each turn alone
+        ({"historyChars": 8000}, ["--llm-history-chars=8000"]),
     ):
         values = {**SECRET, "orchestrator": {**SECRET["orchestrator"], "llm": given}}
         docs = render({**values, "livekitAgent": agent})
@@ -466,5 +468,5 @@ def test_the_llms_instructions_and_wait_reach_both_processes_that_answer() -> No
             args = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0][
                 "args"
             ]
-            flags = [a for a in args if a.startswith(("--llm-instructions", "--llm-timeout"))]
+            flags = [a for a in args if a.startswith(("--llm-i", "--llm-t", "--llm-h"))]
             assert flags == wanted, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -10,11 +11,11 @@ import soxr
 from livekit import rtc
 from livekit.agents import llm, vad
 
-from duplex_livekit import DuplexVAD, voice_agent
+from duplex_livekit import DuplexLLM, DuplexVAD, voice_agent
 from duplex_livekit.llm import question_and_history
 from duplex_orchestrator.cli import orchestrator_main
 from duplex_orchestrator.config import ConfigError, build_config
-from duplex_orchestrator.llm import SYSTEM_PROMPT
+from duplex_orchestrator.llm import HISTORY_CHARS, SYSTEM_PROMPT
 from tests.support.fake_ears import voiced
 
 LIVEKIT_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -119,6 +120,36 @@ def test_the_llm_gets_the_last_question_and_the_turns_before_it() -> None:
         {"role": "assistant", "content": "Hello!"},
     ]
     assert question_and_history(llm.ChatContext()) == ("", [])
+
+
+class HistoryBridge:
+    def __init__(self) -> None:
+        self.histories: list[list[dict[str, str]]] = []
+
+    async def reply(self, text: str, history: list[dict[str, str]]) -> AsyncIterator[str]:
+        self.histories.append(history)
+        yield "Okay."
+
+
+async def test_the_llm_gets_the_conversation_as_far_back_as_its_budget() -> None:
+    chat = llm.ChatContext()
+    for role, said in (
+        ("user", "Hi, I am Bob."),
+        ("assistant", "Hello Bob!"),
+        ("user", "Two pizzas."),
+        ("assistant", "Sure."),
+        ("user", "Make it three."),
+    ):
+        chat.add_message(role=role, content=said)
+    bridge = HistoryBridge()
+    for chars, given in ((HISTORY_CHARS, 4), (20, 2)):
+        async with DuplexLLM(bridge, history_chars=chars).chat(chat_ctx=chat) as stream:
+            assert [chunk.delta.content async for chunk in stream if chunk.delta] == ["Okay."]
+        assert len(bridge.histories[-1]) == given
+    assert bridge.histories[-1] == [
+        {"role": "user", "content": "Two pizzas."},
+        {"role": "assistant", "content": "Sure."},
+    ]
 
 
 def test_the_livekit_transport_needs_the_livekit_settings_not_an_api_key(

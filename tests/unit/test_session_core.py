@@ -28,7 +28,7 @@ from duplex_orchestrator.events import (
     TtsStart,
     VadState,
 )
-from duplex_orchestrator.llm import EchoBridge, LLMError
+from duplex_orchestrator.llm import HISTORY_CHARS, EchoBridge, LLMError
 from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, Start, Text
 from duplex_orchestrator.session import Services, VoiceSession
 from tests.support.fake_ears import Ears, voiced
@@ -117,7 +117,9 @@ def session_registry(session: VoiceSession) -> FakeRegistry:
     return registry
 
 
-def setup(*workers: FakeWorker, llm: object | None = None) -> tuple[VoiceSession, Recorded, Ears]:
+def setup(
+    *workers: FakeWorker, llm: object | None = None, history_chars: int = HISTORY_CHARS
+) -> tuple[VoiceSession, Recorded, Ears]:
     io, ears = Recorded(), Ears()
     services = Services(
         registry=FakeRegistry(*(workers or (FakeWorker(),))),
@@ -125,14 +127,15 @@ def setup(*workers: FakeWorker, llm: object | None = None) -> tuple[VoiceSession
         llm=llm or EchoBridge(),  # type: ignore[arg-type]
         default_model="mock",
         end_frames=END_FRAMES,
+        history_chars=history_chars,
     )
     return VoiceSession(io, services), io, ears
 
 
 async def started(
-    *workers: FakeWorker, llm: object | None = None
+    *workers: FakeWorker, llm: object | None = None, history_chars: int = HISTORY_CHARS
 ) -> tuple[VoiceSession, Recorded, Ears]:
-    session, io, ears = setup(*workers, llm=llm)
+    session, io, ears = setup(*workers, llm=llm, history_chars=history_chars)
     await session.handle(Start(model="", sample_rate=16000))
     return session, io, ears
 
@@ -446,4 +449,34 @@ async def test_an_llms_markdown_and_emoji_are_not_spoken_or_shown() -> None:
     spoken = "Sure! Two kinds:\nMargherita.\nPepperoni"
     assert "".join(worker.texts) == spoken
     assert "".join(e.text for e in io.of(ReplyText)) == spoken
+    await session.close()
+
+
+@pytest.mark.parametrize(
+    ("history_chars", "given"),
+    [(HISTORY_CHARS, 14), (60, 7)],  # each turn 12 characters, each answer 5 or 18
+    ids=["the default", "a small budget"],
+)
+async def test_the_llm_is_given_the_conversation_as_far_back_as_its_budget(
+    history_chars: int, given: int
+) -> None:
+    """The LLM was given the latest 10 messages, whatever they held: after five turns it
+    forgot the first (a name, an order), though its context had room for far more."""
+    llm = RecordingLLM("My name is duplex.")
+    worker = FakeWorker(frames_per_chunk=1, frame_s=0.001)
+    session, io, ears = await started(worker, llm=llm, history_chars=history_chars)
+    for turn in range(8):
+        ears.words = f"Question {turn:02}."
+        await say_aloud(session)
+        await io.wait_for(TtsEnd, turn + 1)
+    last = llm.histories[-1]
+    assert len(last) == given
+    assert last[-1] == {"role": "assistant", "content": "Okay."}
+    assert sum(len(m["content"]) for m in last) <= history_chars
+    if given == 14:
+        assert last[:2] == [
+            {"role": "user", "content": "Question 00."},
+            {"role": "assistant", "content": "My name is duplex."},
+        ]
+    assert len(session._replies.history) == given + 2  # nothing older is kept
     await session.close()

@@ -31,7 +31,7 @@ from duplex_livekit.vad import DuplexVAD
 from duplex_livekit.verdicts import TurnSilences, judges_language
 from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.config import OrchestratorConfig
-from duplex_orchestrator.llm import SYSTEM_PROMPT, LLMBridge
+from duplex_orchestrator.llm import HISTORY_CHARS, SYSTEM_PROMPT, LLMBridge
 from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.session_parts import TurnModel
@@ -51,6 +51,8 @@ class VoiceParts:
     default_model: str = "piper-en-us-joe-medium"
     language: str = "en"
     llm_name: str = "echo"
+    history_chars: int = HISTORY_CHARS
+    """The conversation the LLM is given with each turn (``llm_history_chars``)."""
     classifier: Callable[[], FrameClassifier] = WebRtcClassifier
     vad: str = "webrtc"
     vad_onset_ms: int = 80
@@ -103,6 +105,7 @@ class VoiceParts:
             default_model=config.default_model,
             language=config.asr_language,
             llm_name=config.llm_model if config.llm == "openai" else "echo",
+            history_chars=config.llm_history_chars,
             classifier=speech_classifier(config),
             vad=config.vad,
             vad_onset_ms=config.speech_onset_ms(),
@@ -137,7 +140,7 @@ def voice_session(parts: VoiceParts) -> tuple[AgentSession[None], DuplexTTS]:
             gap_ms=judged.silences.gap_ms if judged is not None else 0,
             on_gap=judged.speculate if judged is not None else None,
         ),
-        llm=DuplexLLM(parts.bridge, name=parts.llm_name),
+        llm=DuplexLLM(parts.bridge, name=parts.llm_name, history_chars=parts.history_chars),
         tts=voice,
         turn_handling={
             # duplex's judges answer once the turn's silence has passed, or "unlikely"

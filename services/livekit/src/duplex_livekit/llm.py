@@ -14,14 +14,19 @@ from typing import Any
 from livekit.agents import APIConnectionError, APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
-from duplex_orchestrator.llm import LLMBridge, LLMError
+from duplex_orchestrator.llm import HISTORY_CHARS, LLMBridge, LLMError, recent
 
 
 class DuplexLLM(llm.LLM[None]):
-    def __init__(self, bridge: LLMBridge, *, name: str = "echo") -> None:
+    def __init__(
+        self, bridge: LLMBridge, *, name: str = "echo", history_chars: int = HISTORY_CHARS
+    ) -> None:
         super().__init__()
         self._bridge = bridge
         self._name = name
+        self.history_chars = history_chars
+        """The conversation the bridge is given: its latest messages within this many
+        characters (``duplex_orchestrator.llm.recent``), as on the WebSocket path."""
 
     @property
     def bridge(self) -> LLMBridge:
@@ -69,15 +74,15 @@ def user_said_last(chat_ctx: llm.ChatContext, text: str) -> bool:
 
 class DuplexLLMStream(llm.LLMStream):
     async def _run(self) -> None:
-        bridge = self._llm.bridge if isinstance(self._llm, DuplexLLM) else None
-        if bridge is None:
+        if not isinstance(self._llm, DuplexLLM):
             raise TypeError("DuplexLLMStream belongs to a DuplexLLM")
         question, history = question_and_history(self._chat_ctx)
         if not question:
             return
         chunk_id = uuid.uuid4().hex[:12]
+        earlier = recent(history, self._llm.history_chars)
         try:
-            async for delta in bridge.reply(question, history):
+            async for delta in self._llm.bridge.reply(question, earlier):
                 self._event_ch.send_nowait(
                     llm.ChatChunk(
                         id=chunk_id, delta=llm.ChoiceDelta(role="assistant", content=delta)

@@ -265,6 +265,7 @@ def build_app(
             backchannels_resume=config.barge_in_backchannels == "resume",
             end_of_turn=policy,
             smart_turn=turn_model,
+            history_chars=config.llm_history_chars,
             stall_s=config.stall_ms / 1000,
             probe_timeout_s=config.probe_timeout_ms / 1000,
         )

@@ -77,6 +77,12 @@ def orchestrator_parser() -> argparse.ArgumentParser:
         "spoken-style assistant; '': none)",
     )
     add(
+        "--llm-history-chars",
+        type=int,
+        help="the conversation the LLM is given with each turn: its latest messages within "
+        "this many characters (default 24000; 0: each turn alone)",
+    )
+    add(
         "--llm-timeout-s",
         type=float,
         help="longest wait for the LLM endpoint: to connect, and for each next piece of its "

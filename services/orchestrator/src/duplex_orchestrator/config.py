@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from duplex_orchestrator.endpoint import EndOfTurnMode
-from duplex_orchestrator.llm import SYSTEM_PROMPT
+from duplex_orchestrator.llm import HISTORY_CHARS, SYSTEM_PROMPT
 from duplex_orchestrator.vad import VadKind
 from duplex_orchestrator.whisper_decoding import REPETITION_PENALTY
 from duplex_protocol.config_errors import describe
@@ -76,6 +76,9 @@ class OrchestratorConfig(BaseModel):
     """Environment variable holding the LLM key (never put keys in flags)."""
     llm_instructions: str = Field(default=SYSTEM_PROMPT, max_length=20_000)
     """The system message: who the agent is and how it answers; empty: none."""
+    llm_history_chars: int = Field(default=HISTORY_CHARS, ge=0, le=1_000_000)
+    """The conversation the LLM is given with each turn: its latest messages within this
+    many characters (about a quarter as many tokens); 0: each turn alone."""
     llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
     """The longest wait for the LLM endpoint: to connect, and for each next piece of
     its stream (not for the whole answer, which takes as long as the model writes)."""

@@ -50,6 +50,23 @@ async def with_words(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
             await close()
 
 
+HISTORY_CHARS = 24_000
+"""The conversation an LLM is given with each turn, in characters (~6,000 tokens: it
+fits the 8k context small local models are often served with, with room to answer)."""
+
+
+def recent(messages: list[dict[str, str]], chars: int) -> list[dict[str, str]]:
+    """The latest of ``messages`` (whole ones, in order) whose contents fit in ``chars``
+    (pure): a long conversation is cut at its start, never mid-message."""
+    kept: list[dict[str, str]] = []
+    for message in reversed(messages):
+        chars -= len(message["content"])
+        if chars < 0:
+            break
+        kept.append(message)
+    return kept[::-1]
+
+
 def text_failure(exc: BaseException) -> LLMError:
     """An ``LLMError`` for any other failure of a reply's text source, its message never
     empty (a bare ``TimeoutError`` has none, and the client got ``llm_failed`` and "")."""

@@ -16,7 +16,7 @@ from typing import Any
 from duplex_orchestrator.events import BargeIn
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.heard import SpeakingRate, heard_part
-from duplex_orchestrator.llm import LLMError
+from duplex_orchestrator.llm import HISTORY_CHARS, LLMError, recent
 from duplex_orchestrator.pause_ends import PauseEnds
 from duplex_orchestrator.protocol import ProtocolError, Text
 from duplex_orchestrator.reply import Reply
@@ -38,6 +38,7 @@ class Replies:
         pause_ends: PauseEnds,
         user_speaking: Callable[[], bool],
         clock: Callable[[], float],
+        history_chars: int = HISTORY_CHARS,
     ) -> None:
         self._io = io
         self._speaker = speaker
@@ -51,6 +52,7 @@ class Replies:
         self.history: list[dict[str, str]] = []
         """The conversation so far, as the LLM is given it: the user's turns and the
         replies' text (of a reply cut off, what the user heard of it)."""
+        self._history_chars = history_chars
         self._rate = SpeakingRate()
         self._latest_words: tuple[asyncio.Task[Any] | None, dict[str, str]] | None = None
         """The latest turn's words in the history, and the task that put them there."""
@@ -58,11 +60,13 @@ class Replies:
 
     def add_words(self, text: str) -> list[dict[str, str]]:
         """A turn's words go in the history (``forget_words`` can take them out again):
-        the latest 10 messages before them, for the LLM."""
+        the conversation before them, for the LLM, as much as it is given (``recent``;
+        nothing older is kept)."""
+        earlier = recent(self.history, self._history_chars)
         words = {"role": "user", "content": text}
-        self.history.append(words)
+        self.history = [*earlier, words]
         self._latest_words = (asyncio.current_task(), words)
-        return self.history[:-1][-10:]
+        return earlier
 
     def forget_words(self, answering: asyncio.Task[Any]) -> None:
         """Take the words that the task ``answering`` put in the history, and what came

@@ -109,7 +109,13 @@ class VoiceSession:
         )
         self._speaking = False
         self._replies = Replies(
-            io, self._speaker, self.turns, self._pause_ends, lambda: self._speaking, clock
+            io,
+            self._speaker,
+            self.turns,
+            self._pause_ends,
+            lambda: self._speaking,
+            clock,
+            services.history_chars,
         )
         self._speech_started_at = 0.0
         self._heard_since_end_turn = False

@@ -14,7 +14,7 @@ import numpy as np
 from duplex_orchestrator.asr import SpeechToText
 from duplex_orchestrator.endpoint import EndOfTurn, is_statement
 from duplex_orchestrator.events import Event
-from duplex_orchestrator.llm import LLMBridge
+from duplex_orchestrator.llm import HISTORY_CHARS, LLMBridge
 from duplex_orchestrator.protocol import ProtocolError
 from duplex_orchestrator.registry.base import Registry
 from duplex_orchestrator.vad import FrameClassifier, SpeechDetector, Vad, WebRtcClassifier
@@ -90,6 +90,9 @@ class Services:
     end_of_turn: EndOfTurn = field(default_factory=lambda: EndOfTurn("silence"))
     smart_turn: TurnModel | None = None
     """Smart Turn, when ``end_of_turn`` uses it."""
+    history_chars: int = HISTORY_CHARS
+    """The conversation the LLM is given with each turn, and all a session keeps of it:
+    its latest messages within this many characters (``llm.recent``)."""
     stall_s: float = 0.5
     """Silence on a reply stream before its worker is probed."""
     probe_timeout_s: float = 0.75
