@@ -133,14 +133,10 @@ class HistoryBridge:
 
 async def test_the_llm_gets_the_conversation_as_far_back_as_its_budget() -> None:
     chat = llm.ChatContext()
-    for role, said in (
-        ("user", "Hi, I am Bob."),
-        ("assistant", "Hello Bob!"),
-        ("user", "Two pizzas."),
-        ("assistant", "Sure."),
-        ("user", "Make it three."),
-    ):
-        chat.add_message(role=role, content=said)
+    for said in ("Hi, I am Bob.", "Hello Bob!", "Two pizzas.", "Sure.", "Make it three."):
+        chat.add_message(
+            role="assistant" if said in ("Hello Bob!", "Sure.") else "user", content=said
+        )
     bridge = HistoryBridge()
     for chars, given in ((HISTORY_CHARS, 4), (20, 2)):
         async with DuplexLLM(bridge, history_chars=chars).chat(chat_ctx=chat) as stream:
