@@ -480,3 +480,18 @@ async def test_the_llm_is_given_the_conversation_as_far_back_as_its_budget(
         ]
     assert len(session._replies.history) == given + 2  # nothing older is kept
     await session.close()
+
+
+async def test_what_a_client_has_the_agent_say_is_in_the_llms_history() -> None:
+    """A greeting sent with ``say`` was spoken but unknown to the LLM, which then
+    greeted the user again (LiveKit's ``session.say`` adds it to the chat by default)."""
+    llm = RecordingLLM("Sure.")
+    session, io, _ = await started(FakeWorker(frames_per_chunk=1, frame_s=0.001), llm=llm)
+    await session.handle(Say("Hi, I am the pizza bot. What would you like?"))
+    await io.wait_for(TtsEnd)
+    await say_aloud(session)
+    await io.wait_for(TtsEnd, 2)
+    assert llm.histories[0] == [
+        {"role": "assistant", "content": "Hi, I am the pizza bot. What would you like?"}
+    ]
+    await session.close()

@@ -51,7 +51,8 @@ class Replies:
         self._client_text: ClientText | None = None
         self.history: list[dict[str, str]] = []
         """The conversation so far, as the LLM is given it: the user's turns and the
-        replies' text (of a reply cut off, what the user heard of it)."""
+        replies' text, the client's ``say`` and text streams too (of a reply cut off, what
+        the user heard of it)."""
         self._history_chars = history_chars
         self._rate = SpeakingRate()
         self._latest_words: tuple[asyncio.Task[Any] | None, dict[str, str]] | None = None
@@ -112,7 +113,8 @@ class Replies:
         self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None
     ) -> None:
         """Speak ``deltas`` (stopping the reply before): ``source`` "voice" (a turn's
-        answer, kept in the history), "say" or "text"."""
+        answer), "say" or "text" (the client's). Each joins the history, as much of it as
+        was heard: the LLM knows what the agent said, a client's greeting too."""
         # The client replacing a reply it is still hearing: as at an interrupt, it drops
         # what it holds of it (nothing after a pause, which dropped it then).
         heard = self.current if source != "voice" else None
@@ -174,7 +176,7 @@ class Replies:
             reply.finished = True
             if self.current is reply:
                 self._turns.reply_finished()
-            said = self._said(reply, text) if source == "voice" else ""
+            said = self._said(reply, text)
             if said:
                 self.history.append({"role": "assistant", "content": said})
 
