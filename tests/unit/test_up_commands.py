@@ -32,7 +32,10 @@ def test_by_default_the_orchestrator_is_the_echo_bridge_on_loopback_in_dev_mode(
     flags = _flags(orchestrator_command(duplex_parser().parse_args(["up"])))
     assert flags == {
         "--dev": [],
+        "--host": ["127.0.0.1"],
         "--port": ["8080"],
+        "--transport": ["web"],
+        "--registry": ["static"],
         "--worker": ["127.0.0.1:7001"],
         "--default-model": ["piper-en-us-joe-medium"],
         "--rtc-host": ["127.0.0.1"],

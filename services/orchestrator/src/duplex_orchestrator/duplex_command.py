@@ -204,8 +204,15 @@ def orchestrator_command(args: Any) -> list[str]:
         "duplex_orchestrator",
         *(["--config", str(args.config)] if args.config else []),
         "--dev",
+        # dev mode has no API key: the stack listens on this host only, whatever a file says
+        "--host",
+        "127.0.0.1",
         "--port",
         str(args.port),
+        "--transport",
+        "web",
+        "--registry",
+        "static",
         "--worker",
         f"127.0.0.1:{args.worker_port}",
         "--default-model",
@@ -232,7 +239,10 @@ _WORKER_OWNS = {
 }
 _ORCHESTRATOR_OWNS = {
     "dev": "on, always",
+    "host": "127.0.0.1, always",
     "port": "--port",
+    "transport": "web, always",
+    "registry": "static, always",
     "workers": "--worker-port",
     "default_model": "--model",
     "rtc_hosts": "127.0.0.1, always",
