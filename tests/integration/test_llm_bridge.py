@@ -111,3 +111,58 @@ async def test_the_endpoints_own_url_is_taken_as_well_as_its_base() -> None:
         assert "".join([d async for d in bridge.reply("Hi?", [])]) == "Hi."
     finally:
         await runner.cleanup()
+
+
+def _failing_first(status: int, times: int, then: Handler) -> tuple[Handler, list[int]]:
+    """Answers ``status`` to the first ``times`` requests, then as ``then``; counts them."""
+    asked: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        asked.append(len(asked))
+        if len(asked) <= times:
+            return web.json_response({"error": {"message": "busy"}}, status=status)
+        return await then(request)
+
+    return handler, asked
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_failure_that_may_pass_is_asked_again_before_the_first_words(
+    status: int,
+) -> None:
+    """A moment's 503 or 429 from the endpoint was an llm_failed error and a turn
+    without an answer."""
+    handler, asked = _failing_first(status, 2, streamed_answer("Hello."))
+    assert await _answer(handler) == "Hello."
+    assert len(asked) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "times", "says"),
+    [(503, 3, "answered 503"), (400, 1, "answered 400"), (401, 1, "answered 401")],
+    ids=["still failing after two more tries", "a bad request", "a wrong key"],
+)
+async def test_failures_that_will_not_pass_are_not_asked_again_forever(
+    status: int, times: int, says: str
+) -> None:
+    handler, asked = _failing_first(status, times, streamed_answer("Hello."))
+    with pytest.raises(LLMError, match=says):
+        await _answer(handler)
+    assert len(asked) == times
+
+
+async def test_a_stream_that_fails_after_its_first_words_is_not_asked_again() -> None:
+    asked: list[int] = []
+
+    async def words_then_error(request: web.Request) -> web.StreamResponse:
+        asked.append(1)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk = {"choices": [{"delta": {"content": "Partly"}}]}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b'data: {"error": {"message": "overloaded"}}\n\n')
+        return response
+
+    with pytest.raises(LLMError, match="reported an error: overloaded"):
+        await _answer(words_then_error)
+    assert asked == [1]  # its first words were already said: no second answer

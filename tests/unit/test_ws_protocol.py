@@ -95,6 +95,8 @@ def test_sse_deltas() -> None:
     assert _sse_delta("data: [DONE]") is None
     with pytest.raises(LLMError, match="malformed"):
         _sse_delta("data: {broken")
+    with pytest.raises(LLMError, match="reported an error: The server is overloaded"):
+        _sse_delta('data: {"error": {"message": "The server is overloaded", "code": 503}}')
 
 
 async def collect(stream: AsyncIterator[str]) -> list[str]:

@@ -8,15 +8,31 @@ worker as they arrive, so the first clause is spoken before the reply is done.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
 
 import aiohttp
 
+log = logging.getLogger(__name__)
+
 
 class LLMError(Exception):
-    """The LLM endpoint failed; the message says how."""
+    """The LLM endpoint failed; the message says how. ``retryable``: the failure may pass
+    (the endpoint unreachable, busy or failing for a moment), and asking again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+RETRY_AFTER_S = (0.25, 0.75)
+"""The waits before asking again after a failure that may pass, before the answer's
+first words (after them the words already said cannot be taken back): two more tries
+within a second, as LiveKit's LLM plugins retry (``APIConnectOptions``), shorter."""
+_RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class LLMBridge(Protocol):
@@ -101,6 +117,24 @@ class OpenAIBridge:
         system = [{"role": "system", "content": self._system}] if self._system.strip() else []
         messages = [*system, *history, {"role": "user", "content": text}]
         body = {"model": self._model, "messages": messages, "stream": True}
+        for retry_after in (*RETRY_AFTER_S, None):
+            said = False
+            stream = self._stream(body)
+            try:
+                async for delta in stream:
+                    said = True
+                    yield delta
+                return
+            except LLMError as exc:
+                if said or not exc.retryable or retry_after is None:
+                    raise
+                log.warning("the LLM endpoint failed, asking again", extra={"event": "llm_retry"})
+            finally:
+                await stream.aclose()  # a reply stopped mid-stream closes the HTTP stream
+            await asyncio.sleep(retry_after)
+
+    async def _stream(self, body: dict[str, object]) -> AsyncGenerator[str, None]:
+        """One request's deltas."""
         try:
             async with (
                 aiohttp.ClientSession(timeout=self._timeout) as http,
@@ -108,7 +142,10 @@ class OpenAIBridge:
             ):
                 if response.status != 200:
                     detail = (await response.text())[:200]
-                    raise LLMError(f"LLM endpoint {self._url} answered {response.status}: {detail}")
+                    raise LLMError(
+                        f"LLM endpoint {self._url} answered {response.status}: {detail}",
+                        retryable=response.status in _RETRYABLE_STATUS,
+                    )
                 events = 0
                 async for raw in response.content:
                     line = raw.decode("utf-8", "replace").strip()
@@ -128,7 +165,7 @@ class OpenAIBridge:
                 f"LLM endpoint {self._url} sent nothing for {self._wait_s:g} s (llm_timeout_s)"
             ) from exc
         except aiohttp.ClientError as exc:
-            raise LLMError(f"LLM endpoint {self._url} unreachable: {exc}") from exc
+            raise LLMError(f"LLM endpoint {self._url} unreachable: {exc}", retryable=True) from exc
 
 
 def _sse_delta(line: str) -> str | None:
@@ -139,10 +176,15 @@ def _sse_delta(line: str) -> str | None:
     if data == "[DONE]":
         return None
     try:
-        choices = json.loads(data).get("choices") or [{}]
+        event = json.loads(data)
+        error = event.get("error")
+        choices = event.get("choices") or [{}]
         content = (choices[0].get("delta") or {}).get("content")
     except (json.JSONDecodeError, AttributeError, IndexError) as exc:
         raise LLMError(f"LLM stream sent a malformed event: {data[:120]!r}") from exc
+    if error:  # a failure reported in the stream (OpenAI, vLLM): it was read as no text
+        message = error.get("message") if isinstance(error, dict) else error
+        raise LLMError(f"LLM stream reported an error: {str(message)[:200]}")
     if isinstance(content, list):  # content parts, as Mistral streams some chunks
         return "".join(_part_text(part) for part in content)
     return content if isinstance(content, str) else ""
