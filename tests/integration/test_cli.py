@@ -145,6 +145,10 @@ def test_say_exits_1_when_the_reply_does_not_finish_in_time(
         blank = duplex("say", "  ", "--url", orch.ws_url, "--out", str(out))
         assert blank.returncode == 1
         assert blank.stderr == "error:  bad_message: 'text' is empty: there is nothing to say\n"
+        # A typed turn is answered by the LLM (the echo bridge here) and spoken.
+        asked = duplex("ask", "What is on the menu?", "--url", orch.ws_url, "--out", str(out))
+        assert asked.returncode == 0, asked.stderr
+        assert "reply:  What is on the menu?" in asked.stdout
     finally:
         orch.stop()
 

@@ -29,7 +29,16 @@ from duplex_orchestrator.events import (
     VadState,
 )
 from duplex_orchestrator.llm import HISTORY_CHARS, EchoBridge, LLMError
-from duplex_orchestrator.protocol import Interrupt, Model, Ping, ProtocolError, Say, Start, Text
+from duplex_orchestrator.protocol import (
+    Interrupt,
+    Model,
+    Ping,
+    ProtocolError,
+    Say,
+    Start,
+    Text,
+    UserText,
+)
 from duplex_orchestrator.session import Services, VoiceSession
 from tests.support.fake_ears import Ears, voiced
 from tests.support.fake_worker import FakeRegistry, FakeWorker
@@ -494,4 +503,24 @@ async def test_what_a_client_has_the_agent_say_is_in_the_llms_history() -> None:
     assert llm.histories[0] == [
         {"role": "assistant", "content": "Hi, I am the pizza bot. What would you like?"}
     ]
+    await session.close()
+
+
+async def test_a_typed_turn_is_answered_as_spoken_words_are() -> None:
+    """There was no way to give the agent a turn as text: ``say`` speaks a text as the
+    agent's own (LiveKit's rooms take typed chat as the user's input)."""
+    llm = RecordingLLM("A long answer that goes on for a while.")
+    worker = FakeWorker(frames_per_chunk=30, frame_s=0.004)
+    session, io, _ = await started(worker, llm=llm)
+    await session.handle(UserText("What is on the menu?"))
+    await io.wait_for(TtsStart)
+    await asyncio.sleep(0.3)
+    await session.handle(UserText("Just the pizzas, please."))  # over the first answer
+    ends = await io.wait_for(TtsEnd, 2)
+    assert ends[0].interrupted
+    assert io.flushes == 1  # what the client held of the first answer was dropped
+    assert "".join(r.text for r in io.of(ReplyText) if r.turn == ends[1].turn) == "Okay."
+    assert llm.histories[1][0] == {"role": "user", "content": "What is on the menu?"}
+    assert llm.histories[1][1]["content"].endswith("…")  # what was heard of it
+    assert not io.of(Asr)  # nothing was transcribed
     await session.close()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import wave
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,19 +145,38 @@ async def _receive(
 async def say(
     url: str, key: str, text: str, model: str = "", timeout_s: float = 60.0
 ) -> Conversation:
+    """The agent speaks ``text`` as it is; its reply's events and audio."""
+    messages: list[dict[str, object]]
+    if len(text) <= MAX_TEXT_CHARS:
+        messages = [{"type": "say", "text": text}]
+    else:  # past one message's limit: the same reply, as a stream of text
+        pieces = text_pieces(text, MAX_TEXT_CHARS)
+        messages = [
+            {"type": "text", "text": piece, "final": i == len(pieces)}
+            for i, piece in enumerate(pieces, 1)
+        ]
+    return await _one_reply(url, key, model, messages, timeout_s)
+
+
+async def ask(
+    url: str, key: str, text: str, model: str = "", timeout_s: float = 60.0
+) -> Conversation:
+    """``text`` as the user's turn, typed (``user_text``); the answer's events and audio."""
+    return await _one_reply(url, key, model, [{"type": "user_text", "text": text}], timeout_s)
+
+
+async def _one_reply(
+    url: str, key: str, model: str, messages: Sequence[Mapping[str, object]], timeout_s: float
+) -> Conversation:
+    """Start a session, send ``messages``, and collect until the reply's ``tts_end``."""
     convo = Conversation()
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=_headers(key)) as ws:
         await ws.send_str(json.dumps({"type": "start", "model": model, "sample_rate": RATE_IN}))
         await _receive(ws, convo, "ready", 30)
         if not convo.ended:
             return convo  # refused (its error is in the events) or not answered
-        if len(text) <= MAX_TEXT_CHARS:
-            await ws.send_str(json.dumps({"type": "say", "text": text}))
-        else:  # past one message's limit: the same reply, as a stream of text
-            pieces = text_pieces(text, MAX_TEXT_CHARS)
-            for i, piece in enumerate(pieces, 1):
-                delta = {"type": "text", "text": piece, "final": i == len(pieces)}
-                await ws.send_str(json.dumps(delta))
+        for message in messages:
+            await ws.send_str(json.dumps(message))
         convo.ended = False
         await _receive(ws, convo, "tts_end", timeout_s)
     return convo

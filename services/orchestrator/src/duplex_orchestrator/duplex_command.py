@@ -1,4 +1,4 @@
-"""The ``duplex`` command: ``duplex up`` (a local stack), ``duplex say`` and ``duplex talk``."""
+"""The ``duplex`` command: ``duplex up`` (a local stack), ``duplex say``, ``ask`` and ``talk``."""
 
 from __future__ import annotations
 
@@ -61,11 +61,14 @@ def duplex_parser() -> argparse.ArgumentParser:
     )
     for name, helptext in (
         ("say", "speak a text and save the reply"),
+        ("ask", "type a turn to the agent and save its spoken answer"),
         ("talk", "send a WAV as if spoken"),
     ):
         s = sub.add_parser(name, help=helptext)
         if name == "say":
             s.add_argument("text", help="what the voice speaks (as it is: no LLM answers it)")
+        elif name == "ask":
+            s.add_argument("text", help="the user's words, typed: the LLM answers them")
         else:
             s.add_argument(
                 "--wav",
@@ -118,10 +121,9 @@ async def _client(args: Any) -> int:
         print(f"duplex {args.command}: {problem}", file=sys.stderr)
         return 1
     try:
-        if args.command == "say":
-            convo = await client.say(
-                args.url, args.key, args.text, args.model, timeout_s=args.timeout
-            )
+        if args.command in ("say", "ask"):
+            speak = client.say if args.command == "say" else client.ask
+            convo = await speak(args.url, args.key, args.text, args.model, timeout_s=args.timeout)
         else:
             convo = await client.talk(
                 args.url,

@@ -8,6 +8,7 @@ Client → server (JSON text frames):
       "manual" (only end_turn ends the user's turn: push to talk).
   {"type": "text", "text": "Hello", "final": false}   stream-TTS: speak text deltas as they arrive
   {"type": "say", "text": "Hello there."}             speak a whole text
+  {"type": "user_text", "text": "What's on?"}          the user's turn, typed: the LLM answers it
   {"type": "model", "model": "mock"}                   use another model from the next turn
   {"type": "interrupt"}                                stop the reply now
   {"type": "end_turn"}      the user's turn is over (push-to-talk released): answer it now
@@ -71,6 +72,13 @@ class Say:
 
 
 @dataclass(frozen=True)
+class UserText:
+    """The user's turn as text (a chat box, a test): answered as spoken words are."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Model:
     model: str
 
@@ -107,7 +115,17 @@ class CloneClear:
 
 
 Message = (
-    Start | Text | Say | Model | Interrupt | EndTurn | Ping | CloneStart | CloneEnd | CloneClear
+    Start
+    | Text
+    | Say
+    | UserText
+    | Model
+    | Interrupt
+    | EndTurn
+    | Ping
+    | CloneStart
+    | CloneEnd
+    | CloneClear
 )
 
 
@@ -169,6 +187,11 @@ def parse(raw: str | bytes) -> Message:
             # an empty `say` used to be answered by a reply of one silent frame
             raise ProtocolError("bad_message", "'text' is empty: there is nothing to say")
         return Say(text)
+    if kind == "user_text":
+        text = _text(data)
+        if not text.strip():
+            raise ProtocolError("bad_message", "'text' is empty: there is nothing to answer")
+        return UserText(text)
     if kind == "model":
         return Model(_str(data, "model"))
     if kind == "interrupt":
@@ -181,8 +204,8 @@ def parse(raw: str | bytes) -> Message:
         return _CLONE[kind]
     raise ProtocolError(
         "unknown_type",
-        f"unknown message type {str(kind)[:40]!r}; expected start, text, say, model, "
-        "interrupt, end_turn, ping, clone_start, clone_end or clone_clear",
+        f"unknown message type {str(kind)[:40]!r}; expected start, text, say, user_text, "
+        "model, interrupt, end_turn, ping, clone_start, clone_end or clone_clear",
     )
 
 

@@ -16,12 +16,13 @@ from typing import Any
 from duplex_orchestrator.events import BargeIn
 from duplex_orchestrator.feeds import ClientText, ReplayableText, TextTooLong
 from duplex_orchestrator.heard import SpeakingRate, heard_part
-from duplex_orchestrator.llm import HISTORY_CHARS, LLMError, recent
+from duplex_orchestrator.llm import HISTORY_CHARS, LLMBridge, LLMError, recent, with_words
 from duplex_orchestrator.pause_ends import PauseEnds
 from duplex_orchestrator.protocol import ProtocolError, Text
 from duplex_orchestrator.reply import Reply
 from duplex_orchestrator.session_parts import SessionIO
 from duplex_orchestrator.speaker import MAX_REPLY_CHARS, Speaker
+from duplex_orchestrator.spoken import spoken
 from duplex_orchestrator.turns import Turns
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,16 @@ class Replies:
         self._latest_words = (asyncio.current_task(), words)
         return earlier
 
+    async def answer(
+        self, text: str, llm: LLMBridge, *, source: str, speech_ended_at: float | None = None
+    ) -> None:
+        """The user's words (``source`` "voice": spoken, "typed": ``user_text``) answered:
+        they join the history, and the LLM's reply, made fit to be spoken, starts."""
+        await self.stop()  # the reply under way goes in the history first, as heard
+        earlier = self.add_words(text)
+        deltas = with_words(spoken(llm.reply(text, earlier)))
+        await self.start(deltas, source=source, speech_ended_at=speech_ended_at)
+
     def forget_words(self, answering: asyncio.Task[Any]) -> None:
         """Take the words that the task ``answering`` put in the history, and what came
         after them (its reply), out of it: the turn went on. Not by the history's length
@@ -113,8 +124,9 @@ class Replies:
         self, deltas: AsyncIterator[str], *, source: str, speech_ended_at: float | None = None
     ) -> None:
         """Speak ``deltas`` (stopping the reply before): ``source`` "voice" (a turn's
-        answer), "say" or "text" (the client's). Each joins the history, as much of it as
-        was heard: the LLM knows what the agent said, a client's greeting too."""
+        answer), "typed" (an answer to ``user_text``), "say" or "text" (the client's).
+        Each joins the history, as much of it as was heard: the LLM knows what the agent
+        said, a client's greeting too."""
         # The client replacing a reply it is still hearing: as at an interrupt, it drops
         # what it holds of it (nothing after a pause, which dropped it then).
         heard = self.current if source != "voice" else None

@@ -37,7 +37,6 @@ from duplex_orchestrator.events import (
 )
 from duplex_orchestrator.feeds import once
 from duplex_orchestrator.judging import Speculation, TurnJudge
-from duplex_orchestrator.llm import with_words
 from duplex_orchestrator.patience import Patience
 from duplex_orchestrator.pause_ends import JudgedTurn, PauseEnds
 from duplex_orchestrator.protocol import (
@@ -53,11 +52,11 @@ from duplex_orchestrator.protocol import (
     Say,
     Start,
     Text,
+    UserText,
 )
 from duplex_orchestrator.replies import Replies
 from duplex_orchestrator.session_parts import Services, SessionIO, TurnModel, check_model
 from duplex_orchestrator.speaker import Speaker
-from duplex_orchestrator.spoken import spoken
 from duplex_orchestrator.transcriptions import Transcriptions
 from duplex_orchestrator.turns import Action, Turns
 from duplex_orchestrator.vad import VAD_RATE, VadEvent
@@ -146,6 +145,8 @@ class VoiceSession:
             await self._replies.stream_text(message)
         elif isinstance(message, Say):
             await self._replies.start(once(message.text), source="say")
+        elif isinstance(message, UserText):
+            await self._replies.answer(message.text, self._services.llm, source="typed")
         elif isinstance(message, Model):
             await self._switch_model(message.model)
         elif isinstance(message, Interrupt):
@@ -381,9 +382,9 @@ class VoiceSession:
             await self._replies.stop()
             await self._io.event(BargeIn("stop"))
         if Action.REPLY in decision.actions:
-            earlier = self._replies.add_words(decision.text)
-            deltas = with_words(spoken(services.llm.reply(decision.text, earlier)))
-            await self._replies.start(deltas, source="voice", speech_ended_at=ended_at)
+            await self._replies.answer(
+                decision.text, services.llm, source="voice", speech_ended_at=ended_at
+            )
 
     # ---- voice clip ----------------------------------------------------
 
