@@ -510,11 +510,11 @@ async def test_a_typed_turn_is_answered_as_spoken_words_are() -> None:
     """There was no way to give the agent a turn as text: ``say`` speaks a text as the
     agent's own (LiveKit's rooms take typed chat as the user's input)."""
     llm = RecordingLLM("A long answer that goes on for a while.")
-    worker = FakeWorker(frames_per_chunk=30, frame_s=0.004)
+    worker = FakeWorker(frames_per_chunk=50, frame_s=0.004)  # 1 s of audio a word
     session, io, _ = await started(worker, llm=llm)
     await session.handle(UserText("What is on the menu?"))
     await io.wait_for(TtsStart)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.6)  # a word or two heard
     await session.handle(UserText("Just the pizzas, please."))  # over the first answer
     ends = await io.wait_for(TtsEnd, 2)
     assert ends[0].interrupted
