@@ -61,9 +61,15 @@ async def with_words(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
         if not said:
             raise LLMError("the LLM answered with no text: nothing to say")
     finally:
-        close = getattr(deltas, "aclose", None)
-        if close is not None:
-            await close()
+        await close_stream(deltas)
+
+
+async def close_stream(deltas: AsyncIterator[str]) -> None:
+    """End a stream of deltas that has an end (an async generator, an LLM's HTTP stream)
+    now, not whenever it is collected: the model stops writing what no one reads."""
+    close = getattr(deltas, "aclose", None)
+    if close is not None:
+        await close()
 
 
 HISTORY_CHARS = 24_000

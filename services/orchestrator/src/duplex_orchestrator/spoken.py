@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 
+from duplex_orchestrator.llm import close_stream
+
 _HOLD_MAX = 300
 """A link still open after this many characters is not one: released as it is."""
 _LINE_MARKERS = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|[-*+•][ \t]+|>[ \t]?)")
@@ -173,9 +175,7 @@ async def spoken(deltas: AsyncIterator[str]) -> AsyncGenerator[str, None]:
         if rest := text.end():
             yield rest
     finally:
-        close = getattr(deltas, "aclose", None)
-        if close is not None:
-            await close()
+        await close_stream(deltas)
 
 
 __all__ = ["SpokenText", "spoken"]
